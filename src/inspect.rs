@@ -1,0 +1,201 @@
+//! Discovery and inspection of objects, for tools (the `shmstate` CLI) and
+//! monitoring. Read-only: nothing here pins, writes or takes a lock.
+
+use std::time::Duration;
+
+use crate::error::OpenError;
+use crate::layout::slot_state;
+use crate::protocol;
+use crate::schema::SchemaDoc;
+use crate::segment::{DataSegment, ReaderTable};
+use crate::sync::Ordering::{Acquire, Relaxed};
+
+/// What an object holds and who uses it, as read from its header and tables.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ObjectInfo {
+    /// Object name.
+    pub name: String,
+    /// The stored type's name (from the schema), if the schema decodes.
+    pub type_name: Option<String>,
+    /// The stored schema, or why it does not decode.
+    pub schema: Result<SchemaDoc, String>,
+    /// Type fingerprint.
+    pub fingerprint: u64,
+    /// Format version of the object.
+    pub format_version: u32,
+    /// Size of the data segment (fstat).
+    pub size: u64,
+    /// File mode bits and owner uid of the data segment.
+    pub mode: u32,
+    /// Owner uid of the data segment.
+    pub uid: u32,
+    /// Slots in use and the maximum.
+    pub slot_count: u32,
+    /// Maximum slots.
+    pub max_slots: u32,
+    /// The latest published generation (0 = none).
+    pub generation: u64,
+    /// Slot of the latest snapshot, if any.
+    pub current_slot: Option<u32>,
+    /// Creation and last publish times (ns since the Unix epoch; 0 = never).
+    pub created_ns: u64,
+    /// Last publish time (ns since the Unix epoch; 0 = never).
+    pub last_publish_ns: u64,
+    /// Whether a live writer holds the object (lock probe).
+    pub writer_alive: bool,
+    /// Pid recorded by the last writer (diagnostic: may be stale or from another namespace).
+    pub writer_pid: u32,
+    /// Counters.
+    pub publishes: u64,
+    /// Segment growths.
+    pub growths: u64,
+    /// Pins of dead readers reclaimed by writers.
+    pub reclaimed_pins: u64,
+    /// Snapshots that failed validation in some reader.
+    pub validation_failures: u64,
+    /// Reader-table capacity.
+    pub reader_capacity: u32,
+    /// Slots.
+    pub slots: Vec<SlotInfo>,
+    /// Reader entries that are in use (live) or still pin something (dead).
+    pub readers: Vec<ReaderInfo>,
+}
+
+impl ObjectInfo {
+    /// Readers whose process is alive.
+    pub fn live_readers(&self) -> usize {
+        self.readers.iter().filter(|r| r.alive).count()
+    }
+}
+
+/// One slot.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SlotInfo {
+    /// Slot index.
+    pub index: u32,
+    /// `"empty"`, `"writing"`, `"sealed"` or `"invalid"`.
+    pub state: &'static str,
+    /// Generation stored.
+    pub generation: u64,
+    /// Payload offset, capacity and length.
+    pub offset: u64,
+    /// Capacity in bytes.
+    pub capacity: u64,
+    /// Serialized length in bytes.
+    pub len: u64,
+    /// Whether it is the published slot.
+    pub current: bool,
+    /// Reader entries pinning it.
+    pub pinned_by: Vec<u32>,
+}
+
+/// One reader entry.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ReaderInfo {
+    /// Entry index.
+    pub index: u32,
+    /// Whether its owner is alive (OFD lock held).
+    pub alive: bool,
+    /// Pid recorded at open (diagnostic).
+    pub pid: u32,
+    /// Generation and slot pinned, if any.
+    pub pinned: Option<(u64, u32)>,
+    /// Open time (ns since the Unix epoch).
+    pub opened_ns: u64,
+}
+
+/// Reads everything about `name` without changing anything.
+pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
+    crate::name::validate(name).map_err(|reason| OpenError::InvalidName { name: name.into(), reason })?;
+    let (seg, geo) = DataSegment::open(name, false, Duration::ZERO)?;
+    let h = seg.header();
+    let schema = SchemaDoc::decode(&seg.schema_bytes(&geo)).map_err(|e| e.to_string());
+    let (mode, uid) = seg.obj.mode_and_owner().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
+    let current = h.current.load(Acquire);
+    let current_slot = (current != 0).then(|| protocol::slot_of(current));
+    let readers_table = ReaderTable::open_read_only(name).ok();
+    let mut readers = Vec::new();
+    let (mut reader_capacity, mut validation_failures) = (0, 0);
+    if let Some(t) = &readers_table {
+        let region = t.region();
+        reader_capacity = t.capacity;
+        validation_failures = region.readers_header().map_or(0, |rh| rh.validation_failures.load(Relaxed));
+        for i in 0..t.scan_len() {
+            let Some(e) = region.reader(i) else { break };
+            let alive = t.entry_alive(i).unwrap_or(false);
+            let pin = e.pin.load(Relaxed);
+            if alive || pin != 0 {
+                readers.push(ReaderInfo {
+                    index: i,
+                    alive,
+                    pid: e.pid.load(Relaxed),
+                    pinned: (pin != 0).then(|| (protocol::generation_of(pin), protocol::slot_of(pin))),
+                    opened_ns: e.opened_ns.load(Relaxed),
+                });
+            }
+        }
+    }
+    let slot_count = h.slot_count.load(Relaxed).min(geo.max_slots);
+    let region = seg.region();
+    let slots = (0..slot_count)
+        .filter_map(|k| region.slot(k).map(|e| (k, e)))
+        .map(|(k, e)| SlotInfo {
+            index: k,
+            state: match e.state.load(Relaxed) {
+                slot_state::EMPTY => "empty",
+                slot_state::WRITING => "writing",
+                slot_state::SEALED => "sealed",
+                _ => "invalid",
+            },
+            generation: e.gen.load(Relaxed),
+            offset: e.offset.load(Relaxed),
+            capacity: e.capacity.load(Relaxed),
+            len: e.len.load(Relaxed),
+            current: current_slot == Some(k),
+            pinned_by: readers.iter().filter(|r| r.pinned.map(|p| p.1) == Some(k)).map(|r| r.index).collect(),
+        })
+        .collect();
+    Ok(ObjectInfo {
+        name: name.to_string(),
+        type_name: schema.as_ref().ok().map(|d| d.root().name.clone()),
+        schema,
+        fingerprint: geo.fingerprint,
+        format_version: h.format_version.load(Relaxed),
+        size: seg.obj.size().unwrap_or(0),
+        mode,
+        uid,
+        slot_count,
+        max_slots: geo.max_slots,
+        generation: protocol::generation_of(current),
+        current_slot,
+        created_ns: h.created_ns.load(Relaxed),
+        last_publish_ns: h.last_publish_ns.load(Relaxed),
+        writer_alive: seg.writer_alive().unwrap_or(false),
+        writer_pid: h.writer_pid.load(Relaxed),
+        publishes: h.publishes.load(Relaxed),
+        growths: h.growths.load(Relaxed),
+        reclaimed_pins: h.reclaimed_pins.load(Relaxed),
+        validation_failures,
+        reader_capacity,
+        slots,
+        readers,
+    })
+}
+
+/// Every shmstate object on the machine (names from `/dev/shm`), each with its
+/// info or the reason it could not be read.
+pub fn list() -> std::io::Result<Vec<(String, Result<ObjectInfo, OpenError>)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/dev/shm")? {
+        let file = entry?.file_name();
+        let Some(file) = file.to_str() else { continue };
+        if let Some(name) = crate::name::from_data_file(file) {
+            out.push((name.to_string(), inspect(name)));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}

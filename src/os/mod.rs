@@ -1,0 +1,43 @@
+//! The OS boundary: POSIX shared memory objects, mappings, locks and futexes.
+//!
+//! Nothing outside this module calls rustix, libc or memmap2. Everything here is
+//! Linux-specific (OFD locks, shared futexes) and documented as such.
+#![allow(unsafe_code)]
+//! # Safety
+//! The only `unsafe` is the `fcntl` call for open-file-description locks, which
+//! passes a pointer to a local, fully initialised `struct flock`.
+
+mod lock;
+mod shm;
+
+pub(crate) use lock::{probe_write_lock, try_write_lock, LockProbe};
+pub(crate) use shm::{Mapping, ShmObject};
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Wall-clock time in nanoseconds since the Unix epoch (for publish times).
+pub(crate) fn now_unix_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// This process's id (diagnostics only: liveness never relies on it).
+pub(crate) fn pid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// Blocks while `*word == expected`, at most `timeout`. Shared (not PRIVATE):
+/// the word lives in memory other processes map.
+pub(crate) fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32, timeout: Duration) {
+    let ts = rustix::thread::futex::Timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
+    // EAGAIN (value changed), EINTR and ETIMEDOUT all mean "go and look again".
+    let _ = rustix::thread::futex::wait(word, rustix::thread::futex::Flags::empty(), expected, Some(&ts));
+}
+
+/// Wakes every process waiting on `word`. `i32::MAX`, not `u32::MAX`: the kernel
+/// reads the count as a signed int, and -1 wakes only one waiter.
+pub(crate) fn futex_wake_all(word: &core::sync::atomic::AtomicU32) {
+    let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), i32::MAX as u32);
+}

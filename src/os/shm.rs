@@ -1,0 +1,104 @@
+//! POSIX shared memory objects (`/dev/shm`) and their mappings.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use memmap2::{MmapOptions, MmapRaw};
+use rustix::fs::{FallocateFlags, Mode};
+use rustix::io::Errno;
+use rustix::shm::{self, OFlags};
+
+/// An open shared memory object.
+#[derive(Debug)]
+pub(crate) struct ShmObject {
+    fd: OwnedFd,
+}
+
+impl ShmObject {
+    /// Creates `name` exclusively with `mode` (filtered by the umask; fchmod
+    /// afterwards so the requested mode holds whatever the umask is).
+    pub(crate) fn create_new(name: &str, mode: u32) -> Result<Self, Errno> {
+        let fd = shm::open(name, OFlags::CREATE | OFlags::EXCL | OFlags::RDWR, Mode::from_bits_truncate(mode))?;
+        rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode))?;
+        Ok(ShmObject { fd })
+    }
+
+    /// Opens `name`, creating it with `mode` if missing. Returns whether it was created.
+    pub(crate) fn open_or_create(name: &str, mode: u32) -> Result<(Self, bool), Errno> {
+        match Self::create_new(name, mode) {
+            Ok(o) => Ok((o, true)),
+            Err(Errno::EXIST) => Ok((Self::open(name, true)?, false)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Opens an existing `name`, read-write or read-only.
+    pub(crate) fn open(name: &str, writable: bool) -> Result<Self, Errno> {
+        let flags = if writable { OFlags::RDWR } else { OFlags::RDONLY };
+        Ok(ShmObject { fd: shm::open(name, flags, Mode::empty())? })
+    }
+
+    /// Removes the name (mappings and open descriptors stay valid).
+    pub(crate) fn unlink(name: &str) -> Result<(), Errno> {
+        shm::unlink(name)
+    }
+
+    /// Current size, from fstat: the only size that is safe to map and touch.
+    pub(crate) fn size(&self) -> Result<u64, Errno> {
+        Ok(rustix::fs::fstat(&self.fd)?.st_size.max(0) as u64)
+    }
+
+    /// The object's mode bits and owner.
+    pub(crate) fn mode_and_owner(&self) -> Result<(u32, u32), Errno> {
+        let st = rustix::fs::fstat(&self.fd)?;
+        Ok((st.st_mode & 0o7777, st.st_uid))
+    }
+
+    /// Grows to at least `len` bytes, allocating the pages now so that a full
+    /// tmpfs fails here with ENOSPC instead of SIGBUS at first touch. Never shrinks.
+    pub(crate) fn grow_to(&self, len: u64) -> Result<(), Errno> {
+        let size = self.size()?;
+        if len <= size {
+            return Ok(());
+        }
+        match rustix::fs::fallocate(&self.fd, FallocateFlags::empty(), size, len - size) {
+            Ok(()) => Ok(()),
+            // Some filesystems lack fallocate; ftruncate still grows (lazily).
+            Err(Errno::OPNOTSUPP) | Err(Errno::NOSYS) => rustix::fs::ftruncate(&self.fd, len),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// A shared mapping of the first `len` bytes of an object.
+///
+/// Only raw pointers leave this type: no `&[u8]` is ever formed over memory that
+/// another process may write (memmap2 `MmapRaw`).
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    map: MmapRaw,
+}
+
+impl Mapping {
+    /// Maps `len` bytes (`len` must not exceed the object's fstat size, checked by
+    /// the caller, or touching the tail raises SIGBUS).
+    pub(crate) fn new(obj: &ShmObject, len: u64, writable: bool) -> Result<Self, Errno> {
+        let len = usize::try_from(len).map_err(|_| Errno::NOMEM)?;
+        let mut opts = MmapOptions::new();
+        opts.len(len);
+        let map = if writable { opts.map_raw(&obj.fd) } else { opts.map_raw_read_only(&obj.fd) };
+        let map = map.map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+        Ok(Mapping { map })
+    }
+
+    pub(crate) fn ptr(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+}

@@ -1,0 +1,223 @@
+//! An untyped reader handle: owns a reader-table entry, pins the current
+//! snapshot and exposes its bytes. [`Reader`](crate::Reader) adds the type,
+//! validation and caching; tools (the CLI's `dump`) use this directly.
+
+use std::time::{Duration, Instant};
+
+use crate::error::{OpenError, ReadError, WaitError};
+use crate::layout::{self, slot_state, Header, ReaderEntry, SLOT_ALIGN};
+use crate::os;
+use crate::protocol::{self, Pinned};
+use crate::schema::{SchemaDoc, SchemaError};
+use crate::segment::{DataSegment, Geometry, ReaderTable};
+use crate::sync::Ordering::{Acquire, Relaxed, SeqCst};
+use crate::Generation;
+
+/// A reader handle that knows nothing of the stored type.
+///
+/// Owns one entry of the object's reader table (its pin), held by an OFD lock so
+/// the writer can reclaim it if this process dies.
+pub struct RawReader {
+    name: String,
+    pub(crate) data: DataSegment,
+    pub(crate) geo: Geometry,
+    readers: ReaderTable,
+    entry: u32,
+}
+
+// SAFETY: the handle owns its descriptors and mappings; every shared location
+// is accessed through atomics, or (pinned slot bytes) is immutable while pinned.
+#[allow(unsafe_code)]
+unsafe impl Send for RawReader {}
+
+impl std::fmt::Debug for RawReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawReader").field("name", &self.name).field("entry", &self.entry).finish()
+    }
+}
+
+impl RawReader {
+    /// Opens `name` without checking the stored type. `init_timeout` bounds the
+    /// wait for a writer that is still initialising the object.
+    pub fn open(name: &str, init_timeout: Duration) -> Result<Self, OpenError> {
+        crate::name::validate(name).map_err(|reason| OpenError::InvalidName { name: name.into(), reason })?;
+        let (data, geo) = DataSegment::open(name, false, init_timeout)?;
+        let readers = ReaderTable::open(name)?;
+        let entry = claim_entry(&readers)?;
+        Ok(RawReader { name: name.to_string(), data, geo, readers, entry })
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The stored type's fingerprint.
+    pub fn fingerprint(&self) -> u64 {
+        self.geo.fingerprint
+    }
+
+    /// The stored schema description, decoded and checked.
+    pub fn schema(&self) -> Result<SchemaDoc, SchemaError> {
+        SchemaDoc::decode(&self.data.schema_bytes(&self.geo))
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        self.data.header()
+    }
+
+    fn my_entry(&self) -> &ReaderEntry {
+        self.readers.region().reader(self.entry).expect("claimed entry inside the table")
+    }
+
+    /// The latest published generation (`Generation::NONE` before the first
+    /// publish), without pinning anything.
+    pub fn generation(&self) -> Generation {
+        // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
+        Generation(protocol::generation_of(self.header().current.load(Acquire)))
+    }
+
+    /// Whether a live writer holds the object (an OFD-lock probe: one syscall).
+    pub fn writer_alive(&self) -> bool {
+        self.data.writer_alive().unwrap_or(false)
+    }
+
+    /// Pins the latest snapshot and returns its generation and bytes (rkyv's
+    /// root is at the end). Not validated: decode it defensively.
+    pub fn read(&mut self) -> Result<(Generation, &[u8]), ReadError> {
+        let (word, offset, len) = self.pin_latest()?;
+        let bytes = self.pinned_bytes(offset, len)?;
+        Ok((Generation(protocol::generation_of(word)), bytes))
+    }
+
+    /// Pins the current snapshot; returns its publish word, offset and length,
+    /// with the bytes inside the mapping.
+    pub(crate) fn pin_latest(&mut self) -> Result<(u64, u64, u64), ReadError> {
+        let word = {
+            let current = &self.header().current;
+            match protocol::pin_current(current, &self.my_entry().pin) {
+                Pinned::Empty => return Err(ReadError::Empty),
+                Pinned::Word(w) => w,
+            }
+        };
+        let (offset, len) = self.locate(word)?;
+        let ok = self.data.ensure_mapped(offset + len).map_err(|errno| ReadError::Os { op: "remapping", errno })?;
+        if !ok {
+            return Err(ReadError::Corrupt {
+                what: format!("slot [{offset}, {}) lies beyond the end of the object", offset + len),
+            });
+        }
+        Ok((word, offset, len))
+    }
+
+    /// The bytes of the slot pinned by the last `pin_latest`.
+    pub(crate) fn pinned_bytes(&self, offset: u64, len: u64) -> Result<&[u8], ReadError> {
+        // SAFETY: the slot is pinned and the pin was confirmed against `current`
+        // after a SeqCst fence (protocol.rs), so the writer will not write these
+        // bytes until our pin changes, which needs `&mut self` (the returned
+        // slice borrows `self`); `pin_latest` made them part of the mapping.
+        #[allow(unsafe_code)]
+        let bytes = unsafe { self.data.region().bytes(offset, len) };
+        bytes.ok_or(ReadError::Corrupt { what: "slot outside the mapping".into() })
+    }
+
+    /// Counts a validation failure in the shared counters (for tools).
+    pub(crate) fn count_validation_failure(&self) {
+        if let Some(h) = self.readers.region().readers_header() {
+            h.validation_failures.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Where the pinned slot's bytes are, checked against the geometry.
+    fn locate(&self, word: u64) -> Result<(u64, u64), ReadError> {
+        let slot = protocol::slot_of(word);
+        let corrupt = |what: String| Err(ReadError::Corrupt { what });
+        if slot >= self.geo.max_slots {
+            return corrupt(format!("published slot {slot} beyond max_slots {}", self.geo.max_slots));
+        }
+        let e = self.data.region().slot(slot).expect("slot table inside the checked header");
+        // Relaxed suffices: these were written before the Release publish of
+        // `word`, which our Acquire load in `pin_current` saw.
+        let (offset, len, gen) = (e.offset.load(Relaxed), e.len.load(Relaxed), e.gen.load(Relaxed));
+        let state = e.state.load(Relaxed);
+        if state != slot_state::SEALED || gen != protocol::generation_of(word) {
+            return corrupt(format!(
+                "published slot {slot} holds generation {gen} (state {state}), expected {}",
+                protocol::generation_of(word)
+            ));
+        }
+        if offset % SLOT_ALIGN != 0 || offset < self.geo.data_start || offset.checked_add(len).is_none() {
+            return corrupt(format!("slot {slot} has offset {offset} and length {len}"));
+        }
+        Ok((offset, len))
+    }
+
+    /// Drops the pin, letting the writer reuse the slot.
+    pub fn release(&mut self) {
+        protocol::unpin(&self.my_entry().pin);
+    }
+
+    /// Blocks until a generation newer than `than` is published, the writer is
+    /// found dead, or `timeout` passes. Uses a shared futex in the header: no
+    /// polling, and no wake-up syscall for the writer when nobody waits.
+    pub fn wait_newer(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
+        let deadline = Instant::now() + timeout;
+        let h = self.header();
+        let waiters = &self.readers.region().readers_header().expect("checked reader table").waiters;
+        loop {
+            // SYNC(wake): read `notify` before checking, so a publish in between
+            // makes the futex wait return at once (EAGAIN).
+            let seen = h.notify.load(SeqCst);
+            let now = self.generation();
+            if now > than {
+                return Ok(now);
+            }
+            if !self.data.writer_alive().map_err(|errno| WaitError::Os { op: "probing the writer lock", errno })? {
+                // It may have published just before dying.
+                let now = self.generation();
+                return if now > than { Ok(now) } else { Err(WaitError::WriterDead) };
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(WaitError::Timeout);
+            }
+            // SYNC(wake): pairs with `Writer::wake_waiters` (store-buffering).
+            waiters.fetch_add(1, SeqCst);
+            if h.notify.load(SeqCst) == seen {
+                // Bounded slices: a writer that dies without publishing is noticed.
+                os::futex_wait(&h.notify, seen, left.min(Duration::from_millis(100)));
+            }
+            waiters.fetch_sub(1, SeqCst);
+        }
+    }
+}
+
+impl Drop for RawReader {
+    fn drop(&mut self) {
+        // Closing the reader table fd then releases the entry's OFD lock.
+        protocol::unpin(&self.my_entry().pin);
+    }
+}
+
+/// Claims a free reader entry by taking its OFD lock.
+fn claim_entry(t: &ReaderTable) -> Result<u32, OpenError> {
+    let region = t.region();
+    let h = region.readers_header().expect("checked reader table");
+    for i in 0..t.capacity {
+        match os::try_write_lock(t.obj.fd(), layout::READER_LOCK_BASE + i as u64, 1) {
+            Ok(true) => {
+                let e = region.reader(i).expect("entry inside the checked table");
+                // A dead reader may have left a pin: it is ours to clear now.
+                protocol::unpin(&e.pin);
+                e.pid.store(os::pid(), Relaxed);
+                e.opened_ns.store(os::now_unix_ns(), Relaxed);
+                h.high_water.fetch_max(i + 1, Relaxed);
+                h.opens.fetch_add(1, Relaxed);
+                return Ok(i);
+            }
+            Ok(false) => continue,
+            Err(errno) => return Err(OpenError::Os { op: "locking a reader entry", errno }),
+        }
+    }
+    Err(OpenError::ReaderTableFull { capacity: t.capacity })
+}

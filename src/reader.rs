@@ -1,0 +1,243 @@
+//! A typed reader handle: validated, cached, zero-copy views of the latest snapshot.
+
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::time::Duration;
+
+use rkyv::rancor::BoxedError;
+
+use crate::error::{OpenError, ReadError, WaitError};
+use crate::protocol;
+use crate::raw_reader::RawReader;
+use crate::schema::SchemaDoc;
+use crate::segment::{DataSegment, Geometry};
+use crate::sync::Ordering::Acquire;
+use crate::{Generation, Shared};
+
+/// Options for opening a reader. Start with [`Reader::options`].
+#[derive(Debug, Clone)]
+pub struct ReaderOptions {
+    init_timeout: Duration,
+}
+
+impl Default for ReaderOptions {
+    fn default() -> Self {
+        ReaderOptions { init_timeout: Duration::from_secs(1) }
+    }
+}
+
+impl ReaderOptions {
+    /// How long `open` waits for a writer that is still initialising the object
+    /// (default 1 s). A missing object is reported at once.
+    pub fn init_timeout(mut self, timeout: Duration) -> Self {
+        self.init_timeout = timeout;
+        self
+    }
+
+    /// Opens the object `name` for reading `T`.
+    pub fn open<T: Shared>(self, name: &str) -> Result<Reader<T>, OpenError> {
+        Reader::open_with(name, &self)
+    }
+}
+
+/// A view that was validated, with the publish word it belongs to.
+struct Cached<T: Shared> {
+    word: u64,
+    root: *const T::Archived,
+}
+
+/// A reader handle for objects of type `T`.
+///
+/// One handle serves one thread at a time (`read` takes `&mut self`); open one
+/// handle per thread for parallel reads. Each handle owns one reader-table entry.
+pub struct Reader<T: Shared> {
+    raw: RawReader,
+    cached: Option<Cached<T>>,
+    _type: PhantomData<fn() -> T>,
+}
+
+// SAFETY: `RawReader` is `Send`; the cached pointer points into its mapping,
+// which moves with it.
+#[allow(unsafe_code)]
+unsafe impl<T: Shared> Send for Reader<T> {}
+
+impl<T: Shared> std::fmt::Debug for Reader<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader").field("raw", &self.raw).finish()
+    }
+}
+
+/// A validated, pinned snapshot: derefs to the archived value in shared memory.
+///
+/// While it lives, the writer does not touch its bytes (DESIGN.md invariant 1).
+/// It borrows the reader, so the pin cannot move under it.
+#[must_use]
+pub struct Snapshot<'a, T: Shared> {
+    archived: &'a T::Archived,
+    generation: Generation,
+}
+
+impl<T: Shared> Snapshot<'_, T> {
+    /// The generation of this snapshot.
+    pub fn generation(&self) -> Generation {
+        self.generation
+    }
+
+    /// Deserializes a copy of the value.
+    pub fn to_value(&self) -> Result<T, BoxedError>
+    where
+        T::Archived: rkyv::Deserialize<T, rkyv::rancor::Strategy<rkyv::de::Pool, BoxedError>>,
+    {
+        rkyv::deserialize::<T, BoxedError>(self.archived)
+    }
+}
+
+impl<T: Shared> Deref for Snapshot<'_, T> {
+    type Target = T::Archived;
+    #[inline]
+    fn deref(&self) -> &T::Archived {
+        self.archived
+    }
+}
+
+impl<T: Shared> std::fmt::Debug for Snapshot<'_, T>
+where
+    T::Archived: std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("generation", &self.generation).field("value", self.archived).finish()
+    }
+}
+
+impl<T: Shared> Reader<T> {
+    /// Default options.
+    pub fn options() -> ReaderOptions {
+        ReaderOptions::default()
+    }
+
+    /// Opens the object `name` for reading `T`, with default options.
+    ///
+    /// Checks the header before touching any payload: magic, format version,
+    /// sizes against fstat, and the type fingerprint.
+    pub fn open(name: &str) -> Result<Self, OpenError> {
+        Self::open_with(name, &ReaderOptions::default())
+    }
+
+    fn open_with(name: &str, opts: &ReaderOptions) -> Result<Self, OpenError> {
+        const { assert!(core::mem::align_of::<T::Archived>() <= 16, "archived alignment above 16 is not supported") };
+        let raw = RawReader::open(name, opts.init_timeout)?;
+        if raw.geo.fingerprint != T::FINGERPRINT {
+            return Err(type_mismatch::<T>(name, &raw.data, &raw.geo));
+        }
+        Ok(Reader { raw, cached: None, _type: PhantomData })
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        self.raw.name()
+    }
+
+    /// The latest published generation (`Generation::NONE` before the first
+    /// publish), without pinning anything.
+    pub fn generation(&self) -> Generation {
+        self.raw.generation()
+    }
+
+    /// Whether a live writer holds the object (an OFD-lock probe: one syscall).
+    pub fn writer_alive(&self) -> bool {
+        self.raw.writer_alive()
+    }
+
+    /// The latest snapshot, validated with bytecheck on the first read of each
+    /// generation. Reading an unchanged generation again is a single atomic load.
+    #[inline]
+    pub fn read(&mut self) -> Result<Snapshot<'_, T>, ReadError> {
+        // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
+        let word = self.raw.header().current.load(Acquire);
+        if let Some(c) = &self.cached {
+            if c.word == word {
+                // SAFETY: `root` was validated for this publish word, and our pin
+                // still names it, so the writer has not touched its slot; the
+                // mapping it points into lives as long as `self`, which the
+                // snapshot borrows.
+                #[allow(unsafe_code)]
+                let archived = unsafe { &*c.root };
+                return Ok(Snapshot { archived, generation: Generation(protocol::generation_of(word)) });
+            }
+        }
+        self.read_slow(true)
+    }
+
+    /// Like [`read`](Self::read) but skips bytecheck validation.
+    ///
+    /// # Safety
+    /// The caller guarantees the object's writer is trusted to have written a
+    /// valid `T` (the fingerprint was checked at open; bytecheck was not).
+    /// Bytes that are not a valid `T::Archived` cause undefined behaviour.
+    #[allow(unsafe_code)]
+    pub unsafe fn read_unchecked(&mut self) -> Result<Snapshot<'_, T>, ReadError> {
+        // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
+        let word = self.raw.header().current.load(Acquire);
+        if self.cached.as_ref().is_some_and(|c| c.word == word) {
+            return self.read();
+        }
+        self.read_slow(false)
+    }
+
+    #[cold]
+    fn read_slow(&mut self, validate: bool) -> Result<Snapshot<'_, T>, ReadError> {
+        self.cached = None;
+        let (word, offset, len) = self.raw.pin_latest()?;
+        let generation = protocol::generation_of(word);
+        let bytes = self.raw.pinned_bytes(offset, len)?;
+        let root: *const T::Archived = if validate {
+            match rkyv::access::<T::Archived, BoxedError>(bytes) {
+                Ok(a) => a,
+                Err(e) => {
+                    self.raw.count_validation_failure();
+                    return Err(ReadError::Invalid { generation, reason: e.to_string() });
+                }
+            }
+        } else {
+            // SAFETY: the caller of `read_unchecked` vouches for the bytes; the
+            // slice is 64-aligned, pinned and mapped (`pin_latest`).
+            #[allow(unsafe_code)]
+            unsafe {
+                rkyv::access_unchecked::<T::Archived>(bytes)
+            }
+        };
+        self.cached = Some(Cached { word, root });
+        // SAFETY: `root` points into the pinned, mapped slot (validated or vouched
+        // for); the snapshot borrows `self`, so neither pin nor mapping can change.
+        #[allow(unsafe_code)]
+        let archived = unsafe { &*root };
+        Ok(Snapshot { archived, generation: Generation(generation) })
+    }
+
+    /// Drops the pin, letting the writer reuse the slot. The next `read` pins again.
+    pub fn release(&mut self) {
+        self.cached = None;
+        self.raw.release();
+    }
+
+    /// Blocks until a generation newer than `than` is published, the writer is
+    /// found dead, or `timeout` passes (shared futex; no polling).
+    pub fn wait_newer(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
+        self.raw.wait_newer(than, timeout)
+    }
+}
+
+/// The `TypeMismatch` error for `T` against what `seg` stores, with both schemas.
+pub(crate) fn type_mismatch<T: Shared>(name: &str, seg: &DataSegment, geo: &Geometry) -> OpenError {
+    let expected = crate::schema::schema_of::<T>();
+    let found = match SchemaDoc::decode(&seg.schema_bytes(geo)) {
+        Ok(doc) => format!("{} (fingerprint {:#018x})\n{doc}", doc.root().name, geo.fingerprint),
+        Err(e) => format!("fingerprint {:#018x}; {e}", geo.fingerprint),
+    };
+    OpenError::TypeMismatch {
+        name: name.to_string(),
+        expected: format!("{} (fingerprint {:#018x})\n{expected}", expected.root().name, T::FINGERPRINT),
+        found,
+    }
+}
+

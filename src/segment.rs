@@ -1,0 +1,243 @@
+//! Opening and checking the shm objects of a name: the data segment and the
+//! reader table. Every number read from shared memory is bounded here before
+//! anything uses it (DESIGN.md invariant 7).
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Errno, OpenError};
+use crate::layout::{self, Header, Region, FIXED_HEADER, FORMAT_VERSION, MAGIC, READERS_MAGIC, SLOT_ALIGN};
+use crate::os::{Mapping, ShmObject};
+use crate::protocol::MAX_SLOTS;
+use crate::sync::Ordering::{Acquire, Relaxed};
+
+/// Largest schema description accepted from shared memory.
+pub(crate) const MAX_SCHEMA_LEN: u64 = 1 << 20;
+/// Largest reader table accepted.
+pub(crate) const MAX_READERS: u32 = 1 << 16;
+
+/// The checked, immutable geometry of a data segment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Geometry {
+    pub fingerprint: u64,
+    pub max_slots: u32,
+    pub header_size: u64,
+    pub schema_len: u64,
+    pub data_start: u64,
+}
+
+/// An opened, mapped data segment.
+#[derive(Debug)]
+pub(crate) struct DataSegment {
+    pub obj: ShmObject,
+    pub map: Mapping,
+    pub writable: bool,
+}
+
+/// Maps an `Errno` from opening `object` of `name` to an `OpenError`.
+pub(crate) fn open_errno(name: &str, object: &'static str, op: &'static str, e: Errno) -> OpenError {
+    match e {
+        Errno::NOENT => OpenError::NotFound { name: name.to_string() },
+        Errno::ACCESS | Errno::PERM => OpenError::PermissionDenied { name: name.to_string(), object },
+        Errno::EXIST => OpenError::AlreadyExists { name: name.to_string() },
+        errno => OpenError::Os { op, errno },
+    }
+}
+
+impl DataSegment {
+    /// Opens and maps an existing data segment, waiting up to `init_timeout` for
+    /// a creator that is still initialising it. Checks magic, version and sizes.
+    pub(crate) fn open(name: &str, writable: bool, init_timeout: Duration) -> Result<(Self, Geometry), OpenError> {
+        let obj = ShmObject::open(&crate::name::data(name), writable)
+            .map_err(|e| open_errno(name, "data segment", "opening the data segment", e))?;
+        let start = Instant::now();
+        loop {
+            let size = obj.size().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
+            if size >= FIXED_HEADER {
+                let map = Mapping::new(&obj, size, writable).map_err(|errno| OpenError::Os { op: "mmap", errno })?;
+                let seg = DataSegment { obj, map, writable };
+                // SYNC(init): Acquire pairs with the Release store of MAGIC in
+                // `Writer::initialise`: every header field is visible after it.
+                let magic = seg.header().magic.load(Acquire);
+                if magic == MAGIC {
+                    let geo = seg.check()?;
+                    return Ok((seg, geo));
+                }
+                if magic != 0 {
+                    return Err(OpenError::Corrupt {
+                        what: format!("not a shmstate data segment (magic {magic:#018x})"),
+                    });
+                }
+                if start.elapsed() >= init_timeout {
+                    return Err(OpenError::NotInitialized { name: name.to_string() });
+                }
+                let DataSegment { obj: o, .. } = seg;
+                std::thread::sleep(Duration::from_millis(1));
+                return Self::open_retry(name, o, writable, init_timeout, start);
+            }
+            if start.elapsed() >= init_timeout {
+                return Err(OpenError::NotInitialized { name: name.to_string() });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn open_retry(
+        name: &str,
+        obj: ShmObject,
+        writable: bool,
+        init_timeout: Duration,
+        start: Instant,
+    ) -> Result<(Self, Geometry), OpenError> {
+        let remaining = init_timeout.saturating_sub(start.elapsed());
+        drop(obj);
+        Self::open(name, writable, remaining)
+    }
+
+    pub(crate) fn region(&self) -> Region<'_> {
+        map_region(&self.map)
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        // Every constructor checks the object holds at least FIXED_HEADER bytes.
+        self.region().header().expect("data segment smaller than its header")
+    }
+
+    /// Checks the header against itself and the object's size.
+    pub(crate) fn check(&self) -> Result<Geometry, OpenError> {
+        let h = self.header();
+        let corrupt = |what: String| Err(OpenError::Corrupt { what });
+        let version = h.format_version.load(Relaxed);
+        if version != FORMAT_VERSION {
+            return Err(OpenError::FormatVersion { found: version, supported: FORMAT_VERSION });
+        }
+        let size = self.obj.size().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
+        let max_slots = h.max_slots.load(Relaxed);
+        if max_slots == 0 || max_slots > MAX_SLOTS {
+            return corrupt(format!("max_slots {max_slots} outside 1..={MAX_SLOTS}"));
+        }
+        let header_size = h.header_size.load(Relaxed) as u64;
+        if header_size != layout::header_size_for(max_slots) {
+            return corrupt(format!("header size {header_size} does not match {max_slots} slots"));
+        }
+        let slot_count = h.slot_count.load(Relaxed);
+        if slot_count > max_slots {
+            return corrupt(format!("slot count {slot_count} exceeds max_slots {max_slots}"));
+        }
+        let schema_len = h.schema_len.load(Relaxed);
+        if schema_len > MAX_SCHEMA_LEN {
+            return corrupt(format!("schema description of {schema_len} bytes"));
+        }
+        let data_start = h.data_start.load(Relaxed);
+        if data_start % SLOT_ALIGN != 0 || data_start < header_size + schema_len {
+            return corrupt(format!("data start {data_start} overlaps the header or is misaligned"));
+        }
+        let segment_len = h.segment_len.load(Relaxed);
+        if segment_len < data_start || segment_len > size {
+            return corrupt(format!(
+                "segment length {segment_len} outside [{data_start}, {size}] (object truncated?)"
+            ));
+        }
+        if self.map.len() < data_start {
+            return corrupt(format!("mapping of {} bytes is smaller than the header", self.map.len()));
+        }
+        Ok(Geometry { fingerprint: h.fingerprint.load(Relaxed), max_slots, header_size, schema_len, data_start })
+    }
+
+    /// A copy of the stored schema description bytes.
+    #[allow(unsafe_code)]
+    pub(crate) fn schema_bytes(&self, geo: &Geometry) -> Vec<u8> {
+        // SAFETY: the schema bytes are written once, before MAGIC is published,
+        // and never again (a process with write access is trusted, RELIABILITY.md).
+        let bytes = unsafe { self.region().bytes(geo.header_size, geo.schema_len) };
+        bytes.map(<[u8]>::to_vec).unwrap_or_default()
+    }
+
+    /// Remaps to the object's current size if `needed` lies beyond the mapping.
+    pub(crate) fn ensure_mapped(&mut self, needed: u64) -> Result<bool, Errno> {
+        if needed <= self.map.len() {
+            return Ok(true);
+        }
+        let size = self.obj.size()?;
+        if needed > size {
+            return Ok(false);
+        }
+        self.map = Mapping::new(&self.obj, size, self.writable)?;
+        Ok(true)
+    }
+
+    /// Whether a live writer holds this segment (its OFD lock on the first byte).
+    pub(crate) fn writer_alive(&self) -> Result<bool, Errno> {
+        Ok(crate::os::probe_write_lock(self.obj.fd(), layout::WRITER_LOCK_BYTE, 1)? == crate::os::LockProbe::WriteLocked)
+    }
+}
+
+/// An opened, mapped reader table.
+#[derive(Debug)]
+pub(crate) struct ReaderTable {
+    pub obj: ShmObject,
+    pub map: Mapping,
+    pub capacity: u32,
+}
+
+impl ReaderTable {
+    /// Opens the reader table of `name` read-write and checks it.
+    pub(crate) fn open(name: &str) -> Result<Self, OpenError> {
+        Self::open_mode(name, true)
+    }
+
+    /// Opens it read-only (inspection: probes locks, pins nothing).
+    pub(crate) fn open_read_only(name: &str) -> Result<Self, OpenError> {
+        Self::open_mode(name, false)
+    }
+
+    fn open_mode(name: &str, writable: bool) -> Result<Self, OpenError> {
+        let obj = ShmObject::open(&crate::name::readers(name), writable).map_err(|e| match e {
+            Errno::NOENT => OpenError::Corrupt { what: format!("the reader table of {name:?} is missing") },
+            e => open_errno(name, "reader table", "opening the reader table", e),
+        })?;
+        Self::from_object(obj, writable)
+    }
+
+    pub(crate) fn from_object(obj: ShmObject, writable: bool) -> Result<Self, OpenError> {
+        let size = obj.size().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
+        if size < layout::ENTRY {
+            return Err(OpenError::Corrupt { what: format!("reader table of {size} bytes") });
+        }
+        let map = Mapping::new(&obj, size, writable).map_err(|errno| OpenError::Os { op: "mmap", errno })?;
+        let t = ReaderTable { obj, map, capacity: 0 };
+        let h = t.region().readers_header().expect("checked size");
+        let magic = h.magic.load(Acquire);
+        if magic != READERS_MAGIC {
+            return Err(OpenError::Corrupt { what: format!("reader table magic {magic:#018x}") });
+        }
+        let capacity = h.capacity.load(Relaxed);
+        if capacity == 0 || capacity > MAX_READERS || layout::reader_table_size(capacity) > size {
+            return Err(OpenError::Corrupt { what: format!("reader table capacity {capacity} for {size} bytes") });
+        }
+        Ok(ReaderTable { capacity, ..t })
+    }
+
+    pub(crate) fn region(&self) -> Region<'_> {
+        map_region(&self.map)
+    }
+
+    /// Entries to scan: `[0, min(high_water, capacity))`.
+    pub(crate) fn scan_len(&self) -> u32 {
+        let hw = self.region().readers_header().map_or(0, |h| h.high_water.load(Relaxed));
+        hw.min(self.capacity)
+    }
+
+    /// Whether entry `i` is owned by a live reader.
+    pub(crate) fn entry_alive(&self, i: u32) -> Result<bool, Errno> {
+        Ok(crate::os::probe_write_lock(self.obj.fd(), layout::READER_LOCK_BASE + i as u64, 1)?
+            == crate::os::LockProbe::WriteLocked)
+    }
+}
+
+/// The region of a live mapping, borrowed for as long as the mapping.
+#[allow(unsafe_code)]
+pub(crate) fn map_region(map: &Mapping) -> Region<'_> {
+    // SAFETY: `map` is a live, page-aligned mapping of `map.len()` bytes, and the
+    // region's lifetime is the borrow of `map`, so it cannot outlive the mapping.
+    unsafe { Region::new(map.ptr(), map.len()) }
+}
