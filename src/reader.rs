@@ -15,18 +15,30 @@ use crate::sync::Ordering::Acquire;
 use crate::{Generation, Shared};
 
 /// Options for opening a reader. Start with [`Reader::options`].
-#[derive(Debug, Clone)]
-pub struct ReaderOptions {
+pub struct ReaderOptions<T> {
     init_timeout: Duration,
+    _type: PhantomData<fn() -> T>,
 }
 
-impl Default for ReaderOptions {
-    fn default() -> Self {
-        ReaderOptions { init_timeout: Duration::from_secs(1) }
+impl<T> Clone for ReaderOptions<T> {
+    fn clone(&self) -> Self {
+        ReaderOptions { init_timeout: self.init_timeout, _type: PhantomData }
     }
 }
 
-impl ReaderOptions {
+impl<T> std::fmt::Debug for ReaderOptions<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReaderOptions").field("init_timeout", &self.init_timeout).finish()
+    }
+}
+
+impl<T> Default for ReaderOptions<T> {
+    fn default() -> Self {
+        ReaderOptions { init_timeout: Duration::from_secs(1), _type: PhantomData }
+    }
+}
+
+impl<T: Shared> ReaderOptions<T> {
     /// How long `open` waits for a writer that is still initialising the object
     /// (default 1 s). A missing object is reported at once.
     pub fn init_timeout(mut self, timeout: Duration) -> Self {
@@ -35,7 +47,7 @@ impl ReaderOptions {
     }
 
     /// Opens the object `name` for reading `T`.
-    pub fn open<T: Shared>(self, name: &str) -> Result<Reader<T>, OpenError> {
+    pub fn open(self, name: &str) -> Result<Reader<T>, OpenError> {
         Reader::open_with(name, &self)
     }
 }
@@ -111,7 +123,7 @@ where
 
 impl<T: Shared> Reader<T> {
     /// Default options.
-    pub fn options() -> ReaderOptions {
+    pub fn options() -> ReaderOptions<T> {
         ReaderOptions::default()
     }
 
@@ -123,7 +135,7 @@ impl<T: Shared> Reader<T> {
         Self::open_with(name, &ReaderOptions::default())
     }
 
-    fn open_with(name: &str, opts: &ReaderOptions) -> Result<Self, OpenError> {
+    fn open_with(name: &str, opts: &ReaderOptions<T>) -> Result<Self, OpenError> {
         const { assert!(core::mem::align_of::<T::Archived>() <= 16, "archived alignment above 16 is not supported") };
         let raw = RawReader::open(name, opts.init_timeout)?;
         if raw.geo.fingerprint != T::FINGERPRINT {

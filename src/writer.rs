@@ -17,17 +17,36 @@ use crate::sync::Ordering::{AcqRel, Relaxed, Release, SeqCst};
 use crate::{Generation, Shared};
 
 /// Options for creating or taking over an object. Start with [`Writer::options`].
-#[derive(Debug, Clone)]
-pub struct WriterOptions {
+pub struct WriterOptions<T> {
     slots: u32,
     capacity: u64,
     mode: u32,
     max_readers: u32,
     max_size: u64,
     remove_on_drop: bool,
+    _type: PhantomData<fn(&T)>,
 }
 
-impl Default for WriterOptions {
+impl<T> Clone for WriterOptions<T> {
+    fn clone(&self) -> Self {
+        WriterOptions { _type: PhantomData, ..*self }
+    }
+}
+
+impl<T> std::fmt::Debug for WriterOptions<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterOptions")
+            .field("slots", &self.slots)
+            .field("capacity", &self.capacity)
+            .field("mode", &format_args!("{:#o}", self.mode))
+            .field("max_readers", &self.max_readers)
+            .field("max_size", &self.max_size)
+            .field("remove_on_drop", &self.remove_on_drop)
+            .finish()
+    }
+}
+
+impl<T> Default for WriterOptions<T> {
     fn default() -> Self {
         WriterOptions {
             slots: 3,
@@ -36,11 +55,12 @@ impl Default for WriterOptions {
             max_readers: 64,
             max_size: 1 << 34,
             remove_on_drop: false,
+            _type: PhantomData,
         }
     }
 }
 
-impl WriterOptions {
+impl<T: Shared> WriterOptions<T> {
     /// Slots allocated at creation (default 3; more are added when readers pin them).
     pub fn slots(mut self, n: u32) -> Self {
         self.slots = n;
@@ -81,13 +101,13 @@ impl WriterOptions {
     }
 
     /// Creates a new object; `AlreadyExists` if one exists.
-    pub fn create<T: Shared>(self, name: &str) -> Result<Writer<T>, OpenError> {
+    pub fn create(self, name: &str) -> Result<Writer<T>, OpenError> {
         Writer::open_with(name, self, false)
     }
 
     /// Creates the object, or takes over an existing one whose writer is gone
     /// (same type required); generations continue upward.
-    pub fn open_or_create<T: Shared>(self, name: &str) -> Result<Writer<T>, OpenError> {
+    pub fn open_or_create(self, name: &str) -> Result<Writer<T>, OpenError> {
         Writer::open_with(name, self, true)
     }
 
@@ -152,7 +172,7 @@ impl<T> std::fmt::Debug for Writer<T> {
 
 impl<T: Shared> Writer<T> {
     /// Default options.
-    pub fn options() -> WriterOptions {
+    pub fn options() -> WriterOptions<T> {
         WriterOptions::default()
     }
 
@@ -166,7 +186,7 @@ impl<T: Shared> Writer<T> {
         WriterOptions::default().open_or_create(name)
     }
 
-    fn open_with(name: &str, opts: WriterOptions, take_over: bool) -> Result<Self, OpenError> {
+    fn open_with(name: &str, opts: WriterOptions<T>, take_over: bool) -> Result<Self, OpenError> {
         crate::name::validate(name).map_err(|reason| OpenError::InvalidName { name: name.into(), reason })?;
         opts.check()?;
         let lock = Self::take_lock(name)?;
@@ -248,7 +268,7 @@ impl<T: Shared> Writer<T> {
     }
 
     /// Lays out a freshly created data segment and its reader table.
-    fn initialise(name: &str, obj: ShmObject, opts: &WriterOptions) -> Result<(DataSegment, ReaderTable, u64), OpenError> {
+    fn initialise(name: &str, obj: ShmObject, opts: &WriterOptions<T>) -> Result<(DataSegment, ReaderTable, u64), OpenError> {
         let os_err = |op| move |errno| OpenError::Os { op, errno };
         let max_slots = opts.max_slots();
         let schema = crate::schema::schema_of::<T>().encode();
@@ -511,7 +531,7 @@ fn write_bytes(dst: *mut u8, src: &[u8]) {
 }
 
 /// Creates (or replaces a stale) reader table for a new data segment.
-fn create_reader_table(name: &str, opts: &WriterOptions) -> Result<ReaderTable, OpenError> {
+fn create_reader_table<T>(name: &str, opts: &WriterOptions<T>) -> Result<ReaderTable, OpenError> {
     let path = crate::name::readers(name);
     // Readers need write access to pin: mirror the data segment's read bits.
     let mode = opts.mode | ((opts.mode & 0o044) >> 1);

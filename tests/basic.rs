@@ -1,0 +1,182 @@
+//! Single-process behaviour of writers and readers on real shared memory.
+#![cfg(not(miri))]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{consistent, Checked, TestName};
+use shmstate::{Generation, OpenError, ReadError, Reader, WaitError, Writer};
+
+#[test]
+fn publish_then_read_round_trips() {
+    let name = TestName::new("roundtrip");
+    let mut w = Writer::<Checked>::create(name.as_str()).unwrap();
+    let mut r = Reader::<Checked>::open(name.as_str()).unwrap();
+    assert!(matches!(r.read(), Err(ReadError::Empty)));
+    for g in 1..=20u64 {
+        let v = Checked::new(g, (g * 13 % 200) as usize);
+        assert_eq!(w.publish(&v).unwrap(), Generation::new(g));
+        let snap = r.read().unwrap();
+        assert_eq!(snap.generation().get(), g);
+        assert_eq!(consistent(&snap), Ok(g));
+        assert_eq!(snap.to_value().unwrap(), v);
+    }
+}
+
+#[test]
+fn unchanged_generation_returns_the_same_view() {
+    let name = TestName::new("cached");
+    let mut w = Writer::<Checked>::create(name.as_str()).unwrap();
+    let mut r = Reader::<Checked>::open(name.as_str()).unwrap();
+    w.publish(&Checked::new(1, 10)).unwrap();
+    let p1 = &*r.read().unwrap() as *const _;
+    let p2 = &*r.read().unwrap() as *const _;
+    assert_eq!(p1, p2);
+    w.publish(&Checked::new(2, 10)).unwrap();
+    let s = r.read().unwrap();
+    assert_eq!(s.generation().get(), 2);
+}
+
+#[test]
+fn reader_before_writer_is_not_found() {
+    let name = TestName::new("notfound");
+    match Reader::<Checked>::open(name.as_str()) {
+        Err(OpenError::NotFound { name: n }) => assert_eq!(n, name.as_str()),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+#[test]
+fn second_writer_is_busy() {
+    let name = TestName::new("busy");
+    let _w = Writer::<Checked>::create(name.as_str()).unwrap();
+    match Writer::<Checked>::open_or_create(name.as_str()) {
+        Err(OpenError::WriterBusy { .. }) => {}
+        other => panic!("expected WriterBusy, got {other:?}"),
+    }
+    match Writer::<Checked>::create(name.as_str()) {
+        Err(OpenError::WriterBusy { .. }) => {}
+        other => panic!("expected WriterBusy, got {other:?}"),
+    }
+}
+
+#[shmstate::shared]
+#[derive(Debug)]
+struct Other {
+    port: u16,
+}
+
+#[test]
+fn wrong_type_is_a_type_mismatch_naming_both() {
+    let name = TestName::new("mismatch");
+    let _w = Writer::<Checked>::create(name.as_str()).unwrap();
+    let err = Reader::<Other>::open(name.as_str()).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, OpenError::TypeMismatch { .. }), "{err:?}");
+    assert!(text.contains("Checked") && text.contains("Other"), "{text}");
+    assert!(text.contains("payload") && text.contains("port"), "{text}");
+}
+
+#[test]
+fn create_on_existing_object_is_already_exists_and_takeover_continues_generations() {
+    let name = TestName::new("takeover");
+    {
+        let mut w = Writer::<Checked>::create(name.as_str()).unwrap();
+        for g in 1..=5 {
+            w.publish(&Checked::new(g, 3)).unwrap();
+        }
+    }
+    assert!(matches!(Writer::<Checked>::create(name.as_str()), Err(OpenError::AlreadyExists { .. })));
+    let mut r = Reader::<Checked>::open(name.as_str()).unwrap();
+    assert_eq!(r.read().unwrap().generation().get(), 5, "last snapshot outlives its writer");
+    let mut w = Writer::<Checked>::open_or_create(name.as_str()).unwrap();
+    assert_eq!(w.publish(&Checked::new(6, 3)).unwrap().get(), 6);
+    assert_eq!(consistent(&r.read().unwrap()), Ok(6));
+}
+
+#[test]
+fn growth_follows_values_of_any_size() {
+    let name = TestName::new("growth");
+    let mut w = Writer::<Checked>::options().capacity(1024).create(name.as_str()).unwrap();
+    let mut r = Reader::<Checked>::open(name.as_str()).unwrap();
+    let sizes = [100usize, 10 << 20 >> 3, 100, 10 << 20 >> 3, 50, 300_000];
+    for (i, &n) in sizes.iter().enumerate() {
+        let g = i as u64 + 1;
+        w.publish(&Checked::new(g, n)).unwrap();
+        let s = r.read().unwrap();
+        assert_eq!(consistent(&s), Ok(g));
+        assert_eq!(s.payload.len(), n);
+    }
+    let info = shmstate::inspect(name.as_str()).unwrap();
+    assert!(info.growths >= 1);
+    assert!(info.size >= (10 << 20), "segment grew to {}", info.size);
+}
+
+#[test]
+fn pinned_snapshot_is_never_overwritten() {
+    let name = TestName::new("pinned");
+    let mut w = Writer::<Checked>::options().slots(2).create(name.as_str()).unwrap();
+    let mut r = Reader::<Checked>::open(name.as_str()).unwrap();
+    w.publish(&Checked::new(1, 64)).unwrap();
+    let snap = r.read().unwrap();
+    for g in 2..200 {
+        w.publish(&Checked::new(g, 64)).unwrap();
+    }
+    // The reader still holds generation 1, intact, although 198 publishes passed.
+    assert_eq!(consistent(&snap), Ok(1));
+    let info = shmstate::inspect(name.as_str()).unwrap();
+    assert!(info.slot_count >= 3, "a pinned slot forces a third slot");
+    assert!(info.slot_count <= 4, "bounded: {} slots", info.slot_count);
+}
+
+#[test]
+fn wait_newer_wakes_on_publish_and_times_out() {
+    let name = TestName::new("wait");
+    let mut w = Writer::<Checked>::create(name.as_str()).unwrap();
+    let r = Reader::<Checked>::open(name.as_str()).unwrap();
+    assert_eq!(r.wait_newer(Generation::NONE, Duration::from_millis(20)), Err(WaitError::Timeout));
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        w.publish(&Checked::new(1, 1)).unwrap();
+        w
+    });
+    assert_eq!(r.wait_newer(Generation::NONE, Duration::from_secs(10)).unwrap().get(), 1);
+    let w = t.join().unwrap();
+    drop(w);
+    // The writer is gone: no hang, a clear answer.
+    assert_eq!(r.wait_newer(Generation::new(1), Duration::from_secs(10)), Err(WaitError::WriterDead));
+}
+
+#[test]
+fn remove_on_drop_and_remove() {
+    let name = TestName::new("remove");
+    {
+        let _w = Writer::<Checked>::options().remove_on_drop(true).create(name.as_str()).unwrap();
+        assert!(Reader::<Checked>::open(name.as_str()).is_ok());
+    }
+    assert!(matches!(Reader::<Checked>::open(name.as_str()), Err(OpenError::NotFound { .. })));
+    assert!(matches!(shmstate::remove(name.as_str()), Err(shmstate::RemoveError::NotFound { .. })));
+    let _w = Writer::<Checked>::create(name.as_str()).unwrap();
+    shmstate::remove(name.as_str()).unwrap();
+    assert!(matches!(Reader::<Checked>::open(name.as_str()), Err(OpenError::NotFound { .. })));
+}
+
+#[test]
+fn invalid_names_are_rejected() {
+    for bad in ["", "a/b", "../etc", ".x", "x.lock"] {
+        assert!(matches!(Writer::<Checked>::create(bad), Err(OpenError::InvalidName { .. })), "{bad:?}");
+        assert!(matches!(Reader::<Checked>::open(bad), Err(OpenError::InvalidName { .. })), "{bad:?}");
+    }
+}
+
+#[test]
+fn reader_table_full_is_reported() {
+    let name = TestName::new("full");
+    let _w = Writer::<Checked>::options().max_readers(2).create(name.as_str()).unwrap();
+    let _a = Reader::<Checked>::open(name.as_str()).unwrap();
+    let _b = Reader::<Checked>::open(name.as_str()).unwrap();
+    assert!(matches!(Reader::<Checked>::open(name.as_str()), Err(OpenError::ReaderTableFull { capacity: 2 })));
+    drop(_a);
+    assert!(Reader::<Checked>::open(name.as_str()).is_ok(), "a closed handle frees its entry");
+}
