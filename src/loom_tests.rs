@@ -1,0 +1,1 @@
+//! loom model of the protocol (see tests in this file).
