@@ -31,7 +31,12 @@ pub struct TypeDesc {
 
 impl TypeDesc {
     pub(crate) fn placeholder() -> Self {
-        TypeDesc { name: String::new(), size: 0, align: 1, kind: Kind::Primitive(Primitive::Unit) }
+        TypeDesc {
+            name: String::new(),
+            size: 0,
+            align: 1,
+            kind: Kind::Primitive(Primitive::Unit),
+        }
     }
 }
 
@@ -84,40 +89,61 @@ pub struct Variant {
     pub tuple: bool,
 }
 
-/// The shape of a type.
+/// The shape of a type, with the archived layout a decoder must follow.
+///
+/// Offsets written "rel" are little-endian `i32`s counted from the address of
+/// the field that holds them; lengths are little-endian `u32`s (the crate pins
+/// `pointer_width_32`). Element types are described by their own [`TypeDesc`].
 #[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum Kind {
-    /// A primitive.
+    /// A primitive, little-endian; `bool` is one byte 0/1, `char` a `u32` scalar,
+    /// `usize`/`isize` are 32-bit.
     Primitive(Primitive),
-    /// `String` (rkyv `ArchivedString`).
+    /// `String` (rkyv `ArchivedString`, 8 bytes, align 4). Inline when
+    /// `byte[0] & 0xC0 != 0x80`: up to 8 UTF-8 bytes, padded with `0xFF` (length =
+    /// index of the first `0xFF`, else 8). Otherwise out of line: `u32` length
+    /// word at +0 whose bits 6..7 are `10` (len = `(w & 0x3F) | ((w & !0xFF) >> 2)`),
+    /// then a rel `i32` at +4 counted from the start of the string.
     String,
-    /// `Vec<T>` / `Box<[T]>` (rkyv `ArchivedVec`).
+    /// `Vec<T>` / `Box<[T]>` (rkyv `ArchivedVec` / `ArchivedBox<[T]>`, 8 bytes):
+    /// rel `i32` at +0 (from +0) to `len` contiguous elements, `u32` len at +4.
     Vec(TypeIndex),
-    /// `Option<T>` (rkyv `ArchivedOption`).
+    /// `Option<T>` (rkyv `ArchivedOption`, a `repr(u8)` enum): tag byte 0 = None,
+    /// 1 = Some; the payload follows at offset `align_of(T)` (`repr(C)` after a `u8`).
     Option(TypeIndex),
-    /// `Box<T>` (rkyv `ArchivedBox`).
+    /// `Box<T>` for sized `T` (rkyv `ArchivedBox`, 4 bytes): rel `i32` to one `T`.
     Box(TypeIndex),
-    /// `[T; N]`.
+    /// `[T; N]`: `N` elements inline, stride `size_of(T)`.
     Array(TypeIndex, u64),
-    /// `(A, B, …)`: fields named `"0"`, `"1"`….
+    /// `(A, B, …)` (rkyv `ArchivedTupleN`, `repr(C)`): fields named `"0"`, `"1"`….
     Tuple(Vec<Field>),
     /// A struct with named fields, positional fields (`tuple`), or none (unit).
+    /// Archived structs are `repr(C)` with fields in declaration order.
     Struct {
         /// Fields in declaration order.
         fields: Vec<Field>,
         /// Positional fields.
         tuple: bool,
     },
-    /// An enum; `tag_size` is the byte width of the archived tag.
+    /// An enum; rkyv archives it as `repr(u8)`: the first byte is the tag, whose
+    /// value is the variant's Rust discriminant (explicit `= n` values are kept,
+    /// otherwise previous + 1 from 0). Each variant's fields follow the tag with
+    /// `repr(C)` rules, as in `#[repr(C)] struct { tag: u8, fields… }`.
     Enum {
         /// Variants in declaration order.
         variants: Vec<Variant>,
-        /// Width of the archived tag in bytes.
+        /// Width of the archived tag in bytes (always 1 with rkyv 0.8).
         tag_size: u32,
     },
-    /// `HashMap<K, V>` (rkyv `ArchivedHashMap`).
+    /// `HashMap<K, V>` (rkyv `ArchivedHashMap`, a SwissTable, 12 bytes): rel `i32`
+    /// at +0 to the control bytes, `u32` len at +4, `u32` capacity at +8. Bucket
+    /// `i` (for `i < cap`) is full when `ctrl[i] & 0x80 == 0`; its entry
+    /// `repr(C) { key: K, value: V }` is at `ctrl - (i + 1) * size_of(entry)`.
     HashMap(TypeIndex, TypeIndex),
-    /// `BTreeMap<K, V>` (rkyv `ArchivedBTreeMap`).
+    /// `BTreeMap<K, V>` (rkyv `ArchivedBTreeMap`, 8 bytes): rel `i32` at +0 to the
+    /// root node, `u32` len at +4. Nodes hold 5 entries: `repr(C) { kind: u8
+    /// (0 leaf, 1 inner), keys: [K; 5], values: [V; 5] }`, followed by `len: u32`
+    /// in a leaf, or by `lesser: [rel; 5], greater: rel` in an inner node.
     BTreeMap(TypeIndex, TypeIndex),
 }
 
@@ -135,105 +161,31 @@ impl std::error::Error for SchemaError {}
 
 impl SchemaDoc {
     /// The root type's description.
+    ///
+    /// # Panics
+    /// If `root` is out of range, which [`SchemaDoc::decode`] and
+    /// [`schema_of`](super::schema_of) never produce.
     pub fn root(&self) -> &TypeDesc {
         &self.types[self.root as usize]
     }
 
     /// Bytes to store in a segment.
     pub fn encode(&self) -> Vec<u8> {
+        // Serializing owned strings and vectors into a Vec cannot fail.
         rkyv::to_bytes::<rkyv::rancor::Error>(self)
             .map(|v| v.into_vec())
             .unwrap_or_default()
     }
 
-    /// Decodes and fully validates stored bytes (untrusted input).
+    /// Decodes and fully validates stored bytes (untrusted input): bytecheck
+    /// first, then the structural checks of [`SchemaDoc::validate`]. Never panics.
     pub fn decode(bytes: &[u8]) -> Result<SchemaDoc, SchemaError> {
+        // rkyv needs the root aligned; shared memory gives no such promise.
         let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
         aligned.extend_from_slice(bytes);
         let doc = rkyv::from_bytes::<SchemaDoc, rkyv::rancor::Error>(&aligned)
             .map_err(|e| SchemaError(format!("undecodable bytes ({e})")))?;
-        doc.check()?;
+        doc.validate()?;
         Ok(doc)
-    }
-
-    /// Checks that every index is in range.
-    fn check(&self) -> Result<(), SchemaError> {
-        let n = self.types.len() as u64;
-        let ok = |i: TypeIndex| (i as u64) < n;
-        if !ok(self.root) {
-            return Err(SchemaError(format!("root index {} out of {} types", self.root, n)));
-        }
-        for (i, t) in self.types.iter().enumerate() {
-            let bad = match &t.kind {
-                Kind::Primitive(_) | Kind::String => false,
-                Kind::Vec(e) | Kind::Option(e) | Kind::Box(e) | Kind::Array(e, _) => !ok(*e),
-                Kind::Tuple(fs) | Kind::Struct { fields: fs, .. } => fs.iter().any(|f| !ok(f.ty)),
-                Kind::Enum { variants, .. } => {
-                    variants.iter().any(|v| v.fields.iter().any(|f| !ok(f.ty)))
-                }
-                Kind::HashMap(k, v) | Kind::BTreeMap(k, v) => !ok(*k) || !ok(*v),
-            };
-            if bad {
-                return Err(SchemaError(format!("type {i} ({}) refers past {n} types", t.name)));
-            }
-            if !t.align.is_power_of_two() {
-                return Err(SchemaError(format!("type {i} has alignment {}", t.align)));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for SchemaDoc {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Rust-like listing of every named (struct/enum) type, root first.
-        let mut order: Vec<usize> = vec![self.root as usize];
-        order.extend((0..self.types.len()).filter(|&i| i != self.root as usize));
-        let name = |i: TypeIndex| self.types.get(i as usize).map_or("?", |t| t.name.as_str());
-        let mut first = true;
-        for i in order {
-            let t = &self.types[i];
-            let fields = |f: &mut fmt::Formatter<'_>, fs: &[Field], tuple: bool| -> fmt::Result {
-                if tuple {
-                    let tys: Vec<&str> = fs.iter().map(|x| name(x.ty)).collect();
-                    write!(f, "({})", tys.join(", "))
-                } else {
-                    let fs: Vec<String> =
-                        fs.iter().map(|x| format!("{}: {}", x.name, name(x.ty))).collect();
-                    write!(f, " {{ {} }}", fs.join(", "))
-                }
-            };
-            match &t.kind {
-                Kind::Struct { fields: fs, tuple } => {
-                    if !first {
-                        writeln!(f)?;
-                    }
-                    write!(f, "struct {}", t.name)?;
-                    if !fs.is_empty() || !*tuple {
-                        fields(f, fs, *tuple)?;
-                    }
-                }
-                Kind::Enum { variants, .. } => {
-                    if !first {
-                        writeln!(f)?;
-                    }
-                    write!(f, "enum {} {{ ", t.name)?;
-                    for (n, v) in variants.iter().enumerate() {
-                        if n > 0 {
-                            write!(f, ", ")?;
-                        }
-                        write!(f, "{}", v.name)?;
-                        if !v.fields.is_empty() {
-                            fields(f, &v.fields, v.tuple)?;
-                        }
-                    }
-                    write!(f, " }}")?;
-                }
-                _ if i == self.root as usize => write!(f, "{}", t.name)?,
-                _ => continue,
-            }
-            first = false;
-        }
-        Ok(())
     }
 }

@@ -40,3 +40,21 @@ pub const RKYV_FORMAT: u64 = {
     h = mix(h, little as u64);
     h
 };
+
+/// Mixes a length-prefixed byte string into `h`, so that consecutive names stay
+/// unambiguous (`"ab","c"` differs from `"a","bc"`).
+pub const fn mix_str(h: u64, s: &str) -> u64 {
+    fnv1a64_from(mix(h, s.len() as u64), s.as_bytes())
+}
+
+/// Fingerprint of a type constructor applied to components:
+/// `compose("Vec", &[T::FINGERPRINT])`, `compose("[;]", &[T::FINGERPRINT, N])`.
+pub const fn compose(name: &str, parts: &[u64]) -> u64 {
+    let mut h = mix_str(fnv1a64(b"shmstate-schema"), name);
+    let mut i = 0;
+    while i < parts.len() {
+        h = mix(h, parts[i]);
+        i += 1;
+    }
+    h
+}

@@ -1,18 +1,36 @@
-//! `Schema` for primitives and std containers. (Filled in by the schema work.)
+//! `Schema` for primitives and the std types rkyv archives.
+//!
+//! Fingerprints compose: a leaf hashes its name and [`RKYV_FORMAT`]; a
+//! constructor hashes its name and its components' fingerprints (and `N` for
+//! arrays). Every description records the size and alignment of the *archived*
+//! type, so the CLI can walk a snapshot with no Rust type at hand.
 
-use super::{Kind, Primitive, Schema, SchemaBuilder, TypeDesc, TypeIndex};
-use super::fp::{fnv1a64, mix, RKYV_FORMAT};
+use core::marker::PhantomData;
+use core::mem::offset_of;
+use std::collections::{BTreeMap, HashMap};
+
+use rkyv::{Archive, Archived};
+
+use super::fp::{compose, RKYV_FORMAT};
+use super::{Field, Kind, Primitive, Schema, SchemaBuilder, TypeDesc, TypeIndex};
+
+/// A description of `T` whose layout is that of `T`'s archived form.
+fn archived<T: Archive>(name: String, kind: Kind) -> TypeDesc {
+    TypeDesc {
+        name,
+        size: core::mem::size_of::<Archived<T>>() as u32,
+        align: core::mem::align_of::<Archived<T>>() as u32,
+        kind,
+    }
+}
 
 macro_rules! primitive {
     ($($t:ty => $p:ident),* $(,)?) => {$(
         impl Schema for $t {
-            const FINGERPRINT: u64 = mix(fnv1a64(stringify!($t).as_bytes()), RKYV_FORMAT);
+            const FINGERPRINT: u64 = compose(stringify!($t), &[RKYV_FORMAT]);
             fn describe(b: &mut SchemaBuilder) -> TypeIndex {
-                b.describe_with::<$t>(|_| TypeDesc {
-                    name: stringify!($t).to_string(),
-                    size: core::mem::size_of::<rkyv::Archived<$t>>() as u32,
-                    align: core::mem::align_of::<rkyv::Archived<$t>>() as u32,
-                    kind: Kind::Primitive(Primitive::$p),
+                b.describe_with::<$t>(|_| {
+                    archived::<$t>(stringify!($t).to_owned(), Kind::Primitive(Primitive::$p))
                 })
             }
         }
@@ -26,28 +44,123 @@ primitive!(
 );
 
 impl Schema for String {
-    const FINGERPRINT: u64 = mix(fnv1a64(b"String"), RKYV_FORMAT);
+    const FINGERPRINT: u64 = compose("String", &[RKYV_FORMAT]);
     fn describe(b: &mut SchemaBuilder) -> TypeIndex {
-        b.describe_with::<String>(|_| TypeDesc {
-            name: "String".into(),
-            size: core::mem::size_of::<rkyv::Archived<String>>() as u32,
-            align: core::mem::align_of::<rkyv::Archived<String>>() as u32,
-            kind: Kind::String,
-        })
+        b.describe_with::<String>(|_| archived::<String>("String".to_owned(), Kind::String))
     }
 }
 
-impl<T: Schema + rkyv::Archive> Schema for Vec<T> {
-    const FINGERPRINT: u64 = mix(fnv1a64(b"Vec"), T::FINGERPRINT);
-    fn describe(b: &mut SchemaBuilder) -> TypeIndex {
-        b.describe_with::<Vec<T>>(|b| {
-            let e = b.add::<T>();
-            TypeDesc {
-                name: format!("Vec<{}>", b.type_name(e)),
-                size: core::mem::size_of::<rkyv::Archived<Vec<T>>>() as u32,
-                align: core::mem::align_of::<rkyv::Archived<Vec<T>>>() as u32,
-                kind: Kind::Vec(e),
+/// One-parameter containers: `$ctor` is the fingerprint name, `$kind` the shape.
+macro_rules! unary {
+    ($($ty:ty, $ctor:literal, $fmt:literal, $kind:ident;)*) => {$(
+        impl<T: Schema> Schema for $ty
+        where
+            $ty: Archive,
+        {
+            const FINGERPRINT: u64 = compose($ctor, &[T::FINGERPRINT]);
+            fn describe(b: &mut SchemaBuilder) -> TypeIndex {
+                b.describe_named::<Self>(
+                    |b| format!($fmt, b.name_of::<T>()),
+                    |b, name| archived::<Self>(name, Kind::$kind(b.add::<T>())),
+                )
             }
-        })
+        }
+    )*};
+}
+
+unary! {
+    Vec<T>, "Vec", "Vec<{}>", Vec;
+    Option<T>, "Option", "Option<{}>", Option;
+    Box<T>, "Box", "Box<{}>", Box;
+    // Same archived layout as `Vec<T>` (relative offset + length).
+    Box<[T]>, "Box<[]>", "Box<[{}]>", Vec;
+}
+
+impl<T: Schema, const N: usize> Schema for [T; N]
+where
+    [T; N]: Archive,
+{
+    const FINGERPRINT: u64 = compose("[;]", &[T::FINGERPRINT, N as u64]);
+    fn describe(b: &mut SchemaBuilder) -> TypeIndex {
+        b.describe_named::<Self>(
+            |b| format!("[{}; {N}]", b.name_of::<T>()),
+            |b, name| archived::<Self>(name, Kind::Array(b.add::<T>(), N as u64)),
+        )
     }
 }
+
+impl<K: Schema, V: Schema, S> Schema for HashMap<K, V, S>
+where
+    HashMap<K, V, S>: Archive,
+{
+    // The hasher `S` is not hashed: the archived map always uses rkyv's own.
+    const FINGERPRINT: u64 = compose("HashMap", &[K::FINGERPRINT, V::FINGERPRINT]);
+    fn describe(b: &mut SchemaBuilder) -> TypeIndex {
+        b.describe_named::<Self>(
+            |b| format!("HashMap<{}, {}>", b.name_of::<K>(), b.name_of::<V>()),
+            |b, name| archived::<Self>(name, Kind::HashMap(b.add::<K>(), b.add::<V>())),
+        )
+    }
+}
+
+impl<K: Schema, V: Schema> Schema for BTreeMap<K, V>
+where
+    BTreeMap<K, V>: Archive,
+{
+    const FINGERPRINT: u64 = compose("BTreeMap", &[K::FINGERPRINT, V::FINGERPRINT]);
+    fn describe(b: &mut SchemaBuilder) -> TypeIndex {
+        b.describe_named::<Self>(
+            |b| format!("BTreeMap<{}, {}>", b.name_of::<K>(), b.name_of::<V>()),
+            |b, name| archived::<Self>(name, Kind::BTreeMap(b.add::<K>(), b.add::<V>())),
+        )
+    }
+}
+
+/// Zero-sized; described as an empty tuple so decoders need no new kind.
+impl<T: Schema + ?Sized> Schema for PhantomData<T> {
+    const FINGERPRINT: u64 = compose("PhantomData", &[T::FINGERPRINT]);
+    fn describe(b: &mut SchemaBuilder) -> TypeIndex {
+        b.describe_named::<Self>(
+            |b| format!("PhantomData<{}>", b.name_of::<T>()),
+            |_, name| archived::<Self>(name, Kind::Tuple(Vec::new())),
+        )
+    }
+}
+
+macro_rules! tuple {
+    ($($t:ident $i:tt),+) => {
+        // Bounds on the components, not on the tuple: a `(A, B): Archive`
+        // where-clause would keep `Archived<Self>` an opaque projection, which
+        // `offset_of!` cannot look into.
+        impl<$($t: Schema + Archive),+> Schema for ($($t,)+) {
+            const FINGERPRINT: u64 = compose("(,)", &[$($t::FINGERPRINT),+]);
+            fn describe(b: &mut SchemaBuilder) -> TypeIndex {
+                b.describe_named::<Self>(
+                    |b| {
+                        let parts = [$(b.name_of::<$t>()),+];
+                        // `(A,)` keeps a 1-tuple distinct from a parenthesised type.
+                        let comma = if parts.len() == 1 { "," } else { "" };
+                        format!("({}{comma})", parts.join(", "))
+                    },
+                    |b, name| {
+                        let fields = Vec::from([$(Field {
+                            name: stringify!($i).to_owned(),
+                            ty: b.add::<$t>(),
+                            offset: offset_of!(Archived<Self>, $i) as u32,
+                        }),+]);
+                        archived::<Self>(name, Kind::Tuple(fields))
+                    },
+                )
+            }
+        }
+    };
+}
+
+tuple!(A 0);
+tuple!(A 0, B 1);
+tuple!(A 0, B 1, C 2);
+tuple!(A 0, B 1, C 2, D 3);
+tuple!(A 0, B 1, C 2, D 3, E 4);
+tuple!(A 0, B 1, C 2, D 3, E 4, F 5);
+tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);

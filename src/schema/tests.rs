@@ -1,0 +1,242 @@
+//! Unit tests of the schema internals: std descriptions against real archived
+//! bytes, validation of hostile docs, and the derive used inside this crate
+//! (`crate = crate`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::*;
+
+#[crate::shared(crate = crate)]
+#[derive(Debug, PartialEq)]
+#[repr(u8)]
+enum Shape {
+    Dot,
+    Circle { r: u16, center: (u8, u64) } = 5,
+    Label(bool, String, u32),
+    Poly(Vec<u32>),
+}
+
+fn le_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+/// Position of the root object: rkyv writes it last, at `len - size`.
+fn root_pos<T: Schema>(bytes: &[u8]) -> usize {
+    bytes.len() - schema_of::<T>().root().size as usize
+}
+
+fn variant<'a>(doc: &'a SchemaDoc, name: &str) -> &'a Variant {
+    let Kind::Enum { variants, .. } = &doc.root().kind else {
+        panic!("not an enum")
+    };
+    variants.iter().find(|v| v.name == name).unwrap()
+}
+
+#[test]
+fn enum_offsets_and_tags_match_archived_bytes() {
+    let doc = schema_of::<Shape>();
+    let Kind::Enum { tag_size, .. } = doc.root().kind else {
+        panic!()
+    };
+    assert_eq!(tag_size, 1);
+    assert_eq!(
+        doc.root().size as usize,
+        core::mem::size_of::<ArchivedShape>()
+    );
+
+    // Explicit discriminants are kept; implicit ones count on from the previous.
+    let discs: Vec<u64> = ["Dot", "Circle", "Label", "Poly"]
+        .iter()
+        .map(|n| variant(&doc, n).discriminant)
+        .collect();
+    assert_eq!(discs, [0, 5, 6, 7]);
+
+    let v = Shape::Label(true, "hi".into(), 0xDEAD_BEEF);
+    let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&v).unwrap();
+    let root = root_pos::<Shape>(&bytes);
+    assert_eq!(bytes[root], 6, "tag byte");
+    let f = &variant(&doc, "Label").fields;
+    assert_eq!(bytes[root + f[0].offset as usize], 1);
+    assert_eq!(le_u32(&bytes, root + f[2].offset as usize), 0xDEAD_BEEF);
+    assert_eq!([f[0].offset, f[1].offset, f[2].offset], [1, 4, 12]);
+
+    let v = Shape::Circle {
+        r: 0x1234,
+        center: (9, 0x0102_0304_0506_0708),
+    };
+    let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&v).unwrap();
+    let root = root_pos::<Shape>(&bytes);
+    assert_eq!(bytes[root], 5);
+    let f = &variant(&doc, "Circle").fields;
+    let r = root + f[0].offset as usize;
+    assert_eq!(u16::from_le_bytes([bytes[r], bytes[r + 1]]), 0x1234);
+    let c = root + f[1].offset as usize;
+    assert_eq!(bytes[c], 9);
+    let Kind::Tuple(tf) = &doc.types[f[1].ty as usize].kind else {
+        panic!()
+    };
+    let second = c + tf[1].offset as usize;
+    assert_eq!(
+        u64::from_le_bytes(bytes[second..second + 8].try_into().unwrap()),
+        0x0102_0304_0506_0708
+    );
+}
+
+#[test]
+fn std_layouts_match_rkyv() {
+    use core::mem::{align_of, size_of};
+    let d = schema_of::<String>();
+    assert_eq!((d.root().size, d.root().align), (8, 4));
+    assert_eq!(schema_of::<Vec<u64>>().root().size, 8);
+    assert_eq!(schema_of::<Box<[u8]>>().root().size, 8);
+    assert_eq!(schema_of::<Box<u64>>().root().size, 4);
+    assert_eq!(schema_of::<HashMap<u8, u8>>().root().size, 12);
+    assert_eq!(schema_of::<BTreeMap<u8, u8>>().root().size, 8);
+    assert_eq!(schema_of::<usize>().root().size, 4);
+    assert_eq!(schema_of::<char>().root().size, 4);
+    let d = schema_of::<Option<u64>>();
+    assert_eq!(
+        d.root().size as usize,
+        size_of::<rkyv::Archived<Option<u64>>>()
+    );
+    assert_eq!(
+        d.root().align as usize,
+        align_of::<rkyv::Archived<Option<u64>>>()
+    );
+    let d = schema_of::<(u8, u32, u16)>();
+    let Kind::Tuple(fs) = &d.root().kind else {
+        panic!()
+    };
+    assert_eq!(fs.iter().map(|f| f.offset).collect::<Vec<_>>(), [0, 4, 8]);
+    assert_eq!(d.root().name, "(u8, u32, u16)");
+    assert_eq!(schema_of::<(u8,)>().root().name, "(u8,)");
+    assert_eq!(
+        schema_of::<[Option<i16>; 3]>().root().name,
+        "[Option<i16>; 3]"
+    );
+    assert_eq!(
+        schema_of::<HashMap<String, Vec<u8>>>().root().name,
+        "HashMap<String, Vec<u8>>"
+    );
+}
+
+#[test]
+fn option_payload_follows_tag_at_its_alignment() {
+    let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&Some(0xABCD_u32)).unwrap();
+    let root = root_pos::<Option<u32>>(&bytes);
+    assert_eq!(bytes[root], 1);
+    assert_eq!(le_u32(&bytes, root + 4), 0xABCD);
+    let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&None::<u32>).unwrap();
+    assert_eq!(bytes[root_pos::<Option<u32>>(&bytes)], 0);
+}
+
+#[test]
+fn string_inline_and_out_of_line() {
+    // Inline: the bytes themselves, padded with 0xFF.
+    let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&String::from("abc")).unwrap();
+    let r = root_pos::<String>(&bytes);
+    assert_eq!(&bytes[r..r + 8], b"abc\xff\xff\xff\xff\xff");
+    // Out of line: length word with bits 6..7 = 10, then offset from the string.
+    let s = "x".repeat(100);
+    let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&s).unwrap();
+    let r = root_pos::<String>(&bytes);
+    let w = le_u32(&bytes, r);
+    assert_eq!(w & 0xC0, 0x80);
+    assert_eq!((w & 0x3F) | ((w & !0xFF) >> 2), 100);
+    let off = le_u32(&bytes, r + 4) as i32;
+    let at = (r as isize + off as isize) as usize;
+    assert_eq!(&bytes[at..at + 100], s.as_bytes());
+}
+
+#[test]
+fn vec_is_relative_offset_then_len() {
+    let v = vec![7u32, 8, 9];
+    let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&v).unwrap();
+    let r = root_pos::<Vec<u32>>(&bytes);
+    let at = (r as isize + le_u32(&bytes, r) as i32 as isize) as usize;
+    assert_eq!(le_u32(&bytes, r + 4), 3);
+    assert_eq!(
+        [
+            le_u32(&bytes, at),
+            le_u32(&bytes, at + 4),
+            le_u32(&bytes, at + 8)
+        ],
+        [7, 8, 9]
+    );
+}
+
+#[test]
+fn hashmap_buckets_sit_below_control_bytes() {
+    let m: HashMap<u32, u32> = (0..20).map(|i| (i, i * 10)).collect();
+    let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&m).unwrap();
+    let r = root_pos::<HashMap<u32, u32>>(&bytes);
+    let ctrl = (r as isize + le_u32(&bytes, r) as i32 as isize) as usize;
+    let (len, cap) = (
+        le_u32(&bytes, r + 4) as usize,
+        le_u32(&bytes, r + 8) as usize,
+    );
+    assert_eq!(len, 20);
+    let mut seen = Vec::new();
+    for i in 0..cap {
+        if bytes[ctrl + i] & 0x80 == 0 {
+            let e = ctrl - (i + 1) * 8;
+            seen.push((le_u32(&bytes, e), le_u32(&bytes, e + 4)));
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..20).map(|i| (i, i * 10)).collect::<Vec<_>>());
+}
+
+#[test]
+fn validate_rejects_hostile_docs() {
+    let good = schema_of::<Shape>();
+    good.validate().unwrap();
+
+    let mut d = good.clone();
+    d.root = 99;
+    assert!(d.validate().is_err());
+
+    // A zero-sized struct containing itself passes every size check but
+    // would send a decoder into an endless loop.
+    let looped = SchemaDoc {
+        root: 0,
+        types: vec![TypeDesc {
+            name: "X".into(),
+            size: 0,
+            align: 1,
+            kind: Kind::Struct {
+                fields: vec![Field {
+                    name: "a".into(),
+                    ty: 0,
+                    offset: 0,
+                }],
+                tuple: false,
+            },
+        }],
+    };
+    assert!(looped.validate().unwrap_err().0.contains("itself"));
+
+    // A field running past its parent.
+    let mut d = schema_of::<(u8, u32)>();
+    if let Kind::Tuple(fs) = &mut d.types[d.root as usize].kind {
+        fs[1].offset = 6;
+    }
+    assert!(d.validate().is_err());
+
+    // A primitive with a size this build does not archive it with.
+    let mut d = schema_of::<u64>();
+    d.types[0].size = 4;
+    d.types[0].align = 4;
+    assert!(d.validate().is_err());
+}
+
+#[test]
+fn builder_names_recursive_references() {
+    let doc = schema_of::<Shape>();
+    let poly = &variant(&doc, "Poly").fields[0];
+    assert_eq!(doc.types[poly.ty as usize].name, "Vec<u32>");
+    assert_eq!(
+        SchemaBuilder::repr_c_offsets(1, [(1, 1), (8, 8), (2, 2)]),
+        [1, 8, 16]
+    );
+}

@@ -1,0 +1,4 @@
+#[shmstate::shared]
+fn not_a_type() {}
+
+fn main() {}
