@@ -178,9 +178,9 @@ pub mod __private {
     pub use std::vec::Vec;
 }
 
-/// loom model of the publish / pin / reclaim protocol (`--cfg loom`).
-#[cfg(all(test, loom))]
-mod loom_tests;
 /// Protocol and validation tests on a heap region, runnable under Miri.
 #[cfg(all(test, not(loom)))]
 mod heap_tests;
+/// loom model of the publish / pin / reclaim protocol (`--cfg loom`).
+#[cfg(all(test, loom))]
+mod loom_tests;

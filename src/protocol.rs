@@ -39,7 +39,7 @@ pub(crate) const MAX_GENERATION: u64 = u64::MAX >> SLOT_BITS;
 /// Encodes a publish word. `generation >= 1`, so a valid word is never 0.
 #[inline]
 pub(crate) fn word(generation: u64, slot: u32) -> u64 {
-    debug_assert!(generation >= 1 && generation <= MAX_GENERATION && slot < MAX_SLOTS);
+    debug_assert!((1..=MAX_GENERATION).contains(&generation) && slot < MAX_SLOTS);
     generation << SLOT_BITS | slot as u64
 }
 

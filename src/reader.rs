@@ -252,4 +252,3 @@ pub(crate) fn type_mismatch<T: Shared>(name: &str, seg: &DataSegment, geo: &Geom
         found,
     }
 }
-

@@ -133,9 +133,7 @@ impl DataSegment {
         }
         let segment_len = h.segment_len.load(Relaxed);
         if segment_len < data_start || segment_len > size {
-            return corrupt(format!(
-                "segment length {segment_len} outside [{data_start}, {size}] (object truncated?)"
-            ));
+            return corrupt(format!("segment length {segment_len} outside [{data_start}, {size}] (object truncated?)"));
         }
         if self.map.len() < data_start {
             return corrupt(format!("mapping of {} bytes is smaller than the header", self.map.len()));
@@ -167,7 +165,8 @@ impl DataSegment {
 
     /// Whether a live writer holds this segment (its OFD lock on the first byte).
     pub(crate) fn writer_alive(&self) -> Result<bool, Errno> {
-        Ok(crate::os::probe_write_lock(self.obj.fd(), layout::WRITER_LOCK_BYTE, 1)? == crate::os::LockProbe::WriteLocked)
+        Ok(crate::os::probe_write_lock(self.obj.fd(), layout::WRITER_LOCK_BYTE, 1)?
+            == crate::os::LockProbe::WriteLocked)
     }
 }
 

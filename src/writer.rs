@@ -268,7 +268,11 @@ impl<T: Shared> Writer<T> {
     }
 
     /// Lays out a freshly created data segment and its reader table.
-    fn initialise(name: &str, obj: ShmObject, opts: &WriterOptions<T>) -> Result<(DataSegment, ReaderTable, u64), OpenError> {
+    fn initialise(
+        name: &str,
+        obj: ShmObject,
+        opts: &WriterOptions<T>,
+    ) -> Result<(DataSegment, ReaderTable, u64), OpenError> {
         let os_err = |op| move |errno| OpenError::Os { op, errno };
         let max_slots = opts.max_slots();
         let schema = crate::schema::schema_of::<T>().encode();
@@ -441,10 +445,11 @@ impl<T: Shared> Writer<T> {
             e.state.store(slot_state::WRITING, Relaxed);
             (e.offset.load(Relaxed), e.capacity.load(Relaxed))
         };
-        let ptr = self.data.region().range_ptr(offset, capacity).ok_or(PublishError::Os {
-            op: "slot outside the mapping",
-            errno: Errno::FAULT,
-        })?;
+        let ptr = self
+            .data
+            .region()
+            .range_ptr(offset, capacity)
+            .ok_or(PublishError::Os { op: "slot outside the mapping", errno: Errno::FAULT })?;
         // SAFETY: the slot is neither current nor pinned by any reader (checked by
         // `free_slot`/`slot_with_room` after the SeqCst fence of `scan_pins`), and we
         // hold the writer lock, so nobody reads or writes these bytes until we
@@ -503,7 +508,8 @@ impl<T: Shared> Writer<T> {
         };
         let end = layout::align_up(end, PAGE).unwrap_or(end).min(self.max_size.max(end));
         self.data.obj.grow_to(end).map_err(|errno| PublishError::Os { op: "growing the data segment", errno })?;
-        self.data.map = Mapping::new(&self.data.obj, end, true).map_err(|errno| PublishError::Os { op: "mmap", errno })?;
+        self.data.map =
+            Mapping::new(&self.data.obj, end, true).map_err(|errno| PublishError::Os { op: "mmap", errno })?;
         let h = self.data.header();
         // Readers do not need this (they check each slot against fstat); it
         // records how much of the object is in use, for recovery and tools.

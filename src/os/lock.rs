@@ -60,9 +60,5 @@ pub(crate) enum LockProbe {
 pub(crate) fn probe_write_lock(fd: impl AsFd, start: u64, len: u64) -> Result<LockProbe, Errno> {
     let mut fl = flock_struct(libc::F_WRLCK as libc::c_short, start, len);
     fcntl(fd, libc::F_OFD_GETLK, &mut fl)?;
-    Ok(if fl.l_type == libc::F_WRLCK as libc::c_short {
-        LockProbe::WriteLocked
-    } else {
-        LockProbe::NotWriteLocked
-    })
+    Ok(if fl.l_type == libc::F_WRLCK as libc::c_short { LockProbe::WriteLocked } else { LockProbe::NotWriteLocked })
 }

@@ -52,10 +52,7 @@ pub fn role() -> Option<String> {
 
 /// Lines a child printed that start with `prefix`.
 pub fn child_lines(out: &std::process::Output, prefix: &str) -> Vec<String> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix(prefix).map(str::to_string))
-        .collect()
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.strip_prefix(prefix).map(str::to_string)).collect()
 }
 
 #[shmstate::shared]
