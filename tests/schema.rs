@@ -188,16 +188,8 @@ fn fingerprint_changes_with_structure() {
     assert_ne!(base, renamed::Quote::FINGERPRINT, "renamed field");
     assert_ne!(base, retyped::Quote::FINGERPRINT, "retyped field");
     assert_ne!(base, reordered::Quote::FINGERPRINT, "reordered fields");
-    assert_ne!(
-        v1::Side::FINGERPRINT,
-        added::Side::FINGERPRINT,
-        "added variant"
-    );
-    assert_ne!(
-        v1::Side::FINGERPRINT,
-        renumbered::Side::FINGERPRINT,
-        "new discriminants"
-    );
+    assert_ne!(v1::Side::FINGERPRINT, added::Side::FINGERPRINT, "added variant");
+    assert_ne!(v1::Side::FINGERPRINT, renumbered::Side::FINGERPRINT, "new discriminants");
     assert_ne!(Pair::<u32>::FINGERPRINT, Pair::<u64>::FINGERPRINT);
     assert_ne!(Tagged::<u8, 2>::FINGERPRINT, Tagged::<u8, 3>::FINGERPRINT);
     assert_ne!(<Vec<u8>>::FINGERPRINT, <Box<[u8]>>::FINGERPRINT);
@@ -237,10 +229,7 @@ fn primitive_fingerprints_are_distinct() {
 }
 
 fn find<'a>(doc: &'a SchemaDoc, name: &str) -> &'a TypeDesc {
-    doc.types
-        .iter()
-        .find(|t| t.name == name)
-        .unwrap_or_else(|| panic!("{name} not in\n{doc}"))
+    doc.types.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("{name} not in\n{doc}"))
 }
 
 #[test]
@@ -250,17 +239,9 @@ fn descriptions_name_generics_and_recursion() {
     assert_eq!(schema_of::<Tagged<u8, 4>>().root().name, "Tagged<u8, 4>");
 
     let doc = schema_of::<Node>();
-    let Kind::Struct {
-        fields,
-        tuple: false,
-    } = &doc.root().kind
-    else {
-        panic!()
-    };
+    let Kind::Struct { fields, tuple: false } = &doc.root().kind else { panic!() };
     assert_eq!(doc.types[fields[1].ty as usize].name, "Vec<Node>");
-    let Kind::Vec(elem) = doc.types[fields[1].ty as usize].kind else {
-        panic!()
-    };
+    let Kind::Vec(elem) = doc.types[fields[1].ty as usize].kind else { panic!() };
     assert_eq!(elem, doc.root, "the recursion points back at the root");
 
     let doc = schema_of::<Meters>();
@@ -272,37 +253,20 @@ fn descriptions_name_generics_and_recursion() {
 
 #[test]
 fn generic_enum_offsets_match_archived_bytes() {
-    assert_ne!(
-        Either::<u8, u64>::FINGERPRINT,
-        Either::<u64, u8>::FINGERPRINT
-    );
+    assert_ne!(Either::<u8, u64>::FINGERPRINT, Either::<u64, u8>::FINGERPRINT);
     let doc = schema_of::<Either<u8, u64>>();
     assert_eq!(doc.root().name, "Either<u8, u64>");
-    let v = Either::<u8, u64>::Right {
-        r: 0x1122_3344_5566_7788,
-        tail: vec![1, 2],
-    };
+    let v = Either::<u8, u64>::Right { r: 0x1122_3344_5566_7788, tail: vec![1, 2] };
     let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&v).unwrap();
     let root = bytes.len() - doc.root().size as usize;
-    let Kind::Enum { variants, .. } = &doc.root().kind else {
-        panic!()
-    };
+    let Kind::Enum { variants, .. } = &doc.root().kind else { panic!() };
     assert_eq!(u64::from(bytes[root]), variants[1].discriminant);
-    let [r, tail] = &variants[1].fields[..] else {
-        panic!()
-    };
+    let [r, tail] = &variants[1].fields[..] else { panic!() };
     assert_eq!((r.offset, tail.offset), (8, 16));
     let at = root + r.offset as usize;
-    assert_eq!(
-        u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()),
-        0x1122_3344_5566_7788
-    );
+    assert_eq!(u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()), 0x1122_3344_5566_7788);
     let at = root + tail.offset as usize + 4;
-    assert_eq!(
-        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()),
-        2,
-        "Vec len"
-    );
+    assert_eq!(u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()), 2, "Vec len");
 }
 
 #[test]
@@ -310,48 +274,25 @@ fn mutual_recursion_with_attribute() {
     assert_ne!(Dir::FINGERPRINT, File::FINGERPRINT);
     let doc = schema_of::<Dir>();
     doc.validate().unwrap();
-    assert!(
-        doc.to_string().contains("parent: Option<Box<Dir>>"),
-        "{doc}"
-    );
+    assert!(doc.to_string().contains("parent: Option<Box<Dir>>"), "{doc}");
 }
 
 #[test]
 fn everything_is_described() {
     let doc = schema_of::<Everything>();
     doc.validate().unwrap();
-    for (name, prim) in [
-        ("u128", Primitive::U128),
-        ("isize", Primitive::Isize),
-        ("char", Primitive::Char),
-    ] {
+    for (name, prim) in [("u128", Primitive::U128), ("isize", Primitive::Isize), ("char", Primitive::Char)] {
         assert_eq!(find(&doc, name).kind, Kind::Primitive(prim));
     }
-    assert!(matches!(
-        find(&doc, "HashMap<String, u64>").kind,
-        Kind::HashMap(..)
-    ));
-    assert!(matches!(
-        find(&doc, "BTreeMap<u32, Event>").kind,
-        Kind::BTreeMap(..)
-    ));
-    assert!(matches!(
-        find(&doc, "Option<Box<Meters>>").kind,
-        Kind::Option(_)
-    ));
+    assert!(matches!(find(&doc, "HashMap<String, u64>").kind, Kind::HashMap(..)));
+    assert!(matches!(find(&doc, "BTreeMap<u32, Event>").kind, Kind::BTreeMap(..)));
+    assert!(matches!(find(&doc, "Option<Box<Meters>>").kind, Kind::Option(_)));
     assert!(matches!(find(&doc, "Box<Meters>").kind, Kind::Box(_)));
     assert!(matches!(find(&doc, "Box<[u8]>").kind, Kind::Vec(_)));
     assert!(matches!(find(&doc, "[[u8; 3]; 2]").kind, Kind::Array(_, 2)));
-    assert!(
-        matches!(&find(&doc, "(u8, u8, u8, u8, u8, u8, u8, u8)").kind, Kind::Tuple(f) if f.len() == 8)
-    );
-    assert!(
-        matches!(&find(&doc, "Event").kind, Kind::Enum { variants, tag_size: 1 } if variants.len() == 3)
-    );
-    assert_eq!(
-        doc.root().size as usize,
-        core::mem::size_of::<ArchivedEverything>()
-    );
+    assert!(matches!(&find(&doc, "(u8, u8, u8, u8, u8, u8, u8, u8)").kind, Kind::Tuple(f) if f.len() == 8));
+    assert!(matches!(&find(&doc, "Event").kind, Kind::Enum { variants, tag_size: 1 } if variants.len() == 3));
+    assert_eq!(doc.root().size as usize, core::mem::size_of::<ArchivedEverything>());
 }
 
 #[test]
@@ -370,32 +311,20 @@ fn display_lists_user_types() {
     ] {
         assert!(text.contains(needle), "{needle:?} missing from\n{text}");
     }
-    assert!(schema_of::<renumbered::Side>()
-        .to_string()
-        .contains("Buy = 1,"));
+    assert!(schema_of::<renumbered::Side>().to_string().contains("Buy = 1,"));
     assert!(schema_of::<Vec<u8>>().to_string().starts_with("Vec<u8>"));
 }
 
 #[test]
 fn struct_offsets_match_archived_bytes() {
-    let q = v1::Quote {
-        bid: 1.5,
-        ask: 2.5,
-        venue: "XNYS".into(),
-        size: 0xC0FF_EE00,
-    };
+    let q = v1::Quote { bid: 1.5, ask: 2.5, venue: "XNYS".into(), size: 0xC0FF_EE00 };
     let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&q).unwrap();
     let doc = schema_of::<v1::Quote>();
     let root = bytes.len() - doc.root().size as usize;
-    let Kind::Struct { fields, .. } = &doc.root().kind else {
-        panic!()
-    };
+    let Kind::Struct { fields, .. } = &doc.root().kind else { panic!() };
     let size = fields.iter().find(|f| f.name == "size").unwrap();
     let at = root + size.offset as usize;
-    assert_eq!(
-        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()),
-        0xC0FF_EE00
-    );
+    assert_eq!(u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()), 0xC0FF_EE00);
     let archived = rkyv::access::<v1::ArchivedQuote, rkyv::rancor::Error>(&bytes).unwrap();
     assert_eq!(archived, &q);
 
@@ -403,16 +332,11 @@ fn struct_offsets_match_archived_bytes() {
     let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&Event::Tick { px: 0.25, seq: 77 }).unwrap();
     let doc = schema_of::<Event>();
     let root = bytes.len() - doc.root().size as usize;
-    let Kind::Enum { variants, .. } = &doc.root().kind else {
-        panic!()
-    };
+    let Kind::Enum { variants, .. } = &doc.root().kind else { panic!() };
     assert_eq!(u64::from(bytes[root]), variants[0].discriminant);
     let seq = &variants[0].fields[1];
     let at = root + seq.offset as usize;
-    assert_eq!(
-        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()),
-        77
-    );
+    assert_eq!(u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()), 77);
 }
 
 #[test]
@@ -435,10 +359,7 @@ fn encode_decode_round_trips() {
 fn decode_rejects_every_truncation() {
     let bytes = schema_of::<Everything>().encode();
     for n in 0..bytes.len() {
-        assert!(
-            SchemaDoc::decode(&bytes[..n]).is_err(),
-            "prefix of {n} bytes decoded"
-        );
+        assert!(SchemaDoc::decode(&bytes[..n]).is_err(), "prefix of {n} bytes decoded");
     }
 }
 
@@ -462,6 +383,37 @@ proptest! {
             bytes[i] ^= x;
         }
         if let Ok(doc) = SchemaDoc::decode(&bytes) {
+            let _ = doc.to_string();
+        }
+    }
+
+    /// Structurally hostile docs that bytecheck would accept: arbitrary sizes,
+    /// alignments, offsets and indices. `validate` must refuse or accept without
+    /// panicking, and an accepted doc must print.
+    #[test]
+    fn validate_never_panics_on_mutated_docs(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..5, any::<u32>()), 1..6),
+    ) {
+        let mut doc = schema_of::<Everything>();
+        for (at, what, x) in edits {
+            let i = at.index(doc.types.len());
+            let t = &mut doc.types[i];
+            match (what, &mut t.kind) {
+                (0, _) => t.size = x,
+                (1, _) => t.align = x % 65,
+                (2, Kind::Struct { fields, .. } | Kind::Tuple(fields)) if !fields.is_empty() => {
+                    let n = fields.len();
+                    fields[x as usize % n].offset = x >> 8;
+                }
+                (3, Kind::Struct { fields, .. } | Kind::Tuple(fields)) if !fields.is_empty() => {
+                    let n = fields.len();
+                    fields[x as usize % n].ty = x % 80;
+                }
+                (_, Kind::Vec(e) | Kind::Option(e) | Kind::Box(e) | Kind::Array(e, _)) => *e = x % 80,
+                _ => doc.root = x % 80,
+            }
+        }
+        if doc.validate().is_ok() {
             let _ = doc.to_string();
         }
     }

@@ -34,10 +34,7 @@ fn crate_path(meta: &ParseNestedMeta<'_>) -> syn::Result<Path> {
         let lit: LitStr = value.parse()?;
         return Err(syn::Error::new(
             lit.span(),
-            format!(
-                "`crate` takes a path, not a string: write `crate = {}`",
-                lit.value()
-            ),
+            format!("`crate` takes a path, not a string: write `crate = {}`", lit.value()),
         ));
     }
     value.parse()
@@ -45,13 +42,8 @@ fn crate_path(meta: &ParseNestedMeta<'_>) -> syn::Result<Path> {
 
 fn set_once<T>(slot: &mut Option<T>, value: T, at: &Path) -> syn::Result<()> {
     if slot.is_some() {
-        let name = at
-            .get_ident()
-            .map_or_else(String::new, |i| format!(" `{i}`"));
-        return Err(syn::Error::new_spanned(
-            at,
-            format!("duplicate{name} argument"),
-        ));
+        let name = at.get_ident().map_or_else(String::new, |i| format!(" `{i}`"));
+        return Err(syn::Error::new_spanned(at, format!("duplicate{name} argument")));
     }
     *slot = Some(value);
     Ok(())
@@ -98,10 +90,7 @@ pub fn reject_rkyv_args(attrs: &[Attribute], forbidden: &[(&str, &str)]) -> syn:
         };
         for (key, span) in top_level_keys.parse2(list.tokens.clone())? {
             if let Some((_, why)) = forbidden.iter().find(|(k, _)| key == *k) {
-                return Err(syn::Error::new(
-                    span,
-                    format!("`#[rkyv({key} = ..)]` {why}"),
-                ));
+                return Err(syn::Error::new(span, format!("`#[rkyv({key} = ..)]` {why}")));
             }
         }
     }

@@ -26,11 +26,7 @@ pub fn body(m: &Model<'_>) -> TokenStream {
         Shape::Struct { style, fields } => {
             let fields = fields.iter().map(|f| {
                 let member = &f.member;
-                field(
-                    m,
-                    f,
-                    quote!(#pr::core::mem::offset_of!(#archived, #member) as u32),
-                )
+                field(m, f, quote!(#pr::core::mem::offset_of!(#archived, #member) as u32))
             });
             let tuple = *style == Style::Tuple;
             quote!(#pr::Kind::Struct { fields: #pr::Vec::from([#(#fields),*]), tuple: #tuple })
@@ -44,9 +40,8 @@ pub fn body(m: &Model<'_>) -> TokenStream {
                 });
                 let fields = v.fields.iter().enumerate().map(|(i, f)| field(m, f, quote!(offsets[#i])));
                 let (name, ident, tuple) = (&v.name, v.ident, v.style == Style::Tuple);
-                let offsets = (!v.fields.is_empty()).then(|| {
-                    quote!(let offsets = #pr::SchemaBuilder::repr_c_offsets(#TAG_SIZE, [#(#layouts),*]);)
-                });
+                let offsets = (!v.fields.is_empty())
+                    .then(|| quote!(let offsets = #pr::SchemaBuilder::repr_c_offsets(#TAG_SIZE, [#(#layouts),*]);));
                 quote! {{
                     #offsets
                     #pr::Variant {

@@ -57,10 +57,7 @@ pub struct Variant<'a> {
 }
 
 pub enum Shape<'a> {
-    Struct {
-        style: Style,
-        fields: Vec<Field<'a>>,
-    },
+    Struct { style: Style, fields: Vec<Field<'a>> },
     Enum(Vec<Variant<'a>>),
 }
 
@@ -80,10 +77,7 @@ impl<'a> Model<'a> {
         attr::reject_rkyv_args(&input.attrs, attr::FORBIDDEN_CONTAINER)?;
         let ident = &input.ident;
         let fields = |fs: &'a syn::Fields| -> syn::Result<Vec<Field<'a>>> {
-            fs.iter()
-                .enumerate()
-                .map(|(i, f)| Field::parse(ident, i, f))
-                .collect()
+            fs.iter().enumerate().map(|(i, f)| Field::parse(ident, i, f)).collect()
         };
         let shape = match &input.data {
             Data::Struct(s) => Shape::Struct { style: Style::of(&s.fields), fields: fields(&s.fields)? },
@@ -113,13 +107,7 @@ impl<'a> Model<'a> {
                 ))
             }
         };
-        Ok(Model {
-            ident,
-            name: ident.unraw().to_string(),
-            generics: &input.generics,
-            krate,
-            shape,
-        })
+        Ok(Model { ident, name: ident.unraw().to_string(), generics: &input.generics, krate, shape })
     }
 }
 
@@ -131,14 +119,8 @@ impl<'a> Field<'a> {
             Some(id) => (Member::Named(id.clone()), id.unraw().to_string()),
             None => (Member::Unnamed(index.into()), index.to_string()),
         };
-        let by_spelling =
-            recursive || mentions(f.ty.to_token_stream(), |id| id == owner || id == "Self");
-        Ok(Field {
-            member,
-            name,
-            ty: &f.ty,
-            by_spelling,
-        })
+        let by_spelling = recursive || mentions(f.ty.to_token_stream(), |id| id == owner || id == "Self");
+        Ok(Field { member, name, ty: &f.ty, by_spelling })
     }
 }
 

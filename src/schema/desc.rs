@@ -31,12 +31,7 @@ pub struct TypeDesc {
 
 impl TypeDesc {
     pub(crate) fn placeholder() -> Self {
-        TypeDesc {
-            name: String::new(),
-            size: 0,
-            align: 1,
-            kind: Kind::Primitive(Primitive::Unit),
-        }
+        TypeDesc { name: String::new(), size: 0, align: 1, kind: Kind::Primitive(Primitive::Unit) }
     }
 }
 
@@ -172,9 +167,7 @@ impl SchemaDoc {
     /// Bytes to store in a segment.
     pub fn encode(&self) -> Vec<u8> {
         // Serializing owned strings and vectors into a Vec cannot fail.
-        rkyv::to_bytes::<rkyv::rancor::Error>(self)
-            .map(|v| v.into_vec())
-            .unwrap_or_default()
+        rkyv::to_bytes::<rkyv::rancor::Error>(self).map(|v| v.into_vec()).unwrap_or_default()
     }
 
     /// Decodes and fully validates stored bytes (untrusted input): bytecheck

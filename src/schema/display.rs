@@ -28,9 +28,7 @@ impl SchemaDoc {
         let items: Vec<String> = if tuple {
             fs.iter().map(|x| self.name(x.ty).to_owned()).collect()
         } else {
-            fs.iter()
-                .map(|x| format!("{}: {}", x.name, self.name(x.ty)))
-                .collect()
+            fs.iter().map(|x| format!("{}: {}", x.name, self.name(x.ty))).collect()
         };
         if tuple {
             write!(f, "({})", items.join(", "))
@@ -39,13 +37,7 @@ impl SchemaDoc {
         }
     }
 
-    fn write_struct(
-        &self,
-        f: &mut String,
-        t: &TypeDesc,
-        fields: &[Field],
-        tuple: bool,
-    ) -> fmt::Result {
+    fn write_struct(&self, f: &mut String, t: &TypeDesc, fields: &[Field], tuple: bool) -> fmt::Result {
         let layout = format!("// {} bytes, align {}", t.size, t.align);
         if tuple || fields.is_empty() {
             write!(f, "struct {}", t.name)?;
@@ -65,11 +57,7 @@ impl SchemaDoc {
         let Kind::Enum { variants, .. } = &t.kind else {
             return Ok(());
         };
-        writeln!(
-            f,
-            "enum {} {{ // {} bytes, align {}",
-            t.name, t.size, t.align
-        )?;
+        writeln!(f, "enum {} {{ // {} bytes, align {}", t.name, t.size, t.align)?;
         // Print `= n` only where the tag is not the implicit previous + 1.
         let mut implicit = 0u64;
         for v in variants {

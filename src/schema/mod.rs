@@ -55,10 +55,7 @@ impl SchemaBuilder {
     ///
     /// While `f` runs, a recursive reference sees an empty name; use
     /// [`describe_named`](Self::describe_named) when the name is known first.
-    pub fn describe_with<T: ?Sized>(
-        &mut self,
-        f: impl FnOnce(&mut SchemaBuilder) -> TypeDesc,
-    ) -> TypeIndex {
+    pub fn describe_with<T: ?Sized>(&mut self, f: impl FnOnce(&mut SchemaBuilder) -> TypeDesc) -> TypeIndex {
         self.describe_named::<T>(|_| String::new(), |b, _| f(b))
     }
 
@@ -97,9 +94,7 @@ impl SchemaBuilder {
 
     /// The name recorded for an already added type.
     pub fn type_name(&self, idx: TypeIndex) -> &str {
-        self.types
-            .get(idx as usize)
-            .map_or("?", |t| t.name.as_str())
+        self.types.get(idx as usize).map_or("?", |t| t.name.as_str())
     }
 
     /// `base<arg, arg…>`, or `base` alone without arguments.
@@ -131,10 +126,7 @@ impl SchemaBuilder {
 
     /// Finishes the document with `root` as the described type.
     pub fn finish(self, root: TypeIndex) -> SchemaDoc {
-        SchemaDoc {
-            root,
-            types: self.types,
-        }
+        SchemaDoc { root, types: self.types }
     }
 }
 

@@ -26,29 +26,19 @@ fn root_pos<T: Schema>(bytes: &[u8]) -> usize {
 }
 
 fn variant<'a>(doc: &'a SchemaDoc, name: &str) -> &'a Variant {
-    let Kind::Enum { variants, .. } = &doc.root().kind else {
-        panic!("not an enum")
-    };
+    let Kind::Enum { variants, .. } = &doc.root().kind else { panic!("not an enum") };
     variants.iter().find(|v| v.name == name).unwrap()
 }
 
 #[test]
 fn enum_offsets_and_tags_match_archived_bytes() {
     let doc = schema_of::<Shape>();
-    let Kind::Enum { tag_size, .. } = doc.root().kind else {
-        panic!()
-    };
+    let Kind::Enum { tag_size, .. } = doc.root().kind else { panic!() };
     assert_eq!(tag_size, 1);
-    assert_eq!(
-        doc.root().size as usize,
-        core::mem::size_of::<ArchivedShape>()
-    );
+    assert_eq!(doc.root().size as usize, core::mem::size_of::<ArchivedShape>());
 
     // Explicit discriminants are kept; implicit ones count on from the previous.
-    let discs: Vec<u64> = ["Dot", "Circle", "Label", "Poly"]
-        .iter()
-        .map(|n| variant(&doc, n).discriminant)
-        .collect();
+    let discs: Vec<u64> = ["Dot", "Circle", "Label", "Poly"].iter().map(|n| variant(&doc, n).discriminant).collect();
     assert_eq!(discs, [0, 5, 6, 7]);
 
     let v = Shape::Label(true, "hi".into(), 0xDEAD_BEEF);
@@ -60,10 +50,7 @@ fn enum_offsets_and_tags_match_archived_bytes() {
     assert_eq!(le_u32(&bytes, root + f[2].offset as usize), 0xDEAD_BEEF);
     assert_eq!([f[0].offset, f[1].offset, f[2].offset], [1, 4, 12]);
 
-    let v = Shape::Circle {
-        r: 0x1234,
-        center: (9, 0x0102_0304_0506_0708),
-    };
+    let v = Shape::Circle { r: 0x1234, center: (9, 0x0102_0304_0506_0708) };
     let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&v).unwrap();
     let root = root_pos::<Shape>(&bytes);
     assert_eq!(bytes[root], 5);
@@ -72,14 +59,9 @@ fn enum_offsets_and_tags_match_archived_bytes() {
     assert_eq!(u16::from_le_bytes([bytes[r], bytes[r + 1]]), 0x1234);
     let c = root + f[1].offset as usize;
     assert_eq!(bytes[c], 9);
-    let Kind::Tuple(tf) = &doc.types[f[1].ty as usize].kind else {
-        panic!()
-    };
+    let Kind::Tuple(tf) = &doc.types[f[1].ty as usize].kind else { panic!() };
     let second = c + tf[1].offset as usize;
-    assert_eq!(
-        u64::from_le_bytes(bytes[second..second + 8].try_into().unwrap()),
-        0x0102_0304_0506_0708
-    );
+    assert_eq!(u64::from_le_bytes(bytes[second..second + 8].try_into().unwrap()), 0x0102_0304_0506_0708);
 }
 
 #[test]
@@ -95,29 +77,15 @@ fn std_layouts_match_rkyv() {
     assert_eq!(schema_of::<usize>().root().size, 4);
     assert_eq!(schema_of::<char>().root().size, 4);
     let d = schema_of::<Option<u64>>();
-    assert_eq!(
-        d.root().size as usize,
-        size_of::<rkyv::Archived<Option<u64>>>()
-    );
-    assert_eq!(
-        d.root().align as usize,
-        align_of::<rkyv::Archived<Option<u64>>>()
-    );
+    assert_eq!(d.root().size as usize, size_of::<rkyv::Archived<Option<u64>>>());
+    assert_eq!(d.root().align as usize, align_of::<rkyv::Archived<Option<u64>>>());
     let d = schema_of::<(u8, u32, u16)>();
-    let Kind::Tuple(fs) = &d.root().kind else {
-        panic!()
-    };
+    let Kind::Tuple(fs) = &d.root().kind else { panic!() };
     assert_eq!(fs.iter().map(|f| f.offset).collect::<Vec<_>>(), [0, 4, 8]);
     assert_eq!(d.root().name, "(u8, u32, u16)");
     assert_eq!(schema_of::<(u8,)>().root().name, "(u8,)");
-    assert_eq!(
-        schema_of::<[Option<i16>; 3]>().root().name,
-        "[Option<i16>; 3]"
-    );
-    assert_eq!(
-        schema_of::<HashMap<String, Vec<u8>>>().root().name,
-        "HashMap<String, Vec<u8>>"
-    );
+    assert_eq!(schema_of::<[Option<i16>; 3]>().root().name, "[Option<i16>; 3]");
+    assert_eq!(schema_of::<HashMap<String, Vec<u8>>>().root().name, "HashMap<String, Vec<u8>>");
 }
 
 #[test]
@@ -155,14 +123,7 @@ fn vec_is_relative_offset_then_len() {
     let r = root_pos::<Vec<u32>>(&bytes);
     let at = (r as isize + le_u32(&bytes, r) as i32 as isize) as usize;
     assert_eq!(le_u32(&bytes, r + 4), 3);
-    assert_eq!(
-        [
-            le_u32(&bytes, at),
-            le_u32(&bytes, at + 4),
-            le_u32(&bytes, at + 8)
-        ],
-        [7, 8, 9]
-    );
+    assert_eq!([le_u32(&bytes, at), le_u32(&bytes, at + 4), le_u32(&bytes, at + 8)], [7, 8, 9]);
 }
 
 #[test]
@@ -171,10 +132,7 @@ fn hashmap_buckets_sit_below_control_bytes() {
     let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&m).unwrap();
     let r = root_pos::<HashMap<u32, u32>>(&bytes);
     let ctrl = (r as isize + le_u32(&bytes, r) as i32 as isize) as usize;
-    let (len, cap) = (
-        le_u32(&bytes, r + 4) as usize,
-        le_u32(&bytes, r + 8) as usize,
-    );
+    let (len, cap) = (le_u32(&bytes, r + 4) as usize, le_u32(&bytes, r + 8) as usize);
     assert_eq!(len, 20);
     let mut seen = Vec::new();
     for i in 0..cap {
@@ -204,17 +162,16 @@ fn validate_rejects_hostile_docs() {
             name: "X".into(),
             size: 0,
             align: 1,
-            kind: Kind::Struct {
-                fields: vec![Field {
-                    name: "a".into(),
-                    ty: 0,
-                    offset: 0,
-                }],
-                tuple: false,
-            },
+            kind: Kind::Struct { fields: vec![Field { name: "a".into(), ty: 0, offset: 0 }], tuple: false },
         }],
     };
     assert!(looped.validate().unwrap_err().0.contains("itself"));
+
+    // A member whose (later) type claims alignment 0 must not divide by zero.
+    let mut d = schema_of::<(u8, u32)>();
+    let last = d.types.len() - 1;
+    d.types[last].align = 0;
+    assert!(d.validate().is_err());
 
     // A field running past its parent.
     let mut d = schema_of::<(u8, u32)>();
@@ -235,8 +192,5 @@ fn builder_names_recursive_references() {
     let doc = schema_of::<Shape>();
     let poly = &variant(&doc, "Poly").fields[0];
     assert_eq!(doc.types[poly.ty as usize].name, "Vec<u32>");
-    assert_eq!(
-        SchemaBuilder::repr_c_offsets(1, [(1, 1), (8, 8), (2, 2)]),
-        [1, 8, 16]
-    );
+    assert_eq!(SchemaBuilder::repr_c_offsets(1, [(1, 1), (8, 8), (2, 2)]), [1, 8, 16]);
 }

@@ -63,6 +63,13 @@ impl SchemaDoc {
         if self.root as usize >= n {
             return err(format!("root index {} out of {n} types", self.root));
         }
+        // Sizes and alignments of every type first: member checks divide by
+        // the member's alignment, which may come later in the list.
+        for (i, t) in self.types.iter().enumerate() {
+            if !t.align.is_power_of_two() || t.size % t.align != 0 {
+                return err(format!("type {i} ({}) has size {} and alignment {}", t.name, t.size, t.align));
+            }
+        }
         for (i, t) in self.types.iter().enumerate() {
             self.check_type(i, t)?;
         }
@@ -81,14 +88,7 @@ impl SchemaDoc {
     }
 
     /// An inline member of type `idx` at `offset` must fit inside `t` and be aligned.
-    fn check_member(
-        &self,
-        i: usize,
-        t: &TypeDesc,
-        what: &str,
-        idx: TypeIndex,
-        offset: u64,
-    ) -> Result<(), SchemaError> {
+    fn check_member(&self, i: usize, t: &TypeDesc, what: &str, idx: TypeIndex, offset: u64) -> Result<(), SchemaError> {
         let m = self.get(i, idx)?;
         if offset + u64::from(m.size) > u64::from(t.size) {
             return err(format!(
@@ -97,46 +97,22 @@ impl SchemaDoc {
             ));
         }
         if offset % u64::from(m.align) != 0 {
-            return err(format!(
-                "{what} of {} at offset {offset} is not aligned to {}",
-                t.name, m.align
-            ));
+            return err(format!("{what} of {} at offset {offset} is not aligned to {}", t.name, m.align));
         }
         Ok(())
     }
 
-    fn check_fields(
-        &self,
-        i: usize,
-        t: &TypeDesc,
-        fields: &[Field],
-        min_offset: u64,
-    ) -> Result<(), SchemaError> {
+    fn check_fields(&self, i: usize, t: &TypeDesc, fields: &[Field], min_offset: u64) -> Result<(), SchemaError> {
         for f in fields {
             if u64::from(f.offset) < min_offset {
-                return err(format!(
-                    "field {} of {} overlaps the enum tag",
-                    f.name, t.name
-                ));
+                return err(format!("field {} of {} overlaps the enum tag", f.name, t.name));
             }
-            self.check_member(
-                i,
-                t,
-                &format!("field {}", f.name),
-                f.ty,
-                u64::from(f.offset),
-            )?;
+            self.check_member(i, t, &format!("field {}", f.name), f.ty, u64::from(f.offset))?;
         }
         Ok(())
     }
 
     fn check_type(&self, i: usize, t: &TypeDesc) -> Result<(), SchemaError> {
-        if !t.align.is_power_of_two() || t.size % t.align != 0 {
-            return err(format!(
-                "type {i} ({}) has size {} and alignment {}",
-                t.name, t.size, t.align
-            ));
-        }
         if let Some((size, align)) = fixed_layout(&t.kind) {
             if (t.size, t.align) != (size, align) {
                 return err(format!(
@@ -163,16 +139,11 @@ impl SchemaDoc {
                 // a decoder for billions of iterations.
                 match u64::from(elem.size).checked_mul(*len) {
                     Some(total)
-                        if total == u64::from(t.size)
-                            && elem.align <= t.align
-                            && *len <= u64::from(u32::MAX) =>
+                        if total == u64::from(t.size) && elem.align <= t.align && *len <= u64::from(u32::MAX) =>
                     {
                         Ok(())
                     }
-                    _ => err(format!(
-                        "array {} of {len} × {} bytes has size {}",
-                        t.name, elem.size, t.size
-                    )),
+                    _ => err(format!("array {} of {len} × {} bytes has size {}", t.name, elem.size, t.size)),
                 }
             }
             Kind::Tuple(fields) | Kind::Struct { fields, .. } => self.check_fields(i, t, fields, 0),
@@ -201,10 +172,7 @@ impl SchemaDoc {
         match kind {
             Kind::Option(e) | Kind::Array(e, _) => vec![*e],
             Kind::Tuple(fs) | Kind::Struct { fields: fs, .. } => fs.iter().map(|f| f.ty).collect(),
-            Kind::Enum { variants, .. } => variants
-                .iter()
-                .flat_map(|v| v.fields.iter().map(|f| f.ty))
-                .collect(),
+            Kind::Enum { variants, .. } => variants.iter().flat_map(|v| v.fields.iter().map(|f| f.ty)).collect(),
             _ => Vec::new(),
         }
     }
@@ -224,11 +192,7 @@ impl SchemaDoc {
                 continue;
             }
             mark[start] = Mark::Open;
-            let mut stack = vec![(
-                start,
-                Self::inline_children(&self.types[start].kind),
-                0usize,
-            )];
+            let mut stack = vec![(start, Self::inline_children(&self.types[start].kind), 0usize)];
             while let Some((node, children, next)) = stack.last_mut() {
                 let Some(&child) = children.get(*next) else {
                     mark[*node] = Mark::Done;
@@ -238,12 +202,7 @@ impl SchemaDoc {
                 *next += 1;
                 let child = child as usize;
                 match mark[child] {
-                    Mark::Open => {
-                        return err(format!(
-                            "type {} contains itself by value",
-                            self.types[child].name
-                        ))
-                    }
+                    Mark::Open => return err(format!("type {} contains itself by value", self.types[child].name)),
                     Mark::Done => {}
                     Mark::New => {
                         mark[child] = Mark::Open;

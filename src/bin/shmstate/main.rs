@@ -1,1 +1,198 @@
-fn main() {}
+//! `shmstate`: list, inspect, watch, dump and remove shmstate objects.
+
+mod commands;
+mod dump;
+mod json;
+mod render;
+mod table;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  other failure (OS error, timeout, nothing published yet, ...)
+  2  usage error (bad arguments or an invalid object name)
+  3  object not found
+  4  permission denied
+  5  corrupt object, unknown format version, or undecodable type/snapshot
+  6  the writer died (watch)";
+
+/// Inspect and manage shmstate shared-memory objects.
+#[derive(Parser, Debug)]
+#[command(name = "shmstate", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// List every shmstate object on this machine.
+    List {
+        /// Only objects whose name starts with this prefix.
+        prefix: Option<String>,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an object's header, schema, slots, readers and counters.
+    Inspect {
+        /// Object name.
+        name: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one line per new generation until the writer dies.
+    ///
+    /// Blocks on the object's futex (no polling). Generations published faster
+    /// than they are observed are coalesced: a line reports the latest one and
+    /// how many were skipped. Exits 6 when the writer dies.
+    Watch {
+        /// Object name.
+        name: String,
+        /// Stop after this many new generations.
+        #[arg(long, short = 'n')]
+        count: Option<u64>,
+        /// Give up (exit 1) when no new generation arrives for this long
+        /// (e.g. `500ms`, `5s`, `2m`; a bare number is seconds).
+        #[arg(long, value_parser = parse_duration)]
+        timeout: Option<Duration>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Also decode and print each new snapshot.
+        #[arg(long)]
+        dump: bool,
+    },
+    /// Decode and print the current snapshot using the schema stored in the object.
+    Dump {
+        /// Object name.
+        name: String,
+        /// Print JSON (serde conventions: see docs/CLI.md).
+        #[arg(long)]
+        json: bool,
+        /// With --json, print on one line.
+        #[arg(long, requires = "json")]
+        compact: bool,
+        /// Maximum nesting depth of the decoded value.
+        #[arg(long, default_value_t = 256)]
+        max_depth: usize,
+        /// Maximum number of decoded values.
+        #[arg(long, default_value_t = 20_000_000)]
+        max_values: u64,
+        /// How long to wait for an object that is still being created.
+        #[arg(long, value_parser = parse_duration, default_value = "1s")]
+        timeout: Duration,
+    },
+    /// Remove objects (their data segment, reader table and writer lock).
+    ///
+    /// Processes that have them open keep working on the old objects.
+    Rm {
+        /// Object names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove objects whose writer is dead and that have no live readers.
+    ///
+    /// Without --yes, only prints what it would remove.
+    Gc {
+        /// Only objects whose name starts with this prefix.
+        prefix: Option<String>,
+        /// Actually remove them.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `500ms`, `5s`, `2m`, `1h`, `1.5` (seconds).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?} (try 500ms, 5s, 2m)"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("unknown duration unit {other:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// A failure with its exit code and message.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Failure { code, message: message.into() }
+    }
+}
+
+pub mod code {
+    pub const OTHER: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const NOT_FOUND: u8 = 3;
+    pub const PERMISSION: u8 = 4;
+    pub const CORRUPT: u8 = 5;
+    pub const WRITER_DEAD: u8 = 6;
+}
+
+/// Writes to stdout, treating a closed pipe (`| head`) as success.
+pub fn out(s: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(s.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::new(0, "")),
+        Err(e) => Err(Failure::new(code::OTHER, format!("writing output: {e}"))),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli.cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("shmstate: {}", f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
