@@ -24,7 +24,7 @@ Exit codes:
 
 /// Inspect and manage shmstate shared-memory objects.
 #[derive(Parser, Debug)]
-#[command(name = "shmstate", version, about, after_help = EXIT_CODES)]
+#[command(name = "shmstate", version, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,

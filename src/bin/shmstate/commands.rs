@@ -1,0 +1,483 @@
+//! The subcommands.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use shmstate::{Generation, ObjectInfo, OpenError, RawReader, ReadError, RemoveError, WaitError};
+
+use crate::dump::{self, Limits};
+use crate::table::{ago, human_size, now_ns, timestamp, utc, Align, Table};
+use crate::{code, json as js, out, render, Cmd, Failure};
+
+pub fn run(cmd: Cmd) -> Result<(), Failure> {
+    match cmd {
+        Cmd::List { prefix, json } => list(prefix.as_deref(), json),
+        Cmd::Inspect { name, json } => inspect(&name, json),
+        Cmd::Watch { name, count, timeout, json, dump } => watch(&name, count, timeout, json, dump),
+        Cmd::Dump { name, json, compact, max_depth, max_values, timeout } => {
+            dump(&name, json, compact, Limits { max_depth, max_values }, timeout)
+        }
+        Cmd::Rm { names } => rm(&names),
+        Cmd::Gc { prefix, yes, json } => gc(prefix.as_deref(), yes, json),
+    }
+}
+
+/// A stable machine-readable name for an open failure (JSON `error` field).
+pub fn error_kind(e: &OpenError) -> &'static str {
+    match e {
+        OpenError::NotFound { .. } => "not_found",
+        OpenError::PermissionDenied { .. } => "permission_denied",
+        OpenError::InvalidName { .. } => "invalid_name",
+        OpenError::FormatVersion { .. } => "unknown_format_version",
+        OpenError::Corrupt { .. } => "corrupt",
+        OpenError::NotInitialized { .. } => "not_initialized",
+        OpenError::TypeMismatch { .. } => "type_mismatch",
+        OpenError::ReaderTableFull { .. } => "reader_table_full",
+        OpenError::Os { .. } => "os",
+        _ => "other",
+    }
+}
+
+/// The exit code and message for failing to open `name`.
+pub fn open_failure(name: &str, e: &OpenError) -> Failure {
+    let c = match e {
+        OpenError::NotFound { .. } => code::NOT_FOUND,
+        OpenError::PermissionDenied { .. } => code::PERMISSION,
+        OpenError::InvalidName { .. } => code::USAGE,
+        OpenError::FormatVersion { .. }
+        | OpenError::Corrupt { .. }
+        | OpenError::NotInitialized { .. }
+        | OpenError::TypeMismatch { .. } => code::CORRUPT,
+        _ => code::OTHER,
+    };
+    let message = match e {
+        // These already name the object.
+        OpenError::NotFound { .. }
+        | OpenError::PermissionDenied { .. }
+        | OpenError::InvalidName { .. }
+        | OpenError::NotInitialized { .. } => e.to_string(),
+        OpenError::FormatVersion { .. } => {
+            format!("{name}: {e}; it was written by a different shmstate release")
+        }
+        _ => format!("{name}: {e}"),
+    };
+    Failure::new(c, message)
+}
+
+fn read_failure(name: &str, e: &ReadError) -> Failure {
+    let c = match e {
+        ReadError::Invalid { .. } | ReadError::Corrupt { .. } => code::CORRUPT,
+        _ => code::OTHER,
+    };
+    Failure::new(c, format!("{name}: {e}"))
+}
+
+fn remove_failure(e: &RemoveError) -> Failure {
+    let c = match e {
+        RemoveError::NotFound { .. } => code::NOT_FOUND,
+        RemoveError::PermissionDenied { .. } => code::PERMISSION,
+        RemoveError::InvalidName { .. } => code::USAGE,
+        _ => code::OTHER,
+    };
+    Failure::new(c, e.to_string())
+}
+
+fn objects(prefix: Option<&str>) -> Result<Vec<(String, Result<ObjectInfo, OpenError>)>, Failure> {
+    let mut objs = shmstate::list().map_err(|e| Failure::new(code::OTHER, format!("reading /dev/shm: {e}")))?;
+    objs.retain(|(name, _)| prefix.is_none_or(|p| name.starts_with(p)));
+    Ok(objs)
+}
+
+fn pretty_json(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+fn writer_cell(info: &ObjectInfo) -> String {
+    if info.writer_alive {
+        format!("alive ({})", info.writer_pid)
+    } else {
+        "dead".into()
+    }
+}
+
+fn list(prefix: Option<&str>, json: bool) -> Result<(), Failure> {
+    let objs = objects(prefix)?;
+    if json {
+        let v: Vec<Value> = objs
+            .iter()
+            .map(|(name, r)| match r {
+                Ok(info) => js::summary(info),
+                Err(e) => js::failed(name, e),
+            })
+            .collect();
+        return out(&pretty_json(&Value::Array(v)));
+    }
+    if objs.is_empty() {
+        return out("no shmstate objects\n");
+    }
+    use Align::{Left as L, Right as R};
+    let mut t = Table::new(&[
+        ("NAME", L),
+        ("TYPE", L),
+        ("FINGERPRINT", L),
+        ("SIZE", R),
+        ("SLOTS", R),
+        ("GEN", R),
+        ("PUBLISHED", L),
+        ("WRITER", L),
+        ("READERS", R),
+    ]);
+    for (name, r) in &objs {
+        match r {
+            Ok(info) => t.row(vec![
+                name.clone(),
+                info.type_name.clone().unwrap_or_else(|| "?".into()),
+                format!("{:016x}", info.fingerprint),
+                human_size(info.size),
+                format!("{}/{}", info.slot_count, info.max_slots),
+                info.generation.to_string(),
+                ago(info.last_publish_ns),
+                writer_cell(info),
+                info.live_readers().to_string(),
+            ]),
+            Err(e) => t.note(name.clone(), format!("! {}: {}", error_kind(e), open_failure(name, e).message)),
+        }
+    }
+    out(&t.render())
+}
+
+fn inspect(name: &str, json: bool) -> Result<(), Failure> {
+    let info = shmstate::inspect(name).map_err(|e| open_failure(name, &e))?;
+    if json {
+        return out(&pretty_json(&js::full(&info)));
+    }
+    out(&inspect_text(&info))
+}
+
+fn inspect_text(info: &ObjectInfo) -> String {
+    let mut s = String::new();
+    let current = match info.current_slot {
+        Some(slot) => format!("generation {} in slot {slot}", info.generation),
+        None => "nothing published yet".into(),
+    };
+    let writer = if info.writer_alive {
+        format!("alive (pid {})", info.writer_pid)
+    } else {
+        format!("dead (last pid {})", info.writer_pid)
+    };
+    let mut kv = Table::new(&[("", Align::Left), ("", Align::Left)]);
+    for (k, v) in [
+        ("name", info.name.clone()),
+        ("type", info.type_name.clone().unwrap_or_else(|| "?".into())),
+        ("fingerprint", format!("{:#018x}", info.fingerprint)),
+        ("format", format!("version {}", info.format_version)),
+        ("size", format!("{} ({} bytes)", human_size(info.size), info.size)),
+        ("mode", format!("{:04o}, owner uid {}", info.mode & 0o7777, info.uid)),
+        ("created", timestamp(info.created_ns)),
+        ("published", format!("{}, {current}", timestamp(info.last_publish_ns))),
+        ("writer", writer),
+        (
+            "counters",
+            format!(
+                "{} publishes, {} growths, {} reclaimed pins, {} validation failures",
+                info.publishes, info.growths, info.reclaimed_pins, info.validation_failures
+            ),
+        ),
+    ] {
+        kv.row(vec![format!("{k}:"), v]);
+    }
+    // Drop the (empty) header line.
+    let kv = kv.render();
+    s.push_str(kv.split_once('\n').map_or("", |x| x.1));
+    s.push_str("\nschema:\n");
+    match &info.schema {
+        Ok(doc) => {
+            for line in doc.to_string().lines() {
+                let _ = writeln!(s, "    {line}");
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(s, "    (undecodable: {e})");
+        }
+    }
+    let _ = writeln!(s, "\nslots ({} of at most {}):", info.slot_count, info.max_slots);
+    use Align::{Left as L, Right as R};
+    let mut t = Table::new(&[
+        ("SLOT", R),
+        ("STATE", L),
+        ("GENERATION", R),
+        ("OFFSET", R),
+        ("CAPACITY", R),
+        ("LEN", R),
+        ("PINNED BY", L),
+    ])
+    .indent(2);
+    for slot in &info.slots {
+        let pins: Vec<String> = slot.pinned_by.iter().map(|r| format!("reader {r}")).collect();
+        t.row(vec![
+            format!("{}{}", slot.index, if slot.current { "*" } else { "" }),
+            slot.state.to_string(),
+            slot.generation.to_string(),
+            slot.offset.to_string(),
+            slot.capacity.to_string(),
+            slot.len.to_string(),
+            if pins.is_empty() { "-".into() } else { pins.join(", ") },
+        ]);
+    }
+    s.push_str(&t.render());
+    s.push_str("  (* = current)\n");
+    let _ = writeln!(
+        s,
+        "\nreaders ({} live, {} entries listed, table capacity {}):",
+        info.live_readers(),
+        info.readers.len(),
+        info.reader_capacity
+    );
+    if info.readers.is_empty() {
+        s.push_str("  none\n");
+    } else {
+        let mut t =
+            Table::new(&[("ENTRY", R), ("ALIVE", L), ("PID", R), ("PINNED", L), ("OPENED", L)]).indent(2);
+        for r in &info.readers {
+            t.row(vec![
+                r.index.to_string(),
+                if r.alive { "yes" } else { "no" }.into(),
+                r.pid.to_string(),
+                r.pinned.map_or("-".into(), |(g, slot)| format!("generation {g} (slot {slot})")),
+                ago(r.opened_ns),
+            ]);
+        }
+        s.push_str(&t.render());
+    }
+    s
+}
+
+fn watch(name: &str, count: Option<u64>, timeout: Option<Duration>, json: bool, dump: bool) -> Result<(), Failure> {
+    let mut r = RawReader::open(name, Duration::from_secs(1)).map_err(|e| open_failure(name, &e))?;
+    let schema = if dump { Some(r.schema().map_err(|e| Failure::new(code::CORRUPT, format!("{name}: {e}")))?) } else { None };
+    let mut last = r.generation();
+    eprintln!("watching {name:?} from generation {} (Ctrl-C to stop)", last.get());
+    let mut seen = 0u64;
+    while count.is_none_or(|c| seen < c) {
+        // Without --timeout, wait in long slices (the deadline must stay finite).
+        let slice = timeout.unwrap_or(Duration::from_secs(3600));
+        let g = match r.wait_newer(last, slice) {
+            Ok(g) => g,
+            Err(WaitError::Timeout) if timeout.is_none() => continue,
+            Err(WaitError::Timeout) => {
+                return Err(Failure::new(
+                    code::OTHER,
+                    format!("{name}: no new generation within {slice:?} (last generation {})", last.get()),
+                ))
+            }
+            Err(WaitError::WriterDead) => {
+                return Err(Failure::new(
+                    code::WRITER_DEAD,
+                    format!("{name}: the writer is gone (last generation {})", last.get()),
+                ))
+            }
+            Err(e) => return Err(Failure::new(code::OTHER, format!("{name}: {e}"))),
+        };
+        // The snapshot read may be newer still than the one that woke us.
+        let (g, bytes) = match r.read() {
+            Ok((g2, bytes)) => (g2.max(g), bytes.to_vec()),
+            Err(e) => return Err(read_failure(name, &e)),
+        };
+        r.release();
+        let skipped = g.get().saturating_sub(last.get()).saturating_sub(1);
+        let value = match &schema {
+            Some(doc) => Some(decode(name, doc, g, &bytes, Limits::default())?),
+            None => None,
+        };
+        let now = now_ns();
+        let line = if json {
+            let mut v = json!({ "generation": g.get(), "time_ns": now, "bytes": bytes.len(), "skipped": skipped });
+            if let (Some(val), Value::Object(m)) = (&value, &mut v) {
+                m.insert("value".into(), render::to_json(val));
+            }
+            format!("{v}\n")
+        } else {
+            let mut l = format!("{}  generation {}  {} bytes", utc(now), g.get(), bytes.len());
+            if skipped > 0 {
+                let _ = write!(l, "  ({skipped} skipped)");
+            }
+            if let Some(val) = &value {
+                let _ = write!(l, "  {}", render::to_text(val, usize::MAX));
+            }
+            l.push('\n');
+            l
+        };
+        out(&line)?;
+        last = g;
+        seen += 1;
+    }
+    Ok(())
+}
+
+/// Decodes on a thread whose stack fits `limits.max_depth` levels of nesting.
+fn decode<'s>(
+    name: &str,
+    doc: &'s shmstate::schema::SchemaDoc,
+    g: Generation,
+    bytes: &[u8],
+    limits: Limits,
+) -> Result<dump::Val<'s>, Failure> {
+    let result = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size((8 << 20) + limits.max_depth.min(1 << 16) * (64 << 10))
+            .spawn_scoped(s, || dump::decode(doc, bytes, limits))
+            .map_err(|e| Failure::new(code::OTHER, format!("spawning the decoder: {e}")))?
+            .join()
+            .map_err(|_| Failure::new(code::OTHER, "the decoder panicked"))
+    })?;
+    result.map_err(|e| {
+        Failure::new(
+            code::CORRUPT,
+            format!("{name}: cannot decode generation {} as {}: {e}", g.get(), doc.root().name),
+        )
+    })
+}
+
+fn dump(name: &str, json: bool, compact: bool, limits: Limits, timeout: Duration) -> Result<(), Failure> {
+    let mut r = RawReader::open(name, timeout).map_err(|e| open_failure(name, &e))?;
+    let doc = r.schema().map_err(|e| Failure::new(code::CORRUPT, format!("{name}: {e}")))?;
+    let (g, bytes) = match r.read() {
+        Ok((g, bytes)) => (g, bytes.to_vec()),
+        Err(ReadError::Empty) => {
+            return Err(Failure::new(code::OTHER, format!("{name}: nothing has been published yet")))
+        }
+        Err(e) => return Err(read_failure(name, &e)),
+    };
+    drop(r);
+    let value = decode(name, &doc, g, &bytes, limits)?;
+    // Rendering recurses as deep as decoding did: same big stack.
+    let text = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size((8 << 20) + limits.max_depth.min(1 << 16) * (64 << 10))
+            .spawn_scoped(s, || {
+                if json {
+                    let v = render::to_json(&value);
+                    let mut t = if compact { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() };
+                    t.push('\n');
+                    t
+                } else {
+                    format!(
+                        "// {name}: {}, generation {}, {} bytes\n{}\n",
+                        doc.root().name,
+                        g.get(),
+                        bytes.len(),
+                        render::to_text(&value, 100)
+                    )
+                }
+            })
+            .map_err(|e| Failure::new(code::OTHER, format!("spawning the renderer: {e}")))?
+            .join()
+            .map_err(|_| Failure::new(code::OTHER, "the renderer panicked"))
+    })?;
+    out(&text)
+}
+
+fn rm(names: &[String]) -> Result<(), Failure> {
+    let mut failure = None;
+    for name in names {
+        match shmstate::remove(name) {
+            Ok(()) => out(&format!("removed {name}\n"))?,
+            Err(e) => {
+                let f = remove_failure(&e);
+                eprintln!("shmstate: {}", f.message);
+                failure = Some(Failure::new(f.code, ""));
+            }
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// An object gc may remove: readable, writer dead, no live reader.
+fn collectable(info: &ObjectInfo) -> bool {
+    !info.writer_alive && info.live_readers() == 0
+}
+
+fn gc(prefix: Option<&str>, yes: bool, json: bool) -> Result<(), Failure> {
+    let objs = objects(prefix)?;
+    let mut candidates = Vec::new();
+    let mut skipped = Vec::new();
+    for (name, r) in objs {
+        match r {
+            Ok(info) if collectable(&info) => candidates.push(info),
+            Ok(_) => {}
+            Err(e) => skipped.push((name, e)),
+        }
+    }
+    let mut removed = Vec::new();
+    let mut errors: Vec<(String, Failure)> = Vec::new();
+    if yes {
+        for info in &candidates {
+            // Re-check just before removing: a writer may have taken it over.
+            match shmstate::inspect(&info.name) {
+                Ok(now) if collectable(&now) => match shmstate::remove(&info.name) {
+                    Ok(()) => removed.push(info.name.clone()),
+                    Err(e) => errors.push((info.name.clone(), remove_failure(&e))),
+                },
+                Ok(_) => errors.push((info.name.clone(), Failure::new(0, "in use again; kept"))),
+                Err(e) => errors.push((info.name.clone(), open_failure(&info.name, &e))),
+            }
+        }
+    }
+    let code = errors.iter().map(|(_, f)| f.code).find(|&c| c != 0);
+    if json {
+        let v = json!({
+            "dry_run": !yes,
+            "candidates": candidates.iter().map(js::summary).collect::<Vec<_>>(),
+            "removed": removed,
+            "skipped": skipped.iter().map(|(n, e)| js::failed(n, e)).collect::<Vec<_>>(),
+            "errors": errors.iter().map(|(n, f)| json!({ "name": n, "message": f.message })).collect::<Vec<_>>(),
+        });
+        out(&pretty_json(&v))?;
+    } else {
+        let mut s = String::new();
+        if candidates.is_empty() {
+            s.push_str("nothing to remove\n");
+        } else {
+            let mut t = Table::new(&[
+                ("", Align::Left),
+                ("NAME", Align::Left),
+                ("TYPE", Align::Left),
+                ("GEN", Align::Right),
+                ("PUBLISHED", Align::Left),
+            ]);
+            for info in &candidates {
+                let verdict = if !yes {
+                    "would remove"
+                } else if removed.contains(&info.name) {
+                    "removed"
+                } else {
+                    "kept"
+                };
+                t.row(vec![
+                    verdict.into(),
+                    info.name.clone(),
+                    info.type_name.clone().unwrap_or_else(|| "?".into()),
+                    info.generation.to_string(),
+                    ago(info.last_publish_ns),
+                ]);
+            }
+            // No header row: the verdict column says it all.
+            let table = t.render();
+            s.push_str(table.split_once('\n').map_or("", |x| x.1));
+            if !yes {
+                s.push_str("(dry run: pass --yes to remove them)\n");
+            }
+        }
+        for (name, e) in &skipped {
+            let _ = writeln!(s, "skipped {name}: {}", open_failure(name, e).message);
+        }
+        for (name, f) in &errors {
+            let _ = writeln!(s, "not removed {name}: {}", f.message);
+        }
+        out(&s)?;
+    }
+    code.map_or(Ok(()), |c| Err(Failure::new(c, "")))
+}

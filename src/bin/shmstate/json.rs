@@ -1,0 +1,81 @@
+//! JSON forms of object information, for `--json` on list / inspect / gc.
+//!
+//! Fingerprints are hex strings (`"0x…"`, exact in every JSON reader); times are
+//! nanoseconds since the Unix epoch (0 = never).
+
+use serde_json::{json, Value};
+use shmstate::{ObjectInfo, OpenError};
+
+use crate::commands::{error_kind, open_failure};
+
+/// The summary used by `list` and `gc`.
+pub fn summary(info: &ObjectInfo) -> Value {
+    json!({
+        "name": info.name,
+        "ok": true,
+        "type": info.type_name,
+        "fingerprint": format!("{:#018x}", info.fingerprint),
+        "format_version": info.format_version,
+        "size": info.size,
+        "slots": info.slot_count,
+        "max_slots": info.max_slots,
+        "generation": info.generation,
+        "created_ns": info.created_ns,
+        "last_publish_ns": info.last_publish_ns,
+        "writer_alive": info.writer_alive,
+        "writer_pid": info.writer_pid,
+        "live_readers": info.live_readers(),
+    })
+}
+
+/// An object that could not be read.
+pub fn failed(name: &str, e: &OpenError) -> Value {
+    json!({
+        "name": name,
+        "ok": false,
+        "error": error_kind(e),
+        "message": open_failure(name, e).message,
+    })
+}
+
+/// Everything `inspect` shows.
+pub fn full(info: &ObjectInfo) -> Value {
+    let mut v = summary(info);
+    let extra = json!({
+        "mode": format!("{:04o}", info.mode & 0o7777),
+        "uid": info.uid,
+        "current_slot": info.current_slot,
+        "schema": match &info.schema {
+            Ok(doc) => json!(doc.to_string()),
+            Err(e) => json!({ "error": e }),
+        },
+        "counters": {
+            "publishes": info.publishes,
+            "growths": info.growths,
+            "reclaimed_pins": info.reclaimed_pins,
+            "validation_failures": info.validation_failures,
+        },
+        "reader_capacity": info.reader_capacity,
+        "slot_table": info.slots.iter().map(|s| json!({
+            "index": s.index,
+            "state": s.state,
+            "generation": s.generation,
+            "offset": s.offset,
+            "capacity": s.capacity,
+            "len": s.len,
+            "current": s.current,
+            "pinned_by": s.pinned_by,
+        })).collect::<Vec<_>>(),
+        "readers": info.readers.iter().map(|r| json!({
+            "index": r.index,
+            "alive": r.alive,
+            "pid": r.pid,
+            "pinned": r.pinned.map(|(g, s)| json!({ "generation": g, "slot": s })),
+            "opened_ns": r.opened_ns,
+        })).collect::<Vec<_>>(),
+    });
+    if let (Value::Object(m), Value::Object(x)) = (&mut v, extra) {
+        m.extend(x);
+    }
+    v
+}
