@@ -131,14 +131,20 @@ pub enum Kind {
         tag_size: u32,
     },
     /// `HashMap<K, V>` (rkyv `ArchivedHashMap`, a SwissTable, 12 bytes): rel `i32`
-    /// at +0 to the control bytes, `u32` len at +4, `u32` capacity at +8. Bucket
-    /// `i` (for `i < cap`) is full when `ctrl[i] & 0x80 == 0`; its entry
-    /// `repr(C) { key: K, value: V }` is at `ctrl - (i + 1) * size_of(entry)`.
+    /// at +0 to the control bytes, `u32` len at +4, `u32` capacity at +8. With
+    /// `len == 0` nothing is allocated: do not follow the pointer. Bucket `i`
+    /// (only `i < cap`; later control bytes mirror the first ones) is full when
+    /// `ctrl[i] & 0x80 == 0`; its entry `repr(C) { key: K, value: V }` is at
+    /// `ctrl - (i + 1) * size_of(entry)`.
     HashMap(TypeIndex, TypeIndex),
     /// `BTreeMap<K, V>` (rkyv `ArchivedBTreeMap`, 8 bytes): rel `i32` at +0 to the
-    /// root node, `u32` len at +4. Nodes hold 5 entries: `repr(C) { kind: u8
-    /// (0 leaf, 1 inner), keys: [K; 5], values: [V; 5] }`, followed by `len: u32`
-    /// in a leaf, or by `lesser: [rel; 5], greater: rel` in an inner node.
+    /// root node (absent when `len`, the `u32` at +4, is 0). A rel pointer whose
+    /// offset is 1 means "no node". Nodes hold up to 5 entries: `repr(C) { kind:
+    /// u8 (0 leaf, 1 inner), keys: [K; 5], values: [V; 5] }`, followed by
+    /// `len: u32` in a leaf (entries `0..len` used), or by `lesser: [rel; 5],
+    /// greater: rel` in an inner node (all 5 entries used). Rel pointers count
+    /// from their own address. In order: inner = for i in 0..5 { lesser[i],
+    /// entry i }, then greater.
     BTreeMap(TypeIndex, TypeIndex),
 }
 
