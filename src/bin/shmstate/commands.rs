@@ -83,7 +83,10 @@ fn remove_failure(e: &RemoveError) -> Failure {
     Failure::new(c, e.to_string())
 }
 
-fn objects(prefix: Option<&str>) -> Result<Vec<(String, Result<ObjectInfo, OpenError>)>, Failure> {
+/// Every object (optionally only names starting with `prefix`), readable or not.
+type Objects = Vec<(String, Result<ObjectInfo, OpenError>)>;
+
+fn objects(prefix: Option<&str>) -> Result<Objects, Failure> {
     let mut objs = shmstate::list().map_err(|e| Failure::new(code::OTHER, format!("reading /dev/shm: {e}")))?;
     objs.retain(|(name, _)| prefix.is_none_or(|p| name.starts_with(p)));
     Ok(objs)
@@ -239,8 +242,7 @@ fn inspect_text(info: &ObjectInfo) -> String {
     if info.readers.is_empty() {
         s.push_str("  none\n");
     } else {
-        let mut t =
-            Table::new(&[("ENTRY", R), ("ALIVE", L), ("PID", R), ("PINNED", L), ("OPENED", L)]).indent(2);
+        let mut t = Table::new(&[("ENTRY", R), ("ALIVE", L), ("PID", R), ("PINNED", L), ("OPENED", L)]).indent(2);
         for r in &info.readers {
             t.row(vec![
                 r.index.to_string(),
@@ -257,7 +259,8 @@ fn inspect_text(info: &ObjectInfo) -> String {
 
 fn watch(name: &str, count: Option<u64>, timeout: Option<Duration>, json: bool, dump: bool) -> Result<(), Failure> {
     let mut r = RawReader::open(name, Duration::from_secs(1)).map_err(|e| open_failure(name, &e))?;
-    let schema = if dump { Some(r.schema().map_err(|e| Failure::new(code::CORRUPT, format!("{name}: {e}")))?) } else { None };
+    let schema =
+        if dump { Some(r.schema().map_err(|e| Failure::new(code::CORRUPT, format!("{name}: {e}")))?) } else { None };
     let mut last = r.generation();
     eprintln!("watching {name:?} from generation {} (Ctrl-C to stop)", last.get());
     let mut seen = 0u64;
@@ -334,10 +337,7 @@ fn decode<'s>(
             .map_err(|_| Failure::new(code::OTHER, "the decoder panicked"))
     })?;
     result.map_err(|e| {
-        Failure::new(
-            code::CORRUPT,
-            format!("{name}: cannot decode generation {} as {}: {e}", g.get(), doc.root().name),
-        )
+        Failure::new(code::CORRUPT, format!("{name}: cannot decode generation {} as {}: {e}", g.get(), doc.root().name))
     })
 }
 
@@ -360,7 +360,8 @@ fn dump(name: &str, json: bool, compact: bool, limits: Limits, timeout: Duration
             .spawn_scoped(s, || {
                 if json {
                     let v = render::to_json(&value);
-                    let mut t = if compact { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() };
+                    let mut t =
+                        if compact { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() };
                     t.push('\n');
                     t
                 } else {

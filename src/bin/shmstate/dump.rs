@@ -240,10 +240,8 @@ impl<'s> Decoder<'s, '_> {
     fn charge(&mut self, n: u64) -> Result<(), DecodeError> {
         self.values = self.values.saturating_add(n);
         if self.values > self.limits.max_values {
-            return self.fail(format!(
-                "the snapshot holds more than {} values (raise --max-values)",
-                self.limits.max_values
-            ));
+            return self
+                .fail(format!("the snapshot holds more than {} values (raise --max-values)", self.limits.max_values));
         }
         Ok(())
     }
@@ -253,7 +251,7 @@ impl<'s> Decoder<'s, '_> {
     fn room_for(&self, n: u64, what: &str) -> Result<(), DecodeError> {
         if self.values.saturating_add(n) > self.limits.max_values {
             return self.fail(format!(
-                "{what} has {n} elements, more than the {} values allowed (raise --max-values)",
+                "decoding {what} ({n} elements) would pass the limit of {} values (raise --max-values)",
                 self.limits.max_values
             ));
         }
@@ -425,7 +423,13 @@ impl<'s> Decoder<'s, '_> {
         }
     }
 
-    fn variant(&mut self, t: &'s TypeDesc, variants: &'s [Variant], tag_size: u32, at: usize) -> Result<Val<'s>, DecodeError> {
+    fn variant(
+        &mut self,
+        t: &'s TypeDesc,
+        variants: &'s [Variant],
+        tag_size: u32,
+        at: usize,
+    ) -> Result<Val<'s>, DecodeError> {
         let raw = self.slice(at, tag_size as usize, "enum tag")?;
         if raw.len() > 8 {
             return self.fail(format!("enum {} has a {tag_size}-byte tag", t.name));
@@ -493,11 +497,7 @@ impl<'s> Decoder<'s, '_> {
             entries.push((key, value));
         }
         if entries.len() != len {
-            return self.fail(format!(
-                "{} at byte {at} has length {len} but {} full buckets",
-                t.name,
-                entries.len()
-            ));
+            return self.fail(format!("{} at byte {at} has length {len} but {} full buckets", t.name, entries.len()));
         }
         // Bucket order is an accident of hashing: show keys sorted instead.
         entries.sort_by(|a, b| key_cmp(&a.0, &b.0));
@@ -536,7 +536,8 @@ impl<'s> Decoder<'s, '_> {
         len: usize,
     ) -> Result<(), DecodeError> {
         if self.depth >= self.limits.max_depth {
-            return self.fail(format!("{} nests deeper than {} levels (raise --max-depth)", t.name, self.limits.max_depth));
+            return self
+                .fail(format!("{} nests deeper than {} levels (raise --max-depth)", t.name, self.limits.max_depth));
         }
         self.depth += 1;
         self.charge(1)?;
@@ -652,5 +653,149 @@ fn key_cmp(a: &Val<'_>, b: &Val<'_>) -> std::cmp::Ordering {
         (Val::Char(x), Val::Char(y)) => x.cmp(y),
         (Val::Bool(x), Val::Bool(y)) => x.cmp(y),
         _ => format!("{a:?}").cmp(&format!("{b:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use proptest::prelude::*;
+    use shmstate::rkyv;
+    use shmstate::schema::schema_of;
+
+    use super::*;
+    use crate::render::to_json;
+
+    #[shmstate::shared]
+    #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+    #[repr(u16)]
+    #[rkyv(serialize_bounds(__S: rkyv::ser::Writer + rkyv::ser::Allocator, __S::Error: rkyv::rancor::Source))]
+    #[rkyv(deserialize_bounds(__D::Error: rkyv::rancor::Source))]
+    #[rkyv(bytecheck(bounds(__C: rkyv::validation::ArchiveContext, __C::Error: rkyv::rancor::Source)))]
+    enum Wide {
+        A = 3,
+        B {
+            #[rkyv(omit_bounds)]
+            x: Option<Box<Wide>>,
+            y: [u8; 4],
+        },
+        C(HashMap<u32, BTreeMap<u16, (u8, i64)>>),
+    }
+
+    #[shmstate::shared]
+    #[rkyv(serialize_bounds(__S: rkyv::ser::Writer + rkyv::ser::Allocator, __S::Error: rkyv::rancor::Source))]
+    #[rkyv(deserialize_bounds(__D::Error: rkyv::rancor::Source))]
+    #[rkyv(bytecheck(bounds(__C: rkyv::validation::ArchiveContext, __C::Error: rkyv::rancor::Source)))]
+    #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+    struct Node {
+        label: String,
+        #[rkyv(omit_bounds)]
+        children: Vec<Node>,
+        keyed: BTreeMap<Side, String>,
+    }
+
+    #[shmstate::shared]
+    #[rkyv(derive(PartialEq, Eq, PartialOrd, Ord))]
+    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+    enum Side {
+        Left,
+        Right,
+    }
+
+    fn bytes<T>(v: &T) -> rkyv::util::AlignedVec
+    where
+        T: for<'a> rkyv::Serialize<
+            rkyv::api::high::HighSerializer<
+                rkyv::util::AlignedVec,
+                rkyv::ser::allocator::ArenaHandle<'a>,
+                rkyv::rancor::Error,
+            >,
+        >,
+    {
+        rkyv::to_bytes::<rkyv::rancor::Error>(v).unwrap()
+    }
+
+    fn sample() -> Node {
+        let leaf = |s: &str| Node { label: s.into(), children: vec![], keyed: BTreeMap::new() };
+        Node {
+            label: "root node with a long label".into(),
+            children: vec![leaf("a"), Node { label: "b".into(), children: vec![leaf("c")], keyed: BTreeMap::new() }],
+            keyed: BTreeMap::from([(Side::Left, "l".into()), (Side::Right, "r".into())]),
+        }
+    }
+
+    #[test]
+    fn round_trips_recursive_and_wide_tag_types() {
+        let v = sample();
+        let doc = schema_of::<Node>();
+        let b = bytes(&v);
+        let got = decode(&doc, &b, Limits::default()).unwrap();
+        assert_eq!(to_json(&got), serde_json::to_value(&v).unwrap());
+
+        let w = Wide::B {
+            x: Some(Box::new(Wide::C(HashMap::from([(7, BTreeMap::from([(1, (2, -3))]))])))),
+            y: [1, 2, 3, 4],
+        };
+        let doc = schema_of::<Wide>();
+        let b = bytes(&w);
+        let got = decode(&doc, &b, Limits::default()).unwrap();
+        assert_eq!(to_json(&got), serde_json::to_value(&w).unwrap());
+        let b = bytes(&Wide::A);
+        assert_eq!(to_json(&decode(&doc, &b, Limits::default()).unwrap()), serde_json::json!("A"));
+    }
+
+    #[test]
+    fn depth_and_value_limits_are_errors() {
+        let mut v = sample();
+        for _ in 0..50 {
+            v = Node { label: "x".into(), children: vec![v], keyed: BTreeMap::new() };
+        }
+        let doc = schema_of::<Node>();
+        let b = bytes(&v);
+        let e = decode(&doc, &b, Limits { max_depth: 20, max_values: 1 << 20 }).unwrap_err();
+        assert!(e.what.contains("deeper than 20"), "{e}");
+        assert!(e.path.starts_with(".children[0].children[0]"), "{e}");
+        let e = decode(&doc, &b, Limits { max_depth: 1000, max_values: 30 }).unwrap_err();
+        assert!(e.what.contains("limit of 30 values") || e.what.contains("more than 30 values"), "{e}");
+        assert!(decode(&doc, &b, Limits::default()).is_ok());
+    }
+
+    #[test]
+    fn errors_are_specific() {
+        let doc = schema_of::<Option<bool>>();
+        assert!(decode(&doc, &[7, 1], Limits::default()).unwrap_err().what.contains("invalid tag 7 for Option<bool>"));
+        assert!(decode(&doc, &[1, 9], Limits::default()).unwrap_err().what.contains("invalid bool byte 0x09"));
+        assert!(decode(&doc, &[1], Limits::default()).unwrap_err().what.contains("too few for its root"));
+        let doc = schema_of::<Vec<u32>>();
+        let mut b = bytes(&vec![1u32, 2, 3]).to_vec();
+        let n = b.len();
+        b[n - 8..n - 4].copy_from_slice(&(-1000i32).to_le_bytes());
+        let e = decode(&doc, &b, Limits::default()).unwrap_err();
+        assert!(e.what.contains("points outside the snapshot"), "{e}");
+        b[n - 8..n - 4].copy_from_slice(&(-(n as i32) + 9).to_le_bytes());
+        let e = decode(&doc, &b, Limits::default()).unwrap_err();
+        assert!(e.what.contains("not aligned to 4") || e.what.contains("outside"), "{e}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever the bytes, decoding returns (an error or a value) without
+        /// panicking, within the limits.
+        #[test]
+        fn corrupted_snapshots_never_panic(flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in 0usize..64) {
+            let mut v = sample();
+            v.keyed = BTreeMap::from([(Side::Left, "left side".into())]);
+            let w = Wide::B { x: Some(Box::new(Wide::C((0..20).map(|i| (i, BTreeMap::from([(i as u16, (1, 2))]))).collect()))), y: [0; 4] };
+            for (doc, mut b) in [(schema_of::<Node>(), bytes(&v).to_vec()), (schema_of::<Wide>(), bytes(&w).to_vec())] {
+                for (i, x) in &flips {
+                    let at = i.index(b.len());
+                    b[at] = *x;
+                }
+                b.truncate(b.len().saturating_sub(cut % 3 * (cut / 3)));
+                let _ = decode(&doc, &b, Limits { max_depth: 64, max_values: 100_000 });
+            }
+        }
     }
 }

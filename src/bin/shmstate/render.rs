@@ -162,20 +162,21 @@ fn pretty(v: &Val<'_>, indent: usize, width: usize, out: &mut String) {
         return;
     }
     let pad = " ".repeat(indent + 4);
-    let block = |out: &mut String, open: &str, close: &str, items: &mut dyn Iterator<Item = (Option<String>, &Val<'_>)>| {
-        out.push_str(open);
-        out.push('\n');
-        for (label, x) in items {
-            out.push_str(&pad);
-            if let Some(l) = label {
-                out.push_str(&l);
+    let block =
+        |out: &mut String, open: &str, close: &str, items: &mut dyn Iterator<Item = (Option<String>, &Val<'_>)>| {
+            out.push_str(open);
+            out.push('\n');
+            for (label, x) in items {
+                out.push_str(&pad);
+                if let Some(l) = label {
+                    out.push_str(&l);
+                }
+                pretty(x, indent + 4, width, out);
+                out.push_str(",\n");
             }
-            pretty(x, indent + 4, width, out);
-            out.push_str(",\n");
-        }
-        out.push_str(&" ".repeat(indent));
-        out.push_str(close);
-    };
+            out.push_str(&" ".repeat(indent));
+            out.push_str(close);
+        };
     match v {
         Val::Opt(Some(x)) => block(out, "Some(", ")", &mut std::iter::once((None, &**x))),
         Val::Boxed(x) => pretty(x, indent, width, out),
@@ -186,9 +187,7 @@ fn pretty(v: &Val<'_>, indent: usize, width: usize, out: &mut String) {
             match fields {
                 Fields::Unit => {}
                 Fields::Tuple(items) => block(out, "(", ")", &mut items.iter().map(|x| (None, x))),
-                Fields::Named(fs) => {
-                    block(out, " {", "}", &mut fs.iter().map(|(n, x)| (Some(format!("{n}: ")), x)))
-                }
+                Fields::Named(fs) => block(out, " {", "}", &mut fs.iter().map(|(n, x)| (Some(format!("{n}: ")), x))),
             }
         }
         Val::Map { entries, .. } => {
