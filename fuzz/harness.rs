@@ -1,0 +1,445 @@
+//! Code paths shared by the fuzz targets (fuzz/fuzz_targets/*.rs) and the
+//! regression replay in tests/bad_bytes.rs (`#[path = "../fuzz/harness.rs"]`),
+//! so a minimized crasher replays through exactly the code that found it.
+//!
+//! Every function here must return normally for every input: a panic, SIGBUS,
+//! hang or sanitizer report is a bug in shmstate (or in this harness).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use shmstate::{OpenError, PublishError, ReadError, Reader, Writer};
+
+// ------------------------------------------------------------ the stored type
+
+#[shmstate::shared]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    Empty,
+    Circle(f64),
+    Poly { points: Vec<(i32, i32)>, name: Option<String> },
+}
+
+/// A value with enough structure for bytecheck to chew on.
+#[shmstate::shared]
+#[derive(Debug, Clone, PartialEq)]
+pub struct FuzzValue {
+    pub gen: u64,
+    pub words: Vec<u64>,
+    pub text: String,
+    pub shapes: Vec<Shape>,
+    pub tag: Option<u32>,
+    pub map: HashMap<String, u32>,
+}
+
+impl FuzzValue {
+    pub fn new(gen: u64, words: usize) -> Self {
+        let mut map = HashMap::new();
+        map.insert(format!("g{}", gen % 5), gen as u32);
+        FuzzValue {
+            gen,
+            words: vec![gen; words],
+            text: format!("value {gen}"),
+            shapes: vec![
+                Shape::Empty,
+                Shape::Circle(gen as f64),
+                Shape::Poly { points: vec![(1, 2), (gen as i32, -3)], name: (gen % 2 == 0).then(|| "p".into()) },
+            ],
+            tag: (gen % 3 == 0).then_some(gen as u32),
+            map,
+        }
+    }
+}
+
+/// Walks every part of a validated view (so a sanitizer sees any bad access).
+pub fn touch(a: &ArchivedFuzzValue) -> u64 {
+    let add = u64::wrapping_add;
+    let mut h = a.gen.to_native();
+    h = add(h, a.words.iter().map(|w| w.to_native()).fold(0, add));
+    h = add(h, a.text.as_bytes().iter().map(|&b| b as u64).fold(a.text.len() as u64, add));
+    for s in a.shapes.iter() {
+        h = add(
+            h,
+            match s {
+                ArchivedShape::Empty => 1,
+                ArchivedShape::Circle(r) => r.to_native().to_bits(),
+                ArchivedShape::Poly { points, name } => add(
+                    points.iter().map(|p| (p.0.to_native() as u64) ^ (p.1.to_native() as u64)).fold(0, add),
+                    name.as_ref().map_or(0, |n| n.len() as u64),
+                ),
+            },
+        );
+    }
+    h = add(h, a.tag.as_ref().map_or(0, |t| t.to_native() as u64));
+    for (k, v) in a.map.iter() {
+        h = add(h, k.len() as u64 ^ v.to_native() as u64);
+    }
+    h
+}
+
+// ------------------------------------------------------------ objects on shm
+
+/// A unique object name, removed on drop.
+pub struct Obj(pub String);
+
+impl Obj {
+    pub fn new(tag: &str) -> Obj {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!("fz{}-{}-{tag}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let _ = shmstate::remove(&name);
+        Obj(name)
+    }
+    pub fn data_path(&self) -> String {
+        format!("/dev/shm/shmstate.{}", self.0)
+    }
+    pub fn readers_path(&self) -> String {
+        format!("/dev/shm/shmstate.{}.readers", self.0)
+    }
+    pub fn data_file(&self) -> File {
+        OpenOptions::new().read(true).write(true).open(self.data_path()).expect("open data segment")
+    }
+    pub fn readers_file(&self) -> File {
+        OpenOptions::new().read(true).write(true).open(self.readers_path()).expect("open reader table")
+    }
+}
+
+impl Drop for Obj {
+    fn drop(&mut self) {
+        let _ = shmstate::remove(&self.0);
+    }
+}
+
+pub const MAX_READERS: u32 = 4;
+
+/// A valid object with `gens` publishes (3 slots of 4 KiB; gen g in slot g-1 for g ≤ 3);
+/// its writer is gone (dropped), the objects stay.
+pub fn valid_object(tag: &str, gens: u64) -> Obj {
+    let obj = Obj::new(tag);
+    let mut w = Writer::<FuzzValue>::options()
+        .slots(3)
+        .capacity(4096)
+        .max_readers(MAX_READERS)
+        .create(&obj.0)
+        .expect("create a valid object");
+    for g in 1..=gens {
+        w.publish(&FuzzValue::new(g, 4)).expect("publish");
+    }
+    obj
+}
+
+pub fn write_u64(f: &File, off: u64, v: u64) {
+    f.write_all_at(&v.to_le_bytes(), off).expect("write u64");
+}
+
+pub fn write_u32(f: &File, off: u64, v: u32) {
+    f.write_all_at(&v.to_le_bytes(), off).expect("write u32");
+}
+
+pub fn read_u64(f: &File, off: u64) -> u64 {
+    let mut b = [0; 8];
+    f.read_exact_at(&mut b, off).expect("read u64");
+    u64::from_le_bytes(b)
+}
+
+// ------------------------------------------------------------ outcomes
+
+pub fn open_v(e: &OpenError) -> &'static str {
+    match e {
+        OpenError::NotFound { .. } => "NotFound",
+        OpenError::AlreadyExists { .. } => "AlreadyExists",
+        OpenError::PermissionDenied { .. } => "PermissionDenied",
+        OpenError::InvalidName { .. } => "InvalidName",
+        OpenError::WriterBusy { .. } => "WriterBusy",
+        OpenError::TypeMismatch { .. } => "TypeMismatch",
+        OpenError::FormatVersion { .. } => "FormatVersion",
+        OpenError::Corrupt { .. } => "Corrupt",
+        OpenError::NotInitialized { .. } => "NotInitialized",
+        OpenError::ReaderTableFull { .. } => "ReaderTableFull",
+        OpenError::InvalidOption { .. } => "InvalidOption",
+        OpenError::Os { .. } => "Os",
+        _ => "Other",
+    }
+}
+
+pub fn read_v(e: &ReadError) -> &'static str {
+    match e {
+        ReadError::Empty => "Empty",
+        ReadError::Invalid { .. } => "Invalid",
+        ReadError::Corrupt { .. } => "Corrupt",
+        ReadError::Os { .. } => "Os",
+        _ => "Other",
+    }
+}
+
+pub fn publish_v(e: &PublishError) -> &'static str {
+    match e {
+        PublishError::TooLarge { .. } => "TooLarge",
+        PublishError::AllSlotsPinned { .. } => "AllSlotsPinned",
+        PublishError::Serialize { .. } => "Serialize",
+        PublishError::GenerationsExhausted => "GenerationsExhausted",
+        PublishError::Os { .. } => "Os",
+        _ => "Other",
+    }
+}
+
+/// What each operation on a (possibly corrupt) object returned: "Ok" or the
+/// error variant; "-" when skipped because an earlier step failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub open: &'static str,
+    pub read: &'static str,
+    pub inspect: &'static str,
+    pub wopen: &'static str,
+    pub publish: &'static str,
+    pub reread: &'static str,
+}
+
+impl Outcome {
+    pub fn line(&self) -> String {
+        format!(
+            "open={} read={} inspect={} wopen={} publish={} reread={}",
+            self.open, self.read, self.inspect, self.wopen, self.publish, self.reread
+        )
+    }
+    pub fn parse(line: &str) -> Option<Outcome> {
+        let mut v = Vec::new();
+        for part in line.split_whitespace() {
+            let (_, val) = part.split_once('=')?;
+            v.push(&*Box::leak(val.to_string().into_boxed_str()));
+        }
+        let [open, read, inspect, wopen, publish, reread] = v.try_into().ok()?;
+        Some(Outcome { open, read, inspect, wopen, publish, reread })
+    }
+}
+
+/// Reader::open + read, inspect, Writer::open_or_create + publish, then a fresh
+/// reader. Never waits (init timeout 0). Validated views are walked.
+pub fn probe(name: &str) -> Outcome {
+    let mut out = Outcome { open: "-", read: "-", inspect: "-", wopen: "-", publish: "-", reread: "-" };
+    let reader = Reader::<FuzzValue>::options().init_timeout(Duration::ZERO).open(name);
+    let mut reader = match reader {
+        Ok(r) => {
+            out.open = "Ok";
+            Some(r)
+        }
+        Err(e) => {
+            out.open = open_v(&e);
+            None
+        }
+    };
+    if let Some(r) = &mut reader {
+        out.read = match r.read() {
+            Ok(s) => {
+                std::hint::black_box(touch(&s));
+                "Ok"
+            }
+            Err(e) => read_v(&e),
+        };
+    }
+    out.inspect = match shmstate::inspect(name) {
+        Ok(info) => {
+            std::hint::black_box(format!("{info:?}"));
+            "Ok"
+        }
+        Err(e) => open_v(&e),
+    };
+    match Writer::<FuzzValue>::options().max_readers(MAX_READERS).open_or_create(name) {
+        Ok(mut w) => {
+            out.wopen = "Ok";
+            let g = w.next_generation().get();
+            out.publish = match w.publish(&FuzzValue::new(g, 6)) {
+                Ok(_) => "Ok",
+                Err(e) => publish_v(&e),
+            };
+        }
+        Err(e) => out.wopen = open_v(&e),
+    }
+    drop(reader);
+    out.reread = match Reader::<FuzzValue>::options().init_timeout(Duration::ZERO).open(name) {
+        Ok(mut r) => match r.read() {
+            Ok(s) => {
+                std::hint::black_box(touch(&s));
+                "Ok"
+            }
+            Err(e) => read_v(&e),
+        },
+        Err(e) => open_v(&e),
+    };
+    out
+}
+
+// ------------------------------------------------------------ fuzz entry points
+
+/// Target `header`: bytes become (part of) a data segment or reader table, then
+/// `probe`. Input layout: `mode` byte, then either the raw object (mode bit 0
+/// clear) or 11-byte patches `[off u16][kind u8][value u64]` over a valid object.
+pub fn header_case(data: &[u8]) -> Outcome {
+    let obj = valid_object("hdr", 2);
+    let Some((&mode, rest)) = data.split_first() else { return probe(&obj.0) };
+    let target = if mode & 2 == 0 { obj.data_file() } else { obj.readers_file() };
+    if mode & 1 == 0 {
+        target.set_len(rest.len() as u64).unwrap();
+        target.write_all_at(rest, 0).unwrap();
+    } else {
+        for p in rest.chunks_exact(11) {
+            let off = u16::from_le_bytes([p[0], p[1]]) as u64;
+            let v = u64::from_le_bytes(p[3..11].try_into().unwrap());
+            match p[2] % 5 {
+                0 => write_u64(&target, off & !7, v),
+                1 => write_u32(&target, off & !3, v as u32),
+                2 => target.write_all_at(&[v as u8], off).unwrap(),
+                3 => target.set_len(v % (64 << 10)).unwrap(),
+                _ => {
+                    // Patch a slot-table / reader-entry field with a small value.
+                    write_u64(&target, (256 + (off % 6) * 64 + (v % 6) * 8) & !7, v >> 8 & 0xffff)
+                }
+            }
+        }
+    }
+    drop(target);
+    probe(&obj.0)
+}
+
+/// Target `payload`: a valid object whose current slot holds the fuzzer's
+/// bytes; `read` must return Ok (then the view is walked) or `Invalid`.
+pub struct PayloadRig {
+    obj: Obj,
+    reader: Reader<FuzzValue>,
+    file: File,
+    offset: u64,
+    capacity: u64,
+    gen: u64,
+}
+
+const SLOT: u64 = 0;
+
+impl PayloadRig {
+    pub fn new() -> PayloadRig {
+        let obj = Obj::new("payload");
+        let mut w = Writer::<FuzzValue>::options().slots(2).capacity(64 << 10).create(&obj.0).unwrap();
+        w.publish(&FuzzValue::new(1, 1)).unwrap(); // gen 1 in slot 0
+        drop(w);
+        let info = shmstate::inspect(&obj.0).unwrap();
+        let slot = &info.slots[SLOT as usize];
+        let reader = Reader::<FuzzValue>::open(&obj.0).unwrap();
+        let file = obj.data_file();
+        PayloadRig { offset: slot.offset, capacity: slot.capacity, obj, reader, file, gen: 1 }
+    }
+
+    /// Publishes `data` (cut to the slot's capacity) as a new generation by
+    /// writing the slot entry and the publish word, as a writer would.
+    pub fn run(&mut self, data: &[u8]) -> &'static str {
+        let data = &data[..data.len().min(self.capacity as usize)];
+        self.gen += 1;
+        let entry = 256 + SLOT * 64;
+        self.file.write_all_at(data, self.offset).unwrap();
+        write_u64(&self.file, entry + 24, data.len() as u64); // len
+        write_u64(&self.file, entry, self.gen); // gen
+        write_u32(&self.file, entry + 40, 2); // state = SEALED
+        write_u64(&self.file, 128, self.gen << 12 | SLOT); // current
+        match self.reader.read() {
+            Ok(s) => {
+                std::hint::black_box(touch(&s));
+                "Ok"
+            }
+            Err(ReadError::Invalid { generation, .. }) => {
+                assert_eq!(generation, self.gen);
+                "Invalid"
+            }
+            Err(e) => panic!("payload of {} bytes: unexpected {e:?} (want Ok or Invalid)", data.len()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.obj.0
+    }
+}
+
+impl Default for PayloadRig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Target `schema`: `SchemaDoc::decode` never panics; a decoded doc prints.
+pub fn schema_case(data: &[u8]) -> bool {
+    match shmstate::schema::SchemaDoc::decode(data) {
+        Ok(doc) => {
+            std::hint::black_box(format!("{doc}"));
+            std::hint::black_box(doc.root());
+            true
+        }
+        Err(e) => {
+            std::hint::black_box(e.to_string());
+            false
+        }
+    }
+}
+
+/// Target `ops`: random operation sequences against an in-memory oracle.
+/// Every byte is one operation; publishes, reads, reader opens/drops/releases,
+/// writer drops (the next publish takes over) and large values (growth).
+pub fn ops_case(data: &[u8]) {
+    let obj = Obj::new("ops");
+    let mut writer: Option<Writer<FuzzValue>> = None;
+    let mut readers: Vec<Reader<FuzzValue>> = Vec::new();
+    let mut latest: Option<FuzzValue> = None;
+    let mut max_live = 0usize;
+    let opts = || Writer::<FuzzValue>::options().slots(2).capacity(64).max_readers(MAX_READERS).max_size(64 << 20);
+    let mut bytes = data.iter().copied();
+    while let Some(op) = bytes.next() {
+        let arg = bytes.next().unwrap_or(0) as usize;
+        match op % 8 {
+            0..=2 => {
+                let w = match &mut writer {
+                    Some(w) => w,
+                    None => {
+                        let w = opts().open_or_create(&obj.0).expect("create or take over");
+                        let g = w.next_generation().get();
+                        assert!(g > latest.as_ref().map_or(0, |v| v.gen), "takeover went back to {g}");
+                        writer.insert(w)
+                    }
+                };
+                let words = if op % 8 == 2 { arg * 97 } else { arg % 16 };
+                let v = FuzzValue::new(w.next_generation().get(), words);
+                assert_eq!(w.publish(&v).expect("publish").get(), v.gen);
+                latest = Some(v);
+            }
+            3 if readers.len() < MAX_READERS as usize => {
+                if latest.is_some() || writer.is_some() {
+                    readers.push(Reader::open(&obj.0).expect("open reader"));
+                    max_live = max_live.max(readers.len());
+                }
+            }
+            4 if !readers.is_empty() => {
+                let i = arg % readers.len();
+                let r = &mut readers[i];
+                match (r.read(), &latest) {
+                    (Ok(s), Some(v)) => {
+                        assert_eq!(s.generation().get(), v.gen);
+                        assert_eq!(&s.to_value().unwrap(), v, "read differs from the oracle");
+                    }
+                    (Err(ReadError::Empty), None) => {}
+                    (r, v) => panic!("read {:?} vs oracle generation {:?}", r.map(|s| s.generation()), v.as_ref().map(|v| v.gen)),
+                }
+            }
+            5 if !readers.is_empty() => {
+                readers.swap_remove(arg % readers.len());
+            }
+            6 if !readers.is_empty() => {
+                let i = arg % readers.len();
+                readers[i].release();
+            }
+            7 => writer = None,
+            _ => {}
+        }
+        if let Ok(info) = shmstate::inspect(&obj.0) {
+            assert!(info.slot_count <= (max_live as u32 + 2).max(2), "slot count {} with ≤ {max_live} readers", info.slot_count);
+            assert_eq!(info.generation, latest.as_ref().map_or(0, |v| v.gen));
+        }
+    }
+}
