@@ -493,3 +493,48 @@ fn usage_errors_exit_2() {
     let help = ok(&cli(&["--help"]));
     assert!(help.contains("Exit codes") && help.contains("6  the writer died"), "{help}");
 }
+
+#[shmstate::shared]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+enum Mode {
+    Primary,
+    Replica { of: String, lag_ms: u32 },
+    Draining(u64),
+}
+
+#[shmstate::shared]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Config {
+    port: u16,
+    hosts: Vec<String>,
+    mode: Mode,
+    limits: HashMap<String, u64>,
+    tls: Option<String>,
+    weights: BTreeMap<u32, f32>,
+}
+
+/// A writer for the session captured in docs/CLI.md:
+/// `SHMSTATE_DEMO=demo.config cargo test --test cli demo_writer -- --ignored`.
+#[test]
+#[ignore = "manual: long-running demo writer for docs/CLI.md"]
+fn demo_writer() {
+    let name = std::env::var("SHMSTATE_DEMO").unwrap_or_else(|_| "demo.config".into());
+    let publishes: u64 = std::env::var("SHMSTATE_DEMO_PUBLISHES").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let mut w = Writer::<Config>::open_or_create(&name).unwrap();
+    for g in 0..publishes {
+        let cfg = Config {
+            port: 8080,
+            hosts: vec!["db-1.internal".into(), "db-2.internal".into()],
+            mode: if g % 2 == 0 {
+                Mode::Primary
+            } else {
+                Mode::Replica { of: "db-1.internal".into(), lag_ms: g as u32 }
+            },
+            limits: HashMap::from([("max_conns".into(), 512), ("timeout_ms".into(), 2500 + g)]),
+            tls: None,
+            weights: BTreeMap::from([(1, 0.5), (2, 0.25), (3, 0.25)]),
+        };
+        w.publish(&cfg).unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}

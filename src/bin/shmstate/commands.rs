@@ -146,7 +146,7 @@ fn list(prefix: Option<&str>, json: bool) -> Result<(), Failure> {
                 writer_cell(info),
                 info.live_readers().to_string(),
             ]),
-            Err(e) => t.note(name.clone(), format!("! {}: {}", error_kind(e), open_failure(name, e).message)),
+            Err(e) => t.note(name.clone(), format!("! {e}")),
         }
     }
     out(&t.render())
@@ -209,7 +209,7 @@ fn inspect_text(info: &ObjectInfo) -> String {
     let _ = writeln!(s, "\nslots ({} of at most {}):", info.slot_count, info.max_slots);
     use Align::{Left as L, Right as R};
     let mut t = Table::new(&[
-        ("SLOT", R),
+        ("SLOT", L),
         ("STATE", L),
         ("GENERATION", R),
         ("OFFSET", R),
@@ -473,7 +473,7 @@ fn gc(prefix: Option<&str>, yes: bool, json: bool) -> Result<(), Failure> {
             }
         }
         for (name, e) in &skipped {
-            let _ = writeln!(s, "skipped {name}: {}", open_failure(name, e).message);
+            let _ = writeln!(s, "skipped {name}: {e}");
         }
         for (name, f) in &errors {
             let _ = writeln!(s, "not removed {name}: {}", f.message);
