@@ -77,7 +77,7 @@ fn consistent(c: &ArchivedConfig) -> bool {
         && c.weights.iter().map(|w| w.to_native()).sum::<u64>() == c.checksum
         && c.upstreams.iter().all(|u| u.host.as_str().ends_with(&format!(".{}", g % 250)))
         && c.limits.timeout_ms == 250 + g % 100
-        && c.flags.get("canary").map(|b| *b) == Some(g % 2 == 0)
+        && c.flags.get("canary").copied() == Some(g % 2 == 0)
 }
 
 fn reader(name: &str, id: &str) -> ExitCode {
