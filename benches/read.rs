@@ -1,0 +1,105 @@
+//! Read-side benchmarks: unchanged generation, new generation (pin +
+//! validation), unchecked, and `Reader::open`, for the three snapshot sizes.
+//!
+//! `cargo bench --bench read` (see BENCHMARKS.md).
+
+#[path = "common/types.rs"]
+mod types;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use shmstate::{Reader, Shared, Writer};
+use types::BenchName;
+
+
+fn bench_size<T>(c: &mut Criterion, label: &str, make: fn(u64) -> T, touch: fn(&T::Archived) -> u64)
+where
+    T: Shared
+        + for<'a> shmstate::rkyv::Serialize<
+            shmstate::rkyv::api::high::HighSerializer<
+                shmstate::rkyv::util::AlignedVec,
+                shmstate::rkyv::ser::allocator::ArenaHandle<'a>,
+                shmstate::rkyv::rancor::BoxedError,
+            >,
+        >,
+{
+    let name = BenchName::new(&format!("read-{label}"));
+    let mut w = Writer::<T>::create(name.as_str()).expect("create");
+    let mut r = Reader::<T>::open(name.as_str()).expect("open");
+    let values = [make(1), make(2)];
+    w.publish(&values[0]).expect("publish");
+    let mut g = c.benchmark_group("read");
+
+    g.bench_function(BenchmarkId::new("unchanged", label), |b| {
+        b.iter(|| {
+            let s = r.read().expect("read");
+            black_box(touch(&s))
+        })
+    });
+
+    // New generation: publish outside the timed region, time only the read
+    // that pins and validates it. Per-iteration Instant pairs add ~20-40 ns.
+    let mut i = 0usize;
+    g.bench_function(BenchmarkId::new("new_generation", label), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                i += 1;
+                w.publish(&values[i & 1]).expect("publish");
+                let t = Instant::now();
+                let s = r.read().expect("read");
+                black_box(touch(&s));
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+
+    g.bench_function(BenchmarkId::new("new_generation_unchecked", label), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                i += 1;
+                w.publish(&values[i & 1]).expect("publish");
+                let t = Instant::now();
+                // SAFETY: our own writer just published a valid `T`.
+                let s = unsafe { r.read_unchecked() }.expect("read");
+                black_box(touch(&s));
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+
+    // Reference: what the validation alone costs (rkyv::access on a heap buffer).
+    let bytes = shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::BoxedError>(&values[0]).expect("to_bytes");
+    g.bench_function(BenchmarkId::new("ref_rkyv_access_heap", label), |b| {
+        b.iter(|| {
+            let a = shmstate::rkyv::access::<T::Archived, shmstate::rkyv::rancor::BoxedError>(black_box(&bytes)).expect("access");
+            black_box(touch(a))
+        })
+    });
+
+    g.bench_function(BenchmarkId::new("open", label), |b| {
+        b.iter(|| black_box(Reader::<T>::open(name.as_str()).expect("open")))
+    });
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    bench_size::<types::Small>(c, "100B", types::small, |a| a.generation.to_native() + a.ids.len() as u64);
+    bench_size::<types::Config>(c, "10KB", types::config, |a| a.generation.to_native() + a.endpoints.len() as u64);
+    bench_size::<types::Large>(c, "1MiB", types::large, |a| a.generation.to_native() + a.weights.len() as u64);
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20)
+}
+
+criterion_group! { name = read; config = config(); targets = benches }
+criterion_main!(read);
