@@ -368,7 +368,7 @@ fn fuzz_regressions_replay() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut replayed = 0;
     let mut rig = None;
-    for dir in ["regressions", "corpus"] {
+    for dir in ["regressions", "seeds"] {
         for target in ["header", "payload", "schema", "ops"] {
             let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else { continue };
             let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
@@ -423,4 +423,55 @@ fn recover_rejects_free_slot_aliasing_the_pinned_current_slot() {
     let info = shmstate::inspect(&obj.0).unwrap();
     let written = &info.slots[info.current_slot.unwrap() as usize];
     assert_ne!(written.offset, pinned_offset, "the writer wrote over the snapshot a reader pins");
+}
+
+/// Writes the small seed corpus in fuzz/seeds/ (committed): `cargo test --test
+/// bad_bytes -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore = "regenerates fuzz/seeds"]
+fn write_fuzz_seeds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let put = |target: &str, name: &str, bytes: &[u8]| {
+        let d = root.join(target);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("seed-{name}")), bytes).unwrap();
+    };
+    // header: a whole valid data segment (mode 0), a valid reader table (mode 2),
+    // and patch lists (mode 1 / 3) touching header fields and slot entries.
+    let obj = valid_object("seed", 2);
+    let mut seg = vec![0u8];
+    seg.extend(std::fs::read(obj.data_path()).unwrap());
+    put("header", "valid-segment", &seg);
+    let mut rt = vec![2u8];
+    rt.extend(std::fs::read(obj.readers_path()).unwrap());
+    put("header", "valid-reader-table", &rt);
+    let patch = |off: u16, kind: u8, v: u64| {
+        let mut p = off.to_le_bytes().to_vec();
+        p.push(kind);
+        p.extend(v.to_le_bytes());
+        p
+    };
+    let mut p1 = vec![1u8];
+    p1.extend(patch(CURRENT as u16, 0, 3 << 12 | 2));
+    p1.extend(patch((slot(1) + S_LEN) as u16, 0, 12));
+    put("header", "patch-current-len", &p1);
+    let mut p2 = vec![1u8];
+    p2.extend(patch(SEGMENT_LEN as u16, 0, 1 << 20));
+    p2.extend(patch(0, 3, 9000));
+    put("header", "patch-truncate", &p2);
+    let mut p3 = vec![3u8];
+    p3.extend(patch(R_HIGH_WATER as u16, 1, 99));
+    p3.extend(patch(reader_entry(0) as u16, 0, 5 << 12 | 1));
+    put("header", "patch-pins", &p3);
+    // payload: valid archives of a few values.
+    for g in [1u64, 6, 33] {
+        let b = shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::Error>(&FuzzValue::new(g, g as usize % 7)).unwrap();
+        put("payload", &format!("value-{g}"), &b);
+    }
+    // schema: the stored descriptions of the fuzz type and a container.
+    put("schema", "fuzzvalue", &shmstate::schema::schema_of::<FuzzValue>().encode());
+    put("schema", "map", &shmstate::schema::schema_of::<std::collections::HashMap<String, Vec<u8>>>().encode());
+    // ops: publish/open/read/grow/drop/reopen mixes.
+    put("ops", "basic", &[0, 3, 3, 0, 4, 0, 0, 1, 4, 1, 2, 200, 4, 0, 7, 0, 0, 5, 4, 1, 5, 0, 2, 9, 3, 0, 4, 1]);
+    put("ops", "pins", &[3, 0, 3, 0, 3, 0, 0, 1, 4, 0, 0, 2, 4, 1, 0, 3, 4, 2, 0, 4, 6, 1, 0, 5, 7, 0, 0, 6]);
 }

@@ -292,7 +292,9 @@ fn run_campaign(c: Campaign) -> Figures {
             let mut w = Proc::spawn(&dir, &format!("w{epoch}-{round}"), &role);
             let first: u64 = w.wait_line("ready ", Duration::from_secs(20)).trim().parse().unwrap();
             assert!(first > seen_gen, "new writer starts at {first}, published was {seen_gen}");
-            while readers.len() < c.readers {
+            // Refill readers only every third round, so dead readers' pins stay
+            // in the table for a while and the writer has to reclaim them.
+            while round % 3 == 0 && readers.len() < c.readers {
                 let role = format!("reader {name} {}", rng.next());
                 readers.push(Proc::spawn(&dir, &format!("r{epoch}-{round}-{}", readers.len()), &role));
             }
