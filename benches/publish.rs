@@ -14,9 +14,10 @@ use shmstate::rkyv::rancor::BoxedError;
 use shmstate::{Shared, Writer};
 use types::BenchName;
 
-fn bench_size<T: Shared>(c: &mut Criterion, label: &str, value: T)
+fn bench_size<T>(c: &mut Criterion, label: &str, value: T)
 where
-    T: for<'a> shmstate::rkyv::Serialize<
+    T: Shared
+        + for<'a> shmstate::rkyv::Serialize<
         shmstate::rkyv::api::high::HighSerializer<
             shmstate::rkyv::util::AlignedVec,
             shmstate::rkyv::ser::allocator::ArenaHandle<'a>,
