@@ -201,6 +201,7 @@ impl<'a> Region<'a> {
     }
 
     /// A `&T` at `offset`, if it fits and is aligned.
+    #[inline]
     fn at<T>(&self, offset: u64) -> Option<&'a T> {
         let end = offset.checked_add(size_of::<T>() as u64)?;
         if end > self.len || offset % align_of::<T>() as u64 != 0 {
@@ -217,6 +218,7 @@ impl<'a> Region<'a> {
     }
 
     /// The data segment header (`None` if the region is too small).
+    #[inline]
     pub(crate) fn header(&self) -> Option<&'a Header> {
         self.at(0)
     }

@@ -10,6 +10,7 @@ use crate::os;
 use crate::protocol::{self, Pinned};
 use crate::schema::{SchemaDoc, SchemaError};
 use crate::segment::{DataSegment, Geometry, ReaderTable};
+use crate::sync::AtomicU64;
 use crate::sync::Ordering::{Acquire, Relaxed, SeqCst};
 use crate::Generation;
 
@@ -62,8 +63,15 @@ impl RawReader {
         SchemaDoc::decode(&self.data.schema_bytes(&self.geo))
     }
 
+    #[inline]
     pub(crate) fn header(&self) -> &Header {
         self.data.header()
+    }
+
+    /// Where the publish word lives in the current mapping. Valid until the
+    /// next remap, which only `pin_latest` does.
+    pub(crate) fn current_ptr(&self) -> *const AtomicU64 {
+        &self.header().current
     }
 
     fn my_entry(&self) -> &ReaderEntry {

@@ -11,6 +11,7 @@ use crate::protocol;
 use crate::raw_reader::RawReader;
 use crate::schema::SchemaDoc;
 use crate::segment::{DataSegment, Geometry};
+use crate::sync::AtomicU64;
 use crate::sync::Ordering::Acquire;
 use crate::{Generation, Shared};
 
@@ -63,6 +64,9 @@ struct Cached<T: Shared> {
 /// One handle serves one thread at a time (`read` takes `&mut self`); open one
 /// handle per thread for parallel reads. Each handle owns one reader-table entry.
 pub struct Reader<T: Shared> {
+    /// The publish word in `raw`'s mapping, refreshed whenever it remaps: the
+    /// fast path reads it without walking the header accessors.
+    current: *const AtomicU64,
     raw: RawReader,
     cached: Option<Cached<T>>,
     _type: PhantomData<fn() -> T>,
@@ -141,7 +145,7 @@ impl<T: Shared> Reader<T> {
         if raw.geo.fingerprint != T::FINGERPRINT {
             return Err(type_mismatch::<T>(name, &raw.data, &raw.geo));
         }
-        Ok(Reader { raw, cached: None, _type: PhantomData })
+        Ok(Reader { current: raw.current_ptr(), raw, cached: None, _type: PhantomData })
     }
 
     /// The object's name.
@@ -164,8 +168,7 @@ impl<T: Shared> Reader<T> {
     /// generation. Reading an unchanged generation again is a single atomic load.
     #[inline]
     pub fn read(&mut self) -> Result<Snapshot<'_, T>, ReadError> {
-        // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
-        let word = self.raw.header().current.load(Acquire);
+        let word = self.load_current();
         if let Some(c) = &self.cached {
             if c.word == word {
                 // SAFETY: `root` was validated for this publish word, and our pin
@@ -188,18 +191,31 @@ impl<T: Shared> Reader<T> {
     /// Bytes that are not a valid `T::Archived` cause undefined behaviour.
     #[allow(unsafe_code)]
     pub unsafe fn read_unchecked(&mut self) -> Result<Snapshot<'_, T>, ReadError> {
-        // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
-        let word = self.raw.header().current.load(Acquire);
+        let word = self.load_current();
         if self.cached.as_ref().is_some_and(|c| c.word == word) {
             return self.read();
         }
         self.read_slow(false)
     }
 
+    #[inline]
+    fn load_current(&self) -> u64 {
+        // SAFETY: `current` points at the publish word inside `raw`'s mapping,
+        // which lives as long as `self`; it is refreshed after every remap (only
+        // `read_slow` remaps), and the word is an aligned atomic.
+        #[allow(unsafe_code)]
+        let current = unsafe { &*self.current };
+        // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
+        current.load(Acquire)
+    }
+
     #[cold]
     fn read_slow(&mut self, validate: bool) -> Result<Snapshot<'_, T>, ReadError> {
         self.cached = None;
-        let (word, offset, len) = self.raw.pin_latest()?;
+        let pinned = self.raw.pin_latest();
+        // `pin_latest` may have remapped a grown segment.
+        self.current = self.raw.current_ptr();
+        let (word, offset, len) = pinned?;
         let generation = protocol::generation_of(word);
         let bytes = self.raw.pinned_bytes(offset, len)?;
         let root: *const T::Archived = if validate {

@@ -93,10 +93,12 @@ impl DataSegment {
         Self::open(name, writable, remaining)
     }
 
+    #[inline]
     pub(crate) fn region(&self) -> Region<'_> {
         map_region(&self.map)
     }
 
+    #[inline]
     pub(crate) fn header(&self) -> &Header {
         // Every constructor checks the object holds at least FIXED_HEADER bytes.
         self.region().header().expect("data segment smaller than its header")
@@ -235,6 +237,7 @@ impl ReaderTable {
 
 /// The region of a live mapping, borrowed for as long as the mapping.
 #[allow(unsafe_code)]
+#[inline]
 pub(crate) fn map_region(map: &Mapping) -> Region<'_> {
     // SAFETY: `map` is a live, page-aligned mapping of `map.len()` bytes, and the
     // region's lifetime is the borrow of `map`, so it cannot outlive the mapping.

@@ -459,6 +459,9 @@ impl<T: Shared> Writer<T> {
         let out = rkyv::api::high::to_bytes_in_with_alloc::<_, _, BoxedError>(value, out, self.arena.acquire())
             .map_err(|e| PublishError::Serialize { message: e.to_string() })?;
         let len = out.len() as u64;
+        // As rkyv's own `to_bytes` does: keep the arena to one block, or each
+        // publish pays for walking and freeing the blocks the last one grew.
+        self.arena.shrink();
         Ok(if out.fitted() { Ok(len) } else { Err(len) })
     }
 
