@@ -4,7 +4,7 @@
 //!
 //! Every function here must return normally for every input: a panic, SIGBUS,
 //! hang or sanitizer report is a bug in shmstate (or in this harness).
-#![allow(dead_code)]
+#![allow(dead_code, clippy::collapsible_if, clippy::collapsible_match)]
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};

@@ -8,6 +8,7 @@
 //! so a SIGBUS shows up as a signal exit status and fails the case instead of
 //! killing the harness. Offsets are those of src/layout.rs.
 #![cfg(not(miri))]
+#![allow(clippy::identity_op)] // `slot(i) + S_GEN` with S_GEN = 0 reads as the layout does
 
 mod common;
 #[path = "../fuzz/harness.rs"]
