@@ -13,7 +13,7 @@ use crate::os::{self, Mapping, ShmObject};
 use crate::protocol::{self, MAX_GENERATION, MAX_SLOTS};
 use crate::segment::{open_errno, DataSegment, ReaderTable, MAX_READERS};
 use crate::slot_writer::SlotWriter;
-use crate::sync::Ordering::{AcqRel, Relaxed, Release, SeqCst};
+use crate::sync::Ordering::{Relaxed, Release, SeqCst};
 use crate::{Generation, Shared};
 
 /// Options for creating or taking over an object. Start with [`Writer::options`].
@@ -420,18 +420,26 @@ impl<T: Shared> Writer<T> {
         fitting.or_else(|| free.max_by_key(|&k| cap(k)))
     }
 
-    /// Clears the pins of reader entries whose owner died (its OFD lock is free).
+    /// Clears the pins of reader entries whose owner died.
+    ///
+    /// The writer takes the entry's OFD lock itself before clearing: a probe
+    /// followed by a CAS could erase the pin of a reader that claimed the entry
+    /// and pinned the same word in between (loom_tests shows it). Holding the
+    /// lock keeps new readers out of the entry until the pin is cleared.
     fn reclaim_dead_pins(&mut self) -> u32 {
         let region = self.readers.region();
         let mut reclaimed = 0;
         for i in 0..self.readers.scan_len() {
             let Some(r) = region.reader(i) else { break };
-            let p = r.pin.load(Relaxed);
-            if p != 0 && matches!(self.readers.entry_alive(i), Ok(false)) {
-                // CAS, not store: a new reader may have claimed the entry since.
-                if r.pin.compare_exchange(p, 0, AcqRel, Relaxed).is_ok() {
-                    reclaimed += 1;
-                }
+            if r.pin.load(Relaxed) == 0 {
+                continue;
+            }
+            let byte = layout::READER_LOCK_BASE + i as u64;
+            if let Ok(true) = os::try_write_lock(self.readers.obj.fd(), byte, 1) {
+                // SYNC(unpin): Release, like a reader's own unpin.
+                r.pin.store(0, Release);
+                let _ = os::unlock(self.readers.obj.fd(), byte, 1);
+                reclaimed += 1;
             }
         }
         self.data.header().reclaimed_pins.fetch_add(reclaimed as u64, Relaxed);
@@ -584,19 +592,35 @@ fn recover(seg: &DataSegment) -> Result<u64, OpenError> {
         return corrupt(format!("published slot {} of {count}", protocol::slot_of(current)));
     }
     let mut highest = protocol::generation_of(current);
-    for k in 0..count {
+    let data_start = h.data_start.load(Relaxed);
+    let current_slot = (current != 0).then(|| protocol::slot_of(current));
+    // Regions of slots kept so far; the current slot first, so that a free slot
+    // aliasing it (or the header) is what gets dropped.
+    let mut kept: Vec<(u64, u64)> = Vec::new();
+    let order = current_slot.into_iter().chain((0..count).filter(|&k| Some(k) != current_slot));
+    for k in order {
         let e = region.slot(k).expect("slot below max_slots");
-        let end = e.offset.load(Relaxed).checked_add(e.capacity.load(Relaxed));
-        let in_bounds = end.is_some_and(|end| end <= segment_len);
-        let is_current = current != 0 && protocol::slot_of(current) == k;
-        if !in_bounds {
-            if is_current {
-                return corrupt(format!("published slot {k} lies outside the segment"));
+        let offset = e.offset.load(Relaxed);
+        let end = offset.checked_add(e.capacity.load(Relaxed));
+        let sound = end.is_some_and(|end| {
+            offset % SLOT_ALIGN == 0
+                && offset >= data_start
+                && end <= segment_len
+                && kept.iter().all(|&(o, e)| end <= o || offset >= e)
+        });
+        let is_current = current_slot == Some(k);
+        if sound {
+            if let Some(end) = end {
+                kept.push((offset, end));
             }
-            // A growth the dead writer did not finish: give it no room; the
-            // next publish that needs it allocates a fresh region.
+        } else {
+            if is_current {
+                return corrupt(format!("published slot {k} lies outside the data area or overlaps"));
+            }
+            // A growth the dead writer did not finish, or garbage: give it no
+            // room; the next publish that needs it allocates a fresh region.
             e.capacity.store(0, Relaxed);
-            e.offset.store(h.data_start.load(Relaxed), Relaxed);
+            e.offset.store(data_start, Relaxed);
         }
         // SYNC(seal): Acquire pairs with the Release store of SEALED in `publish`.
         match e.state.load(crate::sync::Ordering::Acquire) {

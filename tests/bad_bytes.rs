@@ -401,7 +401,6 @@ fn fuzz_regressions_replay() {
 /// slot, is then written by the new writer: it overwrites the header (the
 /// object becomes Corrupt for everyone) or a snapshot a reader holds.
 #[test]
-#[ignore = "BUG: recover() trusts free slots' offsets (see RELIABILITY.md, known issues)"]
 fn recover_rejects_free_slot_offset_inside_the_header() {
     let obj = valid_object("ovl-hdr", 2);
     write_u64(&obj.data_file(), slot(0) + S_OFFSET, 0);
@@ -409,9 +408,8 @@ fn recover_rejects_free_slot_offset_inside_the_header() {
     assert_eq!(got.line(), Outcome { open: "Ok", read: "Ok", inspect: "Ok", wopen: "Ok", publish: "Ok", reread: "Ok" }.line());
 }
 
-/// BUG (same cause): a free slot aliasing the current slot, which a reader pins.
+/// Regression (same cause as above): a free slot aliasing the current slot, which a reader pins.
 #[test]
-#[ignore = "BUG: recover() trusts free slots' offsets (see RELIABILITY.md, known issues)"]
 fn recover_rejects_free_slot_aliasing_the_pinned_current_slot() {
     let obj = valid_object("ovl-cur", 2);
     let f = obj.data_file();

@@ -62,3 +62,9 @@ pub(crate) fn probe_write_lock(fd: impl AsFd, start: u64, len: u64) -> Result<Lo
     fcntl(fd, libc::F_OFD_GETLK, &mut fl)?;
     Ok(if fl.l_type == libc::F_WRLCK as libc::c_short { LockProbe::WriteLocked } else { LockProbe::NotWriteLocked })
 }
+
+/// Releases a lock taken with `try_write_lock` on the same open file description.
+pub(crate) fn unlock(fd: impl AsFd, start: u64, len: u64) -> Result<(), Errno> {
+    let mut fl = flock_struct(libc::F_UNLCK as libc::c_short, start, len);
+    fcntl(fd, libc::F_OFD_SETLK, &mut fl)
+}
