@@ -116,8 +116,14 @@ fn involuntary_switches() -> i64 {
 }
 
 fn publish_under_readers(s: &Scale) {
-    println!("\n== publish latency, 10 KB snapshot, {} s per row (writer thread + N reader threads, 2 vCPUs)", s.publish_secs);
-    println!("{:<10} {:>10} {:>9} {:>9} {:>9} {:>10} {:>14} {:>10}", "readers", "publishes", "p50 ns", "p99 ns", "p99.9 ns", "max ns", "reads/s total", "wr ivcsw");
+    println!(
+        "\n== publish latency, 10 KB snapshot, {} s per row (writer thread + N reader threads, 2 vCPUs)",
+        s.publish_secs
+    );
+    println!(
+        "{:<10} {:>10} {:>9} {:>9} {:>9} {:>10} {:>14} {:>10}",
+        "readers", "publishes", "p50 ns", "p99 ns", "p99.9 ns", "max ns", "reads/s total", "wr ivcsw"
+    );
     let values = [types::config(1), types::config(2)];
     for readers in [0usize, 1, 2] {
         let name = BenchName::new("pubrd");
@@ -179,7 +185,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn reader_scaling_threads(s: &Scale) {
-    println!("\n== reader scaling, unchanged generation (10 KB), threads: median of {} rounds of {} s", s.rounds, s.scale_secs);
+    println!(
+        "\n== reader scaling, unchanged generation (10 KB), threads: median of {} rounds of {} s",
+        s.rounds, s.scale_secs
+    );
     let name = BenchName::new("scale");
     let mut w = Writer::<Config>::create(name.as_str()).expect("create");
     w.publish(&types::config(1)).expect("publish");
@@ -204,7 +213,11 @@ fn reader_scaling_threads(s: &Scale) {
             per_round.push(hs.into_iter().map(|h| h.join().expect("thread")).sum::<f64>());
         }
         rates[threads - 1] = median(per_round);
-        println!("{threads} thread(s): {:>8.1} M reads/s total ({:.2} ns/read/thread)", rates[threads - 1] / 1e6, threads as f64 * 1e9 / rates[threads - 1]);
+        println!(
+            "{threads} thread(s): {:>8.1} M reads/s total ({:.2} ns/read/thread)",
+            rates[threads - 1] / 1e6,
+            threads as f64 * 1e9 / rates[threads - 1]
+        );
     }
     println!("scaling 2 threads / 1 thread: {:.2}x", rates[1] / rates[0]);
 }
@@ -219,7 +232,10 @@ fn spawn_role(role: &str) -> std::process::Child {
 }
 
 fn reader_scaling_processes(s: &Scale) {
-    println!("\n== reader scaling, unchanged generation (10 KB), processes: median of {} rounds of {} s", s.rounds, s.scale_secs);
+    println!(
+        "\n== reader scaling, unchanged generation (10 KB), processes: median of {} rounds of {} s",
+        s.rounds, s.scale_secs
+    );
     let name = BenchName::new("scalep");
     let mut w = Writer::<Config>::create(name.as_str()).expect("create");
     w.publish(&types::config(1)).expect("publish");
@@ -229,7 +245,8 @@ fn reader_scaling_processes(s: &Scale) {
         let mut per_round = Vec::new();
         for _ in 0..s.rounds {
             let start = mono_ns() + 300_000_000;
-            let kids: Vec<_> = (0..procs).map(|_| spawn_role(&format!("reader:{}:{start}:{dur}", name.as_str()))).collect();
+            let kids: Vec<_> =
+                (0..procs).map(|_| spawn_role(&format!("reader:{}:{start}:{dur}", name.as_str()))).collect();
             let mut total = 0.0;
             for k in kids {
                 let out = k.wait_with_output().expect("child");
@@ -248,7 +265,10 @@ fn reader_scaling_processes(s: &Scale) {
 }
 
 fn wakeup_latency(s: &Scale) {
-    println!("\n== wake-up latency of wait_newer across processes (100 B snapshot, publish every 1 ms, {} samples)", s.wakeups);
+    println!(
+        "\n== wake-up latency of wait_newer across processes (100 B snapshot, publish every 1 ms, {} samples)",
+        s.wakeups
+    );
     println!("   measured from just before publish() to just after wait_newer returns in the child (CLOCK_MONOTONIC)");
     let name = BenchName::new("wake");
     let mut w = Writer::<Small>::create(name.as_str()).expect("create");
@@ -271,7 +291,8 @@ fn wakeup_latency(s: &Scale) {
     line.clear();
     out.read_line(&mut line).expect("result line");
     kid.wait().expect("child exit");
-    let mut lat: Vec<u64> = line.trim().strip_prefix("lat").unwrap_or("").split_whitespace().map(|x| x.parse().expect("ns")).collect();
+    let mut lat: Vec<u64> =
+        line.trim().strip_prefix("lat").unwrap_or("").split_whitespace().map(|x| x.parse().expect("ns")).collect();
     lat.sort_unstable();
     println!(
         "samples {} (last generation {}): p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",

@@ -18,12 +18,12 @@ fn bench_size<T>(c: &mut Criterion, label: &str, value: T)
 where
     T: Shared
         + for<'a> shmstate::rkyv::Serialize<
-        shmstate::rkyv::api::high::HighSerializer<
-            shmstate::rkyv::util::AlignedVec,
-            shmstate::rkyv::ser::allocator::ArenaHandle<'a>,
-            BoxedError,
+            shmstate::rkyv::api::high::HighSerializer<
+                shmstate::rkyv::util::AlignedVec,
+                shmstate::rkyv::ser::allocator::ArenaHandle<'a>,
+                BoxedError,
+            >,
         >,
-    >,
 {
     let name = BenchName::new(&format!("publish-{label}"));
     let mut w = Writer::<T>::create(name.as_str()).expect("create");
@@ -43,10 +43,7 @@ fn benches(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(20)
+    Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(20)
 }
 
 criterion_group! { name = publish; config = config(); targets = benches }

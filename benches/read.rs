@@ -13,7 +13,6 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use shmstate::{Reader, Shared, Writer};
 use types::BenchName;
 
-
 fn bench_size<T>(c: &mut Criterion, label: &str, make: fn(u64) -> T, touch: fn(&T::Archived) -> u64)
 where
     T: Shared
@@ -77,7 +76,8 @@ where
     let bytes = shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::BoxedError>(&values[0]).expect("to_bytes");
     g.bench_function(BenchmarkId::new("ref_rkyv_access_heap", label), |b| {
         b.iter(|| {
-            let a = shmstate::rkyv::access::<T::Archived, shmstate::rkyv::rancor::BoxedError>(black_box(&bytes)).expect("access");
+            let a = shmstate::rkyv::access::<T::Archived, shmstate::rkyv::rancor::BoxedError>(black_box(&bytes))
+                .expect("access");
             black_box(touch(a))
         })
     });
@@ -95,10 +95,7 @@ fn benches(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(20)
+    Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(20)
 }
 
 criterion_group! { name = read; config = config(); targets = benches }

@@ -424,7 +424,11 @@ pub fn ops_case(data: &[u8]) {
                         assert_eq!(&s.to_value().unwrap(), v, "read differs from the oracle");
                     }
                     (Err(ReadError::Empty), None) => {}
-                    (r, v) => panic!("read {:?} vs oracle generation {:?}", r.map(|s| s.generation()), v.as_ref().map(|v| v.gen)),
+                    (r, v) => panic!(
+                        "read {:?} vs oracle generation {:?}",
+                        r.map(|s| s.generation()),
+                        v.as_ref().map(|v| v.gen)
+                    ),
                 }
             }
             5 if !readers.is_empty() => {
@@ -438,7 +442,11 @@ pub fn ops_case(data: &[u8]) {
             _ => {}
         }
         if let Ok(info) = shmstate::inspect(&obj.0) {
-            assert!(info.slot_count <= (max_live as u32 + 2).max(2), "slot count {} with ≤ {max_live} readers", info.slot_count);
+            assert!(
+                info.slot_count <= (max_live as u32 + 2).max(2),
+                "slot count {} with ≤ {max_live} readers",
+                info.slot_count
+            );
             assert_eq!(info.generation, latest.as_ref().map_or(0, |v| v.gen));
         }
     }

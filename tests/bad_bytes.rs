@@ -146,15 +146,24 @@ fn header_fields() {
     let fv = ["FormatVersion", "-", "FormatVersion", "FormatVersion", "-", "FormatVersion"];
     check(&[
         case!("magic garbage", |o| write_u64(&data(o), MAGIC, 0xdead_beef), CORRUPT),
-        case!("magic zero (creator died)", |o| write_u64(&data(o), MAGIC, 0),
-            ["NotInitialized", "-", "NotInitialized", "Ok", "Ok", "Ok"]),
+        case!(
+            "magic zero (creator died)",
+            |o| write_u64(&data(o), MAGIC, 0),
+            ["NotInitialized", "-", "NotInitialized", "Ok", "Ok", "Ok"]
+        ),
         case!("format version newer", |o| write_u32(&data(o), FORMAT_VERSION, 2), fv),
         case!("format version zero", |o| write_u32(&data(o), FORMAT_VERSION, 0), fv),
         case!("format version max", |o| write_u32(&data(o), FORMAT_VERSION, u32::MAX), fv),
         case!("header size + page", |o| write_u32(&data(o), HEADER_SIZE, 8192), CORRUPT),
         case!("header size zero", |o| write_u32(&data(o), HEADER_SIZE, 0), CORRUPT),
-        case!("fingerprint", |o| { let f = data(o); write_u64(&f, FINGERPRINT, read_u64(&f, FINGERPRINT) ^ 1) },
-            ["TypeMismatch", "-", "Ok", "TypeMismatch", "-", "TypeMismatch"]),
+        case!(
+            "fingerprint",
+            |o| {
+                let f = data(o);
+                write_u64(&f, FINGERPRINT, read_u64(&f, FINGERPRINT) ^ 1)
+            },
+            ["TypeMismatch", "-", "Ok", "TypeMismatch", "-", "TypeMismatch"]
+        ),
         case!("max slots zero", |o| write_u32(&data(o), MAX_SLOTS, 0), CORRUPT),
         case!("max slots 5000", |o| write_u32(&data(o), MAX_SLOTS, 5000), CORRUPT),
         case!("max slots u32::MAX", |o| write_u32(&data(o), MAX_SLOTS, u32::MAX), CORRUPT),
@@ -166,25 +175,68 @@ fn header_fields() {
         case!("slot count = max (zero entries)", |o| write_u32(&data(o), SLOT_COUNT, 6), OK),
         case!("schema len 2 MiB", |o| write_u64(&data(o), SCHEMA_LEN, 2 << 20), CORRUPT),
         case!("schema len u64::MAX", |o| write_u64(&data(o), SCHEMA_LEN, u64::MAX), CORRUPT),
-        case!("schema len - 1 (undecodable schema)", |o| { let f = data(o); write_u64(&f, SCHEMA_LEN, read_u64(&f, SCHEMA_LEN) - 1) }, OK),
-        case!("data start misaligned", |o| { let f = data(o); write_u64(&f, DATA_START, read_u64(&f, DATA_START) + 8) }, CORRUPT),
+        case!(
+            "schema len - 1 (undecodable schema)",
+            |o| {
+                let f = data(o);
+                write_u64(&f, SCHEMA_LEN, read_u64(&f, SCHEMA_LEN) - 1)
+            },
+            OK
+        ),
+        case!(
+            "data start misaligned",
+            |o| {
+                let f = data(o);
+                write_u64(&f, DATA_START, read_u64(&f, DATA_START) + 8)
+            },
+            CORRUPT
+        ),
         case!("data start inside header", |o| write_u64(&data(o), DATA_START, 64), CORRUPT),
         case!("data start past segment", |o| write_u64(&data(o), DATA_START, 1 << 30), CORRUPT),
         case!("data start u64::MAX", |o| write_u64(&data(o), DATA_START, u64::MAX & !63), CORRUPT),
-        case!("segment len > object", |o| { let f = data(o); write_u64(&f, SEGMENT_LEN, f.metadata().unwrap().len() + 1) }, CORRUPT),
+        case!(
+            "segment len > object",
+            |o| {
+                let f = data(o);
+                write_u64(&f, SEGMENT_LEN, f.metadata().unwrap().len() + 1)
+            },
+            CORRUPT
+        ),
         case!("segment len u64::MAX", |o| write_u64(&data(o), SEGMENT_LEN, u64::MAX), CORRUPT),
         case!("segment len < data start", |o| write_u64(&data(o), SEGMENT_LEN, 4096), CORRUPT),
-        case!("segment len = data start", |o| { let f = data(o); write_u64(&f, SEGMENT_LEN, read_u64(&f, DATA_START)) },
-            ["Ok", "Ok", "Ok", "Corrupt", "-", "Ok"]),
+        case!(
+            "segment len = data start",
+            |o| {
+                let f = data(o);
+                write_u64(&f, SEGMENT_LEN, read_u64(&f, DATA_START))
+            },
+            ["Ok", "Ok", "Ok", "Corrupt", "-", "Ok"]
+        ),
         case!("object grown 1 GiB (sparse)", |o| data(o).set_len(1 << 30).unwrap(), OK),
-        case!("object truncated to 0", |o| data(o).set_len(0).unwrap(),
-            ["NotInitialized", "-", "NotInitialized", "Ok", "Ok", "Ok"]),
-        case!("object truncated to 100", |o| data(o).set_len(100).unwrap(),
-            ["NotInitialized", "-", "NotInitialized", "Ok", "Ok", "Ok"]),
+        case!(
+            "object truncated to 0",
+            |o| data(o).set_len(0).unwrap(),
+            ["NotInitialized", "-", "NotInitialized", "Ok", "Ok", "Ok"]
+        ),
+        case!(
+            "object truncated to 100",
+            |o| data(o).set_len(100).unwrap(),
+            ["NotInitialized", "-", "NotInitialized", "Ok", "Ok", "Ok"]
+        ),
         case!("object truncated inside the header", |o| data(o).set_len(300).unwrap(), CORRUPT),
-        case!("object truncated by a page", |o| { let f = data(o); f.set_len(f.metadata().unwrap().len() - 4096).unwrap() }, CORRUPT),
-        case!("all zero header page", |o| data(o).write_all_at(&[0; 4096], 0).unwrap(),
-            ["NotInitialized", "-", "NotInitialized", "Ok", "Ok", "Ok"]),
+        case!(
+            "object truncated by a page",
+            |o| {
+                let f = data(o);
+                f.set_len(f.metadata().unwrap().len() - 4096).unwrap()
+            },
+            CORRUPT
+        ),
+        case!(
+            "all zero header page",
+            |o| data(o).write_all_at(&[0; 4096], 0).unwrap(),
+            ["NotInitialized", "-", "NotInitialized", "Ok", "Ok", "Ok"]
+        ),
         case!("all 0xff header page", |o| data(o).write_all_at(&[0xff; 4096], 0).unwrap(), CORRUPT),
     ]);
 }
@@ -196,56 +248,141 @@ fn publish_word_and_slot_table() {
     }
     check(&[
         case!("current zero", |o| write_u64(&data(o), CURRENT, 0), ["Ok", "Empty", "Ok", "Ok", "Ok", "Ok"]),
-        case!("current slot 4095", |o| write_u64(&data(o), CURRENT, 2 << 12 | 4095),
-            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]),
-        case!("current slot 5 (< max, > count)", |o| write_u64(&data(o), CURRENT, 2 << 12 | 5),
-            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]),
-        case!("current names an unsealed slot", |o| write_u64(&data(o), CURRENT, 2 << 12 | 2),
-            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]),
-        case!("current generation mismatch", |o| write_u64(&data(o), CURRENT, 9 << 12 | 1),
-            ["Ok", "Corrupt", "Ok", "Ok", "Ok", "Ok"]),
-        case!("current u64::MAX", |o| write_u64(&data(o), CURRENT, u64::MAX),
-            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]),
-        case!("current slot offset misaligned", |o| { let f = data(o); write_u64(&f, slot(1) + S_OFFSET, read_u64(&f, slot(1) + S_OFFSET) + 8) },
-            ["Ok", "Corrupt", "Ok", "Ok", "Ok", "Ok"]),
-        case!("current slot offset 0 (header)", |o| write_u64(&data(o), slot(1) + S_OFFSET, 0),
-            ["Ok", "Corrupt", "Ok", "Ok", "Ok", "Ok"]),
-        case!("current slot offset 2^40", |o| write_u64(&data(o), slot(1) + S_OFFSET, 1 << 40),
-            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]),
-        case!("current slot offset u64::MAX", |o| write_u64(&data(o), slot(1) + S_OFFSET, u64::MAX & !63),
-            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]),
-        case!("current slot offset = other slot", |o| { let f = data(o); write_u64(&f, slot(1) + S_OFFSET, read_u64(&f, slot(0) + S_OFFSET)) },
-            ["Ok", "Ok|Invalid", "Ok", "Ok", "Ok", "Ok"]),
-        case!("current slot len 0", |o| write_u64(&data(o), slot(1) + S_LEN, 0), ["Ok", "Invalid", "Ok", "Ok", "Ok", "Ok"]),
-        case!("current slot len - 8", |o| { let f = data(o); write_u64(&f, slot(1) + S_LEN, read_u64(&f, slot(1) + S_LEN) - 8) },
-            ["Ok", "Invalid", "Ok", "Ok", "Ok", "Ok"]),
-        case!("current slot len 2^40", |o| write_u64(&data(o), slot(1) + S_LEN, 1 << 40), ["Ok", "Corrupt", "Ok", "Ok", "Ok", "Ok"]),
-        case!("current slot len u64::MAX", |o| write_u64(&data(o), slot(1) + S_LEN, u64::MAX), ["Ok", "Corrupt", "Ok", "Ok", "Ok", "Ok"]),
-        case!("current slot gen", |o| write_u64(&data(o), slot(1) + S_GEN, 7), ["Ok", "Corrupt", "Ok", "Ok", "Ok", "Ok"]),
-        case!("current slot state writing", |o| write_u32(&data(o), slot(1) + S_STATE, 1),
-            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]),
-        case!("current slot state garbage", |o| write_u32(&data(o), slot(1) + S_STATE, 77),
-            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]),
-        case!("current slot capacity u64::MAX", |o| write_u64(&data(o), slot(1) + S_CAPACITY, u64::MAX),
-            ["Ok", "Ok", "Ok", "Corrupt", "-", "Ok"]),
-        case!("current slot capacity past the end", |o| write_u64(&data(o), slot(1) + S_CAPACITY, 1 << 30),
-            ["Ok", "Ok", "Ok", "Corrupt", "-", "Ok"]),
+        case!(
+            "current slot 4095",
+            |o| write_u64(&data(o), CURRENT, 2 << 12 | 4095),
+            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
+        case!(
+            "current slot 5 (< max, > count)",
+            |o| write_u64(&data(o), CURRENT, 2 << 12 | 5),
+            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
+        case!(
+            "current names an unsealed slot",
+            |o| write_u64(&data(o), CURRENT, 2 << 12 | 2),
+            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
+        case!(
+            "current generation mismatch",
+            |o| write_u64(&data(o), CURRENT, 9 << 12 | 1),
+            ["Ok", "Corrupt", "Ok", "Ok", "Ok", "Ok"]
+        ),
+        case!(
+            "current u64::MAX",
+            |o| write_u64(&data(o), CURRENT, u64::MAX),
+            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
+        case!(
+            "current slot offset misaligned",
+            |o| {
+                let f = data(o);
+                write_u64(&f, slot(1) + S_OFFSET, read_u64(&f, slot(1) + S_OFFSET) + 8)
+            },
+            ["Ok", "Corrupt", "Ok", "Ok", "Ok", "Ok"]
+        ),
+        case!(
+            "current slot offset 0 (header)",
+            |o| write_u64(&data(o), slot(1) + S_OFFSET, 0),
+            ["Ok", "Corrupt", "Ok", "Ok", "Ok", "Ok"]
+        ),
+        case!(
+            "current slot offset 2^40",
+            |o| write_u64(&data(o), slot(1) + S_OFFSET, 1 << 40),
+            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
+        case!(
+            "current slot offset u64::MAX",
+            |o| write_u64(&data(o), slot(1) + S_OFFSET, u64::MAX & !63),
+            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
+        case!(
+            "current slot offset = other slot",
+            |o| {
+                let f = data(o);
+                write_u64(&f, slot(1) + S_OFFSET, read_u64(&f, slot(0) + S_OFFSET))
+            },
+            ["Ok", "Ok|Invalid", "Ok", "Ok", "Ok", "Ok"]
+        ),
+        case!(
+            "current slot len 0",
+            |o| write_u64(&data(o), slot(1) + S_LEN, 0),
+            ["Ok", "Invalid", "Ok", "Ok", "Ok", "Ok"]
+        ),
+        case!(
+            "current slot len - 8",
+            |o| {
+                let f = data(o);
+                write_u64(&f, slot(1) + S_LEN, read_u64(&f, slot(1) + S_LEN) - 8)
+            },
+            ["Ok", "Invalid", "Ok", "Ok", "Ok", "Ok"]
+        ),
+        case!(
+            "current slot len 2^40",
+            |o| write_u64(&data(o), slot(1) + S_LEN, 1 << 40),
+            ["Ok", "Corrupt", "Ok", "Ok", "Ok", "Ok"]
+        ),
+        case!(
+            "current slot len u64::MAX",
+            |o| write_u64(&data(o), slot(1) + S_LEN, u64::MAX),
+            ["Ok", "Corrupt", "Ok", "Ok", "Ok", "Ok"]
+        ),
+        case!(
+            "current slot gen",
+            |o| write_u64(&data(o), slot(1) + S_GEN, 7),
+            ["Ok", "Corrupt", "Ok", "Ok", "Ok", "Ok"]
+        ),
+        case!(
+            "current slot state writing",
+            |o| write_u32(&data(o), slot(1) + S_STATE, 1),
+            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
+        case!(
+            "current slot state garbage",
+            |o| write_u32(&data(o), slot(1) + S_STATE, 77),
+            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
+        case!(
+            "current slot capacity u64::MAX",
+            |o| write_u64(&data(o), slot(1) + S_CAPACITY, u64::MAX),
+            ["Ok", "Ok", "Ok", "Corrupt", "-", "Ok"]
+        ),
+        case!(
+            "current slot capacity past the end",
+            |o| write_u64(&data(o), slot(1) + S_CAPACITY, 1 << 30),
+            ["Ok", "Ok", "Ok", "Corrupt", "-", "Ok"]
+        ),
         case!("free slot capacity past the end", |o| write_u64(&data(o), slot(0) + S_CAPACITY, 1 << 30), OK),
         case!("free slot offset u64::MAX", |o| write_u64(&data(o), slot(0) + S_OFFSET, u64::MAX), OK),
         case!("free slot state garbage", |o| write_u32(&data(o), slot(0) + S_STATE, 77), OK),
         case!("free slot gen huge (sealed)", |o| write_u64(&data(o), slot(0) + S_GEN, 1 << 40), OK),
-        case!("random payload bytes", |o| {
-            let f = data(o);
-            let off = read_u64(&f, slot(1) + S_OFFSET);
-            let mut x = 0x1234_5678_9abc_def1u64;
-            let bytes: Vec<u8> = (0..512).map(|_| { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x as u8 }).collect();
-            f.write_all_at(&bytes, off).unwrap()
-        }, ["Ok", "Ok|Invalid", "Ok", "Ok", "Ok", "Ok"]),
-        case!("payload tail flipped (rkyv root)", |o| {
-            let f = data(o);
-            let end = read_u64(&f, slot(1) + S_OFFSET) + read_u64(&f, slot(1) + S_LEN);
-            f.write_all_at(&[0x7f; 8], end - 8).unwrap()
-        }, ["Ok", "Invalid", "Ok", "Ok", "Ok", "Ok"]),
+        case!(
+            "random payload bytes",
+            |o| {
+                let f = data(o);
+                let off = read_u64(&f, slot(1) + S_OFFSET);
+                let mut x = 0x1234_5678_9abc_def1u64;
+                let bytes: Vec<u8> = (0..512)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                f.write_all_at(&bytes, off).unwrap()
+            },
+            ["Ok", "Ok|Invalid", "Ok", "Ok", "Ok", "Ok"]
+        ),
+        case!(
+            "payload tail flipped (rkyv root)",
+            |o| {
+                let f = data(o);
+                let end = read_u64(&f, slot(1) + S_OFFSET) + read_u64(&f, slot(1) + S_LEN);
+                f.write_all_at(&[0x7f; 8], end - 8).unwrap()
+            },
+            ["Ok", "Invalid", "Ok", "Ok", "Ok", "Ok"]
+        ),
     ]);
 }
 
@@ -255,37 +392,81 @@ fn reader_table() {
         return;
     }
     check(&[
-        case!("reader table magic", |o| write_u64(&o.readers_file(), R_MAGIC, 1),
-            ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]),
-        case!("reader table capacity 0", |o| write_u32(&o.readers_file(), R_CAPACITY, 0),
-            ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]),
-        case!("reader table capacity 2^20", |o| write_u32(&o.readers_file(), R_CAPACITY, 1 << 20),
-            ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]),
-        case!("reader table capacity > size", |o| write_u32(&o.readers_file(), R_CAPACITY, 1000),
-            ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]),
+        case!(
+            "reader table magic",
+            |o| write_u64(&o.readers_file(), R_MAGIC, 1),
+            ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
+        case!(
+            "reader table capacity 0",
+            |o| write_u32(&o.readers_file(), R_CAPACITY, 0),
+            ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
+        case!(
+            "reader table capacity 2^20",
+            |o| write_u32(&o.readers_file(), R_CAPACITY, 1 << 20),
+            ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
+        case!(
+            "reader table capacity > size",
+            |o| write_u32(&o.readers_file(), R_CAPACITY, 1000),
+            ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
         case!("reader table high water u32::MAX", |o| write_u32(&o.readers_file(), R_HIGH_WATER, u32::MAX), OK),
-        case!("reader table truncated", |o| o.readers_file().set_len(10).unwrap(),
-            ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]),
-        case!("reader table truncated to one entry", |o| o.readers_file().set_len(128).unwrap(),
-            ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]),
-        case!("reader table missing", |o| std::fs::remove_file(o.readers_path()).unwrap(),
-            ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]),
-        case!("garbage pins (dead owners)", |o| {
-            let f = o.readers_file();
-            write_u32(&f, R_HIGH_WATER, 4);
-            for i in 0..4 { write_u64(&f, reader_entry(i), (i + 3) << 12 | i) }
-        }, OK),
-        case!("pins at slots >= max_slots", |o| {
-            let f = o.readers_file();
-            write_u32(&f, R_HIGH_WATER, 4);
-            for i in 0..4 { write_u64(&f, reader_entry(i), 5 << 12 | (4000 + i)) }
-        }, OK),
-        case!("random reader table bytes", |o| {
-            let f = o.readers_file();
-            let mut x = 0x9e37_79b9_7f4a_7c15u64;
-            let bytes: Vec<u8> = (0..320).map(|_| { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x as u8 }).collect();
-            f.write_all_at(&bytes, 0).unwrap()
-        }, ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]),
+        case!(
+            "reader table truncated",
+            |o| o.readers_file().set_len(10).unwrap(),
+            ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
+        case!(
+            "reader table truncated to one entry",
+            |o| o.readers_file().set_len(128).unwrap(),
+            ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
+        case!(
+            "reader table missing",
+            |o| std::fs::remove_file(o.readers_path()).unwrap(),
+            ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
+        case!(
+            "garbage pins (dead owners)",
+            |o| {
+                let f = o.readers_file();
+                write_u32(&f, R_HIGH_WATER, 4);
+                for i in 0..4 {
+                    write_u64(&f, reader_entry(i), (i + 3) << 12 | i)
+                }
+            },
+            OK
+        ),
+        case!(
+            "pins at slots >= max_slots",
+            |o| {
+                let f = o.readers_file();
+                write_u32(&f, R_HIGH_WATER, 4);
+                for i in 0..4 {
+                    write_u64(&f, reader_entry(i), 5 << 12 | (4000 + i))
+                }
+            },
+            OK
+        ),
+        case!(
+            "random reader table bytes",
+            |o| {
+                let f = o.readers_file();
+                let mut x = 0x9e37_79b9_7f4a_7c15u64;
+                let bytes: Vec<u8> = (0..320)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                f.write_all_at(&bytes, 0).unwrap()
+            },
+            ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
     ]);
 }
 
@@ -320,7 +501,10 @@ fn garbage_pins_with_live_owners_cannot_break_the_writer() {
         assert!(info.slot_count <= info.max_slots);
     }
     let info = shmstate::inspect(&obj.0).unwrap();
-    println!("garbage pins: {ok} publishes ok, {all_pinned} AllSlotsPinned, {} of {} slots", info.slot_count, info.max_slots);
+    println!(
+        "garbage pins: {ok} publishes ok, {all_pinned} AllSlotsPinned, {} of {} slots",
+        info.slot_count, info.max_slots
+    );
     // Readers whose own pins were overwritten still read a consistent latest value.
     for e in 0..4 {
         write_u64(&f, reader_entry(e), 0);
@@ -405,7 +589,10 @@ fn recover_rejects_free_slot_offset_inside_the_header() {
     let obj = valid_object("ovl-hdr", 2);
     write_u64(&obj.data_file(), slot(0) + S_OFFSET, 0);
     let got = probe_in_child(&obj.0, "free slot offset 0");
-    assert_eq!(got.line(), Outcome { open: "Ok", read: "Ok", inspect: "Ok", wopen: "Ok", publish: "Ok", reread: "Ok" }.line());
+    assert_eq!(
+        got.line(),
+        Outcome { open: "Ok", read: "Ok", inspect: "Ok", wopen: "Ok", publish: "Ok", reread: "Ok" }.line()
+    );
 }
 
 /// Regression (same cause as above): a free slot aliasing the current slot, which a reader pins.

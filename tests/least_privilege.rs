@@ -272,7 +272,10 @@ fn modes_are_configurable_and_the_lock_stays_owner_only() {
     assert_eq!(mode_of(&lock_path(name2.as_str())), 0o600);
     for bad in [0o400, 0o1644, 0o7777, 0o200] {
         assert!(
-            matches!(Writer::<Checked>::options().mode(bad).create(TestName::new("badmode").as_str()), Err(OpenError::InvalidOption { .. })),
+            matches!(
+                Writer::<Checked>::options().mode(bad).create(TestName::new("badmode").as_str()),
+                Err(OpenError::InvalidOption { .. })
+            ),
             "{bad:o}"
         );
     }
@@ -339,7 +342,7 @@ fn nobody_reads_a_0644_object_but_cannot_write_or_lock_it() {
             ("writer_create", "PermissionDenied"),
             ("data_rw", "PermissionDenied"),
             ("data_map_writable", "PermissionDenied"),
-            ("data_write_lock", "errno9") /* EBADF */,
+            ("data_write_lock", "errno9"), /* EBADF */
             ("lock_ro", "PermissionDenied"),
             ("lock_rw", "PermissionDenied"),
         ],
@@ -405,8 +408,22 @@ fn names_cannot_escape_dev_shm() {
         return;
     }
     let long = "x".repeat(shmstate::MAX_NAME_LEN + 1);
-    for bad in ["", "/", "a/b", "../etc/passwd", "..", ".", ".hidden", "a\0b", "x.readers", "x.lock", "sp ace", "tab\t", "é", &long]
-    {
+    for bad in [
+        "",
+        "/",
+        "a/b",
+        "../etc/passwd",
+        "..",
+        ".",
+        ".hidden",
+        "a\0b",
+        "x.readers",
+        "x.lock",
+        "sp ace",
+        "tab\t",
+        "é",
+        &long,
+    ] {
         assert!(matches!(Writer::<Checked>::create(bad), Err(OpenError::InvalidName { .. })), "{bad:?}");
         assert!(matches!(Reader::<Checked>::open(bad), Err(OpenError::InvalidName { .. })), "{bad:?}");
         assert!(matches!(shmstate::inspect(bad), Err(OpenError::InvalidName { .. })), "{bad:?}");
@@ -468,8 +485,7 @@ fn nobody_cannot_unpin_another_readers_snapshot() {
     w.publish(&Checked::new(3, 4)).unwrap();
     let info = shmstate::inspect(name.as_str()).unwrap();
     assert_eq!(
-        info.slots[pinned_slot as usize].generation,
-        1,
+        info.slots[pinned_slot as usize].generation, 1,
         "the slot the honest reader pins was overwritten: {:#?}",
         info.slots
     );
