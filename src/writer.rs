@@ -453,15 +453,20 @@ impl<T: Shared> Writer<T> {
             e.state.store(slot_state::WRITING, Relaxed);
             (e.offset.load(Relaxed), e.capacity.load(Relaxed))
         };
-        let ptr = self
-            .data
-            .region()
-            .range_ptr(offset, capacity)
-            .ok_or(PublishError::Os { op: "slot outside the mapping", errno: Errno::FAULT })?;
+        // A slot without room (reset by `recover`) only counts the size needed.
+        let ptr = if capacity == 0 {
+            core::ptr::NonNull::dangling().as_ptr()
+        } else {
+            self.data
+                .region()
+                .range_ptr(offset, capacity)
+                .ok_or(PublishError::Os { op: "slot outside the mapping", errno: Errno::FAULT })?
+        };
         // SAFETY: the slot is neither current nor pinned by any reader (checked by
         // `free_slot`/`slot_with_room` after the SeqCst fence of `scan_pins`), and we
         // hold the writer lock, so nobody reads or writes these bytes until we
-        // publish them; `range_ptr` checked they lie inside our mapping.
+        // publish them; `range_ptr` checked they lie inside our mapping (with
+        // capacity 0 nothing is ever written through the dangling pointer).
         #[allow(unsafe_code)]
         let out = unsafe { SlotWriter::new(ptr, capacity as usize) };
         let out = rkyv::api::high::to_bytes_in_with_alloc::<_, _, BoxedError>(value, out, self.arena.acquire())
@@ -613,10 +618,11 @@ fn recover(seg: &DataSegment) -> Result<u64, OpenError> {
             if let Some(end) = end {
                 kept.push((offset, end));
             }
+        } else if is_current {
+            // Readers report it as Corrupt; we never write the current slot, and
+            // with no room it gets a fresh region once it is free again.
+            e.capacity.store(0, Relaxed);
         } else {
-            if is_current {
-                return corrupt(format!("published slot {k} lies outside the data area or overlaps"));
-            }
             // A growth the dead writer did not finish, or garbage: give it no
             // room; the next publish that needs it allocates a fresh region.
             e.capacity.store(0, Relaxed);

@@ -203,6 +203,9 @@ fn header_fields() {
             CORRUPT
         ),
         case!("segment len u64::MAX", |o| write_u64(&data(o), SEGMENT_LEN, u64::MAX), CORRUPT),
+        // Below, a current slot whose region is unusable: readers report Corrupt;
+        // a new writer still takes over (it never writes the current slot, and
+        // gives that slot a fresh region once it is free), so the object heals.
         case!("segment len < data start", |o| write_u64(&data(o), SEGMENT_LEN, 4096), CORRUPT),
         case!(
             "segment len = data start",
@@ -210,7 +213,7 @@ fn header_fields() {
                 let f = data(o);
                 write_u64(&f, SEGMENT_LEN, read_u64(&f, DATA_START))
             },
-            ["Ok", "Ok", "Ok", "Corrupt", "-", "Ok"]
+            ["Ok", "Ok", "Ok", "Ok", "Ok", "Ok"]
         ),
         case!("object grown 1 GiB (sparse)", |o| data(o).set_len(1 << 30).unwrap(), OK),
         case!(
@@ -289,12 +292,12 @@ fn publish_word_and_slot_table() {
         case!(
             "current slot offset 2^40",
             |o| write_u64(&data(o), slot(1) + S_OFFSET, 1 << 40),
-            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]
+            ["Ok", "Corrupt", "Ok", "Ok", "Ok", "Ok"]
         ),
         case!(
             "current slot offset u64::MAX",
             |o| write_u64(&data(o), slot(1) + S_OFFSET, u64::MAX & !63),
-            ["Ok", "Corrupt", "Ok", "Corrupt", "-", "Corrupt"]
+            ["Ok", "Corrupt", "Ok", "Ok", "Ok", "Ok"]
         ),
         case!(
             "current slot offset = other slot",
@@ -345,12 +348,12 @@ fn publish_word_and_slot_table() {
         case!(
             "current slot capacity u64::MAX",
             |o| write_u64(&data(o), slot(1) + S_CAPACITY, u64::MAX),
-            ["Ok", "Ok", "Ok", "Corrupt", "-", "Ok"]
+            ["Ok", "Ok", "Ok", "Ok", "Ok", "Ok"]
         ),
         case!(
             "current slot capacity past the end",
             |o| write_u64(&data(o), slot(1) + S_CAPACITY, 1 << 30),
-            ["Ok", "Ok", "Ok", "Corrupt", "-", "Ok"]
+            ["Ok", "Ok", "Ok", "Ok", "Ok", "Ok"]
         ),
         case!("free slot capacity past the end", |o| write_u64(&data(o), slot(0) + S_CAPACITY, 1 << 30), OK),
         case!("free slot offset u64::MAX", |o| write_u64(&data(o), slot(0) + S_OFFSET, u64::MAX), OK),
