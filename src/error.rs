@@ -32,6 +32,16 @@ pub enum OpenError {
         /// Why.
         reason: &'static str,
     },
+    /// An object of this name belongs to another user (a stale object, or one
+    /// planted to capture the writer): shmstate does not take it over.
+    NotOwner {
+        /// The object name.
+        name: String,
+        /// Which object.
+        object: &'static str,
+        /// Its owner's uid.
+        owner: u32,
+    },
     /// Another live writer holds this object.
     WriterBusy {
         /// The object name.
@@ -204,6 +214,10 @@ impl fmt::Display for OpenError {
                 write!(f, "permission denied opening the {object} of {name:?} (check its file mode and owner)")
             }
             OpenError::InvalidName { name, reason } => write!(f, "invalid object name {name:?}: {reason}"),
+            OpenError::NotOwner { name, object, owner } => write!(
+                f,
+                "the {object} of {name:?} belongs to uid {owner}, not to this user; refusing to use it (remove it if it is stale)"
+            ),
             OpenError::WriterBusy { name } => write!(f, "another live writer holds {name:?}"),
             OpenError::TypeMismatch { name, expected, found } => write!(
                 f,

@@ -18,24 +18,25 @@ use crate::{Generation, Shared};
 /// Options for opening a reader. Start with [`Reader::options`].
 pub struct ReaderOptions<T> {
     init_timeout: Duration,
+    owner: Option<u32>,
     _type: PhantomData<fn() -> T>,
 }
 
 impl<T> Clone for ReaderOptions<T> {
     fn clone(&self) -> Self {
-        ReaderOptions { init_timeout: self.init_timeout, _type: PhantomData }
+        ReaderOptions { init_timeout: self.init_timeout, owner: self.owner, _type: PhantomData }
     }
 }
 
 impl<T> std::fmt::Debug for ReaderOptions<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReaderOptions").field("init_timeout", &self.init_timeout).finish()
+        f.debug_struct("ReaderOptions").field("init_timeout", &self.init_timeout).field("owner", &self.owner).finish()
     }
 }
 
 impl<T> Default for ReaderOptions<T> {
     fn default() -> Self {
-        ReaderOptions { init_timeout: Duration::from_secs(1), _type: PhantomData }
+        ReaderOptions { init_timeout: Duration::from_secs(1), owner: None, _type: PhantomData }
     }
 }
 
@@ -44,6 +45,14 @@ impl<T: Shared> ReaderOptions<T> {
     /// (default 1 s). A missing object is reported at once.
     pub fn init_timeout(mut self, timeout: Duration) -> Self {
         self.init_timeout = timeout;
+        self
+    }
+
+    /// Only accept an object whose data segment belongs to user `uid` (e.g. the
+    /// service account of the publisher): `NotOwner` otherwise. Without it, any
+    /// user who can create the name first could feed this reader a snapshot.
+    pub fn owner(mut self, uid: u32) -> Self {
+        self.owner = Some(uid);
         self
     }
 
@@ -142,6 +151,12 @@ impl<T: Shared> Reader<T> {
     fn open_with(name: &str, opts: &ReaderOptions<T>) -> Result<Self, OpenError> {
         const { assert!(core::mem::align_of::<T::Archived>() <= 16, "archived alignment above 16 is not supported") };
         let raw = RawReader::open(name, opts.init_timeout)?;
+        if let Some(want) = opts.owner {
+            let (_, owner) = raw.data.obj.mode_and_owner().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
+            if owner != want {
+                return Err(OpenError::NotOwner { name: name.into(), object: "data segment", owner });
+            }
+        }
         if raw.geo.fingerprint != T::FINGERPRINT {
             return Err(type_mismatch::<T>(name, &raw.data, &raw.geo));
         }

@@ -39,6 +39,7 @@ pub(crate) fn open_errno(name: &str, object: &'static str, op: &'static str, e: 
         Errno::NOENT => OpenError::NotFound { name: name.to_string() },
         Errno::ACCESS | Errno::PERM => OpenError::PermissionDenied { name: name.to_string(), object },
         Errno::EXIST => OpenError::AlreadyExists { name: name.to_string() },
+        Errno::LOOP => OpenError::Corrupt { what: format!("the {object} of {name:?} is a symbolic link (refused)") },
         errno => OpenError::Os { op, errno },
     }
 }

@@ -195,10 +195,12 @@ impl<T: Shared> Writer<T> {
             Ok(obj) => Self::initialise(name, obj, &opts)?,
             Err(Errno::EXIST) if take_over => match DataSegment::open(name, true, Duration::ZERO) {
                 Ok((seg, geo)) => {
+                    check_owner(name, "data segment", &seg.obj)?;
                     if geo.fingerprint != T::FINGERPRINT {
                         return Err(crate::reader::type_mismatch::<T>(name, &seg, &geo));
                     }
                     let readers = ReaderTable::open(name)?;
+                    check_owner(name, "reader table", &readers.obj)?;
                     let next = recover(&seg)?;
                     (seg, readers, next)
                 }
@@ -242,6 +244,7 @@ impl<T: Shared> Writer<T> {
     fn take_lock(name: &str) -> Result<ShmObject, OpenError> {
         let (lock, _) = ShmObject::open_or_create(&crate::name::lock(name), 0o600)
             .map_err(|e| open_errno(name, "writer lock", "opening the writer lock", e))?;
+        check_owner(name, "writer lock", &lock)?;
         match rustix::fs::flock(lock.fd(), rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(lock),
             Err(Errno::WOULDBLOCK) => Err(OpenError::WriterBusy { name: name.into() }),
@@ -550,6 +553,16 @@ fn write_bytes(dst: *mut u8, src: &[u8]) {
     unsafe {
         core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len())
     };
+}
+
+/// Refuses objects of another user: taking them over would let whoever
+/// planted them read or disturb what this writer publishes.
+fn check_owner(name: &str, object: &'static str, obj: &ShmObject) -> Result<(), OpenError> {
+    match obj.owned_by_me() {
+        Ok((true, _)) => Ok(()),
+        Ok((false, owner)) => Err(OpenError::NotOwner { name: name.into(), object, owner }),
+        Err(errno) => Err(OpenError::Os { op: "fstat", errno }),
+    }
 }
 
 /// Creates (or replaces a stale) reader table for a new data segment.

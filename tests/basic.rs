@@ -180,3 +180,38 @@ fn reader_table_full_is_reported() {
     drop(_a);
     assert!(Reader::<Checked>::open(name.as_str()).is_ok(), "a closed handle frees its entry");
 }
+
+#[test]
+fn symlink_under_an_object_name_is_refused() {
+    let name = TestName::new("symlink");
+    let target = format!("/dev/shm/shmstate-symlink-target-{}", std::process::id());
+    std::fs::write(&target, b"not an object").unwrap();
+    let link = format!("/dev/shm/shmstate.{}", name.as_str());
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let reader = Reader::<Checked>::open(name.as_str());
+    let writer = Writer::<Checked>::open_or_create(name.as_str());
+    let _ = std::fs::remove_file(&link);
+    let _ = std::fs::remove_file(&target);
+    assert!(matches!(reader, Err(OpenError::Corrupt { ref what }) if what.contains("symbolic link")), "{reader:?}");
+    assert!(matches!(writer, Err(OpenError::Corrupt { .. }) | Err(OpenError::AlreadyExists { .. })), "{writer:?}");
+}
+
+#[test]
+fn objects_of_another_user_are_not_taken_over() {
+    let name = TestName::new("foreign");
+    drop(Writer::<Checked>::create(name.as_str()).unwrap());
+    let me = std::fs::metadata(format!("/dev/shm/shmstate.{}", name.as_str())).unwrap();
+    let (me_uid, nobody) = (std::os::unix::fs::MetadataExt::uid(&me), 65534);
+    // The test runs as root in CI; elsewhere chown is not allowed and the test says so.
+    if std::os::unix::fs::chown(format!("/dev/shm/shmstate.{}", name.as_str()), Some(nobody), None).is_err() {
+        eprintln!("skipping: cannot chown (not root)");
+        return;
+    }
+    match Writer::<Checked>::open_or_create(name.as_str()) {
+        Err(OpenError::NotOwner { owner, .. }) => assert_eq!(owner, nobody),
+        other => panic!("expected NotOwner, got {other:?}"),
+    }
+    let strict = Reader::<Checked>::options().owner(me_uid).open(name.as_str());
+    assert!(matches!(strict, Err(OpenError::NotOwner { owner: 65534, .. })), "{strict:?}");
+    assert!(Reader::<Checked>::options().owner(nobody).open(name.as_str()).is_ok());
+}

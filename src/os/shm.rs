@@ -3,9 +3,17 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use memmap2::{MmapOptions, MmapRaw};
-use rustix::fs::{FallocateFlags, Mode};
+use rustix::fs::{FallocateFlags, Mode, OFlags};
 use rustix::io::Errno;
-use rustix::shm::{self, OFlags};
+use rustix::shm;
+
+/// Opens `/dev/shm/<name>` like `shm_open`, but with `O_NOFOLLOW`: a symlink
+/// planted under an object's name is refused (ELOOP) instead of followed.
+/// (rustix's `shm::open` is `open("/dev/shm/…")` without it.)
+fn open_shm(name: &str, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
+    let path = format!("/dev/shm/{}", name.trim_start_matches('/'));
+    rustix::fs::open(path.as_str(), flags | OFlags::NOFOLLOW | OFlags::CLOEXEC, mode)
+}
 
 /// An open shared memory object.
 #[derive(Debug)]
@@ -17,7 +25,7 @@ impl ShmObject {
     /// Creates `name` exclusively with `mode` (filtered by the umask; fchmod
     /// afterwards so the requested mode holds whatever the umask is).
     pub(crate) fn create_new(name: &str, mode: u32) -> Result<Self, Errno> {
-        let fd = shm::open(name, OFlags::CREATE | OFlags::EXCL | OFlags::RDWR, Mode::from_bits_truncate(mode))?;
+        let fd = open_shm(name, OFlags::CREATE | OFlags::EXCL | OFlags::RDWR, Mode::from_bits_truncate(mode))?;
         rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode))?;
         Ok(ShmObject { fd })
     }
@@ -34,7 +42,7 @@ impl ShmObject {
     /// Opens an existing `name`, read-write or read-only.
     pub(crate) fn open(name: &str, writable: bool) -> Result<Self, Errno> {
         let flags = if writable { OFlags::RDWR } else { OFlags::RDONLY };
-        Ok(ShmObject { fd: shm::open(name, flags, Mode::empty())? })
+        Ok(ShmObject { fd: open_shm(name, flags, Mode::empty())? })
     }
 
     /// Removes the name (mappings and open descriptors stay valid).
@@ -45,6 +53,12 @@ impl ShmObject {
     /// Current size, from fstat: the only size that is safe to map and touch.
     pub(crate) fn size(&self) -> Result<u64, Errno> {
         Ok(rustix::fs::fstat(&self.fd)?.st_size.max(0) as u64)
+    }
+
+    /// Whether this process's effective user owns the object.
+    pub(crate) fn owned_by_me(&self) -> Result<(bool, u32), Errno> {
+        let (_, uid) = self.mode_and_owner()?;
+        Ok((uid == rustix::process::geteuid().as_raw(), uid))
     }
 
     /// The object's mode bits and owner.
