@@ -56,6 +56,10 @@ pub struct ObjectInfo {
     pub validation_failures: u64,
     /// Reader-table capacity.
     pub reader_capacity: u32,
+    /// How readers pin: `"reader table"` or `"locks"` (see `WriterOptions::lock_pins`).
+    /// With locks, readers are not listed (they register nowhere); slots show
+    /// whether some reader holds them.
+    pub pin_mode: &'static str,
     /// Slots.
     pub slots: Vec<SlotInfo>,
     /// Reader entries that are in use (live) or still pin something (dead).
@@ -89,6 +93,8 @@ pub struct SlotInfo {
     pub current: bool,
     /// Reader entries pinning it.
     pub pinned_by: Vec<u32>,
+    /// With lock pins: whether at least one reader holds this slot.
+    pub lock_pinned: bool,
 }
 
 /// One reader entry.
@@ -139,6 +145,7 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
         }
     }
     let slot_count = h.slot_count.load(Relaxed).min(geo.max_slots);
+    let lock_pins = geo.pin_mode == crate::layout::pin_mode::LOCKS;
     let region = seg.region();
     let slots = (0..slot_count)
         .filter_map(|k| region.slot(k).map(|e| (k, e)))
@@ -156,6 +163,7 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
             len: e.len.load(Relaxed),
             current: current_slot == Some(k),
             pinned_by: readers.iter().filter(|r| r.pinned.map(|p| p.1) == Some(k)).map(|r| r.index).collect(),
+            lock_pinned: lock_pins && seg.slot_lock_pinned(k),
         })
         .collect();
     Ok(ObjectInfo {
@@ -180,6 +188,7 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
         reclaimed_pins: h.reclaimed_pins.load(Relaxed),
         validation_failures,
         reader_capacity,
+        pin_mode: if lock_pins { "locks" } else { "reader table" },
         slots,
         readers,
     })

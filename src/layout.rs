@@ -40,6 +40,23 @@ pub(crate) const WRITER_LOCK_BYTE: u64 = 0;
 /// of the reader table (bytes past the end of the object are lockable).
 pub(crate) const READER_LOCK_BASE: u64 = 1 << 40;
 
+/// Slot `k`'s lock byte in the data segment, for `pin_mode::LOCKS`: readers
+/// hold a read lock on it while they use the slot, the writer a write lock
+/// while it fills it.
+pub(crate) const SLOT_LOCK_BASE: u64 = 1 << 41;
+
+/// How readers pin (`Header::pin_mode`).
+pub(crate) mod pin_mode {
+    /// Pins are words in the reader table (fast: no syscall). Every reader can
+    /// write the table, so the readers of an object trust one another.
+    pub(crate) const SHARED_MEMORY: u32 = 0;
+    /// Pins are OFD read locks on the slot's lock byte of the data segment,
+    /// which a read-only descriptor can take and nobody else can release.
+    /// Readers need no write access anywhere; costs two lock syscalls per
+    /// publish and per new generation read.
+    pub(crate) const LOCKS: u32 = 1;
+}
+
 /// Slot states (`SlotEntry::state`).
 pub(crate) mod slot_state {
     /// Never used, or reset by recovery.
@@ -72,7 +89,9 @@ pub(crate) struct Header {
     pub created_ns: AtomicU64,
     /// Diagnostics only; liveness is the lock on `WRITER_LOCK_BYTE`.
     pub writer_pid: AtomicU32,
-    pub _pad0: [u8; 44],
+    /// How readers pin slots: `pin_mode::SHARED_MEMORY` or `pin_mode::LOCKS`.
+    pub pin_mode: AtomicU32,
+    pub _pad0: [u8; 40],
     // --- cache line 2 (offset 128): what readers poll ---
     /// The publish word (`protocol.rs`): `generation << 12 | slot`, 0 = none.
     pub current: AtomicU64,

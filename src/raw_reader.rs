@@ -22,8 +22,16 @@ pub struct RawReader {
     name: String,
     pub(crate) data: DataSegment,
     pub(crate) geo: Geometry,
-    readers: ReaderTable,
-    entry: u32,
+    pins: Pins,
+}
+
+/// How this handle pins (the object's `pin_mode`).
+#[derive(Debug)]
+enum Pins {
+    /// A reader-table entry, held by an OFD lock; its pin word names the slot.
+    Table { readers: ReaderTable, entry: u32 },
+    /// An OFD read lock on the lock byte of the slot in use (if any).
+    Locks { held: Option<u32> },
 }
 
 // SAFETY: the handle owns its descriptors and mappings; every shared location
@@ -33,7 +41,7 @@ unsafe impl Send for RawReader {}
 
 impl std::fmt::Debug for RawReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawReader").field("name", &self.name).field("entry", &self.entry).finish()
+        f.debug_struct("RawReader").field("name", &self.name).field("pins", &self.pins).finish()
     }
 }
 
@@ -43,9 +51,14 @@ impl RawReader {
     pub fn open(name: &str, init_timeout: Duration) -> Result<Self, OpenError> {
         crate::name::validate(name).map_err(|reason| OpenError::InvalidName { name: name.into(), reason })?;
         let (data, geo) = DataSegment::open(name, false, init_timeout)?;
-        let readers = ReaderTable::open(name)?;
-        let entry = claim_entry(&readers)?;
-        Ok(RawReader { name: name.to_string(), data, geo, readers, entry })
+        let pins = if geo.pin_mode == layout::pin_mode::LOCKS {
+            Pins::Locks { held: None }
+        } else {
+            let readers = ReaderTable::open(name)?;
+            let entry = claim_entry(&readers)?;
+            Pins::Table { readers, entry }
+        };
+        Ok(RawReader { name: name.to_string(), data, geo, pins })
     }
 
     /// The object's name.
@@ -74,8 +87,8 @@ impl RawReader {
         &self.header().current
     }
 
-    fn my_entry(&self) -> &ReaderEntry {
-        self.readers.region().reader(self.entry).expect("claimed entry inside the table")
+    fn my_entry(readers: &ReaderTable, entry: u32) -> &ReaderEntry {
+        readers.region().reader(entry).expect("claimed entry inside the table")
     }
 
     /// The latest published generation (`Generation::NONE` before the first
@@ -101,12 +114,15 @@ impl RawReader {
     /// Pins the current snapshot; returns its publish word, offset and length,
     /// with the bytes inside the mapping.
     pub(crate) fn pin_latest(&mut self) -> Result<(u64, u64, u64), ReadError> {
-        let word = {
-            let current = &self.header().current;
-            match protocol::pin_current(current, &self.my_entry().pin) {
-                Pinned::Empty => return Err(ReadError::Empty),
-                Pinned::Word(w) => w,
+        let pinned = match &mut self.pins {
+            Pins::Table { readers, entry } => {
+                protocol::pin_current(&self.data.header().current, &Self::my_entry(readers, *entry).pin)
             }
+            Pins::Locks { held } => pin_with_locks(&self.data, held)?,
+        };
+        let word = match pinned {
+            Pinned::Empty => return Err(ReadError::Empty),
+            Pinned::Word(w) => w,
         };
         let (offset, len) = self.locate(word)?;
         let ok = self.data.ensure_mapped(offset + len).map_err(|errno| ReadError::Os { op: "remapping", errno })?;
@@ -131,8 +147,11 @@ impl RawReader {
 
     /// Counts a validation failure in the shared counters (for tools).
     pub(crate) fn count_validation_failure(&self) {
-        if let Some(h) = self.readers.region().readers_header() {
-            h.validation_failures.fetch_add(1, Relaxed);
+        // (With lock pins readers cannot write shared counters.)
+        if let Pins::Table { readers, .. } = &self.pins {
+            if let Some(h) = readers.region().readers_header() {
+                h.validation_failures.fetch_add(1, Relaxed);
+            }
         }
     }
 
@@ -162,7 +181,14 @@ impl RawReader {
 
     /// Drops the pin, letting the writer reuse the slot.
     pub fn release(&mut self) {
-        protocol::unpin(&self.my_entry().pin);
+        match &mut self.pins {
+            Pins::Table { readers, entry } => protocol::unpin(&Self::my_entry(readers, *entry).pin),
+            Pins::Locks { held } => {
+                if let Some(k) = held.take() {
+                    let _ = os::unlock(self.data.obj.fd(), layout::SLOT_LOCK_BASE + k as u64, 1);
+                }
+            }
+        }
     }
 
     /// Blocks until a generation newer than `than` is published, the writer is
@@ -171,7 +197,12 @@ impl RawReader {
     pub fn wait_newer(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
         let deadline = Instant::now() + timeout;
         let h = self.header();
-        let waiters = &self.readers.region().readers_header().expect("checked reader table").waiters;
+        // With lock pins there is no table to count waiters in; the writer then
+        // always wakes.
+        let waiters = match &self.pins {
+            Pins::Table { readers, .. } => readers.region().readers_header().map(|rh| &rh.waiters),
+            Pins::Locks { .. } => None,
+        };
         loop {
             // SYNC(wake): read `notify` before checking, so a publish in between
             // makes the futex wait return at once (EAGAIN).
@@ -190,20 +221,61 @@ impl RawReader {
                 return Err(WaitError::Timeout);
             }
             // SYNC(wake): pairs with `Writer::wake_waiters` (store-buffering).
-            waiters.fetch_add(1, SeqCst);
+            if let Some(w) = waiters {
+                w.fetch_add(1, SeqCst);
+            }
             if h.notify.load(SeqCst) == seen {
                 // Bounded slices: a writer that dies without publishing is noticed.
                 os::futex_wait(&h.notify, seen, left.min(Duration::from_millis(100)));
             }
-            waiters.fetch_sub(1, SeqCst);
+            if let Some(w) = waiters {
+                w.fetch_sub(1, SeqCst);
+            }
         }
     }
 }
 
 impl Drop for RawReader {
     fn drop(&mut self) {
-        // Closing the reader table fd then releases the entry's OFD lock.
-        protocol::unpin(&self.my_entry().pin);
+        // Closing the descriptors then releases the entry's (or slot's) OFD lock.
+        if let Pins::Table { readers, entry } = &self.pins {
+            protocol::unpin(&Self::my_entry(readers, *entry).pin);
+        }
+    }
+}
+
+/// Lock pins: read-locks the current slot's lock byte and confirms it is still
+/// current. The writer write-locks a slot's byte before filling it, and the
+/// kernel orders the two locks: either we hold the read lock first (the writer
+/// skips the slot) or our lock fails or the re-check sees a newer publish.
+fn pin_with_locks(data: &DataSegment, held: &mut Option<u32>) -> Result<Pinned, ReadError> {
+    let fd = data.obj.fd();
+    let current = &data.header().current;
+    let lock_err = |errno| ReadError::Os { op: "locking a slot", errno };
+    // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
+    let mut c1 = current.load(Acquire);
+    loop {
+        if c1 == 0 {
+            return Ok(Pinned::Empty);
+        }
+        let k = protocol::slot_of(c1);
+        if *held != Some(k) {
+            if !os::try_read_lock(fd, layout::SLOT_LOCK_BASE + k as u64, 1).map_err(lock_err)? {
+                // The writer is filling it: our word is stale.
+                c1 = current.load(Acquire);
+                crate::sync::spin_hint();
+                continue;
+            }
+            if let Some(old) = held.replace(k) {
+                os::unlock(fd, layout::SLOT_LOCK_BASE + old as u64, 1).map_err(lock_err)?;
+            }
+        }
+        // SYNC(publish): the lock syscall orders this load after our lock.
+        let c2 = current.load(Acquire);
+        if c2 == c1 {
+            return Ok(Pinned::Word(c1));
+        }
+        c1 = c2;
     }
 }
 

@@ -23,6 +23,8 @@ pub(crate) struct Geometry {
     pub header_size: u64,
     pub schema_len: u64,
     pub data_start: u64,
+    /// `layout::pin_mode`.
+    pub pin_mode: u32,
 }
 
 /// An opened, mapped data segment.
@@ -141,7 +143,18 @@ impl DataSegment {
         if self.map.len() < data_start {
             return corrupt(format!("mapping of {} bytes is smaller than the header", self.map.len()));
         }
-        Ok(Geometry { fingerprint: h.fingerprint.load(Relaxed), max_slots, header_size, schema_len, data_start })
+        let pin_mode = h.pin_mode.load(Relaxed);
+        if pin_mode != layout::pin_mode::SHARED_MEMORY && pin_mode != layout::pin_mode::LOCKS {
+            return corrupt(format!("unknown pin mode {pin_mode}"));
+        }
+        Ok(Geometry {
+            fingerprint: h.fingerprint.load(Relaxed),
+            max_slots,
+            header_size,
+            schema_len,
+            data_start,
+            pin_mode,
+        })
     }
 
     /// A copy of the stored schema description bytes.
@@ -164,6 +177,14 @@ impl DataSegment {
         }
         self.map = Mapping::new(&self.obj, size, self.writable)?;
         Ok(true)
+    }
+
+    /// Whether readers hold slot `k` (lock pins): one lock probe.
+    pub(crate) fn slot_lock_pinned(&self, k: u32) -> bool {
+        matches!(
+            crate::os::probe_write_lock(self.obj.fd(), layout::SLOT_LOCK_BASE + k as u64, 1),
+            Ok(crate::os::LockProbe::ReadLocked)
+        )
     }
 
     /// Whether a live writer holds this segment (its OFD lock on the first byte).

@@ -24,6 +24,7 @@ pub struct WriterOptions<T> {
     max_readers: u32,
     max_size: u64,
     remove_on_drop: bool,
+    lock_pins: Option<bool>,
     _type: PhantomData<fn(&T)>,
 }
 
@@ -42,6 +43,7 @@ impl<T> std::fmt::Debug for WriterOptions<T> {
             .field("max_readers", &self.max_readers)
             .field("max_size", &self.max_size)
             .field("remove_on_drop", &self.remove_on_drop)
+            .field("lock_pins", &self.lock_pins)
             .finish()
     }
 }
@@ -55,6 +57,7 @@ impl<T> Default for WriterOptions<T> {
             max_readers: 64,
             max_size: 1 << 34,
             remove_on_drop: false,
+            lock_pins: None,
             _type: PhantomData,
         }
     }
@@ -98,6 +101,25 @@ impl<T: Shared> WriterOptions<T> {
     pub fn remove_on_drop(mut self, yes: bool) -> Self {
         self.remove_on_drop = yes;
         self
+    }
+
+    /// How readers pin the slots they use (fixed when the object is created).
+    ///
+    /// `false`: pins are words in the reader table, which every reader can
+    /// write: no syscall on any path, but the readers of the object must trust
+    /// one another (a hostile one could clear another's pin or truncate the
+    /// table). `true`: pins are OFD read locks on the data segment, taken with a
+    /// read-only descriptor: readers need no write access at all and cannot
+    /// disturb each other or the writer, for two lock syscalls per publish and
+    /// per new generation read. Default: `true` exactly when `mode` lets other
+    /// users read the object.
+    pub fn lock_pins(mut self, yes: bool) -> Self {
+        self.lock_pins = Some(yes);
+        self
+    }
+
+    fn uses_lock_pins(&self) -> bool {
+        self.lock_pins.unwrap_or(self.mode & 0o077 != 0)
     }
 
     /// Creates a new object; `AlreadyExists` if one exists.
@@ -151,6 +173,10 @@ pub struct Writer<T> {
     next_gen: u64,
     arena: Arena,
     pinned: Vec<bool>,
+    /// Pins are OFD locks (`layout::pin_mode::LOCKS`), not reader-table words.
+    lock_pins: bool,
+    /// The slot whose lock byte we hold for writing (lock pins only).
+    held_slot: Option<u32>,
     liveness_held: bool,
     last_len: u64,
     max_size: u64,
@@ -217,6 +243,7 @@ impl<T: Shared> Writer<T> {
             Err(e) => return Err(open_errno(name, "data segment", "creating the data segment", e)),
         };
         let max_slots = data.header().max_slots.load(Relaxed);
+        let lock_pins = data.header().pin_mode.load(Relaxed) == layout::pin_mode::LOCKS;
         let mut w = Writer {
             name: name.to_string(),
             _lock: lock,
@@ -225,6 +252,8 @@ impl<T: Shared> Writer<T> {
             next_gen,
             arena: Arena::new(),
             pinned: vec![false; max_slots as usize],
+            lock_pins,
+            held_slot: None,
             liveness_held: false,
             last_len: 0,
             max_size: opts.max_size,
@@ -306,6 +335,8 @@ impl<T: Shared> Writer<T> {
             h.segment_len.store(segment_len, Relaxed);
             h.max_segment_len.store(opts.max_size, Relaxed);
             h.created_ns.store(os::now_unix_ns(), Relaxed);
+            let pins = if opts.uses_lock_pins() { layout::pin_mode::LOCKS } else { layout::pin_mode::SHARED_MEMORY };
+            h.pin_mode.store(pins, Relaxed);
             for i in 0..opts.slots {
                 let e = region.slot(i).expect("slot table inside the header");
                 e.offset.store(data_start + i as u64 * capacity, Relaxed);
@@ -360,6 +391,9 @@ impl<T: Shared> Writer<T> {
         // writer trusts only sealed slots).
         e.state.store(slot_state::SEALED, Release);
         protocol::publish(&h.current, protocol::word(gen, slot));
+        // Readers may lock the new current slot now.
+        self.release_held_slot();
+        let h = self.data.header();
         h.publishes.fetch_add(1, Relaxed);
         h.last_publish_ns.store(now, Relaxed);
         self.last_len = len;
@@ -373,8 +407,50 @@ impl<T: Shared> Writer<T> {
         // SeqCst increment of `waiters` and load of `notify` in `Reader::wait_newer`
         // (store-buffering: one side sees the other, so no wake-up is lost).
         h.notify.fetch_add(1, SeqCst);
-        if self.readers_header().waiters.load(SeqCst) > 0 {
+        // With lock pins readers have no write access to count themselves.
+        if self.lock_pins || self.readers_header().waiters.load(SeqCst) > 0 {
             os::futex_wake_all(&h.notify);
+        }
+    }
+
+    fn release_held_slot(&mut self) {
+        if let Some(k) = self.held_slot.take() {
+            let _ = os::unlock(self.data.obj.fd(), layout::SLOT_LOCK_BASE + k as u64, 1);
+        }
+    }
+
+    /// Lock pins: takes the write lock on slot `k`'s byte, which succeeds only
+    /// if no reader holds a read lock there (the kernel orders the two).
+    fn try_hold_slot(&mut self, k: u32) -> bool {
+        let ok = matches!(os::try_write_lock(self.data.obj.fd(), layout::SLOT_LOCK_BASE + k as u64, 1), Ok(true));
+        if ok {
+            self.held_slot = Some(k);
+        }
+        ok
+    }
+
+    /// Lock pins: the free slot choice. Candidates are the slots that are not
+    /// current, best fitting first; the first whose lock byte we can take is
+    /// ours. None: append slots (a hostile reader may have pre-locked the byte
+    /// of a new slot too, so this may repeat up to `max_slots`).
+    fn free_slot_locked(&mut self) -> Result<u32, PublishError> {
+        self.release_held_slot();
+        let current = self.current_slot();
+        let count = self.data.header().slot_count.load(Relaxed);
+        let cap = |k: u32| self.entry(k).capacity.load(Relaxed);
+        let mut order: Vec<u32> = (0..count).filter(|&k| Some(k) != current).collect();
+        let last_len = self.last_len;
+        order.sort_by_key(|&k| (cap(k) < last_len, if cap(k) >= last_len { cap(k) } else { u64::MAX - cap(k) }));
+        for k in order {
+            if self.try_hold_slot(k) {
+                return Ok(k);
+            }
+        }
+        loop {
+            let k = self.add_slot(self.last_len.max(SLOT_ALIGN))?;
+            if self.try_hold_slot(k) {
+                return Ok(k);
+            }
         }
     }
 
@@ -389,6 +465,9 @@ impl<T: Shared> Writer<T> {
     /// Picks a slot that is neither current nor pinned, preferring one that
     /// fits the last snapshot's size; reclaims dead pins, then adds a slot.
     fn free_slot(&mut self) -> Result<u32, PublishError> {
+        if self.lock_pins {
+            return self.free_slot_locked();
+        }
         for attempt in 0..2 {
             self.scan_pins();
             if let Some(k) = self.best_free_slot() {
@@ -485,8 +564,11 @@ impl<T: Shared> Writer<T> {
     /// `slot` moved to a new, larger region at the end of the segment.
     fn slot_with_room(&mut self, slot: u32, needed: u64) -> Result<u32, PublishError> {
         self.last_len = needed;
-        if let Some(k) = self.best_free_slot().filter(|&k| self.entry(k).capacity.load(Relaxed) >= needed) {
-            return Ok(k);
+        // (With lock pins, only the slot we hold is ours: it is moved instead.)
+        if !self.lock_pins {
+            if let Some(k) = self.best_free_slot().filter(|&k| self.entry(k).capacity.load(Relaxed) >= needed) {
+                return Ok(k);
+            }
         }
         let capacity = needed.max(SLOT_ALIGN).checked_next_power_of_two().unwrap_or(needed);
         let offset = self.allocate(capacity, needed)?;
@@ -566,10 +648,11 @@ fn check_owner(name: &str, object: &'static str, obj: &ShmObject) -> Result<(), 
 }
 
 /// Creates (or replaces a stale) reader table for a new data segment.
-fn create_reader_table<T>(name: &str, opts: &WriterOptions<T>) -> Result<ReaderTable, OpenError> {
+fn create_reader_table<T: Shared>(name: &str, opts: &WriterOptions<T>) -> Result<ReaderTable, OpenError> {
     let path = crate::name::readers(name);
-    // Readers need write access to pin: mirror the data segment's read bits.
-    let mode = opts.mode | ((opts.mode & 0o044) >> 1);
+    // With reader-table pins, readers need write access to pin: mirror the
+    // data segment's read bits. With lock pins, nobody but the owner writes it.
+    let mode = if opts.uses_lock_pins() { opts.mode } else { opts.mode | ((opts.mode & 0o044) >> 1) };
     let obj = match ShmObject::create_new(&path, mode) {
         Err(Errno::EXIST) => {
             // Left over from an object that was removed incompletely: readers of

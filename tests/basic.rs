@@ -215,3 +215,50 @@ fn objects_of_another_user_are_not_taken_over() {
     assert!(matches!(strict, Err(OpenError::NotOwner { owner: 65534, .. })), "{strict:?}");
     assert!(Reader::<Checked>::options().owner(nobody).open(name.as_str()).is_ok());
 }
+
+#[test]
+fn lock_pins_round_trip_and_protect_a_held_snapshot() {
+    let name = TestName::new("lockpins");
+    let mut w = Writer::<Checked>::options().lock_pins(true).slots(2).capacity(256).create(name.as_str()).unwrap();
+    let mut r = Reader::<Checked>::open(name.as_str()).unwrap();
+    let mut other = Reader::<Checked>::open(name.as_str()).unwrap();
+    assert!(matches!(r.read(), Err(ReadError::Empty)));
+    w.publish(&Checked::new(1, 16)).unwrap();
+    let held = r.read().unwrap();
+    for g in 2..300 {
+        w.publish(&Checked::new(g, (g % 50) as usize * 100)).unwrap();
+        assert_eq!(consistent(&other.read().unwrap()), Ok(g));
+    }
+    assert_eq!(consistent(&held), Ok(1), "a lock-pinned snapshot is never rewritten");
+    let info = shmstate::inspect(name.as_str()).unwrap();
+    assert_eq!(info.pin_mode, "locks");
+    assert!(info.slots.iter().any(|s| s.lock_pinned && s.generation == 1), "{:#?}", info.slots);
+    assert!(info.slot_count <= 4, "bounded: {}", info.slot_count);
+    drop(held);
+    r.release();
+    w.publish(&Checked::new(300, 1)).unwrap();
+    w.publish(&Checked::new(301, 1)).unwrap();
+    let info = shmstate::inspect(name.as_str()).unwrap();
+    assert!(info.slots.iter().all(|s| s.generation != 1), "released slot reused: {:#?}", info.slots);
+}
+
+#[test]
+fn lock_pins_are_the_default_for_objects_others_may_read() {
+    let name = TestName::new("lockdefault");
+    let mut w = Writer::<Checked>::options().mode(0o644).create(name.as_str()).unwrap();
+    assert_eq!(shmstate::inspect(name.as_str()).unwrap().pin_mode, "locks");
+    let mut r = Reader::<Checked>::open(name.as_str()).unwrap();
+    w.publish(&Checked::new(1, 3)).unwrap();
+    assert_eq!(consistent(&r.read().unwrap()), Ok(1));
+    // Nobody counts waiters with lock pins: the writer always wakes.
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        w.publish(&Checked::new(2, 3)).unwrap();
+        w
+    });
+    assert_eq!(r.wait_newer(Generation::new(1), Duration::from_secs(10)).unwrap().get(), 2);
+    drop(t.join().unwrap());
+    let name2 = TestName::new("tabledefault");
+    let _w = Writer::<Checked>::create(name2.as_str()).unwrap();
+    assert_eq!(shmstate::inspect(name2.as_str()).unwrap().pin_mode, "reader table");
+}

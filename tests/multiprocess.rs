@@ -116,8 +116,17 @@ fn kill(child: &mut Child) {
 
 #[test]
 fn readers_in_other_processes_never_see_torn_views() {
-    let name = TestName::new("stress");
-    let mut w = Writer::<Checked>::options().capacity(512).create(name.as_str()).unwrap();
+    stress(false);
+}
+
+#[test]
+fn readers_in_other_processes_never_see_torn_views_with_lock_pins() {
+    stress(true);
+}
+
+fn stress(lock_pins: bool) {
+    let name = TestName::new(if lock_pins { "stress-locks" } else { "stress" });
+    let mut w = Writer::<Checked>::options().capacity(512).lock_pins(lock_pins).create(name.as_str()).unwrap();
     w.publish(&Checked::new(1, payload_len(1))).unwrap();
     let role = format!("stress-reader:{}", name.as_str());
     let readers: Vec<Child> = (0..2).map(|_| spawn_child("__child", &role)).collect();
@@ -201,4 +210,33 @@ fn killed_writer_leaves_last_generation_and_a_new_writer_continues() {
     let snap = r.read().unwrap();
     assert_eq!(snap.generation(), g);
     assert_eq!(consistent(&snap), Ok(g.get()));
+}
+
+#[test]
+fn killed_readers_lock_pins_are_released_by_the_kernel() {
+    let name = TestName::new("lockkill");
+    let mut w = Writer::<Checked>::options().lock_pins(true).slots(2).create(name.as_str()).unwrap();
+    let role = format!("pin-and-hang:{}", name.as_str());
+    w.publish(&Checked::new(1, 10)).unwrap();
+    let mut a = spawn_child("__child", &role);
+    assert_eq!(wait_for_line(&mut a, "PINNED "), "1");
+    w.publish(&Checked::new(2, 10)).unwrap();
+    let mut b = spawn_child("__child", &role);
+    assert_eq!(wait_for_line(&mut b, "PINNED "), "2");
+    w.publish(&Checked::new(3, 10)).unwrap();
+    let before = shmstate::inspect(name.as_str()).unwrap();
+    assert_eq!(before.slot_count, 3, "two lock-pinned slots + current");
+    assert_eq!(before.slots.iter().filter(|s| s.lock_pinned).count(), 2, "{:#?}", before.slots);
+    kill(&mut a);
+    kill(&mut b);
+    let mut r = Reader::<Checked>::open(name.as_str()).unwrap();
+    for g in 4..=1_000 {
+        w.publish(&Checked::new(g, 10)).unwrap();
+        assert_eq!(consistent(&r.read().unwrap()), Ok(g));
+    }
+    let after = shmstate::inspect(name.as_str()).unwrap();
+    assert_eq!(after.slot_count, 3, "memory stays bounded after the kills");
+    // Only the live reader's lock remains: the kernel dropped the dead ones'.
+    let locked: Vec<u64> = after.slots.iter().filter(|s| s.lock_pinned).map(|s| s.generation).collect();
+    assert_eq!(locked, vec![1_000], "{:#?}", after.slots);
 }

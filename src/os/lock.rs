@@ -45,13 +45,26 @@ pub(crate) fn try_write_lock(fd: impl AsFd, start: u64, len: u64) -> Result<bool
     }
 }
 
+/// Takes a read lock on `[start, start + len)` without blocking (a read-only
+/// descriptor may). `Ok(false)` when a write lock is held there.
+pub(crate) fn try_read_lock(fd: impl AsFd, start: u64, len: u64) -> Result<bool, Errno> {
+    let mut fl = flock_struct(libc::F_RDLCK as libc::c_short, start, len);
+    match fcntl(fd, libc::F_OFD_SETLK, &mut fl) {
+        Ok(()) => Ok(true),
+        Err(e) if e == Errno::AGAIN || e == Errno::ACCESS => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// What a lock probe found on a byte range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LockProbe {
     /// Someone holds a write lock: the owner is alive.
     WriteLocked,
-    /// Only read locks, or none: no live owner.
-    NotWriteLocked,
+    /// Someone holds a read lock (and nobody a write lock).
+    ReadLocked,
+    /// No lock.
+    Unlocked,
 }
 
 /// Asks whether another open file description holds a write lock on the range,
@@ -60,7 +73,13 @@ pub(crate) enum LockProbe {
 pub(crate) fn probe_write_lock(fd: impl AsFd, start: u64, len: u64) -> Result<LockProbe, Errno> {
     let mut fl = flock_struct(libc::F_WRLCK as libc::c_short, start, len);
     fcntl(fd, libc::F_OFD_GETLK, &mut fl)?;
-    Ok(if fl.l_type == libc::F_WRLCK as libc::c_short { LockProbe::WriteLocked } else { LockProbe::NotWriteLocked })
+    Ok(if fl.l_type == libc::F_WRLCK as libc::c_short {
+        LockProbe::WriteLocked
+    } else if fl.l_type == libc::F_RDLCK as libc::c_short {
+        LockProbe::ReadLocked
+    } else {
+        LockProbe::Unlocked
+    })
 }
 
 /// Releases a lock taken with `try_write_lock` on the same open file description.
