@@ -262,3 +262,21 @@ fn lock_pins_are_the_default_for_objects_others_may_read() {
     let _w = Writer::<Checked>::create(name2.as_str()).unwrap();
     assert_eq!(shmstate::inspect(name2.as_str()).unwrap().pin_mode, "reader table");
 }
+
+#[test]
+fn wait_newer_with_spin_sees_publishes_and_still_times_out() {
+    let name = TestName::new("spin");
+    let mut w = Writer::<Checked>::create(name.as_str()).unwrap();
+    let r = Reader::<Checked>::options().wait_spin(Duration::from_millis(5)).open(name.as_str()).unwrap();
+    assert_eq!(r.wait_newer(Generation::NONE, Duration::from_millis(20)), Err(WaitError::Timeout));
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(2));
+        w.publish(&Checked::new(1, 1)).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        w.publish(&Checked::new(2, 1)).unwrap();
+        w
+    });
+    assert_eq!(r.wait_newer(Generation::NONE, Duration::from_secs(10)).unwrap().get(), 1);
+    assert_eq!(r.wait_newer(Generation::new(1), Duration::from_secs(10)).unwrap().get(), 2);
+    drop(t.join().unwrap());
+}

@@ -182,6 +182,7 @@ fn inspect_text(info: &ObjectInfo) -> String {
         ("created", timestamp(info.created_ns)),
         ("published", format!("{}, {current}", timestamp(info.last_publish_ns))),
         ("writer", writer),
+        ("pins", info.pin_mode.to_string()),
         (
             "counters",
             format!(
@@ -219,7 +220,10 @@ fn inspect_text(info: &ObjectInfo) -> String {
     ])
     .indent(2);
     for slot in &info.slots {
-        let pins: Vec<String> = slot.pinned_by.iter().map(|r| format!("reader {r}")).collect();
+        let mut pins: Vec<String> = slot.pinned_by.iter().map(|r| format!("reader {r}")).collect();
+        if slot.lock_pinned {
+            pins.push("readers (lock)".into());
+        }
         t.row(vec![
             format!("{}{}", slot.index, if slot.current { "*" } else { "" }),
             slot.state.to_string(),
@@ -232,6 +236,11 @@ fn inspect_text(info: &ObjectInfo) -> String {
     }
     s.push_str(&t.render());
     s.push_str("  (* = current)\n");
+    if info.pin_mode == "locks" {
+        s.push_str("\nreaders: pin with OFD locks on the data segment (the object is readable by other users);\n");
+        s.push_str("  they register nowhere, so only the slots they hold are shown above\n");
+        return s;
+    }
     let _ = writeln!(
         s,
         "\nreaders ({} live, {} entries listed, table capacity {}):",

@@ -56,6 +56,7 @@ pub fn full(info: &ObjectInfo) -> Value {
             "validation_failures": info.validation_failures,
         },
         "reader_capacity": info.reader_capacity,
+        "pin_mode": info.pin_mode,
         "slot_table": info.slots.iter().map(|s| json!({
             "index": s.index,
             "state": s.state,
@@ -65,6 +66,7 @@ pub fn full(info: &ObjectInfo) -> Value {
             "len": s.len,
             "current": s.current,
             "pinned_by": s.pinned_by,
+            "lock_pinned": s.lock_pinned,
         })).collect::<Vec<_>>(),
         "readers": info.readers.iter().map(|r| json!({
             "index": r.index,
