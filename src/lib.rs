@@ -55,10 +55,17 @@
 //! - A writer killed at any instruction leaves the last published snapshot
 //!   readable; a dead reader's pin is reclaimed (OFD-lock liveness, no PIDs).
 //!
+//! Objects other users may read pin with OFD read locks on the data segment
+//! instead of the shared reader table, so their readers need no write access at
+//! all ([`WriterOptions::lock_pins`]).
+//!
 //! ## Limitations
 //! - Linux only (OFD locks, shared futexes, `/dev/shm`).
 //! - One writer per object. Processes with write access to the data segment are
-//!   trusted (they could write anything); readers with read access cannot harm it.
+//!   trusted (they could write anything). Readers of an owner-only object share
+//!   its reader table and so trust one another; readers of an object others may
+//!   read (lock pins) cannot harm the writer or each other, only make it grow to
+//!   `max_slots` by holding slots.
 //! - The segment grows and never shrinks while it exists.
 //! - Archived alignment above 16 is rejected at compile time (rkyv limitation).
 #![deny(unsafe_code)]
