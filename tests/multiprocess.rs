@@ -12,6 +12,7 @@ use common::{child_lines, consistent, role, spawn_child, Checked, TestName};
 use shmstate::{Generation, ReadError, Reader, WaitError, Writer};
 
 const GENERATIONS: u64 = 10_000;
+const GROWTH_GENERATIONS: u64 = 30;
 
 /// Payload length for generation `g`: varies so slots grow and relocate.
 fn payload_len(g: u64) -> usize {
@@ -29,7 +30,8 @@ fn __child() {
     let mut parts = role.splitn(2, ':');
     let (what, name) = (parts.next().unwrap(), parts.next().unwrap());
     let code = match what {
-        "stress-reader" => stress_reader(name),
+        "stress-reader" => stress_reader(name, GENERATIONS),
+        "growth-reader" => stress_reader(name, GROWTH_GENERATIONS),
         "pin-and-hang" => pin_and_hang(name),
         "endless-writer" => endless_writer(name),
         other => {
@@ -41,11 +43,11 @@ fn __child() {
 }
 
 /// Reads continuously until the last generation, checking every view.
-fn stress_reader(name: &str) -> i32 {
+fn stress_reader(name: &str, final_generation: u64) -> i32 {
     let mut r = Reader::<Checked>::open(name).expect("open");
     let (mut reads, mut distinct, mut last) = (0u64, 0u64, 0u64);
     let deadline = Instant::now() + Duration::from_secs(120);
-    while last < GENERATIONS && Instant::now() < deadline {
+    while last < final_generation && Instant::now() < deadline {
         match r.read() {
             Ok(snap) => {
                 let g = match consistent(&snap) {
@@ -239,4 +241,29 @@ fn killed_readers_lock_pins_are_released_by_the_kernel() {
     // Only the live reader's lock remains: the kernel dropped the dead ones'.
     let locked: Vec<u64> = after.slots.iter().filter(|s| s.lock_pinned).map(|s| s.generation).collect();
     assert_eq!(locked, vec![1_000], "{:#?}", after.slots);
+}
+
+/// 1 KiB, 10 MiB, 1 KiB, … while two reader processes read: the segment grows
+/// under them (they remap), and every view stays consistent.
+#[test]
+fn growth_to_10_mib_while_other_processes_read() {
+    let name = TestName::new("growth-mp");
+    let mut w = Writer::<Checked>::options().capacity(2048).create(name.as_str()).unwrap();
+    let words = |g: u64| if g % 3 == 2 { (10 << 20) / 8 } else { 1024 / 8 };
+    w.publish(&Checked::new(1, words(1))).unwrap();
+    let role = format!("growth-reader:{}", name.as_str());
+    let readers: Vec<Child> = (0..2).map(|_| spawn_child("__child", &role)).collect();
+    for g in 2..=GROWTH_GENERATIONS {
+        w.publish(&Checked::new(g, words(g))).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for child in readers {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "reader failed: {text}");
+        assert!(text.contains(&format!("last={GROWTH_GENERATIONS}")), "{text}");
+    }
+    let info = shmstate::inspect(name.as_str()).unwrap();
+    assert!(info.size >= 10 << 20, "grew to {}", info.size);
+    assert!(info.size <= 64 << 20, "bounded: {}", info.size);
 }
