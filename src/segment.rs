@@ -50,16 +50,18 @@ impl DataSegment {
     /// Opens and maps an existing data segment, waiting up to `init_timeout` for
     /// a creator that is still initialising it. Checks magic, version and sizes.
     pub(crate) fn open(name: &str, writable: bool, init_timeout: Duration) -> Result<(Self, Geometry), OpenError> {
-        let obj = ShmObject::open(&crate::name::data(name), writable)
-            .map_err(|e| open_errno(name, "data segment", "opening the data segment", e))?;
         let start = Instant::now();
         loop {
+            // Reopened by name each round: a creator that died half-way may be
+            // replaced by a new writer under the same name.
+            let obj = ShmObject::open(&crate::name::data(name), writable)
+                .map_err(|e| open_errno(name, "data segment", "opening the data segment", e))?;
             let size = obj.size().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
             if size >= FIXED_HEADER {
                 let map = Mapping::new(&obj, size, writable).map_err(|errno| OpenError::Os { op: "mmap", errno })?;
                 let seg = DataSegment { obj, map, writable };
                 // SYNC(init): Acquire pairs with the Release store of MAGIC in
-                // `Writer::initialise`: every header field is visible after it.
+                // `Writer::open_with`: every header field is visible after it.
                 let magic = seg.header().magic.load(Acquire);
                 if magic == MAGIC {
                     let geo = seg.check()?;
@@ -70,30 +72,12 @@ impl DataSegment {
                         what: format!("not a shmstate data segment (magic {magic:#018x})"),
                     });
                 }
-                if start.elapsed() >= init_timeout {
-                    return Err(OpenError::NotInitialized { name: name.to_string() });
-                }
-                let DataSegment { obj: o, .. } = seg;
-                std::thread::sleep(Duration::from_millis(1));
-                return Self::open_retry(name, o, writable, init_timeout, start);
             }
             if start.elapsed() >= init_timeout {
                 return Err(OpenError::NotInitialized { name: name.to_string() });
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-    }
-
-    fn open_retry(
-        name: &str,
-        obj: ShmObject,
-        writable: bool,
-        init_timeout: Duration,
-        start: Instant,
-    ) -> Result<(Self, Geometry), OpenError> {
-        let remaining = init_timeout.saturating_sub(start.elapsed());
-        drop(obj);
-        Self::open(name, writable, remaining)
     }
 
     #[inline]
