@@ -1,9 +1,13 @@
 //! Multi-thread and multi-process scenarios criterion cannot express, timed by
 //! hand with `Instant` / CLOCK_MONOTONIC and printed as tables:
 //!
-//! 1. publish latency (p50/p99/p99.9/max) with 0, 1 and 2 reader threads reading;
+//! 1. publish latency (p50/p99/p99.9/max) with 0, 1 and 2 reader threads reading,
+//!    with table pins (the default for owner-only objects) and with lock pins
+//!    (`WriterOptions::lock_pins(true)`);
 //! 2. reader scaling, unchanged generation: 1 vs 2 threads, 1 vs 2 processes;
-//! 3. wake-up latency of `wait_newer` across processes (p50/p99).
+//! 3. wake-up latency of `wait_newer` across processes (p50/p99), with the plain
+//!    futex wait and with `ReaderOptions::wait_spin`, for a publish every 1 ms
+//!    and every 20 µs.
 //!
 //! `cargo bench --bench contention` runs it (~25 s). Without `--bench` (e.g.
 //! `cargo test --benches`) it runs a short smoke pass. Child processes are this
@@ -38,14 +42,16 @@ fn main() {
     }
     let full = std::env::args().any(|a| a == "--bench");
     let s = if full {
-        Scale { publish_secs: 2.0, scale_secs: 0.5, rounds: 5, wakeups: 2000 }
+        Scale { publish_secs: 1.5, scale_secs: 0.5, rounds: 5, wakeups: 2000 }
     } else {
         Scale { publish_secs: 0.05, scale_secs: 0.02, rounds: 1, wakeups: 20 }
     };
     publish_under_readers(&s);
     reader_scaling_threads(&s);
     reader_scaling_processes(&s);
-    wakeup_latency(&s);
+    for (interval_ns, spin_us) in [(1_000_000, 0), (1_000_000, 50), (20_000, 0), (20_000, 50)] {
+        wakeup_latency(&s, interval_ns, spin_us);
+    }
 }
 
 fn child(role: &str) {
@@ -62,18 +68,25 @@ fn child(role: &str) {
             let (n, ns) = read_for(&mut r, Duration::from_nanos(dur));
             println!("reads {n} {ns}");
         }
-        ["waiter", name, n] => {
+        ["waiter", name, n, spin_us] => {
             let n: usize = n.parse().expect("n");
-            let mut r = Reader::<Small>::open(name).expect("child open");
+            let spin = Duration::from_micros(spin_us.parse().expect("spin"));
+            let mut r = Reader::<Small>::options().wait_spin(spin).open(name).expect("child open");
             let mut g = r.generation();
+            // The parent publishes `n` generations after this one.
+            let last = g.get() + n as u64;
             println!("ready");
             let mut lat = Vec::with_capacity(n);
-            while lat.len() < n {
+            while g.get() < last {
                 match r.wait_newer(g, Duration::from_secs(5)) {
                     Ok(now) => {
                         let t = mono_ns();
                         let s = r.read().expect("read");
-                        lat.push(t.saturating_sub(s.ids[0].to_native()));
+                        // Only when the read returns the generation the wait saw:
+                        // otherwise its timestamp belongs to a later publish.
+                        if s.generation() == now {
+                            lat.push(t.saturating_sub(s.ids[0].to_native()));
+                        }
                         g = now.max(s.generation());
                     }
                     Err(e) => {
@@ -120,14 +133,15 @@ fn publish_under_readers(s: &Scale) {
         "\n== publish latency, 10 KB snapshot, {} s per row (writer thread + N reader threads, 2 vCPUs)",
         s.publish_secs
     );
+    println!("   table = reader-table pins (no syscalls); locks = lock_pins(true) (OFD locks)");
     println!(
-        "{:<10} {:>10} {:>9} {:>9} {:>9} {:>10} {:>14} {:>10}",
-        "readers", "publishes", "p50 ns", "p99 ns", "p99.9 ns", "max ns", "reads/s total", "wr ivcsw"
+        "{:<7} {:<8} {:>10} {:>9} {:>9} {:>9} {:>10} {:>14} {:>10}",
+        "pins", "readers", "publishes", "p50 ns", "p99 ns", "p99.9 ns", "max ns", "reads/s total", "wr ivcsw"
     );
     let values = [types::config(1), types::config(2)];
-    for readers in [0usize, 1, 2] {
+    for (lock_pins, readers) in [(false, 0usize), (false, 1), (false, 2), (true, 0), (true, 2)] {
         let name = BenchName::new("pubrd");
-        let mut w = Writer::<Config>::create(name.as_str()).expect("create");
+        let mut w = Writer::<Config>::options().lock_pins(lock_pins).create(name.as_str()).expect("create");
         w.publish(&values[0]).expect("publish");
         let stop = Arc::new(AtomicBool::new(false));
         let reads = Arc::new(AtomicU64::new(0));
@@ -166,7 +180,8 @@ fn publish_under_readers(s: &Scale) {
         handles.into_iter().for_each(|h| h.join().expect("reader thread"));
         lat.sort_unstable();
         println!(
-            "{:<10} {:>10} {:>9} {:>9} {:>9} {:>10} {:>14.0} {:>10}",
+            "{:<7} {:<8} {:>10} {:>9} {:>9} {:>9} {:>10} {:>14.0} {:>10}",
+            if lock_pins { "locks" } else { "table" },
             readers,
             lat.len(),
             pct(&lat, 50.0),
@@ -264,9 +279,13 @@ fn reader_scaling_processes(s: &Scale) {
     println!("scaling 2 processes / 1 process: {:.2}x", rates[1] / rates[0]);
 }
 
-fn wakeup_latency(s: &Scale) {
+/// Publishes `s.wakeups` times, one every `interval_ns` (a sleep for 1 ms and
+/// more, a busy wait below), to a child waiting with `wait_spin(spin_us)`.
+fn wakeup_latency(s: &Scale, interval_ns: u64, spin_us: u64) {
     println!(
-        "\n== wake-up latency of wait_newer across processes (100 B snapshot, publish every 1 ms, {} samples)",
+        "\n== wake-up latency of wait_newer across processes (100 B snapshot, publish every {} us, wait_spin {} us, {} publishes)",
+        interval_ns / 1000,
+        spin_us,
         s.wakeups
     );
     println!("   measured from just before publish() to just after wait_newer returns in the child (CLOCK_MONOTONIC)");
@@ -275,7 +294,7 @@ fn wakeup_latency(s: &Scale) {
     let mut v = types::small(0);
     v.ids[0] = mono_ns();
     w.publish(&v).expect("publish");
-    let mut kid = spawn_role(&format!("waiter:{}:{}", name.as_str(), s.wakeups));
+    let mut kid = spawn_role(&format!("waiter:{}:{}:{spin_us}", name.as_str(), s.wakeups));
     let mut out = BufReader::new(kid.stdout.take().expect("stdout"));
     let mut line = String::new();
     out.read_line(&mut line).expect("ready line");
@@ -283,7 +302,14 @@ fn wakeup_latency(s: &Scale) {
     std::thread::sleep(Duration::from_millis(50));
     let mut last = Generation::NONE;
     for _ in 0..s.wakeups {
-        std::thread::sleep(Duration::from_millis(1));
+        if interval_ns >= 1_000_000 {
+            std::thread::sleep(Duration::from_nanos(interval_ns));
+        } else {
+            let until = mono_ns() + interval_ns;
+            while mono_ns() < until {
+                std::hint::spin_loop();
+            }
+        }
         v.generation += 1;
         v.ids[0] = mono_ns();
         last = w.publish(&v).expect("publish");
@@ -295,8 +321,9 @@ fn wakeup_latency(s: &Scale) {
         line.trim().strip_prefix("lat").unwrap_or("").split_whitespace().map(|x| x.parse().expect("ns")).collect();
     lat.sort_unstable();
     println!(
-        "samples {} (last generation {}): p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
+        "samples {} of {} publishes (last generation {}): p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
         lat.len(),
+        s.wakeups,
         last.get(),
         pct(&lat, 50.0) as f64 / 1e3,
         pct(&lat, 99.0) as f64 / 1e3,

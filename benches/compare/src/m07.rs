@@ -57,7 +57,14 @@ pub struct Probe {
 }
 
 pub fn small(v: &types::Small) -> Small {
-    Small { generation: v.generation, port: v.port, flags: v.flags, ratio: v.ratio, name: v.name.clone(), ids: v.ids.clone() }
+    Small {
+        generation: v.generation,
+        port: v.port,
+        flags: v.flags,
+        ratio: v.ratio,
+        name: v.name.clone(),
+        ids: v.ids.clone(),
+    }
 }
 
 pub fn config(v: &types::Config) -> Config {
@@ -72,7 +79,12 @@ pub fn config(v: &types::Config) -> Config {
         endpoints: v
             .endpoints
             .iter()
-            .map(|e| Endpoint { name: e.name.clone(), address: e.address.clone(), weight: e.weight, enabled: e.enabled })
+            .map(|e| Endpoint {
+                name: e.name.clone(),
+                address: e.address.clone(),
+                weight: e.weight,
+                enabled: e.enabled,
+            })
             .collect(),
         limits: v.limits.clone(),
     }

@@ -39,6 +39,8 @@ type MsDefault = Synchronizer;
 type MsTuned = Synchronizer<WyHash, LockDisabled, 1024, 10_000>;
 
 const SHM: &str = "shmstate";
+/// shmstate with `WriterOptions::lock_pins(true)`: readers pin slots with OFD read locks.
+const SHM_LOCK: &str = "shmstate lock pins";
 const MS: &str = "mmap-sync";
 const MS_CHECKED: &str = "mmap-sync checked";
 const MS_RAW: &str = "mmap-sync write_raw";
@@ -194,6 +196,11 @@ where
     let mut w = Writer::<T>::create(name.as_str()).expect("create");
     w.publish(&values[0]).expect("publish");
     let mut r = Reader::<T>::open(name.as_str()).expect("open");
+    // shmstate, lock pins
+    let lname = BenchName::new(&format!("cmp-lock-{}", s.label));
+    let mut wl = Writer::<T>::options().lock_pins(true).create(lname.as_str()).expect("create (lock pins)");
+    wl.publish(&values[0]).expect("publish");
+    let mut rl = Reader::<T>::open(lname.as_str()).expect("open (lock pins)");
     // mmap-sync
     let (ms_path, ms_os) = ms_prefix(s.label);
     ms_cleanup(&ms_path);
@@ -209,11 +216,16 @@ where
     // 1. Read of an unchanged generation.
     {
         let (touch, touch07) = (s.touch, s.touch07);
-        let (r, msr, heap, mut ms2) = (&mut r, &mut msr, &heap, MsDefault::new(&ms_os));
+        let (r, rl, msr, heap, mut ms2) = (&mut r, &mut rl, &mut msr, &heap, MsDefault::new(&ms_os));
         let mut cases = vec![
             Case::new(SHM, move |n| {
                 batch(n, || {
                     black_box(touch(&r.read().expect("read")));
+                })
+            }),
+            Case::new(SHM_LOCK, move |n| {
+                batch(n, || {
+                    black_box(touch(&rl.read().expect("read")));
                 })
             }),
             Case::new(MS, move |n| {
@@ -253,7 +265,7 @@ where
     // 2. Read of a new generation (validated). shmstate: pin + bytecheck once.
     {
         let (touch, touch07) = (s.touch, s.touch07);
-        let (r, msr, heap) = (&mut r, &mut msr, &heap);
+        let (r, rl, msr, heap) = (&mut r, &mut rl, &mut msr, &heap);
         let mut cases = vec![
             // `release` drops the pin and the cached view, so the next `read`
             // takes the new-generation path: pin, re-check, locate, bytecheck.
@@ -261,6 +273,13 @@ where
                 batch(n, || {
                     r.release();
                     black_box(touch(&r.read().expect("read")));
+                })
+            }),
+            // Lock pins: `release` is an unlock syscall, the pin a lock syscall.
+            Case::new(SHM_LOCK, move |n| {
+                batch(n, || {
+                    rl.release();
+                    black_box(touch(&rl.read().expect("read")));
                 })
             }),
             Case::new(MS_CHECKED, move |n| {
@@ -290,15 +309,23 @@ where
 
     // 3. Publish (no readers).
     {
-        let (w, values, values07, raw07) = (&mut w, &values, &values07, &raw07);
+        let (w, wl, values, values07, raw07) = (&mut w, &mut wl, &values, &values07, &raw07);
         let mut msw2 = MsDefault::new(&ms_os);
         let msw = &mut msw;
-        let (mut i, mut j, mut k) = (0usize, 0usize, 0usize);
+        let (mut i, mut il, mut j, mut k) = (0usize, 0usize, 0usize, 0usize);
         let mut cases = vec![
             Case::new(SHM, move |n| {
                 batch(n, || {
                     i += 1;
                     black_box(w.publish(&values[i & 1]).expect("publish"));
+                })
+            }),
+            // Lock pins: a write-lock probe and an unlock per publish. The reader
+            // `rl` still holds its read lock on the slot it last read.
+            Case::new(SHM_LOCK, move |n| {
+                batch(n, || {
+                    il += 1;
+                    black_box(wl.publish(&values[il & 1]).expect("publish"));
                 })
             }),
             Case::new(MS, move |n| {
@@ -410,9 +437,11 @@ fn scaling(cfg: &Cfg, rows: &mut Vec<Row>) {
     for &imp in &imps {
         let one = median(res.get_mut(&(imp, 1)).expect("1"));
         let two = median(res.get_mut(&(imp, 2)).expect("2"));
-        for (scenario, v, unit) in
-            [("reads/s, 1 thread", one, "op/s"), ("reads/s, 2 threads", two, "op/s"), ("scaling 2 threads / 1", two / one, "x")]
-        {
+        for (scenario, v, unit) in [
+            ("reads/s, 1 thread", one, "op/s"),
+            ("reads/s, 2 threads", two, "op/s"),
+            ("scaling 2 threads / 1", two / one, "x"),
+        ] {
             rows.push(Row { scenario: scenario.into(), size: "10KB".into(), bytes: 0, imp, value: v, unit });
         }
     }
@@ -424,12 +453,13 @@ fn publish_under_readers(cfg: &Cfg, rows: &mut Vec<Row>) {
     let dur = Duration::from_secs_f64(cfg.publish_secs);
     let values = [types::config(1), types::config(2)];
     let values07 = [m07::config(&values[0]), m07::config(&values[1])];
-    for imp in [SHM, MS] {
+    for imp in [SHM, SHM_LOCK, MS] {
         for readers in [0usize, 2] {
             let name = BenchName::new("cmp-pubrd");
             let (ms_path, ms_os) = ms_prefix("pubrd");
             ms_cleanup(&ms_path);
-            let mut w = Writer::<types::Config>::create(name.as_str()).expect("create");
+            let mut w =
+                Writer::<types::Config>::options().lock_pins(imp == SHM_LOCK).create(name.as_str()).expect("create");
             w.publish(&values[0]).expect("publish");
             let mut msw = MsTuned::with_params(&ms_os);
             msw.write(&values07[0], Duration::from_secs(10)).expect("write");
@@ -443,7 +473,7 @@ fn publish_under_readers(cfg: &Cfg, rows: &mut Vec<Row>) {
                         let mut ms = MsTuned::with_params(&ms_os);
                         barrier.wait();
                         while !stop.load(Ordering::Relaxed) {
-                            if imp == SHM {
+                            if imp != MS {
                                 black_box(r.read().expect("read").endpoints.len());
                             } else {
                                 // SAFETY: grace is 10 s; the guard is dropped at once.
@@ -461,7 +491,7 @@ fn publish_under_readers(cfg: &Cfg, rows: &mut Vec<Row>) {
             while t.elapsed() < dur {
                 i += 1;
                 let t0 = Instant::now();
-                if imp == SHM {
+                if imp != MS {
                     w.publish(&values[i & 1]).expect("publish");
                 } else {
                     msw.write(&values07[i & 1], Duration::from_secs(10)).expect("write");
@@ -471,8 +501,8 @@ fn publish_under_readers(cfg: &Cfg, rows: &mut Vec<Row>) {
             stop.store(true, Ordering::Relaxed);
             hs.into_iter().for_each(|h| h.join().expect("reader"));
             lat.sort_unstable();
-            let label = if imp == MS { "mmap-sync (SD=10us)" } else { SHM };
-            let imp_name: &'static str = if imp == MS { "mmap-sync" } else { SHM };
+            let label = if imp == MS { "mmap-sync (SD=10us)" } else { imp };
+            let imp_name: &'static str = imp;
             eprintln!("  publish with {readers} readers, {label}: {} publishes", lat.len());
             for (p, pv) in [("p50", 50.0), ("p99", 99.0), ("p99.9", 99.9)] {
                 rows.push(Row {
@@ -501,16 +531,17 @@ fn publish_under_readers(cfg: &Cfg, rows: &mut Vec<Row>) {
 /// threads checking every word of a fixed-layout snapshot equals its `seq`.
 fn torn(cfg: &Cfg, rows: &mut Vec<Row>) {
     let dur = Duration::from_secs_f64(cfg.torn_secs);
-    for imp in [SHM, MS] {
+    for imp in [SHM, SHM_LOCK, MS] {
         let name = BenchName::new("cmp-torn");
         let (ms_path, ms_os) = ms_prefix("torn");
         ms_cleanup(&ms_path);
-        let mut w = Writer::<types::Probe>::create(name.as_str()).expect("create");
+        let mut w = Writer::<types::Probe>::options().lock_pins(imp == SHM_LOCK).create(name.as_str()).expect("create");
         w.publish(&types::probe(1)).expect("publish");
         let mut msw = MsTuned::with_params(&ms_os);
         msw.write(&m07::probe(&types::probe(1)), Duration::from_secs(10)).expect("write");
         let stop = Arc::new(AtomicBool::new(false));
-        let (reads, torn, shown) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (reads, torn, shown) =
+            (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let hs: Vec<_> = (0..2)
             .map(|_| {
                 let (stop, reads, torn, shown, name, ms_os) =
@@ -521,7 +552,7 @@ fn torn(cfg: &Cfg, rows: &mut Vec<Row>) {
                     let mut buf = Vec::with_capacity(types::PROBE_WORDS);
                     let (mut n, mut bad) = (0u64, 0u64);
                     while !stop.load(Ordering::Relaxed) {
-                        let res = if imp == SHM {
+                        let res = if imp != MS {
                             let s = r.read().expect("read");
                             buf.clear();
                             buf.extend(s.payload.iter().map(|x| x.to_native()));
@@ -559,7 +590,7 @@ fn torn(cfg: &Cfg, rows: &mut Vec<Row>) {
         while t.elapsed() < dur {
             for _ in 0..64 {
                 g += 1;
-                if imp == SHM {
+                if imp != MS {
                     w.publish(&types::probe(g)).expect("publish");
                 } else {
                     let bytes = &raw[((g - 2) % RING) as usize];
@@ -572,7 +603,11 @@ fn torn(cfg: &Cfg, rows: &mut Vec<Row>) {
         hs.into_iter().for_each(|h| h.join().expect("reader"));
         let (nr, nt) = (reads.load(Ordering::Relaxed), torn.load(Ordering::Relaxed));
         eprintln!("  torn probe {imp}: {nr} reads, {} writes, {nt} torn, {resets} counter resets", g - 1);
-        for (scenario, v, unit) in [("torn probe: reads", nr as f64, "count"), ("torn probe: writes", (g - 1) as f64, "count"), ("torn probe: torn reads", nt as f64, "count")] {
+        for (scenario, v, unit) in [
+            ("torn probe: reads", nr as f64, "count"),
+            ("torn probe: writes", (g - 1) as f64, "count"),
+            ("torn probe: torn reads", nt as f64, "count"),
+        ] {
             rows.push(Row { scenario: scenario.into(), size: "8KB probe".into(), bytes: 0, imp, value: v, unit });
         }
         ms_cleanup(&ms_path);
@@ -664,7 +699,7 @@ mod ice {
 
 fn print_table(rows: &[Row]) -> String {
     use std::fmt::Write;
-    let imps = [SHM, MS, MS_CHECKED, MS_RAW, ICE, RKYV, "reference: ALU loop, no sharing"];
+    let imps = [SHM, SHM_LOCK, MS, MS_CHECKED, MS_RAW, ICE, RKYV, "reference: ALU loop, no sharing"];
     let mut out = String::new();
     let present: Vec<&str> = imps.iter().copied().filter(|i| rows.iter().any(|r| r.imp == *i)).collect();
     let _ = write!(out, "| scenario | size |");
@@ -725,19 +760,28 @@ fn main() {
     let cfg = if quick {
         Cfg { rounds: 3, sample: Duration::from_millis(1), thread_secs: 0.05, torn_secs: 0.3, publish_secs: 0.2 }
     } else {
-        Cfg { rounds: 15, sample: Duration::from_millis(4), thread_secs: 0.3, torn_secs: 8.0, publish_secs: 1.5 }
+        Cfg { rounds: 15, sample: Duration::from_millis(4), thread_secs: 0.3, torn_secs: 5.0, publish_secs: 1.5 }
     };
     // The blackboard builds 1 MiB values on the stack: run on a big stack.
     let rows = std::thread::Builder::new()
         .stack_size(256 << 20)
         .spawn(move || {
             let mut rows = Vec::new();
-            eprintln!("Instant pair overhead: {:.1} ns (all rows are batched; none is timed per op)", instant_overhead());
+            eprintln!(
+                "Instant pair overhead: {:.1} ns (all rows are batched; none is timed per op)",
+                instant_overhead()
+            );
             let touch_small: fn(&types::ArchivedSmall) -> u64 = |a| a.generation.to_native() + a.ids.len() as u64;
             size_suite::<_, _, 256>(
                 &cfg,
                 &mut rows,
-                Size { label: "100B", make: types::small, conv: m07::small, touch: touch_small, touch07: |a| a.generation + a.ids.len() as u64 },
+                Size {
+                    label: "100B",
+                    make: types::small,
+                    conv: m07::small,
+                    touch: touch_small,
+                    touch07: |a| a.generation + a.ids.len() as u64,
+                },
             );
             size_suite::<_, _, 16384>(
                 &cfg,

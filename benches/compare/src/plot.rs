@@ -7,7 +7,8 @@ use plotters::style::{register_font, FontStyle};
 
 use crate::Row;
 
-const FONT_PATHS: [&str; 2] = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf"];
+const FONT_PATHS: [&str; 2] =
+    ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf"];
 
 fn font() -> Result<(), String> {
     let path = std::env::var("PLOT_FONT")
@@ -15,7 +16,8 @@ fn font() -> Result<(), String> {
         .or_else(|| FONT_PATHS.iter().find(|p| Path::new(p).exists()).map(|p| p.to_string()))
         .ok_or("no TTF font found (set PLOT_FONT=/path/to/font.ttf)")?;
     let bytes = std::fs::read(&path).map_err(|e| format!("{path}: {e}"))?;
-    register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into_boxed_slice())).map_err(|_| format!("{path}: invalid font"))
+    register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into_boxed_slice()))
+        .map_err(|_| format!("{path}: invalid font"))
 }
 
 const COLORS: [RGBColor; 7] = [
