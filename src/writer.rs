@@ -110,9 +110,11 @@ impl<T: Shared> WriterOptions<T> {
     /// one another (a hostile one could clear another's pin or truncate the
     /// table). `true`: pins are OFD read locks on the data segment, taken with a
     /// read-only descriptor: readers need no write access at all and cannot
-    /// disturb each other or the writer, for two lock syscalls per publish and
-    /// per new generation read. Default: `true` exactly when `mode` lets other
-    /// users read the object.
+    /// disturb each other or the writer, for syscalls: per publish two lock
+    /// calls plus a futex wake (readers cannot register as waiters), per new
+    /// generation read two lock calls (about 2.4 µs and 1.4 µs on the 2-vCPU VM
+    /// of BENCHMARKS.md; unchanged reads stay one load). Default: `true` exactly
+    /// when `mode` lets other users read the object.
     pub fn lock_pins(mut self, yes: bool) -> Self {
         self.lock_pins = Some(yes);
         self
@@ -390,6 +392,8 @@ impl<T: Shared> Writer<T> {
         // SYNC(seal): Release pairs with the Acquire load in `recover` (a later
         // writer trusts only sealed slots).
         e.state.store(slot_state::SEALED, Release);
+        #[cfg(feature = "fault-injection")]
+        crate::fault::point("after-seal");
         protocol::publish(&h.current, protocol::word(gen, slot));
         // Readers may lock the new current slot now.
         self.release_held_slot();
@@ -609,6 +613,8 @@ impl<T: Shared> Writer<T> {
         };
         let end = layout::align_up(end, PAGE).unwrap_or(end).min(self.max_size.max(end));
         self.data.obj.grow_to(end).map_err(|errno| PublishError::Os { op: "growing the data segment", errno })?;
+        #[cfg(feature = "fault-injection")]
+        crate::fault::point("after-grow");
         self.data.map =
             Mapping::new(&self.data.obj, end, true).map_err(|errno| PublishError::Os { op: "mmap", errno })?;
         let h = self.data.header();
