@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Model-checks the publish / pin / reclaim / growth protocol with loom.
+# Model-checks the publish / pin / reclaim / growth protocol with loom, with
+# reader-table pins and with lock pins (OFD slot locks).
 # Usage: scripts/loom.sh [test-name-filter]   (LOOM_MAX_PREEMPTIONS=N to change the bound)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -73,6 +73,8 @@
 
 #[cfg(not(loom))]
 mod error;
+#[cfg(all(feature = "fault-injection", not(loom)))]
+mod fault;
 #[cfg(not(loom))]
 mod generation;
 #[cfg(not(loom))]

@@ -14,12 +14,20 @@
 //! check they did not change while pinned (invariant 1). Broken variants of the
 //! reader (no re-check, no fence) and of dead-pin reclaim (probe + CAS, the ABA of
 //! `Writer::reclaim_dead_pins`) are `#[should_panic]`: loom finds the torn read.
+//!
+//! Lock pins (`pin_mode::LOCKS`) are modelled too: each slot's OFD lock byte is
+//! an `AtomicU32` try-lock with OFD semantics (read locks shared, the write lock
+//! exclusive, never blocking; taking one is Acquire, dropping it Release, as the
+//! kernel's lock on the inode's lock list gives). The reader steps mirror
+//! `raw_reader::pin_with_locks`, the writer steps `Writer::free_slot_locked` and
+//! `Writer::publish`; a reader without the re-check and a writer that ignores the
+//! locks are `#[should_panic]`.
 
 use loom::sync::Arc;
 use loom::thread;
 
 use crate::protocol::{self, generation_of, slot_of, word, Pinned};
-use crate::sync::{fence, AtomicU64, Ordering};
+use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 
 const WORDS: usize = 2;
 const MAX_SLOTS: usize = 3;
@@ -30,6 +38,8 @@ struct Shm {
     /// Stand-in for each reader entry's OFD lock: 0 free, 1 reader, 2 writer.
     owners: Vec<AtomicU64>,
     slots: Vec<[AtomicU64; WORDS]>,
+    /// Each slot's lock byte (`SLOT_LOCK_BASE + k`), for the lock-pin models.
+    locks: Vec<SlotLock>,
 }
 
 impl Shm {
@@ -39,6 +49,7 @@ impl Shm {
             pins: (0..readers).map(|_| AtomicU64::new(0)).collect(),
             owners: (0..readers).map(|_| AtomicU64::new(0)).collect(),
             slots: (0..MAX_SLOTS).map(|_| [AtomicU64::new(0), AtomicU64::new(0)]).collect(),
+            locks: (0..MAX_SLOTS).map(|_| SlotLock(AtomicU32::new(0))).collect(),
         }
     }
 
@@ -261,4 +272,216 @@ fn loom_reclaim_probe_then_cas_loses_a_live_pin() {
 #[test]
 fn loom_reclaim_under_entry_lock() {
     reclaim_model(reclaim_under_lock);
+}
+
+// ------------------------------------------------------------------ lock pins
+
+/// One OFD lock byte: the number of read locks held, or `WRITE_LOCKED`.
+///
+/// Non-blocking like `F_OFD_SETLK`: a read lock fails while the write lock is
+/// held, the write lock fails while any lock is held. One descriptor per
+/// process, as in shmstate, so each thread holds at most one lock per byte.
+struct SlotLock(AtomicU32);
+
+const WRITE_LOCKED: u32 = u32::MAX;
+
+impl SlotLock {
+    /// Every step is a read-modify-write (a failed compare-exchange included),
+    /// so it reads the newest state, as the kernel's locked lock list does; a
+    /// plain load could go on returning a stale "write-locked" forever.
+    fn try_read(&self) -> bool {
+        let mut v = 0;
+        loop {
+            // Acquire: a lock taken after the writer's unlock sees everything
+            // the writer did before it.
+            match self.0.compare_exchange(v, v + 1, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(WRITE_LOCKED) => return false,
+                Err(now) => v = now,
+            }
+        }
+    }
+
+    fn unlock_read(&self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+
+    fn try_write(&self) -> bool {
+        self.0.compare_exchange(0, WRITE_LOCKED, Ordering::Acquire, Ordering::Relaxed).is_ok()
+    }
+
+    fn unlock_write(&self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+/// `raw_reader::pin_with_locks`: read-lock the slot of the loaded word (keeping
+/// the lock already held if it is the same slot, otherwise taking the new one
+/// before dropping the old), then re-check `current`. `recheck: false` is the
+/// broken variant.
+///
+/// The real reader retries a failed lock (the writer holds the byte) until the
+/// writer's unlock; loom cannot bound two threads spinning on a third, so here
+/// the reader gives up after `MAX_LOCK_FAILURES` failures (`None`): a schedule
+/// where it gives up checks nothing, every other one checks the pin.
+fn pin_with_locks(shm: &Shm, held: &mut Option<usize>, recheck: bool) -> Option<u64> {
+    let mut failures = 0;
+    let mut c1 = shm.current.load(Ordering::Acquire);
+    loop {
+        assert_ne!(c1, 0, "published before start");
+        let k = slot_of(c1) as usize;
+        if *held != Some(k) {
+            if !shm.locks[k].try_read() {
+                failures += 1;
+                if failures == MAX_LOCK_FAILURES {
+                    return None;
+                }
+                // The writer is filling it: our word is stale.
+                c1 = shm.current.load(Ordering::Acquire);
+                thread::yield_now();
+                continue;
+            }
+            if let Some(old) = held.replace(k) {
+                shm.locks[old].unlock_read();
+            }
+        }
+        if !recheck {
+            return Some(c1);
+        }
+        let c2 = shm.current.load(Ordering::Acquire);
+        if c2 == c1 {
+            return Some(c1);
+        }
+        c1 = c2;
+    }
+}
+
+const MAX_LOCK_FAILURES: u32 = 3;
+
+/// A lock-pin reader: pins `reads` times, checks the payload, yields, checks
+/// it again while still holding the lock, then releases (`RawReader::release`).
+fn lock_reader(shm: &Shm, reads: usize, recheck: bool) {
+    let mut held = None;
+    let mut last = 0;
+    for _ in 0..reads {
+        let Some(w) = pin_with_locks(shm, &mut held, recheck) else { continue };
+        let (g, k) = (generation_of(w), slot_of(w) as usize);
+        assert!(g >= last, "generation went back from {last} to {g}");
+        last = g;
+        shm.check_slot(k, g);
+        thread::yield_now();
+        shm.check_slot(k, g);
+    }
+    if let Some(k) = held.take() {
+        shm.locks[k].unlock_read();
+    }
+}
+
+/// The writer side with lock pins: `Writer::free_slot_locked` + `publish`.
+struct LockWriter {
+    active: usize,
+    held: Option<usize>,
+    /// `false`: the broken variant that trusts "not current" alone.
+    use_locks: bool,
+}
+
+impl LockWriter {
+    fn start(shm: &Shm, active: usize, use_locks: bool) -> Self {
+        ModelWriter::start(shm, active);
+        LockWriter { active, held: None, use_locks }
+    }
+
+    fn try_hold(&mut self, shm: &Shm, k: usize) -> bool {
+        let ok = !self.use_locks || shm.locks[k].try_write();
+        if ok {
+            self.held = Some(k);
+        }
+        ok
+    }
+
+    fn release_held(&mut self, shm: &Shm) {
+        if let Some(k) = self.held.take() {
+            if self.use_locks {
+                shm.locks[k].unlock_write();
+            }
+        }
+    }
+
+    /// `free_slot_locked`: the first non-current slot whose byte we can
+    /// write-lock; none: append slots until one can be locked.
+    fn free_slot(&mut self, shm: &Shm) -> usize {
+        self.release_held(shm);
+        let current = slot_of(shm.current.load(Ordering::Relaxed)) as usize;
+        for k in (0..self.active).filter(|&k| k != current) {
+            if self.try_hold(shm, k) {
+                return k;
+            }
+        }
+        loop {
+            // Growth: one reader holds at most one lock, so one more suffices.
+            assert!(self.active < MAX_SLOTS, "all slots locked with one reader");
+            self.active += 1;
+            if self.try_hold(shm, self.active - 1) {
+                return self.active - 1;
+            }
+        }
+    }
+
+    fn publish(&mut self, shm: &Shm, g: u64) {
+        let k = self.free_slot(shm);
+        shm.write_slot(k, g);
+        protocol::publish(&shm.current, word(g, k as u32));
+        // Readers may lock the new current slot now.
+        self.release_held(shm);
+    }
+}
+
+fn lock_pin_model(readers: usize, reads: usize, recheck: bool, use_locks: bool) {
+    model(move || {
+        let shm = Arc::new(Shm::new(0));
+        // Two slots: a reader holding the non-current one forces a growth.
+        let mut w = LockWriter::start(&shm, 2, use_locks);
+        let rs: Vec<_> = (0..readers)
+            .map(|_| {
+                let s = shm.clone();
+                thread::spawn(move || lock_reader(&s, reads, recheck))
+            })
+            .collect();
+        for g in 2..=3 {
+            w.publish(&shm, g);
+        }
+        for r in rs {
+            r.join().unwrap();
+        }
+    });
+}
+
+/// Lock pins: one reader pinning twice (so it moves its lock), writer
+/// publishing twice over two slots, growing when the reader holds the other.
+#[test]
+fn loom_lock_pins() {
+    lock_pin_model(1, 2, true, true);
+}
+
+/// Lock pins with two readers (read locks are shared).
+#[test]
+fn loom_lock_pins_two_readers() {
+    lock_pin_model(2, 1, true, true);
+}
+
+/// Without the re-check, a reader that loaded `current` before two publishes
+/// locks its slot after the writer refilled it: it reads a newer generation
+/// than it believes it pinned.
+#[test]
+#[should_panic(expected = "torn view")]
+fn loom_lock_pins_catch_missing_recheck() {
+    lock_pin_model(1, 1, false, true);
+}
+
+/// A writer that skips the slot locks and trusts "not current" writes the slot
+/// a reader still holds.
+#[test]
+#[should_panic(expected = "torn view")]
+fn loom_lock_pins_catch_writer_without_locks() {
+    lock_pin_model(1, 1, true, false);
 }

@@ -3,9 +3,15 @@
 //! takeover continues the generations, dead readers' pins are reclaimed, and the
 //! slot count and segment size stay bounded (DESIGN.md invariants 1, 5, 6).
 //!
+//! Each campaign runs in both pin modes: reader-table pins (`lock_pins(false)`)
+//! and lock pins (OFD read locks on the slots' lock bytes, which the kernel
+//! must release when a reader is killed: `inspect().slots[k].lock_pinned`).
+//!
 //! Children are this test binary re-executed with a role (tests/common). The
 //! short campaign runs in `cargo test`; `scripts/crash-campaign.sh` runs the
-//! long one (`campaign_long`, ignored).
+//! long one (`campaign_long`, ignored). With `--features fault-injection`,
+//! `fault_*` kill a writer deterministically inside a growth and between
+//! sealing and publishing (src/fault.rs).
 #![cfg(not(miri))]
 
 mod common;
@@ -66,11 +72,16 @@ struct Proc {
 
 impl Proc {
     fn spawn(dir: &Path, tag: &str, role: &str) -> Proc {
+        Proc::spawn_with(dir, tag, role, &[])
+    }
+
+    fn spawn_with(dir: &Path, tag: &str, role: &str, env: &[(&str, &str)]) -> Proc {
         let out = dir.join(format!("{tag}.out"));
         let file = File::create(&out).unwrap();
         let child = Command::new(std::env::current_exe().unwrap())
             .args([ENTRY, "--exact", "--ignored", "--nocapture", "--test-threads=1", "-q"])
             .env(ROLE_VAR, role)
+            .envs(env.iter().copied())
             .stdout(Stdio::from(file))
             .stderr(Stdio::inherit())
             .spawn()
@@ -150,22 +161,27 @@ fn child_entry() {
     let Some(role) = common::role() else { return };
     let parts: Vec<&str> = role.split_whitespace().collect();
     match parts.as_slice() {
-        ["writer", name, seed, max_exp] => run_writer(name, seed.parse().unwrap(), max_exp.parse().unwrap()),
+        ["writer", name, seed, max_exp, pins] => {
+            run_writer(name, seed.parse().unwrap(), max_exp.parse().unwrap(), *pins == "locks")
+        }
         ["reader", name, seed] => run_reader(name, seed.parse().unwrap()),
         ["pinhold", name] => run_pinhold(name),
+        ["fault-writer", name, words] => run_fault_writer(name, words.parse().unwrap()),
         _ => panic!("unknown role {role:?}"),
     }
 }
 
 /// Takes over (or creates) the object and publishes forever, with sizes that
 /// jump so the segment grows often. Checks generations continue upward.
-fn run_writer(name: &str, seed: u64, max_exp: u64) {
+/// `lock_pins` applies when the object is created (a takeover keeps its mode).
+fn run_writer(name: &str, seed: u64, max_exp: u64, lock_pins: bool) {
     let mut rng = Rng::new(seed);
     let before = shmstate::inspect(name).map(|i| i.generation).unwrap_or(0);
     let mut w = Writer::<Checked>::options()
         .slots(3)
         .capacity(256)
         .max_readers(MAX_READERS)
+        .lock_pins(lock_pins)
         .open_or_create(name)
         .unwrap_or_else(|e| fail(format!("writer open_or_create: {e}")));
     let first = w.next_generation().get();
@@ -241,6 +257,20 @@ fn run_pinhold(name: &str) {
     std::thread::sleep(Duration::from_secs(120));
 }
 
+/// Takes over the object and publishes one value of `words` words (the
+/// parent sets `SHMSTATE_FAULT`, so this aborts inside the publish).
+fn run_fault_writer(name: &str, words: usize) {
+    let mut w = Writer::<Checked>::options()
+        .max_readers(MAX_READERS)
+        .open_or_create(name)
+        .unwrap_or_else(|e| fail(format!("writer open_or_create: {e}")));
+    let g = w.next_generation().get();
+    println!("publishing {g}");
+    let _ = std::io::stdout().flush();
+    let r = w.publish(&Checked::new(g, words));
+    println!("published {r:?}");
+}
+
 // ---------------------------------------------------------------- the campaign
 
 #[derive(Debug, Default)]
@@ -257,6 +287,10 @@ struct Figures {
     reclaimed_pins: u64,
     max_slot_count: u32,
     max_size: u64,
+    /// Lock pins: most slots found read-locked after a writer kill.
+    max_lock_pinned: usize,
+    /// Lock pins: slots found read-locked after every reader was killed (must be 0).
+    lock_pins_left: usize,
 }
 
 struct Campaign {
@@ -264,6 +298,7 @@ struct Campaign {
     rounds: u32,
     readers: usize,
     max_exp: u64,
+    lock_pins: bool,
 }
 
 fn parse_reads(out: &str) -> (u64, u64) {
@@ -275,20 +310,23 @@ fn parse_reads(out: &str) -> (u64, u64) {
 
 fn run_campaign(c: Campaign) -> Figures {
     let seed = seed_from_env();
-    println!("crash campaign seed {seed} (set SHMSTATE_CRASH_SEED to replay the schedule)");
+    let pins = if c.lock_pins { "locks" } else { "table" };
+    let label = if c.lock_pins { "lock" } else { "table" };
+    println!("crash campaign ({label} pins) seed {seed} (set SHMSTATE_CRASH_SEED to replay the schedule)");
     let mut rng = Rng::new(seed);
     let mut fig = Figures::default();
-    let dir = scratch_dir(&format!("{seed}"));
+    let start = Instant::now();
+    let dir = scratch_dir(&format!("{seed}-{pins}"));
     let max_payload = 8u64 << c.max_exp;
     for epoch in 0..c.epochs {
-        let guard = TestName::new(&format!("crash{epoch}"));
+        let guard = TestName::new(&format!("crash{epoch}{pins}"));
         let name = guard.as_str().to_string();
         let mut readers: Vec<Proc> = Vec::new();
         let mut seen_gen = 0u64;
         let mut last_mismatch = None;
         for round in 0..c.rounds {
             let max_exp = c.max_exp.min(4 + round as u64);
-            let role = format!("writer {name} {} {max_exp}", rng.next());
+            let role = format!("writer {name} {} {max_exp} {pins}", rng.next());
             let mut w = Proc::spawn(&dir, &format!("w{epoch}-{round}"), &role);
             let first: u64 = w.wait_line("ready ", Duration::from_secs(20)).trim().parse().unwrap();
             assert!(first > seen_gen, "new writer starts at {first}, published was {seen_gen}");
@@ -317,6 +355,12 @@ fn run_campaign(c: Campaign) -> Figures {
             // intact, bookkeeping is bounded.
             let info = shmstate::inspect(&name).expect("inspect after a writer kill");
             assert!(!info.writer_alive, "lock released by the kernel");
+            assert_eq!(info.pin_mode, if c.lock_pins { "locks" } else { "reader table" });
+            // A live reader holds one slot lock, two while it moves to a newer
+            // slot (it locks the new one before unlocking the old); dead ones none.
+            let lock_pinned = info.slots.iter().filter(|s| s.lock_pinned).count();
+            assert!(lock_pinned <= 2 * readers.len(), "{lock_pinned} slots locked by {} readers", readers.len());
+            fig.max_lock_pinned = fig.max_lock_pinned.max(lock_pinned);
             assert!(info.generation >= seen_gen, "published generation went back: {} < {seen_gen}", info.generation);
             fig.publishes += info.generation - seen_gen;
             seen_gen = info.generation;
@@ -330,9 +374,10 @@ fn run_campaign(c: Campaign) -> Figures {
                 fig.kills_mid_growth += 1;
                 last_mismatch = Some((info.size, seg_len));
             }
-            // Live readers pin at most one slot each; the parent's check reader
-            // adds one; plus current and the slot being written.
-            let bound = c.readers as u32 + 3;
+            // Live readers pin at most one slot each (table pins), or two for an
+            // instant (lock pins, see above); the parent's check reader adds
+            // one; plus current and the slot being written.
+            let bound = if c.lock_pins { 2 * c.readers as u32 + 3 } else { c.readers as u32 + 3 };
             assert!(info.slot_count <= bound, "slot count {} > {bound}: pins leak\n{info:#?}", info.slot_count);
             let size_bound = (64 << 10) + bound as u64 * 4 * (max_payload + 4096); // + header and schema
             assert!(info.size <= size_bound, "segment of {} bytes > {size_bound}", info.size);
@@ -351,6 +396,12 @@ fn run_campaign(c: Campaign) -> Figures {
             fig.held_reads += held;
             fig.reader_kills += 1;
         }
+        // Every reader and the writer are dead: the kernel released all their
+        // OFD locks, so no slot may still read as lock-pinned.
+        let info = shmstate::inspect(&name).unwrap();
+        let left: Vec<u32> = info.slots.iter().filter(|s| s.lock_pinned).map(|s| s.index).collect();
+        assert!(left.is_empty(), "slots {left:?} still read-locked after every reader was killed");
+        fig.lock_pins_left += left.len();
         // Last takeover, in process: continues above, publishes, reads back.
         let mut w = Writer::<Checked>::options().max_readers(MAX_READERS).open_or_create(&name).unwrap();
         assert!(w.next_generation().get() > seen_gen);
@@ -363,7 +414,7 @@ fn run_campaign(c: Campaign) -> Figures {
         fig.publishes += 1;
     }
     let _ = std::fs::remove_dir_all(&dir);
-    println!("crash campaign figures: {fig:#?}");
+    println!("crash campaign ({label} pins) figures in {:.1?}: {fig:#?}", start.elapsed());
     fig
 }
 
@@ -372,9 +423,12 @@ fn campaign_short() {
     if common::role().is_some() {
         return;
     }
-    let fig = run_campaign(Campaign { epochs: 4, rounds: 30, readers: 3, max_exp: 13 });
-    assert!(fig.writer_kills >= 100);
-    assert!(fig.publishes >= 500, "only {} publishes", fig.publishes);
+    for lock_pins in [false, true] {
+        let fig = run_campaign(Campaign { epochs: 4, rounds: 30, readers: 3, max_exp: 13, lock_pins });
+        assert!(fig.writer_kills >= 120);
+        assert!(fig.reader_kills >= 30);
+        assert!(fig.publishes >= 500, "only {} publishes", fig.publishes);
+    }
 }
 
 /// The long campaign: `scripts/crash-campaign.sh` (SHMSTATE_CRASH_EPOCHS,
@@ -386,13 +440,16 @@ fn campaign_long() {
         return;
     }
     let env = |k: &str, d: u32| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-    let fig = run_campaign(Campaign {
-        epochs: env("SHMSTATE_CRASH_EPOCHS", 12),
-        rounds: env("SHMSTATE_CRASH_ROUNDS", 60),
-        readers: 4,
-        max_exp: 17,
-    });
-    assert!(fig.publishes >= 5000);
+    for lock_pins in [false, true] {
+        let fig = run_campaign(Campaign {
+            epochs: env("SHMSTATE_CRASH_EPOCHS", 12),
+            rounds: env("SHMSTATE_CRASH_ROUNDS", 60),
+            readers: 4,
+            max_exp: 17,
+            lock_pins,
+        });
+        assert!(fig.publishes >= 5000);
+    }
 }
 
 /// Deterministic reclaim: two readers pin two old snapshots and are killed; the
@@ -430,4 +487,162 @@ fn dead_readers_pins_are_reclaimed() {
     assert_eq!(info.slot_count, 3, "reclaimed instead of growing");
     assert!(info.readers.iter().all(|r| r.pinned.is_none()), "{:#?}", info.readers);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Lock pins: readers killed while holding slot locks lose them (the kernel
+/// releases OFD locks when the last descriptor closes), so the writer reuses
+/// their slots instead of growing.
+#[test]
+fn dead_lock_pin_readers_release_their_slots() {
+    if common::role().is_some() {
+        return;
+    }
+    let dir = scratch_dir("lockrelease");
+    let name = TestName::new("lockrelease");
+    let mut w = Writer::<Checked>::options().slots(2).lock_pins(true).create(name.as_str()).unwrap();
+    let mut holders = Vec::new();
+    for g in 1..=2u64 {
+        assert_eq!(w.publish(&Checked::new(g, 8)).unwrap().get(), g);
+        let mut p = Proc::spawn(&dir, &format!("hold{g}"), &format!("pinhold {}", name.as_str()));
+        assert_eq!(p.wait_line("pinned ", Duration::from_secs(20)).trim(), g.to_string());
+        holders.push(p);
+    }
+    w.publish(&Checked::new(3, 8)).unwrap();
+    let info = shmstate::inspect(name.as_str()).unwrap();
+    assert_eq!(info.pin_mode, "locks");
+    assert_eq!(info.slot_count, 3, "two locked + one new slot");
+    let locked = |info: &shmstate::ObjectInfo| -> Vec<u64> {
+        info.slots.iter().filter(|s| s.lock_pinned).map(|s| s.generation).collect()
+    };
+    assert_eq!(locked(&info), [1, 2], "{:#?}", info.slots);
+    for p in holders {
+        p.kill("lock-pin holder");
+    }
+    let info = shmstate::inspect(name.as_str()).unwrap();
+    assert!(locked(&info).is_empty(), "locks of killed readers not released: {:#?}", info.slots);
+    for g in 4..40 {
+        w.publish(&Checked::new(g, 8)).unwrap();
+    }
+    let info = shmstate::inspect(name.as_str()).unwrap();
+    assert_eq!(info.slot_count, 3, "reused instead of growing");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Checks what `inspect` shows after a writer died at a fault point and a new
+/// writer published: slots inside the recorded segment, 64-aligned, disjoint,
+/// none left `writing`, the current one sealed at the published generation.
+#[cfg(feature = "fault-injection")]
+fn assert_segment_consistent(name: &str) -> shmstate::ObjectInfo {
+    let info = shmstate::inspect(name).unwrap();
+    let seg_len = segment_len_field(name);
+    assert!(seg_len <= info.size, "segment_len {seg_len} beyond the object's {} bytes", info.size);
+    assert!(info.slot_count <= info.max_slots);
+    let mut regions: Vec<(u64, u64)> = Vec::new();
+    for s in info.slots.iter().filter(|s| s.capacity > 0) {
+        let end = s.offset + s.capacity;
+        assert!(
+            s.offset % 64 == 0 && end <= seg_len,
+            "slot {} [{}, {end}) vs segment_len {seg_len}",
+            s.index,
+            s.offset
+        );
+        assert!(
+            regions.iter().all(|&(o, e)| end <= o || s.offset >= e),
+            "slot {} overlaps: {:#?}",
+            s.index,
+            info.slots
+        );
+        regions.push((s.offset, end));
+        assert_ne!(s.state, "writing", "{:#?}", info.slots);
+    }
+    let cur = &info.slots[info.current_slot.expect("published") as usize];
+    assert_eq!((cur.state, cur.generation), ("sealed", info.generation), "{:#?}", info.slots);
+    info
+}
+
+/// A writer killed (SIGABRT) at a fault point: `after-grow` (the object grew,
+/// `segment_len` not yet updated) or `after-seal` (a slot sealed with the next
+/// generation, not yet published). The last published generation stays
+/// readable; a new writer recovers above the highest sealed generation and the
+/// segment is consistent. Run: `cargo test --features fault-injection --test crash_campaign`.
+#[cfg(feature = "fault-injection")]
+fn fault_case(point: &str, lock_pins: bool) {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = scratch_dir(&format!("fault-{point}-{lock_pins}"));
+    let name = TestName::new(&format!("fault{point}"));
+    let n = name.as_str();
+    {
+        let mut w = Writer::<Checked>::options().capacity(256).lock_pins(lock_pins).create(n).unwrap();
+        for g in 1..=5 {
+            w.publish(&Checked::new(g, 4)).unwrap();
+        }
+    }
+    let before = shmstate::inspect(n).unwrap();
+    assert_eq!(before.generation, 5);
+    // A value too large for any slot forces a growth; a small one only seals.
+    let words = if point == "after-grow" { 4096 } else { 4 };
+    let mut p = Proc::spawn_with(&dir, point, &format!("fault-writer {n} {words}"), &[("SHMSTATE_FAULT", point)]);
+    let status = p.child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc_sigabrt()), "child not aborted at {point}: {status}\n{}", p.output());
+    assert_eq!(p.last("publishing ").as_deref(), Some("6"), "{}", p.output());
+    assert!(p.last("published ").is_none(), "the publish returned: {}", p.output());
+
+    // The last published generation is intact, for a reader and for inspect.
+    let info = shmstate::inspect(n).unwrap();
+    assert!(!info.writer_alive);
+    assert_eq!(info.generation, 5, "a publish got through");
+    {
+        let mut r = Reader::<Checked>::open(n).unwrap();
+        assert_eq!(consistent(&r.read().unwrap()), Ok(5));
+    }
+    let highest_sealed = info.slots.iter().filter(|s| s.state == "sealed").map(|s| s.generation).max().unwrap();
+    match point {
+        "after-grow" => {
+            let seg_len = segment_len_field(n);
+            assert!(info.size > seg_len, "the growth is unrecorded: size {} vs segment_len {seg_len}", info.size);
+            assert!(info.slots.iter().any(|s| s.state == "writing"), "{:#?}", info.slots);
+            assert_eq!(highest_sealed, 5);
+        }
+        _ => assert_eq!(highest_sealed, 6, "generation 6 sealed but not published: {:#?}", info.slots),
+    }
+
+    // A new writer continues above every sealed generation and can grow.
+    let mut w = Writer::<Checked>::options().lock_pins(lock_pins).open_or_create(n).unwrap();
+    assert_eq!(w.next_generation().get(), highest_sealed + 1);
+    let g = w.publish(&Checked::new(highest_sealed + 1, 4096)).unwrap().get();
+    let g2 = w.publish(&Checked::new(g + 1, 4)).unwrap().get();
+    let info = assert_segment_consistent(n);
+    assert_eq!(info.generation, g2);
+    assert_eq!(info.pin_mode, if lock_pins { "locks" } else { "reader table" });
+    let mut r = Reader::<Checked>::open(n).unwrap();
+    assert_eq!(consistent(&r.read().unwrap()), Ok(g2));
+    println!("fault {point} (pin mode {}): aborted, gen 5 readable, recovered at {}, now {g2}", info.pin_mode, g);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "fault-injection")]
+fn libc_sigabrt() -> i32 {
+    6
+}
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn fault_after_grow() {
+    if common::role().is_some() {
+        return;
+    }
+    for lock_pins in [false, true] {
+        fault_case("after-grow", lock_pins);
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn fault_after_seal() {
+    if common::role().is_some() {
+        return;
+    }
+    for lock_pins in [false, true] {
+        fault_case("after-seal", lock_pins);
+    }
 }
