@@ -104,8 +104,9 @@ pub enum PublishError {
         /// Configured segment limit.
         limit: u64,
     },
-    /// Every slot is pinned and the slot table is full (only possible with
-    /// garbage in the reader table: live readers pin at most one slot each).
+    /// Every slot is held by readers and the slot table is full. Honest readers
+    /// (at most `max_readers`, one slot each) never cause this; readers that
+    /// write garbage pins or hold slot locks on purpose can.
     AllSlotsPinned {
         /// Slots in the table.
         slots: u32,
@@ -247,7 +248,7 @@ impl fmt::Display for PublishError {
                 write!(f, "value needs {needed} bytes; the segment may grow to {limit} bytes (raise max_size)")
             }
             PublishError::AllSlotsPinned { slots } => {
-                write!(f, "all {slots} slots are pinned (garbage in the reader table?)")
+                write!(f, "all {slots} slots are held by readers (a reader pinning slots it does not read?)")
             }
             PublishError::Serialize { message } => write!(f, "serialization failed: {message}"),
             PublishError::GenerationsExhausted => write!(f, "the generation counter is exhausted"),

@@ -122,9 +122,20 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
     let (mode, uid) = seg.obj.mode_and_owner().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
     let current = h.current.load(Acquire);
     let current_slot = (current != 0).then(|| protocol::slot_of(current));
-    let readers_table = ReaderTable::open_read_only(name).ok();
+    let lock_pins = geo.pin_mode == crate::layout::pin_mode::LOCKS;
+    let readers_table = if lock_pins { None } else { ReaderTable::open_read_only(name).ok() };
     let mut readers = Vec::new();
-    let (mut reader_capacity, mut validation_failures) = (0, 0);
+    let (mut reader_capacity, mut validation_failures) = (geo.max_readers, 0);
+    if lock_pins {
+        // Readers hold seats (locks), nothing else: no pid, no pin word.
+        readers.extend((0..geo.max_readers).filter(|&i| seg.seat_taken(i)).map(|i| ReaderInfo {
+            index: i,
+            alive: true,
+            pid: 0,
+            pinned: None,
+            opened_ns: 0,
+        }));
+    }
     if let Some(t) = &readers_table {
         let region = t.region();
         reader_capacity = t.capacity;
@@ -145,7 +156,6 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
         }
     }
     let slot_count = h.slot_count.load(Relaxed).min(geo.max_slots);
-    let lock_pins = geo.pin_mode == crate::layout::pin_mode::LOCKS;
     let region = seg.region();
     let slots = (0..slot_count)
         .filter_map(|k| region.slot(k).map(|e| (k, e)))

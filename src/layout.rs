@@ -45,6 +45,10 @@ pub(crate) const READER_LOCK_BASE: u64 = 1 << 40;
 /// while it fills it.
 pub(crate) const SLOT_LOCK_BASE: u64 = 1 << 41;
 
+/// With lock pins, reader seat `i` is held by whoever holds the only read lock
+/// on this byte + `i` of the data segment (readers register nowhere else).
+pub(crate) const READER_SEAT_BASE: u64 = 1 << 42;
+
 /// How readers pin (`Header::pin_mode`).
 pub(crate) mod pin_mode {
     /// Pins are words in the reader table (fast: no syscall). Every reader can
@@ -91,7 +95,10 @@ pub(crate) struct Header {
     pub writer_pid: AtomicU32,
     /// How readers pin slots: `pin_mode::SHARED_MEMORY` or `pin_mode::LOCKS`.
     pub pin_mode: AtomicU32,
-    pub _pad0: [u8; 40],
+    /// Reader handles allowed at once (the reader table's capacity; with lock
+    /// pins, the number of reader seats).
+    pub max_readers: AtomicU32,
+    pub _pad0: [u8; 36],
     // --- cache line 2 (offset 128): what readers poll ---
     /// The publish word (`protocol.rs`): `generation << 12 | slot`, 0 = none.
     pub current: AtomicU64,

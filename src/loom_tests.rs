@@ -316,8 +316,8 @@ impl SlotLock {
 }
 
 /// `raw_reader::pin_with_locks`: read-lock the slot of the loaded word (keeping
-/// the lock already held if it is the same slot, otherwise taking the new one
-/// before dropping the old), then re-check `current`. `recheck: false` is the
+/// the lock already held if it is the same slot, otherwise dropping the old one
+/// and taking the new one), then re-check `current`. `recheck: false` is the
 /// broken variant.
 ///
 /// The real reader retries a failed lock (the writer holds the byte) until the
@@ -331,6 +331,10 @@ fn pin_with_locks(shm: &Shm, held: &mut Option<usize>, recheck: bool) -> Option<
         assert_ne!(c1, 0, "published before start");
         let k = slot_of(c1) as usize;
         if *held != Some(k) {
+            // Drop the old slot first, as the real reader does (it never holds two).
+            if let Some(old) = held.take() {
+                shm.locks[old].unlock_read();
+            }
             if !shm.locks[k].try_read() {
                 failures += 1;
                 if failures == MAX_LOCK_FAILURES {
@@ -341,9 +345,7 @@ fn pin_with_locks(shm: &Shm, held: &mut Option<usize>, recheck: bool) -> Option<
                 thread::yield_now();
                 continue;
             }
-            if let Some(old) = held.replace(k) {
-                shm.locks[old].unlock_read();
-            }
+            *held = Some(k);
         }
         if !recheck {
             return Some(c1);

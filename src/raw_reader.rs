@@ -30,8 +30,9 @@ pub struct RawReader {
 enum Pins {
     /// A reader-table entry, held by an OFD lock; its pin word names the slot.
     Table { readers: ReaderTable, entry: u32 },
-    /// An OFD read lock on the lock byte of the slot in use (if any).
-    Locks { held: Option<u32> },
+    /// An OFD read lock on the lock byte of the slot in use (if any), and one
+    /// on the reader's seat (which bounds readers at `max_readers`).
+    Locks { held: Option<u32>, _seat: u32 },
 }
 
 // SAFETY: the handle owns its descriptors and mappings; every shared location
@@ -52,7 +53,7 @@ impl RawReader {
         crate::name::validate(name).map_err(|reason| OpenError::InvalidName { name: name.into(), reason })?;
         let (data, geo) = DataSegment::open(name, false, init_timeout)?;
         let pins = if geo.pin_mode == layout::pin_mode::LOCKS {
-            Pins::Locks { held: None }
+            Pins::Locks { held: None, _seat: claim_seat(&data, geo.max_readers)? }
         } else {
             let readers = ReaderTable::open(name)?;
             let entry = claim_entry(&readers)?;
@@ -118,7 +119,7 @@ impl RawReader {
             Pins::Table { readers, entry } => {
                 protocol::pin_current(&self.data.header().current, &Self::my_entry(readers, *entry).pin)
             }
-            Pins::Locks { held } => pin_with_locks(&self.data, held)?,
+            Pins::Locks { held, .. } => pin_with_locks(&self.data, held)?,
         };
         let word = match pinned {
             Pinned::Empty => return Err(ReadError::Empty),
@@ -183,7 +184,7 @@ impl RawReader {
     pub fn release(&mut self) {
         match &mut self.pins {
             Pins::Table { readers, entry } => protocol::unpin(&Self::my_entry(readers, *entry).pin),
-            Pins::Locks { held } => {
+            Pins::Locks { held, .. } => {
                 if let Some(k) = held.take() {
                     let _ = os::unlock(self.data.obj.fd(), layout::SLOT_LOCK_BASE + k as u64, 1);
                 }
@@ -244,6 +245,32 @@ impl Drop for RawReader {
     }
 }
 
+/// Lock pins: takes a free reader seat. A seat is free when nobody holds a
+/// lock on its byte; after read-locking it, the reader probes again (its own
+/// lock is invisible to its own probe): another holder means both raced, and it
+/// backs off. So no two readers keep one seat; a hostile reader can only fill
+/// seats (`ReaderTableFull`), as a reader of a table-pin object can.
+fn claim_seat(data: &DataSegment, capacity: u32) -> Result<u32, OpenError> {
+    let fd = data.obj.fd();
+    let os_err = |errno| OpenError::Os { op: "locking a reader seat", errno };
+    for _round in 0..3 {
+        for i in 0..capacity {
+            if data.seat_taken(i) {
+                continue;
+            }
+            let byte = layout::READER_SEAT_BASE + i as u64;
+            if !os::try_read_lock(fd, byte, 1).map_err(os_err)? {
+                continue;
+            }
+            if !data.seat_taken(i) {
+                return Ok(i);
+            }
+            os::unlock(fd, byte, 1).map_err(os_err)?;
+        }
+    }
+    Err(OpenError::ReaderTableFull { capacity })
+}
+
 /// Lock pins: read-locks the current slot's lock byte and confirms it is still
 /// current. The writer write-locks a slot's byte before filling it, and the
 /// kernel orders the two locks: either we hold the read lock first (the writer
@@ -260,15 +287,19 @@ fn pin_with_locks(data: &DataSegment, held: &mut Option<u32>) -> Result<Pinned, 
         }
         let k = protocol::slot_of(c1);
         if *held != Some(k) {
+            // Let go of the old slot first (no snapshot of it lives: we have
+            // `&mut`), so a reader never holds two slots and `max_readers + 2`
+            // slots always leave the writer one.
+            if let Some(old) = held.take() {
+                os::unlock(fd, layout::SLOT_LOCK_BASE + old as u64, 1).map_err(lock_err)?;
+            }
             if !os::try_read_lock(fd, layout::SLOT_LOCK_BASE + k as u64, 1).map_err(lock_err)? {
                 // The writer is filling it: our word is stale.
                 c1 = current.load(Acquire);
                 crate::sync::spin_hint();
                 continue;
             }
-            if let Some(old) = held.replace(k) {
-                os::unlock(fd, layout::SLOT_LOCK_BASE + old as u64, 1).map_err(lock_err)?;
-            }
+            *held = Some(k);
         }
         // SYNC(publish): the lock syscall orders this load after our lock.
         let c2 = current.load(Acquire);

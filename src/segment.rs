@@ -25,6 +25,8 @@ pub(crate) struct Geometry {
     pub data_start: u64,
     /// `layout::pin_mode`.
     pub pin_mode: u32,
+    /// Reader handles allowed at once.
+    pub max_readers: u32,
 }
 
 /// An opened, mapped data segment.
@@ -131,6 +133,10 @@ impl DataSegment {
         if pin_mode != layout::pin_mode::SHARED_MEMORY && pin_mode != layout::pin_mode::LOCKS {
             return corrupt(format!("unknown pin mode {pin_mode}"));
         }
+        let max_readers = h.max_readers.load(Relaxed);
+        if max_readers == 0 || max_readers > MAX_READERS {
+            return corrupt(format!("max_readers {max_readers} outside 1..={MAX_READERS}"));
+        }
         Ok(Geometry {
             fingerprint: h.fingerprint.load(Relaxed),
             max_slots,
@@ -138,6 +144,7 @@ impl DataSegment {
             schema_len,
             data_start,
             pin_mode,
+            max_readers,
         })
     }
 
@@ -161,6 +168,14 @@ impl DataSegment {
         }
         self.map = Mapping::new(&self.obj, size, self.writable)?;
         Ok(true)
+    }
+
+    /// With lock pins: whether reader seat `i` is taken (one lock probe).
+    pub(crate) fn seat_taken(&self, i: u32) -> bool {
+        matches!(
+            crate::os::probe_write_lock(self.obj.fd(), layout::READER_SEAT_BASE + i as u64, 1),
+            Ok(crate::os::LockProbe::ReadLocked)
+        )
     }
 
     /// Whether readers hold slot `k` (lock pins): one lock probe.

@@ -339,6 +339,7 @@ impl<T: Shared> Writer<T> {
             h.created_ns.store(os::now_unix_ns(), Relaxed);
             let pins = if opts.uses_lock_pins() { layout::pin_mode::LOCKS } else { layout::pin_mode::SHARED_MEMORY };
             h.pin_mode.store(pins, Relaxed);
+            h.max_readers.store(opts.max_readers, Relaxed);
             for i in 0..opts.slots {
                 let e = region.slot(i).expect("slot table inside the header");
                 e.offset.store(data_start + i as u64 * capacity, Relaxed);

@@ -594,13 +594,12 @@ fn nobody_cannot_unpin_another_readers_snapshot() {
     );
 }
 
-/// BUG: with lock pins, readers claim no reader-table entry, so `max_readers`
-/// is not enforced (with table pins the next `Reader::open` fails with
-/// `ReaderTableFull`), yet `max_slots = max(slots, max_readers + 2)` still
-/// assumes at most `max_readers` readers. More honest readers than that, each
-/// holding a different snapshot, make `publish` return `AllSlotsPinned`.
+/// Regression: with lock pins, readers claim no reader-table entry, so `max_readers`
+/// must be enforced (readers take lock seats; the next `Reader::open` fails
+/// with `ReaderTableFull`), because `max_slots = max(slots, max_readers + 2)`
+/// assumes at most `max_readers` readers: more honest readers than that, each
+/// holding a different snapshot, would make `publish` return `AllSlotsPinned`.
 #[test]
-#[ignore = "BUG: lock pins do not enforce max_readers, so honest readers can exhaust max_slots (AllSlotsPinned)"]
 fn lock_pins_keep_the_reader_bound_that_max_slots_assumes() {
     if common::role().is_some() {
         return;

@@ -237,8 +237,13 @@ fn inspect_text(info: &ObjectInfo) -> String {
     s.push_str(&t.render());
     s.push_str("  (* = current)\n");
     if info.pin_mode == "locks" {
-        s.push_str("\nreaders: pin with OFD locks on the data segment (the object is readable by other users);\n");
-        s.push_str("  they register nowhere, so only the slots they hold are shown above\n");
+        let _ = writeln!(
+            s,
+            "\nreaders: {} of {} seats taken; they pin with OFD locks on the data segment (the object\n  \
+             is readable by other users), so no pid or pin is recorded: slots they hold are marked above",
+            info.readers.len(),
+            info.reader_capacity
+        );
         return s;
     }
     let _ = writeln!(
