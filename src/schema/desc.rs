@@ -143,8 +143,8 @@ pub enum Kind {
     /// u8 (0 leaf, 1 inner), keys: [K; 5], values: [V; 5] }`, followed by
     /// `len: u32` in a leaf (entries `0..len` used), or by `lesser: [rel; 5],
     /// greater: rel` in an inner node (all 5 entries used). Rel pointers count
-    /// from their own address. In order: inner = for i in 0..5 { lesser[i],
-    /// entry i }, then greater.
+    /// from their own address. In order: inner = `for i in 0..5 { lesser[i],
+    /// entry i }`, then `greater`.
     BTreeMap(TypeIndex, TypeIndex),
 }
 
