@@ -26,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seen = snap.generation();
     w.publish(&Config { port: 8081, hosts: vec![] })?;
     r.wait_newer(seen, Duration::from_secs(1))?; // blocks on a futex until then
-    println!("{} at {}", r.read()?.port, r.generation());
+    let snap = r.read()?;
+    println!("{} at {}", snap.port, snap.generation());
     Ok(())
 }
