@@ -149,10 +149,12 @@ fn stress(lock_pins: bool) {
     assert!(info.slot_count <= 5, "slots stay bounded: {}", info.slot_count);
 }
 
-#[test]
-fn killed_readers_pins_are_reclaimed() {
-    let name = TestName::new("reclaim");
-    let mut w = Writer::<Checked>::options().slots(2).max_readers(8).create(name.as_str()).unwrap();
+/// Two reader processes pin generations 1 and 2 and are SIGKILLed; the
+/// writer goes on publishing 1,000 generations in the same 3 slots.
+fn kill_two_pinning_readers(lock_pins: bool) -> (TestName, shmstate::ObjectInfo, shmstate::ObjectInfo) {
+    let name = TestName::new(if lock_pins { "lockkill" } else { "reclaim" });
+    let mut w =
+        Writer::<Checked>::options().slots(2).max_readers(8).lock_pins(lock_pins).create(name.as_str()).unwrap();
     let role = format!("pin-and-hang:{}", name.as_str());
     // Opened first, so the dead readers' entries are not simply reused by it.
     let mut r = Reader::<Checked>::open(name.as_str()).unwrap();
@@ -166,7 +168,6 @@ fn killed_readers_pins_are_reclaimed() {
     let before = shmstate::inspect(name.as_str()).unwrap();
     assert_eq!(before.slot_count, 3, "two pinned slots + current");
     assert_eq!(before.live_readers(), 3);
-
     kill(&mut a);
     kill(&mut b);
     for g in 4..=1_000 {
@@ -174,9 +175,24 @@ fn killed_readers_pins_are_reclaimed() {
         assert_eq!(consistent(&r.read().unwrap()), Ok(g));
     }
     let after = shmstate::inspect(name.as_str()).unwrap();
-    assert_eq!(after.reclaimed_pins, 2, "both dead readers' pins reclaimed");
     assert_eq!(after.slot_count, 3, "memory stays bounded after the kills");
     assert_eq!(after.live_readers(), 1);
+    (name, before, after)
+}
+
+#[test]
+fn killed_readers_pins_are_reclaimed() {
+    let (_name, _, after) = kill_two_pinning_readers(false);
+    assert_eq!(after.reclaimed_pins, 2, "both dead readers' pins reclaimed");
+}
+
+#[test]
+fn killed_readers_lock_pins_are_released_by_the_kernel() {
+    let (_name, before, after) = kill_two_pinning_readers(true);
+    assert_eq!(before.slots.iter().filter(|s| s.lock_pinned).count(), 2, "{:#?}", before.slots);
+    // Only the live reader's lock remains: the kernel dropped the dead ones'.
+    let locked: Vec<u64> = after.slots.iter().filter(|s| s.lock_pinned).map(|s| s.generation).collect();
+    assert_eq!(locked, vec![1_000], "{:#?}", after.slots);
 }
 
 #[test]
@@ -214,37 +230,6 @@ fn killed_writer_leaves_last_generation_and_a_new_writer_continues() {
     assert_eq!(consistent(&snap), Ok(g.get()));
 }
 
-#[test]
-fn killed_readers_lock_pins_are_released_by_the_kernel() {
-    let name = TestName::new("lockkill");
-    let mut w = Writer::<Checked>::options().lock_pins(true).slots(2).create(name.as_str()).unwrap();
-    let role = format!("pin-and-hang:{}", name.as_str());
-    w.publish(&Checked::new(1, 10)).unwrap();
-    let mut a = spawn_child("__child", &role);
-    assert_eq!(wait_for_line(&mut a, "PINNED "), "1");
-    w.publish(&Checked::new(2, 10)).unwrap();
-    let mut b = spawn_child("__child", &role);
-    assert_eq!(wait_for_line(&mut b, "PINNED "), "2");
-    w.publish(&Checked::new(3, 10)).unwrap();
-    let before = shmstate::inspect(name.as_str()).unwrap();
-    assert_eq!(before.slot_count, 3, "two lock-pinned slots + current");
-    assert_eq!(before.slots.iter().filter(|s| s.lock_pinned).count(), 2, "{:#?}", before.slots);
-    kill(&mut a);
-    kill(&mut b);
-    let mut r = Reader::<Checked>::open(name.as_str()).unwrap();
-    for g in 4..=1_000 {
-        w.publish(&Checked::new(g, 10)).unwrap();
-        assert_eq!(consistent(&r.read().unwrap()), Ok(g));
-    }
-    let after = shmstate::inspect(name.as_str()).unwrap();
-    assert_eq!(after.slot_count, 3, "memory stays bounded after the kills");
-    // Only the live reader's lock remains: the kernel dropped the dead ones'.
-    let locked: Vec<u64> = after.slots.iter().filter(|s| s.lock_pinned).map(|s| s.generation).collect();
-    assert_eq!(locked, vec![1_000], "{:#?}", after.slots);
-}
-
-/// 1 KiB, 10 MiB, 1 KiB, … while two reader processes read: the segment grows
-/// under them (they remap), and every view stays consistent.
 #[test]
 fn growth_to_10_mib_while_other_processes_read() {
     let name = TestName::new("growth-mp");
