@@ -1,9 +1,9 @@
 //! Derive macros for shmstate: `#[shared]` and `#[derive(Schema)]`.
 //!
-//! Layout: [`attr`] parses `#[shared(..)]`, `#[schema(..)]` and vets `#[rkyv(..)]`;
-//! [`model`] turns the item into fields and variants; [`fingerprint`] and
-//! [`describe`] emit the two halves of the `Schema` impl; [`expand`] assembles
-//! them; [`shared`] is the attribute macro. Errors are `syn::Error`s with spans,
+//! Layout: `attr` parses `#[shared(..)]`, `#[schema(..)]` and vets `#[rkyv(..)]`;
+//! `model` turns the item into fields and variants; `fingerprint` and
+//! `describe` emit the two halves of the `Schema` impl; `expand` assembles
+//! them; `shared` is the attribute macro. Errors are `syn::Error`s with spans,
 //! never panics.
 
 mod attr;
