@@ -86,10 +86,13 @@ impl<T: Shared> ReaderOptions<T> {
     }
 }
 
-/// A view that was validated, with the publish word it belongs to.
+/// The view of the pinned snapshot, with the publish word it belongs to.
 struct Cached<T: Shared> {
     word: u64,
     root: *const T::Archived,
+    /// bytecheck ran on it (`false` after `read_unchecked`): `read` only
+    /// returns a cached view that was validated.
+    validated: bool,
 }
 
 /// A reader handle for objects of type `T`.
@@ -209,15 +212,9 @@ impl<T: Shared> Reader<T> {
     #[inline]
     pub fn read(&mut self) -> Result<Snapshot<'_, T>, ReadError> {
         let word = self.load_current();
-        if let Some(c) = &self.cached {
-            if c.word == word {
-                // SAFETY: `root` was validated for this publish word, and our pin
-                // still names it, so the writer has not touched its slot; the
-                // mapping it points into lives as long as `self`, which the
-                // snapshot borrows.
-                #[allow(unsafe_code)]
-                let archived = unsafe { &*c.root };
-                return Ok(Snapshot { archived, generation: Generation(protocol::generation_of(word)) });
+        if let Some(Cached { word: w, root, validated: true }) = self.cached {
+            if w == word {
+                return Ok(self.cached_snapshot(root, word));
             }
         }
         self.read_slow(true)
@@ -232,10 +229,25 @@ impl<T: Shared> Reader<T> {
     #[allow(unsafe_code)]
     pub unsafe fn read_unchecked(&mut self) -> Result<Snapshot<'_, T>, ReadError> {
         let word = self.load_current();
-        if self.cached.as_ref().is_some_and(|c| c.word == word) {
-            return self.read();
+        if let Some(Cached { word: w, root, .. }) = self.cached {
+            if w == word {
+                return Ok(self.cached_snapshot(root, word));
+            }
         }
         self.read_slow(false)
+    }
+
+    /// The snapshot of the cached view (the fast path: no load beyond the
+    /// caller's one of the publish word).
+    #[inline]
+    fn cached_snapshot(&self, root: *const T::Archived, word: u64) -> Snapshot<'_, T> {
+        // SAFETY: `root` is the cached view, built (validated, or vouched for by
+        // the caller of `read_unchecked`) for the publish word `word`, which our
+        // pin still names, so the writer has not touched its slot; the mapping it
+        // points into lives as long as `self`, which the snapshot borrows.
+        #[allow(unsafe_code)]
+        let archived = unsafe { &*root };
+        Snapshot { archived, generation: Generation(protocol::generation_of(word)) }
     }
 
     #[inline]
@@ -274,7 +286,7 @@ impl<T: Shared> Reader<T> {
                 rkyv::access_unchecked::<T::Archived>(bytes)
             }
         };
-        self.cached = Some(Cached { word, root });
+        self.cached = Some(Cached { word, root, validated: validate });
         // SAFETY: `root` points into the pinned, mapped slot (validated or vouched
         // for); the snapshot borrows `self`, so neither pin nor mapping can change.
         #[allow(unsafe_code)]

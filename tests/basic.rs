@@ -280,3 +280,22 @@ fn wait_newer_with_spin_sees_publishes_and_still_times_out() {
     assert_eq!(r.wait_newer(Generation::new(1), Duration::from_secs(10)).unwrap().get(), 2);
     drop(t.join().unwrap());
 }
+
+#[test]
+fn read_validates_a_generation_first_seen_by_read_unchecked() {
+    use std::os::unix::fs::FileExt;
+    let name = TestName::new("unchecked");
+    let mut w = Writer::<Checked>::create(name.as_str()).unwrap();
+    let mut r = Reader::<Checked>::open(name.as_str()).unwrap();
+    w.publish(&Checked::new(1, 8)).unwrap();
+    // SAFETY: the view is never dereferenced, so its bytes are never used.
+    let generation = unsafe { r.read_unchecked() }.unwrap().generation();
+    assert_eq!(generation.get(), 1);
+    // Spoil the root (rkyv puts it at the end) as a process with write access could.
+    let info = shmstate::inspect(name.as_str()).unwrap();
+    let slot = &info.slots[info.current_slot.unwrap() as usize];
+    let data = std::fs::OpenOptions::new().write(true).open(format!("/dev/shm/shmstate.{}", name.as_str())).unwrap();
+    data.write_all_at(&[0xff; 32], slot.offset + slot.len - 32).unwrap();
+    // The unchecked view is cached, but `read` must not hand it out unvalidated.
+    assert!(matches!(r.read(), Err(ReadError::Invalid { generation: 1, .. })));
+}
