@@ -37,10 +37,11 @@
 //! - [`remove`], [`list`]: manage objects.
 //!
 //! ## How it works
-//! An object `N` is three files in `/dev/shm`: the data segment `shmstate.N`
-//! (header, slot table, schema, slots; readers map it **read-only**), the reader
-//! table `shmstate.N.readers` (one pin per reader handle) and the owner-only writer
-//! lock `shmstate.N.lock`. The writer serializes each snapshot straight into a
+//! An object `N` is up to three files in `/dev/shm`: the data segment
+//! `shmstate.N` (header, slot table, schema, slots; readers map it
+//! **read-only**), the owner-only writer lock `shmstate.N.lock`, and, for
+//! owner-only objects, the reader table `shmstate.N.readers` (one pin per reader
+//! handle). The writer serializes each snapshot straight into a
 //! slot that is neither current nor pinned, then publishes it with one atomic
 //! store of `generation << 12 | slot`. A reader pins the current slot, re-checks
 //! it (a store-buffering handshake through SeqCst fences), validates it once with
@@ -153,7 +154,7 @@ impl<T> Shared for T where
 /// Removes every shm object of `name` (data segment, reader table, writer lock).
 ///
 /// Processes that have them open keep working on the old objects; new ones get
-/// `NotFound`. `NotFound` if none of the three existed.
+/// `NotFound`. `NotFound` if none of them existed.
 #[cfg(not(loom))]
 pub fn remove(name: &str) -> Result<(), RemoveError> {
     name::validate(name).map_err(|reason| RemoveError::InvalidName { name: name.into(), reason })?;

@@ -77,8 +77,9 @@ impl<T: Shared> WriterOptions<T> {
     }
 
     /// File mode of the data segment (default `0o600`, owner only). Read bits let
-    /// others read; the reader table gets matching write bits (readers must pin),
-    /// and the writer lock is always owner-only.
+    /// others read, and then make lock pins the default ([`Self::lock_pins`]);
+    /// with table pins the reader table gets matching write bits (readers write
+    /// their pins). The writer lock is always owner-only.
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode;
         self
@@ -171,19 +172,22 @@ pub struct Writer<T> {
     name: String,
     _lock: ShmObject,
     data: DataSegment,
-    readers: ReaderTable,
+    pins: Pins,
     next_gen: u64,
     arena: Arena,
-    pinned: Vec<bool>,
-    /// Pins are OFD locks (`layout::pin_mode::LOCKS`), not reader-table words.
-    lock_pins: bool,
-    /// The slot whose lock byte we hold for writing (lock pins only).
-    held_slot: Option<u32>,
     liveness_held: bool,
     last_len: u64,
     max_size: u64,
     remove_on_drop: bool,
     _type: PhantomData<fn(&T)>,
+}
+
+/// How the object's readers pin (its `pin_mode`), with the writer's state for it.
+enum Pins {
+    /// Pin words in the reader table; `pinned` is the scratch the scan fills.
+    Table { readers: ReaderTable, pinned: Vec<bool> },
+    /// OFD locks on slot bytes; `held` is the slot we write-lock while filling it.
+    Locks { held: Option<u32> },
 }
 
 // SAFETY: a `Writer` owns its descriptors and mappings; the raw pointers inside
@@ -219,18 +223,16 @@ impl<T: Shared> Writer<T> {
         opts.check()?;
         let lock = Self::take_lock(name)?;
         let existing = ShmObject::create_new(&crate::name::data(name), opts.mode);
-        let (data, readers, next_gen) = match existing {
-            Ok(obj) => Self::initialise(name, obj, &opts)?,
+        let (data, next_gen, created) = match existing {
+            Ok(obj) => (Self::initialise(obj, &opts)?, 1, true),
             Err(Errno::EXIST) if take_over => match DataSegment::open(name, true, Duration::ZERO) {
                 Ok((seg, geo)) => {
                     check_owner(name, "data segment", &seg.obj)?;
                     if geo.fingerprint != T::FINGERPRINT {
                         return Err(crate::reader::type_mismatch::<T>(name, &seg, &geo));
                     }
-                    let readers = ReaderTable::open(name)?;
-                    check_owner(name, "reader table", &readers.obj)?;
                     let next = recover(&seg)?;
-                    (seg, readers, next)
+                    (seg, next, false)
                 }
                 // A creator that died before finishing: we hold the lock, so
                 // nobody else is initialising it. Start afresh under the name.
@@ -238,24 +240,36 @@ impl<T: Shared> Writer<T> {
                     let _ = ShmObject::unlink(&crate::name::data(name));
                     let obj = ShmObject::create_new(&crate::name::data(name), opts.mode)
                         .map_err(|e| open_errno(name, "data segment", "creating the data segment", e))?;
-                    Self::initialise(name, obj, &opts)?
+                    (Self::initialise(obj, &opts)?, 1, true)
                 }
                 Err(e) => return Err(e),
             },
             Err(e) => return Err(open_errno(name, "data segment", "creating the data segment", e)),
         };
-        let max_slots = data.header().max_slots.load(Relaxed);
-        let lock_pins = data.header().pin_mode.load(Relaxed) == layout::pin_mode::LOCKS;
+        let pins = if data.header().pin_mode.load(Relaxed) == layout::pin_mode::LOCKS {
+            if created {
+                // Readers of a lock-pin object use no table: drop a stale one.
+                let _ = ShmObject::unlink(&crate::name::readers(name));
+            }
+            Pins::Locks { held: None }
+        } else {
+            let readers = if created {
+                create_reader_table(name, &opts)?
+            } else {
+                let t = ReaderTable::open(name)?;
+                check_owner(name, "reader table", &t.obj)?;
+                t
+            };
+            let max_slots = data.header().max_slots.load(Relaxed);
+            Pins::Table { readers, pinned: vec![false; max_slots as usize] }
+        };
         let mut w = Writer {
             name: name.to_string(),
             _lock: lock,
             data,
-            readers,
+            pins,
             next_gen,
             arena: Arena::new(),
-            pinned: vec![false; max_slots as usize],
-            lock_pins,
-            held_slot: None,
             liveness_held: false,
             last_len: 0,
             max_size: opts.max_size,
@@ -301,12 +315,8 @@ impl<T: Shared> Writer<T> {
         }
     }
 
-    /// Lays out a freshly created data segment and its reader table.
-    fn initialise(
-        name: &str,
-        obj: ShmObject,
-        opts: &WriterOptions<T>,
-    ) -> Result<(DataSegment, ReaderTable, u64), OpenError> {
+    /// Lays out a freshly created data segment.
+    fn initialise(obj: ShmObject, opts: &WriterOptions<T>) -> Result<DataSegment, OpenError> {
         let os_err = |op| move |errno| OpenError::Os { op, errno };
         let max_slots = opts.max_slots();
         let schema = crate::schema::schema_of::<T>().encode();
@@ -348,8 +358,7 @@ impl<T: Shared> Writer<T> {
             let dst = region.range_ptr(header_size, schema.len() as u64).expect("schema inside the header");
             write_bytes(dst, &schema);
         }
-        let readers = create_reader_table(name, opts)?;
-        Ok((seg, readers, 1))
+        Ok(seg)
     }
 
     /// The object's name.
@@ -375,6 +384,8 @@ impl<T: Shared> Writer<T> {
             self.take_liveness_lock(Duration::ZERO);
         }
         let gen = self.next_gen;
+        // (A lock held since a failed publish: let it go before choosing again.)
+        self.release_held_slot();
         let mut slot = self.free_slot()?;
         let mut len = self.serialize_into(slot, value)?;
         if let Err(needed) = len {
@@ -412,120 +423,116 @@ impl<T: Shared> Writer<T> {
         // SeqCst increment of `waiters` and load of `notify` in `Reader::wait_newer`
         // (store-buffering: one side sees the other, so no wake-up is lost).
         h.notify.fetch_add(1, SeqCst);
-        // With lock pins readers have no write access to count themselves.
-        if self.lock_pins || self.readers_header().waiters.load(SeqCst) > 0 {
+        let someone_waits = match &self.pins {
+            Pins::Table { readers, .. } => readers_header(readers).waiters.load(SeqCst) > 0,
+            // Lock-pin readers have no write access to count themselves.
+            Pins::Locks { .. } => true,
+        };
+        if someone_waits {
             os::futex_wake_all(&h.notify);
         }
     }
 
+    /// Lock pins: lets readers lock the slot we filled (now current).
     fn release_held_slot(&mut self) {
-        if let Some(k) = self.held_slot.take() {
-            let _ = os::unlock(self.data.obj.fd(), layout::SLOT_LOCK_BASE + k as u64, 1);
-        }
-    }
-
-    /// Lock pins: takes the write lock on slot `k`'s byte, which succeeds only
-    /// if no reader holds a read lock there (the kernel orders the two).
-    fn try_hold_slot(&mut self, k: u32) -> bool {
-        let ok = matches!(os::try_write_lock(self.data.obj.fd(), layout::SLOT_LOCK_BASE + k as u64, 1), Ok(true));
-        if ok {
-            self.held_slot = Some(k);
-        }
-        ok
-    }
-
-    /// Lock pins: the free slot choice. Candidates are the slots that are not
-    /// current, best fitting first; the first whose lock byte we can take is
-    /// ours. None: append slots (a hostile reader may have pre-locked the byte
-    /// of a new slot too, so this may repeat up to `max_slots`).
-    fn free_slot_locked(&mut self) -> Result<u32, PublishError> {
-        self.release_held_slot();
-        let current = self.current_slot();
-        let count = self.data.header().slot_count.load(Relaxed);
-        let cap = |k: u32| self.entry(k).capacity.load(Relaxed);
-        let mut order: Vec<u32> = (0..count).filter(|&k| Some(k) != current).collect();
-        let last_len = self.last_len;
-        order.sort_by_key(|&k| (cap(k) < last_len, if cap(k) >= last_len { cap(k) } else { u64::MAX - cap(k) }));
-        for k in order {
-            if self.try_hold_slot(k) {
-                return Ok(k);
-            }
-        }
-        loop {
-            let k = self.add_slot(self.last_len.max(SLOT_ALIGN))?;
-            if self.try_hold_slot(k) {
-                return Ok(k);
+        if let Pins::Locks { held } = &mut self.pins {
+            if let Some(k) = held.take() {
+                let _ = os::unlock(self.data.obj.fd(), layout::SLOT_LOCK_BASE + k as u64, 1);
             }
         }
     }
 
-    fn readers_header(&self) -> &ReaderTableHeader {
-        self.readers.region().readers_header().expect("checked reader table")
+    /// Makes slot `k` ours to fill if no reader uses it. Table pins: the last
+    /// scan saw no pin on it (`fresh`: it did not exist at the scan, so no
+    /// reader can have pinned it). Lock pins: we take the write lock on its
+    /// byte, which succeeds only if no reader holds a read lock there (the
+    /// kernel orders the two).
+    fn try_take(&mut self, k: u32, fresh: bool) -> bool {
+        match &mut self.pins {
+            Pins::Table { pinned, .. } => fresh || !pinned[k as usize],
+            Pins::Locks { held } => {
+                let byte = layout::SLOT_LOCK_BASE + k as u64;
+                let ok = matches!(os::try_write_lock(self.data.obj.fd(), byte, 1), Ok(true));
+                if ok {
+                    *held = Some(k);
+                }
+                ok
+            }
+        }
     }
 
     fn entry(&self, slot: u32) -> &SlotEntry {
         self.data.region().slot(slot).expect("slot index below max_slots")
     }
 
-    /// Picks a slot that is neither current nor pinned, preferring one that
-    /// fits the last snapshot's size; reclaims dead pins, then adds a slot.
+    /// Picks a slot that is neither current nor used by a reader, preferring
+    /// one that fits the last snapshot's size; then reclaims dead readers' pins;
+    /// then appends a slot (a hostile lock-pin reader may have locked the byte
+    /// of a new slot too, so that may repeat up to `max_slots`).
     fn free_slot(&mut self) -> Result<u32, PublishError> {
-        if self.lock_pins {
-            return self.free_slot_locked();
-        }
         for attempt in 0..2 {
             self.scan_pins();
-            if let Some(k) = self.best_free_slot() {
-                return Ok(k);
+            for k in self.slots_by_preference() {
+                if self.try_take(k, false) {
+                    return Ok(k);
+                }
             }
-            if attempt == 0 && self.reclaim_dead_pins() == 0 {
+            if attempt == 1 || self.reclaim_dead_pins() == 0 {
                 break;
             }
         }
-        self.add_slot(self.last_len.max(SLOT_ALIGN))
+        loop {
+            let k = self.add_slot(self.last_len.max(SLOT_ALIGN))?;
+            if self.try_take(k, true) {
+                return Ok(k);
+            }
+        }
     }
 
-    fn scan_pins(&mut self) {
-        let region = self.readers.region();
-        let n = self.readers.scan_len();
-        self.pinned.iter_mut().for_each(|p| *p = false);
-        let pins = (0..n).filter_map(|i| region.reader(i)).map(|r| &r.pin);
-        protocol::scan_pins(pins, &mut self.pinned);
-    }
-
-    fn current_slot(&self) -> Option<u32> {
+    /// The slots other than the current one, best first: those with room for
+    /// the last snapshot, smallest first; then the others, largest first.
+    fn slots_by_preference(&self) -> Vec<u32> {
         let c = self.data.header().current.load(Relaxed);
-        (c != 0).then(|| protocol::slot_of(c))
-    }
-
-    fn best_free_slot(&self) -> Option<u32> {
-        let current = self.current_slot();
+        let current = (c != 0).then(|| protocol::slot_of(c));
         let count = self.data.header().slot_count.load(Relaxed);
-        let free = (0..count).filter(|&k| Some(k) != current && !self.pinned[k as usize]);
-        let cap = |k: u32| self.entry(k).capacity.load(Relaxed);
-        let fitting = free.clone().filter(|&k| cap(k) >= self.last_len).min_by_key(|&k| cap(k));
-        fitting.or_else(|| free.max_by_key(|&k| cap(k)))
+        let mut slots: Vec<(u32, u64)> =
+            (0..count).filter(|&k| Some(k) != current).map(|k| (k, self.entry(k).capacity.load(Relaxed))).collect();
+        let fits = |cap: u64| cap >= self.last_len;
+        slots.sort_by_key(|&(_, cap)| (!fits(cap), if fits(cap) { cap } else { u64::MAX - cap }));
+        slots.into_iter().map(|(k, _)| k).collect()
     }
 
-    /// Clears the pins of reader entries whose owner died.
+    /// Table pins: marks the slots some reader's pin names.
+    fn scan_pins(&mut self) {
+        if let Pins::Table { readers, pinned } = &mut self.pins {
+            let region = readers.region();
+            pinned.iter_mut().for_each(|p| *p = false);
+            let pins = (0..readers.scan_len()).filter_map(|i| region.reader(i)).map(|r| &r.pin);
+            protocol::scan_pins(pins, pinned);
+        }
+    }
+
+    /// Table pins: clears the pins of reader entries whose owner died (lock
+    /// pins need none: the kernel drops a dead reader's locks).
     ///
     /// The writer takes the entry's OFD lock itself before clearing: a probe
     /// followed by a CAS could erase the pin of a reader that claimed the entry
     /// and pinned the same word in between (loom_tests shows it). Holding the
     /// lock keeps new readers out of the entry until the pin is cleared.
     fn reclaim_dead_pins(&mut self) -> u32 {
-        let region = self.readers.region();
+        let Pins::Table { readers, .. } = &self.pins else { return 0 };
+        let region = readers.region();
         let mut reclaimed = 0;
-        for i in 0..self.readers.scan_len() {
+        for i in 0..readers.scan_len() {
             let Some(r) = region.reader(i) else { break };
             if r.pin.load(Relaxed) == 0 {
                 continue;
             }
             let byte = layout::READER_LOCK_BASE + i as u64;
-            if let Ok(true) = os::try_write_lock(self.readers.obj.fd(), byte, 1) {
+            if let Ok(true) = os::try_write_lock(readers.obj.fd(), byte, 1) {
                 // SYNC(unpin): Release, like a reader's own unpin.
                 r.pin.store(0, Release);
-                let _ = os::unlock(self.readers.obj.fd(), byte, 1);
+                let _ = os::unlock(readers.obj.fd(), byte, 1);
                 reclaimed += 1;
             }
         }
@@ -569,9 +576,11 @@ impl<T: Shared> Writer<T> {
     /// `slot` moved to a new, larger region at the end of the segment.
     fn slot_with_room(&mut self, slot: u32, needed: u64) -> Result<u32, PublishError> {
         self.last_len = needed;
-        // (With lock pins, only the slot we hold is ours: it is moved instead.)
-        if !self.lock_pins {
-            if let Some(k) = self.best_free_slot().filter(|&k| self.entry(k).capacity.load(Relaxed) >= needed) {
+        // Table pins: another unpinned slot may already have room. (With lock
+        // pins only the slot we hold is ours: it is moved instead.)
+        if let Pins::Table { pinned, .. } = &self.pins {
+            let roomy = |&k: &u32| !pinned[k as usize] && self.entry(k).capacity.load(Relaxed) >= needed;
+            if let Some(k) = self.slots_by_preference().into_iter().find(roomy) {
                 return Ok(k);
             }
         }
@@ -644,6 +653,10 @@ fn write_bytes(dst: *mut u8, src: &[u8]) {
     };
 }
 
+fn readers_header(readers: &ReaderTable) -> &ReaderTableHeader {
+    readers.region().readers_header().expect("checked reader table")
+}
+
 /// Refuses objects of another user: taking them over would let whoever
 /// planted them read or disturb what this writer publishes.
 fn check_owner(name: &str, object: &'static str, obj: &ShmObject) -> Result<(), OpenError> {
@@ -657,9 +670,8 @@ fn check_owner(name: &str, object: &'static str, obj: &ShmObject) -> Result<(), 
 /// Creates (or replaces a stale) reader table for a new data segment.
 fn create_reader_table<T: Shared>(name: &str, opts: &WriterOptions<T>) -> Result<ReaderTable, OpenError> {
     let path = crate::name::readers(name);
-    // With reader-table pins, readers need write access to pin: mirror the
-    // data segment's read bits. With lock pins, nobody but the owner writes it.
-    let mode = if opts.uses_lock_pins() { opts.mode } else { opts.mode | ((opts.mode & 0o044) >> 1) };
+    // Readers need write access to pin: mirror the data segment's read bits.
+    let mode = opts.mode | ((opts.mode & 0o044) >> 1);
     let obj = match ShmObject::create_new(&path, mode) {
         Err(Errno::EXIST) => {
             // Left over from an object that was removed incompletely: readers of
