@@ -11,20 +11,10 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use shmstate::rkyv::rancor::BoxedError;
-use shmstate::{Shared, Writer};
-use types::BenchName;
+use shmstate::Writer;
+use types::{BenchName, Snapshot};
 
-fn bench_size<T>(c: &mut Criterion, label: &str, value: T)
-where
-    T: Shared
-        + for<'a> shmstate::rkyv::Serialize<
-            shmstate::rkyv::api::high::HighSerializer<
-                shmstate::rkyv::util::AlignedVec,
-                shmstate::rkyv::ser::allocator::ArenaHandle<'a>,
-                BoxedError,
-            >,
-        >,
-{
+fn bench_size<T: Snapshot>(c: &mut Criterion, label: &str, value: T) {
     let name = BenchName::new(&format!("publish-{label}"));
     let mut w = Writer::<T>::create(name.as_str()).expect("create");
     w.publish(&value).expect("publish");

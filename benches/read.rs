@@ -10,20 +10,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use shmstate::{Reader, Shared, Writer};
-use types::BenchName;
+use shmstate::{Reader, Writer};
+use types::{BenchName, Snapshot};
 
-fn bench_size<T>(c: &mut Criterion, label: &str, make: fn(u64) -> T, touch: fn(&T::Archived) -> u64)
-where
-    T: Shared
-        + for<'a> shmstate::rkyv::Serialize<
-            shmstate::rkyv::api::high::HighSerializer<
-                shmstate::rkyv::util::AlignedVec,
-                shmstate::rkyv::ser::allocator::ArenaHandle<'a>,
-                shmstate::rkyv::rancor::BoxedError,
-            >,
-        >,
-{
+fn bench_size<T: Snapshot>(c: &mut Criterion, label: &str, make: fn(u64) -> T, touch: fn(&T::Archived) -> u64) {
     let name = BenchName::new(&format!("read-{label}"));
     let mut w = Writer::<T>::create(name.as_str()).expect("create");
     let mut r = Reader::<T>::open(name.as_str()).expect("open");
@@ -39,38 +29,26 @@ where
     });
 
     // New generation: publish outside the timed region, time only the read
-    // that pins and validates it. Per-iteration Instant pairs add ~20-40 ns.
+    // that pins and validates it (or, unchecked, only pins it). Per-iteration
+    // Instant pairs add ~20-40 ns.
     let mut i = 0usize;
-    g.bench_function(BenchmarkId::new("new_generation", label), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                i += 1;
-                w.publish(&values[i & 1]).expect("publish");
-                let t = Instant::now();
-                let s = r.read().expect("read");
-                black_box(touch(&s));
-                total += t.elapsed();
-            }
-            total
-        })
-    });
-
-    g.bench_function(BenchmarkId::new("new_generation_unchecked", label), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                i += 1;
-                w.publish(&values[i & 1]).expect("publish");
-                let t = Instant::now();
-                // SAFETY: our own writer just published a valid `T`.
-                let s = unsafe { r.read_unchecked() }.expect("read");
-                black_box(touch(&s));
-                total += t.elapsed();
-            }
-            total
-        })
-    });
+    for (id, checked) in [("new_generation", true), ("new_generation_unchecked", false)] {
+        g.bench_function(BenchmarkId::new(id, label), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    i += 1;
+                    w.publish(&values[i & 1]).expect("publish");
+                    let t = Instant::now();
+                    // SAFETY: our own writer just published a valid `T`.
+                    let s = if checked { r.read() } else { unsafe { r.read_unchecked() } }.expect("read");
+                    black_box(touch(&s));
+                    total += t.elapsed();
+                }
+                total
+            })
+        });
+    }
 
     // Reference: what the validation alone costs (rkyv::access on a heap buffer).
     let bytes = shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::BoxedError>(&values[0]).expect("to_bytes");

@@ -26,6 +26,8 @@ pub struct ObjectInfo {
     pub format_version: u32,
     /// Size of the data segment (fstat).
     pub size: u64,
+    /// The size the writer may grow the segment to (`WriterOptions::max_size`).
+    pub max_size: u64,
     /// File mode bits and owner uid of the data segment.
     pub mode: u32,
     /// Owner uid of the data segment.
@@ -56,6 +58,8 @@ pub struct ObjectInfo {
     pub validation_failures: u64,
     /// Reader-table capacity.
     pub reader_capacity: u32,
+    /// Reader handles ever opened on the reader table (table pins).
+    pub reader_opens: u64,
     /// How readers pin: `"reader table"` or `"locks"` (see `WriterOptions::lock_pins`).
     /// With locks, readers are not listed (they register nowhere); slots show
     /// whether some reader holds them.
@@ -89,6 +93,8 @@ pub struct SlotInfo {
     pub capacity: u64,
     /// Serialized length in bytes.
     pub len: u64,
+    /// When its snapshot was sealed (ns since the Unix epoch; 0 = never).
+    pub published_ns: u64,
     /// Whether it is the published slot.
     pub current: bool,
     /// Reader entries pinning it.
@@ -125,7 +131,7 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
     let lock_pins = geo.pin_mode == crate::layout::pin_mode::LOCKS;
     let readers_table = if lock_pins { None } else { ReaderTable::open_read_only(name).ok() };
     let mut readers = Vec::new();
-    let (mut reader_capacity, mut validation_failures) = (geo.max_readers, 0);
+    let (mut reader_capacity, mut validation_failures, mut reader_opens) = (geo.max_readers, 0, 0);
     if lock_pins {
         // Readers hold seats (locks), nothing else: no pid, no pin word.
         readers.extend((0..geo.max_readers).filter(|&i| seg.seat_taken(i)).map(|i| ReaderInfo {
@@ -140,6 +146,7 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
         let region = t.region();
         reader_capacity = t.capacity;
         validation_failures = region.readers_header().map_or(0, |rh| rh.validation_failures.load(Relaxed));
+        reader_opens = region.readers_header().map_or(0, |rh| rh.opens.load(Relaxed));
         for i in 0..t.scan_len() {
             let Some(e) = region.reader(i) else { break };
             let alive = t.entry_alive(i).unwrap_or(false);
@@ -171,6 +178,7 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
             offset: e.offset.load(Relaxed),
             capacity: e.capacity.load(Relaxed),
             len: e.len.load(Relaxed),
+            published_ns: e.published_ns.load(Relaxed),
             current: current_slot == Some(k),
             pinned_by: readers.iter().filter(|r| r.pinned.map(|p| p.1) == Some(k)).map(|r| r.index).collect(),
             lock_pinned: lock_pins && seg.slot_lock_pinned(k),
@@ -183,6 +191,7 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
         fingerprint: geo.fingerprint,
         format_version: h.format_version.load(Relaxed),
         size: seg.obj.size().unwrap_or(0),
+        max_size: h.max_segment_len.load(Relaxed),
         mode,
         uid,
         slot_count,
@@ -198,6 +207,7 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
         reclaimed_pins: h.reclaimed_pins.load(Relaxed),
         validation_failures,
         reader_capacity,
+        reader_opens,
         pin_mode: if lock_pins { "locks" } else { "reader table" },
         slots,
         readers,

@@ -325,10 +325,19 @@ impl<T: Shared> Reader<T> {
 /// The `TypeMismatch` error for `T` against what `seg` stores, with both schemas.
 pub(crate) fn type_mismatch<T: Shared>(name: &str, seg: &DataSegment, geo: &Geometry) -> OpenError {
     let expected = crate::schema::schema_of::<T>();
-    let found = match SchemaDoc::decode(&seg.schema_bytes(geo)) {
+    let mut found = match SchemaDoc::decode(&seg.schema_bytes(geo)) {
         Ok(doc) => format!("{} (fingerprint {:#018x})\n{doc}", doc.root().name, geo.fingerprint),
         Err(e) => format!("fingerprint {:#018x}; {e}", geo.fingerprint),
     };
+    // The fingerprint covers the rkyv format too; say so when that is the cause.
+    let format = seg.header().rkyv_format.load(crate::sync::Ordering::Relaxed);
+    if format != crate::schema::fp::RKYV_FORMAT {
+        found.push_str(&format!(
+            "\n(written with another rkyv format: {format:#018x}, this build uses {:#018x}; \
+             check rkyv's endianness, alignment and pointer-width features)",
+            crate::schema::fp::RKYV_FORMAT
+        ));
+    }
     OpenError::TypeMismatch {
         name: name.to_string(),
         expected: format!("{} (fingerprint {:#018x})\n{expected}", expected.root().name, T::FINGERPRINT),

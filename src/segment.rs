@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Errno, OpenError};
 use crate::layout::{self, Header, Region, FIXED_HEADER, FORMAT_VERSION, MAGIC, READERS_MAGIC, SLOT_ALIGN};
-use crate::os::{Mapping, ShmObject};
+use crate::os::{self, LockProbe, Mapping, ShmObject};
 use crate::protocol::MAX_SLOTS;
 use crate::sync::Ordering::{Acquire, Relaxed};
 
@@ -170,26 +170,25 @@ impl DataSegment {
         Ok(true)
     }
 
-    /// With lock pins: whether reader seat `i` is taken (one lock probe).
-    pub(crate) fn seat_taken(&self, i: u32) -> bool {
-        matches!(
-            crate::os::probe_write_lock(self.obj.fd(), layout::READER_SEAT_BASE + i as u64, 1),
-            Ok(crate::os::LockProbe::ReadLocked)
-        )
+    /// What lock is held on `byte` of the segment by another descriptor (one
+    /// `F_OFD_GETLK`: takes nothing, needs only read access).
+    fn probe(&self, byte: u64) -> Result<LockProbe, Errno> {
+        os::probe_lock(self.obj.fd(), byte, 1)
     }
 
-    /// Whether readers hold slot `k` (lock pins): one lock probe.
+    /// With lock pins: whether reader seat `i` is taken.
+    pub(crate) fn seat_taken(&self, i: u32) -> bool {
+        self.probe(layout::READER_SEAT_BASE + i as u64) == Ok(LockProbe::ReadLocked)
+    }
+
+    /// With lock pins: whether readers hold slot `k`.
     pub(crate) fn slot_lock_pinned(&self, k: u32) -> bool {
-        matches!(
-            crate::os::probe_write_lock(self.obj.fd(), layout::SLOT_LOCK_BASE + k as u64, 1),
-            Ok(crate::os::LockProbe::ReadLocked)
-        )
+        self.probe(layout::SLOT_LOCK_BASE + k as u64) == Ok(LockProbe::ReadLocked)
     }
 
     /// Whether a live writer holds this segment (its OFD lock on the first byte).
     pub(crate) fn writer_alive(&self) -> Result<bool, Errno> {
-        Ok(crate::os::probe_write_lock(self.obj.fd(), layout::WRITER_LOCK_BYTE, 1)?
-            == crate::os::LockProbe::WriteLocked)
+        Ok(self.probe(layout::WRITER_LOCK_BYTE)? == LockProbe::WriteLocked)
     }
 }
 
@@ -251,8 +250,7 @@ impl ReaderTable {
 
     /// Whether entry `i` is owned by a live reader.
     pub(crate) fn entry_alive(&self, i: u32) -> Result<bool, Errno> {
-        Ok(crate::os::probe_write_lock(self.obj.fd(), layout::READER_LOCK_BASE + i as u64, 1)?
-            == crate::os::LockProbe::WriteLocked)
+        Ok(os::probe_lock(self.obj.fd(), layout::READER_LOCK_BASE + i as u64, 1)? == LockProbe::WriteLocked)
     }
 }
 

@@ -617,11 +617,11 @@ impl<T: Shared> Writer<T> {
     fn allocate(&mut self, capacity: u64, needed: u64) -> Result<u64, PublishError> {
         let h = self.data.header();
         let offset = layout::align_up(h.segment_len.load(Relaxed), SLOT_ALIGN).unwrap_or(u64::MAX);
-        let end = offset.checked_add(capacity).filter(|&e| e <= self.max_size);
-        let Some(end) = end else {
+        let Some(end) = offset.checked_add(capacity).filter(|&e| e <= self.max_size) else {
             return Err(PublishError::TooLarge { needed, limit: self.max_size });
         };
-        let end = layout::align_up(end, PAGE).unwrap_or(end).min(self.max_size.max(end));
+        // Whole pages where the limit allows.
+        let end = layout::align_up(end, PAGE).filter(|&e| e <= self.max_size).unwrap_or(end);
         self.data.obj.grow_to(end).map_err(|errno| PublishError::Os { op: "growing the data segment", errno })?;
         #[cfg(feature = "fault-injection")]
         crate::fault::point("after-grow");
@@ -721,18 +721,15 @@ fn recover(seg: &DataSegment) -> Result<u64, OpenError> {
     for k in order {
         let e = region.slot(k).expect("slot below max_slots");
         let offset = e.offset.load(Relaxed);
-        let end = offset.checked_add(e.capacity.load(Relaxed));
-        let sound = end.is_some_and(|end| {
+        let sound_end = offset.checked_add(e.capacity.load(Relaxed)).filter(|&end| {
             offset % SLOT_ALIGN == 0
                 && offset >= data_start
                 && end <= segment_len
                 && kept.iter().all(|&(o, e)| end <= o || offset >= e)
         });
         let is_current = current_slot == Some(k);
-        if sound {
-            if let Some(end) = end {
-                kept.push((offset, end));
-            }
+        if let Some(end) = sound_end {
+            kept.push((offset, end));
         } else if is_current {
             // Readers report it as Corrupt; we never write the current slot, and
             // with no room it gets a fresh region once it is free again.

@@ -299,3 +299,18 @@ fn read_validates_a_generation_first_seen_by_read_unchecked() {
     // The unchecked view is cached, but `read` must not hand it out unvalidated.
     assert!(matches!(r.read(), Err(ReadError::Invalid { generation: 1, .. })));
 }
+
+#[test]
+fn type_mismatch_names_a_different_rkyv_format() {
+    use std::os::unix::fs::FileExt;
+    let name = TestName::new("rkyvfmt");
+    let _w = Writer::<Checked>::create(name.as_str()).unwrap();
+    let data = std::fs::OpenOptions::new().write(true).open(format!("/dev/shm/shmstate.{}", name.as_str())).unwrap();
+    // As a build with other rkyv format features would have written it:
+    // another fingerprint (the format is part of it) and another format word.
+    data.write_all_at(&0x1234u64.to_le_bytes(), 16).unwrap();
+    data.write_all_at(&0x5678u64.to_le_bytes(), 24).unwrap();
+    let err = Reader::<Checked>::open(name.as_str()).unwrap_err();
+    assert!(matches!(err, OpenError::TypeMismatch { .. }), "{err:?}");
+    assert!(err.to_string().contains("another rkyv format"), "{err}");
+}

@@ -165,7 +165,6 @@ fn child_entry() {
             run_writer(name, seed.parse().unwrap(), max_exp.parse().unwrap(), *pins == "locks")
         }
         ["reader", name, seed] => run_reader(name, seed.parse().unwrap()),
-        ["pinhold", name] => run_pinhold(name),
         ["fault-writer", name, words] => run_fault_writer(name, words.parse().unwrap()),
         _ => panic!("unknown role {role:?}"),
     }
@@ -244,17 +243,6 @@ fn run_reader(name: &str, seed: u64) {
             report = Instant::now();
         }
     }
-}
-
-/// Pins the latest snapshot, says which, and waits to be killed.
-fn run_pinhold(name: &str) {
-    let mut r = Reader::<Checked>::open(name).unwrap_or_else(|e| fail(format!("reader open: {e}")));
-    let g = {
-        let s = r.read().unwrap_or_else(|e| fail(format!("read: {e}")));
-        consistent(&s).unwrap_or_else(|e| fail(e))
-    };
-    println!("pinned {g}");
-    std::thread::sleep(Duration::from_secs(120));
 }
 
 /// Takes over the object and publishes one value of `words` words (the
@@ -450,82 +438,6 @@ fn campaign_long() {
         });
         assert!(fig.publishes >= 5000);
     }
-}
-
-/// Deterministic reclaim: two readers pin two old snapshots and are killed; the
-/// writer, finding no free slot, reclaims both pins instead of growing.
-#[test]
-fn dead_readers_pins_are_reclaimed() {
-    if common::role().is_some() {
-        return;
-    }
-    let dir = scratch_dir("reclaim");
-    let name = TestName::new("reclaim");
-    let mut w = Writer::<Checked>::options().slots(2).max_readers(8).create(name.as_str()).unwrap();
-    let mut holders = Vec::new();
-    for g in 1..=2u64 {
-        assert_eq!(w.publish(&Checked::new(g, 8)).unwrap().get(), g);
-        let mut p = Proc::spawn(&dir, &format!("hold{g}"), &format!("pinhold {}", name.as_str()));
-        assert_eq!(p.wait_line("pinned ", Duration::from_secs(20)).trim(), g.to_string());
-        holders.push(p);
-    }
-    w.publish(&Checked::new(3, 8)).unwrap();
-    let info = shmstate::inspect(name.as_str()).unwrap();
-    assert_eq!(info.slot_count, 3, "two pinned + one new slot");
-    assert_eq!(info.live_readers(), 2);
-    for p in holders {
-        p.kill("pin holder");
-    }
-    let info = shmstate::inspect(name.as_str()).unwrap();
-    let dead_pins = info.readers.iter().filter(|r| !r.alive && r.pinned.is_some()).count();
-    assert_eq!(dead_pins, 2, "dead readers' pins stay until needed: {:#?}", info.readers);
-    for g in 4..40 {
-        w.publish(&Checked::new(g, 8)).unwrap();
-    }
-    let info = shmstate::inspect(name.as_str()).unwrap();
-    assert_eq!(info.reclaimed_pins, 2, "{info:#?}");
-    assert_eq!(info.slot_count, 3, "reclaimed instead of growing");
-    assert!(info.readers.iter().all(|r| r.pinned.is_none()), "{:#?}", info.readers);
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Lock pins: readers killed while holding slot locks lose them (the kernel
-/// releases OFD locks when the last descriptor closes), so the writer reuses
-/// their slots instead of growing.
-#[test]
-fn dead_lock_pin_readers_release_their_slots() {
-    if common::role().is_some() {
-        return;
-    }
-    let dir = scratch_dir("lockrelease");
-    let name = TestName::new("lockrelease");
-    let mut w = Writer::<Checked>::options().slots(2).lock_pins(true).create(name.as_str()).unwrap();
-    let mut holders = Vec::new();
-    for g in 1..=2u64 {
-        assert_eq!(w.publish(&Checked::new(g, 8)).unwrap().get(), g);
-        let mut p = Proc::spawn(&dir, &format!("hold{g}"), &format!("pinhold {}", name.as_str()));
-        assert_eq!(p.wait_line("pinned ", Duration::from_secs(20)).trim(), g.to_string());
-        holders.push(p);
-    }
-    w.publish(&Checked::new(3, 8)).unwrap();
-    let info = shmstate::inspect(name.as_str()).unwrap();
-    assert_eq!(info.pin_mode, "locks");
-    assert_eq!(info.slot_count, 3, "two locked + one new slot");
-    let locked = |info: &shmstate::ObjectInfo| -> Vec<u64> {
-        info.slots.iter().filter(|s| s.lock_pinned).map(|s| s.generation).collect()
-    };
-    assert_eq!(locked(&info), [1, 2], "{:#?}", info.slots);
-    for p in holders {
-        p.kill("lock-pin holder");
-    }
-    let info = shmstate::inspect(name.as_str()).unwrap();
-    assert!(locked(&info).is_empty(), "locks of killed readers not released: {:#?}", info.slots);
-    for g in 4..40 {
-        w.publish(&Checked::new(g, 8)).unwrap();
-    }
-    let info = shmstate::inspect(name.as_str()).unwrap();
-    assert_eq!(info.slot_count, 3, "reused instead of growing");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Checks what `inspect` shows after a writer died at a fault point and a new

@@ -170,6 +170,15 @@ fn kill_two_pinning_readers(lock_pins: bool) -> (TestName, shmstate::ObjectInfo,
     assert_eq!(before.live_readers(), 3);
     kill(&mut a);
     kill(&mut b);
+    let dead = shmstate::inspect(name.as_str()).unwrap();
+    if lock_pins {
+        // The kernel dropped the dead readers' locks at once.
+        assert!(dead.slots.iter().all(|s| !s.lock_pinned), "{:#?}", dead.slots);
+    } else {
+        // Their pins stay until the writer needs the slots.
+        let stale = dead.readers.iter().filter(|r| !r.alive && r.pinned.is_some()).count();
+        assert_eq!(stale, 2, "{:#?}", dead.readers);
+    }
     for g in 4..=1_000 {
         w.publish(&Checked::new(g, 10)).unwrap();
         assert_eq!(consistent(&r.read().unwrap()), Ok(g));
@@ -184,6 +193,7 @@ fn kill_two_pinning_readers(lock_pins: bool) -> (TestName, shmstate::ObjectInfo,
 fn killed_readers_pins_are_reclaimed() {
     let (_name, _, after) = kill_two_pinning_readers(false);
     assert_eq!(after.reclaimed_pins, 2, "both dead readers' pins reclaimed");
+    assert!(after.readers.iter().all(|r| r.alive), "no dead entry keeps a pin: {:#?}", after.readers);
 }
 
 #[test]
@@ -217,9 +227,8 @@ fn killed_writer_leaves_last_generation_and_a_new_writer_continues() {
     };
     assert!(last.get() >= 200);
     assert!(!r.writer_alive());
-    let started = Instant::now();
+    // A hang would end in Timeout after 30 s; the dead writer must be noticed.
     assert_eq!(r.wait_newer(last, Duration::from_secs(30)), Err(WaitError::WriterDead));
-    assert!(started.elapsed() < Duration::from_secs(30), "wait_newer must not hang");
 
     let mut w = Writer::<Checked>::open_or_create(name.as_str()).expect("take over");
     let g = w.next_generation();

@@ -10,6 +10,32 @@
 
 use std::collections::HashMap;
 
+/// A snapshot type both shmstate and plain `rkyv::to_bytes` (the floor) can
+/// serialize: what every bench function needs of its type.
+pub trait Snapshot:
+    shmstate::Shared
+    + for<'a> shmstate::rkyv::Serialize<
+        shmstate::rkyv::api::high::HighSerializer<
+            shmstate::rkyv::util::AlignedVec,
+            shmstate::rkyv::ser::allocator::ArenaHandle<'a>,
+            shmstate::rkyv::rancor::BoxedError,
+        >,
+    >
+{
+}
+
+impl<T> Snapshot for T where
+    T: shmstate::Shared
+        + for<'a> shmstate::rkyv::Serialize<
+            shmstate::rkyv::api::high::HighSerializer<
+                shmstate::rkyv::util::AlignedVec,
+                shmstate::rkyv::ser::allocator::ArenaHandle<'a>,
+                shmstate::rkyv::rancor::BoxedError,
+            >,
+        >
+{
+}
+
 /// ~100 archived bytes.
 #[shmstate::shared]
 #[derive(Debug, Clone, PartialEq)]

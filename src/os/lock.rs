@@ -67,10 +67,10 @@ pub(crate) enum LockProbe {
     Unlocked,
 }
 
-/// Asks whether another open file description holds a write lock on the range,
-/// without taking anything (so probing never disturbs the owner). Works on a
-/// read-only fd.
-pub(crate) fn probe_write_lock(fd: impl AsFd, start: u64, len: u64) -> Result<LockProbe, Errno> {
+/// Asks which lock another open file description holds on the range (a write
+/// lock is reported over read locks), without taking anything, so probing never
+/// disturbs the owner. Works on a read-only fd.
+pub(crate) fn probe_lock(fd: impl AsFd, start: u64, len: u64) -> Result<LockProbe, Errno> {
     let mut fl = flock_struct(libc::F_WRLCK as libc::c_short, start, len);
     fcntl(fd, libc::F_OFD_GETLK, &mut fl)?;
     Ok(if fl.l_type == libc::F_WRLCK as libc::c_short {

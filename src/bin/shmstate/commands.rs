@@ -177,7 +177,7 @@ fn inspect_text(info: &ObjectInfo) -> String {
         ("type", info.type_name.clone().unwrap_or_else(|| "?".into())),
         ("fingerprint", format!("{:#018x}", info.fingerprint)),
         ("format", format!("version {}", info.format_version)),
-        ("size", format!("{} ({} bytes)", human_size(info.size), info.size)),
+        ("size", format!("{} ({} bytes), may grow to {}", human_size(info.size), info.size, human_size(info.max_size))),
         ("mode", format!("{:04o}, owner uid {}", info.mode & 0o7777, info.uid)),
         ("created", timestamp(info.created_ns)),
         ("published", format!("{}, {current}", timestamp(info.last_publish_ns))),

@@ -56,6 +56,8 @@ pub fn full(info: &ObjectInfo) -> Value {
             "validation_failures": info.validation_failures,
         },
         "reader_capacity": info.reader_capacity,
+        "reader_opens": info.reader_opens,
+        "max_size": info.max_size,
         "pin_mode": info.pin_mode,
         "slot_table": info.slots.iter().map(|s| json!({
             "index": s.index,
@@ -64,6 +66,7 @@ pub fn full(info: &ObjectInfo) -> Value {
             "offset": s.offset,
             "capacity": s.capacity,
             "len": s.len,
+            "published_ns": s.published_ns,
             "current": s.current,
             "pinned_by": s.pinned_by,
             "lock_pinned": s.lock_pinned,
