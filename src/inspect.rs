@@ -121,7 +121,7 @@ pub struct ReaderInfo {
 
 /// Reads everything about `name` without changing anything.
 pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
-    crate::name::validate(name).map_err(|reason| OpenError::InvalidName { name: name.into(), reason })?;
+    crate::name::check(name)?;
     let (seg, geo) = DataSegment::open(name, false, Duration::ZERO)?;
     let h = seg.header();
     let schema = SchemaDoc::decode(&seg.schema_bytes(&geo)).map_err(|e| e.to_string());

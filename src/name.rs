@@ -32,6 +32,11 @@ pub(crate) fn validate(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// `validate` as the error of an open.
+pub(crate) fn check(name: &str) -> Result<(), crate::OpenError> {
+    validate(name).map_err(|reason| crate::OpenError::InvalidName { name: name.into(), reason })
+}
+
 /// The data segment's shm name.
 pub(crate) fn data(name: &str) -> String {
     format!("/{PREFIX}{name}")

@@ -50,7 +50,7 @@ impl RawReader {
     /// Opens `name` without checking the stored type. `init_timeout` bounds the
     /// wait for a writer that is still initialising the object.
     pub fn open(name: &str, init_timeout: Duration) -> Result<Self, OpenError> {
-        crate::name::validate(name).map_err(|reason| OpenError::InvalidName { name: name.into(), reason })?;
+        crate::name::check(name)?;
         let (data, geo) = DataSegment::open(name, false, init_timeout)?;
         let pins = if geo.pin_mode == layout::pin_mode::LOCKS {
             Pins::Locks { held: None, _seat: claim_seat(&data, geo.max_readers)? }

@@ -219,7 +219,7 @@ impl<T: Shared> Writer<T> {
     }
 
     fn open_with(name: &str, opts: WriterOptions<T>, take_over: bool) -> Result<Self, OpenError> {
-        crate::name::validate(name).map_err(|reason| OpenError::InvalidName { name: name.into(), reason })?;
+        crate::name::check(name)?;
         opts.check()?;
         let lock = Self::take_lock(name)?;
         let existing = ShmObject::create_new(&crate::name::data(name), opts.mode);
@@ -287,12 +287,12 @@ impl<T: Shared> Writer<T> {
 
     /// The owner-only lock object: exclusive flock, released by the kernel on death.
     fn take_lock(name: &str) -> Result<ShmObject, OpenError> {
-        let (lock, _) = ShmObject::open_or_create(&crate::name::lock(name), 0o600)
+        let lock = ShmObject::open_or_create(&crate::name::lock(name), 0o600)
             .map_err(|e| open_errno(name, "writer lock", "opening the writer lock", e))?;
         check_owner(name, "writer lock", &lock)?;
-        match rustix::fs::flock(lock.fd(), rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(lock),
-            Err(Errno::WOULDBLOCK) => Err(OpenError::WriterBusy { name: name.into() }),
+        match lock.try_flock_exclusive() {
+            Ok(true) => Ok(lock),
+            Ok(false) => Err(OpenError::WriterBusy { name: name.into() }),
             Err(errno) => Err(OpenError::Os { op: "flock", errno }),
         }
     }
@@ -660,10 +660,11 @@ fn readers_header(readers: &ReaderTable) -> &ReaderTableHeader {
 /// Refuses objects of another user: taking them over would let whoever
 /// planted them read or disturb what this writer publishes.
 fn check_owner(name: &str, object: &'static str, obj: &ShmObject) -> Result<(), OpenError> {
-    match obj.owned_by_me() {
-        Ok((true, _)) => Ok(()),
-        Ok((false, owner)) => Err(OpenError::NotOwner { name: name.into(), object, owner }),
-        Err(errno) => Err(OpenError::Os { op: "fstat", errno }),
+    let (_, owner) = obj.mode_and_owner().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
+    if owner == os::euid() {
+        Ok(())
+    } else {
+        Err(OpenError::NotOwner { name: name.into(), object, owner })
     }
 }
 

@@ -30,12 +30,11 @@ impl ShmObject {
         Ok(ShmObject { fd })
     }
 
-    /// Opens `name`, creating it with `mode` if missing. Returns whether it was created.
-    pub(crate) fn open_or_create(name: &str, mode: u32) -> Result<(Self, bool), Errno> {
+    /// Opens `name`, creating it with `mode` if missing.
+    pub(crate) fn open_or_create(name: &str, mode: u32) -> Result<Self, Errno> {
         match Self::create_new(name, mode) {
-            Ok(o) => Ok((o, true)),
-            Err(Errno::EXIST) => Ok((Self::open(name, true)?, false)),
-            Err(e) => Err(e),
+            Err(Errno::EXIST) => Self::open(name, true),
+            r => r,
         }
     }
 
@@ -55,10 +54,14 @@ impl ShmObject {
         Ok(rustix::fs::fstat(&self.fd)?.st_size.max(0) as u64)
     }
 
-    /// Whether this process's effective user owns the object.
-    pub(crate) fn owned_by_me(&self) -> Result<(bool, u32), Errno> {
-        let (_, uid) = self.mode_and_owner()?;
-        Ok((uid == rustix::process::geteuid().as_raw(), uid))
+    /// Takes an exclusive `flock` without blocking; `Ok(false)` if another open
+    /// file description holds one. The kernel drops it when the holder dies.
+    pub(crate) fn try_flock_exclusive(&self) -> Result<bool, Errno> {
+        match rustix::fs::flock(&self.fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(true),
+            Err(Errno::WOULDBLOCK) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The object's mode bits and owner.
