@@ -247,14 +247,28 @@ impl Drop for RawReader {
 
 /// Lock pins: takes a free reader seat. A seat is free when nobody holds a
 /// lock on its byte; after read-locking it, the reader probes again (its own
-/// lock is invisible to its own probe): another holder means both raced, and it
-/// backs off. So no two readers keep one seat; a hostile reader can only fill
-/// seats (`ReaderTableFull`), as a reader of a table-pin object can.
+/// lock is invisible to its own probe): another holder means two readers
+/// raced, and both back off. So no two readers keep one seat; a hostile reader
+/// can only fill seats (`ReaderTableFull`), as a reader of a table-pin object can.
+///
+/// Two readers opening at once would otherwise collide on every seat in
+/// lockstep: each starts at a random seat and, after a collision, waits a random
+/// few microseconds, which breaks the symmetry.
 fn claim_seat(data: &DataSegment, capacity: u32) -> Result<u32, OpenError> {
     let fd = data.obj.fd();
     let os_err = |errno| OpenError::Os { op: "locking a reader seat", errno };
-    for _round in 0..3 {
-        for i in 0..capacity {
+    let mut rng = (os::now_unix_ns() ^ (os::pid() as u64).rotate_left(32)) | 1;
+    let mut random = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let deadline = Instant::now() + Duration::from_millis(200);
+    loop {
+        let start = (random() % capacity as u64) as u32;
+        let mut collided = false;
+        for i in (0..capacity).map(|n| (start + n) % capacity) {
             if data.seat_taken(i) {
                 continue;
             }
@@ -266,9 +280,15 @@ fn claim_seat(data: &DataSegment, capacity: u32) -> Result<u32, OpenError> {
                 return Ok(i);
             }
             os::unlock(fd, byte, 1).map_err(os_err)?;
+            collided = true;
+            break;
         }
+        // Every seat held by someone else: full. A collision: try again.
+        if !collided || Instant::now() >= deadline {
+            return Err(OpenError::ReaderTableFull { capacity });
+        }
+        std::thread::sleep(Duration::from_micros(random() % 200));
     }
-    Err(OpenError::ReaderTableFull { capacity })
 }
 
 /// Lock pins: read-locks the current slot's lock byte and confirms it is still

@@ -314,3 +314,28 @@ fn type_mismatch_names_a_different_rkyv_format() {
     assert!(matches!(err, OpenError::TypeMismatch { .. }), "{err:?}");
     assert!(err.to_string().contains("another rkyv format"), "{err}");
 }
+
+#[test]
+fn lock_pin_readers_opening_at_once_all_get_seats() {
+    let name = TestName::new("seats");
+    let _w = Writer::<Checked>::options().lock_pins(true).max_readers(8).create(name.as_str()).unwrap();
+    for _round in 0..300 {
+        let barrier = std::sync::Barrier::new(8);
+        let opened: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        Reader::<Checked>::open(name.as_str())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let failed: Vec<_> = opened.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert!(failed.is_empty(), "8 readers, 8 seats: {failed:?}");
+        assert_eq!(shmstate::inspect(name.as_str()).unwrap().live_readers(), 8);
+        // A ninth finds every seat taken.
+        assert!(matches!(Reader::<Checked>::open(name.as_str()), Err(OpenError::ReaderTableFull { capacity: 8 })));
+    }
+}
