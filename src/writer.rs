@@ -173,6 +173,8 @@ pub struct Writer<T> {
     _lock: ShmObject,
     data: DataSegment,
     pins: Pins,
+    /// Scratch for `order_slots`: (slot, capacity), best first.
+    order: Vec<(u32, u64)>,
     next_gen: u64,
     arena: Arena,
     liveness_held: bool,
@@ -268,6 +270,7 @@ impl<T: Shared> Writer<T> {
             _lock: lock,
             data,
             pins,
+            order: Vec::new(),
             next_gen,
             arena: Arena::new(),
             liveness_held: false,
@@ -472,7 +475,9 @@ impl<T: Shared> Writer<T> {
     fn free_slot(&mut self) -> Result<u32, PublishError> {
         for attempt in 0..2 {
             self.scan_pins();
-            for k in self.slots_by_preference() {
+            self.order_slots();
+            for i in 0..self.order.len() {
+                let k = self.order[i].0;
                 if self.try_take(k, false) {
                     return Ok(k);
                 }
@@ -489,17 +494,29 @@ impl<T: Shared> Writer<T> {
         }
     }
 
-    /// The slots other than the current one, best first: those with room for
-    /// the last snapshot, smallest first; then the others, largest first.
-    fn slots_by_preference(&self) -> Vec<u32> {
-        let c = self.data.header().current.load(Relaxed);
+    /// Fills `order` with the slots other than the current one and their
+    /// capacities, best first: those with room for the last snapshot, smallest
+    /// first; then the others, largest first. (A kept buffer: no allocation per
+    /// publish.)
+    fn order_slots(&mut self) {
+        let h = self.data.header();
+        let c = h.current.load(Relaxed);
         let current = (c != 0).then(|| protocol::slot_of(c));
-        let count = self.data.header().slot_count.load(Relaxed);
-        let mut slots: Vec<(u32, u64)> =
-            (0..count).filter(|&k| Some(k) != current).map(|k| (k, self.entry(k).capacity.load(Relaxed))).collect();
-        let fits = |cap: u64| cap >= self.last_len;
-        slots.sort_by_key(|&(_, cap)| (!fits(cap), if fits(cap) { cap } else { u64::MAX - cap }));
-        slots.into_iter().map(|(k, _)| k).collect()
+        let region = self.data.region();
+        let capacity = |k: u32| region.slot(k).expect("slot below max_slots").capacity.load(Relaxed);
+        self.order.clear();
+        let count = h.slot_count.load(Relaxed);
+        self.order.extend((0..count).filter(|&k| Some(k) != current).map(|k| (k, capacity(k))));
+        let last_len = self.last_len;
+        self.order.sort_unstable_by_key(
+            |&(k, cap)| {
+                if cap >= last_len {
+                    (false, cap, k)
+                } else {
+                    (true, u64::MAX - cap, k)
+                }
+            },
+        );
     }
 
     /// Table pins: marks the slots some reader's pin names.
@@ -578,10 +595,13 @@ impl<T: Shared> Writer<T> {
         self.last_len = needed;
         // Table pins: another unpinned slot may already have room. (With lock
         // pins only the slot we hold is ours: it is moved instead.)
-        if let Pins::Table { pinned, .. } = &self.pins {
-            let roomy = |&k: &u32| !pinned[k as usize] && self.entry(k).capacity.load(Relaxed) >= needed;
-            if let Some(k) = self.slots_by_preference().into_iter().find(roomy) {
-                return Ok(k);
+        if matches!(self.pins, Pins::Table { .. }) {
+            self.order_slots();
+            if let Pins::Table { pinned, .. } = &self.pins {
+                let roomy = self.order.iter().find(|&&(k, cap)| !pinned[k as usize] && cap >= needed);
+                if let Some(&(k, _)) = roomy {
+                    return Ok(k);
+                }
             }
         }
         let capacity = needed.max(SLOT_ALIGN).checked_next_power_of_two().unwrap_or(needed);
