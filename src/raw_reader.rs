@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{OpenError, ReadError, WaitError};
-use crate::layout::{self, slot_state, Header, ReaderEntry, SLOT_ALIGN};
+use crate::layout::{self, Header, ReaderEntry};
+use crate::lock_pins;
 use crate::os;
 use crate::protocol::{self, Pinned};
 use crate::schema::{SchemaDoc, SchemaError};
@@ -143,7 +144,8 @@ impl RawReader {
             Pins::Table { readers, entry } => {
                 protocol::pin_current(&self.data.header().current, &Self::my_entry(readers, *entry).pin)
             }
-            Pins::Locks { held, .. } => pin_with_locks(&self.data, held)?,
+            Pins::Locks { held, .. } => lock_pins::pin_with_locks(&self.data.obj, &self.data.header().current, held)
+                .map_err(|errno| ReadError::Os { op: "locking a slot", errno })?,
         };
         let word = match pinned {
             Pinned::Empty => return Err(ReadError::Empty),
@@ -183,25 +185,12 @@ impl RawReader {
     /// Where the pinned slot's bytes are, checked against the geometry.
     fn locate(&self, word: u64) -> Result<(u64, u64), ReadError> {
         let slot = protocol::slot_of(word);
-        let corrupt = |what: String| Err(ReadError::Corrupt { what });
         if slot >= self.geo.max_slots {
-            return corrupt(format!("published slot {slot} beyond max_slots {}", self.geo.max_slots));
+            let what = format!("published slot {slot} beyond max_slots {}", self.geo.max_slots);
+            return Err(ReadError::Corrupt { what });
         }
         let e = self.data.region().slot(slot).expect("slot table inside the checked header");
-        // Relaxed suffices: these were written before the Release publish of
-        // `word`, which our Acquire load in `pin_current` saw.
-        let (offset, len, gen) = (e.offset.load(Relaxed), e.len.load(Relaxed), e.gen.load(Relaxed));
-        let state = e.state.load(Relaxed);
-        if state != slot_state::SEALED || gen != protocol::generation_of(word) {
-            return corrupt(format!(
-                "published slot {slot} holds generation {gen} (state {state}), expected {}",
-                protocol::generation_of(word)
-            ));
-        }
-        if offset % SLOT_ALIGN != 0 || offset < self.geo.data_start || offset.checked_add(len).is_none() {
-            return corrupt(format!("slot {slot} has offset {offset} and length {len}"));
-        }
-        Ok((offset, len))
+        protocol::pinned_region(e, word, self.geo.data_start).map_err(|what| ReadError::Corrupt { what })
     }
 
     /// Drops the pin, letting the writer reuse the slot.
@@ -209,9 +198,7 @@ impl RawReader {
         match &mut self.pins {
             Pins::Table { readers, entry } => protocol::unpin(&Self::my_entry(readers, *entry).pin),
             Pins::Locks { held, .. } => {
-                if let Some(k) = held.take() {
-                    let _ = os::unlock(self.data.obj.fd(), layout::SLOT_LOCK_BASE + k as u64, 1);
-                }
+                let _ = lock_pins::release(&self.data.obj, held);
             }
         }
     }
@@ -315,67 +302,15 @@ fn claim_seat(data: &DataSegment, capacity: u32) -> Result<u32, OpenError> {
     }
 }
 
-/// Lock pins: read-locks the current slot's lock byte and confirms it is still
-/// current. The writer write-locks a slot's byte before filling it, and the
-/// kernel orders the two locks: either we hold the read lock first (the writer
-/// skips the slot) or our lock fails or the re-check sees a newer publish.
-fn pin_with_locks(data: &DataSegment, held: &mut Option<u32>) -> Result<Pinned, ReadError> {
-    let fd = data.obj.fd();
-    let current = &data.header().current;
-    let lock_err = |errno| ReadError::Os { op: "locking a slot", errno };
-    // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
-    let mut c1 = current.load(Acquire);
-    loop {
-        if c1 == 0 {
-            return Ok(Pinned::Empty);
-        }
-        let k = protocol::slot_of(c1);
-        if *held != Some(k) {
-            // Let go of the old slot first (no snapshot of it lives: we have
-            // `&mut`), so a reader never holds two slots and `max_readers + 2`
-            // slots always leave the writer one.
-            if let Some(old) = held.take() {
-                os::unlock(fd, layout::SLOT_LOCK_BASE + old as u64, 1).map_err(lock_err)?;
-            }
-            if !os::try_read_lock(fd, layout::SLOT_LOCK_BASE + k as u64, 1).map_err(lock_err)? {
-                // The writer is filling it: our word is stale.
-                c1 = current.load(Acquire);
-                crate::sync::spin_hint();
-                continue;
-            }
-            *held = Some(k);
-        }
-        // SYNC(publish): the lock syscall orders this load after our lock.
-        let c2 = current.load(Acquire);
-        if c2 == c1 {
-            return Ok(Pinned::Word(c1));
-        }
-        c1 = c2;
-    }
-}
-
-/// Claims a free reader entry by taking its OFD lock.
+/// Claims a free reader entry (`protocol::claim_entry`) and records who holds it.
 fn claim_entry(t: &ReaderTable) -> Result<u32, OpenError> {
     let region = t.region();
     let h = region.readers_header().expect("checked reader table");
-    for i in 0..t.capacity {
-        match os::try_write_lock(t.obj.fd(), layout::READER_LOCK_BASE + i as u64, 1) {
-            Ok(true) => {
-                let e = region.reader(i).expect("entry inside the checked table");
-                // A dead reader may have left a pin: it is ours to clear now.
-                protocol::unpin(&e.pin);
-                e.pid.store(os::pid(), Relaxed);
-                e.opened_ns.store(os::now_unix_ns(), Relaxed);
-                // SYNC(claim): before any pin store of this handle and so
-                // before its SeqCst fence F_R; pairs with the load after F_W in
-                // `protocol::scan_pins` (the fences order it: Relaxed suffices).
-                h.high_water.fetch_max(i + 1, Relaxed);
-                h.opens.fetch_add(1, Relaxed);
-                return Ok(i);
-            }
-            Ok(false) => continue,
-            Err(errno) => return Err(OpenError::Os { op: "locking a reader entry", errno }),
-        }
-    }
-    Err(OpenError::ReaderTableFull { capacity: t.capacity })
+    let claimed = protocol::claim_entry(&t.obj, h, t.capacity, |i| region.reader(i))
+        .map_err(|errno| OpenError::Os { op: "locking a reader entry", errno })?;
+    let i = claimed.ok_or(OpenError::ReaderTableFull { capacity: t.capacity })?;
+    let e = region.reader(i).expect("entry inside the checked table");
+    e.pid.store(os::pid(), Relaxed);
+    e.opened_ns.store(os::now_unix_ns(), Relaxed);
+    Ok(i)
 }

@@ -10,7 +10,8 @@
 mod lock;
 mod shm;
 
-pub(crate) use lock::{probe_lock, try_read_lock, try_write_lock, unlock, LockProbe};
+pub(crate) use crate::locks::LockProbe;
+pub(crate) use lock::{probe_lock, try_read_lock, try_write_lock, unlock};
 pub(crate) use shm::{Mapping, ShmObject};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
