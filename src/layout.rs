@@ -13,7 +13,7 @@
 //! an OFD write lock on byte `READER_LOCK_BASE + i` of that object for its life.
 //!
 //! Every field is an atomic: other processes may write any of them at any time,
-//! and every value read is checked before use (DESIGN.md invariant 7).
+//! and every value read is checked before use (docs/DESIGN.md, invariant 7).
 
 use core::marker::PhantomData;
 use core::mem::{align_of, size_of};

@@ -122,7 +122,7 @@ impl<T: Shared> std::fmt::Debug for Reader<T> {
 
 /// A validated, pinned snapshot: derefs to the archived value in shared memory.
 ///
-/// While it lives, the writer does not touch its bytes (DESIGN.md invariant 1).
+/// While it lives, the writer does not touch its bytes (docs/DESIGN.md, invariant 1).
 /// It borrows the reader, so the pin cannot move under it.
 #[must_use]
 pub struct Snapshot<'a, T: Shared> {

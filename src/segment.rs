@@ -1,6 +1,6 @@
 //! Opening and checking the shm objects of a name: the data segment and the
 //! reader table. Every number read from shared memory is bounded here before
-//! anything uses it (DESIGN.md invariant 7).
+//! anything uses it (docs/DESIGN.md, invariant 7).
 
 use std::time::{Duration, Instant};
 
