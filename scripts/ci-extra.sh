@@ -1,13 +1,9 @@
 #!/usr/bin/env bash
-# Extra checks run by .ci/run after the test suite: the fault-injection crash
-# tests, the loom model of the protocol, and Miri over the heap-backed protocol
-# tests when a nightly toolchain with Miri can be had on this machine (skipped,
+# Extra checks run by .ci/run after the test suite (scripts/test-all.sh): the
+# loom model of the protocol, and Miri over the heap-backed protocol tests when a nightly toolchain with Miri can be had on this machine (skipped,
 # and said so, if not).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-echo "-- fault injection (deterministic writer kills inside a growth and before a publish)"
-cargo test --features fault-injection --test crash_campaign
 
 echo "-- loom"
 CARGO_TARGET_DIR=target/loom scripts/loom.sh

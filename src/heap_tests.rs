@@ -102,7 +102,9 @@ impl Heap {
             e.offset.store(DATA + k as u64 * CAP, Relaxed);
             e.capacity.store(CAP, Relaxed);
         }
-        heap.readers.region().readers_header().unwrap().capacity.store(READERS, Relaxed);
+        let rh = heap.readers.region().readers_header().unwrap();
+        rh.capacity.store(READERS, Relaxed);
+        rh.high_water.store(READERS, Relaxed);
         heap
     }
 
@@ -112,7 +114,8 @@ impl Heap {
         let rt = self.readers.region();
         let h = region.header().unwrap();
         pinned.iter_mut().for_each(|p| *p = false);
-        protocol::scan_pins((0..READERS).map(|i| &rt.reader(i).unwrap().pin), pinned);
+        let high_water = &rt.readers_header().unwrap().high_water;
+        protocol::scan_pins(high_water, READERS, |i| rt.reader(i).map(|r| &r.pin), pinned);
         let current = protocol::slot_of(h.current.load(Relaxed));
         let k = (0..SLOTS).find(|&k| k != current && !pinned[k as usize]).expect("a free slot");
         let e = region.slot(k).unwrap();

@@ -7,7 +7,7 @@ use crate::error::OpenError;
 use crate::layout::slot_state;
 use crate::protocol;
 use crate::schema::SchemaDoc;
-use crate::segment::{DataSegment, ReaderTable};
+use crate::segment::{DataSegment, PairError, ReaderTable};
 use crate::sync::Ordering::{Acquire, Relaxed};
 
 /// What an object holds and who uses it, as read from its header and tables.
@@ -24,6 +24,9 @@ pub struct ObjectInfo {
     pub fingerprint: u64,
     /// Format version of the object.
     pub format_version: u32,
+    /// Random id of this incarnation of the object: it changes when the name
+    /// is removed and created again.
+    pub incarnation: u64,
     /// Size of the data segment (fstat).
     pub size: u64,
     /// The size the writer may grow the segment to (`WriterOptions::max_size`).
@@ -101,6 +104,9 @@ pub struct SlotInfo {
     pub pinned_by: Vec<u32>,
     /// With lock pins: whether at least one reader holds this slot.
     pub lock_pinned: bool,
+    /// With lock pins: whether the writer holds it to fill it (never the
+    /// published slot: the writer unlocks a slot before publishing it).
+    pub write_locked: bool,
 }
 
 /// One reader entry.
@@ -122,14 +128,27 @@ pub struct ReaderInfo {
 /// Reads everything about `name` without changing anything.
 pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
     crate::name::check(name)?;
-    let (seg, geo) = DataSegment::open(name, false, Duration::ZERO)?;
+    let mut attempt = 0;
+    let (seg, geo, readers_table) = loop {
+        let (seg, geo) = DataSegment::open(name, false, Duration::ZERO)?;
+        if geo.pin_mode == crate::layout::pin_mode::LOCKS {
+            break (seg, geo, None);
+        }
+        // As `RawReader::open`: describe the readers of this incarnation only.
+        match ReaderTable::open_paired(name, geo.incarnation, false) {
+            Ok(t) => break (seg, geo, Some(t)),
+            Err(PairError::Replaced) if attempt < 8 => attempt += 1,
+            // A missing or unreadable table: show the object without readers.
+            Err(PairError::Open(_)) => break (seg, geo, None),
+            Err(e) => return Err(e.into_open_error(name)),
+        }
+    };
     let h = seg.header();
     let schema = SchemaDoc::decode(&seg.schema_bytes(&geo)).map_err(|e| e.to_string());
     let (mode, uid) = seg.obj.mode_and_owner().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
     let current = h.current.load(Acquire);
     let current_slot = (current != 0).then(|| protocol::slot_of(current));
     let lock_pins = geo.pin_mode == crate::layout::pin_mode::LOCKS;
-    let readers_table = if lock_pins { None } else { ReaderTable::open_read_only(name).ok() };
     let mut readers = Vec::new();
     let (mut reader_capacity, mut validation_failures, mut reader_opens) = (geo.max_readers, 0, 0);
     if lock_pins {
@@ -182,6 +201,7 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
             current: current_slot == Some(k),
             pinned_by: readers.iter().filter(|r| r.pinned.map(|p| p.1) == Some(k)).map(|r| r.index).collect(),
             lock_pinned: lock_pins && seg.slot_lock_pinned(k),
+            write_locked: lock_pins && seg.slot_write_locked(k),
         })
         .collect();
     Ok(ObjectInfo {
@@ -190,6 +210,7 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
         schema,
         fingerprint: geo.fingerprint,
         format_version: h.format_version.load(Relaxed),
+        incarnation: geo.incarnation,
         size: seg.obj.size().unwrap_or(0),
         max_size: h.max_segment_len.load(Relaxed),
         mode,

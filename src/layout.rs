@@ -24,8 +24,9 @@ use crate::sync::{AtomicU32, AtomicU64};
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmstat\x01");
 /// Identifies a reader table.
 pub(crate) const READERS_MAGIC: u64 = u64::from_le_bytes(*b"shmrdrs\x01");
-/// Version of this layout and protocol.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Version of this layout and protocol (2: incarnation ids; slots are unlocked
+/// before they are published).
+pub(crate) const FORMAT_VERSION: u32 = 2;
 /// Size of the fixed header fields; the slot table follows.
 pub(crate) const FIXED_HEADER: u64 = 256;
 /// Size of one slot entry and one reader entry (a cache line each).
@@ -98,7 +99,13 @@ pub(crate) struct Header {
     /// Reader handles allowed at once (the reader table's capacity; with lock
     /// pins, the number of reader seats).
     pub max_readers: AtomicU32,
-    pub _pad0: [u8; 36],
+    pub _pad_inc: u32,
+    /// Random, non-zero, fixed at creation: names this incarnation of the
+    /// object. The reader table carries the same value; a reader or writer that
+    /// opened the two by name checks they match, so files of an object that was
+    /// removed and created again are never paired (docs/DESIGN.md, invariant 1).
+    pub incarnation: AtomicU64,
+    pub _pad0: [u8; 24],
     // --- cache line 2 (offset 128): what readers poll ---
     /// The publish word (`protocol.rs`): `generation << 12 | slot`, 0 = none.
     pub current: AtomicU64,
@@ -142,7 +149,9 @@ pub(crate) struct ReaderTableHeader {
     /// Snapshots that failed validation in some reader.
     pub validation_failures: AtomicU64,
     pub opens: AtomicU64,
-    pub _pad: [u8; 24],
+    /// The data segment's `Header::incarnation` (written before `magic`).
+    pub incarnation: AtomicU64,
+    pub _pad: [u8; 16],
 }
 
 /// One reader handle's entry.
@@ -160,6 +169,8 @@ pub(crate) struct ReaderEntry {
 const _: () = {
     assert!(size_of::<Header>() as u64 == FIXED_HEADER);
     assert!(core::mem::offset_of!(Header, current) == 128);
+    assert!(core::mem::offset_of!(Header, incarnation) == 96);
+    assert!(core::mem::offset_of!(ReaderTableHeader, incarnation) == 40);
     assert!(size_of::<SlotEntry>() as u64 == ENTRY);
     assert!(size_of::<ReaderTableHeader>() as u64 == ENTRY);
     assert!(size_of::<ReaderEntry>() as u64 == ENTRY);

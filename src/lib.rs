@@ -8,6 +8,22 @@
 //!   [`wait_newer`](Reader::wait_newer); [`RawReader`] reads bytes without the type.
 //! - [`remove`], [`list`], [`inspect`]: manage objects.
 //! - Errors: [`OpenError`], [`PublishError`], [`ReadError`], [`WaitError`], [`RemoveError`].
+//!
+//! ## `fork()`
+//! A forked child inherits its parent's mappings and open file descriptions,
+//! and with them the parent's pins and locks: a `Reader`'s reader-table entry
+//! (the same pin word, the same OFD lock), its lock pins and seat, and a
+//! `Writer`'s `flock` and liveness lock. The two processes are then one
+//! reader (or one writer) twice, and each can unpin what the other reads:
+//! - In the child, do not use **or drop** a handle (`Reader`, `RawReader`,
+//!   `Writer`, `Snapshot`) that the parent opened: dropping a reader clears
+//!   the shared pin under the parent's snapshot. `std::mem::forget` inherited
+//!   handles, or `exec` (descriptors are `O_CLOEXEC`; the mappings go away).
+//! - Open new handles in the child after the fork: they get their own entry,
+//!   locks and pins, and everything above holds for them.
+//! - The parent may go on using its handles as before.
+//! - A child that calls only async-signal-safe functions before `exec` (the
+//!   `posix_spawn`/`Command` pattern) needs nothing.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -83,7 +83,8 @@ impl ModelWriter {
 
     fn publish(&mut self, shm: &Shm, g: u64) {
         self.pinned.iter_mut().for_each(|p| *p = false);
-        protocol::scan_pins(shm.pins.iter(), &mut self.pinned);
+        let high_water = AtomicU32::new(shm.pins.len() as u32);
+        protocol::scan_pins(&high_water, shm.pins.len() as u32, |i| shm.pins.get(i as usize), &mut self.pinned);
         let current = slot_of(shm.current.load(Ordering::Relaxed)) as usize;
         let free = (0..self.active).find(|&k| k != current && !self.pinned[k]);
         let k = match free {

@@ -26,7 +26,7 @@
 //! retries). A slot k that is not current was replaced by a publish W that
 //! precedes F_W, so a reader holding `c1` naming k sees a change.
 
-use crate::sync::{fence, AtomicU64, Ordering};
+use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 
 /// Bits of the publish word that hold the slot index.
 pub(crate) const SLOT_BITS: u32 = 12;
@@ -66,11 +66,24 @@ pub(crate) fn publish(current: &AtomicU64, word: u64) {
 
 /// Writer: marks in `pinned` (indexed by slot) every slot some pin names.
 ///
-/// Starts with the SeqCst fence F_W, which must follow the last publish.
-pub(crate) fn scan_pins<'a>(pins: impl Iterator<Item = &'a AtomicU64>, pinned: &mut [bool]) {
+/// Starts with the SeqCst fence F_W, which must follow the last publish. Every
+/// load the scan depends on comes after F_W: the number of entries to scan
+/// (`high_water`, at most `capacity`) as well as the pins (`pin_at(i)`).
+pub(crate) fn scan_pins<'a>(
+    high_water: &AtomicU32,
+    capacity: u32,
+    pin_at: impl Fn(u32) -> Option<&'a AtomicU64>,
+    pinned: &mut [bool],
+) {
     // SYNC(pin-scan): F_W; pairs with F_R in `pin_current` (store-buffering).
     fence(Ordering::SeqCst);
-    for pin in pins {
+    // SYNC(claim): after F_W. A reader raises `high_water` in `claim_entry`
+    // (fetch_max) before its pin store P and its fence F_R; if F_R precedes
+    // F_W in the SeqCst order, this load sees that raise (fence-fence rule,
+    // as for P itself), so a new entry is never outside the scan. Relaxed:
+    // the fences order it.
+    let entries = high_water.load(Ordering::Relaxed).min(capacity);
+    for pin in (0..entries).map_while(pin_at) {
         // SYNC(unpin): Acquire pairs with the Release pin store in `pin_current`
         // (and `unpin`): a reader's reads of a slot it has since left happen
         // before the writer's next writes to that slot.
@@ -142,8 +155,13 @@ mod tests {
     fn scan_marks_pinned_slots_and_ignores_garbage() {
         let pins = [AtomicU64::new(0), AtomicU64::new(word(3, 2)), AtomicU64::new(word(9, 4000))];
         let mut pinned = vec![false; 4];
-        scan_pins(pins.iter(), &mut pinned);
+        scan_pins(&AtomicU32::new(3), 3, |i| pins.get(i as usize), &mut pinned);
         assert_eq!(pinned, [false, false, true, false]);
+        // Only entries below the high-water mark (and the capacity) count.
+        let far = [AtomicU64::new(word(3, 1)), AtomicU64::new(word(4, 3))];
+        let mut pinned = vec![false; 4];
+        scan_pins(&AtomicU32::new(u32::MAX), 1, |i| far.get(i as usize), &mut pinned);
+        assert_eq!(pinned, [false, true, false, false]);
     }
 
     #[test]

@@ -9,10 +9,14 @@ use crate::layout::{self, slot_state, Header, ReaderEntry, SLOT_ALIGN};
 use crate::os;
 use crate::protocol::{self, Pinned};
 use crate::schema::{SchemaDoc, SchemaError};
-use crate::segment::{DataSegment, Geometry, ReaderTable};
+use crate::segment::{DataSegment, Geometry, PairError, ReaderTable};
 use crate::sync::AtomicU64;
 use crate::sync::Ordering::{Acquire, Relaxed, SeqCst};
 use crate::Generation;
+
+/// How often `open` reopens an object replaced while it was being opened
+/// before it reports the pair as broken.
+const OPEN_ATTEMPTS: u32 = 8;
 
 /// A reader handle that knows nothing of the stored type.
 ///
@@ -51,15 +55,35 @@ impl RawReader {
     /// wait for a writer that is still initialising the object.
     pub fn open(name: &str, init_timeout: Duration) -> Result<Self, OpenError> {
         crate::name::check(name)?;
-        let (data, geo) = DataSegment::open(name, false, init_timeout)?;
-        let pins = if geo.pin_mode == layout::pin_mode::LOCKS {
-            Pins::Locks { held: None, _seat: claim_seat(&data, geo.max_readers)? }
-        } else {
-            let readers = ReaderTable::open(name)?;
-            let entry = claim_entry(&readers)?;
-            Pins::Table { readers, entry }
-        };
-        Ok(RawReader { name: name.to_string(), data, geo, pins })
+        let mut attempt = 0;
+        loop {
+            let (data, geo) = DataSegment::open(name, false, init_timeout)?;
+            if geo.pin_mode == layout::pin_mode::LOCKS {
+                let pins = Pins::Locks { held: None, _seat: claim_seat(&data, geo.max_readers)? };
+                return Ok(RawReader { name: name.to_string(), data, geo, pins });
+            }
+            // The data segment and the reader table are opened by name, one
+            // after the other: the object may be removed and created again in
+            // between. Pin only in the table of this data segment's incarnation.
+            match ReaderTable::open_paired(name, geo.incarnation, true) {
+                Ok(readers) => {
+                    let entry = claim_entry(&readers)?;
+                    let pins = Pins::Table { readers, entry };
+                    return Ok(RawReader { name: name.to_string(), data, geo, pins });
+                }
+                Err(PairError::Replaced) if attempt < OPEN_ATTEMPTS => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => return Err(e.into_open_error(name)),
+            }
+        }
+    }
+
+    /// Random id of the incarnation of the object this handle reads (a name
+    /// removed and created again refers to a new incarnation).
+    pub fn incarnation(&self) -> u64 {
+        self.geo.incarnation
     }
 
     /// The object's name.
@@ -342,6 +366,9 @@ fn claim_entry(t: &ReaderTable) -> Result<u32, OpenError> {
                 protocol::unpin(&e.pin);
                 e.pid.store(os::pid(), Relaxed);
                 e.opened_ns.store(os::now_unix_ns(), Relaxed);
+                // SYNC(claim): before any pin store of this handle and so
+                // before its SeqCst fence F_R; pairs with the load after F_W in
+                // `protocol::scan_pins` (the fences order it: Relaxed suffices).
                 h.high_water.fetch_max(i + 1, Relaxed);
                 h.opens.fetch_add(1, Relaxed);
                 return Ok(i);

@@ -27,6 +27,8 @@ pub(crate) struct Geometry {
     pub pin_mode: u32,
     /// Reader handles allowed at once.
     pub max_readers: u32,
+    /// Random id of this incarnation of the object (non-zero).
+    pub incarnation: u64,
 }
 
 /// An opened, mapped data segment.
@@ -137,7 +139,12 @@ impl DataSegment {
         if max_readers == 0 || max_readers > MAX_READERS {
             return corrupt(format!("max_readers {max_readers} outside 1..={MAX_READERS}"));
         }
+        let incarnation = h.incarnation.load(Relaxed);
+        if incarnation == 0 {
+            return corrupt("incarnation id 0".to_string());
+        }
         Ok(Geometry {
+            incarnation,
             fingerprint: h.fingerprint.load(Relaxed),
             max_slots,
             header_size,
@@ -186,6 +193,11 @@ impl DataSegment {
         self.probe(layout::SLOT_LOCK_BASE + k as u64) == Ok(LockProbe::ReadLocked)
     }
 
+    /// With lock pins: whether the writer holds slot `k` to fill it.
+    pub(crate) fn slot_write_locked(&self, k: u32) -> bool {
+        self.probe(layout::SLOT_LOCK_BASE + k as u64) == Ok(LockProbe::WriteLocked)
+    }
+
     /// Whether a live writer holds this segment (its OFD lock on the first byte).
     pub(crate) fn writer_alive(&self) -> Result<bool, Errno> {
         Ok(self.probe(layout::WRITER_LOCK_BYTE)? == LockProbe::WriteLocked)
@@ -198,25 +210,54 @@ pub(crate) struct ReaderTable {
     pub obj: ShmObject,
     pub map: Mapping,
     pub capacity: u32,
+    /// The incarnation of the data segment it belongs to.
+    pub incarnation: u64,
+}
+
+/// Why a reader table could not be paired with a data segment.
+#[derive(Debug)]
+pub(crate) enum PairError {
+    /// The table under the name belongs to another incarnation of the object
+    /// (it was removed and created again since the data segment was opened):
+    /// open both again.
+    Replaced,
+    /// Anything else.
+    Open(OpenError),
+}
+
+impl PairError {
+    /// After retries: a pair that never matches is a broken object.
+    pub(crate) fn into_open_error(self, name: &str) -> OpenError {
+        match self {
+            PairError::Replaced => OpenError::Corrupt {
+                what: format!(
+                    "the reader table of {name:?} belongs to another incarnation of the object \
+                     (removed and created again while being opened, or tampered with)"
+                ),
+            },
+            PairError::Open(e) => e,
+        }
+    }
 }
 
 impl ReaderTable {
-    /// Opens the reader table of `name` read-write and checks it.
-    pub(crate) fn open(name: &str) -> Result<Self, OpenError> {
-        Self::open_mode(name, true)
-    }
-
-    /// Opens it read-only (inspection: probes locks, pins nothing).
-    pub(crate) fn open_read_only(name: &str) -> Result<Self, OpenError> {
-        Self::open_mode(name, false)
-    }
-
-    fn open_mode(name: &str, writable: bool) -> Result<Self, OpenError> {
-        let obj = ShmObject::open(&crate::name::readers(name), writable).map_err(|e| match e {
-            Errno::NOENT => OpenError::Corrupt { what: format!("the reader table of {name:?} is missing") },
-            e => open_errno(name, "reader table", "opening the reader table", e),
+    /// Opens the reader table of `name` and checks that it belongs to the data
+    /// segment of incarnation `incarnation` (read-write to pin, read-only to
+    /// inspect). Both are opened by name, separately: without this check a
+    /// reader could pin in the table of a newer object while reading the old
+    /// one, and the old writer would never see its pin.
+    pub(crate) fn open_paired(name: &str, incarnation: u64, writable: bool) -> Result<Self, PairError> {
+        let obj = ShmObject::open(&crate::name::readers(name), writable).map_err(|e| {
+            PairError::Open(match e {
+                Errno::NOENT => OpenError::Corrupt { what: format!("the reader table of {name:?} is missing") },
+                e => open_errno(name, "reader table", "opening the reader table", e),
+            })
         })?;
-        Self::from_object(obj, writable)
+        let t = Self::from_object(obj, writable).map_err(PairError::Open)?;
+        if t.incarnation != incarnation {
+            return Err(PairError::Replaced);
+        }
+        Ok(t)
     }
 
     pub(crate) fn from_object(obj: ShmObject, writable: bool) -> Result<Self, OpenError> {
@@ -225,7 +266,7 @@ impl ReaderTable {
             return Err(OpenError::Corrupt { what: format!("reader table of {size} bytes") });
         }
         let map = Mapping::new(&obj, size, writable).map_err(|errno| OpenError::Os { op: "mmap", errno })?;
-        let t = ReaderTable { obj, map, capacity: 0 };
+        let t = ReaderTable { obj, map, capacity: 0, incarnation: 0 };
         let h = t.region().readers_header().expect("checked size");
         let magic = h.magic.load(Acquire);
         if magic != READERS_MAGIC {
@@ -235,7 +276,9 @@ impl ReaderTable {
         if capacity == 0 || capacity > MAX_READERS || layout::reader_table_size(capacity) > size {
             return Err(OpenError::Corrupt { what: format!("reader table capacity {capacity} for {size} bytes") });
         }
-        Ok(ReaderTable { capacity, ..t })
+        // Written before the Release store of the magic we loaded with Acquire.
+        let incarnation = h.incarnation.load(Relaxed);
+        Ok(ReaderTable { capacity, incarnation, ..t })
     }
 
     pub(crate) fn region(&self) -> Region<'_> {

@@ -225,16 +225,23 @@ impl<T: Shared> Writer<T> {
         opts.check()?;
         let lock = Self::take_lock(name)?;
         let existing = ShmObject::create_new(&crate::name::data(name), opts.mode);
-        let (data, next_gen, created) = match existing {
-            Ok(obj) => (Self::initialise(obj, &opts)?, 1, true),
+        let (data, next_gen, created, liveness_held) = match existing {
+            Ok(obj) => {
+                let seg = Self::initialise(obj, &opts)?;
+                let held = take_liveness_lock(name, &seg)?;
+                (seg, 1, true, held)
+            }
             Err(Errno::EXIST) if take_over => match DataSegment::open(name, true, Duration::ZERO) {
                 Ok((seg, geo)) => {
                     check_owner(name, "data segment", &seg.obj)?;
+                    // Before anything is written: a live writer (whose `.lock`
+                    // was unlinked under it) keeps the object.
+                    let held = take_liveness_lock(name, &seg)?;
                     if geo.fingerprint != T::FINGERPRINT {
                         return Err(crate::reader::type_mismatch::<T>(name, &seg, &geo));
                     }
                     let next = recover(&seg)?;
-                    (seg, next, false)
+                    (seg, next, false, held)
                 }
                 // A creator that died before finishing: we hold the lock, so
                 // nobody else is initialising it. Start afresh under the name.
@@ -242,12 +249,15 @@ impl<T: Shared> Writer<T> {
                     let _ = ShmObject::unlink(&crate::name::data(name));
                     let obj = ShmObject::create_new(&crate::name::data(name), opts.mode)
                         .map_err(|e| open_errno(name, "data segment", "creating the data segment", e))?;
-                    (Self::initialise(obj, &opts)?, 1, true)
+                    let seg = Self::initialise(obj, &opts)?;
+                    let held = take_liveness_lock(name, &seg)?;
+                    (seg, 1, true, held)
                 }
                 Err(e) => return Err(e),
             },
             Err(e) => return Err(open_errno(name, "data segment", "creating the data segment", e)),
         };
+        let incarnation = data.header().incarnation.load(Relaxed);
         let pins = if data.header().pin_mode.load(Relaxed) == layout::pin_mode::LOCKS {
             if created {
                 // Readers of a lock-pin object use no table: drop a stale one.
@@ -256,16 +266,18 @@ impl<T: Shared> Writer<T> {
             Pins::Locks { held: None }
         } else {
             let readers = if created {
-                create_reader_table(name, &opts)?
+                create_reader_table(name, &opts, incarnation)?
             } else {
-                let t = ReaderTable::open(name)?;
+                // Only the table of this incarnation: readers of the data
+                // segment pin there and nowhere else.
+                let t = ReaderTable::open_paired(name, incarnation, true).map_err(|e| e.into_open_error(name))?;
                 check_owner(name, "reader table", &t.obj)?;
                 t
             };
             let max_slots = data.header().max_slots.load(Relaxed);
             Pins::Table { readers, pinned: vec![false; max_slots as usize] }
         };
-        let mut w = Writer {
+        let w = Writer {
             name: name.to_string(),
             _lock: lock,
             data,
@@ -273,13 +285,12 @@ impl<T: Shared> Writer<T> {
             order: Vec::new(),
             next_gen,
             arena: Arena::new(),
-            liveness_held: false,
+            liveness_held,
             last_len: 0,
             max_size: opts.max_size,
             remove_on_drop: opts.remove_on_drop,
             _type: PhantomData,
         };
-        w.take_liveness_lock(Duration::from_millis(100));
         let h = w.data.header();
         h.writer_pid.store(os::pid(), Relaxed);
         // SYNC(init): Release pairs with the Acquire load of `magic` in
@@ -297,24 +308,6 @@ impl<T: Shared> Writer<T> {
             Ok(true) => Ok(lock),
             Ok(false) => Err(OpenError::WriterBusy { name: name.into() }),
             Err(errno) => Err(OpenError::Os { op: "flock", errno }),
-        }
-    }
-
-    /// The OFD write lock readers probe for liveness. Readers can hold read
-    /// locks on that byte (a probe in flight, or a hostile reader), so retry
-    /// briefly, then carry on without it and try again at later publishes:
-    /// a reader cannot stop publishing, only blur liveness reports.
-    fn take_liveness_lock(&mut self, patience: Duration) {
-        let start = std::time::Instant::now();
-        loop {
-            if let Ok(true) = os::try_write_lock(self.data.obj.fd(), layout::WRITER_LOCK_BYTE, 1) {
-                self.liveness_held = true;
-                return;
-            }
-            if start.elapsed() >= patience {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -353,6 +346,7 @@ impl<T: Shared> Writer<T> {
             let pins = if opts.uses_lock_pins() { layout::pin_mode::LOCKS } else { layout::pin_mode::SHARED_MEMORY };
             h.pin_mode.store(pins, Relaxed);
             h.max_readers.store(opts.max_readers, Relaxed);
+            h.incarnation.store(os::random_id(), Relaxed);
             for i in 0..opts.slots {
                 let e = region.slot(i).expect("slot table inside the header");
                 e.offset.store(data_start + i as u64 * capacity, Relaxed);
@@ -384,7 +378,9 @@ impl<T: Shared> Writer<T> {
             return Err(PublishError::GenerationsExhausted);
         }
         if !self.liveness_held {
-            self.take_liveness_lock(Duration::ZERO);
+            // A hostile reader's read lock kept us from it at open; try again.
+            self.liveness_held =
+                matches!(os::try_write_lock(self.data.obj.fd(), layout::WRITER_LOCK_BYTE, 1), Ok(true));
         }
         let gen = self.next_gen;
         // (A lock held since a failed publish: let it go before choosing again.)
@@ -399,7 +395,6 @@ impl<T: Shared> Writer<T> {
             message: format!("value changed size between passes ({needed} bytes)"),
         })?;
         let now = os::now_unix_ns();
-        let h = self.data.header();
         let e = self.entry(slot);
         e.len.store(len, Relaxed);
         e.gen.store(gen, Relaxed);
@@ -409,10 +404,16 @@ impl<T: Shared> Writer<T> {
         e.state.store(slot_state::SEALED, Release);
         #[cfg(feature = "fault-injection")]
         crate::fault::point("after-seal");
-        protocol::publish(&h.current, protocol::word(gen, slot));
-        // Readers may lock the new current slot now.
+        // Lock pins: unlock the sealed slot BEFORE publishing it, so that no
+        // published slot is ever write-locked: a reader that finds the word
+        // never waits for a writer that stalls here (docs/PROTOCOL.md,
+        // "Why lock pins are correct"). A reader that locks the slot in the
+        // window sees the old word on its re-check and moves on.
         self.release_held_slot();
         let h = self.data.header();
+        protocol::publish(&h.current, protocol::word(gen, slot));
+        #[cfg(feature = "fault-injection")]
+        crate::fault::point("after-publish");
         h.publishes.fetch_add(1, Relaxed);
         h.last_publish_ns.store(now, Relaxed);
         self.last_len = len;
@@ -524,8 +525,8 @@ impl<T: Shared> Writer<T> {
         if let Pins::Table { readers, pinned } = &mut self.pins {
             let region = readers.region();
             pinned.iter_mut().for_each(|p| *p = false);
-            let pins = (0..readers.scan_len()).filter_map(|i| region.reader(i)).map(|r| &r.pin);
-            protocol::scan_pins(pins, pinned);
+            let high_water = &readers_header(readers).high_water;
+            protocol::scan_pins(high_water, readers.capacity, |i| region.reader(i).map(|r| &r.pin), pinned);
         }
     }
 
@@ -677,6 +678,22 @@ fn readers_header(readers: &ReaderTable) -> &ReaderTableHeader {
     readers.region().readers_header().expect("checked reader table")
 }
 
+/// Takes the OFD write lock on the data segment's first byte, which readers
+/// probe for liveness. A write lock held there can only be a live writer's
+/// (readers cannot take one): refuse with `WriterBusy`, whatever `.lock` said.
+/// A read lock there (a hostile reader) only blurs liveness reports: carry on
+/// without it (`Ok(false)`); `publish` tries again.
+fn take_liveness_lock(name: &str, seg: &DataSegment) -> Result<bool, OpenError> {
+    let os_err = |errno| OpenError::Os { op: "locking the writer's liveness byte", errno };
+    if os::try_write_lock(seg.obj.fd(), layout::WRITER_LOCK_BYTE, 1).map_err(os_err)? {
+        return Ok(true);
+    }
+    match os::probe_lock(seg.obj.fd(), layout::WRITER_LOCK_BYTE, 1).map_err(os_err)? {
+        os::LockProbe::WriteLocked => Err(OpenError::WriterBusy { name: name.into() }),
+        _ => Ok(false),
+    }
+}
+
 /// Refuses objects of another user: taking them over would let whoever
 /// planted them read or disturb what this writer publishes.
 fn check_owner(name: &str, object: &'static str, obj: &ShmObject) -> Result<(), OpenError> {
@@ -689,7 +706,11 @@ fn check_owner(name: &str, object: &'static str, obj: &ShmObject) -> Result<(), 
 }
 
 /// Creates (or replaces a stale) reader table for a new data segment.
-fn create_reader_table<T: Shared>(name: &str, opts: &WriterOptions<T>) -> Result<ReaderTable, OpenError> {
+fn create_reader_table<T: Shared>(
+    name: &str,
+    opts: &WriterOptions<T>,
+    incarnation: u64,
+) -> Result<ReaderTable, OpenError> {
     let path = crate::name::readers(name);
     // Readers need write access to pin: mirror the data segment's read bits.
     let mode = opts.mode | ((opts.mode & 0o044) >> 1);
@@ -710,6 +731,7 @@ fn create_reader_table<T: Shared>(name: &str, opts: &WriterOptions<T>) -> Result
         let region = crate::segment::map_region(&map);
         let h = region.readers_header().expect("reader table holds its header");
         h.capacity.store(opts.max_readers, Relaxed);
+        h.incarnation.store(incarnation, Relaxed);
         // SYNC(init): Release pairs with the Acquire load in `ReaderTable::from_object`.
         h.magic.store(READERS_MAGIC, Release);
     }

@@ -20,6 +20,24 @@ pub(crate) fn now_unix_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// A random, non-zero 64-bit id (an object's incarnation). From the kernel's
+/// CSPRNG; if that fails (it does not on Linux ≥ 3.17), from the clock, the pid
+/// and a stack address, which still differ between two creations.
+pub(crate) fn random_id() -> u64 {
+    let mut buf = [0u8; 8];
+    let id = match rustix::rand::getrandom(&mut buf[..], rustix::rand::GetRandomFlags::empty()) {
+        Ok(8) => u64::from_le_bytes(buf),
+        _ => now_unix_ns() ^ (pid() as u64).rotate_left(32) ^ (&buf as *const _ as u64).rotate_left(17),
+    };
+    id.max(1)
+}
+
+/// Stops this process (SIGSTOP) until someone sends SIGCONT (fault injection).
+#[cfg(feature = "fault-injection")]
+pub(crate) fn stop_self() {
+    let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP);
+}
+
 /// This process's effective user id.
 pub(crate) fn euid() -> u32 {
     rustix::process::geteuid().as_raw()

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Every test, on a fresh machine: installs what the tests need (they fail, not
+# skip, without it), then runs the workspace's tests and the feature-gated ones.
+# This is the README's test command; .ci/run runs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v strace >/dev/null 2>&1 || need_apt+=(strace)   # tests/soundness.rs forces interleavings with it
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "== installing ${need_apt[*]}"
+    if [ "$(id -u)" -eq 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    else
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    fi
+fi
+
+echo "== cargo test --workspace"
+cargo test --workspace
+
+echo "== fault injection (writer killed inside a growth and before a publish; stopped after publishing)"
+cargo test --features fault-injection --test crash_campaign --test soundness
