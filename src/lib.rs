@@ -119,7 +119,7 @@ pub fn remove(name: &str) -> Result<(), RemoveError> {
             Ok(()) => found = true,
             Err(Errno::NOENT) => {}
             Err(Errno::ACCESS | Errno::PERM) => return Err(RemoveError::PermissionDenied { name: name.into() }),
-            Err(errno) => return Err(RemoveError::Os { op: "unlinking", errno }),
+            Err(errno) => return Err(RemoveError::Os { name: name.into(), op: "unlinking", errno }),
         }
     }
     if found {

@@ -143,16 +143,21 @@ impl RawReader {
             Pins::Table { readers, entry } => {
                 protocol::pin_current(&self.data.header().current, &Self::my_entry(readers, *entry).pin)
             }
-            Pins::Locks { held, .. } => pin_with_locks(&self.data, held)?,
+            Pins::Locks { held, .. } => pin_with_locks(&self.name, &self.data, held)?,
         };
         let word = match pinned {
-            Pinned::Empty => return Err(ReadError::Empty),
+            Pinned::Empty => return Err(ReadError::Empty { name: self.name.clone() }),
             Pinned::Word(w) => w,
         };
         let (offset, len) = self.locate(word)?;
-        let ok = self.data.ensure_mapped(offset + len).map_err(|errno| ReadError::Os { op: "remapping", errno })?;
+        let ok = self.data.ensure_mapped(offset + len).map_err(|errno| ReadError::Os {
+            name: self.name.clone(),
+            op: "remapping",
+            errno,
+        })?;
         if !ok {
             return Err(ReadError::Corrupt {
+                name: self.name.clone(),
                 what: format!("slot [{offset}, {}) lies beyond the end of the object", offset + len),
             });
         }
@@ -167,7 +172,7 @@ impl RawReader {
         // slice borrows `self`); `pin_latest` made them part of the mapping.
         #[allow(unsafe_code)]
         let bytes = unsafe { self.data.region().bytes(offset, len) };
-        bytes.ok_or(ReadError::Corrupt { what: "slot outside the mapping".into() })
+        bytes.ok_or_else(|| ReadError::Corrupt { name: self.name.clone(), what: "slot outside the mapping".into() })
     }
 
     /// Counts a validation failure in the shared counters (for tools).
@@ -183,7 +188,7 @@ impl RawReader {
     /// Where the pinned slot's bytes are, checked against the geometry.
     fn locate(&self, word: u64) -> Result<(u64, u64), ReadError> {
         let slot = protocol::slot_of(word);
-        let corrupt = |what: String| Err(ReadError::Corrupt { what });
+        let corrupt = |what: String| Err(ReadError::Corrupt { name: self.name.clone(), what });
         if slot >= self.geo.max_slots {
             return corrupt(format!("published slot {slot} beyond max_slots {}", self.geo.max_slots));
         }
@@ -236,14 +241,18 @@ impl RawReader {
             if now > than {
                 return Ok(now);
             }
-            if !self.data.writer_alive().map_err(|errno| WaitError::Os { op: "probing the writer lock", errno })? {
+            if !self.data.writer_alive().map_err(|errno| WaitError::Os {
+                name: self.name.clone(),
+                op: "probing the writer lock",
+                errno,
+            })? {
                 // It may have published just before dying.
                 let now = self.generation();
-                return if now > than { Ok(now) } else { Err(WaitError::WriterDead) };
+                return if now > than { Ok(now) } else { Err(WaitError::WriterDead { name: self.name.clone() }) };
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(WaitError::Timeout);
+                return Err(WaitError::Timeout { name: self.name.clone() });
             }
             // SYNC(wake): pairs with `Writer::wake_waiters` (store-buffering).
             if let Some(w) = waiters {
@@ -319,10 +328,10 @@ fn claim_seat(data: &DataSegment, capacity: u32) -> Result<u32, OpenError> {
 /// current. The writer write-locks a slot's byte before filling it, and the
 /// kernel orders the two locks: either we hold the read lock first (the writer
 /// skips the slot) or our lock fails or the re-check sees a newer publish.
-fn pin_with_locks(data: &DataSegment, held: &mut Option<u32>) -> Result<Pinned, ReadError> {
+fn pin_with_locks(name: &str, data: &DataSegment, held: &mut Option<u32>) -> Result<Pinned, ReadError> {
     let fd = data.obj.fd();
     let current = &data.header().current;
-    let lock_err = |errno| ReadError::Os { op: "locking a slot", errno };
+    let lock_err = |errno| ReadError::Os { name: name.into(), op: "locking a slot", errno };
     // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
     let mut c1 = current.load(Acquire);
     loop {

@@ -275,7 +275,7 @@ impl<T: Shared> Reader<T> {
                 Ok(a) => a,
                 Err(e) => {
                     self.raw.count_validation_failure();
-                    return Err(ReadError::Invalid { generation, reason: e.to_string() });
+                    return Err(ReadError::Invalid { name: self.raw.name().into(), generation, reason: e.to_string() });
                 }
             }
         } else {

@@ -227,7 +227,7 @@ impl<T: Shared> Writer<T> {
         let existing = ShmObject::create_new(&crate::name::data(name), opts.mode);
         let (data, next_gen, created, liveness_held) = match existing {
             Ok(obj) => {
-                let seg = Self::initialise(obj, &opts)?;
+                let seg = Self::initialise(name, obj, &opts)?;
                 let held = take_liveness_lock(name, &seg)?;
                 (seg, 1, true, held)
             }
@@ -249,7 +249,7 @@ impl<T: Shared> Writer<T> {
                     let _ = ShmObject::unlink(&crate::name::data(name));
                     let obj = ShmObject::create_new(&crate::name::data(name), opts.mode)
                         .map_err(|e| open_errno(name, "data segment", "creating the data segment", e))?;
-                    let seg = Self::initialise(obj, &opts)?;
+                    let seg = Self::initialise(name, obj, &opts)?;
                     let held = take_liveness_lock(name, &seg)?;
                     (seg, 1, true, held)
                 }
@@ -312,7 +312,7 @@ impl<T: Shared> Writer<T> {
     }
 
     /// Lays out a freshly created data segment.
-    fn initialise(obj: ShmObject, opts: &WriterOptions<T>) -> Result<DataSegment, OpenError> {
+    fn initialise(name: &str, obj: ShmObject, opts: &WriterOptions<T>) -> Result<DataSegment, OpenError> {
         let os_err = |op| move |errno| OpenError::Os { op, errno };
         let max_slots = opts.max_slots();
         let schema = crate::schema::schema_of::<T>().encode();
@@ -326,7 +326,8 @@ impl<T: Shared> Writer<T> {
             .ok_or_else(|| OpenError::InvalidOption {
                 what: format!("{} slots of {} bytes exceed max_size {}", opts.slots, capacity, opts.max_size),
             })?;
-        obj.grow_to(segment_len).map_err(os_err("allocating the data segment"))?;
+        obj.grow_to(segment_len)
+            .map_err(|e| OpenError::allocating(name, "allocating the data segment", segment_len, e))?;
         let map = Mapping::new(&obj, segment_len, true).map_err(os_err("mmap"))?;
         let seg = DataSegment { obj, map, writable: true };
         {
@@ -375,7 +376,7 @@ impl<T: Shared> Writer<T> {
     /// segment grows (never shrinks). On error the previous snapshot stays current.
     pub fn publish(&mut self, value: &T) -> Result<Generation, PublishError> {
         if self.next_gen > MAX_GENERATION {
-            return Err(PublishError::GenerationsExhausted);
+            return Err(PublishError::GenerationsExhausted { name: self.name.clone() });
         }
         if !self.liveness_held {
             // A hostile reader's read lock kept us from it at open; try again.
@@ -392,6 +393,7 @@ impl<T: Shared> Writer<T> {
             len = self.serialize_into(slot, value)?;
         }
         let len = len.map_err(|needed| PublishError::Serialize {
+            name: self.name.clone(),
             message: format!("value changed size between passes ({needed} bytes)"),
         })?;
         let now = os::now_unix_ns();
@@ -569,10 +571,11 @@ impl<T: Shared> Writer<T> {
         let ptr = if capacity == 0 {
             core::ptr::NonNull::dangling().as_ptr()
         } else {
-            self.data
-                .region()
-                .range_ptr(offset, capacity)
-                .ok_or(PublishError::Os { op: "slot outside the mapping", errno: Errno::FAULT })?
+            self.data.region().range_ptr(offset, capacity).ok_or_else(|| PublishError::Os {
+                name: self.name.clone(),
+                op: "slot outside the mapping",
+                errno: Errno::FAULT,
+            })?
         };
         // SAFETY: the slot is neither current nor pinned by any reader (checked by
         // `free_slot`/`slot_with_room` after the SeqCst fence of `scan_pins`), and we
@@ -582,7 +585,7 @@ impl<T: Shared> Writer<T> {
         #[allow(unsafe_code)]
         let out = unsafe { SlotWriter::new(ptr, capacity as usize) };
         let out = rkyv::api::high::to_bytes_in_with_alloc::<_, _, BoxedError>(value, out, self.arena.acquire())
-            .map_err(|e| PublishError::Serialize { message: e.to_string() })?;
+            .map_err(|e| PublishError::Serialize { name: self.name.clone(), message: e.to_string() })?;
         let len = out.len() as u64;
         // As rkyv's own `to_bytes` does: keep the arena to one block, or each
         // publish pays for walking and freeing the blocks the last one grew.
@@ -620,7 +623,7 @@ impl<T: Shared> Writer<T> {
         let count = h.slot_count.load(Relaxed);
         let max = h.max_slots.load(Relaxed);
         if count >= max {
-            return Err(PublishError::AllSlotsPinned { slots: count });
+            return Err(PublishError::AllSlotsPinned { name: self.name.clone(), slots: count });
         }
         let capacity = layout::align_up(capacity, SLOT_ALIGN).unwrap_or(capacity);
         let offset = self.allocate(capacity, capacity)?;
@@ -639,15 +642,18 @@ impl<T: Shared> Writer<T> {
         let h = self.data.header();
         let offset = layout::align_up(h.segment_len.load(Relaxed), SLOT_ALIGN).unwrap_or(u64::MAX);
         let Some(end) = offset.checked_add(capacity).filter(|&e| e <= self.max_size) else {
-            return Err(PublishError::TooLarge { needed, limit: self.max_size });
+            return Err(PublishError::TooLarge { name: self.name.clone(), needed, limit: self.max_size });
         };
         // Whole pages where the limit allows.
         let end = layout::align_up(end, PAGE).filter(|&e| e <= self.max_size).unwrap_or(end);
-        self.data.obj.grow_to(end).map_err(|errno| PublishError::Os { op: "growing the data segment", errno })?;
+        self.data.obj.grow_to(end).map_err(|errno| PublishError::growing(&self.name, end - offset, errno))?;
         #[cfg(feature = "fault-injection")]
         crate::fault::point("after-grow");
-        self.data.map =
-            Mapping::new(&self.data.obj, end, true).map_err(|errno| PublishError::Os { op: "mmap", errno })?;
+        self.data.map = Mapping::new(&self.data.obj, end, true).map_err(|errno| PublishError::Os {
+            name: self.name.clone(),
+            op: "mmap",
+            errno,
+        })?;
         let h = self.data.header();
         // Readers do not need this (they check each slot against fstat); it
         // records how much of the object is in use, for recovery and tools.
@@ -725,7 +731,7 @@ fn create_reader_table<T: Shared>(
     }
     .map_err(|e| open_errno(name, "reader table", "creating the reader table", e))?;
     let size = layout::reader_table_size(opts.max_readers);
-    obj.grow_to(size).map_err(|errno| OpenError::Os { op: "allocating the reader table", errno })?;
+    obj.grow_to(size).map_err(|e| OpenError::allocating(name, "allocating the reader table", size, e))?;
     let map = Mapping::new(&obj, size, true).map_err(|errno| OpenError::Os { op: "mmap", errno })?;
     {
         let region = crate::segment::map_region(&map);

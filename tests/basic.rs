@@ -13,7 +13,7 @@ fn publish_then_read_round_trips() {
     let name = TestName::new("roundtrip");
     let mut w = Writer::<Checked>::create(name.as_str()).unwrap();
     let mut r = Reader::<Checked>::open(name.as_str()).unwrap();
-    assert!(matches!(r.read(), Err(ReadError::Empty)));
+    assert!(matches!(r.read(), Err(ReadError::Empty { name: n }) if n == name.as_str()));
     for g in 1..=20u64 {
         let v = Checked::new(g, (g * 13 % 200) as usize);
         assert_eq!(w.publish(&v).unwrap(), Generation::new(g));
@@ -135,7 +135,10 @@ fn wait_newer_wakes_on_publish_and_times_out() {
     let name = TestName::new("wait");
     let mut w = Writer::<Checked>::create(name.as_str()).unwrap();
     let r = Reader::<Checked>::open(name.as_str()).unwrap();
-    assert_eq!(r.wait_newer(Generation::NONE, Duration::from_millis(20)), Err(WaitError::Timeout));
+    assert_eq!(
+        r.wait_newer(Generation::NONE, Duration::from_millis(20)),
+        Err(WaitError::Timeout { name: name.as_str().into() })
+    );
     let t = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(30));
         w.publish(&Checked::new(1, 1)).unwrap();
@@ -145,7 +148,10 @@ fn wait_newer_wakes_on_publish_and_times_out() {
     let w = t.join().unwrap();
     drop(w);
     // The writer is gone: no hang, a clear answer.
-    assert_eq!(r.wait_newer(Generation::new(1), Duration::from_secs(10)), Err(WaitError::WriterDead));
+    assert_eq!(
+        r.wait_newer(Generation::new(1), Duration::from_secs(10)),
+        Err(WaitError::WriterDead { name: name.as_str().into() })
+    );
 }
 
 #[test]
@@ -222,7 +228,7 @@ fn lock_pins_round_trip_and_protect_a_held_snapshot() {
     let mut w = Writer::<Checked>::options().lock_pins(true).slots(2).capacity(256).create(name.as_str()).unwrap();
     let mut r = Reader::<Checked>::open(name.as_str()).unwrap();
     let mut other = Reader::<Checked>::open(name.as_str()).unwrap();
-    assert!(matches!(r.read(), Err(ReadError::Empty)));
+    assert!(matches!(r.read(), Err(ReadError::Empty { name: n }) if n == name.as_str()));
     w.publish(&Checked::new(1, 16)).unwrap();
     let held = r.read().unwrap();
     for g in 2..300 {
@@ -268,7 +274,10 @@ fn wait_newer_with_spin_sees_publishes_and_still_times_out() {
     let name = TestName::new("spin");
     let mut w = Writer::<Checked>::create(name.as_str()).unwrap();
     let r = Reader::<Checked>::options().wait_spin(Duration::from_millis(5)).open(name.as_str()).unwrap();
-    assert_eq!(r.wait_newer(Generation::NONE, Duration::from_millis(20)), Err(WaitError::Timeout));
+    assert_eq!(
+        r.wait_newer(Generation::NONE, Duration::from_millis(20)),
+        Err(WaitError::Timeout { name: name.as_str().into() })
+    );
     let t = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(2));
         w.publish(&Checked::new(1, 1)).unwrap();

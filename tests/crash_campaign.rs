@@ -231,7 +231,7 @@ fn run_reader(name: &str, seed: u64) {
                     held += 1;
                 }
             }
-            Err(ReadError::Empty) => std::thread::sleep(Duration::from_micros(200)),
+            Err(ReadError::Empty { .. }) => std::thread::sleep(Duration::from_micros(200)),
             Err(e) => fail(format!("read: {e}")),
         }
         reads += 1;
