@@ -75,6 +75,8 @@ pub enum OpenError {
     },
     /// The object was written by an incompatible version of shmstate.
     FormatVersion {
+        /// The object name.
+        name: String,
         /// Version found in the object.
         found: u32,
         /// Version this build reads.
@@ -82,6 +84,8 @@ pub enum OpenError {
     },
     /// The object is not a shmstate object, or its bytes are inconsistent.
     Corrupt {
+        /// The object name.
+        name: String,
         /// What is wrong.
         what: String,
     },
@@ -92,6 +96,8 @@ pub enum OpenError {
     },
     /// Every reader entry is taken by a live reader.
     ReaderTableFull {
+        /// The object name.
+        name: String,
         /// Entries in the table.
         capacity: u32,
     },
@@ -106,11 +112,15 @@ pub enum OpenError {
     },
     /// An option is out of range.
     InvalidOption {
+        /// The object name.
+        name: String,
         /// What is wrong.
         what: String,
     },
     /// An operating-system call failed.
     Os {
+        /// The object name.
+        name: String,
         /// What was being done.
         op: &'static str,
         /// The error.
@@ -286,20 +296,20 @@ impl fmt::Display for OpenError {
                 f,
                 "object {name:?} holds a different type\n  expected (this process): {expected}\n  found (in the object):  {found}"
             ),
-            OpenError::FormatVersion { found, supported } => write!(
+            OpenError::FormatVersion { name, found, supported } => write!(
                 f,
-                "object format version {found} is not supported by this build (it reads version {supported})"
+                "object {name:?} has format version {found}, which this build does not read (it reads version {supported})"
             ),
-            OpenError::Corrupt { what } => write!(f, "corrupt object: {what}"),
+            OpenError::Corrupt { name, what } => write!(f, "corrupt object {name:?}: {what}"),
             OpenError::NotInitialized { name } => {
                 write!(f, "object {name:?} exists but was never fully initialised (its creator may have died; remove it)")
             }
-            OpenError::ReaderTableFull { capacity } => {
-                write!(f, "all {capacity} reader entries are in use by live readers (raise max_readers)")
+            OpenError::ReaderTableFull { name, capacity } => {
+                write!(f, "all {capacity} reader entries of {name:?} are in use by live readers (raise max_readers)")
             }
             OpenError::NoSpace { name, needed, shm } => no_space(f, name, "creating it needs", *needed, *shm),
-            OpenError::InvalidOption { what } => write!(f, "invalid option: {what}"),
-            OpenError::Os { op, errno } => write!(f, "{op}: {errno}"),
+            OpenError::InvalidOption { name, what } => write!(f, "invalid option for {name:?}: {what}"),
+            OpenError::Os { name, op, errno } => write!(f, "{op} for {name:?}: {errno}"),
         }
     }
 }
@@ -410,7 +420,7 @@ impl OpenError {
     pub(crate) fn allocating(name: &str, op: &'static str, needed: u64, errno: Errno) -> Self {
         match errno {
             Errno::NOSPC => OpenError::NoSpace { name: name.into(), needed, shm: ShmSpace::now() },
-            errno => OpenError::Os { op, errno },
+            errno => OpenError::Os { name: name.into(), op, errno },
         }
     }
 }

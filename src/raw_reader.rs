@@ -59,7 +59,7 @@ impl RawReader {
         loop {
             let (data, geo) = DataSegment::open(name, false, init_timeout)?;
             if geo.pin_mode == layout::pin_mode::LOCKS {
-                let pins = Pins::Locks { held: None, _seat: claim_seat(&data, geo.max_readers)? };
+                let pins = Pins::Locks { held: None, _seat: claim_seat(name, &data, geo.max_readers)? };
                 return Ok(RawReader { name: name.to_string(), data, geo, pins });
             }
             // The data segment and the reader table are opened by name, one
@@ -67,7 +67,7 @@ impl RawReader {
             // between. Pin only in the table of this data segment's incarnation.
             match ReaderTable::open_paired(name, geo.incarnation, true) {
                 Ok(readers) => {
-                    let entry = claim_entry(&readers)?;
+                    let entry = claim_entry(name, &readers)?;
                     let pins = Pins::Table { readers, entry };
                     return Ok(RawReader { name: name.to_string(), data, geo, pins });
                 }
@@ -287,9 +287,9 @@ impl Drop for RawReader {
 /// Two readers opening at once would otherwise collide on every seat in
 /// lockstep: each starts at a random seat and, after a collision, waits a random
 /// few microseconds, which breaks the symmetry.
-fn claim_seat(data: &DataSegment, capacity: u32) -> Result<u32, OpenError> {
+fn claim_seat(name: &str, data: &DataSegment, capacity: u32) -> Result<u32, OpenError> {
     let fd = data.obj.fd();
-    let os_err = |errno| OpenError::Os { op: "locking a reader seat", errno };
+    let os_err = |errno| OpenError::Os { name: name.into(), op: "locking a reader seat", errno };
     let mut rng = (os::now_unix_ns() ^ (os::pid() as u64).rotate_left(32)) | 1;
     let mut random = move || {
         rng ^= rng << 13;
@@ -318,7 +318,7 @@ fn claim_seat(data: &DataSegment, capacity: u32) -> Result<u32, OpenError> {
         }
         // Every seat held by someone else: full. A collision: try again.
         if !collided || Instant::now() >= deadline {
-            return Err(OpenError::ReaderTableFull { capacity });
+            return Err(OpenError::ReaderTableFull { name: name.into(), capacity });
         }
         std::thread::sleep(Duration::from_micros(random() % 200));
     }
@@ -364,7 +364,7 @@ fn pin_with_locks(name: &str, data: &DataSegment, held: &mut Option<u32>) -> Res
 }
 
 /// Claims a free reader entry by taking its OFD lock.
-fn claim_entry(t: &ReaderTable) -> Result<u32, OpenError> {
+fn claim_entry(name: &str, t: &ReaderTable) -> Result<u32, OpenError> {
     let region = t.region();
     let h = region.readers_header().expect("checked reader table");
     for i in 0..t.capacity {
@@ -383,8 +383,8 @@ fn claim_entry(t: &ReaderTable) -> Result<u32, OpenError> {
                 return Ok(i);
             }
             Ok(false) => continue,
-            Err(errno) => return Err(OpenError::Os { op: "locking a reader entry", errno }),
+            Err(errno) => return Err(OpenError::Os { name: name.into(), op: "locking a reader entry", errno }),
         }
     }
-    Err(OpenError::ReaderTableFull { capacity: t.capacity })
+    Err(OpenError::ReaderTableFull { name: name.into(), capacity: t.capacity })
 }

@@ -180,7 +180,11 @@ impl<T: Shared> Reader<T> {
         const { assert!(core::mem::align_of::<T::Archived>() <= 16, "archived alignment above 16 is not supported") };
         let raw = RawReader::open(name, opts.init_timeout)?;
         if let Some(want) = opts.owner {
-            let (_, owner) = raw.data.obj.mode_and_owner().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
+            let (_, owner) = raw.data.obj.mode_and_owner().map_err(|errno| OpenError::Os {
+                name: name.into(),
+                op: "fstat",
+                errno,
+            })?;
             if owner != want {
                 return Err(OpenError::NotOwner { name: name.into(), object: "data segment", owner });
             }

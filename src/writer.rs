@@ -136,8 +136,8 @@ impl<T: Shared> WriterOptions<T> {
         Writer::open_with(name, self, true)
     }
 
-    fn check(&self) -> Result<(), OpenError> {
-        let bad = |what: String| Err(OpenError::InvalidOption { what });
+    fn check(&self, name: &str) -> Result<(), OpenError> {
+        let bad = |what: String| Err(OpenError::InvalidOption { name: name.into(), what });
         if self.slots < 2 {
             return bad(format!("slots = {} (at least 2)", self.slots));
         }
@@ -222,7 +222,7 @@ impl<T: Shared> Writer<T> {
 
     fn open_with(name: &str, opts: WriterOptions<T>, take_over: bool) -> Result<Self, OpenError> {
         crate::name::check(name)?;
-        opts.check()?;
+        opts.check(name)?;
         let lock = Self::take_lock(name)?;
         let existing = ShmObject::create_new(&crate::name::data(name), opts.mode);
         let (data, next_gen, created, liveness_held) = match existing {
@@ -240,7 +240,7 @@ impl<T: Shared> Writer<T> {
                     if geo.fingerprint != T::FINGERPRINT {
                         return Err(crate::reader::type_mismatch::<T>(name, &seg, &geo));
                     }
-                    let next = recover(&seg)?;
+                    let next = recover(name, &seg)?;
                     (seg, next, false, held)
                 }
                 // A creator that died before finishing: we hold the lock, so
@@ -307,13 +307,13 @@ impl<T: Shared> Writer<T> {
         match lock.try_flock_exclusive() {
             Ok(true) => Ok(lock),
             Ok(false) => Err(OpenError::WriterBusy { name: name.into() }),
-            Err(errno) => Err(OpenError::Os { op: "flock", errno }),
+            Err(errno) => Err(OpenError::Os { name: name.into(), op: "flock", errno }),
         }
     }
 
     /// Lays out a freshly created data segment.
     fn initialise(name: &str, obj: ShmObject, opts: &WriterOptions<T>) -> Result<DataSegment, OpenError> {
-        let os_err = |op| move |errno| OpenError::Os { op, errno };
+        let os_err = |op| move |errno| OpenError::Os { name: name.into(), op, errno };
         let max_slots = opts.max_slots();
         let schema = crate::schema::schema_of::<T>().encode();
         let header_size = layout::header_size_for(max_slots);
@@ -324,6 +324,7 @@ impl<T: Shared> Writer<T> {
             .and_then(|n| n.checked_add(data_start))
             .filter(|&n| n <= opts.max_size)
             .ok_or_else(|| OpenError::InvalidOption {
+                name: name.into(),
                 what: format!("{} slots of {} bytes exceed max_size {}", opts.slots, capacity, opts.max_size),
             })?;
         obj.grow_to(segment_len)
@@ -690,7 +691,7 @@ fn readers_header(readers: &ReaderTable) -> &ReaderTableHeader {
 /// A read lock there (a hostile reader) only blurs liveness reports: carry on
 /// without it (`Ok(false)`); `publish` tries again.
 fn take_liveness_lock(name: &str, seg: &DataSegment) -> Result<bool, OpenError> {
-    let os_err = |errno| OpenError::Os { op: "locking the writer's liveness byte", errno };
+    let os_err = |errno| OpenError::Os { name: name.into(), op: "locking the writer's liveness byte", errno };
     if os::try_write_lock(seg.obj.fd(), layout::WRITER_LOCK_BYTE, 1).map_err(os_err)? {
         return Ok(true);
     }
@@ -703,7 +704,7 @@ fn take_liveness_lock(name: &str, seg: &DataSegment) -> Result<bool, OpenError> 
 /// Refuses objects of another user: taking them over would let whoever
 /// planted them read or disturb what this writer publishes.
 fn check_owner(name: &str, object: &'static str, obj: &ShmObject) -> Result<(), OpenError> {
-    let (_, owner) = obj.mode_and_owner().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
+    let (_, owner) = obj.mode_and_owner().map_err(|errno| OpenError::Os { name: name.into(), op: "fstat", errno })?;
     if owner == os::euid() {
         Ok(())
     } else {
@@ -732,7 +733,7 @@ fn create_reader_table<T: Shared>(
     .map_err(|e| open_errno(name, "reader table", "creating the reader table", e))?;
     let size = layout::reader_table_size(opts.max_readers);
     obj.grow_to(size).map_err(|e| OpenError::allocating(name, "allocating the reader table", size, e))?;
-    let map = Mapping::new(&obj, size, true).map_err(|errno| OpenError::Os { op: "mmap", errno })?;
+    let map = Mapping::new(&obj, size, true).map_err(|errno| OpenError::Os { name: name.into(), op: "mmap", errno })?;
     {
         let region = crate::segment::map_region(&map);
         let h = region.readers_header().expect("reader table holds its header");
@@ -742,7 +743,7 @@ fn create_reader_table<T: Shared>(
         h.magic.store(READERS_MAGIC, Release);
     }
     drop(map);
-    ReaderTable::from_object(obj, true)
+    ReaderTable::from_object(name, obj, true)
 }
 
 /// Takes over a segment whose writer died: returns the next generation.
@@ -750,13 +751,13 @@ fn create_reader_table<T: Shared>(
 /// The publish word is a single atomic, so it always names a sealed slot;
 /// slots left `WRITING` are simply free. Generations continue above both the
 /// published one and any sealed-but-unpublished one.
-fn recover(seg: &DataSegment) -> Result<u64, OpenError> {
+fn recover(name: &str, seg: &DataSegment) -> Result<u64, OpenError> {
     let h = seg.header();
     let region = seg.region();
     let current = h.current.load(crate::sync::Ordering::Acquire);
     let count = h.slot_count.load(Relaxed);
     let segment_len = h.segment_len.load(Relaxed);
-    let corrupt = |what: String| Err(OpenError::Corrupt { what });
+    let corrupt = |what: String| Err(OpenError::Corrupt { name: name.into(), what });
     if current != 0 && protocol::slot_of(current) >= count {
         return corrupt(format!("published slot {} of {count}", protocol::slot_of(current)));
     }

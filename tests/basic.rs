@@ -182,7 +182,9 @@ fn reader_table_full_is_reported() {
     let _w = Writer::<Checked>::options().max_readers(2).create(name.as_str()).unwrap();
     let _a = Reader::<Checked>::open(name.as_str()).unwrap();
     let _b = Reader::<Checked>::open(name.as_str()).unwrap();
-    assert!(matches!(Reader::<Checked>::open(name.as_str()), Err(OpenError::ReaderTableFull { capacity: 2 })));
+    assert!(
+        matches!(Reader::<Checked>::open(name.as_str()), Err(OpenError::ReaderTableFull { capacity: 2, name: n }) if n == name.as_str())
+    );
     drop(_a);
     assert!(Reader::<Checked>::open(name.as_str()).is_ok(), "a closed handle frees its entry");
 }
@@ -198,7 +200,7 @@ fn symlink_under_an_object_name_is_refused() {
     let writer = Writer::<Checked>::open_or_create(name.as_str());
     let _ = std::fs::remove_file(&link);
     let _ = std::fs::remove_file(&target);
-    assert!(matches!(reader, Err(OpenError::Corrupt { ref what }) if what.contains("symbolic link")), "{reader:?}");
+    assert!(matches!(reader, Err(OpenError::Corrupt { ref what, .. }) if what.contains("symbolic link")), "{reader:?}");
     assert!(matches!(writer, Err(OpenError::Corrupt { .. }) | Err(OpenError::AlreadyExists { .. })), "{writer:?}");
 }
 
@@ -345,6 +347,8 @@ fn lock_pin_readers_opening_at_once_all_get_seats() {
         assert!(failed.is_empty(), "8 readers, 8 seats: {failed:?}");
         assert_eq!(shmstate::inspect(name.as_str()).unwrap().live_readers(), 8);
         // A ninth finds every seat taken.
-        assert!(matches!(Reader::<Checked>::open(name.as_str()), Err(OpenError::ReaderTableFull { capacity: 8 })));
+        assert!(
+            matches!(Reader::<Checked>::open(name.as_str()), Err(OpenError::ReaderTableFull { capacity: 8, name: n }) if n == name.as_str())
+        );
     }
 }

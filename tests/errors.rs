@@ -90,3 +90,19 @@ fn creating_beyond_dev_shm_says_how_full_it_is_and_how_to_enlarge_it() {
         assert!(text.contains(part), "{part:?} missing from: {text}");
     }
 }
+
+#[test]
+fn open_errors_found_below_the_name_still_name_the_object() {
+    let name = TestName::new("err-open");
+    let e = Writer::<Checked>::options().slots(1).create(name.as_str()).unwrap_err();
+    assert!(matches!(&e, OpenError::InvalidOption { name: n, .. } if n == name.as_str()), "{e:?}");
+
+    // Not a shmstate object: its header check is where this is found.
+    std::fs::write(format!("/dev/shm/shmstate.{}", name.as_str()), [0xab; 8192]).unwrap();
+    let e = Reader::<Checked>::open(name.as_str()).unwrap_err();
+    assert!(matches!(&e, OpenError::Corrupt { name: n, .. } if n == name.as_str()), "{e:?}");
+    assert!(
+        e.to_string().starts_with(&format!("corrupt object {:?}: not a shmstate data segment", name.as_str())),
+        "{e}"
+    );
+}
