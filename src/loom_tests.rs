@@ -252,6 +252,10 @@ struct ModelTables {
 impl Tables for ModelTables {
     type Locks = Fd;
 
+    fn name(&self) -> &str {
+        "model"
+    }
+
     fn header(&self) -> &Header {
         &self.object.header
     }

@@ -6,11 +6,11 @@
 //! published snapshot; 0 means "nothing published yet". The writer fills and
 //! seals a free slot, then publishes it with a single Release store. Because
 //! the whole record is one word there is no torn or half-written state: a writer
-//! killed at any instruction leaves `current` naming a sealed slot. (DESIGN.md
-//! proposed a seqlock over a multi-word record; one word makes crash recovery
+//! killed at any instruction leaves `current` naming a sealed slot. (The original
+//! proposal was a seqlock over a multi-word record; one word makes crash recovery
 //! trivial and makes the reader's fast path a single load. See docs/PROTOCOL.md.)
 //!
-//! # Pins (DESIGN.md invariants 1 and 2)
+//! # Pins (docs/DESIGN.md, invariants 1 and 2)
 //! Each reader handle owns one `pin` word holding the publish word it uses.
 //! The writer never writes a slot that is current or named by a pin. The race
 //! between "a reader pins slot k" and "the writer picks k" is a store-buffering

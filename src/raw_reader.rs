@@ -60,7 +60,7 @@ impl RawReader {
         loop {
             let (data, geo) = DataSegment::open(name, false, init_timeout)?;
             if geo.pin_mode == layout::pin_mode::LOCKS {
-                let pins = Pins::Locks { held: None, _seat: claim_seat(&data, geo.max_readers)? };
+                let pins = Pins::Locks { held: None, _seat: claim_seat(name, &data, geo.max_readers)? };
                 return Ok(RawReader { name: name.to_string(), data, geo, pins });
             }
             // The data segment and the reader table are opened by name, one
@@ -68,7 +68,7 @@ impl RawReader {
             // between. Pin only in the table of this data segment's incarnation.
             match ReaderTable::open_paired(name, geo.incarnation, true) {
                 Ok(readers) => {
-                    let entry = claim_entry(&readers)?;
+                    let entry = claim_entry(name, &readers)?;
                     let pins = Pins::Table { readers, entry };
                     return Ok(RawReader { name: name.to_string(), data, geo, pins });
                 }
@@ -145,16 +145,21 @@ impl RawReader {
                 protocol::pin_current(&self.data.header().current, &Self::my_entry(readers, *entry).pin)
             }
             Pins::Locks { held, .. } => lock_pins::pin_with_locks(&self.data.obj, &self.data.header().current, held)
-                .map_err(|errno| ReadError::Os { op: "locking a slot", errno })?,
+                .map_err(|errno| ReadError::Os { name: self.name.clone(), op: "locking a slot", errno })?,
         };
         let word = match pinned {
-            Pinned::Empty => return Err(ReadError::Empty),
+            Pinned::Empty => return Err(ReadError::Empty { name: self.name.clone() }),
             Pinned::Word(w) => w,
         };
         let (offset, len) = self.locate(word)?;
-        let ok = self.data.ensure_mapped(offset + len).map_err(|errno| ReadError::Os { op: "remapping", errno })?;
+        let ok = self.data.ensure_mapped(offset + len).map_err(|errno| ReadError::Os {
+            name: self.name.clone(),
+            op: "remapping",
+            errno,
+        })?;
         if !ok {
             return Err(ReadError::Corrupt {
+                name: self.name.clone(),
                 what: format!("slot [{offset}, {}) lies beyond the end of the object", offset + len),
             });
         }
@@ -169,7 +174,7 @@ impl RawReader {
         // slice borrows `self`); `pin_latest` made them part of the mapping.
         #[allow(unsafe_code)]
         let bytes = unsafe { self.data.region().bytes(offset, len) };
-        bytes.ok_or(ReadError::Corrupt { what: "slot outside the mapping".into() })
+        bytes.ok_or_else(|| ReadError::Corrupt { name: self.name.clone(), what: "slot outside the mapping".into() })
     }
 
     /// Counts a validation failure in the shared counters (for tools).
@@ -187,10 +192,11 @@ impl RawReader {
         let slot = protocol::slot_of(word);
         if slot >= self.geo.max_slots {
             let what = format!("published slot {slot} beyond max_slots {}", self.geo.max_slots);
-            return Err(ReadError::Corrupt { what });
+            return Err(ReadError::Corrupt { name: self.name.clone(), what });
         }
         let e = self.data.region().slot(slot).expect("slot table inside the checked header");
-        protocol::pinned_region(e, word, self.geo.data_start).map_err(|what| ReadError::Corrupt { what })
+        protocol::pinned_region(e, word, self.geo.data_start)
+            .map_err(|what| ReadError::Corrupt { name: self.name.clone(), what })
     }
 
     /// Drops the pin, letting the writer reuse the slot.
@@ -223,14 +229,18 @@ impl RawReader {
             if now > than {
                 return Ok(now);
             }
-            if !self.data.writer_alive().map_err(|errno| WaitError::Os { op: "probing the writer lock", errno })? {
+            if !self.data.writer_alive().map_err(|errno| WaitError::Os {
+                name: self.name.clone(),
+                op: "probing the writer lock",
+                errno,
+            })? {
                 // It may have published just before dying.
                 let now = self.generation();
-                return if now > than { Ok(now) } else { Err(WaitError::WriterDead) };
+                return if now > than { Ok(now) } else { Err(WaitError::WriterDead { name: self.name.clone() }) };
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(WaitError::Timeout);
+                return Err(WaitError::Timeout { name: self.name.clone() });
             }
             // SYNC(wake): pairs with `Writer::wake_waiters` (store-buffering).
             if let Some(w) = waiters {
@@ -265,9 +275,9 @@ impl Drop for RawReader {
 /// Two readers opening at once would otherwise collide on every seat in
 /// lockstep: each starts at a random seat and, after a collision, waits a random
 /// few microseconds, which breaks the symmetry.
-fn claim_seat(data: &DataSegment, capacity: u32) -> Result<u32, OpenError> {
+fn claim_seat(name: &str, data: &DataSegment, capacity: u32) -> Result<u32, OpenError> {
     let fd = data.obj.fd();
-    let os_err = |errno| OpenError::Os { op: "locking a reader seat", errno };
+    let os_err = |errno| OpenError::Os { name: name.into(), op: "locking a reader seat", errno };
     let mut rng = (os::now_unix_ns() ^ (os::pid() as u64).rotate_left(32)) | 1;
     let mut random = move || {
         rng ^= rng << 13;
@@ -296,19 +306,19 @@ fn claim_seat(data: &DataSegment, capacity: u32) -> Result<u32, OpenError> {
         }
         // Every seat held by someone else: full. A collision: try again.
         if !collided || Instant::now() >= deadline {
-            return Err(OpenError::ReaderTableFull { capacity });
+            return Err(OpenError::ReaderTableFull { name: name.into(), capacity });
         }
         std::thread::sleep(Duration::from_micros(random() % 200));
     }
 }
 
 /// Claims a free reader entry (`protocol::claim_entry`) and records who holds it.
-fn claim_entry(t: &ReaderTable) -> Result<u32, OpenError> {
+fn claim_entry(name: &str, t: &ReaderTable) -> Result<u32, OpenError> {
     let region = t.region();
     let h = region.readers_header().expect("checked reader table");
     let claimed = protocol::claim_entry(&t.obj, h, t.capacity, |i| region.reader(i))
-        .map_err(|errno| OpenError::Os { op: "locking a reader entry", errno })?;
-    let i = claimed.ok_or(OpenError::ReaderTableFull { capacity: t.capacity })?;
+        .map_err(|errno| OpenError::Os { name: name.into(), op: "locking a reader entry", errno })?;
+    let i = claimed.ok_or(OpenError::ReaderTableFull { name: name.into(), capacity: t.capacity })?;
     let e = region.reader(i).expect("entry inside the checked table");
     e.pid.store(os::pid(), Relaxed);
     e.opened_ns.store(os::now_unix_ns(), Relaxed);

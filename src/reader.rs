@@ -122,7 +122,7 @@ impl<T: Shared> std::fmt::Debug for Reader<T> {
 
 /// A validated, pinned snapshot: derefs to the archived value in shared memory.
 ///
-/// While it lives, the writer does not touch its bytes (DESIGN.md invariant 1).
+/// While it lives, the writer does not touch its bytes (docs/DESIGN.md, invariant 1).
 /// It borrows the reader, so the pin cannot move under it.
 #[must_use]
 pub struct Snapshot<'a, T: Shared> {
@@ -180,7 +180,11 @@ impl<T: Shared> Reader<T> {
         const { assert!(core::mem::align_of::<T::Archived>() <= 16, "archived alignment above 16 is not supported") };
         let raw = RawReader::open(name, opts.init_timeout)?;
         if let Some(want) = opts.owner {
-            let (_, owner) = raw.data.obj.mode_and_owner().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
+            let (_, owner) = raw.data.obj.mode_and_owner().map_err(|errno| OpenError::Os {
+                name: name.into(),
+                op: "fstat",
+                errno,
+            })?;
             if owner != want {
                 return Err(OpenError::NotOwner { name: name.into(), object: "data segment", owner });
             }
@@ -275,7 +279,7 @@ impl<T: Shared> Reader<T> {
                 Ok(a) => a,
                 Err(e) => {
                     self.raw.count_validation_failure();
-                    return Err(ReadError::Invalid { generation, reason: e.to_string() });
+                    return Err(ReadError::Invalid { name: self.raw.name().into(), generation, reason: e.to_string() });
                 }
             }
         } else {

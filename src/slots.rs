@@ -23,6 +23,8 @@ use crate::sync::Ordering::{Acquire, Relaxed, Release, SeqCst};
 pub(crate) trait Tables {
     /// The lock bytes of the data segment and of the reader table.
     type Locks: ByteLocks;
+    /// The object's name (for errors).
+    fn name(&self) -> &str;
     /// The data segment's header.
     fn header(&self) -> &Header;
     /// Slot entry `k`, if `k < max_slots`.
@@ -196,7 +198,7 @@ impl Slots {
         let count = h.slot_count.load(Relaxed);
         let max = h.max_slots.load(Relaxed);
         if count >= max {
-            return Err(PublishError::AllSlotsPinned { slots: count });
+            return Err(PublishError::AllSlotsPinned { name: t.name().into(), slots: count });
         }
         let capacity = layout::align_up(capacity, SLOT_ALIGN).unwrap_or(capacity);
         let offset = t.allocate(capacity, capacity)?;
@@ -303,7 +305,7 @@ pub(crate) fn recover<T: Tables>(t: &T) -> Result<u64, OpenError> {
     let current = h.current.load(Acquire);
     let count = h.slot_count.load(Relaxed);
     let segment_len = h.segment_len.load(Relaxed);
-    let corrupt = |what: String| Err(OpenError::Corrupt { what });
+    let corrupt = |what: String| Err(OpenError::Corrupt { name: t.name().into(), what });
     if current != 0 && protocol::slot_of(current) >= count {
         return corrupt(format!("published slot {} of {count}", protocol::slot_of(current)));
     }
@@ -354,7 +356,7 @@ pub(crate) fn recover<T: Tables>(t: &T) -> Result<u64, OpenError> {
 /// `Ok(false)` if a reader holds a read lock there (hostile: it only blurs
 /// liveness reports; `publish` tries again).
 pub(crate) fn take_liveness_lock(name: &str, locks: &impl ByteLocks) -> Result<bool, OpenError> {
-    let os_err = |errno: Errno| OpenError::Os { op: "locking the writer's liveness byte", errno };
+    let os_err = |errno: Errno| OpenError::Os { name: name.into(), op: "locking the writer's liveness byte", errno };
     if locks.try_write_lock(layout::WRITER_LOCK_BYTE).map_err(os_err)? {
         return Ok(true);
     }

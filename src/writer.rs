@@ -138,8 +138,8 @@ impl<T: Shared> WriterOptions<T> {
         Writer::open_with(name, self, true)
     }
 
-    fn check(&self) -> Result<(), OpenError> {
-        let bad = |what: String| Err(OpenError::InvalidOption { what });
+    fn check(&self, name: &str) -> Result<(), OpenError> {
+        let bad = |what: String| Err(OpenError::InvalidOption { name: name.into(), what });
         if self.slots < 2 {
             return bad(format!("slots = {} (at least 2)", self.slots));
         }
@@ -184,6 +184,7 @@ pub struct Writer<T> {
 
 /// The writer's mappings of the object, as `slots::Tables` for the protocol code.
 struct ObjectTables {
+    name: String,
     data: DataSegment,
     /// With table pins: the reader table of this incarnation.
     readers: Option<ReaderTable>,
@@ -220,12 +221,12 @@ impl<T: Shared> Writer<T> {
 
     fn open_with(name: &str, opts: WriterOptions<T>, take_over: bool) -> Result<Self, OpenError> {
         crate::name::check(name)?;
-        opts.check()?;
+        opts.check(name)?;
         let lock = Self::take_lock(name)?;
         let existing = ShmObject::create_new(&crate::name::data(name), opts.mode);
         let (data, created, liveness_held) = match existing {
             Ok(obj) => {
-                let seg = Self::initialise(obj, &opts)?;
+                let seg = Self::initialise(name, obj, &opts)?;
                 let held = slots::take_liveness_lock(name, &seg.obj)?;
                 (seg, true, held)
             }
@@ -246,7 +247,7 @@ impl<T: Shared> Writer<T> {
                     let _ = ShmObject::unlink(&crate::name::data(name));
                     let obj = ShmObject::create_new(&crate::name::data(name), opts.mode)
                         .map_err(|e| open_errno(name, "data segment", "creating the data segment", e))?;
-                    let seg = Self::initialise(obj, &opts)?;
+                    let seg = Self::initialise(name, obj, &opts)?;
                     let held = slots::take_liveness_lock(name, &seg.obj)?;
                     (seg, true, held)
                 }
@@ -272,7 +273,7 @@ impl<T: Shared> Writer<T> {
             Some(t)
         };
         let max_slots = data.header().max_slots.load(Relaxed);
-        let tables = ObjectTables { data, readers, max_size: opts.max_size };
+        let tables = ObjectTables { name: name.to_string(), data, readers, max_size: opts.max_size };
         let next_gen = if created { 1 } else { slots::recover(&tables)? };
         let w = Writer {
             name: name.to_string(),
@@ -301,13 +302,13 @@ impl<T: Shared> Writer<T> {
         match lock.try_flock_exclusive() {
             Ok(true) => Ok(lock),
             Ok(false) => Err(OpenError::WriterBusy { name: name.into() }),
-            Err(errno) => Err(OpenError::Os { op: "flock", errno }),
+            Err(errno) => Err(OpenError::Os { name: name.into(), op: "flock", errno }),
         }
     }
 
     /// Lays out a freshly created data segment.
-    fn initialise(obj: ShmObject, opts: &WriterOptions<T>) -> Result<DataSegment, OpenError> {
-        let os_err = |op| move |errno| OpenError::Os { op, errno };
+    fn initialise(name: &str, obj: ShmObject, opts: &WriterOptions<T>) -> Result<DataSegment, OpenError> {
+        let os_err = |op| move |errno| OpenError::Os { name: name.into(), op, errno };
         let max_slots = opts.max_slots();
         let schema = crate::schema::schema_of::<T>().encode();
         let header_size = layout::header_size_for(max_slots);
@@ -318,9 +319,11 @@ impl<T: Shared> Writer<T> {
             .and_then(|n| n.checked_add(data_start))
             .filter(|&n| n <= opts.max_size)
             .ok_or_else(|| OpenError::InvalidOption {
+                name: name.into(),
                 what: format!("{} slots of {} bytes exceed max_size {}", opts.slots, capacity, opts.max_size),
             })?;
-        obj.grow_to(segment_len).map_err(os_err("allocating the data segment"))?;
+        obj.grow_to(segment_len)
+            .map_err(|e| OpenError::allocating(name, "allocating the data segment", segment_len, e))?;
         let map = Mapping::new(&obj, segment_len, true).map_err(os_err("mmap"))?;
         let seg = DataSegment { obj, map, writable: true };
         {
@@ -369,7 +372,7 @@ impl<T: Shared> Writer<T> {
     /// segment grows (never shrinks). On error the previous snapshot stays current.
     pub fn publish(&mut self, value: &T) -> Result<Generation, PublishError> {
         if self.next_gen > MAX_GENERATION {
-            return Err(PublishError::GenerationsExhausted);
+            return Err(PublishError::GenerationsExhausted { name: self.name.clone() });
         }
         if !self.liveness_held {
             // A hostile reader's read lock kept us from it at open; try again.
@@ -384,6 +387,7 @@ impl<T: Shared> Writer<T> {
             len = self.serialize_into(slot, value)?;
         }
         let len = len.map_err(|needed| PublishError::Serialize {
+            name: self.name.clone(),
             message: format!("value changed size between passes ({needed} bytes)"),
         })?;
         let now = os::now_unix_ns();
@@ -405,11 +409,11 @@ impl<T: Shared> Writer<T> {
         let ptr = if capacity == 0 {
             core::ptr::NonNull::dangling().as_ptr()
         } else {
-            self.tables
-                .data
-                .region()
-                .range_ptr(offset, capacity)
-                .ok_or(PublishError::Os { op: "slot outside the mapping", errno: Errno::FAULT })?
+            self.tables.data.region().range_ptr(offset, capacity).ok_or_else(|| PublishError::Os {
+                name: self.name.clone(),
+                op: "slot outside the mapping",
+                errno: Errno::FAULT,
+            })?
         };
         // SAFETY: the slot is neither current nor pinned by any reader (checked by
         // `Slots::free_slot`/`slot_with_room` after the SeqCst fence of
@@ -420,7 +424,7 @@ impl<T: Shared> Writer<T> {
         #[allow(unsafe_code)]
         let out = unsafe { SlotWriter::new(ptr, capacity as usize) };
         let out = rkyv::api::high::to_bytes_in_with_alloc::<_, _, BoxedError>(value, out, self.arena.acquire())
-            .map_err(|e| PublishError::Serialize { message: e.to_string() })?;
+            .map_err(|e| PublishError::Serialize { name: self.name.clone(), message: e.to_string() })?;
         let len = out.len() as u64;
         // As rkyv's own `to_bytes` does: keep the arena to one block, or each
         // publish pays for walking and freeing the blocks the last one grew.
@@ -431,6 +435,10 @@ impl<T: Shared> Writer<T> {
 
 impl slots::Tables for ObjectTables {
     type Locks = ShmObject;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
 
     fn header(&self) -> &Header {
         self.data.header()
@@ -458,15 +466,18 @@ impl slots::Tables for ObjectTables {
         let h = self.data.header();
         let offset = layout::align_up(h.segment_len.load(Relaxed), SLOT_ALIGN).unwrap_or(u64::MAX);
         let Some(end) = offset.checked_add(capacity).filter(|&e| e <= self.max_size) else {
-            return Err(PublishError::TooLarge { needed, limit: self.max_size });
+            return Err(PublishError::TooLarge { name: self.name.clone(), needed, limit: self.max_size });
         };
         // Whole pages where the limit allows.
         let end = layout::align_up(end, PAGE).filter(|&e| e <= self.max_size).unwrap_or(end);
-        self.data.obj.grow_to(end).map_err(|errno| PublishError::Os { op: "growing the data segment", errno })?;
+        self.data.obj.grow_to(end).map_err(|errno| PublishError::growing(&self.name, end - offset, errno))?;
         #[cfg(feature = "fault-injection")]
         crate::fault::point("after-grow");
-        self.data.map =
-            Mapping::new(&self.data.obj, end, true).map_err(|errno| PublishError::Os { op: "mmap", errno })?;
+        self.data.map = Mapping::new(&self.data.obj, end, true).map_err(|errno| PublishError::Os {
+            name: self.name.clone(),
+            op: "mmap",
+            errno,
+        })?;
         let h = self.data.header();
         // Readers do not need this (they check each slot against fstat); it
         // records how much of the object is in use, for recovery and tools.
@@ -496,7 +507,7 @@ fn write_bytes(dst: *mut u8, src: &[u8]) {
 /// Refuses objects of another user: taking them over would let whoever
 /// planted them read or disturb what this writer publishes.
 fn check_owner(name: &str, object: &'static str, obj: &ShmObject) -> Result<(), OpenError> {
-    let (_, owner) = obj.mode_and_owner().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
+    let (_, owner) = obj.mode_and_owner().map_err(|errno| OpenError::Os { name: name.into(), op: "fstat", errno })?;
     if owner == os::euid() {
         Ok(())
     } else {
@@ -524,8 +535,8 @@ fn create_reader_table<T: Shared>(
     }
     .map_err(|e| open_errno(name, "reader table", "creating the reader table", e))?;
     let size = layout::reader_table_size(opts.max_readers);
-    obj.grow_to(size).map_err(|errno| OpenError::Os { op: "allocating the reader table", errno })?;
-    let map = Mapping::new(&obj, size, true).map_err(|errno| OpenError::Os { op: "mmap", errno })?;
+    obj.grow_to(size).map_err(|e| OpenError::allocating(name, "allocating the reader table", size, e))?;
+    let map = Mapping::new(&obj, size, true).map_err(|errno| OpenError::Os { name: name.into(), op: "mmap", errno })?;
     {
         let region = crate::segment::map_region(&map);
         let h = region.readers_header().expect("reader table holds its header");
@@ -535,5 +546,5 @@ fn create_reader_table<T: Shared>(
         h.magic.store(READERS_MAGIC, Release);
     }
     drop(map);
-    ReaderTable::from_object(obj, true)
+    ReaderTable::from_object(name, obj, true)
 }

@@ -39,6 +39,14 @@ pub(crate) fn stop_self() {
     let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP);
 }
 
+/// Bytes of `/dev/shm` available to this process and its total size
+/// (statvfs), for the "no space" errors. `None` if the query fails.
+pub(crate) fn shm_space() -> Option<(u64, u64)> {
+    let st = rustix::fs::statvfs("/dev/shm").ok()?;
+    let block = st.f_frsize.max(1);
+    Some((st.f_bavail.saturating_mul(block), st.f_blocks.saturating_mul(block)))
+}
+
 /// This process's effective user id.
 pub(crate) fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
