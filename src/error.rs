@@ -152,6 +152,13 @@ pub enum ReadError {
         /// The error.
         errno: Errno,
     },
+    /// A [`SharedReader`](crate::SharedReader) could not open the reader of
+    /// this thread (e.g. `ReaderTableFull`: more threads read than the object
+    /// has reader entries).
+    Open(OpenError),
+    /// A [`SharedReader`](crate::SharedReader) was read from a thread-local
+    /// destructor after shmstate's own had run on that thread.
+    ThreadExiting,
 }
 
 /// Why [`Reader::wait_newer`](crate::Reader::wait_newer) returned without a newer generation.
@@ -266,6 +273,8 @@ impl fmt::Display for ReadError {
             }
             ReadError::Corrupt { what } => write!(f, "corrupt object: {what}"),
             ReadError::Os { op, errno } => write!(f, "{op}: {errno}"),
+            ReadError::Open(e) => write!(f, "opening this thread's reader: {e}"),
+            ReadError::ThreadExiting => write!(f, "read from a thread that is exiting"),
         }
     }
 }

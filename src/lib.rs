@@ -72,6 +72,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(all(feature = "tokio", not(loom)))]
+mod changed;
 #[cfg(not(loom))]
 mod error;
 #[cfg(all(feature = "fault-injection", not(loom)))]
@@ -96,11 +98,17 @@ pub mod schema;
 #[cfg(not(loom))]
 mod segment;
 #[cfg(not(loom))]
+mod shared_reader;
+#[cfg(not(loom))]
 mod slot_writer;
 mod sync;
 #[cfg(not(loom))]
+mod watch;
+#[cfg(not(loom))]
 mod writer;
 
+#[cfg(all(feature = "tokio", not(loom)))]
+pub use changed::Changed;
 #[cfg(not(loom))]
 pub use {
     error::{Errno, OpenError, PublishError, ReadError, RemoveError, WaitError},
@@ -110,6 +118,7 @@ pub use {
     raw_reader::RawReader,
     reader::{Reader, ReaderOptions, Snapshot},
     schema::Schema,
+    shared_reader::{SharedReader, SharedSnapshot},
     slot_writer::SlotWriter,
     writer::{Writer, WriterOptions},
 };
