@@ -1,28 +1,5 @@
-//! Async waits for a newer generation (feature `tokio`): the [`Changed`]
-//! future of [`SharedReader::changed`].
-//!
-//! ## How
-//! One helper thread per process (started on the first wait) sleeps in
-//! `futex_waitv` on the `notify` words of every object some future waits on,
-//! plus a word of its own that a new registration bumps. When a word changes
-//! it wakes the wakers registered on it; nothing polls. While it waits it
-//! counts itself in each object's `waiters`, as a blocking `wait_newer` does,
-//! so the writer's publish wakes it. Every 100 ms it probes the writers of
-//! the watched objects and wakes the futures whose writer died.
-//!
-//! ## Guarantees and limits
-//! - Cancellation-safe: dropping a `Changed` removes its registration; a
-//!   new future starts afresh. A `Changed` holds no pin and no reader entry.
-//! - Runtime-agnostic (only `std::task::Waker`); the feature is named for the
-//!   runtime it is meant for.
-//! - Wake-ups go through the helper thread: one more thread hop than a
-//!   blocking wait (see BENCHMARKS.md for the latency).
-//! - Linux >= 5.16 (`futex_waitv`); on an older kernel every future is
-//!   woken each 100 ms slice instead (it then checks and sleeps again).
-//! - The kernel waits on at most 128 words at once: beyond 127 objects
-//!   waited on at the same time, the rest are checked every millisecond.
-//!
-//! [`SharedReader::changed`]: crate::SharedReader::changed
+//! Async waits for a newer generation (feature `tokio`): [`Changed`] (its
+//! docs say how it works, what it guarantees and its limits).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -53,7 +30,29 @@ impl<T: Shared> SharedReader<T> {
     }
 }
 
-/// The future of [`SharedReader::changed`].
+/// The future of [`SharedReader::changed`] (feature `tokio`): the next
+/// generation, or `WriterDead`.
+///
+/// ## How
+/// One helper thread per process (started on the first wait) sleeps in
+/// `futex_waitv` on the `notify` words of every object some future waits on,
+/// plus a word of its own that a new registration bumps. When a word changes
+/// it wakes the wakers registered on it; nothing polls. While it waits it
+/// counts itself in each object's `waiters`, as a blocking `wait_newer` does,
+/// so the writer's publish wakes it. Every 100 ms it probes the writers of
+/// the watched objects and wakes the futures whose writer died.
+///
+/// ## Guarantees and limits
+/// - Cancellation-safe: dropping a `Changed` removes its registration; a
+///   new future starts afresh. A `Changed` holds no pin and no reader entry.
+/// - Runtime-agnostic (only `std::task::Waker`); the feature is named for the
+///   runtime it is meant for.
+/// - Wake-ups go through the helper thread: one more thread hop than a
+///   blocking wait (see BENCHMARKS.md for the latency).
+/// - Linux >= 5.16 (`futex_waitv`); on an older kernel every future is
+///   woken each 100 ms slice instead (it then checks and sleeps again).
+/// - The kernel waits on at most 128 words at once: beyond 127 objects
+///   waited on at the same time, the rest are checked every millisecond.
 #[must_use = "futures do nothing unless awaited"]
 pub struct Changed {
     watcher: Arc<Watcher>,

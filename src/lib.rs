@@ -34,6 +34,11 @@
 //! - [`shared`] / [`Schema`]: make a type storable, with a structural fingerprint.
 //! - [`Writer`]: create an object, [`publish`](Writer::publish) snapshots.
 //! - [`Reader`]: [`read`](Reader::read) the latest snapshot, [`wait_newer`](Reader::wait_newer).
+//! - [`SharedReader`]: one `Sync` handle for many threads:
+//!   [`load`](SharedReader::load) through `&self`, a pin per reading thread.
+//! - Feature `tokio`: `SharedReader::changed(generation).await`, a
+//!   cancellation-safe future of the next generation (one helper thread per
+//!   process multiplexes the futex waits; no polling).
 //! - [`remove`], [`list`]: manage objects.
 //!
 //! ## How it works
@@ -53,6 +58,8 @@
 //! - A snapshot is validated (bytecheck) before first use; failures are errors.
 //! - Opening with a different type is `TypeMismatch`, printing both schemas.
 //! - The writer never waits for readers; readers never wait for the writer.
+//! - A `SharedSnapshot` keeps its thread's pin and cannot leave that thread;
+//!   threads reading one `SharedReader` write no shared cache line.
 //! - A writer killed at any instruction leaves the last published snapshot
 //!   readable; a dead reader's pin is reclaimed (OFD-lock liveness, no PIDs).
 //!

@@ -1,36 +1,5 @@
-//! One reader handle for many threads: [`SharedReader`] is `Sync`, so a thread
-//! pool can share it (`Arc<SharedReader<T>>`, or a `static`) and call
-//! [`load`](SharedReader::load) through `&self`.
-//!
-//! ## How
-//! Each thread that reads gets its own [`Reader`] (its own reader-table entry
-//! and pin), claimed on its first `load` and found again through a thread-local
-//! keyed by the handle's unique id. An unchanged read is then a thread-local
-//! lookup, one atomic load of the publish word, and a thread-local counter
-//! increment: threads never write a cache line another thread reads.
-//!
-//! A thread's readers are closed (their entries released) when the thread
-//! exits or when the handle is dropped, whichever comes first, so the handle
-//! holds entries only for threads that actually read.
-//!
-//! ## Guarantees and limits
-//! - A [`SharedSnapshot`] keeps its thread's pin: the writer does not touch its
-//!   bytes while it lives. It is neither `Send` nor `Sync`, since the pin
-//!   belongs to the thread's reader.
-//! - `load` always returns the latest generation. While a guard holds the
-//!   thread's pin and a newer generation is out, `load` pins the new one with a
-//!   second reader of the same thread, so a thread uses one entry plus one per
-//!   generation it holds guards on at once (usually one, two while swapping),
-//!   and keeps at most one idle spare.
-//! - [`wait_newer`](SharedReader::wait_newer) pins nothing, so it may be called
-//!   while guards live, from any thread.
-//! - Each thread's reader opens the object by name when the thread first
-//!   reads: if the object is removed and created anew meanwhile, that thread
-//!   reads the new one (or gets `load` errors if its type differs).
-//! - More reading threads than the object has reader entries: `load` fails
-//!   with [`ReadError::Open`] (`ReaderTableFull`) on the extra threads.
-//! - A guard leaked with `mem::forget` keeps its pin (and entry) until the
-//!   handle is dropped.
+//! One reader handle for many threads: [`SharedReader`] (its docs say how
+//! it works, what it guarantees and its limits).
 
 #![allow(unsafe_code)]
 
@@ -48,9 +17,59 @@ use crate::error::{OpenError, ReadError, WaitError};
 use crate::watch::Watcher;
 use crate::{Generation, Reader, ReaderOptions, Shared};
 
-/// A reader handle for objects of type `T` that many threads share.
+/// A reader handle for objects of type `T` that many threads share: it is
+/// `Sync`, so a thread pool can share it (`Arc<SharedReader<T>>`, or a
+/// `static`) and call [`load`](SharedReader::load) through `&self`.
 ///
-/// See [the module docs](crate::SharedReader#how) for costs and limits.
+/// ## How
+/// Each thread that reads gets its own [`Reader`] (its own reader-table entry
+/// and pin), claimed on its first `load` and found again through a thread-local
+/// keyed by the handle's unique id. An unchanged read is then a thread-local
+/// lookup, one atomic load of the publish word, and a thread-local counter
+/// increment: threads never write a cache line another thread reads.
+///
+/// A thread's readers are closed (their entries released) when the thread
+/// exits or when the handle is dropped, whichever comes first, so the handle
+/// holds entries only for threads that actually read (plus, until the first
+/// thread reads, the one reader `open` made to check the object).
+///
+/// With the `tokio` feature, `changed(generation)` is a future of the next
+/// generation (the `Changed` type documents the async waits).
+///
+/// ```no_run
+/// # #[shmstate::shared] struct Config { port: u16 }
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let shared = std::sync::Arc::new(shmstate::SharedReader::<Config>::open("myapp.config")?);
+/// let workers: Vec<_> = (0..4)
+///     .map(|_| {
+///         let shared = shared.clone();
+///         std::thread::spawn(move || shared.load().map(|snap| snap.port.to_native()))
+///     })
+///     .collect();
+/// for w in workers {
+///     let _port = w.join().unwrap()?;
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// ## Guarantees and limits
+/// - A [`SharedSnapshot`] keeps its thread's pin: the writer does not touch its
+///   bytes while it lives. It is neither `Send` nor `Sync`, since the pin
+///   belongs to the thread's reader.
+/// - `load` always returns the latest generation. While a guard holds the
+///   thread's pin and a newer generation is out, `load` pins the new one with a
+///   second reader of the same thread, so a thread uses one entry plus one per
+///   generation it holds guards on at once (usually one, two while swapping),
+///   and keeps at most one idle spare.
+/// - [`wait_newer`](SharedReader::wait_newer) pins nothing, so it may be called
+///   while guards live, from any thread.
+/// - Each thread's reader opens the object by name when the thread first
+///   reads: if the object is removed and created anew meanwhile, that thread
+///   reads the new one (or gets `load` errors if its type differs).
+/// - More reading threads than the object has reader entries: `load` fails
+///   with [`ReadError::Open`] (`ReaderTableFull`) on the extra threads.
+/// - A guard leaked with `mem::forget` keeps its pin (and entry) until the
+///   handle is dropped.
 pub struct SharedReader<T: Shared> {
     /// Owns every thread's readers; the thread-locals point into it.
     registry: Arc<Registry>,
@@ -131,6 +150,8 @@ struct Lane<T: Shared> {
 
 /// One thread's readers of one handle. Only that thread touches it (until the
 /// handle's registry frees it, when no thread can use the handle any more).
+/// Aligned like `Lane`: the fast path reads it, the slow path writes it.
+#[repr(align(128))]
 struct ThreadLanes<T: Shared> {
     /// `Box::into_raw` lanes; raw so that guards' references into them stay
     /// valid while the list itself changes.
