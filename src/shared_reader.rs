@@ -71,6 +71,8 @@ use crate::{Generation, Reader, ReaderOptions, Shared};
 /// - A guard leaked with `mem::forget` keeps its pin (and entry) until the
 ///   handle is dropped.
 pub struct SharedReader<T: Shared> {
+    /// `registry.id`, kept here so the fast path needs no extra load.
+    id: u64,
     /// Owns every thread's readers; the thread-locals point into it.
     registry: Arc<Registry>,
     /// Waits and generation checks, from any thread, without pinning.
@@ -305,6 +307,7 @@ impl<T: Shared> SharedReader<T> {
         // SYNC(id): Relaxed: only uniqueness matters.
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(SharedReader {
+            id,
             registry: Arc::new(Registry { id, threads: Mutex::new(Vec::new()) }),
             watcher,
             name: name.to_string(),
@@ -374,7 +377,7 @@ impl<T: Shared> SharedReader<T> {
     #[inline]
     fn thread_lanes(&self) -> Result<&ThreadLanes<T>, ReadError> {
         let (id, lanes) = LAST.get();
-        if id == self.registry.id {
+        if id == self.id {
             // SAFETY: ids are unique, so `lanes` is this handle's
             // `ThreadLanes<T>` of this thread, alive while the handle is.
             return Ok(unsafe { &*(lanes as *const ThreadLanes<T>) });
