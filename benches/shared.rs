@@ -61,27 +61,44 @@ fn unchanged_reads(c: &mut Criterion) {
     });
     for threads in [1usize, 2, 8] {
         g.bench_function(BenchmarkId::new("SharedReader::load", format!("{threads} threads")), |b| {
-            b.iter_custom(|iters| on_threads(&shared, threads, iters))
+            b.iter_custom(|iters| {
+                on_threads(threads, iters, || shared.clone(), |s| s.load().expect("load").port.to_native())
+            })
+        });
+        // The same threads, each with its own plain `Reader`: the reference.
+        g.bench_function(BenchmarkId::new("Reader::read (one per thread)", format!("{threads} threads")), |b| {
+            b.iter_custom(|iters| {
+                on_threads(
+                    threads,
+                    iters,
+                    || Reader::<Small>::open(name.as_str()).expect("open"),
+                    |r| r.read().expect("read").port.to_native(),
+                )
+            })
         });
     }
     g.finish();
 }
 
-/// Runs `iters` loads on each of `threads` new threads at once; returns the
-/// slowest thread's time (each thread's first load, which claims its reader,
-/// happens before the barrier and is not timed).
-fn on_threads(shared: &Arc<SharedReader<Small>>, threads: usize, iters: u64) -> Duration {
+/// Runs `iters` reads on each of `threads` new threads at once; returns the
+/// slowest thread's time. Each thread's first read (which claims its reader
+/// and validates) happens before the barrier and is not timed.
+fn on_threads<H: Send + 'static, R: Fn(&mut H) -> u16 + Copy + Send + 'static>(
+    threads: usize,
+    iters: u64,
+    make: impl Fn() -> H,
+    read: R,
+) -> Duration {
     let start = Arc::new(Barrier::new(threads));
     let handles: Vec<_> = (0..threads)
         .map(|_| {
-            let (shared, start) = (shared.clone(), start.clone());
+            let (mut handle, start) = (make(), start.clone());
             std::thread::spawn(move || {
-                black_box(shared.load().expect("first load").port.to_native());
+                black_box(read(&mut handle));
                 start.wait();
                 let t = std::time::Instant::now();
                 for _ in 0..iters {
-                    let s = shared.load().expect("load");
-                    black_box(s.port.to_native());
+                    black_box(read(&mut handle));
                 }
                 t.elapsed()
             })

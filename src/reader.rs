@@ -236,7 +236,7 @@ impl<T: Shared> Reader<T> {
 
     /// The cached validated view and its generation if the publish word still
     /// names it (one atomic load); `None` otherwise. Never pins or remaps.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn current_view(&self) -> Option<(*const T::Archived, Generation)> {
         let word = self.load_current();
         match self.cached {

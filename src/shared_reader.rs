@@ -341,7 +341,7 @@ impl<T: Shared> SharedReader<T> {
     /// The latest snapshot, validated with bytecheck on this thread's first
     /// read of each generation. Reading an unchanged generation again is a
     /// thread-local lookup and one atomic load.
-    #[inline]
+    #[inline(always)]
     pub fn load(&self) -> Result<SharedSnapshot<'_, T>, ReadError> {
         let lanes = self.thread_lanes()?;
         if lanes.busy.get() {
@@ -362,7 +362,7 @@ impl<T: Shared> SharedReader<T> {
         self.load_slow(lanes)
     }
 
-    #[inline]
+    #[inline(always)]
     fn guard<'a>(lane: &'a Lane<T>, root: *const T::Archived, generation: Generation) -> SharedSnapshot<'a, T> {
         lane.guards.set(lane.guards.get() + 1);
         // SAFETY: `root` is the lane reader's validated view of its pinned slot.
@@ -374,7 +374,7 @@ impl<T: Shared> SharedReader<T> {
     }
 
     /// This thread's lanes of this handle, created on first use.
-    #[inline]
+    #[inline(always)]
     fn thread_lanes(&self) -> Result<&ThreadLanes<T>, ReadError> {
         let (id, lanes) = LAST.get();
         if id == self.id {
@@ -386,6 +386,7 @@ impl<T: Shared> SharedReader<T> {
     }
 
     #[cold]
+    #[inline(never)]
     fn thread_lanes_slow(&self) -> Result<&ThreadLanes<T>, ReadError> {
         let id = self.registry.id;
         let lanes = ENTRIES
@@ -413,6 +414,7 @@ impl<T: Shared> SharedReader<T> {
     }
 
     #[cold]
+    #[inline(never)]
     fn load_slow<'a>(&'a self, lanes: &'a ThreadLanes<T>) -> Result<SharedSnapshot<'a, T>, ReadError> {
         struct Busy<'b>(&'b Cell<bool>);
         impl Drop for Busy<'_> {
