@@ -144,3 +144,31 @@ fn killed_writer_process_gives_writer_dead() {
     });
     assert_eq!(inspect(name.as_str()).expect("inspect").waiters, 0);
 }
+
+/// An object with lock pins (readers cannot count themselves as waiters; the
+/// writer always wakes): threads load through one handle and a future wakes.
+#[test]
+fn lock_pin_object_loads_and_wakes() {
+    let name = TestName::new("async-locks");
+    let mut w = Writer::<Checked>::options().lock_pins(true).create(name.as_str()).expect("create");
+    let g1 = w.publish(&Checked::new(1, 4)).expect("publish");
+    let shared = std::sync::Arc::new(SharedReader::<Checked>::open(name.as_str()).expect("open"));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let shared = shared.clone();
+            std::thread::spawn(move || consistent(&shared.load().expect("load")).expect("consistent"))
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().expect("thread"), 1);
+    }
+    let rt = runtime();
+    let waiting = rt.spawn({
+        let shared = shared.clone();
+        async move { tokio::time::timeout(HANG, shared.changed(g1)).await }
+    });
+    std::thread::sleep(Duration::from_millis(30));
+    let g2 = w.publish(&Checked::new(2, 4)).expect("publish");
+    assert_eq!(rt.block_on(waiting).expect("task").expect("hang"), Ok(g2));
+    assert_eq!(consistent(&shared.load().expect("load")), Ok(2));
+}
