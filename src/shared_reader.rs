@@ -70,6 +70,10 @@ use crate::{Generation, Reader, ReaderOptions, Shared};
 ///   with [`ReadError::Open`] (`ReaderTableFull`) on the extra threads.
 /// - A guard leaked with `mem::forget` keeps its pin (and entry) until the
 ///   handle is dropped.
+/// - A thread's first `load` opens its reader (an `open`, tens of µs); threads
+///   that come and go (e.g. tokio's blocking pool) pay it each time.
+/// - In async code, a guard cannot be held across an `.await` of a task that
+///   must be `Send` (the guard is not); load again after the `.await`.
 pub struct SharedReader<T: Shared> {
     /// `registry.id`, kept here so the fast path needs no extra load.
     id: u64,
