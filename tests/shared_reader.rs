@@ -210,3 +210,34 @@ fn more_threads_than_entries_is_an_error_not_a_hang() {
     }
     assert_eq!(consistent(&shared.load().expect("load after the others left")), Ok(1));
 }
+
+/// Threads exiting while the last handle is dropped elsewhere (the thread-local
+/// destructors race the registry's drop): no crash, no entry left behind.
+#[test]
+fn thread_exit_races_handle_drop() {
+    let name = TestName::new("shared-race");
+    let mut w = Writer::<Checked>::create(name.as_str()).expect("create");
+    w.publish(&Checked::new(1, 4)).expect("publish");
+    for round in 0..40 {
+        let shared = Arc::new(SharedReader::<Checked>::open(name.as_str()).expect("open shared"));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    assert_eq!(consistent(&shared.load().expect("load")), Ok(1));
+                    // The last clone may be this thread's: then the handle
+                    // drops here, before this thread's own destructor runs.
+                    drop(shared);
+                })
+            })
+            .collect();
+        if round % 2 == 0 {
+            std::thread::yield_now();
+        }
+        drop(shared);
+        for t in threads {
+            t.join().expect("thread");
+        }
+        assert_eq!(inspect(name.as_str()).expect("inspect").live_readers(), 0, "round {round}");
+    }
+}
