@@ -218,6 +218,16 @@ pub enum ReadError {
         /// The error.
         errno: Errno,
     },
+    /// A [`SharedReader`](crate::SharedReader) could not open the reader of
+    /// this thread (e.g. `ReaderTableFull`: more threads read than the object
+    /// has reader entries).
+    Open(OpenError),
+    /// A [`SharedReader`](crate::SharedReader) was read from a thread-local
+    /// destructor after shmstate's own had run on that thread.
+    ThreadExiting {
+        /// The object name.
+        name: String,
+    },
 }
 
 /// Why [`Reader::wait_newer`](crate::Reader::wait_newer) returned without a newer generation.
@@ -349,6 +359,8 @@ impl fmt::Display for ReadError {
             }
             ReadError::Corrupt { name, what } => write!(f, "corrupt object {name:?}: {what}"),
             ReadError::Os { name, op, errno } => write!(f, "{op} for {name:?}: {errno}"),
+            ReadError::Open(e) => write!(f, "opening this thread's reader: {e}"),
+            ReadError::ThreadExiting { name } => write!(f, "read of {name:?} from a thread that is exiting"),
         }
     }
 }
@@ -403,7 +415,7 @@ debug_as_display! {
         FormatVersion Corrupt NotInitialized ReaderTableFull NoSpace InvalidOption Os
     }
     PublishError { TooLarge AllSlotsPinned Serialize GenerationsExhausted NoSpace Os }
-    ReadError { Empty Invalid Corrupt Os }
+    ReadError { Empty Invalid Corrupt Os Open ThreadExiting }
     WaitError { Timeout WriterDead Os }
     RemoveError { NotFound InvalidName PermissionDenied Os }
 }

@@ -6,6 +6,12 @@
 //!   create or take over an object, [`publish`](Writer::publish) snapshots.
 //! - [`Reader`]: [`read`](Reader::read) the latest [`Snapshot`],
 //!   [`wait_newer`](Reader::wait_newer); [`RawReader`] reads bytes without the type.
+//! - [`SharedReader`]: one `Sync` handle for many threads:
+//!   [`load`](SharedReader::load) through `&self`, a pin per reading thread;
+//!   a [`SharedSnapshot`] keeps its thread's pin and cannot leave that thread.
+//! - Feature `tokio`: `SharedReader::changed(generation).await`, a
+//!   cancellation-safe future of the next generation (one helper thread per
+//!   process multiplexes the futex waits; no polling).
 //! - [`remove`], [`list`], [`inspect`]: manage objects.
 //! - Errors: [`OpenError`], [`PublishError`], [`ReadError`], [`WaitError`], [`RemoveError`].
 //!
@@ -29,6 +35,8 @@
 #![cfg_attr(loom, allow(dead_code))]
 #![warn(missing_docs)]
 
+#[cfg(all(feature = "tokio", not(loom)))]
+mod changed;
 mod error;
 #[cfg(all(feature = "fault-injection", not(loom)))]
 mod fault;
@@ -53,12 +61,18 @@ pub mod schema;
 #[cfg(not(loom))]
 mod segment;
 #[cfg(not(loom))]
+mod shared_reader;
+#[cfg(not(loom))]
 mod slot_writer;
 mod slots;
 mod sync;
 #[cfg(not(loom))]
+mod watch;
+#[cfg(not(loom))]
 mod writer;
 
+#[cfg(all(feature = "tokio", not(loom)))]
+pub use changed::Changed;
 #[cfg(not(loom))]
 pub use {
     error::{Errno, OpenError, PublishError, ReadError, RemoveError, WaitError},
@@ -68,6 +82,7 @@ pub use {
     raw_reader::RawReader,
     reader::{Reader, ReaderOptions, Snapshot},
     schema::Schema,
+    shared_reader::{SharedReader, SharedSnapshot},
     slot_writer::SlotWriter,
     writer::{Writer, WriterOptions},
 };

@@ -12,7 +12,7 @@ use crate::protocol::{self, Pinned};
 use crate::schema::{SchemaDoc, SchemaError};
 use crate::segment::{DataSegment, Geometry, PairError, ReaderTable};
 use crate::sync::AtomicU64;
-use crate::sync::Ordering::{Acquire, Relaxed, SeqCst};
+use crate::sync::Ordering::{Acquire, Relaxed};
 use crate::Generation;
 
 /// How often `open` reopens an object replaced while it was being opened
@@ -213,47 +213,13 @@ impl RawReader {
     /// found dead, or `timeout` passes. Uses a shared futex in the header: no
     /// polling, and no wake-up syscall for the writer when nobody waits.
     pub fn wait_newer(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
-        let deadline = Instant::now() + timeout;
-        let h = self.header();
         // With lock pins there is no table to count waiters in; the writer then
         // always wakes.
         let waiters = match &self.pins {
             Pins::Table { readers, .. } => readers.region().readers_header().map(|rh| &rh.waiters),
             Pins::Locks { .. } => None,
         };
-        loop {
-            // SYNC(wake): read `notify` before checking, so a publish in between
-            // makes the futex wait return at once (EAGAIN).
-            let seen = h.notify.load(SeqCst);
-            let now = self.generation();
-            if now > than {
-                return Ok(now);
-            }
-            if !self.data.writer_alive().map_err(|errno| WaitError::Os {
-                name: self.name.clone(),
-                op: "probing the writer lock",
-                errno,
-            })? {
-                // It may have published just before dying.
-                let now = self.generation();
-                return if now > than { Ok(now) } else { Err(WaitError::WriterDead { name: self.name.clone() }) };
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(WaitError::Timeout { name: self.name.clone() });
-            }
-            // SYNC(wake): pairs with `Writer::wake_waiters` (store-buffering).
-            if let Some(w) = waiters {
-                w.fetch_add(1, SeqCst);
-            }
-            if h.notify.load(SeqCst) == seen {
-                // Bounded slices: a writer that dies without publishing is noticed.
-                os::futex_wait(&h.notify, seen, left.min(Duration::from_millis(100)));
-            }
-            if let Some(w) = waiters {
-                w.fetch_sub(1, SeqCst);
-            }
-        }
+        crate::watch::wait_for_newer(&self.name, &self.data, waiters, than, timeout)
     }
 }
 

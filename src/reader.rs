@@ -84,6 +84,20 @@ impl<T: Shared> ReaderOptions<T> {
     pub fn open(self, name: &str) -> Result<Reader<T>, OpenError> {
         Reader::open_with(name, &self)
     }
+
+    /// Opens the object `name` as a [`SharedReader`](crate::SharedReader):
+    /// one handle for many threads.
+    pub fn open_shared(self, name: &str) -> Result<crate::SharedReader<T>, OpenError> {
+        crate::SharedReader::open_with(name, self)
+    }
+
+    pub(crate) fn get_init_timeout(&self) -> Duration {
+        self.init_timeout
+    }
+
+    pub(crate) fn get_wait_spin(&self) -> Duration {
+        self.wait_spin
+    }
 }
 
 /// The view of the pinned snapshot, with the publish word it belongs to.
@@ -176,7 +190,7 @@ impl<T: Shared> Reader<T> {
         Self::open_with(name, &ReaderOptions::default())
     }
 
-    fn open_with(name: &str, opts: &ReaderOptions<T>) -> Result<Self, OpenError> {
+    pub(crate) fn open_with(name: &str, opts: &ReaderOptions<T>) -> Result<Self, OpenError> {
         const { assert!(core::mem::align_of::<T::Archived>() <= 16, "archived alignment above 16 is not supported") };
         let raw = RawReader::open(name, opts.init_timeout)?;
         if let Some(want) = opts.owner {
@@ -222,6 +236,19 @@ impl<T: Shared> Reader<T> {
             }
         }
         self.read_slow(true)
+    }
+
+    /// The cached validated view and its generation if the publish word still
+    /// names it (one atomic load); `None` otherwise. Never pins or remaps.
+    #[inline(always)]
+    pub(crate) fn current_view(&self) -> Option<(*const T::Archived, Generation)> {
+        let word = self.load_current();
+        match self.cached {
+            Some(Cached { word: w, root, validated: true }) if w == word => {
+                Some((root, Generation(protocol::generation_of(word))))
+            }
+            _ => None,
+        }
     }
 
     /// Like [`read`](Self::read) but skips bytecheck validation.
