@@ -31,7 +31,8 @@
 //! ```
 //!
 //! ## Contents
-//! - [`shared`] / [`Schema`]: make a type storable, with a structural fingerprint.
+//! - [`shared`] / [`Schema`]: make a type storable, described and fingerprinted
+//!   by its archived layout ([`schema::fingerprint_of`]).
 //! - [`Writer`]: create an object, [`publish`](Writer::publish) snapshots.
 //! - [`Reader`]: [`read`](Reader::read) the latest snapshot, [`wait_newer`](Reader::wait_newer).
 //! - [`remove`], [`list`]: manage objects.

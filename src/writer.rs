@@ -230,7 +230,7 @@ impl<T: Shared> Writer<T> {
             Err(Errno::EXIST) if take_over => match DataSegment::open(name, true, Duration::ZERO) {
                 Ok((seg, geo)) => {
                     check_owner(name, "data segment", &seg.obj)?;
-                    if geo.fingerprint != T::FINGERPRINT {
+                    if geo.fingerprint != crate::schema::fingerprint_of::<T>() {
                         return Err(crate::reader::type_mismatch::<T>(name, &seg, &geo));
                     }
                     let next = recover(&seg)?;
@@ -341,7 +341,7 @@ impl<T: Shared> Writer<T> {
             let h = seg.header();
             h.format_version.store(layout::FORMAT_VERSION, Relaxed);
             h.header_size.store(header_size as u32, Relaxed);
-            h.fingerprint.store(T::FINGERPRINT, Relaxed);
+            h.fingerprint.store(crate::schema::fingerprint_of::<T>(), Relaxed);
             h.rkyv_format.store(crate::schema::fp::RKYV_FORMAT, Relaxed);
             h.max_slots.store(max_slots, Relaxed);
             h.slot_count.store(opts.slots, Relaxed);

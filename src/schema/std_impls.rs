@@ -1,9 +1,8 @@
 //! `Schema` for primitives and the std types rkyv archives.
 //!
-//! Fingerprints compose: a leaf hashes its name and [`RKYV_FORMAT`]; a
-//! constructor hashes its name and its components' fingerprints (and `N` for
-//! arrays). Every description records the size and alignment of the *archived*
-//! type, so the CLI can walk a snapshot with no Rust type at hand.
+//! Every description records the size and alignment of the *archived* type, so
+//! the CLI can walk a snapshot with no Rust type at hand (and the fingerprint,
+//! a hash of the descriptions, covers the layout).
 
 use core::marker::PhantomData;
 use core::mem::offset_of;
@@ -11,7 +10,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use rkyv::{Archive, Archived};
 
-use super::fp::{compose, RKYV_FORMAT};
 use super::{Field, Kind, Primitive, Schema, SchemaBuilder, TypeDesc, TypeIndex};
 
 /// A description of `T` whose layout is that of `T`'s archived form.
@@ -27,7 +25,6 @@ fn archived<T: Archive>(name: String, kind: Kind) -> TypeDesc {
 macro_rules! primitive {
     ($($t:ty => $p:ident),* $(,)?) => {$(
         impl Schema for $t {
-            const FINGERPRINT: u64 = compose(stringify!($t), &[RKYV_FORMAT]);
             fn describe(b: &mut SchemaBuilder) -> TypeIndex {
                 b.describe_with::<$t>(|_| {
                     archived::<$t>(stringify!($t).to_owned(), Kind::Primitive(Primitive::$p))
@@ -44,20 +41,18 @@ primitive!(
 );
 
 impl Schema for String {
-    const FINGERPRINT: u64 = compose("String", &[RKYV_FORMAT]);
     fn describe(b: &mut SchemaBuilder) -> TypeIndex {
         b.describe_with::<String>(|_| archived::<String>("String".to_owned(), Kind::String))
     }
 }
 
-/// One-parameter containers: `$ctor` is the fingerprint name, `$kind` the shape.
+/// One-parameter containers: `$fmt` spells the name, `$kind` is the shape.
 macro_rules! unary {
-    ($($ty:ty, $ctor:literal, $fmt:literal, $kind:ident;)*) => {$(
+    ($($ty:ty, $fmt:literal, $kind:ident;)*) => {$(
         impl<T: Schema> Schema for $ty
         where
             $ty: Archive,
         {
-            const FINGERPRINT: u64 = compose($ctor, &[T::FINGERPRINT]);
             fn describe(b: &mut SchemaBuilder) -> TypeIndex {
                 b.describe_named::<Self>(
                     |b| format!($fmt, b.name_of::<T>()),
@@ -69,18 +64,17 @@ macro_rules! unary {
 }
 
 unary! {
-    Vec<T>, "Vec", "Vec<{}>", Vec;
-    Option<T>, "Option", "Option<{}>", Option;
-    Box<T>, "Box", "Box<{}>", Box;
+    Vec<T>, "Vec<{}>", Vec;
+    Option<T>, "Option<{}>", Option;
+    Box<T>, "Box<{}>", Box;
     // Same archived layout as `Vec<T>` (relative offset + length).
-    Box<[T]>, "Box<[]>", "Box<[{}]>", Vec;
+    Box<[T]>, "Box<[{}]>", Vec;
 }
 
 impl<T: Schema, const N: usize> Schema for [T; N]
 where
     [T; N]: Archive,
 {
-    const FINGERPRINT: u64 = compose("[;]", &[T::FINGERPRINT, N as u64]);
     fn describe(b: &mut SchemaBuilder) -> TypeIndex {
         b.describe_named::<Self>(
             |b| format!("[{}; {N}]", b.name_of::<T>()),
@@ -89,12 +83,11 @@ where
     }
 }
 
-impl<K: Schema, V: Schema, S> Schema for HashMap<K, V, S>
+impl<K: Schema, V: Schema, S: 'static> Schema for HashMap<K, V, S>
 where
     HashMap<K, V, S>: Archive,
 {
-    // The hasher `S` is not hashed: the archived map always uses rkyv's own.
-    const FINGERPRINT: u64 = compose("HashMap", &[K::FINGERPRINT, V::FINGERPRINT]);
+    // The hasher `S` is not described: the archived map always uses rkyv's own.
     fn describe(b: &mut SchemaBuilder) -> TypeIndex {
         b.describe_named::<Self>(
             |b| format!("HashMap<{}, {}>", b.name_of::<K>(), b.name_of::<V>()),
@@ -107,7 +100,6 @@ impl<K: Schema, V: Schema> Schema for BTreeMap<K, V>
 where
     BTreeMap<K, V>: Archive,
 {
-    const FINGERPRINT: u64 = compose("BTreeMap", &[K::FINGERPRINT, V::FINGERPRINT]);
     fn describe(b: &mut SchemaBuilder) -> TypeIndex {
         b.describe_named::<Self>(
             |b| format!("BTreeMap<{}, {}>", b.name_of::<K>(), b.name_of::<V>()),
@@ -118,7 +110,6 @@ where
 
 /// Zero-sized; described as an empty tuple so decoders need no new kind.
 impl<T: Schema + ?Sized> Schema for PhantomData<T> {
-    const FINGERPRINT: u64 = compose("PhantomData", &[T::FINGERPRINT]);
     fn describe(b: &mut SchemaBuilder) -> TypeIndex {
         b.describe_named::<Self>(
             |b| format!("PhantomData<{}>", b.name_of::<T>()),
@@ -133,7 +124,6 @@ macro_rules! tuple {
         // where-clause would keep `Archived<Self>` an opaque projection, which
         // `offset_of!` cannot look into.
         impl<$($t: Schema + Archive),+> Schema for ($($t,)+) {
-            const FINGERPRINT: u64 = compose("(,)", &[$($t::FINGERPRINT),+]);
             fn describe(b: &mut SchemaBuilder) -> TypeIndex {
                 b.describe_named::<Self>(
                     |b| {
