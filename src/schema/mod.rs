@@ -26,6 +26,7 @@ mod display;
 mod fingerprint;
 pub mod fp;
 mod std_impls;
+mod std_structs;
 mod validate;
 
 use core::any::TypeId;

@@ -6,7 +6,13 @@
 
 use core::marker::PhantomData;
 use core::mem::offset_of;
-use std::collections::{BTreeMap, HashMap};
+use core::num::{
+    NonZeroI128, NonZeroI16, NonZeroI32, NonZeroI64, NonZeroI8, NonZeroIsize, NonZeroU128, NonZeroU16, NonZeroU32,
+    NonZeroU64, NonZeroU8, NonZeroUsize,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
 
 use rkyv::{Archive, Archived};
 
@@ -40,10 +46,37 @@ primitive!(
     isize => Isize, f32 => F32, f64 => F64, char => Char,
 );
 
+// Archived like the integer (bytecheck rejects zero); the name keeps them
+// apart from it in the fingerprint.
+primitive!(
+    NonZeroU8 => U8, NonZeroU16 => U16, NonZeroU32 => U32, NonZeroU64 => U64, NonZeroU128 => U128,
+    NonZeroUsize => Usize, NonZeroI8 => I8, NonZeroI16 => I16, NonZeroI32 => I32, NonZeroI64 => I64,
+    NonZeroI128 => I128, NonZeroIsize => Isize,
+);
+
 impl Schema for String {
     fn describe(b: &mut SchemaBuilder) -> TypeIndex {
         b.describe_with::<String>(|_| archived::<String>("String".to_owned(), Kind::String))
     }
+}
+
+/// Unsized strings behind a pointer (`ArchivedBox<str>`, `ArchivedRc<str, _>`):
+/// a relative offset and a length, laid out as `Vec<u8>` (not as `String`,
+/// whose short values are stored inline).
+macro_rules! str_ptr {
+    ($($ty:ty, $name:literal;)*) => {$(
+        impl Schema for $ty {
+            fn describe(b: &mut SchemaBuilder) -> TypeIndex {
+                b.describe_with::<Self>(|b| archived::<Self>($name.to_owned(), Kind::Vec(b.add::<u8>())))
+            }
+        }
+    )*};
+}
+
+str_ptr! {
+    Box<str>, "Box<str>";
+    Arc<str>, "Arc<str>";
+    Rc<str>, "Rc<str>";
 }
 
 /// One-parameter containers: `$fmt` spells the name, `$kind` is the shape.
@@ -69,6 +102,13 @@ unary! {
     Box<T>, "Box<{}>", Box;
     // Same archived layout as `Vec<T>` (relative offset + length).
     Box<[T]>, "Box<[{}]>", Vec;
+    VecDeque<T>, "VecDeque<{}>", Vec;
+    // Shared pointers archive as one relative pointer, like `Box` (rkyv
+    // deduplicates the target; the layout does not show it).
+    Arc<T>, "Arc<{}>", Box;
+    Rc<T>, "Rc<{}>", Box;
+    Arc<[T]>, "Arc<[{}]>", Vec;
+    Rc<[T]>, "Rc<[{}]>", Vec;
 }
 
 impl<T: Schema, const N: usize> Schema for [T; N]
@@ -104,6 +144,31 @@ where
         b.describe_named::<Self>(
             |b| format!("BTreeMap<{}, {}>", b.name_of::<K>(), b.name_of::<V>()),
             |b, name| archived::<Self>(name, Kind::BTreeMap(b.add::<K>(), b.add::<V>())),
+        )
+    }
+}
+
+// Sets archive as maps with `()` values (`#[repr(transparent)]` wrappers).
+impl<K: Schema, S: 'static> Schema for HashSet<K, S>
+where
+    HashSet<K, S>: Archive,
+{
+    fn describe(b: &mut SchemaBuilder) -> TypeIndex {
+        b.describe_named::<Self>(
+            |b| format!("HashSet<{}>", b.name_of::<K>()),
+            |b, name| archived::<Self>(name, Kind::HashMap(b.add::<K>(), b.add::<()>())),
+        )
+    }
+}
+
+impl<K: Schema> Schema for BTreeSet<K>
+where
+    BTreeSet<K>: Archive,
+{
+    fn describe(b: &mut SchemaBuilder) -> TypeIndex {
+        b.describe_named::<Self>(
+            |b| format!("BTreeSet<{}>", b.name_of::<K>()),
+            |b, name| archived::<Self>(name, Kind::BTreeMap(b.add::<K>(), b.add::<()>())),
         )
     }
 }
