@@ -31,6 +31,7 @@ mod validate;
 
 use core::any::TypeId;
 use std::collections::HashMap;
+use std::sync::{OnceLock, PoisonError, RwLock};
 
 pub use desc::{Field, Kind, Primitive, SchemaDoc, SchemaError, TypeDesc, TypeIndex, Variant};
 
@@ -144,8 +145,22 @@ pub fn schema_of<T: Schema + ?Sized>() -> SchemaDoc {
 /// The fingerprint of `T`: [`SchemaDoc::fingerprint`] of [`schema_of::<T>()`].
 /// Equal for equal archived layouts (names included, module paths not),
 /// different (up to 64-bit hash collisions) otherwise.
+///
+/// Computed once per type and process (a few microseconds for a typical
+/// config struct), then served from a cache: a type's layout cannot change
+/// while the process runs.
 pub fn fingerprint_of<T: Schema + ?Sized>() -> u64 {
-    schema_of::<T>().fingerprint()
+    static CACHE: OnceLock<RwLock<HashMap<TypeId, u64>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = TypeId::of::<T>();
+    // A panic while holding the lock cannot leave a wrong entry behind
+    // (inserts are single calls), so a poisoned lock is still good.
+    if let Some(&fp) = cache.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
+        return fp;
+    }
+    let fp = schema_of::<T>().fingerprint();
+    cache.write().unwrap_or_else(PoisonError::into_inner).insert(key, fp);
+    fp
 }
 
 #[cfg(test)]
