@@ -328,3 +328,12 @@ fn any_reachable_layout_change_changes_the_fingerprint() {
     d.types.push(TypeDesc::placeholder());
     assert_eq!(d.fingerprint(), fp);
 }
+
+/// Fingerprints are compared across builds and versions: a change to the
+/// scheme (record order, kind codes, the numbering) makes every existing
+/// object refuse new readers. Change this value only on purpose.
+#[test]
+fn fingerprint_scheme_is_stable() {
+    let fp = fingerprint_of::<(Shape, Option<Vec<HashMap<String, [i16; 2]>>>)>();
+    assert_eq!(fp, 0x3577_8c4d_b609_1e72, "{fp:#018x}");
+}
