@@ -172,6 +172,24 @@ struct Everything {
     wide: (u8, u8, u8, u8, u8, u8, u8, u8),
 }
 
+/// Two types both named `Quote`, from two modules.
+#[shmstate::shared]
+struct TwoQuotes {
+    a: v1::Quote,
+    b: retyped::Quote,
+}
+
+#[test]
+fn same_named_types_from_two_modules_stay_two_types() {
+    let doc = schema_of::<TwoQuotes>();
+    doc.validate().unwrap();
+    let Kind::Struct { fields, .. } = &doc.root().kind else { panic!() };
+    assert_ne!(fields[0].ty, fields[1].ty);
+    let text = doc.to_string();
+    assert_eq!(text.matches("struct Quote {").count(), 2, "{text}");
+    assert!(text.contains("bid: f64,") && text.contains("bid: f32,"), "{text}");
+}
+
 #[test]
 fn fingerprint_ignores_module_path() {
     assert_eq!(fingerprint_of::<v1::Quote>(), fingerprint_of::<same::Quote>());
