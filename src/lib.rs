@@ -1,7 +1,8 @@
 #![doc = include_str!("../README.md")]
 //!
 //! ## API at a glance
-//! - [`shared`] / [`Schema`]: make a type storable, with a structural fingerprint.
+//! - [`shared`] / [`Schema`]: make a type storable, described and fingerprinted
+//!   by its archived layout ([`schema::fingerprint_of`]).
 //! - [`Writer`] (options: [`WriterOptions`], e.g. [`lock_pins`](WriterOptions::lock_pins)):
 //!   create or take over an object, [`publish`](Writer::publish) snapshots.
 //! - [`Reader`]: [`read`](Reader::read) the latest [`Snapshot`],

@@ -203,7 +203,7 @@ impl<T: Shared> Reader<T> {
                 return Err(OpenError::NotOwner { name: name.into(), object: "data segment", owner });
             }
         }
-        if raw.geo.fingerprint != T::FINGERPRINT {
+        if raw.geo.fingerprint != crate::schema::fingerprint_of::<T>() {
             return Err(type_mismatch::<T>(name, &raw.data, &raw.geo));
         }
         Ok(Reader { wait_spin: opts.wait_spin, current: raw.current_ptr(), raw, cached: None, _type: PhantomData })
@@ -371,7 +371,7 @@ pub(crate) fn type_mismatch<T: Shared>(name: &str, seg: &DataSegment, geo: &Geom
     }
     OpenError::TypeMismatch {
         name: name.to_string(),
-        expected: format!("{} (fingerprint {:#018x})\n{expected}", expected.root().name, T::FINGERPRINT),
+        expected: format!("{} (fingerprint {:#018x})\n{expected}", expected.root().name, expected.fingerprint()),
         found,
     }
 }

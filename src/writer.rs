@@ -2,7 +2,7 @@
 //! into free slots, publishes them, reclaims dead readers' pins and grows.
 
 use std::marker::PhantomData;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rkyv::rancor::BoxedError;
 use rkyv::ser::allocator::Arena;
@@ -227,7 +227,7 @@ impl<T: Shared> Writer<T> {
         let (data, created, liveness_held) = match existing {
             Ok(obj) => {
                 let seg = Self::initialise(name, obj, &opts)?;
-                let held = slots::take_liveness_lock(name, &seg.obj)?;
+                let held = take_liveness_lock(name, &seg)?;
                 (seg, true, held)
             }
             Err(Errno::EXIST) if take_over => match DataSegment::open(name, true, Duration::ZERO) {
@@ -235,8 +235,8 @@ impl<T: Shared> Writer<T> {
                     check_owner(name, "data segment", &seg.obj)?;
                     // Before anything is written: a live writer (whose `.lock`
                     // was unlinked under it) keeps the object.
-                    let held = slots::take_liveness_lock(name, &seg.obj)?;
-                    if geo.fingerprint != T::FINGERPRINT {
+                    let held = take_liveness_lock(name, &seg)?;
+                    if geo.fingerprint != crate::schema::fingerprint_of::<T>() {
                         return Err(crate::reader::type_mismatch::<T>(name, &seg, &geo));
                     }
                     (seg, false, held)
@@ -248,7 +248,7 @@ impl<T: Shared> Writer<T> {
                     let obj = ShmObject::create_new(&crate::name::data(name), opts.mode)
                         .map_err(|e| open_errno(name, "data segment", "creating the data segment", e))?;
                     let seg = Self::initialise(name, obj, &opts)?;
-                    let held = slots::take_liveness_lock(name, &seg.obj)?;
+                    let held = take_liveness_lock(name, &seg)?;
                     (seg, true, held)
                 }
                 Err(e) => return Err(e),
@@ -299,10 +299,14 @@ impl<T: Shared> Writer<T> {
         let lock = ShmObject::open_or_create(&crate::name::lock(name), 0o600)
             .map_err(|e| open_errno(name, "writer lock", "opening the writer lock", e))?;
         check_owner(name, "writer lock", &lock)?;
-        match lock.try_flock_exclusive() {
-            Ok(true) => Ok(lock),
-            Ok(false) => Err(OpenError::WriterBusy { name: name.into() }),
-            Err(errno) => Err(OpenError::Os { name: name.into(), op: "flock", errno }),
+        let deadline = Instant::now() + INHERITED_LOCK_PATIENCE;
+        loop {
+            match lock.try_flock_exclusive() {
+                Ok(true) => return Ok(lock),
+                Ok(false) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+                Ok(false) => return Err(OpenError::WriterBusy { name: name.into() }),
+                Err(errno) => return Err(OpenError::Os { name: name.into(), op: "flock", errno }),
+            }
         }
     }
 
@@ -331,7 +335,7 @@ impl<T: Shared> Writer<T> {
             let h = seg.header();
             h.format_version.store(layout::FORMAT_VERSION, Relaxed);
             h.header_size.store(header_size as u32, Relaxed);
-            h.fingerprint.store(T::FINGERPRINT, Relaxed);
+            h.fingerprint.store(crate::schema::fingerprint_of::<T>(), Relaxed);
             h.rkyv_format.store(crate::schema::fp::RKYV_FORMAT, Relaxed);
             h.max_slots.store(max_slots, Relaxed);
             h.slot_count.store(opts.slots, Relaxed);
@@ -502,6 +506,27 @@ fn write_bytes(dst: *mut u8, src: &[u8]) {
     unsafe {
         core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len())
     };
+}
+
+/// How long a writer lock held by someone else may take to go away before
+/// `WriterBusy`. A writer's locks belong to its open file descriptions, and a
+/// child forked by *any* thread of a process shares them until it `exec`s
+/// (`O_CLOEXEC` closes them only then): for a moment after a writer is dropped,
+/// or dies, its locks can outlive it. A live writer holds them for good.
+const INHERITED_LOCK_PATIENCE: Duration = Duration::from_millis(250);
+
+/// `slots::take_liveness_lock`, waiting out a lock that only a forked child
+/// still carries (see `INHERITED_LOCK_PATIENCE`).
+fn take_liveness_lock(name: &str, seg: &DataSegment) -> Result<bool, OpenError> {
+    let deadline = Instant::now() + INHERITED_LOCK_PATIENCE;
+    loop {
+        match slots::take_liveness_lock(name, &seg.obj) {
+            Err(OpenError::WriterBusy { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Refuses objects of another user: taking them over would let whoever
