@@ -56,6 +56,8 @@ mod protocol;
 #[cfg(not(loom))]
 mod raw_reader;
 #[cfg(not(loom))]
+mod raw_writer;
+#[cfg(not(loom))]
 mod reader;
 #[cfg(not(loom))]
 pub mod schema;
@@ -81,6 +83,7 @@ pub use {
     inspect::{inspect, list, ObjectInfo, ReaderInfo, SlotInfo},
     name::MAX_NAME_LEN,
     raw_reader::RawReader,
+    raw_writer::RawWriter,
     reader::{Reader, ReaderOptions, Snapshot},
     schema::Schema,
     shared_reader::{SharedReader, SharedSnapshot},

@@ -355,7 +355,11 @@ impl<T: Shared> Reader<T> {
 
 /// The `TypeMismatch` error for `T` against what `seg` stores, with both schemas.
 pub(crate) fn type_mismatch<T: Shared>(name: &str, seg: &DataSegment, geo: &Geometry) -> OpenError {
-    let expected = crate::schema::schema_of::<T>();
+    type_mismatch_doc(name, &crate::schema::schema_of::<T>(), seg, geo)
+}
+
+/// The `TypeMismatch` error for the type `expected` describes against what `seg` stores.
+pub(crate) fn type_mismatch_doc(name: &str, expected: &SchemaDoc, seg: &DataSegment, geo: &Geometry) -> OpenError {
     let mut found = match SchemaDoc::decode(&seg.schema_bytes(geo)) {
         Ok(doc) => format!("{} (fingerprint {:#018x})\n{doc}", doc.root().name, geo.fingerprint),
         Err(e) => format!("fingerprint {:#018x}; {e}", geo.fingerprint),

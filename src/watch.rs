@@ -33,6 +33,7 @@ pub(crate) struct Watcher {
 
 impl Watcher {
     /// The object's name.
+    #[cfg(feature = "tokio")]
     pub(crate) fn name(&self) -> &str {
         &self.name
     }
