@@ -35,6 +35,8 @@
 //! - [`Writer`]: create an object, [`publish`](Writer::publish) snapshots.
 //! - [`Reader`]: [`read`](Reader::read) the latest snapshot, [`wait_newer`](Reader::wait_newer).
 //! - [`remove`], [`list`]: manage objects.
+//! - [`dynamic`]: read any object without its Rust type, as a [`dynamic::Value`]
+//!   decoded with the schema stored in the object.
 //!
 //! ## How it works
 //! An object `N` is up to three files in `/dev/shm`: the data segment
@@ -72,6 +74,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(not(loom))]
+pub mod dynamic;
 #[cfg(not(loom))]
 mod error;
 #[cfg(all(feature = "fault-injection", not(loom)))]
