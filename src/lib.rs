@@ -38,6 +38,16 @@
 //! - [`dynamic`]: read any object without its Rust type, as a [`dynamic::Value`]
 //!   decoded with the schema stored in the object.
 //!
+//! ## Cargo features
+//! - `serde`: `serde::Serialize` for [`dynamic::Value`] (what `shmstate dump
+//!   --json` prints). Off by default.
+//! - `fault-injection`: test-only crash points; never enable it in a build
+//!   you ship.
+//!
+//! The `shmstate` command (list, inspect, watch, dump, rm, gc) is a separate
+//! crate, `shmstate-cli` (`cargo install --path cli`), so this library pulls
+//! in no argument parser or JSON printer.
+//!
 //! ## How it works
 //! An object `N` is up to three files in `/dev/shm`: the data segment
 //! `shmstate.N` (header, slot table, schema, slots; readers map it
