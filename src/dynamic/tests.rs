@@ -185,6 +185,10 @@ fn serializes_like_serde_derive_on_the_original() {
     // Keys JSON cannot take make a list of pairs.
     let pairs = Value::Map(vec![(Value::Tuple(vec![Value::U64(1), Value::U64(2)]), Value::Bool(true))]);
     assert_eq!(serde_json::to_value(&pairs).unwrap(), serde_json::json!([[[1, 2], true]]));
+    // An empty map is an object, as serde_json makes it whatever the key type.
+    let empty = BTreeMap::<(u8, u8), u8>::new();
+    let got = serde_json::to_value(decode(&schema_of::<BTreeMap<(u8, u8), u8>>(), &bytes(&empty)).unwrap()).unwrap();
+    assert_eq!(got, serde_json::to_value(&empty).unwrap());
 }
 
 #[test]
