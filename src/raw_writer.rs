@@ -325,27 +325,33 @@ impl RawWriter {
 impl slots::Tables for ObjectTables {
     type Locks = ShmObject;
 
+    #[inline]
     fn name(&self) -> &str {
         &self.name
     }
 
+    #[inline]
     fn header(&self) -> &Header {
         self.data.header()
     }
 
+    #[inline]
     fn slot(&self, k: u32) -> Option<&SlotEntry> {
         self.data.region().slot(k)
     }
 
+    #[inline]
     fn data_locks(&self) -> &ShmObject {
         &self.data.obj
     }
 
+    #[inline]
     fn reader_table(&self) -> Option<(&ReaderTableHeader, u32, &ShmObject)> {
         let t = self.readers.as_ref()?;
         Some((t.region().readers_header()?, t.capacity, &t.obj))
     }
 
+    #[inline]
     fn reader(&self, i: u32) -> Option<&ReaderEntry> {
         self.readers.as_ref()?.region().reader(i)
     }

@@ -107,7 +107,12 @@ impl Slots {
     /// Table pins: marks the slots some reader's pin names (`protocol::scan_pins`).
     fn scan_pins<T: Tables>(&mut self, t: &T) {
         if let (Pins::Table { pinned }, Some((rh, capacity, _))) = (&mut self.pins, t.reader_table()) {
-            pinned.iter_mut().for_each(|p| *p = false);
+            // Only the slots in use: the work must not grow with `max_slots`
+            // (`max_readers + 2`, 1026 by default). Pins naming other slots
+            // are garbage and ignored.
+            let count = (t.header().slot_count.load(Relaxed) as usize).min(pinned.len());
+            let pinned = &mut pinned[..count];
+            pinned.fill(false);
             protocol::scan_pins(&rh.high_water, capacity, |i| t.reader(i).map(|r| &r.pin), pinned);
         }
     }
