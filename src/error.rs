@@ -47,14 +47,18 @@ pub enum OpenError {
         /// The object name.
         name: String,
     },
-    /// The object stores a different type.
+    /// The object stores a different type (or another version of this one).
     TypeMismatch {
         /// The object name.
         name: String,
-        /// This process's type and schema.
+        /// This process's type: its name and fingerprint.
         expected: String,
-        /// The object's type and schema.
+        /// The object's type: its name and fingerprint (and the rkyv format, or
+        /// why its schema is unreadable, when that is the cause).
         found: String,
+        /// What changed from the object's type to this process's, field by
+        /// field (empty when only the rkyv format differs).
+        diff: crate::schema::SchemaDiff,
     },
     /// The object was written by an incompatible version of shmstate.
     FormatVersion {
@@ -220,10 +224,22 @@ impl fmt::Display for OpenError {
                 "the {object} of {name:?} belongs to uid {owner}, not to this user; refusing to use it (remove it if it is stale)"
             ),
             OpenError::WriterBusy { name } => write!(f, "another live writer holds {name:?}"),
-            OpenError::TypeMismatch { name, expected, found } => write!(
-                f,
-                "object {name:?} holds a different type\n  expected (this process): {expected}\n  found (in the object):  {found}"
-            ),
+            OpenError::TypeMismatch { name, expected, found, diff } => {
+                write!(f, "object {name:?} holds another type\n  in the object:   {found}\n  in this process: {expected}")?;
+                if diff.is_empty() {
+                    write!(f, "\n  no field differs")?;
+                } else {
+                    write!(f, "\n  changes from the object's type to this process's:")?;
+                    for change in &diff.changes {
+                        write!(f, "\n    {change}")?;
+                    }
+                }
+                write!(
+                    f,
+                    "\n  a reader and its writer must use the same type: roll readers and writer together, \
+                     or publish both versions under two names during the rollout (see docs/DEPLOYING.md)"
+                )
+            }
             OpenError::FormatVersion { found, supported } => write!(
                 f,
                 "object format version {found} is not supported by this build (it reads version {supported})"

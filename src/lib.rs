@@ -51,7 +51,7 @@
 //! ## Guarantees
 //! - A `Snapshot` is never written while it lives (its slot is pinned).
 //! - A snapshot is validated (bytecheck) before first use; failures are errors.
-//! - Opening with a different type is `TypeMismatch`, printing both schemas.
+//! - Opening with a different type is `TypeMismatch`, with a field-level diff.
 //! - The writer never waits for readers; readers never wait for the writer.
 //! - A writer killed at any instruction leaves the last published snapshot
 //!   readable; a dead reader's pin is reclaimed (OFD-lock liveness, no PIDs).

@@ -9,7 +9,7 @@ use rkyv::rancor::BoxedError;
 use crate::error::{OpenError, ReadError, WaitError};
 use crate::protocol;
 use crate::raw_reader::RawReader;
-use crate::schema::SchemaDoc;
+use crate::schema::{SchemaDiff, SchemaDoc};
 use crate::segment::{DataSegment, Geometry};
 use crate::sync::AtomicU64;
 use crate::sync::Ordering::Acquire;
@@ -322,25 +322,30 @@ impl<T: Shared> Reader<T> {
     }
 }
 
-/// The `TypeMismatch` error for `T` against what `seg` stores, with both schemas.
+/// The `TypeMismatch` error for `T` against what `seg` stores: both type
+/// names and fingerprints, and the field-level diff from the stored schema.
 pub(crate) fn type_mismatch<T: Shared>(name: &str, seg: &DataSegment, geo: &Geometry) -> OpenError {
     let expected = crate::schema::schema_of::<T>();
-    let mut found = match SchemaDoc::decode(&seg.schema_bytes(geo)) {
-        Ok(doc) => format!("{} (fingerprint {:#018x})\n{doc}", doc.root().name, geo.fingerprint),
-        Err(e) => format!("fingerprint {:#018x}; {e}", geo.fingerprint),
+    let (mut found, diff) = match SchemaDoc::decode(&seg.schema_bytes(geo)) {
+        Ok(doc) => (
+            format!("{} (fingerprint {:#018x})", doc.root().name, geo.fingerprint),
+            SchemaDiff::between(&doc, &expected),
+        ),
+        Err(e) => (format!("fingerprint {:#018x}; {e}", geo.fingerprint), SchemaDiff::default()),
     };
     // The fingerprint covers the rkyv format too; say so when that is the cause.
     let format = seg.header().rkyv_format.load(crate::sync::Ordering::Relaxed);
     if format != crate::schema::fp::RKYV_FORMAT {
         found.push_str(&format!(
-            "\n(written with another rkyv format: {format:#018x}, this build uses {:#018x}; \
-             check rkyv's endianness, alignment and pointer-width features)",
+            "; written with another rkyv format: {format:#018x}, this build uses {:#018x} \
+             (check rkyv's endianness, alignment and pointer-width features)",
             crate::schema::fp::RKYV_FORMAT
         ));
     }
     OpenError::TypeMismatch {
         name: name.to_string(),
-        expected: format!("{} (fingerprint {:#018x})\n{expected}", expected.root().name, T::FINGERPRINT),
+        expected: format!("{} (fingerprint {:#018x})", expected.root().name, T::FINGERPRINT),
         found,
+        diff,
     }
 }

@@ -19,6 +19,7 @@
 //! are documented on each [`Kind`] variant.
 
 mod desc;
+mod diff;
 mod display;
 pub mod fp;
 mod std_impls;
@@ -27,6 +28,7 @@ mod validate;
 use std::collections::HashMap;
 
 pub use desc::{Field, Kind, Primitive, SchemaDoc, SchemaError, TypeDesc, TypeIndex, Variant};
+pub use diff::{Change, ChangeKind, SchemaDiff};
 
 /// A type whose structure can be compared across processes and described to tools.
 ///
