@@ -162,9 +162,11 @@ pub enum ReadError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WaitError {
-    /// Nothing newer was published before the timeout; the writer is alive.
+    /// Nothing newer was published before the timeout; the writer is alive (or
+    /// dead for less than the grace period: a new one may still take over).
     Timeout,
-    /// The writer is gone (its lock is free) and nothing newer exists.
+    /// The writer is gone (its lock is free), no new writer took over within
+    /// the grace period, and nothing newer exists.
     WriterDead,
     /// An operating-system call failed.
     Os {

@@ -123,7 +123,7 @@ pub use {
     generation::Generation,
     inspect::{inspect, list, ObjectInfo, ReaderInfo, SlotInfo},
     name::MAX_NAME_LEN,
-    raw_reader::RawReader,
+    raw_reader::{RawReader, DEFAULT_WRITER_GRACE},
     reader::{Reader, ReaderOptions, Snapshot},
     schema::Schema,
     slot_writer::SlotWriter,

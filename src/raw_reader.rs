@@ -14,6 +14,10 @@ use crate::sync::AtomicU64;
 use crate::sync::Ordering::{Acquire, Relaxed, SeqCst};
 use crate::Generation;
 
+/// How long `wait_newer` keeps waiting after the writer is found dead, for a
+/// new writer to take over (a restart, a deployment) before it says `WriterDead`.
+pub const DEFAULT_WRITER_GRACE: Duration = Duration::from_secs(3);
+
 /// How often `open` reopens an object replaced while it was being opened
 /// before it reports the pair as broken.
 const OPEN_ATTEMPTS: u32 = 8;
@@ -217,9 +221,23 @@ impl RawReader {
     }
 
     /// Blocks until a generation newer than `than` is published, the writer is
-    /// found dead, or `timeout` passes. Uses a shared futex in the header: no
-    /// polling, and no wake-up syscall for the writer when nobody waits.
+    /// found dead for longer than [`DEFAULT_WRITER_GRACE`] (a writer restarted
+    /// within it is waited for), or `timeout` passes. Uses a shared futex in the
+    /// header: no polling, and no wake-up syscall for the writer when nobody waits.
     pub fn wait_newer(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
+        self.wait_newer_with_grace(than, timeout, DEFAULT_WRITER_GRACE)
+    }
+
+    /// [`wait_newer`](Self::wait_newer), waiting up to `grace` for a dead
+    /// writer to be replaced (a new writer's `open_or_create` takes the object
+    /// over and continues the generations upward, so its first publish ends the
+    /// wait). `Duration::ZERO` reports `WriterDead` as soon as the writer is dead.
+    pub fn wait_newer_with_grace(
+        &self,
+        than: Generation,
+        timeout: Duration,
+        grace: Duration,
+    ) -> Result<Generation, WaitError> {
         let deadline = Instant::now() + timeout;
         let h = self.header();
         // With lock pins there is no table to count waiters in; the writer then
@@ -228,6 +246,7 @@ impl RawReader {
             Pins::Table { readers, .. } => readers.region().readers_header().map(|rh| &rh.waiters),
             Pins::Locks { .. } => None,
         };
+        let mut dead_since: Option<Instant> = None;
         loop {
             // SYNC(wake): read `notify` before checking, so a publish in between
             // makes the futex wait return at once (EAGAIN).
@@ -236,7 +255,9 @@ impl RawReader {
             if now > than {
                 return Ok(now);
             }
-            if !self.data.writer_alive().map_err(|errno| WaitError::Os { op: "probing the writer lock", errno })? {
+            if self.data.writer_alive().map_err(|errno| WaitError::Os { op: "probing the writer lock", errno })? {
+                dead_since = None;
+            } else if dead_since.get_or_insert_with(Instant::now).elapsed() >= grace {
                 // It may have published just before dying.
                 let now = self.generation();
                 return if now > than { Ok(now) } else { Err(WaitError::WriterDead) };
@@ -250,7 +271,8 @@ impl RawReader {
                 w.fetch_add(1, SeqCst);
             }
             if h.notify.load(SeqCst) == seen {
-                // Bounded slices: a writer that dies without publishing is noticed.
+                // Bounded slices: a writer that dies (or a new one that takes
+                // over) without publishing is noticed.
                 os::futex_wait(&h.notify, seen, left.min(Duration::from_millis(100)));
             }
             if let Some(w) = waiters {

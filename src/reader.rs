@@ -8,7 +8,7 @@ use rkyv::rancor::BoxedError;
 
 use crate::error::{OpenError, ReadError, WaitError};
 use crate::protocol;
-use crate::raw_reader::RawReader;
+use crate::raw_reader::{RawReader, DEFAULT_WRITER_GRACE};
 use crate::schema::{SchemaDiff, SchemaDoc};
 use crate::segment::{DataSegment, Geometry};
 use crate::sync::AtomicU64;
@@ -20,6 +20,7 @@ pub struct ReaderOptions<T> {
     init_timeout: Duration,
     owner: Option<u32>,
     wait_spin: Duration,
+    writer_grace: Duration,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -29,6 +30,7 @@ impl<T> Clone for ReaderOptions<T> {
             init_timeout: self.init_timeout,
             owner: self.owner,
             wait_spin: self.wait_spin,
+            writer_grace: self.writer_grace,
             _type: PhantomData,
         }
     }
@@ -40,6 +42,7 @@ impl<T> std::fmt::Debug for ReaderOptions<T> {
             .field("init_timeout", &self.init_timeout)
             .field("owner", &self.owner)
             .field("wait_spin", &self.wait_spin)
+            .field("writer_grace", &self.writer_grace)
             .finish()
     }
 }
@@ -50,6 +53,7 @@ impl<T> Default for ReaderOptions<T> {
             init_timeout: Duration::from_secs(1),
             owner: None,
             wait_spin: Duration::ZERO,
+            writer_grace: DEFAULT_WRITER_GRACE,
             _type: PhantomData,
         }
     }
@@ -80,6 +84,16 @@ impl<T: Shared> ReaderOptions<T> {
         self
     }
 
+    /// How long `wait_newer` keeps waiting once the writer is found dead, for
+    /// a new writer to take over (a restart or a deployment: its first publish
+    /// ends the wait), before it returns `WriterDead` (default 3 s,
+    /// [`DEFAULT_WRITER_GRACE`]). `Duration::ZERO` returns `WriterDead` as soon
+    /// as the writer is dead.
+    pub fn writer_grace(mut self, grace: Duration) -> Self {
+        self.writer_grace = grace;
+        self
+    }
+
     /// Opens the object `name` for reading `T`.
     pub fn open(self, name: &str) -> Result<Reader<T>, OpenError> {
         Reader::open_with(name, &self)
@@ -101,6 +115,7 @@ struct Cached<T: Shared> {
 /// handle per thread for parallel reads. Each handle owns one reader-table entry.
 pub struct Reader<T: Shared> {
     wait_spin: Duration,
+    writer_grace: Duration,
     /// The publish word in `raw`'s mapping, refreshed whenever it remaps: the
     /// fast path reads it without walking the header accessors.
     current: *const AtomicU64,
@@ -188,7 +203,14 @@ impl<T: Shared> Reader<T> {
         if raw.geo.fingerprint != T::FINGERPRINT {
             return Err(type_mismatch::<T>(name, &raw.data, &raw.geo));
         }
-        Ok(Reader { wait_spin: opts.wait_spin, current: raw.current_ptr(), raw, cached: None, _type: PhantomData })
+        Ok(Reader {
+            wait_spin: opts.wait_spin,
+            writer_grace: opts.writer_grace,
+            current: raw.current_ptr(),
+            raw,
+            cached: None,
+            _type: PhantomData,
+        })
     }
 
     /// The object's name.
@@ -300,8 +322,10 @@ impl<T: Shared> Reader<T> {
         self.raw.release();
     }
 
-    /// Blocks until a generation newer than `than` is published, the writer is
-    /// found dead, or `timeout` passes (shared futex; no polling).
+    /// Blocks until a generation newer than `than` is published, the writer has
+    /// been dead for the grace period ([`ReaderOptions::writer_grace`]; a new
+    /// writer that takes over within it ends the wait with its first
+    /// generation), or `timeout` passes (shared futex; no polling).
     pub fn wait_newer(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
         if !self.wait_spin.is_zero() {
             let start = std::time::Instant::now();
@@ -316,9 +340,9 @@ impl<T: Shared> Reader<T> {
                 }
                 core::hint::spin_loop();
             }
-            return self.raw.wait_newer(than, timeout.saturating_sub(start.elapsed()));
+            return self.raw.wait_newer_with_grace(than, timeout.saturating_sub(start.elapsed()), self.writer_grace);
         }
-        self.raw.wait_newer(than, timeout)
+        self.raw.wait_newer_with_grace(than, timeout, self.writer_grace)
     }
 }
 
