@@ -149,6 +149,14 @@ pub enum ReadError {
         /// What is wrong.
         what: String,
     },
+    /// The object this reader opened was removed and another one created under
+    /// its name (a redeployment): open the name again (or use
+    /// [`ReaderOptions::follow`](crate::ReaderOptions::follow)). With `follow`:
+    /// the new object could not be opened as this type (open it to see why).
+    Replaced {
+        /// The object name.
+        name: String,
+    },
     /// An operating-system call failed (remapping a grown segment).
     Os {
         /// What was being done.
@@ -168,6 +176,18 @@ pub enum WaitError {
     /// The writer is gone (its lock is free), no new writer took over within
     /// the grace period, and nothing newer exists.
     WriterDead,
+    /// The object was removed and another one created under its name: open
+    /// the name again (or use [`ReaderOptions::follow`](crate::ReaderOptions::follow)).
+    Replaced {
+        /// The object name.
+        name: String,
+    },
+    /// The object was removed, its writer is dead, and nothing was created
+    /// under its name within the grace period: nothing will be published again.
+    Removed {
+        /// The object name.
+        name: String,
+    },
     /// An operating-system call failed.
     Os {
         /// What was being done.
@@ -283,6 +303,9 @@ impl fmt::Display for ReadError {
                 write!(f, "snapshot of generation {generation} failed validation: {reason}")
             }
             ReadError::Corrupt { what } => write!(f, "corrupt object: {what}"),
+            ReadError::Replaced { name } => {
+                write!(f, "object {name:?} was removed and created again since this reader opened it: open it again")
+            }
             ReadError::Os { op, errno } => write!(f, "{op}: {errno}"),
         }
     }
@@ -293,6 +316,12 @@ impl fmt::Display for WaitError {
         match self {
             WaitError::Timeout => write!(f, "timed out waiting for a newer generation"),
             WaitError::WriterDead => write!(f, "the writer is dead and nothing newer was published"),
+            WaitError::Replaced { name } => {
+                write!(f, "object {name:?} was removed and created again since this reader opened it: open it again")
+            }
+            WaitError::Removed { name } => {
+                write!(f, "object {name:?} was removed and its writer is dead: nothing will be published to it")
+            }
             WaitError::Os { op, errno } => write!(f, "{op}: {errno}"),
         }
     }

@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::error::{OpenError, ReadError, WaitError};
+use crate::error::{Errno, OpenError, ReadError, WaitError};
 use crate::layout::{self, slot_state, Header, ReaderEntry, SLOT_ALIGN};
-use crate::os;
+use crate::os::{self, UnderName};
 use crate::protocol::{self, Pinned};
 use crate::schema::{SchemaDoc, SchemaError};
 use crate::segment::{DataSegment, Geometry, PairError, ReaderTable};
@@ -247,6 +247,8 @@ impl RawReader {
             Pins::Locks { .. } => None,
         };
         let mut dead_since: Option<Instant> = None;
+        let mut under_name = UnderName::This;
+        let mut slept = false;
         loop {
             // SYNC(wake): read `notify` before checking, so a publish in between
             // makes the futex wait return at once (EAGAIN).
@@ -255,12 +257,26 @@ impl RawReader {
             if now > than {
                 return Ok(now);
             }
-            if self.data.writer_alive().map_err(|errno| WaitError::Os { op: "probing the writer lock", errno })? {
+            let alive =
+                self.data.writer_alive().map_err(|errno| WaitError::Os { op: "probing the writer lock", errno })?;
+            // Not before the first sleep (a waiter woken by each publish pays
+            // nothing), then once per slice: has the name moved to another object?
+            if slept || !alive {
+                under_name = self.under_name().map_err(|errno| WaitError::Os { op: "checking the name", errno })?;
+                if under_name == UnderName::Another {
+                    return Err(WaitError::Replaced { name: self.name.clone() });
+                }
+            }
+            if alive {
                 dead_since = None;
             } else if dead_since.get_or_insert_with(Instant::now).elapsed() >= grace {
                 // It may have published just before dying.
                 let now = self.generation();
-                return if now > than { Ok(now) } else { Err(WaitError::WriterDead) };
+                return match () {
+                    _ if now > than => Ok(now),
+                    _ if under_name == UnderName::Nothing => Err(WaitError::Removed { name: self.name.clone() }),
+                    _ => Err(WaitError::WriterDead),
+                };
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -274,11 +290,19 @@ impl RawReader {
                 // Bounded slices: a writer that dies (or a new one that takes
                 // over) without publishing is noticed.
                 os::futex_wait(&h.notify, seen, left.min(Duration::from_millis(100)));
+                slept = true;
             }
             if let Some(w) = waiters {
                 w.fetch_sub(1, SeqCst);
             }
         }
+    }
+
+    /// What the object's name refers to now: this object, another one (it was
+    /// removed and created again), or nothing (removed). Two `stat`s: for slow
+    /// paths only.
+    pub(crate) fn under_name(&self) -> Result<UnderName, Errno> {
+        self.data.obj.under_name(&crate::name::data(&self.name))
     }
 }
 

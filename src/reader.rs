@@ -1,12 +1,14 @@
 //! A typed reader handle: validated, cached, zero-copy views of the latest snapshot.
 
+use std::cell::Cell;
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rkyv::rancor::BoxedError;
 
 use crate::error::{OpenError, ReadError, WaitError};
+use crate::os::UnderName;
 use crate::protocol;
 use crate::raw_reader::{RawReader, DEFAULT_WRITER_GRACE};
 use crate::schema::{SchemaDiff, SchemaDoc};
@@ -15,12 +17,21 @@ use crate::sync::AtomicU64;
 use crate::sync::Ordering::Acquire;
 use crate::{Generation, Shared};
 
+/// What `Reader::current` points at once the object is known replaced: never
+/// equal to a cached publish word (0 is never cached), so `read` goes slow.
+static NO_WORD: AtomicU64 = AtomicU64::new(0);
+
+/// How often the slow path of `read` checks that the name still refers to the
+/// object (two `stat`s).
+const NAME_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Options for opening a reader. Start with [`Reader::options`].
 pub struct ReaderOptions<T> {
     init_timeout: Duration,
     owner: Option<u32>,
     wait_spin: Duration,
     writer_grace: Duration,
+    follow: bool,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -31,6 +42,7 @@ impl<T> Clone for ReaderOptions<T> {
             owner: self.owner,
             wait_spin: self.wait_spin,
             writer_grace: self.writer_grace,
+            follow: self.follow,
             _type: PhantomData,
         }
     }
@@ -43,6 +55,7 @@ impl<T> std::fmt::Debug for ReaderOptions<T> {
             .field("owner", &self.owner)
             .field("wait_spin", &self.wait_spin)
             .field("writer_grace", &self.writer_grace)
+            .field("follow", &self.follow)
             .finish()
     }
 }
@@ -54,6 +67,7 @@ impl<T> Default for ReaderOptions<T> {
             owner: None,
             wait_spin: Duration::ZERO,
             writer_grace: DEFAULT_WRITER_GRACE,
+            follow: false,
             _type: PhantomData,
         }
     }
@@ -94,6 +108,19 @@ impl<T: Shared> ReaderOptions<T> {
         self
     }
 
+    /// Follow the name when the object is replaced (removed and created again,
+    /// e.g. by a redeployment): `read` then opens the new object and serves it
+    /// from its first publish on, and the last snapshot of the old one until
+    /// then. Off by default: a replaced object is then `ReadError::Replaced` /
+    /// `WaitError::Replaced`. Either way the reader notices on `wait_newer`,
+    /// and on a `read` that finds a new generation or follows `release`
+    /// (checked at most every 100 ms there); a `read` of an unchanged
+    /// generation stays one atomic load and checks nothing.
+    pub fn follow(mut self, yes: bool) -> Self {
+        self.follow = yes;
+        self
+    }
+
     /// Opens the object `name` for reading `T`.
     pub fn open(self, name: &str) -> Result<Reader<T>, OpenError> {
         Reader::open_with(name, &self)
@@ -117,10 +144,20 @@ pub struct Reader<T: Shared> {
     wait_spin: Duration,
     writer_grace: Duration,
     /// The publish word in `raw`'s mapping, refreshed whenever it remaps: the
-    /// fast path reads it without walking the header accessors.
-    current: *const AtomicU64,
+    /// fast path reads it without walking the header accessors. Once `raw`'s
+    /// object is known to be replaced it points at [`NO_WORD`] instead, so
+    /// every `read` takes the slow path, which reports or follows the change.
+    current: Cell<*const AtomicU64>,
     raw: RawReader,
     cached: Option<Cached<T>>,
+    /// Reopen the name when the object is replaced ([`ReaderOptions::follow`]).
+    follow: bool,
+    /// The owner required at open, required again when following.
+    owner: Option<u32>,
+    /// When the slow path of `read` last checked the name (`None`: never).
+    name_checked: Option<Instant>,
+    /// With `follow`: the object now under the name, until it has published.
+    successor: Option<RawReader>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -193,22 +230,17 @@ impl<T: Shared> Reader<T> {
 
     fn open_with(name: &str, opts: &ReaderOptions<T>) -> Result<Self, OpenError> {
         const { assert!(core::mem::align_of::<T::Archived>() <= 16, "archived alignment above 16 is not supported") };
-        let raw = RawReader::open(name, opts.init_timeout)?;
-        if let Some(want) = opts.owner {
-            let (_, owner) = raw.data.obj.mode_and_owner().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
-            if owner != want {
-                return Err(OpenError::NotOwner { name: name.into(), object: "data segment", owner });
-            }
-        }
-        if raw.geo.fingerprint != T::FINGERPRINT {
-            return Err(type_mismatch::<T>(name, &raw.data, &raw.geo));
-        }
+        let raw = open_checked::<T>(name, opts.init_timeout, opts.owner)?;
         Ok(Reader {
             wait_spin: opts.wait_spin,
             writer_grace: opts.writer_grace,
-            current: raw.current_ptr(),
+            current: Cell::new(raw.current_ptr()),
             raw,
             cached: None,
+            follow: opts.follow,
+            owner: opts.owner,
+            name_checked: None,
+            successor: None,
             _type: PhantomData,
         })
     }
@@ -276,19 +308,30 @@ impl<T: Shared> Reader<T> {
     fn load_current(&self) -> u64 {
         // SAFETY: `current` points at the publish word inside `raw`'s mapping,
         // which lives as long as `self`; it is refreshed after every remap (only
-        // `read_slow` remaps), and the word is an aligned atomic.
+        // `read_slow` remaps), and the word is an aligned atomic. Or it points
+        // at the static `NO_WORD`.
         #[allow(unsafe_code)]
-        let current = unsafe { &*self.current };
+        let current = unsafe { &*self.current.get() };
         // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
         current.load(Acquire)
     }
 
     #[cold]
     fn read_slow(&mut self, validate: bool) -> Result<Snapshot<'_, T>, ReadError> {
+        if self.notice_replacement()? {
+            // Following, and the new object has nothing yet: the old snapshot.
+            if let Some(Cached { word, root, validated }) = self.cached {
+                if validated || !validate {
+                    return Ok(self.cached_snapshot(root, word));
+                }
+            }
+        }
         self.cached = None;
         let pinned = self.raw.pin_latest();
         // `pin_latest` may have remapped a grown segment.
-        self.current = self.raw.current_ptr();
+        if !self.known_replaced() {
+            self.current.set(self.raw.current_ptr());
+        }
         let (word, offset, len) = pinned?;
         let generation = protocol::generation_of(word);
         let bytes = self.raw.pinned_bytes(offset, len)?;
@@ -316,6 +359,55 @@ impl<T: Shared> Reader<T> {
         Ok(Snapshot { archived, generation: Generation(generation) })
     }
 
+    fn known_replaced(&self) -> bool {
+        core::ptr::eq(self.current.get(), &NO_WORD)
+    }
+
+    /// On the slow path of `read`: checks (at most every [`NAME_CHECK_INTERVAL`],
+    /// or at once after `wait_newer` found it) whether the name now refers to
+    /// another object. Not following: `Replaced`. Following: switches to the
+    /// new object once it has published; until then returns `true` (serve the
+    /// old snapshot).
+    fn notice_replacement(&mut self) -> Result<bool, ReadError> {
+        if !self.known_replaced() {
+            if self.name_checked.is_some_and(|t| t.elapsed() < NAME_CHECK_INTERVAL) {
+                return Ok(false);
+            }
+            self.name_checked = Some(Instant::now());
+            match self.raw.under_name() {
+                Ok(UnderName::Another) => self.current.set(&NO_WORD),
+                Ok(UnderName::This | UnderName::Nothing) => return Ok(false),
+                Err(errno) => return Err(ReadError::Os { op: "checking the name", errno }),
+            }
+        }
+        let replaced = || ReadError::Replaced { name: self.raw.name().to_string() };
+        if !self.follow {
+            return Err(replaced());
+        }
+        if self.successor.is_none() {
+            // No waiting here: a creator still initialising is retried next read.
+            match open_checked::<T>(self.raw.name(), Duration::ZERO, self.owner) {
+                Ok(next) => self.successor = Some(next),
+                Err(OpenError::NotFound { .. } | OpenError::NotInitialized { .. }) => return Ok(true),
+                Err(_) => return Err(replaced()),
+            }
+        }
+        match self.successor.take() {
+            Some(next) if next.generation() > Generation::NONE => {
+                // The old view points into the old mapping, which goes now.
+                self.cached = None;
+                self.raw = next;
+                self.current.set(self.raw.current_ptr());
+                self.name_checked = Some(Instant::now());
+                Ok(false)
+            }
+            unpublished => {
+                self.successor = unpublished;
+                Ok(true)
+            }
+        }
+    }
+
     /// Drops the pin, letting the writer reuse the slot. The next `read` pins again.
     pub fn release(&mut self) {
         self.cached = None;
@@ -340,10 +432,59 @@ impl<T: Shared> Reader<T> {
                 }
                 core::hint::spin_loop();
             }
-            return self.raw.wait_newer_with_grace(than, timeout.saturating_sub(start.elapsed()), self.writer_grace);
+            return self.wait_raw(than, timeout.saturating_sub(start.elapsed()));
         }
-        self.raw.wait_newer_with_grace(than, timeout, self.writer_grace)
+        self.wait_raw(than, timeout)
     }
+
+    /// The kernel wait, and what a replaced object means for it.
+    fn wait_raw(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
+        let start = Instant::now();
+        if !self.known_replaced() {
+            match self.raw.wait_newer_with_grace(than, timeout, self.writer_grace) {
+                Err(WaitError::Replaced { name }) => {
+                    // The next `read` takes the slow path and reports or follows it.
+                    self.current.set(&NO_WORD);
+                    if !self.follow {
+                        return Err(WaitError::Replaced { name });
+                    }
+                }
+                other => return other,
+            }
+        } else if !self.follow {
+            return Err(WaitError::Replaced { name: self.raw.name().to_string() });
+        }
+        // Following: wait for the new object's first publish; its generations
+        // start again from 1.
+        let left = timeout.saturating_sub(start.elapsed());
+        let opened;
+        let next = match &self.successor {
+            Some(next) => next,
+            None => {
+                opened = RawReader::open(self.raw.name(), left).map_err(|e| match e {
+                    OpenError::NotFound { .. } | OpenError::NotInitialized { .. } => WaitError::Timeout,
+                    _ => WaitError::Replaced { name: self.raw.name().to_string() },
+                })?;
+                &opened
+            }
+        };
+        next.wait_newer_with_grace(Generation::NONE, timeout.saturating_sub(start.elapsed()), self.writer_grace)
+    }
+}
+
+/// Opens `name` and checks it holds a `T` (and belongs to `owner`, if given).
+fn open_checked<T: Shared>(name: &str, init_timeout: Duration, owner: Option<u32>) -> Result<RawReader, OpenError> {
+    let raw = RawReader::open(name, init_timeout)?;
+    if let Some(want) = owner {
+        let (_, owner) = raw.data.obj.mode_and_owner().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
+        if owner != want {
+            return Err(OpenError::NotOwner { name: name.into(), object: "data segment", owner });
+        }
+    }
+    if raw.geo.fingerprint != T::FINGERPRINT {
+        return Err(type_mismatch::<T>(name, &raw.data, &raw.geo));
+    }
+    Ok(raw)
 }
 
 /// The `TypeMismatch` error for `T` against what `seg` stores: both type

@@ -5,12 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{Read, Write};
 use std::process::Child;
 use std::time::Duration;
 
 use common::{consistent, role, spawn_child, Checked, TestName};
-use shmstate::{Generation, OpenError, Reader, Writer};
+use shmstate::{Generation, OpenError, ReadError, Reader, WaitError, Writer};
 
 /// Entry point of child processes (ignored in normal runs). Roles are
 /// `what:name[:arg]`.
@@ -21,6 +21,7 @@ fn __child() {
     let parts: Vec<&str> = role.split(':').collect();
     let code = match parts[..] {
         ["writer", name, lock_pins, count] => writer(name, lock_pins == "locks", count.parse().unwrap()),
+        ["writer-on-go", name] => writer_on_go(name),
         _ => {
             eprintln!("unknown role {role}");
             2
@@ -53,16 +54,59 @@ impl Drop for Proc {
     }
 }
 
+/// Creates `name`, says `READY`, publishes 3 generations once a line arrives
+/// on stdin, says `PUBLISHED <last>`, and stays alive until killed.
+fn writer_on_go(name: &str) -> i32 {
+    let mut w = Writer::<Checked>::create(name).expect("writer");
+    println!("READY");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).expect("stdin");
+    let mut last = Generation::NONE;
+    for _ in 0..3 {
+        let g = w.next_generation().get();
+        last = w.publish(&Checked::new(g, 10)).expect("publish");
+    }
+    println!("PUBLISHED {}", last.get());
+    std::thread::sleep(Duration::from_secs(600));
+    0
+}
+
+/// The rest of the first line of `child`'s output that starts with `prefix`.
+fn line_after(child: &mut Proc, prefix: &str) -> String {
+    // Byte by byte: a buffer would swallow the lines after this one.
+    let out = child.0.stdout.as_mut().expect("piped stdout");
+    let mut line = Vec::new();
+    let mut byte = [0u8];
+    loop {
+        assert_eq!(out.read(&mut byte).expect("child stdout"), 1, "child exited early");
+        if byte[0] != b'\n' {
+            line.push(byte[0]);
+            continue;
+        }
+        let text = String::from_utf8_lossy(&line).into_owned();
+        if let Some(rest) = text.strip_prefix(prefix) {
+            return rest.to_string();
+        }
+        line.clear();
+    }
+}
+
+/// Like `common::spawn_child`, with a pipe to the child's stdin.
+fn spawn_with_stdin(role: &str) -> Proc {
+    let child = std::process::Command::new(std::env::current_exe().expect("test binary path"))
+        .args(["__child", "--exact", "--ignored", "--nocapture", "--test-threads=1", "-q"])
+        .env(common::ROLE_VAR, role)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn child test process");
+    Proc(child)
+}
+
 fn spawn_writer(name: &str, lock_pins: bool, count: u64) -> (Proc, Generation) {
     let mode = if lock_pins { "locks" } else { "table" };
     let mut child = Proc(spawn_child("__child", &format!("writer:{name}:{mode}:{count}")));
-    let out = child.0.stdout.as_mut().expect("piped stdout");
-    let line = BufReader::new(out)
-        .lines()
-        .map(|l| l.expect("child stdout"))
-        .find(|l| l.starts_with("READY "))
-        .expect("writer exited before READY");
-    let g = line["READY ".len()..].parse().unwrap();
+    let g = line_after(&mut child, "READY ").parse().unwrap();
     (child, Generation::new(g))
 }
 
@@ -174,7 +218,7 @@ fn zero_grace_is_writer_dead_at_once() {
     let (mut first, last) = spawn_writer(name.as_str(), false, 1);
     let r = Reader::<Checked>::options().writer_grace(Duration::ZERO).open(name.as_str()).unwrap();
     kill(&mut first);
-    assert_eq!(r.wait_newer(last, Duration::from_secs(60)), Err(shmstate::WaitError::WriterDead));
+    assert_eq!(r.wait_newer(last, Duration::from_secs(60)), Err(WaitError::WriterDead));
 }
 
 /// A snapshot held across a takeover keeps its bytes: its slot is pinned, and
@@ -200,4 +244,72 @@ fn a_snapshot_held_across_a_takeover_is_unchanged() {
         drop(snap);
         kill(&mut second);
     }
+}
+
+/// `rm` and `create` under an open reader: it learns, instead of waiting on
+/// the dead object for ever (`WriterDead` was all it could say).
+#[test]
+fn a_replaced_object_is_reported() {
+    let name = TestName::new("replaced");
+    let (mut first, last) = spawn_writer(name.as_str(), false, 3);
+    let mut r = Reader::<Checked>::open(name.as_str()).unwrap();
+    assert_eq!(r.read().unwrap().generation(), last);
+    let mut quiet = Reader::<Checked>::open(name.as_str()).unwrap();
+    assert_eq!(quiet.read().unwrap().generation(), last);
+    kill(&mut first);
+    shmstate::remove(name.as_str()).unwrap();
+    let (_second, _) = spawn_writer(name.as_str(), false, 2);
+    // A reader that only reads: an unchanged generation is one load and checks
+    // nothing; its slow path (here after `release`) checks the name, at most
+    // every 100 ms.
+    assert_eq!(quiet.read().unwrap().generation(), last);
+    quiet.release();
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(matches!(quiet.read(), Err(ReadError::Replaced { .. })));
+    let replaced = WaitError::Replaced { name: name.as_str().to_string() };
+    assert_eq!(r.wait_newer(last, Duration::from_secs(60)), Err(replaced.clone()));
+    assert!(matches!(r.read(), Err(ReadError::Replaced { .. })), "read after the wait noticed it");
+    assert_eq!(r.wait_newer(last, Duration::from_secs(60)), Err(replaced));
+}
+
+#[test]
+fn a_removed_object_whose_writer_died_is_removed_after_the_grace_period() {
+    let name = TestName::new("removed");
+    let (mut first, last) = spawn_writer(name.as_str(), false, 3);
+    let r = Reader::<Checked>::options().writer_grace(Duration::from_millis(300)).open(name.as_str()).unwrap();
+    kill(&mut first);
+    shmstate::remove(name.as_str()).unwrap();
+    assert_eq!(r.wait_newer(last, Duration::from_secs(60)), Err(WaitError::Removed { name: name.as_str().into() }));
+}
+
+/// With `follow`, the reader keeps serving the old snapshot until the new
+/// object has published, then switches to it by itself.
+#[test]
+fn a_following_reader_moves_to_the_new_object() {
+    let name = TestName::new("follow");
+    let (mut first, last) = spawn_writer(name.as_str(), false, 5);
+    let mut r = Reader::<Checked>::options().follow(true).open(name.as_str()).unwrap();
+    assert_eq!(r.read().unwrap().generation(), last);
+    kill(&mut first);
+    shmstate::remove(name.as_str()).unwrap();
+    let mut second = spawn_with_stdin(&format!("writer-on-go:{}", name.as_str()));
+    line_after(&mut second, "READY");
+    // The new object has published nothing: no newer generation, and the old snapshot.
+    assert_eq!(r.wait_newer(last, Duration::from_millis(300)), Err(WaitError::Timeout));
+    for _ in 0..2 {
+        let snap = r.read().expect("the old snapshot until the new object has one");
+        assert_eq!(snap.generation(), last);
+        assert_eq!(consistent(&snap), Ok(last.get()));
+    }
+    second.0.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    // The new object's generations start again from 1.
+    let woke = r.wait_newer(last, Duration::from_secs(60)).expect("woken by the new object's publish");
+    assert!(woke.get() >= 1, "{woke}");
+    let newest: u64 = line_after(&mut second, "PUBLISHED ").parse().unwrap();
+    let snap = r.read().unwrap();
+    assert_eq!(snap.generation().get(), newest);
+    assert_eq!(consistent(&snap), Ok(newest));
+    drop(snap);
+    // It is a reader of the new object now: it waits there.
+    assert_eq!(r.wait_newer(Generation::new(newest), Duration::from_millis(50)), Err(WaitError::Timeout));
 }

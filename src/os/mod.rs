@@ -11,7 +11,7 @@ mod lock;
 mod shm;
 
 pub(crate) use lock::{probe_lock, try_read_lock, try_write_lock, unlock, LockProbe};
-pub(crate) use shm::{Mapping, ShmObject};
+pub(crate) use shm::{Mapping, ShmObject, UnderName};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
