@@ -89,6 +89,8 @@
 #![warn(missing_docs)]
 
 #[cfg(not(loom))]
+mod await_writer;
+#[cfg(not(loom))]
 mod error;
 #[cfg(all(feature = "fault-injection", not(loom)))]
 mod fault;

@@ -32,6 +32,7 @@ pub struct ReaderOptions<T> {
     wait_spin: Duration,
     writer_grace: Duration,
     follow: bool,
+    wait_for_writer: Option<Duration>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -43,6 +44,7 @@ impl<T> Clone for ReaderOptions<T> {
             wait_spin: self.wait_spin,
             writer_grace: self.writer_grace,
             follow: self.follow,
+            wait_for_writer: self.wait_for_writer,
             _type: PhantomData,
         }
     }
@@ -56,6 +58,7 @@ impl<T> std::fmt::Debug for ReaderOptions<T> {
             .field("wait_spin", &self.wait_spin)
             .field("writer_grace", &self.writer_grace)
             .field("follow", &self.follow)
+            .field("wait_for_writer", &self.wait_for_writer)
             .finish()
     }
 }
@@ -68,6 +71,7 @@ impl<T> Default for ReaderOptions<T> {
             wait_spin: Duration::ZERO,
             writer_grace: DEFAULT_WRITER_GRACE,
             follow: false,
+            wait_for_writer: None,
             _type: PhantomData,
         }
     }
@@ -75,7 +79,8 @@ impl<T> Default for ReaderOptions<T> {
 
 impl<T: Shared> ReaderOptions<T> {
     /// How long `open` waits for a writer that is still initialising the object
-    /// (default 1 s). A missing object is reported at once.
+    /// (default 1 s). A missing object is reported at once (see
+    /// [`wait_for_writer`](Self::wait_for_writer)).
     pub fn init_timeout(mut self, timeout: Duration) -> Self {
         self.init_timeout = timeout;
         self
@@ -118,6 +123,19 @@ impl<T: Shared> ReaderOptions<T> {
     /// generation stays one atomic load and checks nothing.
     pub fn follow(mut self, yes: bool) -> Self {
         self.follow = yes;
+        self
+    }
+
+    /// Lets `open` wait up to `timeout` for a writer that has not created the
+    /// object yet (a reader started before its writer): it sleeps until the
+    /// object appears (inotify on `/dev/shm`; a bounded back-off where inotify
+    /// is unavailable) and has published its first snapshot, so the first
+    /// `read` succeeds. At the timeout: the object if it exists (possibly with
+    /// nothing published yet), else `NotFound`. Without it (the default) a
+    /// missing object is `NotFound` at once. Other errors (`TypeMismatch`, …)
+    /// are returned at once either way.
+    pub fn wait_for_writer(mut self, timeout: Duration) -> Self {
+        self.wait_for_writer = Some(timeout);
         self
     }
 
@@ -230,7 +248,11 @@ impl<T: Shared> Reader<T> {
 
     fn open_with(name: &str, opts: &ReaderOptions<T>) -> Result<Self, OpenError> {
         const { assert!(core::mem::align_of::<T::Archived>() <= 16, "archived alignment above 16 is not supported") };
-        let raw = open_checked::<T>(name, opts.init_timeout, opts.owner)?;
+        let open = || open_checked::<T>(name, opts.init_timeout, opts.owner);
+        let raw = match opts.wait_for_writer {
+            None => open()?,
+            Some(timeout) => crate::await_writer::open_when_published(timeout, opts.writer_grace, open)?,
+        };
         Ok(Reader {
             wait_spin: opts.wait_spin,
             writer_grace: opts.writer_grace,

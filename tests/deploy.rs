@@ -22,6 +22,7 @@ fn __child() {
     let code = match parts[..] {
         ["writer", name, lock_pins, count] => writer(name, lock_pins == "locks", count.parse().unwrap()),
         ["writer-on-go", name] => writer_on_go(name),
+        ["early-reader", name] => early_reader(name),
         _ => {
             eprintln!("unknown role {role}");
             2
@@ -69,6 +70,33 @@ fn writer_on_go(name: &str) -> i32 {
     println!("PUBLISHED {}", last.get());
     std::thread::sleep(Duration::from_secs(600));
     0
+}
+
+/// Opens `name` before its writer exists, waiting for it; says `READ <gen>`.
+fn early_reader(name: &str) -> i32 {
+    println!("OPENING");
+    let opened = Reader::<Checked>::options().wait_for_writer(Duration::from_secs(60)).open(name);
+    let mut r = match opened {
+        Ok(r) => r,
+        Err(e) => {
+            println!("ERROR {e}");
+            return 1;
+        }
+    };
+    match r.read() {
+        Ok(snap) if consistent(&snap) == Ok(snap.generation().get()) => {
+            println!("READ {}", snap.generation().get());
+            0
+        }
+        Ok(snap) => {
+            println!("ERROR torn view at {}", snap.generation());
+            1
+        }
+        Err(e) => {
+            println!("ERROR {e}");
+            1
+        }
+    }
 }
 
 /// The rest of the first line of `child`'s output that starts with `prefix`.
@@ -312,4 +340,30 @@ fn a_following_reader_moves_to_the_new_object() {
     drop(snap);
     // It is a reader of the new object now: it waits there.
     assert_eq!(r.wait_newer(Generation::new(newest), Duration::from_millis(50)), Err(WaitError::Timeout));
+}
+
+/// A reader started before its writer waits for it (it got `NotFound` and had
+/// to sleep and retry by hand), and its first read succeeds.
+#[test]
+fn a_reader_started_before_its_writer_waits_for_the_first_publish() {
+    let name = TestName::new("early");
+    let mut reader = Proc(spawn_child("__child", &format!("early-reader:{}", name.as_str())));
+    line_after(&mut reader, "OPENING");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut w = Writer::<Checked>::create(name.as_str()).unwrap();
+    // Created, nothing published yet: the reader keeps waiting.
+    std::thread::sleep(Duration::from_millis(300));
+    w.publish(&Checked::new(1, 10)).unwrap();
+    let mut text = String::new();
+    reader.0.stdout.as_mut().unwrap().read_to_string(&mut text).unwrap();
+    let status = reader.0.wait().unwrap();
+    assert!(status.success(), "{text}");
+    assert!(text.lines().any(|l| l == "READ 1"), "{text}");
+}
+
+#[test]
+fn waiting_for_a_writer_that_never_comes_ends_in_not_found() {
+    let name = TestName::new("nowriter");
+    let opened = Reader::<Checked>::options().wait_for_writer(Duration::from_millis(200)).open(name.as_str());
+    assert!(matches!(opened, Err(OpenError::NotFound { .. })), "{opened:?}");
 }

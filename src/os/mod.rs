@@ -9,9 +9,11 @@
 
 mod lock;
 mod shm;
+mod watch;
 
 pub(crate) use lock::{probe_lock, try_read_lock, try_write_lock, unlock, LockProbe};
 pub(crate) use shm::{Mapping, ShmObject, UnderName};
+pub(crate) use watch::ShmDirWatch;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
