@@ -93,7 +93,7 @@ fn reader(name: &str, id: &str) -> ExitCode {
     loop {
         match r.wait_newer(last, Duration::from_secs(5)) {
             Ok(_) => {}
-            Err(WaitError::WriterDead) => break,
+            Err(WaitError::WriterDead { .. }) => break,
             Err(e) => {
                 eprintln!("reader {id}: {e}");
                 return ExitCode::FAILURE;

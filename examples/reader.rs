@@ -18,8 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     loop {
         match r.wait_newer(last, Duration::from_secs(5)) {
             Ok(_) => {}
-            Err(WaitError::Timeout) => continue,
-            Err(WaitError::WriterDead) => {
+            Err(WaitError::Timeout { .. }) => continue,
+            Err(WaitError::WriterDead { .. }) => {
                 println!("the writer is gone; last generation {last}");
                 return Ok(());
             }

@@ -167,7 +167,7 @@ pub fn open_v(e: &OpenError) -> &'static str {
 
 pub fn read_v(e: &ReadError) -> &'static str {
     match e {
-        ReadError::Empty => "Empty",
+        ReadError::Empty { .. } => "Empty",
         ReadError::Invalid { .. } => "Invalid",
         ReadError::Corrupt { .. } => "Corrupt",
         ReadError::Os { .. } => "Os",
@@ -180,7 +180,7 @@ pub fn publish_v(e: &PublishError) -> &'static str {
         PublishError::TooLarge { .. } => "TooLarge",
         PublishError::AllSlotsPinned { .. } => "AllSlotsPinned",
         PublishError::Serialize { .. } => "Serialize",
-        PublishError::GenerationsExhausted => "GenerationsExhausted",
+        PublishError::GenerationsExhausted { .. } => "GenerationsExhausted",
         PublishError::Os { .. } => "Os",
         _ => "Other",
     }
@@ -423,7 +423,7 @@ pub fn ops_case(data: &[u8]) {
                         assert_eq!(s.generation().get(), v.gen);
                         assert_eq!(&s.to_value().unwrap(), v, "read differs from the oracle");
                     }
-                    (Err(ReadError::Empty), None) => {}
+                    (Err(ReadError::Empty { .. }), None) => {}
                     (r, v) => panic!(
                         "read {:?} vs oracle generation {:?}",
                         r.map(|s| s.generation()),

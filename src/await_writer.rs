@@ -34,16 +34,16 @@ pub(crate) fn open_when_published(
                     return Ok(raw);
                 }
                 match raw.wait_newer_with_grace(Generation::NONE, left, grace) {
-                    Ok(_) | Err(WaitError::Timeout) => return Ok(raw),
+                    Ok(_) | Err(WaitError::Timeout { .. }) => return Ok(raw),
                     // Its creator died before publishing, or it was replaced:
                     // look again (a new writer may take over or create it).
-                    Err(WaitError::WriterDead | WaitError::Removed { .. } | WaitError::Replaced { .. }) => {
+                    Err(WaitError::WriterDead { .. } | WaitError::Removed { .. } | WaitError::Replaced { .. }) => {
                         if left.is_zero() {
                             return Ok(raw);
                         }
                         std::thread::sleep(left.min(DEAD_CREATOR_PAUSE));
                     }
-                    Err(WaitError::Os { op, errno }) => return Err(OpenError::Os { op, errno }),
+                    Err(WaitError::Os { name, op, errno }) => return Err(OpenError::Os { name, op, errno }),
                 }
             }
             Err(OpenError::NotFound { .. } | OpenError::NotInitialized { .. }) if !left.is_zero() => {

@@ -1,11 +1,48 @@
-//! Errors: one enum per operation, each variant says what to do about it.
+//! Errors: one enum per operation, each variant says what to do about it and
+//! names the object. `Debug` prints the same text as `Display` (plus the
+//! variant), so `?` in `main` shows a readable message, not escaped strings.
 
 use core::fmt;
 
 pub use rustix::io::Errno;
 
+#[cfg(not(loom))]
+use crate::schema::SchemaDiff;
+
+/// Under loom no schema is built; `TypeMismatch` keeps its shape.
+#[cfg(loom)]
+#[derive(Default)]
+pub struct SchemaDiff {
+    changes: Vec<String>,
+}
+
+#[cfg(loom)]
+impl SchemaDiff {
+    fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+/// How full `/dev/shm` was (statvfs) when an object could not grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShmSpace {
+    /// Bytes available to this process.
+    pub free: u64,
+    /// Size of the file system.
+    pub total: u64,
+}
+
+impl ShmSpace {
+    /// `/dev/shm` now, if statvfs answers.
+    pub(crate) fn now() -> Option<Self> {
+        #[cfg(not(loom))]
+        return crate::os::shm_space().map(|(free, total)| ShmSpace { free, total });
+        #[cfg(loom)]
+        None
+    }
+}
+
 /// Why a [`Writer`](crate::Writer) or [`Reader`](crate::Reader) could not open an object.
-#[derive(Debug)]
 #[non_exhaustive]
 pub enum OpenError {
     /// No object of this name exists (no writer has created it yet, or it was removed).
@@ -58,10 +95,12 @@ pub enum OpenError {
         found: String,
         /// What changed from the object's type to this process's, field by
         /// field (empty when only the rkyv format differs).
-        diff: crate::schema::SchemaDiff,
+        diff: SchemaDiff,
     },
     /// The object was written by an incompatible version of shmstate.
     FormatVersion {
+        /// The object name.
+        name: String,
         /// Version found in the object.
         found: u32,
         /// Version this build reads.
@@ -69,6 +108,8 @@ pub enum OpenError {
     },
     /// The object is not a shmstate object, or its bytes are inconsistent.
     Corrupt {
+        /// The object name.
+        name: String,
         /// What is wrong.
         what: String,
     },
@@ -79,16 +120,31 @@ pub enum OpenError {
     },
     /// Every reader entry is taken by a live reader.
     ReaderTableFull {
+        /// The object name.
+        name: String,
         /// Entries in the table.
         capacity: u32,
     },
+    /// `/dev/shm` is full: creating the object needed more than it has free.
+    NoSpace {
+        /// The object name.
+        name: String,
+        /// Bytes the object needed.
+        needed: u64,
+        /// `/dev/shm` at the time, if statvfs answered.
+        shm: Option<ShmSpace>,
+    },
     /// An option is out of range.
     InvalidOption {
+        /// The object name.
+        name: String,
         /// What is wrong.
         what: String,
     },
     /// An operating-system call failed.
     Os {
+        /// The object name.
+        name: String,
         /// What was being done.
         op: &'static str,
         /// The error.
@@ -98,11 +154,12 @@ pub enum OpenError {
 
 /// Why [`Writer::publish`](crate::Writer::publish) failed. The previous snapshot
 /// stays published and readable.
-#[derive(Debug)]
 #[non_exhaustive]
 pub enum PublishError {
     /// The value needs more room than `max_size` allows.
     TooLarge {
+        /// The object name.
+        name: String,
         /// Serialized size of the value.
         needed: u64,
         /// Configured segment limit.
@@ -112,18 +169,36 @@ pub enum PublishError {
     /// (at most `max_readers`, one slot each) never cause this; readers that
     /// write garbage pins or hold slot locks on purpose can.
     AllSlotsPinned {
+        /// The object name.
+        name: String,
         /// Slots in the table.
         slots: u32,
     },
     /// rkyv failed to serialize the value.
     Serialize {
+        /// The object name.
+        name: String,
         /// rkyv's message.
         message: String,
     },
     /// The 52-bit generation counter is exhausted.
-    GenerationsExhausted,
-    /// An operating-system call failed (e.g. ENOSPC growing the segment).
+    GenerationsExhausted {
+        /// The object name.
+        name: String,
+    },
+    /// `/dev/shm` is full: growing the data segment needed more than it has free.
+    NoSpace {
+        /// The object name.
+        name: String,
+        /// Bytes the segment needed beyond its current size.
+        needed: u64,
+        /// `/dev/shm` at the time, if statvfs answered.
+        shm: Option<ShmSpace>,
+    },
+    /// An operating-system call failed.
     Os {
+        /// The object name.
+        name: String,
         /// What was being done.
         op: &'static str,
         /// The error.
@@ -132,13 +207,17 @@ pub enum PublishError {
 }
 
 /// Why [`Reader::read`](crate::Reader::read) failed.
-#[derive(Debug)]
 #[non_exhaustive]
 pub enum ReadError {
     /// Nothing has been published yet.
-    Empty,
+    Empty {
+        /// The object name.
+        name: String,
+    },
     /// The snapshot failed bytecheck validation (it is never handed out).
     Invalid {
+        /// The object name.
+        name: String,
         /// Generation of the bad snapshot.
         generation: u64,
         /// What bytecheck reported.
@@ -146,6 +225,8 @@ pub enum ReadError {
     },
     /// The shared bookkeeping is inconsistent.
     Corrupt {
+        /// The object name.
+        name: String,
         /// What is wrong.
         what: String,
     },
@@ -159,6 +240,8 @@ pub enum ReadError {
     },
     /// An operating-system call failed (remapping a grown segment).
     Os {
+        /// The object name.
+        name: String,
         /// What was being done.
         op: &'static str,
         /// The error.
@@ -167,15 +250,21 @@ pub enum ReadError {
 }
 
 /// Why [`Reader::wait_newer`](crate::Reader::wait_newer) returned without a newer generation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WaitError {
     /// Nothing newer was published before the timeout; the writer is alive (or
     /// dead for less than the grace period: a new one may still take over).
-    Timeout,
+    Timeout {
+        /// The object name.
+        name: String,
+    },
     /// The writer is gone (its lock is free), no new writer took over within
     /// the grace period, and nothing newer exists.
-    WriterDead,
+    WriterDead {
+        /// The object name.
+        name: String,
+    },
     /// The object was removed and another one created under its name: open
     /// the name again (or use [`ReaderOptions::follow`](crate::ReaderOptions::follow)).
     Replaced {
@@ -190,6 +279,8 @@ pub enum WaitError {
     },
     /// An operating-system call failed.
     Os {
+        /// The object name.
+        name: String,
         /// What was being done.
         op: &'static str,
         /// The error.
@@ -198,7 +289,6 @@ pub enum WaitError {
 }
 
 /// Why [`remove`](crate::remove) failed.
-#[derive(Debug)]
 #[non_exhaustive]
 pub enum RemoveError {
     /// No object of this name exists.
@@ -220,6 +310,8 @@ pub enum RemoveError {
     },
     /// An operating-system call failed.
     Os {
+        /// The object name.
+        name: String,
         /// What was being done.
         op: &'static str,
         /// The error.
@@ -262,19 +354,20 @@ impl fmt::Display for OpenError {
                      or publish both versions under two names during the rollout (see docs/DEPLOYING.md)"
                 )
             }
-            OpenError::FormatVersion { found, supported } => write!(
+            OpenError::FormatVersion { name, found, supported } => write!(
                 f,
-                "object format version {found} is not supported by this build (it reads version {supported})"
+                "object {name:?} has format version {found}, which this build does not read (it reads version {supported})"
             ),
-            OpenError::Corrupt { what } => write!(f, "corrupt object: {what}"),
+            OpenError::Corrupt { name, what } => write!(f, "corrupt object {name:?}: {what}"),
             OpenError::NotInitialized { name } => {
                 write!(f, "object {name:?} exists but was never fully initialised (its creator may have died; remove it)")
             }
-            OpenError::ReaderTableFull { capacity } => {
-                write!(f, "all {capacity} reader entries are in use by live readers (raise max_readers)")
+            OpenError::ReaderTableFull { name, capacity } => {
+                write!(f, "all {capacity} reader entries of {name:?} are in use by live readers (raise max_readers)")
             }
-            OpenError::InvalidOption { what } => write!(f, "invalid option: {what}"),
-            OpenError::Os { op, errno } => write!(f, "{op}: {errno}"),
+            OpenError::NoSpace { name, needed, shm } => no_space(f, name, "creating it needs", *needed, *shm),
+            OpenError::InvalidOption { name, what } => write!(f, "invalid option for {name:?}: {what}"),
+            OpenError::Os { name, op, errno } => write!(f, "{op} for {name:?}: {errno}"),
         }
     }
 }
@@ -282,15 +375,22 @@ impl fmt::Display for OpenError {
 impl fmt::Display for PublishError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PublishError::TooLarge { needed, limit } => {
-                write!(f, "value needs {needed} bytes; the segment may grow to {limit} bytes (raise max_size)")
+            PublishError::TooLarge { name, needed, limit } => write!(
+                f,
+                "value needs {needed} bytes; the data segment of {name:?} may grow to {limit} bytes (raise max_size)"
+            ),
+            PublishError::AllSlotsPinned { name, slots } => {
+                write!(
+                    f,
+                    "all {slots} slots of {name:?} are held by readers (a reader pinning slots it does not read?)"
+                )
             }
-            PublishError::AllSlotsPinned { slots } => {
-                write!(f, "all {slots} slots are held by readers (a reader pinning slots it does not read?)")
+            PublishError::Serialize { name, message } => {
+                write!(f, "serializing a value for {name:?} failed: {message}")
             }
-            PublishError::Serialize { message } => write!(f, "serialization failed: {message}"),
-            PublishError::GenerationsExhausted => write!(f, "the generation counter is exhausted"),
-            PublishError::Os { op, errno } => write!(f, "{op}: {errno}"),
+            PublishError::GenerationsExhausted { name } => write!(f, "the generation counter of {name:?} is exhausted"),
+            PublishError::NoSpace { name, needed, shm } => no_space(f, name, "growing it needs another", *needed, *shm),
+            PublishError::Os { name, op, errno } => write!(f, "{op} for {name:?}: {errno}"),
         }
     }
 }
@@ -298,15 +398,15 @@ impl fmt::Display for PublishError {
 impl fmt::Display for ReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ReadError::Empty => write!(f, "nothing has been published yet"),
-            ReadError::Invalid { generation, reason } => {
-                write!(f, "snapshot of generation {generation} failed validation: {reason}")
+            ReadError::Empty { name } => write!(f, "nothing has been published to {name:?} yet"),
+            ReadError::Invalid { name, generation, reason } => {
+                write!(f, "snapshot of generation {generation} of {name:?} failed validation: {reason}")
             }
-            ReadError::Corrupt { what } => write!(f, "corrupt object: {what}"),
+            ReadError::Corrupt { name, what } => write!(f, "corrupt object {name:?}: {what}"),
             ReadError::Replaced { name } => {
                 write!(f, "object {name:?} was removed and created again since this reader opened it: open it again")
             }
-            ReadError::Os { op, errno } => write!(f, "{op}: {errno}"),
+            ReadError::Os { name, op, errno } => write!(f, "{op} for {name:?}: {errno}"),
         }
     }
 }
@@ -314,15 +414,17 @@ impl fmt::Display for ReadError {
 impl fmt::Display for WaitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WaitError::Timeout => write!(f, "timed out waiting for a newer generation"),
-            WaitError::WriterDead => write!(f, "the writer is dead and nothing newer was published"),
+            WaitError::Timeout { name } => write!(f, "timed out waiting for a newer generation of {name:?}"),
+            WaitError::WriterDead { name } => {
+                write!(f, "the writer of {name:?} is dead and nothing newer was published")
+            }
             WaitError::Replaced { name } => {
                 write!(f, "object {name:?} was removed and created again since this reader opened it: open it again")
             }
             WaitError::Removed { name } => {
                 write!(f, "object {name:?} was removed and its writer is dead: nothing will be published to it")
             }
-            WaitError::Os { op, errno } => write!(f, "{op}: {errno}"),
+            WaitError::Os { name, op, errno } => write!(f, "{op} for {name:?}: {errno}"),
         }
     }
 }
@@ -333,7 +435,7 @@ impl fmt::Display for RemoveError {
             RemoveError::NotFound { name } => write!(f, "no shmstate object named {name:?}"),
             RemoveError::InvalidName { name, reason } => write!(f, "invalid object name {name:?}: {reason}"),
             RemoveError::PermissionDenied { name } => write!(f, "permission denied removing {name:?}"),
-            RemoveError::Os { op, errno } => write!(f, "{op}: {errno}"),
+            RemoveError::Os { name, op, errno } => write!(f, "{op} {name:?}: {errno}"),
         }
     }
 }
@@ -343,3 +445,134 @@ impl std::error::Error for PublishError {}
 impl std::error::Error for ReadError {}
 impl std::error::Error for WaitError {}
 impl std::error::Error for RemoveError {}
+
+/// `Debug` is `Display` plus the variant: `?` in `main` prints it, and a
+/// schema diff with escaped newlines on one line helps nobody.
+macro_rules! debug_as_display {
+    ($($ty:ident { $($variant:ident)* })*) => {$(
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let variant = match self {
+                    $($ty::$variant { .. } => stringify!($variant),)*
+                };
+                write!(f, "{self} ({}::{variant})", stringify!($ty))
+            }
+        }
+    )*};
+}
+
+debug_as_display! {
+    OpenError {
+        NotFound AlreadyExists PermissionDenied InvalidName NotOwner WriterBusy TypeMismatch
+        FormatVersion Corrupt NotInitialized ReaderTableFull NoSpace InvalidOption Os
+    }
+    PublishError { TooLarge AllSlotsPinned Serialize GenerationsExhausted NoSpace Os }
+    ReadError { Empty Invalid Corrupt Replaced Os }
+    WaitError { Timeout WriterDead Replaced Removed Os }
+    RemoveError { NotFound InvalidName PermissionDenied Os }
+}
+
+impl PublishError {
+    /// The error for a failed grow of `name`'s data segment by `needed` bytes.
+    pub(crate) fn growing(name: &str, needed: u64, errno: Errno) -> Self {
+        match errno {
+            Errno::NOSPC => PublishError::NoSpace { name: name.into(), needed, shm: ShmSpace::now() },
+            errno => PublishError::Os { name: name.into(), op: "growing the data segment", errno },
+        }
+    }
+}
+
+impl OpenError {
+    /// The error for a failed allocation of `needed` bytes for `name`.
+    pub(crate) fn allocating(name: &str, op: &'static str, needed: u64, errno: Errno) -> Self {
+        match errno {
+            Errno::NOSPC => OpenError::NoSpace { name: name.into(), needed, shm: ShmSpace::now() },
+            errno => OpenError::Os { name: name.into(), op, errno },
+        }
+    }
+}
+
+/// The ENOSPC message: what was needed, what `/dev/shm` has, how to raise it.
+fn no_space(f: &mut fmt::Formatter<'_>, name: &str, doing: &str, needed: u64, shm: Option<ShmSpace>) -> fmt::Result {
+    write!(f, "no space left in /dev/shm for {name:?}: {doing} {}", Bytes(needed))?;
+    let Some(ShmSpace { free, total }) = shm else {
+        return write!(f, " (statvfs on /dev/shm failed, so its size is unknown); free space or enlarge /dev/shm");
+    };
+    // The smallest size that fits, rounded up to whole GiB.
+    const GIB: u64 = 1 << 30;
+    let fits = total.saturating_sub(free).saturating_add(needed);
+    let suggest = fits.div_ceil(GIB).max(total.div_ceil(GIB) + 1);
+    write!(
+        f,
+        ", and /dev/shm has {} free of {}. Remove objects no longer used (`shmstate gc`), or enlarge \
+         /dev/shm: as root `mount -o remount,size={suggest}G /dev/shm`; for a container, \
+         `docker run --shm-size={suggest}g` (Kubernetes: a memory-backed emptyDir on /dev/shm)",
+        Bytes(free),
+        Bytes(total)
+    )
+}
+
+/// A byte count for people: `1.5 GiB`, `512 KiB`, `100 B`.
+struct Bytes(u64);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+        let mut value = self.0 as f64;
+        let mut unit = 0;
+        while value >= 1024.0 && unit < UNITS.len() - 1 {
+            value /= 1024.0;
+            unit += 1;
+        }
+        if unit == 0 {
+            write!(f, "{} B", self.0)
+        } else {
+            write!(f, "{value:.1} {}", UNITS[unit])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_space_while_publishing_says_what_was_needed_and_how_to_enlarge() {
+        const GIB: u64 = 1 << 30;
+        let e = PublishError::NoSpace {
+            name: "app.config".into(),
+            needed: 3 * GIB / 2,
+            shm: Some(ShmSpace { free: GIB / 2, total: 2 * GIB }),
+        };
+        assert_eq!(
+            e.to_string(),
+            "no space left in /dev/shm for \"app.config\": growing it needs another 1.5 GiB, and /dev/shm \
+             has 512.0 MiB free of 2.0 GiB. Remove objects no longer used (`shmstate gc`), or enlarge \
+             /dev/shm: as root `mount -o remount,size=3G /dev/shm`; for a container, \
+             `docker run --shm-size=3g` (Kubernetes: a memory-backed emptyDir on /dev/shm)"
+        );
+        assert_eq!(format!("{e:?}"), format!("{e} (PublishError::NoSpace)"));
+        let unknown = PublishError::NoSpace { name: "x".into(), needed: 100, shm: None };
+        assert!(unknown.to_string().contains("needs another 100 B (statvfs on /dev/shm failed"), "{unknown}");
+    }
+
+    #[test]
+    fn only_enospc_becomes_no_space() {
+        assert!(matches!(PublishError::growing("x", 1, Errno::NOSPC), PublishError::NoSpace { .. }));
+        assert!(matches!(PublishError::growing("x", 1, Errno::IO), PublishError::Os { errno: Errno::IO, .. }));
+        assert!(matches!(OpenError::allocating("x", "a", 1, Errno::NOSPC), OpenError::NoSpace { .. }));
+        assert!(matches!(OpenError::allocating("x", "a", 1, Errno::PERM), OpenError::Os { op: "a", .. }));
+    }
+
+    #[test]
+    fn statvfs_reports_dev_shm() {
+        let shm = ShmSpace::now().expect("statvfs /dev/shm");
+        assert!(shm.free <= shm.total, "{shm:?}");
+    }
+
+    #[test]
+    fn byte_counts_read_well() {
+        let shown: Vec<String> = [0, 1023, 1024, 1536 << 10, 5 << 40].iter().map(|&n| Bytes(n).to_string()).collect();
+        assert_eq!(shown, ["0 B", "1023 B", "1.0 KiB", "1.5 MiB", "5.0 TiB"]);
+    }
+}

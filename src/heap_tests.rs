@@ -1,7 +1,7 @@
 //! The publish / pin protocol and `layout::Region` on heap memory, with real
 //! threads and real rkyv bytes: runnable under Miri (`scripts/miri.sh`), whose
 //! data-race detector checks that the writer's plain (non-atomic) writes into a
-//! slot never race with a pinned reader's plain reads (DESIGN.md invariants 1
+//! slot never race with a pinned reader's plain reads (docs/DESIGN.md, invariants 1
 //! and 2), and that nothing here is UB (alignment, provenance, bounds).
 //!
 //! The writer mirrors `Writer::publish` (scan pins after a SeqCst fence, pick a

@@ -145,7 +145,8 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
     };
     let h = seg.header();
     let schema = SchemaDoc::decode(&seg.schema_bytes(&geo)).map_err(|e| e.to_string());
-    let (mode, uid) = seg.obj.mode_and_owner().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
+    let (mode, uid) =
+        seg.obj.mode_and_owner().map_err(|errno| OpenError::Os { name: name.into(), op: "fstat", errno })?;
     let current = h.current.load(Acquire);
     let current_slot = (current != 0).then(|| protocol::slot_of(current));
     let lock_pins = geo.pin_mode == crate::layout::pin_mode::LOCKS;

@@ -13,7 +13,7 @@
 //! an OFD write lock on byte `READER_LOCK_BASE + i` of that object for its life.
 //!
 //! Every field is an atomic: other processes may write any of them at any time,
-//! and every value read is checked before use (DESIGN.md invariant 7).
+//! and every value read is checked before use (docs/DESIGN.md, invariant 7).
 
 use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
@@ -103,7 +103,7 @@ pub(crate) struct Header {
     /// Random, non-zero, fixed at creation: names this incarnation of the
     /// object. The reader table carries the same value; a reader or writer that
     /// opened the two by name checks they match, so files of an object that was
-    /// removed and created again are never paired (DESIGN invariant 1).
+    /// removed and created again are never paired (docs/DESIGN.md, invariant 1).
     pub incarnation: AtomicU64,
     pub _pad0: [u8; 24],
     // --- cache line 2 (offset 128): what readers poll ---

@@ -1,74 +1,13 @@
-//! # shmstate: a typed shared-state object store
+#![doc = include_str!("../README.md")]
 //!
-//! One process publishes snapshots of its own Rust type; every other process on
-//! the machine reads the latest snapshot as a validated `&Archived<T>` that points
-//! straight into POSIX shared memory: no copy, no deserialization, and on the
-//! read of an unchanged snapshot, nothing but one atomic load.
-//!
-//! ```no_run
-//! use std::time::Duration;
-//!
-//! #[shmstate::shared]
-//! #[derive(Debug, Clone)]
-//! struct Config {
-//!     port: u16,
-//!     hosts: Vec<String>,
-//! }
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // Publisher process
-//! let mut w = shmstate::Writer::<Config>::create("myapp.config")?;
-//! let g = w.publish(&Config { port: 8080, hosts: vec!["a".into()] })?;
-//!
-//! // Any other process
-//! let mut r = shmstate::Reader::<Config>::open("myapp.config")?;
-//! let snap = r.read()?; // validated once per generation, then pure loads
-//! assert_eq!(snap.port, 8080);
-//! assert_eq!(snap.generation(), g);
-//! let g = snap.generation();
-//! let _ = r.wait_newer(g, Duration::from_secs(1)); // blocks on a shared futex
-//! # Ok(()) }
-//! ```
-//!
-//! ## Contents
+//! ## API at a glance
 //! - [`shared`] / [`Schema`]: make a type storable, with a structural fingerprint.
-//! - [`Writer`]: create an object, [`publish`](Writer::publish) snapshots.
-//! - [`Reader`]: [`read`](Reader::read) the latest snapshot, [`wait_newer`](Reader::wait_newer).
-//! - [`remove`], [`list`]: manage objects.
-//!
-//! ## How it works
-//! An object `N` is up to three files in `/dev/shm`: the data segment
-//! `shmstate.N` (header, slot table, schema, slots; readers map it
-//! **read-only**), the owner-only writer lock `shmstate.N.lock`, and, for
-//! owner-only objects, the reader table `shmstate.N.readers` (one pin per reader
-//! handle). The writer serializes each snapshot straight into a
-//! slot that is neither current nor pinned, then publishes it with one atomic
-//! store of `generation << 12 | slot`. A reader pins the current slot, re-checks
-//! it (a store-buffering handshake through SeqCst fences), validates it once with
-//! bytecheck, and keeps the pin until it reads a newer one, so repeated reads are
-//! one load. See `docs/PROTOCOL.md`.
-//!
-//! ## Guarantees
-//! - A `Snapshot` is never written while it lives (its slot is pinned).
-//! - A snapshot is validated (bytecheck) before first use; failures are errors.
-//! - Opening with a different type is `TypeMismatch`, with a field-level diff.
-//! - The writer never waits for readers; readers never wait for the writer.
-//! - A writer killed at any instruction leaves the last published snapshot
-//!   readable; a dead reader's pin is reclaimed (OFD-lock liveness, no PIDs).
-//!
-//! Objects other users may read pin with OFD read locks on the data segment
-//! instead of the shared reader table, so their readers need no write access at
-//! all ([`WriterOptions::lock_pins`]).
-//!
-//! ## Limitations
-//! - Linux only (OFD locks, shared futexes, `/dev/shm`).
-//! - One writer per object. Processes with write access to the data segment are
-//!   trusted (they could write anything). Readers of an owner-only object share
-//!   its reader table and so trust one another; readers of an object others may
-//!   read (lock pins) cannot harm the writer or each other, only make it grow to
-//!   `max_slots` by holding slots.
-//! - The segment grows and never shrinks while it exists.
-//! - Archived alignment above 16 is rejected at compile time (rkyv limitation).
+//! - [`Writer`] (options: [`WriterOptions`], e.g. [`lock_pins`](WriterOptions::lock_pins)):
+//!   create or take over an object, [`publish`](Writer::publish) snapshots.
+//! - [`Reader`]: [`read`](Reader::read) the latest [`Snapshot`],
+//!   [`wait_newer`](Reader::wait_newer); [`RawReader`] reads bytes without the type.
+//! - [`remove`], [`list`], [`inspect`]: manage objects.
+//! - Errors: [`OpenError`], [`PublishError`], [`ReadError`], [`WaitError`], [`RemoveError`].
 //!
 //! ## `fork()`
 //! A forked child inherits its parent's mappings and open file descriptions,
@@ -86,11 +25,12 @@
 //! - A child that calls only async-signal-safe functions before `exec` (the
 //!   `posix_spawn`/`Command` pattern) needs nothing.
 #![deny(unsafe_code)]
+// Under loom only the protocol modules are exercised; the rest is dead there.
+#![cfg_attr(loom, allow(dead_code))]
 #![warn(missing_docs)]
 
 #[cfg(not(loom))]
 mod await_writer;
-#[cfg(not(loom))]
 mod error;
 #[cfg(all(feature = "fault-injection", not(loom)))]
 mod fault;
@@ -98,8 +38,9 @@ mod fault;
 mod generation;
 #[cfg(not(loom))]
 mod inspect;
-#[cfg(not(loom))]
 mod layout;
+mod lock_pins;
+mod locks;
 #[cfg(not(loom))]
 mod name;
 #[cfg(not(loom))]
@@ -115,6 +56,7 @@ pub mod schema;
 mod segment;
 #[cfg(not(loom))]
 mod slot_writer;
+mod slots;
 mod sync;
 #[cfg(not(loom))]
 mod writer;
@@ -182,7 +124,7 @@ pub fn remove(name: &str) -> Result<(), RemoveError> {
             Ok(()) => found = true,
             Err(Errno::NOENT) => {}
             Err(Errno::ACCESS | Errno::PERM) => return Err(RemoveError::PermissionDenied { name: name.into() }),
-            Err(errno) => return Err(RemoveError::Os { op: "unlinking", errno }),
+            Err(errno) => return Err(RemoveError::Os { name: name.into(), op: "unlinking", errno }),
         }
     }
     if found {

@@ -6,11 +6,11 @@
 //! published snapshot; 0 means "nothing published yet". The writer fills and
 //! seals a free slot, then publishes it with a single Release store. Because
 //! the whole record is one word there is no torn or half-written state: a writer
-//! killed at any instruction leaves `current` naming a sealed slot. (DESIGN.md
-//! proposed a seqlock over a multi-word record; one word makes crash recovery
+//! killed at any instruction leaves `current` naming a sealed slot. (The original
+//! proposal was a seqlock over a multi-word record; one word makes crash recovery
 //! trivial and makes the reader's fast path a single load. See docs/PROTOCOL.md.)
 //!
-//! # Pins (DESIGN.md invariants 1 and 2)
+//! # Pins (docs/DESIGN.md, invariants 1 and 2)
 //! Each reader handle owns one `pin` word holding the publish word it uses.
 //! The writer never writes a slot that is current or named by a pin. The race
 //! between "a reader pins slot k" and "the writer picks k" is a store-buffering
@@ -26,6 +26,10 @@
 //! retries). A slot k that is not current was replaced by a publish W that
 //! precedes F_W, so a reader holding `c1` naming k sees a change.
 
+use rustix::io::Errno;
+
+use crate::layout::{slot_state, ReaderEntry, ReaderTableHeader, SlotEntry, READER_LOCK_BASE, SLOT_ALIGN};
+use crate::locks::ByteLocks;
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 
 /// Bits of the publish word that hold the slot index.
@@ -75,6 +79,7 @@ pub(crate) fn scan_pins<'a>(
     pin_at: impl Fn(u32) -> Option<&'a AtomicU64>,
     pinned: &mut [bool],
 ) {
+    let early = crate::sync::mutation("scan-high-water-before-fence").then(|| high_water.load(Ordering::Relaxed));
     // SYNC(pin-scan): F_W; pairs with F_R in `pin_current` (store-buffering).
     fence(Ordering::SeqCst);
     // SYNC(claim): after F_W. A reader raises `high_water` in `claim_entry`
@@ -82,7 +87,7 @@ pub(crate) fn scan_pins<'a>(
     // F_W in the SeqCst order, this load sees that raise (fence-fence rule,
     // as for P itself), so a new entry is never outside the scan. Relaxed:
     // the fences order it.
-    let entries = high_water.load(Ordering::Relaxed).min(capacity);
+    let entries = early.unwrap_or_else(|| high_water.load(Ordering::Relaxed)).min(capacity);
     for pin in (0..entries).map_while(pin_at) {
         // SYNC(unpin): Acquire pairs with the Release pin store in `pin_current`
         // (and `unpin`): a reader's reads of a slot it has since left happen
@@ -120,7 +125,12 @@ pub(crate) fn pin_current(current: &AtomicU64, pin: &AtomicU64) -> Pinned {
         // store also drops the previous pin.
         pin.store(c1, Ordering::Release);
         // SYNC(pin-scan): F_R; pairs with F_W in `scan_pins`.
-        fence(Ordering::SeqCst);
+        if !crate::sync::mutation("pin-no-fence") {
+            fence(Ordering::SeqCst);
+        }
+        if crate::sync::mutation("pin-no-recheck") {
+            return Pinned::Word(c1);
+        }
         // SYNC(publish): Acquire pairs with the Release in `publish`.
         let c2 = current.load(Ordering::Acquire);
         if c2 == c1 {
@@ -131,11 +141,68 @@ pub(crate) fn pin_current(current: &AtomicU64, pin: &AtomicU64) -> Pinned {
     }
 }
 
+/// Reader: where the slot named by the pinned word `word` keeps its bytes,
+/// `(offset, len)`, checked against its entry (sealed at that generation, a
+/// 64-aligned offset past `data_start`). The caller still checks the range
+/// against the object's size before touching it.
+pub(crate) fn pinned_region(e: &SlotEntry, word: u64, data_start: u64) -> Result<(u64, u64), String> {
+    let slot = slot_of(word);
+    // Relaxed suffices: these were written before the Release publish of
+    // `word`, which the reader's Acquire load of `current` saw, and the pin
+    // keeps the writer off them.
+    let (offset, len, gen) =
+        (e.offset.load(Ordering::Relaxed), e.len.load(Ordering::Relaxed), e.gen.load(Ordering::Relaxed));
+    let state = e.state.load(Ordering::Relaxed);
+    if state != slot_state::SEALED || gen != generation_of(word) {
+        return Err(format!(
+            "published slot {slot} holds generation {gen} (state {state}), expected {}",
+            generation_of(word)
+        ));
+    }
+    if offset % SLOT_ALIGN != 0 || offset < data_start || offset.checked_add(len).is_none() {
+        return Err(format!("slot {slot} has offset {offset} and length {len}"));
+    }
+    Ok((offset, len))
+}
+
 /// Reader: drops the pin.
 #[inline]
 pub(crate) fn unpin(pin: &AtomicU64) {
     // SYNC(unpin): Release pairs with the Acquire loads in `scan_pins`.
     pin.store(0, Ordering::Release);
+}
+
+/// Reader: claims a free entry of the reader table (`Ok(None)`: all taken).
+///
+/// An entry belongs to whoever holds the write lock on its byte
+/// (`READER_LOCK_BASE + i`); the kernel drops it when the owner dies. A dead
+/// owner may have left a pin: the new owner clears it. The entry is counted in
+/// `high_water` before this handle ever pins (see `scan_pins`).
+pub(crate) fn claim_entry<'a>(
+    locks: &impl ByteLocks,
+    table: &ReaderTableHeader,
+    capacity: u32,
+    entry_at: impl Fn(u32) -> Option<&'a ReaderEntry>,
+) -> Result<Option<u32>, Errno> {
+    for i in 0..capacity {
+        if !locks.try_write_lock(READER_LOCK_BASE + i as u64)? {
+            continue;
+        }
+        let Some(e) = entry_at(i) else {
+            locks.unlock(READER_LOCK_BASE + i as u64)?;
+            return Ok(None);
+        };
+        unpin(&e.pin);
+        // SYNC(claim): before any pin store of this handle and so before its
+        // SeqCst fence F_R; pairs with the load after F_W in `scan_pins` (the
+        // fences order it: Relaxed suffices).
+        if !crate::sync::mutation("claim-without-high-water") {
+            table.high_water.fetch_max(i + 1, Ordering::Relaxed);
+        }
+        table.opens.fetch_add(1, Ordering::Relaxed);
+        return Ok(Some(i));
+    }
+    Ok(None)
 }
 
 #[cfg(all(test, not(loom)))]

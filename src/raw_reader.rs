@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Errno, OpenError, ReadError, WaitError};
-use crate::layout::{self, slot_state, Header, ReaderEntry, SLOT_ALIGN};
+use crate::layout::{self, Header, ReaderEntry};
+use crate::lock_pins;
 use crate::os::{self, UnderName};
 use crate::protocol::{self, Pinned};
 use crate::schema::{SchemaDoc, SchemaError};
@@ -63,7 +64,7 @@ impl RawReader {
         loop {
             let (data, geo) = DataSegment::open(name, false, init_timeout)?;
             if geo.pin_mode == layout::pin_mode::LOCKS {
-                let pins = Pins::Locks { held: None, _seat: claim_seat(&data, geo.max_readers)? };
+                let pins = Pins::Locks { held: None, _seat: claim_seat(name, &data, geo.max_readers)? };
                 return Ok(RawReader { name: name.to_string(), data, geo, pins });
             }
             // The data segment and the reader table are opened by name, one
@@ -71,7 +72,7 @@ impl RawReader {
             // between. Pin only in the table of this data segment's incarnation.
             match ReaderTable::open_paired(name, geo.incarnation, true) {
                 Ok(readers) => {
-                    let entry = claim_entry(&readers)?;
+                    let entry = claim_entry(name, &readers)?;
                     let pins = Pins::Table { readers, entry };
                     return Ok(RawReader { name: name.to_string(), data, geo, pins });
                 }
@@ -147,16 +148,22 @@ impl RawReader {
             Pins::Table { readers, entry } => {
                 protocol::pin_current(&self.data.header().current, &Self::my_entry(readers, *entry).pin)
             }
-            Pins::Locks { held, .. } => pin_with_locks(&self.data, held)?,
+            Pins::Locks { held, .. } => lock_pins::pin_with_locks(&self.data.obj, &self.data.header().current, held)
+                .map_err(|errno| ReadError::Os { name: self.name.clone(), op: "locking a slot", errno })?,
         };
         let word = match pinned {
-            Pinned::Empty => return Err(ReadError::Empty),
+            Pinned::Empty => return Err(ReadError::Empty { name: self.name.clone() }),
             Pinned::Word(w) => w,
         };
         let (offset, len) = self.locate(word)?;
-        let ok = self.data.ensure_mapped(offset + len).map_err(|errno| ReadError::Os { op: "remapping", errno })?;
+        let ok = self.data.ensure_mapped(offset + len).map_err(|errno| ReadError::Os {
+            name: self.name.clone(),
+            op: "remapping",
+            errno,
+        })?;
         if !ok {
             return Err(ReadError::Corrupt {
+                name: self.name.clone(),
                 what: format!("slot [{offset}, {}) lies beyond the end of the object", offset + len),
             });
         }
@@ -171,7 +178,7 @@ impl RawReader {
         // slice borrows `self`); `pin_latest` made them part of the mapping.
         #[allow(unsafe_code)]
         let bytes = unsafe { self.data.region().bytes(offset, len) };
-        bytes.ok_or(ReadError::Corrupt { what: "slot outside the mapping".into() })
+        bytes.ok_or_else(|| ReadError::Corrupt { name: self.name.clone(), what: "slot outside the mapping".into() })
     }
 
     /// Counts a validation failure in the shared counters (for tools).
@@ -187,25 +194,13 @@ impl RawReader {
     /// Where the pinned slot's bytes are, checked against the geometry.
     fn locate(&self, word: u64) -> Result<(u64, u64), ReadError> {
         let slot = protocol::slot_of(word);
-        let corrupt = |what: String| Err(ReadError::Corrupt { what });
         if slot >= self.geo.max_slots {
-            return corrupt(format!("published slot {slot} beyond max_slots {}", self.geo.max_slots));
+            let what = format!("published slot {slot} beyond max_slots {}", self.geo.max_slots);
+            return Err(ReadError::Corrupt { name: self.name.clone(), what });
         }
         let e = self.data.region().slot(slot).expect("slot table inside the checked header");
-        // Relaxed suffices: these were written before the Release publish of
-        // `word`, which our Acquire load in `pin_current` saw.
-        let (offset, len, gen) = (e.offset.load(Relaxed), e.len.load(Relaxed), e.gen.load(Relaxed));
-        let state = e.state.load(Relaxed);
-        if state != slot_state::SEALED || gen != protocol::generation_of(word) {
-            return corrupt(format!(
-                "published slot {slot} holds generation {gen} (state {state}), expected {}",
-                protocol::generation_of(word)
-            ));
-        }
-        if offset % SLOT_ALIGN != 0 || offset < self.geo.data_start || offset.checked_add(len).is_none() {
-            return corrupt(format!("slot {slot} has offset {offset} and length {len}"));
-        }
-        Ok((offset, len))
+        protocol::pinned_region(e, word, self.geo.data_start)
+            .map_err(|what| ReadError::Corrupt { name: self.name.clone(), what })
     }
 
     /// Drops the pin, letting the writer reuse the slot.
@@ -213,9 +208,7 @@ impl RawReader {
         match &mut self.pins {
             Pins::Table { readers, entry } => protocol::unpin(&Self::my_entry(readers, *entry).pin),
             Pins::Locks { held, .. } => {
-                if let Some(k) = held.take() {
-                    let _ = os::unlock(self.data.obj.fd(), layout::SLOT_LOCK_BASE + k as u64, 1);
-                }
+                let _ = lock_pins::release(&self.data.obj, held);
             }
         }
     }
@@ -257,12 +250,19 @@ impl RawReader {
             if now > than {
                 return Ok(now);
             }
-            let alive =
-                self.data.writer_alive().map_err(|errno| WaitError::Os { op: "probing the writer lock", errno })?;
+            let alive = self.data.writer_alive().map_err(|errno| WaitError::Os {
+                name: self.name.clone(),
+                op: "probing the writer lock",
+                errno,
+            })?;
             // Not before the first sleep (a waiter woken by each publish pays
             // nothing), then once per slice: has the name moved to another object?
             if slept || !alive {
-                under_name = self.under_name().map_err(|errno| WaitError::Os { op: "checking the name", errno })?;
+                under_name = self.under_name().map_err(|errno| WaitError::Os {
+                    name: self.name.clone(),
+                    op: "checking the name",
+                    errno,
+                })?;
                 if under_name == UnderName::Another {
                     return Err(WaitError::Replaced { name: self.name.clone() });
                 }
@@ -275,12 +275,12 @@ impl RawReader {
                 return match () {
                     _ if now > than => Ok(now),
                     _ if under_name == UnderName::Nothing => Err(WaitError::Removed { name: self.name.clone() }),
-                    _ => Err(WaitError::WriterDead),
+                    _ => Err(WaitError::WriterDead { name: self.name.clone() }),
                 };
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(WaitError::Timeout);
+                return Err(WaitError::Timeout { name: self.name.clone() });
             }
             // SYNC(wake): pairs with `Writer::wake_waiters` (store-buffering).
             if let Some(w) = waiters {
@@ -324,9 +324,9 @@ impl Drop for RawReader {
 /// Two readers opening at once would otherwise collide on every seat in
 /// lockstep: each starts at a random seat and, after a collision, waits a random
 /// few microseconds, which breaks the symmetry.
-fn claim_seat(data: &DataSegment, capacity: u32) -> Result<u32, OpenError> {
+fn claim_seat(name: &str, data: &DataSegment, capacity: u32) -> Result<u32, OpenError> {
     let fd = data.obj.fd();
-    let os_err = |errno| OpenError::Os { op: "locking a reader seat", errno };
+    let os_err = |errno| OpenError::Os { name: name.into(), op: "locking a reader seat", errno };
     let mut rng = (os::now_unix_ns() ^ (os::pid() as u64).rotate_left(32)) | 1;
     let mut random = move || {
         rng ^= rng << 13;
@@ -355,73 +355,21 @@ fn claim_seat(data: &DataSegment, capacity: u32) -> Result<u32, OpenError> {
         }
         // Every seat held by someone else: full. A collision: try again.
         if !collided || Instant::now() >= deadline {
-            return Err(OpenError::ReaderTableFull { capacity });
+            return Err(OpenError::ReaderTableFull { name: name.into(), capacity });
         }
         std::thread::sleep(Duration::from_micros(random() % 200));
     }
 }
 
-/// Lock pins: read-locks the current slot's lock byte and confirms it is still
-/// current. The writer write-locks a slot's byte before filling it, and the
-/// kernel orders the two locks: either we hold the read lock first (the writer
-/// skips the slot) or our lock fails or the re-check sees a newer publish.
-fn pin_with_locks(data: &DataSegment, held: &mut Option<u32>) -> Result<Pinned, ReadError> {
-    let fd = data.obj.fd();
-    let current = &data.header().current;
-    let lock_err = |errno| ReadError::Os { op: "locking a slot", errno };
-    // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
-    let mut c1 = current.load(Acquire);
-    loop {
-        if c1 == 0 {
-            return Ok(Pinned::Empty);
-        }
-        let k = protocol::slot_of(c1);
-        if *held != Some(k) {
-            // Let go of the old slot first (no snapshot of it lives: we have
-            // `&mut`), so a reader never holds two slots and `max_readers + 2`
-            // slots always leave the writer one.
-            if let Some(old) = held.take() {
-                os::unlock(fd, layout::SLOT_LOCK_BASE + old as u64, 1).map_err(lock_err)?;
-            }
-            if !os::try_read_lock(fd, layout::SLOT_LOCK_BASE + k as u64, 1).map_err(lock_err)? {
-                // The writer is filling it: our word is stale.
-                c1 = current.load(Acquire);
-                crate::sync::spin_hint();
-                continue;
-            }
-            *held = Some(k);
-        }
-        // SYNC(publish): the lock syscall orders this load after our lock.
-        let c2 = current.load(Acquire);
-        if c2 == c1 {
-            return Ok(Pinned::Word(c1));
-        }
-        c1 = c2;
-    }
-}
-
-/// Claims a free reader entry by taking its OFD lock.
-fn claim_entry(t: &ReaderTable) -> Result<u32, OpenError> {
+/// Claims a free reader entry (`protocol::claim_entry`) and records who holds it.
+fn claim_entry(name: &str, t: &ReaderTable) -> Result<u32, OpenError> {
     let region = t.region();
     let h = region.readers_header().expect("checked reader table");
-    for i in 0..t.capacity {
-        match os::try_write_lock(t.obj.fd(), layout::READER_LOCK_BASE + i as u64, 1) {
-            Ok(true) => {
-                let e = region.reader(i).expect("entry inside the checked table");
-                // A dead reader may have left a pin: it is ours to clear now.
-                protocol::unpin(&e.pin);
-                e.pid.store(os::pid(), Relaxed);
-                e.opened_ns.store(os::now_unix_ns(), Relaxed);
-                // SYNC(claim): before any pin store of this handle and so
-                // before its SeqCst fence F_R; pairs with the load after F_W in
-                // `protocol::scan_pins` (the fences order it: Relaxed suffices).
-                h.high_water.fetch_max(i + 1, Relaxed);
-                h.opens.fetch_add(1, Relaxed);
-                return Ok(i);
-            }
-            Ok(false) => continue,
-            Err(errno) => return Err(OpenError::Os { op: "locking a reader entry", errno }),
-        }
-    }
-    Err(OpenError::ReaderTableFull { capacity: t.capacity })
+    let claimed = protocol::claim_entry(&t.obj, h, t.capacity, |i| region.reader(i))
+        .map_err(|errno| OpenError::Os { name: name.into(), op: "locking a reader entry", errno })?;
+    let i = claimed.ok_or(OpenError::ReaderTableFull { name: name.into(), capacity: t.capacity })?;
+    let e = region.reader(i).expect("entry inside the checked table");
+    e.pid.store(os::pid(), Relaxed);
+    e.opened_ns.store(os::now_unix_ns(), Relaxed);
+    Ok(i)
 }

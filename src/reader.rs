@@ -192,7 +192,7 @@ impl<T: Shared> std::fmt::Debug for Reader<T> {
 
 /// A validated, pinned snapshot: derefs to the archived value in shared memory.
 ///
-/// While it lives, the writer does not touch its bytes (DESIGN.md invariant 1).
+/// While it lives, the writer does not touch its bytes (docs/DESIGN.md, invariant 1).
 /// It borrows the reader, so the pin cannot move under it.
 #[must_use]
 pub struct Snapshot<'a, T: Shared> {
@@ -362,7 +362,7 @@ impl<T: Shared> Reader<T> {
                 Ok(a) => a,
                 Err(e) => {
                     self.raw.count_validation_failure();
-                    return Err(ReadError::Invalid { generation, reason: e.to_string() });
+                    return Err(ReadError::Invalid { name: self.raw.name().into(), generation, reason: e.to_string() });
                 }
             }
         } else {
@@ -399,7 +399,9 @@ impl<T: Shared> Reader<T> {
             match self.raw.under_name() {
                 Ok(UnderName::Another) => self.current.set(&NO_WORD),
                 Ok(UnderName::This | UnderName::Nothing) => return Ok(false),
-                Err(errno) => return Err(ReadError::Os { op: "checking the name", errno }),
+                Err(errno) => {
+                    return Err(ReadError::Os { name: self.raw.name().to_string(), op: "checking the name", errno })
+                }
             }
         }
         let replaced = || ReadError::Replaced { name: self.raw.name().to_string() };
@@ -484,7 +486,9 @@ impl<T: Shared> Reader<T> {
             Some(next) => next,
             None => {
                 opened = RawReader::open(self.raw.name(), left).map_err(|e| match e {
-                    OpenError::NotFound { .. } | OpenError::NotInitialized { .. } => WaitError::Timeout,
+                    OpenError::NotFound { .. } | OpenError::NotInitialized { .. } => {
+                        WaitError::Timeout { name: self.raw.name().to_string() }
+                    }
                     _ => WaitError::Replaced { name: self.raw.name().to_string() },
                 })?;
                 &opened
@@ -498,7 +502,8 @@ impl<T: Shared> Reader<T> {
 fn open_checked<T: Shared>(name: &str, init_timeout: Duration, owner: Option<u32>) -> Result<RawReader, OpenError> {
     let raw = RawReader::open(name, init_timeout)?;
     if let Some(want) = owner {
-        let (_, owner) = raw.data.obj.mode_and_owner().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
+        let (_, owner) =
+            raw.data.obj.mode_and_owner().map_err(|errno| OpenError::Os { name: name.into(), op: "fstat", errno })?;
         if owner != want {
             return Err(OpenError::NotOwner { name: name.into(), object: "data segment", owner });
         }

@@ -1,6 +1,6 @@
 //! Opening and checking the shm objects of a name: the data segment and the
 //! reader table. Every number read from shared memory is bounded here before
-//! anything uses it (DESIGN.md invariant 7).
+//! anything uses it (docs/DESIGN.md, invariant 7).
 
 use std::time::{Duration, Instant};
 
@@ -45,8 +45,10 @@ pub(crate) fn open_errno(name: &str, object: &'static str, op: &'static str, e: 
         Errno::NOENT => OpenError::NotFound { name: name.to_string() },
         Errno::ACCESS | Errno::PERM => OpenError::PermissionDenied { name: name.to_string(), object },
         Errno::EXIST => OpenError::AlreadyExists { name: name.to_string() },
-        Errno::LOOP => OpenError::Corrupt { what: format!("the {object} of {name:?} is a symbolic link (refused)") },
-        errno => OpenError::Os { op, errno },
+        Errno::LOOP => {
+            OpenError::Corrupt { name: name.into(), what: format!("its {object} is a symbolic link (refused)") }
+        }
+        errno => OpenError::Os { name: name.into(), op, errno },
     }
 }
 
@@ -60,19 +62,24 @@ impl DataSegment {
             // replaced by a new writer under the same name.
             let obj = ShmObject::open(&crate::name::data(name), writable)
                 .map_err(|e| open_errno(name, "data segment", "opening the data segment", e))?;
-            let size = obj.size().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
+            let size = obj.size().map_err(|errno| OpenError::Os { name: name.into(), op: "fstat", errno })?;
             if size >= FIXED_HEADER {
-                let map = Mapping::new(&obj, size, writable).map_err(|errno| OpenError::Os { op: "mmap", errno })?;
+                let map = Mapping::new(&obj, size, writable).map_err(|errno| OpenError::Os {
+                    name: name.into(),
+                    op: "mmap",
+                    errno,
+                })?;
                 let seg = DataSegment { obj, map, writable };
                 // SYNC(init): Acquire pairs with the Release store of MAGIC in
                 // `Writer::open_with`: every header field is visible after it.
                 let magic = seg.header().magic.load(Acquire);
                 if magic == MAGIC {
-                    let geo = seg.check()?;
+                    let geo = seg.check(name)?;
                     return Ok((seg, geo));
                 }
                 if magic != 0 {
                     return Err(OpenError::Corrupt {
+                        name: name.into(),
                         what: format!("not a shmstate data segment (magic {magic:#018x})"),
                     });
                 }
@@ -96,14 +103,14 @@ impl DataSegment {
     }
 
     /// Checks the header against itself and the object's size.
-    pub(crate) fn check(&self) -> Result<Geometry, OpenError> {
+    pub(crate) fn check(&self, name: &str) -> Result<Geometry, OpenError> {
         let h = self.header();
-        let corrupt = |what: String| Err(OpenError::Corrupt { what });
+        let corrupt = |what: String| Err(OpenError::Corrupt { name: name.into(), what });
         let version = h.format_version.load(Relaxed);
         if version != FORMAT_VERSION {
-            return Err(OpenError::FormatVersion { found: version, supported: FORMAT_VERSION });
+            return Err(OpenError::FormatVersion { name: name.into(), found: version, supported: FORMAT_VERSION });
         }
-        let size = self.obj.size().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
+        let size = self.obj.size().map_err(|errno| OpenError::Os { name: name.into(), op: "fstat", errno })?;
         let max_slots = h.max_slots.load(Relaxed);
         if max_slots == 0 || max_slots > MAX_SLOTS {
             return corrupt(format!("max_slots {max_slots} outside 1..={MAX_SLOTS}"));
@@ -230,10 +237,10 @@ impl PairError {
     pub(crate) fn into_open_error(self, name: &str) -> OpenError {
         match self {
             PairError::Replaced => OpenError::Corrupt {
-                what: format!(
-                    "the reader table of {name:?} belongs to another incarnation of the object \
-                     (removed and created again while being opened, or tampered with)"
-                ),
+                name: name.into(),
+                what: "its reader table belongs to another incarnation of the object \
+                       (removed and created again while being opened, or tampered with)"
+                    .into(),
             },
             PairError::Open(e) => e,
         }
@@ -249,32 +256,39 @@ impl ReaderTable {
     pub(crate) fn open_paired(name: &str, incarnation: u64, writable: bool) -> Result<Self, PairError> {
         let obj = ShmObject::open(&crate::name::readers(name), writable).map_err(|e| {
             PairError::Open(match e {
-                Errno::NOENT => OpenError::Corrupt { what: format!("the reader table of {name:?} is missing") },
+                Errno::NOENT => OpenError::Corrupt { name: name.into(), what: "its reader table is missing".into() },
                 e => open_errno(name, "reader table", "opening the reader table", e),
             })
         })?;
-        let t = Self::from_object(obj, writable).map_err(PairError::Open)?;
+        let t = Self::from_object(name, obj, writable).map_err(PairError::Open)?;
         if t.incarnation != incarnation {
             return Err(PairError::Replaced);
         }
         Ok(t)
     }
 
-    pub(crate) fn from_object(obj: ShmObject, writable: bool) -> Result<Self, OpenError> {
-        let size = obj.size().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
+    pub(crate) fn from_object(name: &str, obj: ShmObject, writable: bool) -> Result<Self, OpenError> {
+        let size = obj.size().map_err(|errno| OpenError::Os { name: name.into(), op: "fstat", errno })?;
         if size < layout::ENTRY {
-            return Err(OpenError::Corrupt { what: format!("reader table of {size} bytes") });
+            return Err(OpenError::Corrupt { name: name.into(), what: format!("reader table of {size} bytes") });
         }
-        let map = Mapping::new(&obj, size, writable).map_err(|errno| OpenError::Os { op: "mmap", errno })?;
+        let map = Mapping::new(&obj, size, writable).map_err(|errno| OpenError::Os {
+            name: name.into(),
+            op: "mmap",
+            errno,
+        })?;
         let t = ReaderTable { obj, map, capacity: 0, incarnation: 0 };
         let h = t.region().readers_header().expect("checked size");
         let magic = h.magic.load(Acquire);
         if magic != READERS_MAGIC {
-            return Err(OpenError::Corrupt { what: format!("reader table magic {magic:#018x}") });
+            return Err(OpenError::Corrupt { name: name.into(), what: format!("reader table magic {magic:#018x}") });
         }
         let capacity = h.capacity.load(Relaxed);
         if capacity == 0 || capacity > MAX_READERS || layout::reader_table_size(capacity) > size {
-            return Err(OpenError::Corrupt { what: format!("reader table capacity {capacity} for {size} bytes") });
+            return Err(OpenError::Corrupt {
+                name: name.into(),
+                what: format!("reader table capacity {capacity} for {size} bytes"),
+            });
         }
         // Written before the Release store of the magic we loaded with Acquire.
         let incarnation = h.incarnation.load(Relaxed);

@@ -8,12 +8,14 @@ use rkyv::rancor::BoxedError;
 use rkyv::ser::allocator::Arena;
 
 use crate::error::{Errno, OpenError, PublishError};
-use crate::layout::{self, slot_state, Header, ReaderTableHeader, SlotEntry, PAGE, READERS_MAGIC, SLOT_ALIGN};
+use crate::layout::{self, Header, ReaderEntry, ReaderTableHeader, SlotEntry, PAGE, READERS_MAGIC, SLOT_ALIGN};
+use crate::locks::ByteLocks;
 use crate::os::{self, Mapping, ShmObject};
-use crate::protocol::{self, MAX_GENERATION, MAX_SLOTS};
+use crate::protocol::{MAX_GENERATION, MAX_SLOTS};
 use crate::segment::{open_errno, DataSegment, ReaderTable, MAX_READERS};
 use crate::slot_writer::SlotWriter;
-use crate::sync::Ordering::{Relaxed, Release, SeqCst};
+use crate::slots::{self, Slots};
+use crate::sync::Ordering::{Relaxed, Release};
 use crate::{Generation, Shared};
 
 /// Options for creating or taking over an object. Start with [`Writer::options`].
@@ -136,8 +138,8 @@ impl<T: Shared> WriterOptions<T> {
         Writer::open_with(name, self, true)
     }
 
-    fn check(&self) -> Result<(), OpenError> {
-        let bad = |what: String| Err(OpenError::InvalidOption { what });
+    fn check(&self, name: &str) -> Result<(), OpenError> {
+        let bad = |what: String| Err(OpenError::InvalidOption { name: name.into(), what });
         if self.slots < 2 {
             return bad(format!("slots = {} (at least 2)", self.slots));
         }
@@ -171,25 +173,22 @@ impl<T: Shared> WriterOptions<T> {
 pub struct Writer<T> {
     name: String,
     _lock: ShmObject,
-    data: DataSegment,
-    pins: Pins,
-    /// Scratch for `order_slots`: (slot, capacity), best first.
-    order: Vec<(u32, u64)>,
+    tables: ObjectTables,
+    slots: Slots,
     next_gen: u64,
     arena: Arena,
     liveness_held: bool,
-    last_len: u64,
-    max_size: u64,
     remove_on_drop: bool,
     _type: PhantomData<fn(&T)>,
 }
 
-/// How the object's readers pin (its `pin_mode`), with the writer's state for it.
-enum Pins {
-    /// Pin words in the reader table; `pinned` is the scratch the scan fills.
-    Table { readers: ReaderTable, pinned: Vec<bool> },
-    /// OFD locks on slot bytes; `held` is the slot we write-lock while filling it.
-    Locks { held: Option<u32> },
+/// The writer's mappings of the object, as `slots::Tables` for the protocol code.
+struct ObjectTables {
+    name: String,
+    data: DataSegment,
+    /// With table pins: the reader table of this incarnation.
+    readers: Option<ReaderTable>,
+    max_size: u64,
 }
 
 // SAFETY: a `Writer` owns its descriptors and mappings; the raw pointers inside
@@ -222,26 +221,25 @@ impl<T: Shared> Writer<T> {
 
     fn open_with(name: &str, opts: WriterOptions<T>, take_over: bool) -> Result<Self, OpenError> {
         crate::name::check(name)?;
-        opts.check()?;
+        opts.check(name)?;
         let lock = Self::take_lock(name)?;
         let existing = ShmObject::create_new(&crate::name::data(name), opts.mode);
-        let (data, next_gen, created, liveness_held) = match existing {
+        let (data, created, liveness_held) = match existing {
             Ok(obj) => {
-                let seg = Self::initialise(obj, &opts)?;
-                let held = take_liveness_lock(name, &seg)?;
-                (seg, 1, true, held)
+                let seg = Self::initialise(name, obj, &opts)?;
+                let held = slots::take_liveness_lock(name, &seg.obj)?;
+                (seg, true, held)
             }
             Err(Errno::EXIST) if take_over => match DataSegment::open(name, true, Duration::ZERO) {
                 Ok((seg, geo)) => {
                     check_owner(name, "data segment", &seg.obj)?;
                     // Before anything is written: a live writer (whose `.lock`
                     // was unlinked under it) keeps the object.
-                    let held = take_liveness_lock(name, &seg)?;
+                    let held = slots::take_liveness_lock(name, &seg.obj)?;
                     if geo.fingerprint != T::FINGERPRINT {
                         return Err(crate::reader::type_mismatch::<T>(name, &seg, &geo));
                     }
-                    let next = recover(&seg)?;
-                    (seg, next, false, held)
+                    (seg, false, held)
                 }
                 // A creator that died before finishing: we hold the lock, so
                 // nobody else is initialising it. Start afresh under the name.
@@ -249,49 +247,46 @@ impl<T: Shared> Writer<T> {
                     let _ = ShmObject::unlink(&crate::name::data(name));
                     let obj = ShmObject::create_new(&crate::name::data(name), opts.mode)
                         .map_err(|e| open_errno(name, "data segment", "creating the data segment", e))?;
-                    let seg = Self::initialise(obj, &opts)?;
-                    let held = take_liveness_lock(name, &seg)?;
-                    (seg, 1, true, held)
+                    let seg = Self::initialise(name, obj, &opts)?;
+                    let held = slots::take_liveness_lock(name, &seg.obj)?;
+                    (seg, true, held)
                 }
                 Err(e) => return Err(e),
             },
             Err(e) => return Err(open_errno(name, "data segment", "creating the data segment", e)),
         };
         let incarnation = data.header().incarnation.load(Relaxed);
-        let pins = if data.header().pin_mode.load(Relaxed) == layout::pin_mode::LOCKS {
+        let lock_pins = data.header().pin_mode.load(Relaxed) == layout::pin_mode::LOCKS;
+        let readers = if lock_pins {
             if created {
                 // Readers of a lock-pin object use no table: drop a stale one.
                 let _ = ShmObject::unlink(&crate::name::readers(name));
             }
-            Pins::Locks { held: None }
+            None
+        } else if created {
+            Some(create_reader_table(name, &opts, incarnation)?)
         } else {
-            let readers = if created {
-                create_reader_table(name, &opts, incarnation)?
-            } else {
-                // Only the table of this incarnation: readers of the data
-                // segment pin there and nowhere else.
-                let t = ReaderTable::open_paired(name, incarnation, true).map_err(|e| e.into_open_error(name))?;
-                check_owner(name, "reader table", &t.obj)?;
-                t
-            };
-            let max_slots = data.header().max_slots.load(Relaxed);
-            Pins::Table { readers, pinned: vec![false; max_slots as usize] }
+            // Only the table of this incarnation: readers of the data
+            // segment pin there and nowhere else.
+            let t = ReaderTable::open_paired(name, incarnation, true).map_err(|e| e.into_open_error(name))?;
+            check_owner(name, "reader table", &t.obj)?;
+            Some(t)
         };
+        let max_slots = data.header().max_slots.load(Relaxed);
+        let tables = ObjectTables { name: name.to_string(), data, readers, max_size: opts.max_size };
+        let next_gen = if created { 1 } else { slots::recover(&tables)? };
         let w = Writer {
             name: name.to_string(),
             _lock: lock,
-            data,
-            pins,
-            order: Vec::new(),
+            tables,
+            slots: Slots::new(lock_pins, max_slots),
             next_gen,
             arena: Arena::new(),
             liveness_held,
-            last_len: 0,
-            max_size: opts.max_size,
             remove_on_drop: opts.remove_on_drop,
             _type: PhantomData,
         };
-        let h = w.data.header();
+        let h = w.tables.data.header();
         h.writer_pid.store(os::pid(), Relaxed);
         // SYNC(init): Release pairs with the Acquire load of `magic` in
         // `DataSegment::open`: the header, slot table and schema are complete.
@@ -307,13 +302,13 @@ impl<T: Shared> Writer<T> {
         match lock.try_flock_exclusive() {
             Ok(true) => Ok(lock),
             Ok(false) => Err(OpenError::WriterBusy { name: name.into() }),
-            Err(errno) => Err(OpenError::Os { op: "flock", errno }),
+            Err(errno) => Err(OpenError::Os { name: name.into(), op: "flock", errno }),
         }
     }
 
     /// Lays out a freshly created data segment.
-    fn initialise(obj: ShmObject, opts: &WriterOptions<T>) -> Result<DataSegment, OpenError> {
-        let os_err = |op| move |errno| OpenError::Os { op, errno };
+    fn initialise(name: &str, obj: ShmObject, opts: &WriterOptions<T>) -> Result<DataSegment, OpenError> {
+        let os_err = |op| move |errno| OpenError::Os { name: name.into(), op, errno };
         let max_slots = opts.max_slots();
         let schema = crate::schema::schema_of::<T>().encode();
         let header_size = layout::header_size_for(max_slots);
@@ -324,9 +319,11 @@ impl<T: Shared> Writer<T> {
             .and_then(|n| n.checked_add(data_start))
             .filter(|&n| n <= opts.max_size)
             .ok_or_else(|| OpenError::InvalidOption {
+                name: name.into(),
                 what: format!("{} slots of {} bytes exceed max_size {}", opts.slots, capacity, opts.max_size),
             })?;
-        obj.grow_to(segment_len).map_err(os_err("allocating the data segment"))?;
+        obj.grow_to(segment_len)
+            .map_err(|e| OpenError::allocating(name, "allocating the data segment", segment_len, e))?;
         let map = Mapping::new(&obj, segment_len, true).map_err(os_err("mmap"))?;
         let seg = DataSegment { obj, map, writable: true };
         {
@@ -375,263 +372,93 @@ impl<T: Shared> Writer<T> {
     /// segment grows (never shrinks). On error the previous snapshot stays current.
     pub fn publish(&mut self, value: &T) -> Result<Generation, PublishError> {
         if self.next_gen > MAX_GENERATION {
-            return Err(PublishError::GenerationsExhausted);
+            return Err(PublishError::GenerationsExhausted { name: self.name.clone() });
         }
         if !self.liveness_held {
             // A hostile reader's read lock kept us from it at open; try again.
-            self.liveness_held =
-                matches!(os::try_write_lock(self.data.obj.fd(), layout::WRITER_LOCK_BYTE, 1), Ok(true));
+            let byte = layout::WRITER_LOCK_BYTE;
+            self.liveness_held = matches!(self.tables.data.obj.try_write_lock(byte), Ok(true));
         }
         let gen = self.next_gen;
-        // (A lock held since a failed publish: let it go before choosing again.)
-        self.release_held_slot();
-        let mut slot = self.free_slot()?;
+        let mut slot = self.slots.free_slot(&mut self.tables)?;
         let mut len = self.serialize_into(slot, value)?;
         if let Err(needed) = len {
-            slot = self.slot_with_room(slot, needed)?;
+            slot = self.slots.slot_with_room(&mut self.tables, slot, needed)?;
             len = self.serialize_into(slot, value)?;
         }
         let len = len.map_err(|needed| PublishError::Serialize {
+            name: self.name.clone(),
             message: format!("value changed size between passes ({needed} bytes)"),
         })?;
         let now = os::now_unix_ns();
-        let e = self.entry(slot);
-        e.len.store(len, Relaxed);
-        e.gen.store(gen, Relaxed);
-        e.published_ns.store(now, Relaxed);
-        // SYNC(seal): Release pairs with the Acquire load in `recover` (a later
-        // writer trusts only sealed slots).
-        e.state.store(slot_state::SEALED, Release);
-        #[cfg(feature = "fault-injection")]
-        crate::fault::point("after-seal");
-        // Lock pins: unlock the sealed slot BEFORE publishing it, so that no
-        // published slot is ever write-locked: a reader that finds the word
-        // never waits for a writer that stalls here (docs/PROTOCOL.md,
-        // "Why lock pins are correct"). A reader that locks the slot in the
-        // window sees the old word on its re-check and moves on.
-        self.release_held_slot();
-        let h = self.data.header();
-        protocol::publish(&h.current, protocol::word(gen, slot));
-        #[cfg(feature = "fault-injection")]
-        crate::fault::point("after-publish");
+        self.slots.commit(&self.tables, slot, gen, len, now);
+        let h = self.tables.data.header();
         h.publishes.fetch_add(1, Relaxed);
         h.last_publish_ns.store(now, Relaxed);
-        self.last_len = len;
         self.next_gen += 1;
-        self.wake_waiters(h);
-        Ok(Generation(gen))
-    }
-
-    fn wake_waiters(&self, h: &Header) {
-        // SYNC(wake): SeqCst RMW, then SeqCst load of `waiters`; pairs with the
-        // SeqCst increment of `waiters` and load of `notify` in `Reader::wait_newer`
-        // (store-buffering: one side sees the other, so no wake-up is lost).
-        h.notify.fetch_add(1, SeqCst);
-        let someone_waits = match &self.pins {
-            Pins::Table { readers, .. } => readers_header(readers).waiters.load(SeqCst) > 0,
-            // Lock-pin readers have no write access to count themselves.
-            Pins::Locks { .. } => true,
-        };
-        if someone_waits {
+        if slots::announce(&self.tables) {
             os::futex_wake_all(&h.notify);
         }
-    }
-
-    /// Lock pins: lets readers lock the slot we filled (now current).
-    fn release_held_slot(&mut self) {
-        if let Pins::Locks { held } = &mut self.pins {
-            if let Some(k) = held.take() {
-                let _ = os::unlock(self.data.obj.fd(), layout::SLOT_LOCK_BASE + k as u64, 1);
-            }
-        }
-    }
-
-    /// Makes slot `k` ours to fill if no reader uses it. Table pins: the last
-    /// scan saw no pin on it (`fresh`: it did not exist at the scan, so no
-    /// reader can have pinned it). Lock pins: we take the write lock on its
-    /// byte, which succeeds only if no reader holds a read lock there (the
-    /// kernel orders the two).
-    fn try_take(&mut self, k: u32, fresh: bool) -> bool {
-        match &mut self.pins {
-            Pins::Table { pinned, .. } => fresh || !pinned[k as usize],
-            Pins::Locks { held } => {
-                let byte = layout::SLOT_LOCK_BASE + k as u64;
-                let ok = matches!(os::try_write_lock(self.data.obj.fd(), byte, 1), Ok(true));
-                if ok {
-                    *held = Some(k);
-                }
-                ok
-            }
-        }
-    }
-
-    fn entry(&self, slot: u32) -> &SlotEntry {
-        self.data.region().slot(slot).expect("slot index below max_slots")
-    }
-
-    /// Picks a slot that is neither current nor used by a reader, preferring
-    /// one that fits the last snapshot's size; then reclaims dead readers' pins;
-    /// then appends a slot (a hostile lock-pin reader may have locked the byte
-    /// of a new slot too, so that may repeat up to `max_slots`).
-    fn free_slot(&mut self) -> Result<u32, PublishError> {
-        for attempt in 0..2 {
-            self.scan_pins();
-            self.order_slots();
-            for i in 0..self.order.len() {
-                let k = self.order[i].0;
-                if self.try_take(k, false) {
-                    return Ok(k);
-                }
-            }
-            if attempt == 1 || self.reclaim_dead_pins() == 0 {
-                break;
-            }
-        }
-        loop {
-            let k = self.add_slot(self.last_len.max(SLOT_ALIGN))?;
-            if self.try_take(k, true) {
-                return Ok(k);
-            }
-        }
-    }
-
-    /// Fills `order` with the slots other than the current one and their
-    /// capacities, best first: those with room for the last snapshot, smallest
-    /// first; then the others, largest first. (A kept buffer: no allocation per
-    /// publish.)
-    fn order_slots(&mut self) {
-        let h = self.data.header();
-        let c = h.current.load(Relaxed);
-        let current = (c != 0).then(|| protocol::slot_of(c));
-        let region = self.data.region();
-        let capacity = |k: u32| region.slot(k).expect("slot below max_slots").capacity.load(Relaxed);
-        self.order.clear();
-        let count = h.slot_count.load(Relaxed);
-        self.order.extend((0..count).filter(|&k| Some(k) != current).map(|k| (k, capacity(k))));
-        let last_len = self.last_len;
-        self.order.sort_unstable_by_key(
-            |&(k, cap)| {
-                if cap >= last_len {
-                    (false, cap, k)
-                } else {
-                    (true, u64::MAX - cap, k)
-                }
-            },
-        );
-    }
-
-    /// Table pins: marks the slots some reader's pin names.
-    fn scan_pins(&mut self) {
-        if let Pins::Table { readers, pinned } = &mut self.pins {
-            let region = readers.region();
-            pinned.iter_mut().for_each(|p| *p = false);
-            let high_water = &readers_header(readers).high_water;
-            protocol::scan_pins(high_water, readers.capacity, |i| region.reader(i).map(|r| &r.pin), pinned);
-        }
-    }
-
-    /// Table pins: clears the pins of reader entries whose owner died (lock
-    /// pins need none: the kernel drops a dead reader's locks).
-    ///
-    /// The writer takes the entry's OFD lock itself before clearing: a probe
-    /// followed by a CAS could erase the pin of a reader that claimed the entry
-    /// and pinned the same word in between (loom_tests shows it). Holding the
-    /// lock keeps new readers out of the entry until the pin is cleared.
-    fn reclaim_dead_pins(&mut self) -> u32 {
-        let Pins::Table { readers, .. } = &self.pins else { return 0 };
-        let region = readers.region();
-        let mut reclaimed = 0;
-        for i in 0..readers.scan_len() {
-            let Some(r) = region.reader(i) else { break };
-            if r.pin.load(Relaxed) == 0 {
-                continue;
-            }
-            let byte = layout::READER_LOCK_BASE + i as u64;
-            if let Ok(true) = os::try_write_lock(readers.obj.fd(), byte, 1) {
-                // SYNC(unpin): Release, like a reader's own unpin.
-                r.pin.store(0, Release);
-                let _ = os::unlock(readers.obj.fd(), byte, 1);
-                reclaimed += 1;
-            }
-        }
-        self.data.header().reclaimed_pins.fetch_add(reclaimed as u64, Relaxed);
-        reclaimed
+        Ok(Generation(gen))
     }
 
     /// Serializes into `slot`; `Ok(Err(needed))` when it does not fit.
     fn serialize_into(&mut self, slot: u32, value: &T) -> Result<Result<u64, u64>, PublishError> {
-        let (offset, capacity) = {
-            let e = self.entry(slot);
-            e.state.store(slot_state::WRITING, Relaxed);
-            (e.offset.load(Relaxed), e.capacity.load(Relaxed))
-        };
+        let (offset, capacity) = self.slots.begin_fill(&self.tables, slot);
         // A slot without room (reset by `recover`) only counts the size needed.
         let ptr = if capacity == 0 {
             core::ptr::NonNull::dangling().as_ptr()
         } else {
-            self.data
-                .region()
-                .range_ptr(offset, capacity)
-                .ok_or(PublishError::Os { op: "slot outside the mapping", errno: Errno::FAULT })?
+            self.tables.data.region().range_ptr(offset, capacity).ok_or_else(|| PublishError::Os {
+                name: self.name.clone(),
+                op: "slot outside the mapping",
+                errno: Errno::FAULT,
+            })?
         };
         // SAFETY: the slot is neither current nor pinned by any reader (checked by
-        // `free_slot`/`slot_with_room` after the SeqCst fence of `scan_pins`), and we
+        // `Slots::free_slot`/`slot_with_room` after the SeqCst fence of
+        // `protocol::scan_pins`, or under its write lock with lock pins), and we
         // hold the writer lock, so nobody reads or writes these bytes until we
         // publish them; `range_ptr` checked they lie inside our mapping (with
         // capacity 0 nothing is ever written through the dangling pointer).
         #[allow(unsafe_code)]
         let out = unsafe { SlotWriter::new(ptr, capacity as usize) };
         let out = rkyv::api::high::to_bytes_in_with_alloc::<_, _, BoxedError>(value, out, self.arena.acquire())
-            .map_err(|e| PublishError::Serialize { message: e.to_string() })?;
+            .map_err(|e| PublishError::Serialize { name: self.name.clone(), message: e.to_string() })?;
         let len = out.len() as u64;
         // As rkyv's own `to_bytes` does: keep the arena to one block, or each
         // publish pays for walking and freeing the blocks the last one grew.
         self.arena.shrink();
         Ok(if out.fitted() { Ok(len) } else { Err(len) })
     }
+}
 
-    /// A free slot with at least `needed` bytes: another free one that fits, or
-    /// `slot` moved to a new, larger region at the end of the segment.
-    fn slot_with_room(&mut self, slot: u32, needed: u64) -> Result<u32, PublishError> {
-        self.last_len = needed;
-        // Table pins: another unpinned slot may already have room. (With lock
-        // pins only the slot we hold is ours: it is moved instead.)
-        if matches!(self.pins, Pins::Table { .. }) {
-            self.order_slots();
-            if let Pins::Table { pinned, .. } = &self.pins {
-                let roomy = self.order.iter().find(|&&(k, cap)| !pinned[k as usize] && cap >= needed);
-                if let Some(&(k, _)) = roomy {
-                    return Ok(k);
-                }
-            }
-        }
-        let capacity = needed.max(SLOT_ALIGN).checked_next_power_of_two().unwrap_or(needed);
-        let offset = self.allocate(capacity, needed)?;
-        let e = self.entry(slot);
-        e.state.store(slot_state::EMPTY, Relaxed);
-        e.offset.store(offset, Relaxed);
-        e.capacity.store(capacity, Relaxed);
-        Ok(slot)
+impl slots::Tables for ObjectTables {
+    type Locks = ShmObject;
+
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    /// Appends a new slot of `capacity` bytes.
-    fn add_slot(&mut self, capacity: u64) -> Result<u32, PublishError> {
-        let h = self.data.header();
-        let count = h.slot_count.load(Relaxed);
-        let max = h.max_slots.load(Relaxed);
-        if count >= max {
-            return Err(PublishError::AllSlotsPinned { slots: count });
-        }
-        let capacity = layout::align_up(capacity, SLOT_ALIGN).unwrap_or(capacity);
-        let offset = self.allocate(capacity, capacity)?;
-        let e = self.entry(count);
-        e.state.store(slot_state::EMPTY, Relaxed);
-        e.gen.store(0, Relaxed);
-        e.offset.store(offset, Relaxed);
-        e.capacity.store(capacity, Relaxed);
-        // Readers never look at slot_count; `recover` and tools do.
-        self.data.header().slot_count.store(count + 1, Release);
-        Ok(count)
+    fn header(&self) -> &Header {
+        self.data.header()
+    }
+
+    fn slot(&self, k: u32) -> Option<&SlotEntry> {
+        self.data.region().slot(k)
+    }
+
+    fn data_locks(&self) -> &ShmObject {
+        &self.data.obj
+    }
+
+    fn reader_table(&self) -> Option<(&ReaderTableHeader, u32, &ShmObject)> {
+        let t = self.readers.as_ref()?;
+        Some((t.region().readers_header()?, t.capacity, &t.obj))
+    }
+
+    fn reader(&self, i: u32) -> Option<&ReaderEntry> {
+        self.readers.as_ref()?.region().reader(i)
     }
 
     /// Grows the segment by `capacity` bytes at its end; returns their offset.
@@ -639,15 +466,18 @@ impl<T: Shared> Writer<T> {
         let h = self.data.header();
         let offset = layout::align_up(h.segment_len.load(Relaxed), SLOT_ALIGN).unwrap_or(u64::MAX);
         let Some(end) = offset.checked_add(capacity).filter(|&e| e <= self.max_size) else {
-            return Err(PublishError::TooLarge { needed, limit: self.max_size });
+            return Err(PublishError::TooLarge { name: self.name.clone(), needed, limit: self.max_size });
         };
         // Whole pages where the limit allows.
         let end = layout::align_up(end, PAGE).filter(|&e| e <= self.max_size).unwrap_or(end);
-        self.data.obj.grow_to(end).map_err(|errno| PublishError::Os { op: "growing the data segment", errno })?;
+        self.data.obj.grow_to(end).map_err(|errno| PublishError::growing(&self.name, end - offset, errno))?;
         #[cfg(feature = "fault-injection")]
         crate::fault::point("after-grow");
-        self.data.map =
-            Mapping::new(&self.data.obj, end, true).map_err(|errno| PublishError::Os { op: "mmap", errno })?;
+        self.data.map = Mapping::new(&self.data.obj, end, true).map_err(|errno| PublishError::Os {
+            name: self.name.clone(),
+            op: "mmap",
+            errno,
+        })?;
         let h = self.data.header();
         // Readers do not need this (they check each slot against fstat); it
         // records how much of the object is in use, for recovery and tools.
@@ -674,30 +504,10 @@ fn write_bytes(dst: *mut u8, src: &[u8]) {
     };
 }
 
-fn readers_header(readers: &ReaderTable) -> &ReaderTableHeader {
-    readers.region().readers_header().expect("checked reader table")
-}
-
-/// Takes the OFD write lock on the data segment's first byte, which readers
-/// probe for liveness. A write lock held there can only be a live writer's
-/// (readers cannot take one): refuse with `WriterBusy`, whatever `.lock` said.
-/// A read lock there (a hostile reader) only blurs liveness reports: carry on
-/// without it (`Ok(false)`); `publish` tries again.
-fn take_liveness_lock(name: &str, seg: &DataSegment) -> Result<bool, OpenError> {
-    let os_err = |errno| OpenError::Os { op: "locking the writer's liveness byte", errno };
-    if os::try_write_lock(seg.obj.fd(), layout::WRITER_LOCK_BYTE, 1).map_err(os_err)? {
-        return Ok(true);
-    }
-    match os::probe_lock(seg.obj.fd(), layout::WRITER_LOCK_BYTE, 1).map_err(os_err)? {
-        os::LockProbe::WriteLocked => Err(OpenError::WriterBusy { name: name.into() }),
-        _ => Ok(false),
-    }
-}
-
 /// Refuses objects of another user: taking them over would let whoever
 /// planted them read or disturb what this writer publishes.
 fn check_owner(name: &str, object: &'static str, obj: &ShmObject) -> Result<(), OpenError> {
-    let (_, owner) = obj.mode_and_owner().map_err(|errno| OpenError::Os { op: "fstat", errno })?;
+    let (_, owner) = obj.mode_and_owner().map_err(|errno| OpenError::Os { name: name.into(), op: "fstat", errno })?;
     if owner == os::euid() {
         Ok(())
     } else {
@@ -725,8 +535,8 @@ fn create_reader_table<T: Shared>(
     }
     .map_err(|e| open_errno(name, "reader table", "creating the reader table", e))?;
     let size = layout::reader_table_size(opts.max_readers);
-    obj.grow_to(size).map_err(|errno| OpenError::Os { op: "allocating the reader table", errno })?;
-    let map = Mapping::new(&obj, size, true).map_err(|errno| OpenError::Os { op: "mmap", errno })?;
+    obj.grow_to(size).map_err(|e| OpenError::allocating(name, "allocating the reader table", size, e))?;
+    let map = Mapping::new(&obj, size, true).map_err(|errno| OpenError::Os { name: name.into(), op: "mmap", errno })?;
     {
         let region = crate::segment::map_region(&map);
         let h = region.readers_header().expect("reader table holds its header");
@@ -736,59 +546,5 @@ fn create_reader_table<T: Shared>(
         h.magic.store(READERS_MAGIC, Release);
     }
     drop(map);
-    ReaderTable::from_object(obj, true)
-}
-
-/// Takes over a segment whose writer died: returns the next generation.
-///
-/// The publish word is a single atomic, so it always names a sealed slot;
-/// slots left `WRITING` are simply free. Generations continue above both the
-/// published one and any sealed-but-unpublished one.
-fn recover(seg: &DataSegment) -> Result<u64, OpenError> {
-    let h = seg.header();
-    let region = seg.region();
-    let current = h.current.load(crate::sync::Ordering::Acquire);
-    let count = h.slot_count.load(Relaxed);
-    let segment_len = h.segment_len.load(Relaxed);
-    let corrupt = |what: String| Err(OpenError::Corrupt { what });
-    if current != 0 && protocol::slot_of(current) >= count {
-        return corrupt(format!("published slot {} of {count}", protocol::slot_of(current)));
-    }
-    let mut highest = protocol::generation_of(current);
-    let data_start = h.data_start.load(Relaxed);
-    let current_slot = (current != 0).then(|| protocol::slot_of(current));
-    // Regions of slots kept so far; the current slot first, so that a free slot
-    // aliasing it (or the header) is what gets dropped.
-    let mut kept: Vec<(u64, u64)> = Vec::new();
-    let order = current_slot.into_iter().chain((0..count).filter(|&k| Some(k) != current_slot));
-    for k in order {
-        let e = region.slot(k).expect("slot below max_slots");
-        let offset = e.offset.load(Relaxed);
-        let sound_end = offset.checked_add(e.capacity.load(Relaxed)).filter(|&end| {
-            offset % SLOT_ALIGN == 0
-                && offset >= data_start
-                && end <= segment_len
-                && kept.iter().all(|&(o, e)| end <= o || offset >= e)
-        });
-        let is_current = current_slot == Some(k);
-        if let Some(end) = sound_end {
-            kept.push((offset, end));
-        } else if is_current {
-            // Readers report it as Corrupt; we never write the current slot, and
-            // with no room it gets a fresh region once it is free again.
-            e.capacity.store(0, Relaxed);
-        } else {
-            // A growth the dead writer did not finish, or garbage: give it no
-            // room; the next publish that needs it allocates a fresh region.
-            e.capacity.store(0, Relaxed);
-            e.offset.store(data_start, Relaxed);
-        }
-        // SYNC(seal): Acquire pairs with the Release store of SEALED in `publish`.
-        match e.state.load(crate::sync::Ordering::Acquire) {
-            slot_state::SEALED => highest = highest.max(e.gen.load(Relaxed)),
-            _ if is_current => return corrupt(format!("published slot {k} is not sealed")),
-            _ => e.state.store(slot_state::EMPTY, Relaxed),
-        }
-    }
-    Ok(highest.saturating_add(1))
+    ReaderTable::from_object(name, obj, true)
 }

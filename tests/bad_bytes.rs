@@ -1,4 +1,4 @@
-//! Bad bytes are errors (DESIGN.md invariant 7): a process with write access
+//! Bad bytes are errors (docs/DESIGN.md, invariant 7): a process with write access
 //! corrupts every field of the data segment and the reader table, truncates
 //! them, writes a newer format; then Reader::open / read, inspect and
 //! Writer::open_or_create / publish must return a specific error variant:

@@ -13,7 +13,7 @@ fn publish_then_read_round_trips() {
     let name = TestName::new("roundtrip");
     let mut w = Writer::<Checked>::create(name.as_str()).unwrap();
     let mut r = Reader::<Checked>::open(name.as_str()).unwrap();
-    assert!(matches!(r.read(), Err(ReadError::Empty)));
+    assert!(matches!(r.read(), Err(ReadError::Empty { name: n }) if n == name.as_str()));
     for g in 1..=20u64 {
         let v = Checked::new(g, (g * 13 % 200) as usize);
         assert_eq!(w.publish(&v).unwrap(), Generation::new(g));
@@ -135,7 +135,10 @@ fn wait_newer_wakes_on_publish_and_times_out() {
     let name = TestName::new("wait");
     let mut w = Writer::<Checked>::create(name.as_str()).unwrap();
     let r = Reader::<Checked>::open(name.as_str()).unwrap();
-    assert_eq!(r.wait_newer(Generation::NONE, Duration::from_millis(20)), Err(WaitError::Timeout));
+    assert_eq!(
+        r.wait_newer(Generation::NONE, Duration::from_millis(20)),
+        Err(WaitError::Timeout { name: name.as_str().into() })
+    );
     let t = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(30));
         w.publish(&Checked::new(1, 1)).unwrap();
@@ -145,7 +148,10 @@ fn wait_newer_wakes_on_publish_and_times_out() {
     let w = t.join().unwrap();
     drop(w);
     // The writer is gone: no hang, a clear answer.
-    assert_eq!(r.wait_newer(Generation::new(1), Duration::from_secs(10)), Err(WaitError::WriterDead));
+    assert_eq!(
+        r.wait_newer(Generation::new(1), Duration::from_secs(10)),
+        Err(WaitError::WriterDead { name: name.as_str().into() })
+    );
 }
 
 #[test]
@@ -176,7 +182,9 @@ fn reader_table_full_is_reported() {
     let _w = Writer::<Checked>::options().max_readers(2).create(name.as_str()).unwrap();
     let _a = Reader::<Checked>::open(name.as_str()).unwrap();
     let _b = Reader::<Checked>::open(name.as_str()).unwrap();
-    assert!(matches!(Reader::<Checked>::open(name.as_str()), Err(OpenError::ReaderTableFull { capacity: 2 })));
+    assert!(
+        matches!(Reader::<Checked>::open(name.as_str()), Err(OpenError::ReaderTableFull { capacity: 2, name: n }) if n == name.as_str())
+    );
     drop(_a);
     assert!(Reader::<Checked>::open(name.as_str()).is_ok(), "a closed handle frees its entry");
 }
@@ -192,7 +200,7 @@ fn symlink_under_an_object_name_is_refused() {
     let writer = Writer::<Checked>::open_or_create(name.as_str());
     let _ = std::fs::remove_file(&link);
     let _ = std::fs::remove_file(&target);
-    assert!(matches!(reader, Err(OpenError::Corrupt { ref what }) if what.contains("symbolic link")), "{reader:?}");
+    assert!(matches!(reader, Err(OpenError::Corrupt { ref what, .. }) if what.contains("symbolic link")), "{reader:?}");
     assert!(matches!(writer, Err(OpenError::Corrupt { .. }) | Err(OpenError::AlreadyExists { .. })), "{writer:?}");
 }
 
@@ -222,7 +230,7 @@ fn lock_pins_round_trip_and_protect_a_held_snapshot() {
     let mut w = Writer::<Checked>::options().lock_pins(true).slots(2).capacity(256).create(name.as_str()).unwrap();
     let mut r = Reader::<Checked>::open(name.as_str()).unwrap();
     let mut other = Reader::<Checked>::open(name.as_str()).unwrap();
-    assert!(matches!(r.read(), Err(ReadError::Empty)));
+    assert!(matches!(r.read(), Err(ReadError::Empty { name: n }) if n == name.as_str()));
     w.publish(&Checked::new(1, 16)).unwrap();
     let held = r.read().unwrap();
     for g in 2..300 {
@@ -268,7 +276,10 @@ fn wait_newer_with_spin_sees_publishes_and_still_times_out() {
     let name = TestName::new("spin");
     let mut w = Writer::<Checked>::create(name.as_str()).unwrap();
     let r = Reader::<Checked>::options().wait_spin(Duration::from_millis(5)).open(name.as_str()).unwrap();
-    assert_eq!(r.wait_newer(Generation::NONE, Duration::from_millis(20)), Err(WaitError::Timeout));
+    assert_eq!(
+        r.wait_newer(Generation::NONE, Duration::from_millis(20)),
+        Err(WaitError::Timeout { name: name.as_str().into() })
+    );
     let t = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(2));
         w.publish(&Checked::new(1, 1)).unwrap();
@@ -336,6 +347,8 @@ fn lock_pin_readers_opening_at_once_all_get_seats() {
         assert!(failed.is_empty(), "8 readers, 8 seats: {failed:?}");
         assert_eq!(shmstate::inspect(name.as_str()).unwrap().live_readers(), 8);
         // A ninth finds every seat taken.
-        assert!(matches!(Reader::<Checked>::open(name.as_str()), Err(OpenError::ReaderTableFull { capacity: 8 })));
+        assert!(
+            matches!(Reader::<Checked>::open(name.as_str()), Err(OpenError::ReaderTableFull { capacity: 8, name: n }) if n == name.as_str())
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Crash campaign: SIGKILL writers and readers at random points and check that
 //! nothing committed is lost, no reader ever sees a torn or unvalidated view,
 //! takeover continues the generations, dead readers' pins are reclaimed, and the
-//! slot count and segment size stay bounded (DESIGN.md invariants 1, 5, 6).
+//! slot count and segment size stay bounded (docs/DESIGN.md, invariants 1, 5, 6).
 //!
 //! Each campaign runs in both pin modes: reader-table pins (`lock_pins(false)`)
 //! and lock pins (OFD read locks on the slots' lock bytes, which the kernel
@@ -231,7 +231,7 @@ fn run_reader(name: &str, seed: u64) {
                     held += 1;
                 }
             }
-            Err(ReadError::Empty) => std::thread::sleep(Duration::from_micros(200)),
+            Err(ReadError::Empty { .. }) => std::thread::sleep(Duration::from_micros(200)),
             Err(e) => fail(format!("read: {e}")),
         }
         reads += 1;

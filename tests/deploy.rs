@@ -246,7 +246,7 @@ fn zero_grace_is_writer_dead_at_once() {
     let (mut first, last) = spawn_writer(name.as_str(), false, 1);
     let r = Reader::<Checked>::options().writer_grace(Duration::ZERO).open(name.as_str()).unwrap();
     kill(&mut first);
-    assert_eq!(r.wait_newer(last, Duration::from_secs(60)), Err(WaitError::WriterDead));
+    assert_eq!(r.wait_newer(last, Duration::from_secs(60)), Err(WaitError::WriterDead { name: name.as_str().into() }));
 }
 
 /// A snapshot held across a takeover keeps its bytes: its slot is pinned, and
@@ -323,7 +323,7 @@ fn a_following_reader_moves_to_the_new_object() {
     let mut second = spawn_with_stdin(&format!("writer-on-go:{}", name.as_str()));
     line_after(&mut second, "READY");
     // The new object has published nothing: no newer generation, and the old snapshot.
-    assert_eq!(r.wait_newer(last, Duration::from_millis(300)), Err(WaitError::Timeout));
+    assert_eq!(r.wait_newer(last, Duration::from_millis(300)), Err(WaitError::Timeout { name: name.as_str().into() }));
     for _ in 0..2 {
         let snap = r.read().expect("the old snapshot until the new object has one");
         assert_eq!(snap.generation(), last);
@@ -339,7 +339,10 @@ fn a_following_reader_moves_to_the_new_object() {
     assert_eq!(consistent(&snap), Ok(newest));
     drop(snap);
     // It is a reader of the new object now: it waits there.
-    assert_eq!(r.wait_newer(Generation::new(newest), Duration::from_millis(50)), Err(WaitError::Timeout));
+    assert_eq!(
+        r.wait_newer(Generation::new(newest), Duration::from_millis(50)),
+        Err(WaitError::Timeout { name: name.as_str().into() })
+    );
 }
 
 /// A reader started before its writer waits for it (it got `NotFound` and had

@@ -2,8 +2,8 @@
 //! and by the comparison crate in `benches/compare/` (included with `#[path]`).
 //!
 //! - [`Small`]: ~100 archived bytes.
-//! - [`Config`]: the realistic ~10 KB snapshot of DESIGN.md §6 and
-//!   notes/mmap-sync.md §8 (5 scalars, a String, `Vec<u64>` × 1,000, 16 small
+//! - [`Config`]: the realistic ~10 KB snapshot, shaped like the one of the
+//!   mmap-sync measurements in docs/PEERS.md (5 scalars, a String, `Vec<u64>` × 1,000, 16 small
 //!   structs with two Strings each, a 16-entry `HashMap<String, u64>`).
 //! - [`Large`]: ~1 MiB.
 #![allow(dead_code)]

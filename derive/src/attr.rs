@@ -13,18 +13,40 @@ pub fn default_crate() -> Path {
     parse_quote!(::shmstate)
 }
 
-/// Arguments of `#[shared(..)]`: nothing, or `crate = path`.
-pub fn parse_shared_args(args: TokenStream) -> syn::Result<Option<Path>> {
-    let mut krate = None;
+/// Arguments of `#[shared(..)]`.
+#[derive(Clone)]
+pub struct SharedArgs {
+    /// `crate = path`: the runtime crate when it is renamed.
+    pub krate: Option<Path>,
+    /// `debug = false` turns off `Debug` on the archived type (on by default).
+    pub debug: bool,
+    /// `compare`: `PartialEq<Self>` on the archived type.
+    pub compare: bool,
+}
+
+/// Parses `#[shared(crate = path, debug = bool, compare)]` (all optional).
+pub fn parse_shared_args(args: TokenStream) -> syn::Result<SharedArgs> {
+    let (mut krate, mut debug, mut compare) = (None, None, None);
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("crate") {
             set_once(&mut krate, crate_path(&meta)?, &meta.path)
+        } else if meta.path.is_ident("debug") {
+            if meta.input.is_empty() || meta.input.peek(Token![,]) {
+                return Err(meta.error("`debug` takes a boolean: write `debug = false` to turn it off"));
+            }
+            let on: syn::LitBool = meta.value()?.parse()?;
+            set_once(&mut debug, on.value, &meta.path)
+        } else if meta.path.is_ident("compare") {
+            if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+                return Err(meta.error("`compare` takes no value: write `#[shared(compare)]`"));
+            }
+            set_once(&mut compare, true, &meta.path)
         } else {
-            Err(meta.error("unsupported #[shared] argument; expected `crate = path`"))
+            Err(meta.error("unsupported #[shared] argument; expected `crate = path`, `debug = false` or `compare`"))
         }
     });
     parser.parse2(args)?;
-    Ok(krate)
+    Ok(SharedArgs { krate, debug: debug.unwrap_or(true), compare: compare.unwrap_or(false) })
 }
 
 /// The `path` of `crate = path`, with a hint for the common `crate = "name"`.

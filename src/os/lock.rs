@@ -10,6 +10,8 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use rustix::io::Errno;
 
+use crate::locks::LockProbe;
+
 fn flock_struct(kind: libc::c_short, start: u64, len: u64) -> libc::flock {
     // SAFETY: `libc::flock` is a plain C struct for which all-zeroes is valid.
     let mut fl: libc::flock = unsafe { core::mem::zeroed() };
@@ -54,17 +56,6 @@ pub(crate) fn try_read_lock(fd: impl AsFd, start: u64, len: u64) -> Result<bool,
         Err(e) if e == Errno::AGAIN || e == Errno::ACCESS => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// What a lock probe found on a byte range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LockProbe {
-    /// Someone holds a write lock: the owner is alive.
-    WriteLocked,
-    /// Someone holds a read lock (and nobody a write lock).
-    ReadLocked,
-    /// No lock.
-    Unlocked,
 }
 
 /// Asks which lock another open file description holds on the range (a write

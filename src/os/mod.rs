@@ -11,7 +11,8 @@ mod lock;
 mod shm;
 mod watch;
 
-pub(crate) use lock::{probe_lock, try_read_lock, try_write_lock, unlock, LockProbe};
+pub(crate) use crate::locks::LockProbe;
+pub(crate) use lock::{probe_lock, try_read_lock, try_write_lock, unlock};
 pub(crate) use shm::{Mapping, ShmObject, UnderName};
 pub(crate) use watch::ShmDirWatch;
 
@@ -38,6 +39,14 @@ pub(crate) fn random_id() -> u64 {
 #[cfg(feature = "fault-injection")]
 pub(crate) fn stop_self() {
     let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP);
+}
+
+/// Bytes of `/dev/shm` available to this process and its total size
+/// (statvfs), for the "no space" errors. `None` if the query fails.
+pub(crate) fn shm_space() -> Option<(u64, u64)> {
+    let st = rustix::fs::statvfs("/dev/shm").ok()?;
+    let block = st.f_frsize.max(1);
+    Some((st.f_bavail.saturating_mul(block), st.f_blocks.saturating_mul(block)))
 }
 
 /// This process's effective user id.

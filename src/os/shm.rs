@@ -148,3 +148,22 @@ impl Mapping {
         self.map.len() as u64
     }
 }
+
+/// The object's OFD byte locks, through this descriptor.
+impl crate::locks::ByteLocks for ShmObject {
+    fn try_write_lock(&self, byte: u64) -> Result<bool, Errno> {
+        super::try_write_lock(self.fd(), byte, 1)
+    }
+
+    fn try_read_lock(&self, byte: u64) -> Result<bool, Errno> {
+        super::try_read_lock(self.fd(), byte, 1)
+    }
+
+    fn unlock(&self, byte: u64) -> Result<(), Errno> {
+        super::unlock(self.fd(), byte, 1)
+    }
+
+    fn probe(&self, byte: u64) -> Result<crate::locks::LockProbe, Errno> {
+        super::probe_lock(self.fd(), byte, 1)
+    }
+}

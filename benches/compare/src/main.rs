@@ -576,7 +576,7 @@ fn torn(cfg: &Cfg, rows: &mut Vec<Row>) {
             })
             .collect();
         // mmap-sync writes pre-serialized archives with write_raw (as in
-        // notes/mmap-sync.md), cycling through RING distinct generations so the
+        // docs/PEERS.md), cycling through RING distinct generations so the
         // writer runs at full speed; a torn view mixes two of them.
         const RING: u64 = 1024;
         let raw: Vec<_> = if imp == MS {

@@ -283,14 +283,14 @@ fn watch(name: &str, count: Option<u64>, timeout: Option<Duration>, json: bool, 
         let slice = timeout.unwrap_or(Duration::from_secs(3600));
         let g = match r.wait_newer(last, slice) {
             Ok(g) => g,
-            Err(WaitError::Timeout) if timeout.is_none() => continue,
-            Err(WaitError::Timeout) => {
+            Err(WaitError::Timeout { .. }) if timeout.is_none() => continue,
+            Err(WaitError::Timeout { .. }) => {
                 return Err(Failure::new(
                     code::OTHER,
                     format!("{name}: no new generation within {slice:?} (last generation {})", last.get()),
                 ))
             }
-            Err(WaitError::WriterDead) => {
+            Err(WaitError::WriterDead { .. }) => {
                 return Err(Failure::new(
                     code::WRITER_DEAD,
                     format!("{name}: the writer is gone (last generation {})", last.get()),
@@ -360,7 +360,7 @@ fn dump(name: &str, json: bool, compact: bool, limits: Limits, timeout: Duration
     let doc = r.schema().map_err(|e| Failure::new(code::CORRUPT, format!("{name}: {e}")))?;
     let (g, bytes) = match r.read() {
         Ok((g, bytes)) => (g, bytes.to_vec()),
-        Err(ReadError::Empty) => {
+        Err(ReadError::Empty { .. }) => {
             return Err(Failure::new(code::OTHER, format!("{name}: nothing has been published yet")))
         }
         Err(e) => return Err(read_failure(name, &e)),

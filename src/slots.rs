@@ -1,0 +1,369 @@
+//! The writer's side of the protocol on the slot table: choosing the slot to
+//! fill (neither current nor pinned), reclaiming dead readers' pins, appending
+//! slots, sealing and publishing, waking waiters, and recovering the table
+//! after a dead writer.
+//!
+//! It is written against [`Tables`] (one object's shared structures and lock
+//! bytes) so that it runs unchanged on shared memory (`Writer`) and, under
+//! loom, on model objects whose OFD locks are model locks (`loom_tests.rs`):
+//! the model checks this code, not a copy of it. Only the bytes of a snapshot
+//! (rkyv, in `Writer`) and the OS calls behind `Tables` stay outside.
+
+use rustix::io::Errno;
+
+use crate::error::{OpenError, PublishError};
+use crate::layout::{
+    self, slot_state, Header, ReaderEntry, ReaderTableHeader, SlotEntry, READER_LOCK_BASE, SLOT_ALIGN, SLOT_LOCK_BASE,
+};
+use crate::locks::ByteLocks;
+use crate::protocol;
+use crate::sync::Ordering::{Acquire, Relaxed, Release, SeqCst};
+
+/// One object's shared structures, as the writer sees them.
+pub(crate) trait Tables {
+    /// The lock bytes of the data segment and of the reader table.
+    type Locks: ByteLocks;
+    /// The object's name (for errors).
+    fn name(&self) -> &str;
+    /// The data segment's header.
+    fn header(&self) -> &Header;
+    /// Slot entry `k`, if `k < max_slots`.
+    fn slot(&self, k: u32) -> Option<&SlotEntry>;
+    /// The data segment's lock bytes (slot locks, with lock pins).
+    fn data_locks(&self) -> &Self::Locks;
+    /// With table pins: the reader table's header, capacity and lock bytes.
+    fn reader_table(&self) -> Option<(&ReaderTableHeader, u32, &Self::Locks)>;
+    /// With table pins: reader entry `i`, if inside the table.
+    fn reader(&self, i: u32) -> Option<&ReaderEntry>;
+    /// Appends `capacity` bytes to the end of the data segment (growing the
+    /// object) and returns their offset; `needed` is for the error message.
+    fn allocate(&mut self, capacity: u64, needed: u64) -> Result<u64, PublishError>;
+}
+
+/// The writer's slot bookkeeping between publishes.
+#[derive(Debug)]
+pub(crate) struct Slots {
+    pins: Pins,
+    /// Scratch for `order_slots`: (slot, capacity), best first (kept: no
+    /// allocation per publish).
+    order: Vec<(u32, u64)>,
+    /// Length of the last snapshot: slots with room for it are preferred.
+    pub(crate) last_len: u64,
+}
+
+/// How the object's readers pin (its `pin_mode`), with the writer's state for it.
+#[derive(Debug)]
+enum Pins {
+    /// Pin words in the reader table; `pinned` is what the last scan found.
+    Table { pinned: Vec<bool> },
+    /// OFD locks on slot bytes; `held` is the slot we write-lock while filling it.
+    Locks { held: Option<u32> },
+}
+
+impl Slots {
+    /// For an object with `max_slots` slots whose readers pin with locks
+    /// (`lock_pins`) or in the reader table.
+    pub(crate) fn new(lock_pins: bool, max_slots: u32) -> Self {
+        let pins = if lock_pins {
+            Pins::Locks { held: None }
+        } else {
+            Pins::Table { pinned: vec![false; max_slots as usize] }
+        };
+        Slots { pins, order: Vec::new(), last_len: 0 }
+    }
+
+    fn entry<T: Tables>(t: &T, k: u32) -> &SlotEntry {
+        t.slot(k).expect("slot index below max_slots")
+    }
+
+    /// Picks a slot that is neither current nor used by a reader, preferring
+    /// one that fits the last snapshot's size; then reclaims dead readers' pins;
+    /// then appends a slot (a hostile lock-pin reader may have locked the byte
+    /// of a new slot too, so that may repeat up to `max_slots`).
+    pub(crate) fn free_slot<T: Tables>(&mut self, t: &mut T) -> Result<u32, PublishError> {
+        // A lock held since a failed publish: let it go before choosing again.
+        self.release_held(t);
+        for attempt in 0..2 {
+            self.scan_pins(t);
+            self.order_slots(t);
+            for i in 0..self.order.len() {
+                let k = self.order[i].0;
+                if self.try_take(t, k, false) {
+                    return Ok(k);
+                }
+            }
+            if attempt == 1 || self.reclaim_dead_pins(t) == 0 {
+                break;
+            }
+        }
+        loop {
+            let k = self.add_slot(t, self.last_len.max(SLOT_ALIGN))?;
+            if self.try_take(t, k, true) {
+                return Ok(k);
+            }
+        }
+    }
+
+    /// Table pins: marks the slots some reader's pin names (`protocol::scan_pins`).
+    fn scan_pins<T: Tables>(&mut self, t: &T) {
+        if let (Pins::Table { pinned }, Some((rh, capacity, _))) = (&mut self.pins, t.reader_table()) {
+            pinned.iter_mut().for_each(|p| *p = false);
+            protocol::scan_pins(&rh.high_water, capacity, |i| t.reader(i).map(|r| &r.pin), pinned);
+        }
+    }
+
+    /// Fills `order` with the slots other than the current one and their
+    /// capacities, best first: those with room for the last snapshot, smallest
+    /// first; then the others, largest first.
+    fn order_slots<T: Tables>(&mut self, t: &T) {
+        let h = t.header();
+        // Relaxed: only this writer stores `current`.
+        let c = h.current.load(Relaxed);
+        let current = (c != 0).then(|| protocol::slot_of(c));
+        let capacity = |k: u32| Self::entry(t, k).capacity.load(Relaxed);
+        self.order.clear();
+        let count = h.slot_count.load(Relaxed);
+        self.order.extend((0..count).filter(|&k| Some(k) != current).map(|k| (k, capacity(k))));
+        let last_len = self.last_len;
+        self.order.sort_unstable_by_key(
+            |&(k, cap)| {
+                if cap >= last_len {
+                    (false, cap, k)
+                } else {
+                    (true, u64::MAX - cap, k)
+                }
+            },
+        );
+    }
+
+    /// Makes slot `k` ours to fill if no reader uses it. Table pins: the last
+    /// scan saw no pin on it (`fresh`: it did not exist at the scan, so no
+    /// reader can have pinned it). Lock pins: we take the write lock on its
+    /// byte, which succeeds only if no reader holds a read lock there (the
+    /// kernel orders the two).
+    fn try_take<T: Tables>(&mut self, t: &T, k: u32, fresh: bool) -> bool {
+        match &mut self.pins {
+            Pins::Table { pinned } => fresh || !pinned[k as usize],
+            Pins::Locks { held } => {
+                let ok = crate::sync::mutation("writer-ignores-slot-locks")
+                    || matches!(t.data_locks().try_write_lock(SLOT_LOCK_BASE + k as u64), Ok(true));
+                if ok {
+                    *held = Some(k);
+                }
+                ok
+            }
+        }
+    }
+
+    /// Table pins: clears the pins of reader entries whose owner died (lock
+    /// pins need none: the kernel drops a dead reader's locks).
+    ///
+    /// The writer takes the entry's OFD lock itself before clearing: a probe
+    /// followed by a CAS could erase the pin of a reader that claimed the entry
+    /// and pinned the same word in between (loom_tests shows it). Holding the
+    /// lock keeps new readers out of the entry until the pin is cleared.
+    fn reclaim_dead_pins<T: Tables>(&mut self, t: &T) -> u32 {
+        let Some((rh, capacity, locks)) = t.reader_table() else { return 0 };
+        let mut reclaimed = 0;
+        // Outside the store-buffering argument on purpose: an entry claimed
+        // after this load is alive, and alive entries are not touched.
+        for i in 0..rh.high_water.load(Relaxed).min(capacity) {
+            let Some(r) = t.reader(i) else { break };
+            if r.pin.load(Relaxed) == 0 {
+                continue;
+            }
+            let byte = READER_LOCK_BASE + i as u64;
+            if crate::sync::mutation("reclaim-probe-then-clear") {
+                // The old scheme: probe the owner's lock, then clear.
+                if locks.probe(byte) == Ok(crate::locks::LockProbe::Unlocked) {
+                    r.pin.store(0, Release);
+                    reclaimed += 1;
+                }
+                continue;
+            }
+            if let Ok(true) = locks.try_write_lock(byte) {
+                // SYNC(unpin): Release, like a reader's own unpin.
+                r.pin.store(0, Release);
+                let _ = locks.unlock(byte);
+                reclaimed += 1;
+            }
+        }
+        t.header().reclaimed_pins.fetch_add(reclaimed as u64, Relaxed);
+        reclaimed
+    }
+
+    /// Appends a new slot of `capacity` bytes.
+    fn add_slot<T: Tables>(&mut self, t: &mut T, capacity: u64) -> Result<u32, PublishError> {
+        let h = t.header();
+        let count = h.slot_count.load(Relaxed);
+        let max = h.max_slots.load(Relaxed);
+        if count >= max {
+            return Err(PublishError::AllSlotsPinned { name: t.name().into(), slots: count });
+        }
+        let capacity = layout::align_up(capacity, SLOT_ALIGN).unwrap_or(capacity);
+        let offset = t.allocate(capacity, capacity)?;
+        let e = Self::entry(t, count);
+        e.state.store(slot_state::EMPTY, Relaxed);
+        e.gen.store(0, Relaxed);
+        e.offset.store(offset, Relaxed);
+        e.capacity.store(capacity, Relaxed);
+        // Readers never look at slot_count; `recover` and tools do.
+        t.header().slot_count.store(count + 1, Release);
+        Ok(count)
+    }
+
+    /// Marks `slot` (ours, from `free_slot`) as being written; returns its
+    /// region's offset and capacity.
+    pub(crate) fn begin_fill<T: Tables>(&self, t: &T, slot: u32) -> (u64, u64) {
+        let e = Self::entry(t, slot);
+        e.state.store(slot_state::WRITING, Relaxed);
+        (e.offset.load(Relaxed), e.capacity.load(Relaxed))
+    }
+
+    /// A free slot with at least `needed` bytes: another free one that fits, or
+    /// `slot` moved to a new, larger region at the end of the segment.
+    pub(crate) fn slot_with_room<T: Tables>(&mut self, t: &mut T, slot: u32, needed: u64) -> Result<u32, PublishError> {
+        self.last_len = needed;
+        // Table pins: another unpinned slot may already have room. (With lock
+        // pins only the slot we hold is ours: it is moved instead.)
+        if matches!(self.pins, Pins::Table { .. }) {
+            self.order_slots(t);
+            if let Pins::Table { pinned } = &self.pins {
+                let roomy = self.order.iter().find(|&&(k, cap)| !pinned[k as usize] && cap >= needed);
+                if let Some(&(k, _)) = roomy {
+                    return Ok(k);
+                }
+            }
+        }
+        let capacity = needed.max(SLOT_ALIGN).checked_next_power_of_two().unwrap_or(needed);
+        let offset = t.allocate(capacity, needed)?;
+        let e = Self::entry(t, slot);
+        e.state.store(slot_state::EMPTY, Relaxed);
+        e.offset.store(offset, Relaxed);
+        e.capacity.store(capacity, Relaxed);
+        Ok(slot)
+    }
+
+    /// Seals `slot` (filled with `len` bytes of generation `gen`), lets readers
+    /// lock it, and publishes it.
+    pub(crate) fn commit<T: Tables>(&mut self, t: &T, slot: u32, gen: u64, len: u64, now_ns: u64) {
+        let e = Self::entry(t, slot);
+        e.len.store(len, Relaxed);
+        e.gen.store(gen, Relaxed);
+        e.published_ns.store(now_ns, Relaxed);
+        // SYNC(seal): Release pairs with the Acquire load in `recover` (a later
+        // writer trusts only sealed slots).
+        e.state.store(slot_state::SEALED, Release);
+        #[cfg(all(feature = "fault-injection", not(loom)))]
+        crate::fault::point("after-seal");
+        // Lock pins: unlock the sealed slot BEFORE publishing it, so that no
+        // published slot is ever write-locked: a reader that finds the word
+        // never waits for a writer that stalls here (docs/PROTOCOL.md, "Why
+        // lock pins are correct"). A reader that locks the slot in the window
+        // sees the old word on its re-check and moves on.
+        self.release_held(t);
+        protocol::publish(&t.header().current, protocol::word(gen, slot));
+        #[cfg(all(feature = "fault-injection", not(loom)))]
+        crate::fault::point("after-publish");
+        self.last_len = len;
+    }
+
+    /// Lock pins: lets go of the slot we hold (after a failed publish, or
+    /// before publishing it).
+    pub(crate) fn release_held<T: Tables>(&mut self, t: &T) {
+        if let Pins::Locks { held } = &mut self.pins {
+            if let Some(k) = held.take() {
+                let _ = t.data_locks().unlock(SLOT_LOCK_BASE + k as u64);
+            }
+        }
+    }
+}
+
+/// After a publish: bumps the futex word and says whether a reader may be
+/// waiting on it (then the caller wakes them).
+pub(crate) fn announce<T: Tables>(t: &T) -> bool {
+    // SYNC(wake): SeqCst RMW, then SeqCst load of `waiters`; pairs with the
+    // SeqCst increment of `waiters` and load of `notify` in
+    // `RawReader::wait_newer` (store-buffering: one side sees the other, so no
+    // wake-up is lost).
+    t.header().notify.fetch_add(1, SeqCst);
+    match t.reader_table() {
+        Some((rh, _, _)) => rh.waiters.load(SeqCst) > 0,
+        // Lock-pin readers have no write access to count themselves.
+        None => true,
+    }
+}
+
+/// Takes over a segment whose writer died: returns the next generation.
+///
+/// The publish word is a single atomic, so it always names a sealed slot;
+/// slots left `WRITING` are simply free. Generations continue above both the
+/// published one and any sealed-but-unpublished one.
+pub(crate) fn recover<T: Tables>(t: &T) -> Result<u64, OpenError> {
+    let h = t.header();
+    // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
+    let current = h.current.load(Acquire);
+    let count = h.slot_count.load(Relaxed);
+    let segment_len = h.segment_len.load(Relaxed);
+    let corrupt = |what: String| Err(OpenError::Corrupt { name: t.name().into(), what });
+    if current != 0 && protocol::slot_of(current) >= count {
+        return corrupt(format!("published slot {} of {count}", protocol::slot_of(current)));
+    }
+    let mut highest = protocol::generation_of(current);
+    let data_start = h.data_start.load(Relaxed);
+    let current_slot = (current != 0).then(|| protocol::slot_of(current));
+    // Regions of slots kept so far; the current slot first, so that a free slot
+    // aliasing it (or the header) is what gets dropped.
+    let mut kept: Vec<(u64, u64)> = Vec::new();
+    let order = current_slot.into_iter().chain((0..count).filter(|&k| Some(k) != current_slot));
+    for k in order {
+        let Some(e) = t.slot(k) else {
+            return corrupt(format!("slot {k} outside the slot table"));
+        };
+        let offset = e.offset.load(Relaxed);
+        let sound_end = offset.checked_add(e.capacity.load(Relaxed)).filter(|&end| {
+            offset % SLOT_ALIGN == 0
+                && offset >= data_start
+                && end <= segment_len
+                && kept.iter().all(|&(o, e)| end <= o || offset >= e)
+        });
+        let is_current = current_slot == Some(k);
+        if let Some(end) = sound_end {
+            kept.push((offset, end));
+        } else if is_current {
+            // Readers report it as Corrupt; we never write the current slot, and
+            // with no room it gets a fresh region once it is free again.
+            e.capacity.store(0, Relaxed);
+        } else {
+            // A growth the dead writer did not finish, or garbage: give it no
+            // room; the next publish that needs it allocates a fresh region.
+            e.capacity.store(0, Relaxed);
+            e.offset.store(data_start, Relaxed);
+        }
+        // SYNC(seal): Acquire pairs with the Release store of SEALED in `Slots::commit`.
+        match e.state.load(Acquire) {
+            slot_state::SEALED => highest = highest.max(e.gen.load(Relaxed)),
+            _ if is_current => return corrupt(format!("published slot {k} is not sealed")),
+            _ => e.state.store(slot_state::EMPTY, Relaxed),
+        }
+    }
+    Ok(highest.saturating_add(1))
+}
+
+/// The liveness lock a writer takes on the data segment's first byte before it
+/// writes anything: `Ok(true)` taken; `WriterBusy` if another writer holds it
+/// (a write lock there can only be a live writer's: readers cannot take one);
+/// `Ok(false)` if a reader holds a read lock there (hostile: it only blurs
+/// liveness reports; `publish` tries again).
+pub(crate) fn take_liveness_lock(name: &str, locks: &impl ByteLocks) -> Result<bool, OpenError> {
+    let os_err = |errno: Errno| OpenError::Os { name: name.into(), op: "locking the writer's liveness byte", errno };
+    if locks.try_write_lock(layout::WRITER_LOCK_BYTE).map_err(os_err)? {
+        return Ok(true);
+    }
+    match locks.probe(layout::WRITER_LOCK_BYTE).map_err(os_err)? {
+        crate::locks::LockProbe::WriteLocked if !crate::sync::mutation("takeover-ignores-live-writer") => {
+            Err(OpenError::WriterBusy { name: name.into() })
+        }
+        _ => Ok(false),
+    }
+}
