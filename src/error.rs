@@ -247,6 +247,16 @@ pub enum ReadError {
         /// The error.
         errno: Errno,
     },
+    /// A [`SharedReader`](crate::SharedReader) could not open the reader of
+    /// this thread (e.g. `ReaderTableFull`: more threads read than the object
+    /// has reader entries).
+    Open(OpenError),
+    /// A [`SharedReader`](crate::SharedReader) was read from a thread-local
+    /// destructor after shmstate's own had run on that thread.
+    ThreadExiting {
+        /// The object name.
+        name: String,
+    },
 }
 
 /// Why [`Reader::wait_newer`](crate::Reader::wait_newer) returned without a newer generation.
@@ -407,6 +417,8 @@ impl fmt::Display for ReadError {
                 write!(f, "object {name:?} was removed and created again since this reader opened it: open it again")
             }
             ReadError::Os { name, op, errno } => write!(f, "{op} for {name:?}: {errno}"),
+            ReadError::Open(e) => write!(f, "opening this thread's reader: {e}"),
+            ReadError::ThreadExiting { name } => write!(f, "read of {name:?} from a thread that is exiting"),
         }
     }
 }
@@ -467,7 +479,7 @@ debug_as_display! {
         FormatVersion Corrupt NotInitialized ReaderTableFull NoSpace InvalidOption Os
     }
     PublishError { TooLarge AllSlotsPinned Serialize GenerationsExhausted NoSpace Os }
-    ReadError { Empty Invalid Corrupt Replaced Os }
+    ReadError { Empty Invalid Corrupt Replaced Os Open ThreadExiting }
     WaitError { Timeout WriterDead Replaced Removed Os }
     RemoveError { NotFound InvalidName PermissionDenied Os }
 }

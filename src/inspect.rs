@@ -63,6 +63,9 @@ pub struct ObjectInfo {
     pub reader_capacity: u32,
     /// Reader handles ever opened on the reader table (table pins).
     pub reader_opens: u64,
+    /// Readers blocked in a wait right now (`wait_newer`, or the async helper
+    /// thread once per pending future); 0 with lock pins (not counted).
+    pub waiters: u32,
     /// How readers pin: `"reader table"` or `"locks"` (see `WriterOptions::lock_pins`).
     /// With locks, readers are not listed (they register nowhere); slots show
     /// whether some reader holds them.
@@ -151,7 +154,7 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
     let current_slot = (current != 0).then(|| protocol::slot_of(current));
     let lock_pins = geo.pin_mode == crate::layout::pin_mode::LOCKS;
     let mut readers = Vec::new();
-    let (mut reader_capacity, mut validation_failures, mut reader_opens) = (geo.max_readers, 0, 0);
+    let (mut reader_capacity, mut validation_failures, mut reader_opens, mut waiters) = (geo.max_readers, 0, 0, 0);
     if lock_pins {
         // Readers hold seats (locks), nothing else: no pid, no pin word.
         readers.extend((0..geo.max_readers).filter(|&i| seg.seat_taken(i)).map(|i| ReaderInfo {
@@ -167,6 +170,8 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
         reader_capacity = t.capacity;
         validation_failures = region.readers_header().map_or(0, |rh| rh.validation_failures.load(Relaxed));
         reader_opens = region.readers_header().map_or(0, |rh| rh.opens.load(Relaxed));
+        // Relaxed: a diagnostic count, ordered with nothing.
+        waiters = region.readers_header().map_or(0, |rh| rh.waiters.load(Relaxed));
         for i in 0..t.scan_len() {
             let Some(e) = region.reader(i) else { break };
             let alive = t.entry_alive(i).unwrap_or(false);
@@ -230,6 +235,7 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
         validation_failures,
         reader_capacity,
         reader_opens,
+        waiters,
         pin_mode: if lock_pins { "locks" } else { "reader table" },
         slots,
         readers,

@@ -1,11 +1,18 @@
 #![doc = include_str!("../README.md")]
 //!
 //! ## API at a glance
-//! - [`shared`] / [`Schema`]: make a type storable, with a structural fingerprint.
+//! - [`shared`] / [`Schema`]: make a type storable, described and fingerprinted
+//!   by its archived layout ([`schema::fingerprint_of`]).
 //! - [`Writer`] (options: [`WriterOptions`], e.g. [`lock_pins`](WriterOptions::lock_pins)):
 //!   create or take over an object, [`publish`](Writer::publish) snapshots.
 //! - [`Reader`]: [`read`](Reader::read) the latest [`Snapshot`],
 //!   [`wait_newer`](Reader::wait_newer); [`RawReader`] reads bytes without the type.
+//! - [`SharedReader`]: one `Sync` handle for many threads:
+//!   [`load`](SharedReader::load) through `&self`, a pin per reading thread;
+//!   a [`SharedSnapshot`] keeps its thread's pin and cannot leave that thread.
+//! - Feature `tokio`: `SharedReader::changed(generation).await`, a
+//!   cancellation-safe future of the next generation (one helper thread per
+//!   process multiplexes the futex waits; no polling).
 //! - [`remove`], [`list`], [`inspect`]: manage objects.
 //! - Errors: [`OpenError`], [`PublishError`], [`ReadError`], [`WaitError`], [`RemoveError`].
 //!
@@ -31,6 +38,8 @@
 
 #[cfg(not(loom))]
 mod await_writer;
+#[cfg(all(feature = "tokio", not(loom)))]
+mod changed;
 mod error;
 #[cfg(all(feature = "fault-injection", not(loom)))]
 mod fault;
@@ -49,18 +58,26 @@ mod protocol;
 #[cfg(not(loom))]
 mod raw_reader;
 #[cfg(not(loom))]
+mod raw_writer;
+#[cfg(not(loom))]
 mod reader;
 #[cfg(not(loom))]
 pub mod schema;
 #[cfg(not(loom))]
 mod segment;
 #[cfg(not(loom))]
+mod shared_reader;
+#[cfg(not(loom))]
 mod slot_writer;
 mod slots;
 mod sync;
 #[cfg(not(loom))]
+mod watch;
+#[cfg(not(loom))]
 mod writer;
 
+#[cfg(all(feature = "tokio", not(loom)))]
+pub use changed::Changed;
 #[cfg(not(loom))]
 pub use {
     error::{Errno, OpenError, PublishError, ReadError, RemoveError, WaitError},
@@ -68,8 +85,10 @@ pub use {
     inspect::{inspect, list, ObjectInfo, ReaderInfo, SlotInfo},
     name::MAX_NAME_LEN,
     raw_reader::{RawReader, DEFAULT_WRITER_GRACE},
+    raw_writer::RawWriter,
     reader::{Reader, ReaderOptions, Snapshot},
     schema::Schema,
+    shared_reader::{SharedReader, SharedSnapshot},
     slot_writer::SlotWriter,
     writer::{Writer, WriterOptions},
 };

@@ -12,7 +12,7 @@ use crate::protocol::{self, Pinned};
 use crate::schema::{SchemaDoc, SchemaError};
 use crate::segment::{DataSegment, Geometry, PairError, ReaderTable};
 use crate::sync::AtomicU64;
-use crate::sync::Ordering::{Acquire, Relaxed, SeqCst};
+use crate::sync::Ordering::{Acquire, Relaxed};
 use crate::Generation;
 
 /// How long `wait_newer` keeps waiting after the writer is found dead, for a
@@ -231,71 +231,13 @@ impl RawReader {
         timeout: Duration,
         grace: Duration,
     ) -> Result<Generation, WaitError> {
-        let deadline = Instant::now() + timeout;
-        let h = self.header();
         // With lock pins there is no table to count waiters in; the writer then
         // always wakes.
         let waiters = match &self.pins {
             Pins::Table { readers, .. } => readers.region().readers_header().map(|rh| &rh.waiters),
             Pins::Locks { .. } => None,
         };
-        let mut dead_since: Option<Instant> = None;
-        let mut under_name = UnderName::This;
-        let mut slept = false;
-        loop {
-            // SYNC(wake): read `notify` before checking, so a publish in between
-            // makes the futex wait return at once (EAGAIN).
-            let seen = h.notify.load(SeqCst);
-            let now = self.generation();
-            if now > than {
-                return Ok(now);
-            }
-            let alive = self.data.writer_alive().map_err(|errno| WaitError::Os {
-                name: self.name.clone(),
-                op: "probing the writer lock",
-                errno,
-            })?;
-            // Not before the first sleep (a waiter woken by each publish pays
-            // nothing), then once per slice: has the name moved to another object?
-            if slept || !alive {
-                under_name = self.under_name().map_err(|errno| WaitError::Os {
-                    name: self.name.clone(),
-                    op: "checking the name",
-                    errno,
-                })?;
-                if under_name == UnderName::Another {
-                    return Err(WaitError::Replaced { name: self.name.clone() });
-                }
-            }
-            if alive {
-                dead_since = None;
-            } else if dead_since.get_or_insert_with(Instant::now).elapsed() >= grace {
-                // It may have published just before dying.
-                let now = self.generation();
-                return match () {
-                    _ if now > than => Ok(now),
-                    _ if under_name == UnderName::Nothing => Err(WaitError::Removed { name: self.name.clone() }),
-                    _ => Err(WaitError::WriterDead { name: self.name.clone() }),
-                };
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(WaitError::Timeout { name: self.name.clone() });
-            }
-            // SYNC(wake): pairs with `Writer::wake_waiters` (store-buffering).
-            if let Some(w) = waiters {
-                w.fetch_add(1, SeqCst);
-            }
-            if h.notify.load(SeqCst) == seen {
-                // Bounded slices: a writer that dies (or a new one that takes
-                // over) without publishing is noticed.
-                os::futex_wait(&h.notify, seen, left.min(Duration::from_millis(100)));
-                slept = true;
-            }
-            if let Some(w) = waiters {
-                w.fetch_sub(1, SeqCst);
-            }
-        }
+        crate::watch::wait_for_newer(&self.name, &self.data, waiters, than, timeout, grace)
     }
 
     /// What the object's name refers to now: this object, another one (it was

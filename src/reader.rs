@@ -146,6 +146,20 @@ impl<T: Shared> ReaderOptions<T> {
     pub fn open(self, name: &str) -> Result<Reader<T>, OpenError> {
         Reader::open_with(name, &self)
     }
+
+    /// Opens the object `name` as a [`SharedReader`](crate::SharedReader):
+    /// one handle for many threads.
+    pub fn open_shared(self, name: &str) -> Result<crate::SharedReader<T>, OpenError> {
+        crate::SharedReader::open_with(name, self)
+    }
+
+    pub(crate) fn get_init_timeout(&self) -> Duration {
+        self.init_timeout
+    }
+
+    pub(crate) fn get_wait_spin(&self) -> Duration {
+        self.wait_spin
+    }
 }
 
 /// The view of the pinned snapshot, with the publish word it belongs to.
@@ -252,7 +266,7 @@ impl<T: Shared> Reader<T> {
         Self::open_with(name, &ReaderOptions::default())
     }
 
-    fn open_with(name: &str, opts: &ReaderOptions<T>) -> Result<Self, OpenError> {
+    pub(crate) fn open_with(name: &str, opts: &ReaderOptions<T>) -> Result<Self, OpenError> {
         const { assert!(core::mem::align_of::<T::Archived>() <= 16, "archived alignment above 16 is not supported") };
         let open = || open_checked::<T>(name, opts.init_timeout, opts.owner);
         let raw = match opts.wait_for_writer {
@@ -301,6 +315,19 @@ impl<T: Shared> Reader<T> {
             }
         }
         self.read_slow(true)
+    }
+
+    /// The cached validated view and its generation if the publish word still
+    /// names it (one atomic load); `None` otherwise. Never pins or remaps.
+    #[inline(always)]
+    pub(crate) fn current_view(&self) -> Option<(*const T::Archived, Generation)> {
+        let word = self.load_current();
+        match self.cached {
+            Some(Cached { word: w, root, validated: true }) if w == word => {
+                Some((root, Generation(protocol::generation_of(word))))
+            }
+            _ => None,
+        }
     }
 
     /// Like [`read`](Self::read) but skips bytecheck validation.
@@ -523,20 +550,25 @@ fn open_checked<T: Shared>(name: &str, init_timeout: Duration, owner: Option<u32
             return Err(OpenError::NotOwner { name: name.into(), object: "data segment", owner });
         }
     }
-    if raw.geo.fingerprint != T::FINGERPRINT {
+    if raw.geo.fingerprint != crate::schema::fingerprint_of::<T>() {
         return Err(type_mismatch::<T>(name, &raw.data, &raw.geo));
     }
     Ok(raw)
 }
 
-/// The `TypeMismatch` error for `T` against what `seg` stores: both type
-/// names and fingerprints, and the field-level diff from the stored schema.
+/// The `TypeMismatch` error for `T` against what `seg` stores.
 pub(crate) fn type_mismatch<T: Shared>(name: &str, seg: &DataSegment, geo: &Geometry) -> OpenError {
-    let expected = crate::schema::schema_of::<T>();
+    type_mismatch_doc(name, &crate::schema::schema_of::<T>(), seg, geo)
+}
+
+/// The `TypeMismatch` error for the type `expected` describes against what
+/// `seg` stores: both type names and fingerprints, and the field-level diff
+/// from the stored schema.
+pub(crate) fn type_mismatch_doc(name: &str, expected: &SchemaDoc, seg: &DataSegment, geo: &Geometry) -> OpenError {
     let (mut found, diff) = match SchemaDoc::decode(&seg.schema_bytes(geo)) {
         Ok(doc) => (
             format!("{} (fingerprint {:#018x})", doc.root().name, geo.fingerprint),
-            SchemaDiff::between(&doc, &expected),
+            SchemaDiff::between(&doc, expected),
         ),
         Err(e) => (format!("fingerprint {:#018x}; {e}", geo.fingerprint), SchemaDiff::default()),
     };
@@ -551,7 +583,7 @@ pub(crate) fn type_mismatch<T: Shared>(name: &str, seg: &DataSegment, geo: &Geom
     }
     OpenError::TypeMismatch {
         name: name.to_string(),
-        expected: format!("{} (fingerprint {:#018x})", expected.root().name, T::FINGERPRINT),
+        expected: format!("{} (fingerprint {:#018x})", expected.root().name, expected.fingerprint()),
         found,
         diff,
     }

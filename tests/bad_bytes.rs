@@ -11,6 +11,8 @@
 #![allow(clippy::identity_op)] // `slot(i) + S_GEN` with S_GEN = 0 reads as the layout does
 
 mod common;
+#[path = "../fuzz/fingerprint_case.rs"]
+mod fingerprint_case;
 #[path = "../fuzz/harness.rs"]
 mod harness;
 
@@ -549,6 +551,32 @@ fn random_payloads_are_ok_or_invalid() {
     assert!(invalid > 0);
 }
 
+/// The `fingerprint` fuzz target's checks over pseudo-random inputs: random
+/// valid docs keep their fingerprint under relabeling; an edit changes it
+/// exactly when the edited type is reachable from the root.
+#[test]
+fn fingerprint_case_on_random_docs() {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let (mut reachable, mut unreachable) = (0, 0);
+    for _ in 0..10_000 {
+        let bytes: Vec<u8> = (0..160)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        match fingerprint_case::fingerprint_case(&bytes) {
+            Some(true) => reachable += 1,
+            Some(false) => unreachable += 1,
+            None => {}
+        }
+    }
+    println!("edits checked: {reachable} reachable, {unreachable} unreachable");
+    assert!(reachable > 1000 && unreachable > 100, "{reachable} reachable, {unreachable} unreachable edits");
+}
+
 /// Replays the seed corpus and every minimized crasher in fuzz/regressions/
 /// through the same code paths as the fuzz targets (fuzz/harness.rs).
 #[test]
@@ -557,7 +585,7 @@ fn fuzz_regressions_replay() {
     let mut replayed = 0;
     let mut rig = None;
     for dir in ["regressions", "seeds"] {
-        for target in ["header", "payload", "schema", "ops"] {
+        for target in ["header", "payload", "schema", "ops", "fingerprint"] {
             let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else { continue };
             let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
             files.sort();
@@ -572,6 +600,9 @@ fn fuzz_regressions_replay() {
                     }
                     "schema" => {
                         harness::schema_case(&data);
+                    }
+                    "fingerprint" => {
+                        let _ = fingerprint_case::fingerprint_case(&data);
                     }
                     _ => harness::ops_case(&data),
                 }

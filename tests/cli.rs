@@ -318,6 +318,26 @@ fn inspect_shows_schema_slots_and_readers() {
     drop(snap);
 }
 
+/// A header fingerprint that the stored schema does not hash to (an object
+/// from another fingerprint scheme) is flagged; a sound one is not.
+#[test]
+fn inspect_flags_a_fingerprint_the_schema_does_not_hash_to() {
+    use std::os::unix::fs::FileExt;
+    let name = Name::new("inspect-fp");
+    let mut w = Writer::<Point>::create(name.as_str()).unwrap();
+    w.publish(&Point { x: 1, y: 2 }).unwrap();
+    let flag = "the stored schema hashes to";
+    let text = ok(&cli(&["inspect", name.as_str()]));
+    assert!(text.contains(&format!("{:#018x}", shmstate::schema::fingerprint_of::<Point>())), "{text}");
+    assert!(!text.contains(flag), "{text}");
+
+    // The header's fingerprint word is at byte 16 (docs/PROTOCOL.md).
+    let file = std::fs::OpenOptions::new().write(true).open(format!("/dev/shm/shmstate.{}", name.as_str())).unwrap();
+    file.write_all_at(&0x0123_4567_89ab_cdefu64.to_le_bytes(), 16).unwrap();
+    let text = ok(&cli(&["inspect", name.as_str()]));
+    assert!(text.contains(&format!("0x0123456789abcdef (! {flag}")), "{text}");
+}
+
 #[test]
 fn watch_prints_one_line_per_generation() {
     let name = Name::new("watch");

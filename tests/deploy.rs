@@ -205,8 +205,8 @@ fn type_mismatch_shows_the_field_diff_and_what_to_do_not_both_schemas() {
     for want in [
         "Config.db[].port: u16 → u32",
         "Config.mode: variant Mode::Replica added",
-        &format!("{:#018x}", <v1::Config as shmstate::Schema>::FINGERPRINT),
-        &format!("{:#018x}", <v2::Config as shmstate::Schema>::FINGERPRINT),
+        &format!("{:#018x}", shmstate::schema::fingerprint_of::<v1::Config>()),
+        &format!("{:#018x}", shmstate::schema::fingerprint_of::<v2::Config>()),
         "roll readers and writer together",
         "publish both versions",
     ] {

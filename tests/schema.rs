@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use proptest::prelude::*;
-use shmstate::schema::{schema_of, Kind, Primitive, SchemaDoc, TypeDesc};
-use shmstate::{rkyv, Schema};
+use shmstate::rkyv;
+use shmstate::schema::{fingerprint_of, schema_of, Kind, Primitive, SchemaDoc, TypeDesc};
 
 mod v1 {
     #[shmstate::shared]
@@ -132,8 +132,7 @@ enum Either<L, R> {
     Right { r: R, tail: Vec<L> },
 }
 
-/// Mutual recursion is invisible to the derive; `#[schema(recursive)]` breaks
-/// the const cycle by hashing that field's type by spelling.
+/// Mutual recursion: each type is described once and referred to by index.
 #[shmstate::shared]
 #[rkyv(serialize_bounds(__S: rkyv::ser::Writer + rkyv::ser::Allocator, __S::Error: rkyv::rancor::Source))]
 #[rkyv(deserialize_bounds(__D::Error: rkyv::rancor::Source))]
@@ -149,7 +148,6 @@ struct Dir {
 #[rkyv(bytecheck(bounds(__C: rkyv::validation::ArchiveContext, __C::Error: rkyv::rancor::Source)))]
 struct File {
     size: u64,
-    #[schema(recursive)]
     #[rkyv(omit_bounds)]
     parent: Option<Box<Dir>>,
 }
@@ -174,53 +172,68 @@ struct Everything {
     wide: (u8, u8, u8, u8, u8, u8, u8, u8),
 }
 
+/// Two types both named `Quote`, from two modules.
+#[shmstate::shared]
+struct TwoQuotes {
+    a: v1::Quote,
+    b: retyped::Quote,
+}
+
+#[test]
+fn same_named_types_from_two_modules_stay_two_types() {
+    let doc = schema_of::<TwoQuotes>();
+    doc.validate().unwrap();
+    let Kind::Struct { fields, .. } = &doc.root().kind else { panic!() };
+    assert_ne!(fields[0].ty, fields[1].ty);
+    let text = doc.to_string();
+    assert_eq!(text.matches("struct Quote {").count(), 2, "{text}");
+    assert!(text.contains("bid: f64,") && text.contains("bid: f32,"), "{text}");
+}
+
 #[test]
 fn fingerprint_ignores_module_path() {
-    assert_eq!(v1::Quote::FINGERPRINT, same::Quote::FINGERPRINT);
-    assert_eq!(v1::Side::FINGERPRINT, same::Side::FINGERPRINT);
+    assert_eq!(fingerprint_of::<v1::Quote>(), fingerprint_of::<same::Quote>());
+    assert_eq!(fingerprint_of::<v1::Side>(), fingerprint_of::<same::Side>());
     // The descriptions agree too, since names carry no module path.
     assert_eq!(schema_of::<v1::Quote>(), schema_of::<same::Quote>());
 }
 
 #[test]
 fn fingerprint_changes_with_structure() {
-    let base = v1::Quote::FINGERPRINT;
-    assert_ne!(base, renamed::Quote::FINGERPRINT, "renamed field");
-    assert_ne!(base, retyped::Quote::FINGERPRINT, "retyped field");
-    assert_ne!(base, reordered::Quote::FINGERPRINT, "reordered fields");
-    assert_ne!(v1::Side::FINGERPRINT, added::Side::FINGERPRINT, "added variant");
-    assert_ne!(v1::Side::FINGERPRINT, renumbered::Side::FINGERPRINT, "new discriminants");
-    assert_ne!(Pair::<u32>::FINGERPRINT, Pair::<u64>::FINGERPRINT);
-    assert_ne!(Tagged::<u8, 2>::FINGERPRINT, Tagged::<u8, 3>::FINGERPRINT);
-    assert_ne!(<Vec<u8>>::FINGERPRINT, <Box<[u8]>>::FINGERPRINT);
-    assert_ne!(<(u8, u16)>::FINGERPRINT, <(u16, u8)>::FINGERPRINT);
-    assert_ne!(<[u8; 2]>::FINGERPRINT, <[u8; 3]>::FINGERPRINT);
+    let base = fingerprint_of::<v1::Quote>();
+    assert_ne!(base, fingerprint_of::<renamed::Quote>(), "renamed field");
+    assert_ne!(base, fingerprint_of::<retyped::Quote>(), "retyped field");
+    assert_ne!(base, fingerprint_of::<reordered::Quote>(), "reordered fields");
+    assert_ne!(fingerprint_of::<v1::Side>(), fingerprint_of::<added::Side>(), "added variant");
+    assert_ne!(fingerprint_of::<v1::Side>(), fingerprint_of::<renumbered::Side>(), "new discriminants");
+    assert_ne!(fingerprint_of::<Pair<u32>>(), fingerprint_of::<Pair<u64>>());
+    assert_ne!(fingerprint_of::<Tagged<u8, 2>>(), fingerprint_of::<Tagged<u8, 3>>());
+    assert_ne!(fingerprint_of::<Vec<u8>>(), fingerprint_of::<Box<[u8]>>());
+    assert_ne!(fingerprint_of::<(u8, u16)>(), fingerprint_of::<(u16, u8)>());
+    assert_ne!(fingerprint_of::<[u8; 2]>(), fingerprint_of::<[u8; 3]>());
 }
-
-// It is a real constant.
-const _: () = assert!(Node::FINGERPRINT != 0 && Everything::FINGERPRINT != 0);
 
 #[test]
 fn primitive_fingerprints_are_distinct() {
     let fps = [
-        <()>::FINGERPRINT,
-        bool::FINGERPRINT,
-        char::FINGERPRINT,
-        u8::FINGERPRINT,
-        u16::FINGERPRINT,
-        u32::FINGERPRINT,
-        u64::FINGERPRINT,
-        u128::FINGERPRINT,
-        usize::FINGERPRINT,
-        i8::FINGERPRINT,
-        i16::FINGERPRINT,
-        i32::FINGERPRINT,
-        i64::FINGERPRINT,
-        i128::FINGERPRINT,
-        isize::FINGERPRINT,
-        f32::FINGERPRINT,
-        f64::FINGERPRINT,
-        String::FINGERPRINT,
+        fingerprint_of::<()>(),
+        fingerprint_of::<bool>(),
+        fingerprint_of::<char>(),
+        fingerprint_of::<u8>(),
+        fingerprint_of::<u16>(),
+        fingerprint_of::<u32>(),
+        fingerprint_of::<u64>(),
+        fingerprint_of::<u128>(),
+        fingerprint_of::<usize>(),
+        fingerprint_of::<i8>(),
+        fingerprint_of::<i16>(),
+        fingerprint_of::<i32>(),
+        fingerprint_of::<i64>(),
+        fingerprint_of::<i128>(),
+        fingerprint_of::<isize>(),
+        fingerprint_of::<f32>(),
+        fingerprint_of::<f64>(),
+        fingerprint_of::<String>(),
     ];
     let mut sorted = fps.to_vec();
     sorted.sort_unstable();
@@ -253,7 +266,7 @@ fn descriptions_name_generics_and_recursion() {
 
 #[test]
 fn generic_enum_offsets_match_archived_bytes() {
-    assert_ne!(Either::<u8, u64>::FINGERPRINT, Either::<u64, u8>::FINGERPRINT);
+    assert_ne!(fingerprint_of::<Either<u8, u64>>(), fingerprint_of::<Either<u64, u8>>());
     let doc = schema_of::<Either<u8, u64>>();
     assert_eq!(doc.root().name, "Either<u8, u64>");
     let v = Either::<u8, u64>::Right { r: 0x1122_3344_5566_7788, tail: vec![1, 2] };
@@ -270,8 +283,8 @@ fn generic_enum_offsets_match_archived_bytes() {
 }
 
 #[test]
-fn mutual_recursion_with_attribute() {
-    assert_ne!(Dir::FINGERPRINT, File::FINGERPRINT);
+fn mutual_recursion() {
+    assert_ne!(fingerprint_of::<Dir>(), fingerprint_of::<File>());
     let doc = schema_of::<Dir>();
     doc.validate().unwrap();
     assert!(doc.to_string().contains("parent: Option<Box<Dir>>"), "{doc}");

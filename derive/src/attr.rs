@@ -86,20 +86,19 @@ pub fn container_crate(attrs: &[Attribute]) -> syn::Result<Path> {
     Ok(krate.unwrap_or_else(default_crate))
 }
 
-/// Field-level `#[schema(recursive)]`: hash the type by spelling.
-pub fn field_is_recursive(attrs: &[Attribute]) -> syn::Result<bool> {
-    let mut recursive = false;
+/// Fields take no `#[schema(..)]` arguments (recursion needs no marking: the
+/// fingerprint is computed from the described type graph).
+pub fn reject_field_schema_args(attrs: &[Attribute]) -> syn::Result<()> {
     for attr in attrs.iter().filter(|a| a.path().is_ident("schema")) {
         attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("recursive") {
-                recursive = true;
-                Ok(())
+            Err(meta.error(if meta.path.is_ident("recursive") {
+                "`#[schema(recursive)]` is no longer needed (recursive types are fingerprinted by structure): remove it"
             } else {
-                Err(meta.error("unsupported #[schema] field argument; expected `recursive`"))
-            }
+                "#[schema] takes no arguments on a field"
+            }))
         })?;
     }
-    Ok(recursive)
+    Ok(())
 }
 
 /// Rejects rkyv arguments in `forbidden`, each with its reason. Other rkyv

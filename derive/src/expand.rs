@@ -4,8 +4,8 @@ use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 use syn::{parse_quote, DeriveInput, GenericParam, Generics, Ident};
 
+use crate::describe;
 use crate::model::{mentions, Model, Shape};
-use crate::{describe, fingerprint};
 
 pub fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
     let m = Model::parse(input)?;
@@ -13,7 +13,6 @@ pub fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
     let ident = m.ident;
     let generics = bounded_generics(&m);
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
-    let fingerprint = fingerprint::expr(&m);
     let describe = describe::body(&m);
     let tag = tag_enum(&m);
     Ok(quote! {
@@ -21,7 +20,6 @@ pub fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
             #tag
             #[automatically_derived]
             impl #impl_g #p::__private::Schema for #ident #ty_g #where_c {
-                const FINGERPRINT: u64 = #fingerprint;
                 fn describe(
                     builder: &mut #p::__private::SchemaBuilder,
                 ) -> #p::__private::TypeIndex {
@@ -33,7 +31,8 @@ pub fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
 }
 
 /// The user's generics plus `T: Schema` for each type parameter and
-/// `F: Schema + Archive` for each composed field type that mentions one.
+/// `F: Schema + Archive` for each field type that mentions one (but not the
+/// item itself: a bound on `Vec<Node<T>>` inside `Node<T>`'s impl is cyclic).
 ///
 /// No `Self: Archive` bound: as a where-clause it would keep
 /// `<Self as Archive>::Archived` an opaque projection, and `offset_of!` needs
@@ -61,7 +60,7 @@ fn bounded_generics(m: &Model<'_>) -> Generics {
         wc.predicates.push(parse_quote!(#id: #p::__private::Schema));
     }
     let mut seen = Vec::new();
-    for f in fields.into_iter().filter(|f| !f.by_spelling) {
+    for f in fields.into_iter().filter(|f| !f.mentions_self) {
         let ty = f.ty;
         let key = ty.to_token_stream().to_string();
         if mentions(ty.to_token_stream(), |id| params.contains(id)) && !seen.contains(&key) {

@@ -1,16 +1,14 @@
 //! Derive macros for shmstate: `#[shared]` and `#[derive(Schema)]`.
 //!
 //! Layout: `attr` parses `#[shared(..)]`, `#[schema(..)]` and vets `#[rkyv(..)]`;
-//! `model` turns the item into fields and variants; `fingerprint` and
-//! `describe` emit the two halves of the `Schema` impl; `expand` assembles
-//! them; `shared` is the attribute macro. Errors are `syn::Error`s with spans,
-//! never panics.
+//! `model` turns the item into fields and variants; `describe` emits the
+//! body of the `Schema` impl; `expand` assembles it; `shared` is the attribute
+//! macro. Errors are `syn::Error`s with spans, never panics.
 
 mod archived_debug;
 mod attr;
 mod describe;
 mod expand;
-mod fingerprint;
 mod model;
 mod shared;
 
@@ -40,9 +38,7 @@ pub fn shared(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// `#[derive(shmstate::Schema)]`: the `Schema` impl alone (the type must also
-/// derive rkyv `Archive`). Container attribute `#[schema(crate = path)]`;
-/// field attribute `#[schema(recursive)]` hashes the field type by spelling
-/// (for mutually recursive types; directly recursive ones are detected).
+/// derive rkyv `Archive`). Container attribute `#[schema(crate = path)]`.
 #[proc_macro_derive(Schema, attributes(schema))]
 pub fn derive_schema(item: TokenStream) -> TokenStream {
     match syn::parse::<syn::DeriveInput>(item) {

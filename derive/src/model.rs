@@ -1,6 +1,5 @@
 //! The item reduced to what the `Schema` impl needs: name, generics, crate path,
-//! and fields (per variant for enums), each marked composable or hashed by
-//! spelling.
+//! and fields (per variant for enums).
 
 use proc_macro2::{TokenStream, TokenTree};
 use quote::ToTokens;
@@ -25,15 +24,6 @@ impl Style {
             syn::Fields::Unit => Style::Unit,
         }
     }
-
-    /// Mixed into the fingerprint: `A(u8)` and `A { x: u8 }` differ.
-    pub fn code(self) -> u64 {
-        match self {
-            Style::Named => 0,
-            Style::Tuple => 1,
-            Style::Unit => 2,
-        }
-    }
 }
 
 pub struct Field<'a> {
@@ -42,9 +32,8 @@ pub struct Field<'a> {
     /// `"a"` (raw identifiers unprefixed) or `"0"`.
     pub name: String,
     pub ty: &'a Type,
-    /// Hash the type's spelling instead of composing its `FINGERPRINT`: the
-    /// type mentions the item itself, and composing would be a const cycle.
-    pub by_spelling: bool,
+    /// The type mentions the item itself (`Vec<Node>` in `Node`).
+    pub mentions_self: bool,
 }
 
 pub struct Variant<'a> {
@@ -114,13 +103,13 @@ impl<'a> Model<'a> {
 impl<'a> Field<'a> {
     fn parse(owner: &Ident, index: usize, f: &'a syn::Field) -> syn::Result<Self> {
         attr::reject_rkyv_args(&f.attrs, attr::FORBIDDEN_FIELD)?;
-        let recursive = attr::field_is_recursive(&f.attrs)?;
+        attr::reject_field_schema_args(&f.attrs)?;
         let (member, name) = match &f.ident {
             Some(id) => (Member::Named(id.clone()), id.unraw().to_string()),
             None => (Member::Unnamed(index.into()), index.to_string()),
         };
-        let by_spelling = recursive || mentions(f.ty.to_token_stream(), |id| id == owner || id == "Self");
-        Ok(Field { member, name, ty: &f.ty, by_spelling })
+        let mentions_self = mentions(f.ty.to_token_stream(), |id| id == owner || id == "Self");
+        Ok(Field { member, name, ty: &f.ty, mentions_self })
     }
 }
 
@@ -131,9 +120,4 @@ pub fn mentions(tokens: TokenStream, pred: impl Fn(&Ident) -> bool + Copy) -> bo
         TokenTree::Group(g) => mentions(g.stream(), pred),
         _ => false,
     })
-}
-
-/// The canonical spelling of a type, for hashing (`Vec < Node >`).
-pub fn spelling(ty: &Type) -> String {
-    ty.to_token_stream().to_string()
 }

@@ -83,3 +83,53 @@ pub(crate) fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32, ti
 pub(crate) fn futex_wake_all(word: &core::sync::atomic::AtomicU32) {
     let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), i32::MAX as u32);
 }
+
+/// One word for [`futex_waitv`]: wait while it holds `expected`. `private`:
+/// the word is in this process's own memory (not shared with others).
+#[cfg(feature = "tokio")]
+pub(crate) struct WaitWord<'a> {
+    pub word: &'a core::sync::atomic::AtomicU32,
+    pub expected: u32,
+    pub private: bool,
+}
+
+/// Blocks until one of `words` no longer holds its expected value or is woken,
+/// at most `timeout` (forever with `None`). `futex_waitv`, Linux >= 5.16; at
+/// most 128 words (the kernel's limit). Returns false on errors other than
+/// "a value differed", a wake-up, a signal or the timeout (e.g. ENOSYS).
+#[cfg(feature = "tokio")]
+pub(crate) fn futex_waitv(words: &[WaitWord<'_>], timeout: Option<Duration>) -> bool {
+    use rustix::thread::futex::{Wait, WaitFlags, WaitPtr, WaitvFlags};
+    use rustix::time::{clock_gettime, ClockId, Timespec};
+    let waits: Vec<Wait> = words
+        .iter()
+        .map(|w| {
+            let mut wait = Wait::new();
+            wait.val = w.expected as u64;
+            // The kernel only reads the word; the pointer is valid for the
+            // call (borrowed), and rustix's `waitv` is a safe wrapper.
+            wait.uaddr = WaitPtr::new(w.word.as_ptr().cast());
+            wait.flags = if w.private { WaitFlags::SIZE_U32 | WaitFlags::PRIVATE } else { WaitFlags::SIZE_U32 };
+            wait
+        })
+        .collect();
+    // futex_waitv takes an absolute deadline on the given clock.
+    let deadline = timeout.map(|t| {
+        let now = clock_gettime(ClockId::Monotonic);
+        let ns = now.tv_nsec as u64 + t.subsec_nanos() as u64;
+        Timespec {
+            tv_sec: now.tv_sec.saturating_add(t.as_secs().min(i64::MAX as u64) as i64) + (ns / 1_000_000_000) as i64,
+            tv_nsec: (ns % 1_000_000_000) as _,
+        }
+    });
+    match rustix::thread::futex::waitv(&waits, WaitvFlags::empty(), deadline.as_ref(), ClockId::Monotonic) {
+        Ok(_) => true,
+        Err(e) => matches!(e, rustix::io::Errno::AGAIN | rustix::io::Errno::INTR | rustix::io::Errno::TIMEDOUT),
+    }
+}
+
+/// Wakes every thread of this process waiting on the private futex `word`.
+#[cfg(feature = "tokio")]
+pub(crate) fn futex_wake_private(word: &core::sync::atomic::AtomicU32) {
+    let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::PRIVATE, i32::MAX as u32);
+}

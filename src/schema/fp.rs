@@ -1,5 +1,8 @@
-//! Compile-time FNV-1a 64 hashing used by fingerprints. Not collision resistant
-//! against an adversary: it detects mistakes; bytecheck guards memory safety.
+//! FNV-1a 64 hashing used by fingerprints (see [`SchemaDoc::fingerprint`]), and
+//! the hash of the rkyv format. Not collision resistant against an adversary:
+//! it detects mistakes; bytecheck guards memory safety.
+//!
+//! [`SchemaDoc::fingerprint`]: super::SchemaDoc::fingerprint
 
 /// FNV-1a 64 of `bytes`, continuing from `h`.
 pub const fn fnv1a64_from(mut h: u64, bytes: &[u8]) -> u64 {
@@ -45,16 +48,4 @@ pub const RKYV_FORMAT: u64 = {
 /// unambiguous (`"ab","c"` differs from `"a","bc"`).
 pub const fn mix_str(h: u64, s: &str) -> u64 {
     fnv1a64_from(mix(h, s.len() as u64), s.as_bytes())
-}
-
-/// Fingerprint of a type constructor applied to components:
-/// `compose("Vec", &[T::FINGERPRINT])`, `compose("[;]", &[T::FINGERPRINT, N])`.
-pub const fn compose(name: &str, parts: &[u64]) -> u64 {
-    let mut h = mix_str(fnv1a64(b"shmstate-schema"), name);
-    let mut i = 0;
-    while i < parts.len() {
-        h = mix(h, parts[i]);
-        i += 1;
-    }
-    h
 }

@@ -1,5 +1,5 @@
-//! Type identity across processes: the [`Schema`] trait, its compile-time
-//! fingerprint and the structured description stored in every segment header.
+//! Type identity across processes: the [`Schema`] trait, the structured
+//! description stored in every segment header, and its fingerprint.
 //!
 //! bytecheck proves that bytes are *memory-safe* to view as a type, not that they
 //! were written as that type (a `Quote` validates as an unrelated struct). The
@@ -7,9 +7,12 @@
 //! without the Rust type (`shmstate dump`).
 //!
 //! INTERFACE CONTRACT (used by the runtime, the CLI and the derive):
-//! - `T::FINGERPRINT` is a `const` u64 over the structure and the rkyv format.
 //! - `T::describe(&mut SchemaBuilder) -> TypeIndex` adds `T` (and what it
 //!   contains) to a [`SchemaDoc`]; [`schema_of::<T>()`] builds the whole doc.
+//! - [`SchemaDoc::fingerprint`] hashes the archived layout of every type the
+//!   doc reaches from its root, plus the rkyv format;
+//!   [`fingerprint_of::<T>()`](fingerprint_of) is that of `schema_of::<T>()`.
+//!   It is what readers compare at open: `read_unchecked` relies on it.
 //! - [`SchemaDoc::encode`] / [`SchemaDoc::decode`] give the bytes stored in the
 //!   header; `decode` validates everything (it parses untrusted shared memory).
 //! - `impl Display for SchemaDoc` prints a human-readable, Rust-like schema.
@@ -21,11 +24,15 @@
 mod desc;
 mod diff;
 mod display;
+mod fingerprint;
 pub mod fp;
 mod std_impls;
+mod std_structs;
 mod validate;
 
+use core::any::TypeId;
 use std::collections::HashMap;
+use std::sync::{OnceLock, PoisonError, RwLock};
 
 pub use desc::{Field, Kind, Primitive, SchemaDoc, SchemaError, TypeDesc, TypeIndex, Variant};
 pub use diff::{Change, ChangeKind, SchemaDiff};
@@ -33,12 +40,9 @@ pub use diff::{Change, ChangeKind, SchemaDiff};
 /// A type whose structure can be compared across processes and described to tools.
 ///
 /// Implemented by `#[shmstate::shared]` and `#[derive(shmstate::Schema)]`, and by
-/// shmstate for primitives and the std containers rkyv supports.
-pub trait Schema {
-    /// Structural fingerprint: equal for equal structure, different (with high
-    /// probability) when a name, type, order, variant or the rkyv format differs.
-    const FINGERPRINT: u64;
-
+/// shmstate for primitives and the std containers rkyv supports. `'static`
+/// because the builder tells types apart by [`TypeId`] (names are not unique).
+pub trait Schema: 'static {
     /// Adds this type's description to `builder` and returns its index.
     fn describe(builder: &mut SchemaBuilder) -> TypeIndex;
 }
@@ -47,8 +51,9 @@ pub trait Schema {
 #[derive(Debug, Default)]
 pub struct SchemaBuilder {
     types: Vec<TypeDesc>,
-    // Keyed by `type_name`: `Schema` has no `'static` bound, so `TypeId` is out.
-    seen: HashMap<&'static str, TypeIndex>,
+    // By identity: `type_name` is not unique (two `Meta`s declared in two
+    // blocks of one function are both `…::f::Meta`).
+    seen: HashMap<TypeId, TypeIndex>,
 }
 
 impl SchemaBuilder {
@@ -57,20 +62,20 @@ impl SchemaBuilder {
     ///
     /// While `f` runs, a recursive reference sees an empty name; use
     /// [`describe_named`](Self::describe_named) when the name is known first.
-    pub fn describe_with<T: ?Sized>(&mut self, f: impl FnOnce(&mut SchemaBuilder) -> TypeDesc) -> TypeIndex {
+    pub fn describe_with<T: ?Sized + 'static>(&mut self, f: impl FnOnce(&mut SchemaBuilder) -> TypeDesc) -> TypeIndex {
         self.describe_named::<T>(|_| String::new(), |b, _| f(b))
     }
 
     /// Like [`describe_with`](Self::describe_with), but computes the name first
     /// and records it before `body` runs, so a recursive reference (e.g. the
     /// `Vec<Node>` inside `Node`) can already print `Node`.
-    pub fn describe_named<T: ?Sized>(
+    pub fn describe_named<T: ?Sized + 'static>(
         &mut self,
         name: impl FnOnce(&mut SchemaBuilder) -> String,
         body: impl FnOnce(&mut SchemaBuilder, String) -> TypeDesc,
     ) -> TypeIndex {
-        let key = core::any::type_name::<T>();
-        if let Some(&idx) = self.seen.get(key) {
+        let key = TypeId::of::<T>();
+        if let Some(&idx) = self.seen.get(&key) {
             return idx;
         }
         let idx = self.types.len() as TypeIndex;
@@ -137,6 +142,27 @@ pub fn schema_of<T: Schema + ?Sized>() -> SchemaDoc {
     let mut b = SchemaBuilder::default();
     let root = b.add::<T>();
     b.finish(root)
+}
+
+/// The fingerprint of `T`: [`SchemaDoc::fingerprint`] of [`schema_of::<T>()`].
+/// Equal for equal archived layouts (names included, module paths not),
+/// different (up to 64-bit hash collisions) otherwise.
+///
+/// Computed once per type and process (a few microseconds for a typical
+/// config struct), then served from a cache: a type's layout cannot change
+/// while the process runs.
+pub fn fingerprint_of<T: Schema + ?Sized>() -> u64 {
+    static CACHE: OnceLock<RwLock<HashMap<TypeId, u64>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = TypeId::of::<T>();
+    // A panic while holding the lock cannot leave a wrong entry behind
+    // (inserts are single calls), so a poisoned lock is still good.
+    if let Some(&fp) = cache.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
+        return fp;
+    }
+    let fp = schema_of::<T>().fingerprint();
+    cache.write().unwrap_or_else(PoisonError::into_inner).insert(key, fp);
+    fp
 }
 
 #[cfg(test)]

@@ -1,17 +1,21 @@
 //! `Schema` for primitives and the std types rkyv archives.
 //!
-//! Fingerprints compose: a leaf hashes its name and [`RKYV_FORMAT`]; a
-//! constructor hashes its name and its components' fingerprints (and `N` for
-//! arrays). Every description records the size and alignment of the *archived*
-//! type, so the CLI can walk a snapshot with no Rust type at hand.
+//! Every description records the size and alignment of the *archived* type, so
+//! the CLI can walk a snapshot with no Rust type at hand (and the fingerprint,
+//! a hash of the descriptions, covers the layout).
 
 use core::marker::PhantomData;
 use core::mem::offset_of;
-use std::collections::{BTreeMap, HashMap};
+use core::num::{
+    NonZeroI128, NonZeroI16, NonZeroI32, NonZeroI64, NonZeroI8, NonZeroIsize, NonZeroU128, NonZeroU16, NonZeroU32,
+    NonZeroU64, NonZeroU8, NonZeroUsize,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
 
 use rkyv::{Archive, Archived};
 
-use super::fp::{compose, RKYV_FORMAT};
 use super::{Field, Kind, Primitive, Schema, SchemaBuilder, TypeDesc, TypeIndex};
 
 /// A description of `T` whose layout is that of `T`'s archived form.
@@ -27,7 +31,6 @@ fn archived<T: Archive>(name: String, kind: Kind) -> TypeDesc {
 macro_rules! primitive {
     ($($t:ty => $p:ident),* $(,)?) => {$(
         impl Schema for $t {
-            const FINGERPRINT: u64 = compose(stringify!($t), &[RKYV_FORMAT]);
             fn describe(b: &mut SchemaBuilder) -> TypeIndex {
                 b.describe_with::<$t>(|_| {
                     archived::<$t>(stringify!($t).to_owned(), Kind::Primitive(Primitive::$p))
@@ -43,21 +46,46 @@ primitive!(
     isize => Isize, f32 => F32, f64 => F64, char => Char,
 );
 
+// Archived like the integer (bytecheck rejects zero); the name keeps them
+// apart from it in the fingerprint.
+primitive!(
+    NonZeroU8 => U8, NonZeroU16 => U16, NonZeroU32 => U32, NonZeroU64 => U64, NonZeroU128 => U128,
+    NonZeroUsize => Usize, NonZeroI8 => I8, NonZeroI16 => I16, NonZeroI32 => I32, NonZeroI64 => I64,
+    NonZeroI128 => I128, NonZeroIsize => Isize,
+);
+
 impl Schema for String {
-    const FINGERPRINT: u64 = compose("String", &[RKYV_FORMAT]);
     fn describe(b: &mut SchemaBuilder) -> TypeIndex {
         b.describe_with::<String>(|_| archived::<String>("String".to_owned(), Kind::String))
     }
 }
 
-/// One-parameter containers: `$ctor` is the fingerprint name, `$kind` the shape.
+/// Unsized strings behind a pointer (`ArchivedBox<str>`, `ArchivedRc<str, _>`):
+/// a relative offset and a length, laid out as `Vec<u8>` (not as `String`,
+/// whose short values are stored inline).
+macro_rules! str_ptr {
+    ($($ty:ty, $name:literal;)*) => {$(
+        impl Schema for $ty {
+            fn describe(b: &mut SchemaBuilder) -> TypeIndex {
+                b.describe_with::<Self>(|b| archived::<Self>($name.to_owned(), Kind::Vec(b.add::<u8>())))
+            }
+        }
+    )*};
+}
+
+str_ptr! {
+    Box<str>, "Box<str>";
+    Arc<str>, "Arc<str>";
+    Rc<str>, "Rc<str>";
+}
+
+/// One-parameter containers: `$fmt` spells the name, `$kind` is the shape.
 macro_rules! unary {
-    ($($ty:ty, $ctor:literal, $fmt:literal, $kind:ident;)*) => {$(
+    ($($ty:ty, $fmt:literal, $kind:ident;)*) => {$(
         impl<T: Schema> Schema for $ty
         where
             $ty: Archive,
         {
-            const FINGERPRINT: u64 = compose($ctor, &[T::FINGERPRINT]);
             fn describe(b: &mut SchemaBuilder) -> TypeIndex {
                 b.describe_named::<Self>(
                     |b| format!($fmt, b.name_of::<T>()),
@@ -69,18 +97,24 @@ macro_rules! unary {
 }
 
 unary! {
-    Vec<T>, "Vec", "Vec<{}>", Vec;
-    Option<T>, "Option", "Option<{}>", Option;
-    Box<T>, "Box", "Box<{}>", Box;
+    Vec<T>, "Vec<{}>", Vec;
+    Option<T>, "Option<{}>", Option;
+    Box<T>, "Box<{}>", Box;
     // Same archived layout as `Vec<T>` (relative offset + length).
-    Box<[T]>, "Box<[]>", "Box<[{}]>", Vec;
+    Box<[T]>, "Box<[{}]>", Vec;
+    VecDeque<T>, "VecDeque<{}>", Vec;
+    // Shared pointers archive as one relative pointer, like `Box` (rkyv
+    // deduplicates the target; the layout does not show it).
+    Arc<T>, "Arc<{}>", Box;
+    Rc<T>, "Rc<{}>", Box;
+    Arc<[T]>, "Arc<[{}]>", Vec;
+    Rc<[T]>, "Rc<[{}]>", Vec;
 }
 
 impl<T: Schema, const N: usize> Schema for [T; N]
 where
     [T; N]: Archive,
 {
-    const FINGERPRINT: u64 = compose("[;]", &[T::FINGERPRINT, N as u64]);
     fn describe(b: &mut SchemaBuilder) -> TypeIndex {
         b.describe_named::<Self>(
             |b| format!("[{}; {N}]", b.name_of::<T>()),
@@ -89,12 +123,11 @@ where
     }
 }
 
-impl<K: Schema, V: Schema, S> Schema for HashMap<K, V, S>
+impl<K: Schema, V: Schema, S: 'static> Schema for HashMap<K, V, S>
 where
     HashMap<K, V, S>: Archive,
 {
-    // The hasher `S` is not hashed: the archived map always uses rkyv's own.
-    const FINGERPRINT: u64 = compose("HashMap", &[K::FINGERPRINT, V::FINGERPRINT]);
+    // The hasher `S` is not described: the archived map always uses rkyv's own.
     fn describe(b: &mut SchemaBuilder) -> TypeIndex {
         b.describe_named::<Self>(
             |b| format!("HashMap<{}, {}>", b.name_of::<K>(), b.name_of::<V>()),
@@ -107,7 +140,6 @@ impl<K: Schema, V: Schema> Schema for BTreeMap<K, V>
 where
     BTreeMap<K, V>: Archive,
 {
-    const FINGERPRINT: u64 = compose("BTreeMap", &[K::FINGERPRINT, V::FINGERPRINT]);
     fn describe(b: &mut SchemaBuilder) -> TypeIndex {
         b.describe_named::<Self>(
             |b| format!("BTreeMap<{}, {}>", b.name_of::<K>(), b.name_of::<V>()),
@@ -116,9 +148,33 @@ where
     }
 }
 
+// Sets archive as maps with `()` values (`#[repr(transparent)]` wrappers).
+impl<K: Schema, S: 'static> Schema for HashSet<K, S>
+where
+    HashSet<K, S>: Archive,
+{
+    fn describe(b: &mut SchemaBuilder) -> TypeIndex {
+        b.describe_named::<Self>(
+            |b| format!("HashSet<{}>", b.name_of::<K>()),
+            |b, name| archived::<Self>(name, Kind::HashMap(b.add::<K>(), b.add::<()>())),
+        )
+    }
+}
+
+impl<K: Schema> Schema for BTreeSet<K>
+where
+    BTreeSet<K>: Archive,
+{
+    fn describe(b: &mut SchemaBuilder) -> TypeIndex {
+        b.describe_named::<Self>(
+            |b| format!("BTreeSet<{}>", b.name_of::<K>()),
+            |b, name| archived::<Self>(name, Kind::BTreeMap(b.add::<K>(), b.add::<()>())),
+        )
+    }
+}
+
 /// Zero-sized; described as an empty tuple so decoders need no new kind.
 impl<T: Schema + ?Sized> Schema for PhantomData<T> {
-    const FINGERPRINT: u64 = compose("PhantomData", &[T::FINGERPRINT]);
     fn describe(b: &mut SchemaBuilder) -> TypeIndex {
         b.describe_named::<Self>(
             |b| format!("PhantomData<{}>", b.name_of::<T>()),
@@ -133,7 +189,6 @@ macro_rules! tuple {
         // where-clause would keep `Archived<Self>` an opaque projection, which
         // `offset_of!` cannot look into.
         impl<$($t: Schema + Archive),+> Schema for ($($t,)+) {
-            const FINGERPRINT: u64 = compose("(,)", &[$($t::FINGERPRINT),+]);
             fn describe(b: &mut SchemaBuilder) -> TypeIndex {
                 b.describe_named::<Self>(
                     |b| {

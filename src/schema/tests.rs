@@ -194,3 +194,146 @@ fn builder_names_recursive_references() {
     assert_eq!(doc.types[poly.ty as usize].name, "Vec<u32>");
     assert_eq!(SchemaBuilder::repr_c_offsets(1, [(1, 1), (8, 8), (2, 2)]), [1, 8, 16]);
 }
+
+/// Two types spelled alike (`type_name` gives both as `…::two_metas::Meta`)
+/// are still two types.
+#[test]
+fn builder_keeps_same_named_types_apart() {
+    type Adder = fn(&mut SchemaBuilder) -> TypeIndex;
+    let narrow: Adder = {
+        #[crate::shared(crate = crate)]
+        struct Meta {
+            a: u8,
+        }
+        |b| b.add::<Meta>()
+    };
+    let wide: Adder = {
+        #[crate::shared(crate = crate)]
+        struct Meta {
+            a: u64,
+        }
+        |b| b.add::<Meta>()
+    };
+    let mut b = SchemaBuilder::default();
+    let (n, w) = (narrow(&mut b), wide(&mut b));
+    assert_ne!(n, w, "two types share one description");
+    let doc = b.finish(w);
+    assert_eq!((doc.types[n as usize].size, doc.types[w as usize].size), (1, 8));
+    let text = doc.to_string();
+    assert!(text.contains("struct Meta { // 8 bytes") && text.contains("struct Meta { // 1 bytes"), "{text}");
+}
+
+/// `A` and `B` refer to each other; `wider` differs from `base` only in
+/// `B::x`, and `copy` is `base` again in another module.
+macro_rules! mutual {
+    ($m:ident, $x:ty) => {
+        mod $m {
+            use crate::rkyv;
+
+            #[crate::shared(crate = crate)]
+            #[rkyv(serialize_bounds(__S: rkyv::ser::Writer + rkyv::ser::Allocator, __S::Error: rkyv::rancor::Source))]
+            #[rkyv(deserialize_bounds(__D::Error: rkyv::rancor::Source))]
+            #[rkyv(bytecheck(bounds(__C: rkyv::validation::ArchiveContext, __C::Error: rkyv::rancor::Source)))]
+            pub struct A {
+                #[rkyv(omit_bounds)]
+                pub b: Option<Box<B>>,
+            }
+
+            #[crate::shared(crate = crate)]
+            #[rkyv(serialize_bounds(__S: rkyv::ser::Writer + rkyv::ser::Allocator, __S::Error: rkyv::rancor::Source))]
+            #[rkyv(deserialize_bounds(__D::Error: rkyv::rancor::Source))]
+            #[rkyv(bytecheck(bounds(__C: rkyv::validation::ArchiveContext, __C::Error: rkyv::rancor::Source)))]
+            pub struct B {
+                #[rkyv(omit_bounds)]
+                pub a: Vec<A>,
+                pub x: $x,
+            }
+        }
+    };
+}
+mutual!(base, u8);
+mutual!(wider, u16);
+mutual!(copy, u8);
+
+#[test]
+fn mutual_recursion_is_hashed_through_the_cycle() {
+    let doc = schema_of::<base::A>();
+    doc.validate().unwrap();
+    assert_eq!(doc.types.iter().filter(|t| t.name == "A" || t.name == "B").count(), 2, "{doc}");
+    assert_ne!(fingerprint_of::<base::A>(), fingerprint_of::<base::B>());
+    // A change in B, reached from A only through the cycle, changes both.
+    assert_ne!(fingerprint_of::<base::A>(), fingerprint_of::<wider::A>());
+    assert_ne!(fingerprint_of::<base::B>(), fingerprint_of::<wider::B>());
+    assert_eq!(fingerprint_of::<base::A>(), fingerprint_of::<copy::A>());
+}
+
+#[test]
+fn equal_layouts_fingerprint_equal_whatever_was_built_before() {
+    // Other (unreachable) types first: every index differs from `schema_of`'s.
+    let mut b = SchemaBuilder::default();
+    b.add::<Shape>();
+    b.add::<HashMap<String, u64>>();
+    let root = b.add::<copy::B>();
+    let doc = b.finish(root);
+    assert_ne!(doc.types, schema_of::<base::B>().types);
+    assert_eq!(doc.fingerprint(), fingerprint_of::<base::B>());
+    // And the doc a reader decodes from the header gives the same value.
+    assert_eq!(SchemaDoc::decode(&doc.encode()).unwrap().fingerprint(), doc.fingerprint());
+}
+
+/// `doc` with type `i` moved to `perm[i]` and every reference renamed.
+fn relabel(doc: &SchemaDoc, perm: &[TypeIndex]) -> SchemaDoc {
+    let mut types = vec![TypeDesc::placeholder(); doc.types.len()];
+    for (i, t) in doc.types.iter().enumerate() {
+        let mut t = t.clone();
+        let fields = |fs: &mut Vec<Field>| fs.iter_mut().for_each(|f| f.ty = perm[f.ty as usize]);
+        match &mut t.kind {
+            Kind::Primitive(_) | Kind::String => {}
+            Kind::Vec(e) | Kind::Option(e) | Kind::Box(e) | Kind::Array(e, _) => *e = perm[*e as usize],
+            Kind::HashMap(k, v) | Kind::BTreeMap(k, v) => (*k, *v) = (perm[*k as usize], perm[*v as usize]),
+            Kind::Tuple(fs) | Kind::Struct { fields: fs, .. } => fields(fs),
+            Kind::Enum { variants, .. } => variants.iter_mut().for_each(|v| fields(&mut v.fields)),
+        }
+        types[perm[i] as usize] = t;
+    }
+    SchemaDoc { root: perm[doc.root as usize], types }
+}
+
+#[test]
+fn permuting_the_types_keeps_the_fingerprint() {
+    let doc = schema_of::<HashMap<String, (base::A, Shape, BTreeMap<u8, [Option<char>; 2]>)>>();
+    let n = doc.types.len() as TypeIndex;
+    for perm in [(0..n).rev().collect::<Vec<_>>(), (0..n).map(|i| (i + n / 2) % n).collect()] {
+        let moved = relabel(&doc, &perm);
+        moved.validate().unwrap();
+        assert_ne!(moved.types, doc.types);
+        assert_eq!(moved.fingerprint(), doc.fingerprint());
+    }
+}
+
+#[test]
+fn any_reachable_layout_change_changes_the_fingerprint() {
+    let doc = schema_of::<(base::A, Shape, [u16; 3])>();
+    let fp = doc.fingerprint();
+    for i in 0..doc.types.len() {
+        let mut d = doc.clone();
+        d.types[i].size += 1;
+        assert_ne!(d.fingerprint(), fp, "size of {}", doc.types[i].name);
+        let mut d = doc.clone();
+        d.types[i].align *= 2;
+        assert_ne!(d.fingerprint(), fp, "align of {}", doc.types[i].name);
+    }
+    // An unreachable type does not count.
+    let mut d = doc.clone();
+    d.types.push(TypeDesc::placeholder());
+    assert_eq!(d.fingerprint(), fp);
+}
+
+/// Fingerprints are compared across builds and versions: a change to the
+/// scheme (record order, kind codes, the numbering) makes every existing
+/// object refuse new readers. Change this value only on purpose.
+#[test]
+fn fingerprint_scheme_is_stable() {
+    let fp = fingerprint_of::<(Shape, Option<Vec<HashMap<String, [i16; 2]>>>)>();
+    assert_eq!(fp, 0x3577_8c4d_b609_1e72, "{fp:#018x}");
+}

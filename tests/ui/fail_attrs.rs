@@ -11,6 +11,12 @@ struct UnknownField {
 }
 
 #[shmstate::shared]
+struct OldRecursive {
+    #[schema(recursive)]
+    a: Vec<u8>,
+}
+
+#[shmstate::shared]
 #[schema(rename = "Other")]
 struct UnknownContainer {
     a: u32,

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use shmstate as renamed;
-use shmstate::Schema;
+use shmstate::schema::fingerprint_of;
 
 #[shmstate::shared]
 #[rkyv(derive(Debug), compare(PartialEq))]
@@ -47,19 +47,18 @@ enum Plain {
 #[derive(shmstate::rkyv::Archive, shmstate::Schema)]
 #[rkyv(crate = shmstate::rkyv)]
 struct Manual {
-    #[schema(recursive)]
     a: Vec<u8>,
 }
 
 fn main() {
     let fps = [
-        Named::FINGERPRINT,
-        Tuple::FINGERPRINT,
-        Unit::FINGERPRINT,
-        Data::FINGERPRINT,
-        Generic::<u8, 2>::FINGERPRINT,
-        Plain::FINGERPRINT,
-        Manual::FINGERPRINT,
+        fingerprint_of::<Named>(),
+        fingerprint_of::<Tuple>(),
+        fingerprint_of::<Unit>(),
+        fingerprint_of::<Data>(),
+        fingerprint_of::<Generic<u8, 2>>(),
+        fingerprint_of::<Plain>(),
+        fingerprint_of::<Manual>(),
     ];
     assert!(fps.iter().all(|&f| f != 0));
     let _ = shmstate::schema::schema_of::<Generic<String, 3>>().to_string();

@@ -160,6 +160,19 @@ fn inspect(name: &str, json: bool) -> Result<(), Failure> {
     out(&inspect_text(&info))
 }
 
+/// The header's fingerprint, flagged when the stored schema does not hash to
+/// it (written with another fingerprint scheme, or corrupt): readers of the
+/// described type then refuse the object.
+fn fingerprint_line(info: &ObjectInfo) -> String {
+    let fp = format!("{:#018x}", info.fingerprint);
+    match &info.schema {
+        Ok(doc) if doc.fingerprint() != info.fingerprint => {
+            format!("{fp} (! the stored schema hashes to {:#018x}: readers of that type refuse it)", doc.fingerprint())
+        }
+        _ => fp,
+    }
+}
+
 fn inspect_text(info: &ObjectInfo) -> String {
     let mut s = String::new();
     let current = match info.current_slot {
@@ -175,7 +188,7 @@ fn inspect_text(info: &ObjectInfo) -> String {
     for (k, v) in [
         ("name", info.name.clone()),
         ("type", info.type_name.clone().unwrap_or_else(|| "?".into())),
-        ("fingerprint", format!("{:#018x}", info.fingerprint)),
+        ("fingerprint", fingerprint_line(info)),
         ("format", format!("version {}", info.format_version)),
         ("size", format!("{} ({} bytes), may grow to {}", human_size(info.size), info.size, human_size(info.max_size))),
         ("mode", format!("{:04o}, owner uid {}", info.mode & 0o7777, info.uid)),

@@ -1,0 +1,456 @@
+//! The untyped writer: creates or takes over an object, and publishes
+//! snapshots that a caller fills into a free slot: [`Writer<T>`] serializes a
+//! `T` with rkyv; [`RawWriter::publish_bytes`] copies already-archived bytes
+//! (tools, bridges, bindings), under the fingerprint and schema it was opened
+//! with. The protocol steps are `slots.rs`; this file puts them on shared
+//! memory.
+//!
+//! [`Writer<T>`]: crate::Writer
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Errno, OpenError, PublishError};
+use crate::layout::{self, Header, ReaderEntry, ReaderTableHeader, SlotEntry, PAGE, READERS_MAGIC, SLOT_ALIGN};
+use crate::locks::ByteLocks;
+use crate::os::{self, Mapping, ShmObject};
+use crate::protocol::MAX_GENERATION;
+use crate::schema::SchemaDoc;
+use crate::segment::{open_errno, DataSegment, Geometry, ReaderTable};
+use crate::slot_writer::SlotWriter;
+use crate::slots::{self, Slots};
+use crate::sync::Ordering::{Relaxed, Release};
+use crate::writer::WriterOptions;
+use crate::Generation;
+
+/// The single writer of an object, without its Rust type: it publishes bytes
+/// under the fingerprint and schema it was opened with. Open one with
+/// `RawWriter::options().open_or_create_raw(name, &schema)`.
+pub struct RawWriter {
+    name: String,
+    _lock: ShmObject,
+    tables: ObjectTables,
+    slots: Slots,
+    next_gen: u64,
+    fingerprint: u64,
+    liveness_held: bool,
+    remove_on_drop: bool,
+}
+
+/// The writer's mappings of the object, as `slots::Tables` for the protocol code.
+struct ObjectTables {
+    name: String,
+    data: DataSegment,
+    /// With table pins: the reader table of this incarnation.
+    readers: Option<ReaderTable>,
+    max_size: u64,
+}
+
+// SAFETY: a `RawWriter` owns its descriptors and mappings; the raw pointers
+// inside them refer to shared memory that is accessed through atomics or only
+// by the owner of the writer lock, so moving the handle to another thread is sound.
+#[allow(unsafe_code)]
+unsafe impl Send for RawWriter {}
+
+impl std::fmt::Debug for RawWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawWriter").field("name", &self.name).field("next_gen", &self.next_gen).finish()
+    }
+}
+
+impl RawWriter {
+    /// Default options (`create_raw` / `open_or_create_raw` finish them).
+    pub fn options() -> WriterOptions<RawWriter> {
+        WriterOptions::default()
+    }
+
+    /// Creates `name` for values described by `schema`, or takes it over
+    /// (`take_over`) if its fingerprint is `schema.fingerprint()`; `mismatch`
+    /// makes the error for an object of another type.
+    pub(crate) fn open_with<O>(
+        name: &str,
+        opts: &WriterOptions<O>,
+        schema: &SchemaDoc,
+        take_over: bool,
+        mismatch: impl FnOnce(&DataSegment, &Geometry) -> OpenError,
+    ) -> Result<Self, OpenError> {
+        crate::name::check(name)?;
+        opts.check(name)?;
+        let lock = Self::take_lock(name)?;
+        let existing = ShmObject::create_new(&crate::name::data(name), opts.mode);
+        let (data, created, liveness_held) = match existing {
+            Ok(obj) => {
+                let seg = Self::initialise(name, obj, opts, schema)?;
+                let held = take_liveness_lock(name, &seg)?;
+                (seg, true, held)
+            }
+            Err(Errno::EXIST) if take_over => match DataSegment::open(name, true, Duration::ZERO) {
+                Ok((seg, geo)) => {
+                    check_owner(name, "data segment", &seg.obj)?;
+                    // Before anything is written: a live writer (whose `.lock`
+                    // was unlinked under it) keeps the object.
+                    let held = take_liveness_lock(name, &seg)?;
+                    if geo.fingerprint != schema.fingerprint() {
+                        return Err(mismatch(&seg, &geo));
+                    }
+                    (seg, false, held)
+                }
+                // A creator that died before finishing: we hold the lock, so
+                // nobody else is initialising it. Start afresh under the name.
+                Err(OpenError::NotInitialized { .. }) => {
+                    let _ = ShmObject::unlink(&crate::name::data(name));
+                    let obj = ShmObject::create_new(&crate::name::data(name), opts.mode)
+                        .map_err(|e| open_errno(name, "data segment", "creating the data segment", e))?;
+                    let seg = Self::initialise(name, obj, opts, schema)?;
+                    let held = take_liveness_lock(name, &seg)?;
+                    (seg, true, held)
+                }
+                Err(e) => return Err(e),
+            },
+            Err(e) => return Err(open_errno(name, "data segment", "creating the data segment", e)),
+        };
+        let incarnation = data.header().incarnation.load(Relaxed);
+        let lock_pins = data.header().pin_mode.load(Relaxed) == layout::pin_mode::LOCKS;
+        let readers = if lock_pins {
+            if created {
+                // Readers of a lock-pin object use no table: drop a stale one.
+                let _ = ShmObject::unlink(&crate::name::readers(name));
+            }
+            None
+        } else if created {
+            Some(create_reader_table(name, opts, incarnation)?)
+        } else {
+            // Only the table of this incarnation: readers of the data
+            // segment pin there and nowhere else.
+            let t = ReaderTable::open_paired(name, incarnation, true).map_err(|e| e.into_open_error(name))?;
+            check_owner(name, "reader table", &t.obj)?;
+            Some(t)
+        };
+        let max_slots = data.header().max_slots.load(Relaxed);
+        let tables = ObjectTables { name: name.to_string(), data, readers, max_size: opts.max_size };
+        let next_gen = if created { 1 } else { slots::recover(&tables)? };
+        let w = RawWriter {
+            name: name.to_string(),
+            _lock: lock,
+            tables,
+            slots: Slots::new(lock_pins, max_slots),
+            next_gen,
+            fingerprint: schema.fingerprint(),
+            liveness_held,
+            remove_on_drop: opts.remove_on_drop,
+        };
+        let h = w.tables.data.header();
+        h.writer_pid.store(os::pid(), Relaxed);
+        // SYNC(init): Release pairs with the Acquire load of `magic` in
+        // `DataSegment::open`: the header, slot table and schema are complete.
+        h.magic.store(layout::MAGIC, Release);
+        Ok(w)
+    }
+
+    /// The owner-only lock object: exclusive flock, released by the kernel on death.
+    fn take_lock(name: &str) -> Result<ShmObject, OpenError> {
+        let lock = ShmObject::open_or_create(&crate::name::lock(name), 0o600)
+            .map_err(|e| open_errno(name, "writer lock", "opening the writer lock", e))?;
+        check_owner(name, "writer lock", &lock)?;
+        let deadline = Instant::now() + INHERITED_LOCK_PATIENCE;
+        loop {
+            match lock.try_flock_exclusive() {
+                Ok(true) => return Ok(lock),
+                Ok(false) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+                Ok(false) => return Err(OpenError::WriterBusy { name: name.into() }),
+                Err(errno) => return Err(OpenError::Os { name: name.into(), op: "flock", errno }),
+            }
+        }
+    }
+
+    /// Lays out a freshly created data segment.
+    fn initialise<O>(
+        name: &str,
+        obj: ShmObject,
+        opts: &WriterOptions<O>,
+        schema: &SchemaDoc,
+    ) -> Result<DataSegment, OpenError> {
+        let os_err = |op| move |errno| OpenError::Os { name: name.into(), op, errno };
+        let max_slots = opts.max_slots();
+        let fingerprint = schema.fingerprint();
+        let schema = schema.encode();
+        let header_size = layout::header_size_for(max_slots);
+        let data_start = layout::align_up(header_size + schema.len() as u64, PAGE).unwrap_or(u64::MAX);
+        let capacity = layout::align_up(opts.capacity.max(SLOT_ALIGN), SLOT_ALIGN).unwrap_or(u64::MAX);
+        let segment_len = capacity
+            .checked_mul(opts.slots as u64)
+            .and_then(|n| n.checked_add(data_start))
+            .filter(|&n| n <= opts.max_size)
+            .ok_or_else(|| OpenError::InvalidOption {
+                name: name.into(),
+                what: format!("{} slots of {} bytes exceed max_size {}", opts.slots, capacity, opts.max_size),
+            })?;
+        obj.grow_to(segment_len)
+            .map_err(|e| OpenError::allocating(name, "allocating the data segment", segment_len, e))?;
+        let map = Mapping::new(&obj, segment_len, true).map_err(os_err("mmap"))?;
+        let seg = DataSegment { obj, map, writable: true };
+        {
+            let region = seg.region();
+            let h = seg.header();
+            h.format_version.store(layout::FORMAT_VERSION, Relaxed);
+            h.header_size.store(header_size as u32, Relaxed);
+            h.fingerprint.store(fingerprint, Relaxed);
+            h.rkyv_format.store(crate::schema::fp::RKYV_FORMAT, Relaxed);
+            h.max_slots.store(max_slots, Relaxed);
+            h.slot_count.store(opts.slots, Relaxed);
+            h.schema_len.store(schema.len() as u64, Relaxed);
+            h.data_start.store(data_start, Relaxed);
+            h.segment_len.store(segment_len, Relaxed);
+            h.max_segment_len.store(opts.max_size, Relaxed);
+            h.created_ns.store(os::now_unix_ns(), Relaxed);
+            let pins = if opts.uses_lock_pins() { layout::pin_mode::LOCKS } else { layout::pin_mode::SHARED_MEMORY };
+            h.pin_mode.store(pins, Relaxed);
+            h.max_readers.store(opts.max_readers, Relaxed);
+            h.incarnation.store(os::random_id(), Relaxed);
+            for i in 0..opts.slots {
+                let e = region.slot(i).expect("slot table inside the header");
+                e.offset.store(data_start + i as u64 * capacity, Relaxed);
+                e.capacity.store(capacity, Relaxed);
+            }
+            let dst = region.range_ptr(header_size, schema.len() as u64).expect("schema inside the header");
+            write_bytes(dst, &schema);
+        }
+        Ok(seg)
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The generation the next publish will get.
+    pub fn next_generation(&self) -> Generation {
+        Generation(self.next_gen)
+    }
+
+    /// The fingerprint of the type this writer publishes.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// Publishes `archived`: the bytes of one rkyv archive (root at the end,
+    /// as `rkyv::to_bytes` makes them) of the type this object stores, in
+    /// this build's rkyv format. They are copied into a free slot.
+    ///
+    /// Safe whatever the bytes are: readers validate every new generation
+    /// (bytecheck, and the schema-driven decoder bounds every offset), so bad
+    /// bytes are a `ReadError::Invalid` for them, never undefined behaviour.
+    /// Check them before publishing (e.g. `rkyv::access` of the Rust type, or
+    /// `shmstate::dynamic`) if a bad snapshot must not become current.
+    pub fn publish_bytes(&mut self, archived: &[u8]) -> Result<Generation, PublishError> {
+        self.publish_with(|mut out| {
+            rkyv::ser::Writer::<rkyv::rancor::Panic>::write(&mut out, archived)
+                .map_err(|never| -> String { match never {} })?;
+            Ok(out)
+        })
+    }
+
+    /// Publishes the snapshot `fill` writes into a [`SlotWriter`] over a free
+    /// slot. `fill` may be called twice: when the first pass does not fit, the
+    /// writer makes room for the length it counted and calls it again.
+    ///
+    /// Never waits for readers: a slot pinned by a reader is skipped; dead
+    /// readers' pins are reclaimed; with no free slot, or none large enough, the
+    /// segment grows (never shrinks). On error the previous snapshot stays current.
+    pub(crate) fn publish_with(
+        &mut self,
+        mut fill: impl FnMut(SlotWriter) -> Result<SlotWriter, String>,
+    ) -> Result<Generation, PublishError> {
+        if self.next_gen > MAX_GENERATION {
+            return Err(PublishError::GenerationsExhausted { name: self.name.clone() });
+        }
+        if !self.liveness_held {
+            // A hostile reader's read lock kept us from it at open; try again.
+            let byte = layout::WRITER_LOCK_BYTE;
+            self.liveness_held = matches!(self.tables.data.obj.try_write_lock(byte), Ok(true));
+        }
+        let gen = self.next_gen;
+        let mut slot = self.slots.free_slot(&mut self.tables)?;
+        let mut len = self.fill_slot(slot, &mut fill)?;
+        if let Err(needed) = len {
+            slot = self.slots.slot_with_room(&mut self.tables, slot, needed)?;
+            len = self.fill_slot(slot, &mut fill)?;
+        }
+        let len = len.map_err(|needed| PublishError::Serialize {
+            name: self.name.clone(),
+            message: format!("value changed size between passes ({needed} bytes)"),
+        })?;
+        let now = os::now_unix_ns();
+        self.slots.commit(&self.tables, slot, gen, len, now);
+        let h = self.tables.data.header();
+        h.publishes.fetch_add(1, Relaxed);
+        h.last_publish_ns.store(now, Relaxed);
+        self.next_gen += 1;
+        if slots::announce(&self.tables) {
+            os::futex_wake_all(&h.notify);
+        }
+        Ok(Generation(gen))
+    }
+
+    /// Runs `fill` over `slot`; `Ok(Err(needed))` when it did not fit.
+    fn fill_slot(
+        &mut self,
+        slot: u32,
+        fill: &mut impl FnMut(SlotWriter) -> Result<SlotWriter, String>,
+    ) -> Result<Result<u64, u64>, PublishError> {
+        let (offset, capacity) = self.slots.begin_fill(&self.tables, slot);
+        // A slot without room (reset by `recover`) only counts the size needed.
+        let ptr = if capacity == 0 {
+            core::ptr::NonNull::dangling().as_ptr()
+        } else {
+            self.tables.data.region().range_ptr(offset, capacity).ok_or_else(|| PublishError::Os {
+                name: self.name.clone(),
+                op: "slot outside the mapping",
+                errno: Errno::FAULT,
+            })?
+        };
+        // SAFETY: the slot is neither current nor pinned by any reader (checked by
+        // `Slots::free_slot`/`slot_with_room` after the SeqCst fence of
+        // `protocol::scan_pins`, or under its write lock with lock pins), and we
+        // hold the writer lock, so nobody reads or writes these bytes until we
+        // publish them; `range_ptr` checked they lie inside our mapping (with
+        // capacity 0 nothing is ever written through the dangling pointer).
+        #[allow(unsafe_code)]
+        let out = unsafe { SlotWriter::new(ptr, capacity as usize) };
+        let out = fill(out).map_err(|message| PublishError::Serialize { name: self.name.clone(), message })?;
+        let len = out.len() as u64;
+        Ok(if out.fitted() { Ok(len) } else { Err(len) })
+    }
+}
+
+impl slots::Tables for ObjectTables {
+    type Locks = ShmObject;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn header(&self) -> &Header {
+        self.data.header()
+    }
+
+    fn slot(&self, k: u32) -> Option<&SlotEntry> {
+        self.data.region().slot(k)
+    }
+
+    fn data_locks(&self) -> &ShmObject {
+        &self.data.obj
+    }
+
+    fn reader_table(&self) -> Option<(&ReaderTableHeader, u32, &ShmObject)> {
+        let t = self.readers.as_ref()?;
+        Some((t.region().readers_header()?, t.capacity, &t.obj))
+    }
+
+    fn reader(&self, i: u32) -> Option<&ReaderEntry> {
+        self.readers.as_ref()?.region().reader(i)
+    }
+
+    /// Grows the segment by `capacity` bytes at its end; returns their offset.
+    fn allocate(&mut self, capacity: u64, needed: u64) -> Result<u64, PublishError> {
+        let h = self.data.header();
+        let offset = layout::align_up(h.segment_len.load(Relaxed), SLOT_ALIGN).unwrap_or(u64::MAX);
+        let Some(end) = offset.checked_add(capacity).filter(|&e| e <= self.max_size) else {
+            return Err(PublishError::TooLarge { name: self.name.clone(), needed, limit: self.max_size });
+        };
+        // Whole pages where the limit allows.
+        let end = layout::align_up(end, PAGE).filter(|&e| e <= self.max_size).unwrap_or(end);
+        self.data.obj.grow_to(end).map_err(|errno| PublishError::growing(&self.name, end - offset, errno))?;
+        #[cfg(feature = "fault-injection")]
+        crate::fault::point("after-grow");
+        self.data.map = Mapping::new(&self.data.obj, end, true).map_err(|errno| PublishError::Os {
+            name: self.name.clone(),
+            op: "mmap",
+            errno,
+        })?;
+        let h = self.data.header();
+        // Readers do not need this (they check each slot against fstat); it
+        // records how much of the object is in use, for recovery and tools.
+        h.segment_len.store(end, Release);
+        h.growths.fetch_add(1, Relaxed);
+        Ok(offset)
+    }
+}
+
+impl Drop for RawWriter {
+    fn drop(&mut self) {
+        if self.remove_on_drop {
+            let _ = crate::remove(&self.name);
+        }
+    }
+}
+
+fn write_bytes(dst: *mut u8, src: &[u8]) {
+    // SAFETY: `dst` comes from `Region::range_ptr(.., src.len())` of a mapping we
+    // just created and nobody else can see yet (MAGIC is not set).
+    #[allow(unsafe_code)]
+    unsafe {
+        core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len())
+    };
+}
+
+/// How long a writer lock held by someone else may take to go away before
+/// `WriterBusy`. A writer's locks belong to its open file descriptions, and a
+/// child forked by *any* thread of a process shares them until it `exec`s
+/// (`O_CLOEXEC` closes them only then): for a moment after a writer is dropped,
+/// or dies, its locks can outlive it. A live writer holds them for good.
+const INHERITED_LOCK_PATIENCE: Duration = Duration::from_millis(250);
+
+/// `slots::take_liveness_lock`, waiting out a lock that only a forked child
+/// still carries (see `INHERITED_LOCK_PATIENCE`).
+fn take_liveness_lock(name: &str, seg: &DataSegment) -> Result<bool, OpenError> {
+    let deadline = Instant::now() + INHERITED_LOCK_PATIENCE;
+    loop {
+        match slots::take_liveness_lock(name, &seg.obj) {
+            Err(OpenError::WriterBusy { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Refuses objects of another user: taking them over would let whoever
+/// planted them read or disturb what this writer publishes.
+fn check_owner(name: &str, object: &'static str, obj: &ShmObject) -> Result<(), OpenError> {
+    let (_, owner) = obj.mode_and_owner().map_err(|errno| OpenError::Os { name: name.into(), op: "fstat", errno })?;
+    if owner == os::euid() {
+        Ok(())
+    } else {
+        Err(OpenError::NotOwner { name: name.into(), object, owner })
+    }
+}
+
+/// Creates (or replaces a stale) reader table for a new data segment.
+fn create_reader_table<O>(name: &str, opts: &WriterOptions<O>, incarnation: u64) -> Result<ReaderTable, OpenError> {
+    let path = crate::name::readers(name);
+    // Readers need write access to pin: mirror the data segment's read bits.
+    let mode = opts.mode | ((opts.mode & 0o044) >> 1);
+    let obj = match ShmObject::create_new(&path, mode) {
+        Err(Errno::EXIST) => {
+            // Left over from an object that was removed incompletely: readers of
+            // that old object keep their own (unlinked) copy.
+            let _ = ShmObject::unlink(&path);
+            ShmObject::create_new(&path, mode)
+        }
+        r => r,
+    }
+    .map_err(|e| open_errno(name, "reader table", "creating the reader table", e))?;
+    let size = layout::reader_table_size(opts.max_readers);
+    obj.grow_to(size).map_err(|e| OpenError::allocating(name, "allocating the reader table", size, e))?;
+    let map = Mapping::new(&obj, size, true).map_err(|errno| OpenError::Os { name: name.into(), op: "mmap", errno })?;
+    {
+        let region = crate::segment::map_region(&map);
+        let h = region.readers_header().expect("reader table holds its header");
+        h.capacity.store(opts.max_readers, Relaxed);
+        h.incarnation.store(incarnation, Relaxed);
+        // SYNC(init): Release pairs with the Acquire load in `ReaderTable::from_object`.
+        h.magic.store(READERS_MAGIC, Release);
+    }
+    drop(map);
+    ReaderTable::from_object(name, obj, true)
+}

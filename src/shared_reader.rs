@@ -1,0 +1,516 @@
+//! One reader handle for many threads: [`SharedReader`] (its docs say how
+//! it works, what it guarantees and its limits).
+
+#![allow(unsafe_code)]
+
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::atomic::AtomicU64 as IdCounter;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rkyv::rancor::BoxedError;
+
+use crate::error::{OpenError, ReadError, WaitError};
+use crate::watch::Watcher;
+use crate::{Generation, Reader, ReaderOptions, Shared};
+
+/// A reader handle for objects of type `T` that many threads share: it is
+/// `Sync`, so a thread pool can share it (`Arc<SharedReader<T>>`, or a
+/// `static`) and call [`load`](SharedReader::load) through `&self`.
+///
+/// ## How
+/// Each thread that reads gets its own [`Reader`] (its own reader-table entry
+/// and pin), claimed on its first `load` and found again through a thread-local
+/// keyed by the handle's unique id. An unchanged read is then a thread-local
+/// lookup, one atomic load of the publish word, and a thread-local counter
+/// increment: threads never write a cache line another thread reads.
+///
+/// A thread's readers are closed (their entries released) when the thread
+/// exits or when the handle is dropped, whichever comes first, so the handle
+/// holds entries only for threads that actually read (plus, until the first
+/// thread reads, the one reader `open` made to check the object).
+///
+/// With the `tokio` feature, `changed(generation)` is a future of the next
+/// generation (the `Changed` type documents the async waits).
+///
+/// ```no_run
+/// # #[shmstate::shared] struct Config { port: u16 }
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let shared = std::sync::Arc::new(shmstate::SharedReader::<Config>::open("myapp.config")?);
+/// let workers: Vec<_> = (0..4)
+///     .map(|_| {
+///         let shared = shared.clone();
+///         std::thread::spawn(move || shared.load().map(|snap| snap.port.to_native()))
+///     })
+///     .collect();
+/// for w in workers {
+///     let _port = w.join().unwrap()?;
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// ## Guarantees and limits
+/// - A [`SharedSnapshot`] keeps its thread's pin: the writer does not touch its
+///   bytes while it lives. It is neither `Send` nor `Sync`, since the pin
+///   belongs to the thread's reader.
+/// - `load` always returns the latest generation. While a guard holds the
+///   thread's pin and a newer generation is out, `load` pins the new one with a
+///   second reader of the same thread, so a thread uses one entry plus one per
+///   generation it holds guards on at once (usually one, two while swapping),
+///   and keeps at most one idle spare.
+/// - [`wait_newer`](SharedReader::wait_newer) pins nothing, so it may be called
+///   while guards live, from any thread.
+/// - Each thread's reader opens the object by name when the thread first
+///   reads: if the object is removed and created anew meanwhile, that thread
+///   reads the new one (or gets `load` errors if its type differs).
+/// - More reading threads than the object has reader entries: `load` fails
+///   with [`ReadError::Open`] (`ReaderTableFull`) on the extra threads.
+/// - A guard leaked with `mem::forget` keeps its pin (and entry) until the
+///   handle is dropped.
+/// - A thread's first `load` opens its reader (an `open`, tens of µs); threads
+///   that come and go (e.g. tokio's blocking pool) pay it each time.
+/// - In async code, a guard cannot be held across an `.await` of a task that
+///   must be `Send` (the guard is not); load again after the `.await`.
+pub struct SharedReader<T: Shared> {
+    /// `registry.id`, kept here so the fast path needs no extra load.
+    id: u64,
+    /// Owns every thread's readers; the thread-locals point into it.
+    registry: Arc<Registry>,
+    /// Waits and generation checks, from any thread, without pinning.
+    watcher: Arc<Watcher>,
+    name: String,
+    options: ReaderOptions<T>,
+    /// The reader opened (and type-checked) by `open`, for the first thread.
+    spare: Mutex<Option<Reader<T>>>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: Shared> std::fmt::Debug for SharedReader<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedReader").field("name", &self.name).field("threads", &self.threads()).finish()
+    }
+}
+
+/// A validated, pinned snapshot from [`SharedReader::load`]: derefs to the
+/// archived value in shared memory. It keeps its thread's pin, so it stays on
+/// the thread that loaded it (neither `Send` nor `Sync`).
+#[must_use]
+pub struct SharedSnapshot<'a, T: Shared> {
+    archived: &'a T::Archived,
+    generation: Generation,
+    lane: &'a Lane<T>,
+    /// The pin belongs to this thread's reader.
+    _this_thread: PhantomData<*const ()>,
+}
+
+impl<T: Shared> SharedSnapshot<'_, T> {
+    /// The generation of this snapshot.
+    pub fn generation(&self) -> Generation {
+        self.generation
+    }
+
+    /// Deserializes a copy of the value.
+    pub fn to_value(&self) -> Result<T, BoxedError>
+    where
+        T::Archived: rkyv::Deserialize<T, rkyv::rancor::Strategy<rkyv::de::Pool, BoxedError>>,
+    {
+        rkyv::deserialize::<T, BoxedError>(self.archived)
+    }
+}
+
+impl<T: Shared> Deref for SharedSnapshot<'_, T> {
+    type Target = T::Archived;
+    #[inline]
+    fn deref(&self) -> &T::Archived {
+        self.archived
+    }
+}
+
+impl<T: Shared> Drop for SharedSnapshot<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        // The guard never left the thread that owns the lane (not `Send`).
+        self.lane.guards.set(self.lane.guards.get() - 1);
+    }
+}
+
+impl<T: Shared> std::fmt::Debug for SharedSnapshot<'_, T>
+where
+    T::Archived: std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedSnapshot").field("generation", &self.generation).field("value", self.archived).finish()
+    }
+}
+
+/// One reader of one thread, with the number of live guards on its pin.
+/// Aligned to two cache lines so two threads' lanes never share one.
+#[repr(align(128))]
+struct Lane<T: Shared> {
+    reader: UnsafeCell<Reader<T>>,
+    guards: Cell<usize>,
+}
+
+/// One thread's readers of one handle. Only that thread touches it (until the
+/// handle's registry frees it, when no thread can use the handle any more).
+/// Aligned like `Lane`: the fast path reads it, the slow path writes it.
+#[repr(align(128))]
+struct ThreadLanes<T: Shared> {
+    /// `Box::into_raw` lanes; raw so that guards' references into them stay
+    /// valid while the list itself changes.
+    lanes: UnsafeCell<Vec<*mut Lane<T>>>,
+    /// The lane holding the newest view (null before the first read).
+    latest: Cell<*const Lane<T>>,
+    /// Inside `load_slow` (a `&mut` to a reader lives): refuse re-entry.
+    busy: Cell<bool>,
+}
+
+impl<T: Shared> ThreadLanes<T> {
+    /// Whether a guard still refers to one of these lanes.
+    fn in_use(&self) -> bool {
+        // SAFETY: called on the owning thread (its thread-local destructor),
+        // where no `&mut` to the list lives unless `busy`, checked first.
+        self.busy.get()
+            || unsafe { &*self.lanes.get() }.iter().any(|&l| {
+                // SAFETY: the list holds live `Box::into_raw` lanes.
+                unsafe { &*l }.guards.get() > 0
+            })
+    }
+}
+
+impl<T: Shared> Drop for ThreadLanes<T> {
+    fn drop(&mut self) {
+        for &lane in self.lanes.get_mut().iter() {
+            // SAFETY: each pointer came from `Box::into_raw` and is freed once,
+            // here; no guard refers to it (`in_use` was false, or the handle is
+            // gone and with it every borrow a guard could hold).
+            drop(unsafe { Box::from_raw(lane) });
+        }
+    }
+}
+
+/// Every thread's lanes of one handle, type-erased so the thread-locals (which
+/// cannot be generic) can release them.
+struct Registry {
+    /// Unique in the process, never reused: a stale thread-local entry of a
+    /// dropped handle can never match a live one.
+    id: u64,
+    threads: Mutex<Vec<Erased>>,
+}
+
+/// A `Box<ThreadLanes<T>>` with its type's operations.
+struct Erased {
+    lanes: *mut (),
+    in_use: unsafe fn(*mut ()) -> bool,
+    free: unsafe fn(*mut ()),
+}
+
+/// # Safety
+/// `p` is a live `Box::into_raw(Box<ThreadLanes<T>>)`, on its own thread.
+unsafe fn lanes_in_use<T: Shared>(p: *mut ()) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe { &*(p as *const ThreadLanes<T>) }.in_use()
+}
+
+/// # Safety
+/// `p` is a live `Box::into_raw(Box<ThreadLanes<T>>)` nobody uses any more.
+unsafe fn free_lanes<T: Shared>(p: *mut ()) {
+    // SAFETY: the caller's contract.
+    drop(unsafe { Box::from_raw(p as *mut ThreadLanes<T>) });
+}
+
+// SAFETY: the raw pointers are `ThreadLanes<T>`, which are `Send` (a `Reader`
+// is `Send`, the rest is plain data). Each is used only by the thread that
+// created it, through its thread-local; the registry only frees them, either
+// from that thread's thread-local destructor or when the last `Arc` goes, when
+// the handle (and so every borrow of it) is gone.
+#[allow(unsafe_code)]
+unsafe impl Send for Registry {}
+// SAFETY: as for `Send`; the list itself is behind a mutex.
+#[allow(unsafe_code)]
+unsafe impl Sync for Registry {}
+
+impl Registry {
+    /// Called by thread-local destructors: frees that thread's lanes unless a
+    /// guard still refers to them (a guard kept in another thread-local); those
+    /// are freed with the registry.
+    fn release_thread(&self, lanes: *mut ()) {
+        let entry = {
+            let mut threads = self.threads.lock();
+            let Some(i) = threads.iter().position(|e| e.lanes == lanes) else { return };
+            // SAFETY: we run on the lanes' own thread (its thread-local destructor).
+            if unsafe { (threads[i].in_use)(lanes) } {
+                return;
+            }
+            threads.swap_remove(i)
+        };
+        // SAFETY: removed from the registry, on its own thread, no guard: nobody
+        // uses it any more. Freed outside the lock (closing descriptors).
+        unsafe { (entry.free)(entry.lanes) };
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        for e in self.threads.get_mut().drain(..) {
+            // SAFETY: the handle is gone, and with it every borrow a guard or a
+            // thread's `load` could hold; thread-locals only reach the lanes
+            // through a live handle (id match) or `release_thread` (which needs
+            // the registry alive).
+            unsafe { (e.free)(e.lanes) };
+        }
+    }
+}
+
+/// A thread's entry for one handle, releasing the lanes when the thread exits.
+struct Registered {
+    id: u64,
+    lanes: *mut (),
+    registry: Weak<Registry>,
+}
+
+/// This thread's entries; dropped when the thread exits.
+struct ThreadEntries(Vec<Registered>);
+
+impl Drop for ThreadEntries {
+    fn drop(&mut self) {
+        // The fast path must not find lanes that are about to be freed.
+        LAST.set((0, std::ptr::null_mut()));
+        for r in self.0.drain(..) {
+            if let Some(registry) = r.registry.upgrade() {
+                registry.release_thread(r.lanes);
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The fast path: the last handle used on this thread (id, its lanes).
+    /// Plain data without a destructor, so it is always accessible.
+    static LAST: Cell<(u64, *mut ())> = const { Cell::new((0, std::ptr::null_mut())) };
+    /// Every handle this thread read from.
+    static ENTRIES: RefCell<ThreadEntries> = const { RefCell::new(ThreadEntries(Vec::new())) };
+}
+
+/// Handle ids; 0 is never used (the empty `LAST`).
+static NEXT_ID: IdCounter = IdCounter::new(1);
+
+impl<T: Shared> SharedReader<T> {
+    /// Opens the object `name` for reading `T` from many threads, with default
+    /// options. Checks the object as [`Reader::open`] does.
+    pub fn open(name: &str) -> Result<Self, OpenError> {
+        Self::open_with(name, ReaderOptions::default())
+    }
+
+    pub(crate) fn open_with(name: &str, options: ReaderOptions<T>) -> Result<Self, OpenError> {
+        let first = Reader::open_with(name, &options)?;
+        let watcher = Arc::new(Watcher::open(name, options.get_init_timeout())?);
+        // SYNC(id): Relaxed: only uniqueness matters.
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(SharedReader {
+            id,
+            registry: Arc::new(Registry { id, threads: Mutex::new(Vec::new()) }),
+            watcher,
+            name: name.to_string(),
+            options,
+            spare: Mutex::new(Some(first)),
+            _type: PhantomData,
+        })
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Threads that currently hold readers of this handle.
+    pub fn threads(&self) -> usize {
+        self.registry.threads.lock().len()
+    }
+
+    /// The latest published generation (`Generation::NONE` before the first
+    /// publish), without pinning anything.
+    pub fn generation(&self) -> Generation {
+        self.watcher.generation()
+    }
+
+    /// Whether a live writer holds the object (an OFD-lock probe: one syscall).
+    pub fn writer_alive(&self) -> bool {
+        self.watcher.writer_alive().unwrap_or(false)
+    }
+
+    /// The latest snapshot, validated with bytecheck on this thread's first
+    /// read of each generation. Reading an unchanged generation again is a
+    /// thread-local lookup and one atomic load.
+    #[inline(always)]
+    pub fn load(&self) -> Result<SharedSnapshot<'_, T>, ReadError> {
+        let lanes = self.thread_lanes()?;
+        if lanes.busy.get() {
+            return Err(ReadError::Corrupt {
+                name: self.name.clone(),
+                what: "SharedReader::load re-entered from inside a load".into(),
+            });
+        }
+        let lane = lanes.latest.get();
+        if !lane.is_null() {
+            // SAFETY: `latest` is one of this thread's live lanes (freed only
+            // with the thread's entry or the registry, both after `&self` ends).
+            let lane = unsafe { &*lane };
+            // SAFETY: only this thread touches the lane's reader, and no `&mut`
+            // to it lives (`busy` is false).
+            let reader = unsafe { &*lane.reader.get() };
+            if let Some((root, generation)) = reader.current_view() {
+                return Ok(Self::guard(lane, root, generation));
+            }
+        }
+        self.load_slow(lanes)
+    }
+
+    #[inline(always)]
+    fn guard<'a>(lane: &'a Lane<T>, root: *const T::Archived, generation: Generation) -> SharedSnapshot<'a, T> {
+        lane.guards.set(lane.guards.get() + 1);
+        // SAFETY: `root` is the lane reader's validated view of its pinned slot.
+        // The pin does not move while `guards > 0` (`load_slow` repins only
+        // lanes without guards), and the lane with its mapping lives as long as
+        // the handle, which `'a` borrows.
+        let archived = unsafe { &*root };
+        SharedSnapshot { archived, generation, lane, _this_thread: PhantomData }
+    }
+
+    /// This thread's lanes of this handle, created on first use.
+    #[inline(always)]
+    fn thread_lanes(&self) -> Result<&ThreadLanes<T>, ReadError> {
+        let (id, lanes) = LAST.get();
+        if id == self.id {
+            // SAFETY: ids are unique, so `lanes` is this handle's
+            // `ThreadLanes<T>` of this thread, alive while the handle is.
+            return Ok(unsafe { &*(lanes as *const ThreadLanes<T>) });
+        }
+        self.thread_lanes_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn thread_lanes_slow(&self) -> Result<&ThreadLanes<T>, ReadError> {
+        let id = self.registry.id;
+        let lanes = ENTRIES
+            .try_with(|entries| {
+                let mut entries = entries.borrow_mut();
+                if let Some(r) = entries.0.iter().find(|r| r.id == id) {
+                    return r.lanes;
+                }
+                // Forget entries of dropped handles (their lanes are freed).
+                entries.0.retain(|r| r.registry.strong_count() > 0);
+                let lanes = Box::into_raw(Box::new(ThreadLanes::<T> {
+                    lanes: UnsafeCell::new(Vec::new()),
+                    latest: Cell::new(std::ptr::null()),
+                    busy: Cell::new(false),
+                })) as *mut ();
+                self.registry.threads.lock().push(Erased { lanes, in_use: lanes_in_use::<T>, free: free_lanes::<T> });
+                entries.0.push(Registered { id, lanes, registry: Arc::downgrade(&self.registry) });
+                lanes
+            })
+            .map_err(|_| ReadError::ThreadExiting { name: self.name.clone() })?;
+        LAST.set((id, lanes));
+        // SAFETY: this thread's `ThreadLanes<T>` of this handle, owned by the
+        // registry, which lives as long as `self`.
+        Ok(unsafe { &*(lanes as *const ThreadLanes<T>) })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn load_slow<'a>(&'a self, lanes: &'a ThreadLanes<T>) -> Result<SharedSnapshot<'a, T>, ReadError> {
+        struct Busy<'b>(&'b Cell<bool>);
+        impl Drop for Busy<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        lanes.busy.set(true);
+        let _busy = Busy(&lanes.busy);
+        // SAFETY: only this thread touches its lanes, and `busy` keeps any
+        // other reference to the list from being made while this one lives.
+        let list = unsafe { &mut *lanes.lanes.get() };
+        let idle = |l: *mut Lane<T>| {
+            // SAFETY: every pointer in `list` (and `latest`) is a live
+            // `Box::into_raw` lane of this thread.
+            unsafe { &*l }.guards.get() == 0
+        };
+        // Prefer the lane with the newest pin, then any lane without guards.
+        let latest = lanes.latest.get() as *mut Lane<T>;
+        let pick =
+            if !latest.is_null() && idle(latest) { Some(latest) } else { list.iter().copied().find(|&l| idle(l)) };
+        let lane_ptr = match pick {
+            Some(l) => l,
+            None => {
+                let reader = self.claim_reader().map_err(ReadError::Open)?;
+                let lane = Box::into_raw(Box::new(Lane { reader: UnsafeCell::new(reader), guards: Cell::new(0) }));
+                list.push(lane);
+                lane
+            }
+        };
+        // SAFETY: a live lane of this thread.
+        let lane = unsafe { &*lane_ptr };
+        // SAFETY: this thread's lane, without guards (none refers to its pin,
+        // which `read` may move), and no other reference to its reader lives.
+        let reader = unsafe { &mut *lane.reader.get() };
+        let (root, generation) = {
+            let snap = reader.read()?;
+            (&*snap as *const T::Archived, snap.generation())
+        };
+        lanes.latest.set(lane_ptr);
+        // Unpin idle lanes (the writer may reuse their slots); keep one spare.
+        let mut spare_kept = false;
+        list.retain(|&l| {
+            if l == lane_ptr || !idle(l) {
+                return true;
+            }
+            if !spare_kept {
+                spare_kept = true;
+                // SAFETY: an idle lane of this thread: nothing refers to its pin.
+                unsafe { &mut *(*l).reader.get() }.release();
+                return true;
+            }
+            // SAFETY: an idle lane of this thread, removed from the list: freed once.
+            drop(unsafe { Box::from_raw(l) });
+            false
+        });
+        Ok(Self::guard(lane, root, generation))
+    }
+
+    /// A reader for a new lane: the one `open` made, or a new one.
+    fn claim_reader(&self) -> Result<Reader<T>, OpenError> {
+        match self.spare.lock().take() {
+            Some(r) => Ok(r),
+            None => Reader::open_with(&self.name, &self.options),
+        }
+    }
+
+    /// Blocks until a generation newer than `than` is published, the writer is
+    /// found dead, or `timeout` passes (shared futex; no polling). Pins
+    /// nothing: guards from [`load`](Self::load) may live meanwhile.
+    pub fn wait_newer(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
+        let spin = self.options.get_wait_spin().min(timeout);
+        let start = Instant::now();
+        while !spin.is_zero() {
+            let now = self.watcher.generation();
+            if now > than {
+                return Ok(now);
+            }
+            if start.elapsed() >= spin {
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        self.watcher.wait_newer(than, timeout.saturating_sub(start.elapsed()))
+    }
+
+    /// The watcher, for the async waits.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn watcher(&self) -> &Arc<Watcher> {
+        &self.watcher
+    }
+}

@@ -1,0 +1,158 @@
+//! Watching an object for new generations without pinning anything: the
+//! blocking wait loop shared by every reader handle, and [`Watcher`], a
+//! thread-safe view of an object's header that a [`SharedReader`] (and the
+//! async helper thread) waits on from any thread.
+//!
+//! [`SharedReader`]: crate::SharedReader
+
+use std::time::{Duration, Instant};
+
+use crate::error::{OpenError, WaitError};
+use crate::layout;
+use crate::os::{self, UnderName};
+use crate::protocol;
+use crate::raw_reader::DEFAULT_WRITER_GRACE;
+use crate::segment::{DataSegment, PairError, ReaderTable};
+use crate::sync::AtomicU32;
+use crate::sync::Ordering::{Acquire, SeqCst};
+use crate::Generation;
+
+/// How long one futex wait lasts at most: a writer that dies without
+/// publishing is noticed within this slice.
+pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// An object's header and waiter count, mapped once, shared between threads.
+/// It pins nothing and owns no reader entry.
+#[derive(Debug)]
+pub(crate) struct Watcher {
+    name: String,
+    data: DataSegment,
+    /// The reader table (table pins), where waiters count themselves; `None`
+    /// with lock pins (the writer then always wakes).
+    readers: Option<ReaderTable>,
+}
+
+impl Watcher {
+    /// The object's name.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Opens `name`'s data segment and reader table for watching.
+    pub(crate) fn open(name: &str, init_timeout: Duration) -> Result<Self, OpenError> {
+        let mut attempt = 0;
+        loop {
+            let (data, geo) = DataSegment::open(name, false, init_timeout)?;
+            if geo.pin_mode == layout::pin_mode::LOCKS {
+                return Ok(Watcher { name: name.into(), data, readers: None });
+            }
+            // Count ourselves as a waiter in this data segment's own table
+            // (docs/PROTOCOL.md "Incarnations"), as `RawReader::open` pins there.
+            match ReaderTable::open_paired(name, geo.incarnation, true) {
+                Ok(t) => return Ok(Watcher { name: name.into(), data, readers: Some(t) }),
+                Err(PairError::Replaced) if attempt < 8 => attempt += 1,
+                Err(e) => return Err(e.into_open_error(name)),
+            }
+        }
+    }
+
+    /// The futex word the writer bumps after every publish.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn notify(&self) -> &AtomicU32 {
+        &self.data.header().notify
+    }
+
+    /// The reader table's waiter count, if the object has a table.
+    pub(crate) fn waiters(&self) -> Option<&AtomicU32> {
+        self.readers.as_ref().and_then(|t| t.region().readers_header()).map(|h| &h.waiters)
+    }
+
+    /// The latest published generation.
+    pub(crate) fn generation(&self) -> Generation {
+        // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
+        Generation(protocol::generation_of(self.data.header().current.load(Acquire)))
+    }
+
+    /// Whether a live writer holds the object (one syscall).
+    pub(crate) fn writer_alive(&self) -> Result<bool, crate::Errno> {
+        self.data.writer_alive()
+    }
+
+    /// Blocks until a generation newer than `than`, a writer dead for longer
+    /// than [`DEFAULT_WRITER_GRACE`], a replaced object, or `timeout`.
+    pub(crate) fn wait_newer(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
+        wait_for_newer(&self.name, &self.data, self.waiters(), than, timeout, DEFAULT_WRITER_GRACE)
+    }
+}
+
+/// Blocks until a generation newer than `than` is published in `data`, its
+/// writer has been dead for `grace` (a new writer that takes over within it
+/// ends the wait with its first generation), `name` is found to refer to
+/// another object, or `timeout` passes. Uses the shared futex `notify` in the
+/// header: no polling, and no wake-up syscall for the writer when nobody waits
+/// (`waiters`, when the object has a reader table, counts us).
+pub(crate) fn wait_for_newer(
+    name: &str,
+    data: &DataSegment,
+    waiters: Option<&AtomicU32>,
+    than: Generation,
+    timeout: Duration,
+    grace: Duration,
+) -> Result<Generation, WaitError> {
+    let deadline = Instant::now() + timeout;
+    let h = data.header();
+    // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
+    let generation = || Generation(protocol::generation_of(h.current.load(Acquire)));
+    let os_error = |op, errno| WaitError::Os { name: name.into(), op, errno };
+    let mut dead_since: Option<Instant> = None;
+    let mut under_name = UnderName::This;
+    let mut slept = false;
+    loop {
+        // SYNC(wake): read `notify` before checking, so a publish in between
+        // makes the futex wait return at once (EAGAIN).
+        let seen = h.notify.load(SeqCst);
+        let now = generation();
+        if now > than {
+            return Ok(now);
+        }
+        let alive = data.writer_alive().map_err(|errno| os_error("probing the writer lock", errno))?;
+        // Not before the first sleep (a waiter woken by each publish pays
+        // nothing), then once per slice: has the name moved to another object?
+        if slept || !alive {
+            under_name =
+                data.obj.under_name(&crate::name::data(name)).map_err(|errno| os_error("checking the name", errno))?;
+            if under_name == UnderName::Another {
+                return Err(WaitError::Replaced { name: name.into() });
+            }
+        }
+        if alive {
+            dead_since = None;
+        } else if dead_since.get_or_insert_with(Instant::now).elapsed() >= grace {
+            // It may have published just before dying.
+            let now = generation();
+            return match () {
+                _ if now > than => Ok(now),
+                _ if under_name == UnderName::Nothing => Err(WaitError::Removed { name: name.into() }),
+                _ => Err(WaitError::WriterDead { name: name.into() }),
+            };
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(WaitError::Timeout { name: name.into() });
+        }
+        // SYNC(wake): pairs with `Writer::wake_waiters` (store-buffering).
+        if let Some(w) = waiters {
+            w.fetch_add(1, SeqCst);
+        }
+        if h.notify.load(SeqCst) == seen {
+            // Bounded slices: a writer that dies (or a new one that takes
+            // over) without publishing is noticed.
+            os::futex_wait(&h.notify, seen, left.min(WAIT_SLICE));
+            slept = true;
+        }
+        if let Some(w) = waiters {
+            w.fetch_sub(1, SeqCst);
+        }
+    }
+}

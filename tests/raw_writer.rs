@@ -1,0 +1,81 @@
+//! The type-agnostic writer: publishes already-archived bytes under a schema's
+//! fingerprint; typed readers cannot tell the difference, and bad bytes are
+//! their `ReadError::Invalid`, never undefined behaviour.
+
+mod common;
+
+use common::TestName;
+use shmstate::schema::{fingerprint_of, schema_of};
+use shmstate::{OpenError, RawWriter, ReadError, Reader, Writer};
+
+#[shmstate::shared]
+#[derive(Debug, Clone, PartialEq)]
+struct Config {
+    port: u16,
+    hosts: Vec<String>,
+}
+
+#[shmstate::shared]
+#[derive(Debug, Clone, PartialEq)]
+struct Other {
+    port: u32,
+}
+
+fn archived(c: &Config) -> Vec<u8> {
+    shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::Error>(c).unwrap().to_vec()
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "uses shm")]
+fn typed_readers_read_what_the_raw_writer_publishes() {
+    let name = TestName::new("raw-pub");
+    let schema = schema_of::<Config>();
+    let mut w = RawWriter::options().create_raw(name.as_str(), &schema).unwrap();
+    assert_eq!(w.fingerprint(), fingerprint_of::<Config>());
+    let c1 = Config { port: 80, hosts: vec!["a".into(), "b".into()] };
+    assert_eq!(w.publish_bytes(&archived(&c1)).unwrap().get(), 1);
+    let mut r = Reader::<Config>::open(name.as_str()).unwrap();
+    assert_eq!(r.read().unwrap().to_value().unwrap(), c1);
+    // A snapshot larger than the slots: the writer grows, as for typed publishes.
+    let big = Config { port: 81, hosts: (0..2000).map(|i| format!("host-{i}")).collect() };
+    assert_eq!(w.publish_bytes(&archived(&big)).unwrap().get(), 2);
+    assert_eq!(r.read().unwrap().to_value().unwrap(), big);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "uses shm")]
+fn raw_writer_takes_over_only_its_own_type() {
+    let name = TestName::new("raw-takeover");
+    let mut typed = Writer::<Config>::create(name.as_str()).unwrap();
+    typed.publish(&Config { port: 1, hosts: vec![] }).unwrap();
+    drop(typed);
+    match RawWriter::options().open_or_create_raw(name.as_str(), &schema_of::<Other>()) {
+        Err(OpenError::TypeMismatch { .. }) => {}
+        other => panic!("a raw writer of another type took over: {other:?}"),
+    }
+    let mut raw = RawWriter::options().open_or_create_raw(name.as_str(), &schema_of::<Config>()).unwrap();
+    let c = Config { port: 2, hosts: vec!["x".into()] };
+    assert_eq!(raw.publish_bytes(&archived(&c)).unwrap().get(), 2);
+    assert_eq!(Reader::<Config>::open(name.as_str()).unwrap().read().unwrap().to_value().unwrap(), c);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "uses shm")]
+fn garbage_bytes_are_invalid_for_readers_and_the_next_good_snapshot_reads() {
+    let name = TestName::new("raw-garbage");
+    let mut w = RawWriter::options().create_raw(name.as_str(), &schema_of::<Config>()).unwrap();
+    let mut r = Reader::<Config>::open(name.as_str()).unwrap();
+    // A relative pointer to nowhere, a truncated archive, nothing at all.
+    for bad in
+        [vec![0xFFu8; 16], archived(&Config { port: 3, hosts: vec!["long enough".into()] })[4..].to_vec(), vec![]]
+    {
+        let g = w.publish_bytes(&bad).unwrap();
+        match r.read() {
+            Err(ReadError::Invalid { generation, .. }) => assert_eq!(generation, g.get()),
+            other => panic!("garbage read as {other:?}"),
+        }
+    }
+    let good = Config { port: 4, hosts: vec![] };
+    w.publish_bytes(&archived(&good)).unwrap();
+    assert_eq!(r.read().unwrap().to_value().unwrap(), good);
+}
