@@ -527,7 +527,7 @@ impl<T: Shared> Reader<T> {
         let next = match &self.successor {
             Some(next) => next,
             None => {
-                opened = RawReader::open(self.raw.name(), left).map_err(|e| match e {
+                opened = open_checked::<T>(self.raw.name(), left, self.owner).map_err(|e| match e {
                     OpenError::NotFound { .. } | OpenError::NotInitialized { .. } => {
                         WaitError::Timeout { name: self.raw.name().to_string() }
                     }
