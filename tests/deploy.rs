@@ -379,3 +379,20 @@ fn waiting_for_a_writer_that_never_comes_ends_in_not_found() {
     let opened = Reader::<Checked>::options().wait_for_writer(Duration::from_millis(200)).open(name.as_str());
     assert!(matches!(opened, Err(OpenError::NotFound { .. })), "{opened:?}");
 }
+
+/// Following cannot cross a type change: the new object holds another type.
+#[test]
+fn a_following_reader_reports_a_replacement_of_another_type() {
+    let name = TestName::new("followtype");
+    let mut w = Writer::<Checked>::create(name.as_str()).unwrap();
+    let last = w.publish(&Checked::new(1, 4)).unwrap();
+    let mut r = Reader::<Checked>::options().follow(true).open(name.as_str()).unwrap();
+    assert_eq!(r.read().unwrap().generation(), last);
+    drop(w);
+    shmstate::remove(name.as_str()).unwrap();
+    let mut other = Writer::<v1::Config>::create(name.as_str()).unwrap();
+    other.publish(&v1::Config { db: vec![], mode: v1::Mode::Primary, name: "x".into() }).unwrap();
+    let replaced = WaitError::Replaced { name: name.as_str().into() };
+    assert_eq!(r.wait_newer(last, Duration::from_secs(60)), Err(replaced));
+    assert!(matches!(r.read(), Err(ReadError::Replaced { .. })));
+}
