@@ -23,6 +23,7 @@ fn __child() {
         ["writer", name, lock_pins, count] => writer(name, lock_pins == "locks", count.parse().unwrap()),
         ["writer-on-go", name] => writer_on_go(name),
         ["early-reader", name] => early_reader(name),
+        ["ticking-writer", name] => ticking_writer(name),
         _ => {
             eprintln!("unknown role {role}");
             2
@@ -70,6 +71,19 @@ fn writer_on_go(name: &str) -> i32 {
     println!("PUBLISHED {}", last.get());
     std::thread::sleep(Duration::from_secs(600));
     0
+}
+
+/// Creates `name` and publishes every 5 ms until killed (it goes on after
+/// its object is removed).
+fn ticking_writer(name: &str) -> i32 {
+    let mut w = Writer::<Checked>::create(name).expect("writer");
+    w.publish(&Checked::new(1, 5)).expect("publish");
+    println!("READY 1");
+    loop {
+        std::thread::sleep(Duration::from_millis(5));
+        let g = w.next_generation().get();
+        w.publish(&Checked::new(g, 5)).expect("publish");
+    }
 }
 
 /// Opens `name` before its writer exists, waiting for it; says `READ <gen>`.
@@ -395,4 +409,39 @@ fn a_following_reader_reports_a_replacement_of_another_type() {
     let replaced = WaitError::Replaced { name: name.as_str().into() };
     assert_eq!(r.wait_newer(last, Duration::from_secs(60)), Err(replaced));
     assert!(matches!(r.read(), Err(ReadError::Replaced { .. })));
+}
+
+/// The old writer lives on and publishes into its removed object while a new
+/// object has the name: readers notice on their slow path (new generations).
+#[test]
+fn readers_of_a_removed_object_whose_writer_lives_on_notice_the_new_one() {
+    let name = TestName::new("zombie");
+    let mut old_writer = Proc(spawn_child("__child", &format!("ticking-writer:{}", name.as_str())));
+    line_after(&mut old_writer, "READY ");
+    let mut plain = Reader::<Checked>::open(name.as_str()).unwrap();
+    let mut follower = Reader::<Checked>::options().follow(true).open(name.as_str()).unwrap();
+    assert!(plain.read().is_ok() && follower.read().is_ok());
+    shmstate::remove(name.as_str()).unwrap();
+    let mut w = Writer::<Checked>::create(name.as_str()).unwrap();
+    let marker = 1_000_000;
+    w.publish(&Checked::new(marker, 3)).unwrap();
+    // Deadlines only against hangs: the old writer keeps the slow path busy.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let err = loop {
+        assert!(std::time::Instant::now() < deadline, "the plain reader never noticed");
+        match plain.read() {
+            Ok(snap) => assert!(consistent(&snap).is_ok()),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, ReadError::Replaced { .. }), "{err:?}");
+    loop {
+        assert!(std::time::Instant::now() < deadline, "the follower never moved");
+        let snap = follower.read().unwrap();
+        assert!(consistent(&snap).is_ok());
+        if snap.gen == marker {
+            break;
+        }
+    }
+    kill(&mut old_writer);
 }
