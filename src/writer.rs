@@ -14,6 +14,9 @@ use crate::schema::SchemaDoc;
 use crate::segment::MAX_READERS;
 use crate::{Generation, Shared};
 
+/// Default reader limit: enough for a large host (hundreds of worker processes).
+pub(crate) const DEFAULT_MAX_READERS: u32 = 1024;
+
 /// Options for creating or taking over an object. Start with [`Writer::options`].
 pub struct WriterOptions<T> {
     pub(crate) slots: u32,
@@ -52,7 +55,7 @@ impl<T> Default for WriterOptions<T> {
             slots: 3,
             capacity: 4096,
             mode: 0o600,
-            max_readers: 64,
+            max_readers: DEFAULT_MAX_READERS,
             max_size: 1 << 34,
             remove_on_drop: false,
             lock_pins: None,
@@ -83,7 +86,10 @@ impl<T> WriterOptions<T> {
         self
     }
 
-    /// Reader handles that may be open at once (default 64).
+    /// Reader handles that may be open at once (default 1024: a host with
+    /// hundreds of worker processes). The limit costs only memory (a 64-byte
+    /// reader entry and a 64-byte slot entry each); the writer's pin scan
+    /// covers the entries ever claimed, not the limit.
     pub fn max_readers(mut self, n: u32) -> Self {
         self.max_readers = n;
         self
