@@ -419,11 +419,11 @@ impl<T: Shared> Reader<T> {
         core::ptr::eq(self.current.get(), &NO_WORD)
     }
 
-    /// On the slow path of `read`: checks (on the first, then at most every
-    /// [`NAME_CHECK_INTERVAL`], or at once after `wait_newer` found it) whether the name now refers to
-    /// another object. Not following: `Replaced`. Following: switches to the
-    /// new object once it has published; until then returns `true` (serve the
-    /// old snapshot).
+    /// On the slow path of `read`: checks whether the name now refers to
+    /// another object (on the first slow path, then at most every
+    /// [`NAME_CHECK_INTERVAL`], or at once after `wait_newer` found it). Not
+    /// following: `Replaced`. Following: switches to the new object once it
+    /// has published; until then returns `true` (serve the old snapshot).
     fn notice_replacement(&mut self) -> Result<bool, ReadError> {
         if !self.known_replaced() {
             if let Some(checked) = self.name_checked {
@@ -483,7 +483,11 @@ impl<T: Shared> Reader<T> {
     /// Blocks until a generation newer than `than` is published, the writer has
     /// been dead for the grace period ([`ReaderOptions::writer_grace`]; a new
     /// writer that takes over within it ends the wait with its first
-    /// generation), or `timeout` passes (shared futex; no polling).
+    /// generation), or `timeout` passes (shared futex; no polling). An object
+    /// removed and created again is `Replaced`; with
+    /// [`ReaderOptions::follow`] the wait goes on in the new object, and
+    /// returns its first generation (numbered from 1 again; the next `read`
+    /// moves to it).
     pub fn wait_newer(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
         if !self.wait_spin.is_zero() {
             let start = std::time::Instant::now();
