@@ -4,7 +4,7 @@
 //! cargo run --example writer            # then, in another terminal:
 //! cargo run --example reader
 //! ```
-//! Remove the object afterwards with `cargo run --bin shmstate -- rm example.config`.
+//! Remove the object afterwards with `cargo run -p shmstate-cli -- rm example.config`.
 
 use std::time::Duration;
 

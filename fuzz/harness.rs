@@ -380,6 +380,38 @@ pub fn schema_case(data: &[u8]) -> bool {
     }
 }
 
+/// Target `dynamic`: `shmstate::dynamic::decode` on arbitrary bytes never
+/// panics, with the fuzz type's schema or with a fuzzed one. The first byte
+/// picks: even, the rest is a snapshot of `FuzzValue`; odd, the next two bytes
+/// (little-endian) are the length of a stored schema (`SchemaDoc::decode`),
+/// and what follows it is the snapshot.
+pub fn dynamic_case(data: &[u8]) -> bool {
+    use shmstate::dynamic::{decode_with, Limits};
+    use shmstate::schema::{schema_of, SchemaDoc};
+    let Some((&mode, rest)) = data.split_first() else { return false };
+    let (doc, bytes) = if mode % 2 == 0 {
+        (schema_of::<FuzzValue>(), rest)
+    } else {
+        let Some((len, rest)) = rest.split_first_chunk::<2>() else { return false };
+        let (schema, bytes) = rest.split_at((u16::from_le_bytes(*len) as usize).min(rest.len()));
+        match SchemaDoc::decode(schema) {
+            Ok(doc) => (doc, bytes),
+            Err(_) => return false,
+        }
+    };
+    // Small limits keep each run fast; the checks are the same at any limit.
+    match decode_with(&doc, bytes, Limits { max_depth: 64, max_values: 100_000 }) {
+        Ok(value) => {
+            std::hint::black_box(format!("{value:#}"));
+            true
+        }
+        Err(e) => {
+            std::hint::black_box(e.to_string());
+            false
+        }
+    }
+}
+
 /// Target `ops`: random operation sequences against an in-memory oracle.
 /// Every byte is one operation; publishes, reads, reader opens/drops/releases,
 /// writer drops (the next publish takes over) and large values (growth).

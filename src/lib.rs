@@ -15,6 +15,20 @@
 //!   process multiplexes the futex waits; no polling).
 //! - [`remove`], [`list`], [`inspect`]: manage objects.
 //! - Errors: [`OpenError`], [`PublishError`], [`ReadError`], [`WaitError`], [`RemoveError`].
+//! - [`dynamic`]: read any object without its Rust type, as a [`dynamic::Value`]
+//!   decoded with the schema stored in the object; [`RawWriter`] publishes
+//!   already-archived bytes under a [`schema::SchemaDoc`]'s fingerprint.
+//!
+//! ## Cargo features
+//! - `serde`: `serde::Serialize` for [`dynamic::Value`] (what `shmstate dump
+//!   --json` prints). Off by default.
+//! - `tokio`: `SharedReader::changed(generation).await`. Off by default.
+//! - `fault-injection`: test-only crash points; never enable it in a build
+//!   you ship.
+//!
+//! The `shmstate` command (list, inspect, watch, dump, rm, gc) is a separate
+//! crate, `shmstate-cli` (`cargo install --path cli`), so this library pulls
+//! in no argument parser or JSON printer.
 //!
 //! ## `fork()`
 //! A forked child inherits its parent's mappings and open file descriptions,
@@ -40,6 +54,8 @@
 mod await_writer;
 #[cfg(all(feature = "tokio", not(loom)))]
 mod changed;
+#[cfg(not(loom))]
+pub mod dynamic;
 mod error;
 #[cfg(all(feature = "fault-injection", not(loom)))]
 mod fault;

@@ -585,7 +585,7 @@ fn fuzz_regressions_replay() {
     let mut replayed = 0;
     let mut rig = None;
     for dir in ["regressions", "seeds"] {
-        for target in ["header", "payload", "schema", "ops", "fingerprint"] {
+        for target in ["header", "payload", "schema", "ops", "fingerprint", "dynamic"] {
             let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else { continue };
             let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
             files.sort();
@@ -603,6 +603,9 @@ fn fuzz_regressions_replay() {
                     }
                     "fingerprint" => {
                         let _ = fingerprint_case::fingerprint_case(&data);
+                    }
+                    "dynamic" => {
+                        harness::dynamic_case(&data);
                     }
                     _ => harness::ops_case(&data),
                 }
@@ -691,6 +694,19 @@ fn write_fuzz_seeds() {
     // schema: the stored descriptions of the fuzz type and a container.
     put("schema", "fuzzvalue", &shmstate::schema::schema_of::<FuzzValue>().encode());
     put("schema", "map", &shmstate::schema::schema_of::<std::collections::HashMap<String, Vec<u8>>>().encode());
+    // dynamic: snapshots of the fuzz type (mode 0), and a schema with a
+    // snapshot of it (mode 1).
+    for g in [2u64, 9] {
+        let mut d = vec![0u8];
+        d.extend(shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::Error>(&FuzzValue::new(g, 3)).unwrap().iter());
+        put("dynamic", &format!("value-{g}"), &d);
+    }
+    let schema = shmstate::schema::schema_of::<FuzzValue>().encode();
+    let mut d = vec![1u8];
+    d.extend((schema.len() as u16).to_le_bytes());
+    d.extend(&schema);
+    d.extend(shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::Error>(&FuzzValue::new(4, 1)).unwrap().iter());
+    put("dynamic", "schema-and-value", &d);
     // ops: publish/open/read/grow/drop/reopen mixes.
     put("ops", "basic", &[0, 3, 3, 0, 4, 0, 0, 1, 4, 1, 2, 200, 4, 0, 7, 0, 0, 5, 4, 1, 5, 0, 2, 9, 3, 0, 4, 1]);
     put("ops", "pins", &[3, 0, 3, 0, 3, 0, 0, 1, 4, 0, 0, 2, 4, 1, 0, 3, 4, 2, 0, 4, 6, 1, 0, 5, 7, 0, 0, 6]);

@@ -52,7 +52,7 @@ fn read_and_wait_errors_name_the_object() {
 #[test]
 fn publish_errors_name_the_object() {
     let name = TestName::new("err-publish");
-    let mut w = Writer::<Checked>::options().capacity(4096).max_size(64 * 1024).create(name.as_str()).unwrap();
+    let mut w = Writer::<Checked>::options().capacity(4096).max_size(512 * 1024).create(name.as_str()).unwrap();
     let e = w.publish(&Checked::new(1, 100_000)).unwrap_err();
     assert!(matches!(&e, shmstate::PublishError::TooLarge { name: n, .. } if n == name.as_str()), "{e:?}");
     assert!(e.to_string().contains(name.as_str()), "{e}");

@@ -534,7 +534,7 @@ struct Config {
 }
 
 /// A writer for the session captured in docs/CLI.md:
-/// `SHMSTATE_DEMO=demo.config cargo test --test cli demo_writer -- --ignored`.
+/// `SHMSTATE_DEMO=demo.config cargo test -p shmstate-cli --test cli demo_writer -- --ignored`.
 #[test]
 #[ignore = "manual: long-running demo writer for docs/CLI.md"]
 fn demo_writer() {

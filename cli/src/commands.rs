@@ -4,11 +4,11 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use shmstate::dynamic::{self, Limits};
 use shmstate::{Generation, ObjectInfo, OpenError, RawReader, ReadError, RemoveError, WaitError};
 
-use crate::dump::{self, Limits};
 use crate::table::{ago, human_size, now_ns, timestamp, utc, Align, Table};
-use crate::{code, json as js, out, render, Cmd, Failure};
+use crate::{code, json as js, out, Cmd, Failure, DEFAULT_LIMITS};
 
 pub fn run(cmd: Cmd) -> Result<(), Failure> {
     match cmd {
@@ -319,14 +319,14 @@ fn watch(name: &str, count: Option<u64>, timeout: Option<Duration>, json: bool, 
         r.release();
         let skipped = g.get().saturating_sub(last.get()).saturating_sub(1);
         let value = match &schema {
-            Some(doc) => Some(decode(name, doc, g, &bytes, Limits::default())?),
+            Some(doc) => Some(decode(name, doc, g, &bytes, DEFAULT_LIMITS)?),
             None => None,
         };
         let now = now_ns();
         let line = if json {
             let mut v = json!({ "generation": g.get(), "time_ns": now, "bytes": bytes.len(), "skipped": skipped });
             if let (Some(val), Value::Object(m)) = (&value, &mut v) {
-                m.insert("value".into(), render::to_json(val));
+                m.insert("value".into(), to_json(val)?);
             }
             format!("{v}\n")
         } else {
@@ -335,7 +335,7 @@ fn watch(name: &str, count: Option<u64>, timeout: Option<Duration>, json: bool, 
                 let _ = write!(l, "  ({skipped} skipped)");
             }
             if let Some(val) = &value {
-                let _ = write!(l, "  {}", render::to_text(val, usize::MAX));
+                let _ = write!(l, "  {val}");
             }
             l.push('\n');
             l
@@ -347,64 +347,71 @@ fn watch(name: &str, count: Option<u64>, timeout: Option<Duration>, json: bool, 
     Ok(())
 }
 
-/// Decodes on a thread whose stack fits `limits.max_depth` levels of nesting.
-fn decode<'s>(
-    name: &str,
-    doc: &'s shmstate::schema::SchemaDoc,
-    g: Generation,
-    bytes: &[u8],
-    limits: Limits,
-) -> Result<dump::Val<'s>, Failure> {
-    let result = std::thread::scope(|s| {
+/// Runs `f` on a thread whose stack fits `limits.max_depth` levels of nesting
+/// (decoding and rendering recurse once per level).
+fn deep<T: Send>(limits: Limits, f: impl FnOnce() -> Result<T, Failure> + Send) -> Result<T, Failure> {
+    std::thread::scope(|s| {
         std::thread::Builder::new()
             .stack_size((8 << 20) + limits.max_depth.min(1 << 16) * (64 << 10))
-            .spawn_scoped(s, || dump::decode(doc, bytes, limits))
+            .spawn_scoped(s, f)
             .map_err(|e| Failure::new(code::OTHER, format!("spawning the decoder: {e}")))?
             .join()
-            .map_err(|_| Failure::new(code::OTHER, "the decoder panicked"))
-    })?;
-    result.map_err(|e| {
-        Failure::new(code::CORRUPT, format!("{name}: cannot decode generation {} as {}: {e}", g.get(), doc.root().name))
+            .map_err(|_| Failure::new(code::OTHER, "the decoder panicked"))?
     })
 }
 
+fn decode_failure(name: &str, root: &str, g: Generation, e: &dynamic::DecodeError) -> Failure {
+    Failure::new(code::CORRUPT, format!("{name}: cannot decode generation {} as {root}: {e}", g.get()))
+}
+
+/// Decodes `bytes` (generation `g` of `name`) on a thread sized for `limits`.
+fn decode(
+    name: &str,
+    doc: &shmstate::schema::SchemaDoc,
+    g: Generation,
+    bytes: &[u8],
+    limits: Limits,
+) -> Result<dynamic::Value, Failure> {
+    deep(limits, || dynamic::decode_with(doc, bytes, limits).map_err(|e| decode_failure(name, &doc.root().name, g, &e)))
+}
+
+/// The JSON form of a decoded value (serde's conventions: docs/CLI.md).
+fn to_json(value: &dynamic::Value) -> Result<Value, Failure> {
+    serde_json::to_value(value).map_err(|e| Failure::new(code::OTHER, format!("rendering JSON: {e}")))
+}
+
 fn dump(name: &str, json: bool, compact: bool, limits: Limits, timeout: Duration) -> Result<(), Failure> {
-    let mut r = RawReader::open(name, timeout).map_err(|e| open_failure(name, &e))?;
-    let doc = r.schema().map_err(|e| Failure::new(code::CORRUPT, format!("{name}: {e}")))?;
-    let (g, bytes) = match r.read() {
-        Ok((g, bytes)) => (g, bytes.to_vec()),
-        Err(ReadError::Empty { .. }) => {
-            return Err(Failure::new(code::OTHER, format!("{name}: nothing has been published yet")))
-        }
-        Err(e) => return Err(read_failure(name, &e)),
-    };
-    drop(r);
-    let value = decode(name, &doc, g, &bytes, limits)?;
-    // Rendering recurses as deep as decoding did: same big stack.
-    let text = std::thread::scope(|s| {
-        std::thread::Builder::new()
-            .stack_size((8 << 20) + limits.max_depth.min(1 << 16) * (64 << 10))
-            .spawn_scoped(s, || {
-                if json {
-                    let v = render::to_json(&value);
-                    let mut t =
-                        if compact { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() };
-                    t.push('\n');
-                    t
-                } else {
-                    format!(
-                        "// {name}: {}, generation {}, {} bytes\n{}\n",
-                        doc.root().name,
-                        g.get(),
-                        bytes.len(),
-                        render::to_text(&value, 100)
-                    )
-                }
-            })
-            .map_err(|e| Failure::new(code::OTHER, format!("spawning the renderer: {e}")))?
-            .join()
-            .map_err(|_| Failure::new(code::OTHER, "the renderer panicked"))
+    let mut r =
+        dynamic::Reader::open_with_timeout(name, timeout).map_err(|e| open_failure(name, &e))?.with_limits(limits);
+    // Reading decodes, and rendering recurses as deep as decoding did.
+    let text = deep(limits, || {
+        let snap = match r.read() {
+            Ok(snap) => snap,
+            Err(dynamic::Error::Read(ReadError::Empty { .. })) => {
+                return Err(Failure::new(code::OTHER, format!("{name}: nothing has been published yet")))
+            }
+            Err(dynamic::Error::Read(e)) => return Err(read_failure(name, &e)),
+            Err(dynamic::Error::Decode { generation, error }) => {
+                return Err(decode_failure(name, &r.schema().root().name, generation, &error))
+            }
+            Err(e) => return Err(Failure::new(code::OTHER, format!("{name}: {e}"))),
+        };
+        Ok(if json {
+            let v = to_json(&snap.value)?;
+            let mut t = if compact { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() };
+            t.push('\n');
+            t
+        } else {
+            format!(
+                "// {name}: {}, generation {}, {} bytes\n{:#}\n",
+                r.schema().root().name,
+                snap.generation.get(),
+                snap.size,
+                snap.value
+            )
+        })
     })?;
+    drop(r);
     out(&text)
 }
 

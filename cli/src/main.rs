@@ -1,9 +1,7 @@
 //! `shmstate`: list, inspect, watch, dump and remove shmstate objects.
 
 mod commands;
-mod dump;
 mod json;
-mod render;
 mod table;
 
 use std::io::Write as _;
@@ -11,6 +9,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use shmstate::dynamic::Limits;
+
+/// Decoding limits of `dump` (its flags' defaults) and `watch --dump`.
+pub const DEFAULT_LIMITS: Limits = Limits { max_depth: 256, max_values: 20_000_000 };
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -81,10 +83,10 @@ pub enum Cmd {
         #[arg(long, requires = "json")]
         compact: bool,
         /// Maximum nesting depth of the decoded value.
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = DEFAULT_LIMITS.max_depth)]
         max_depth: usize,
         /// Maximum number of decoded values.
-        #[arg(long, default_value_t = 20_000_000)]
+        #[arg(long, default_value_t = DEFAULT_LIMITS.max_values)]
         max_values: u64,
         /// How long to wait for an object that is still being created.
         #[arg(long, value_parser = parse_duration, default_value = "1s")]

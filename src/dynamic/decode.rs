@@ -1,0 +1,390 @@
+//! The schema-driven walk over a snapshot's bytes.
+//!
+//! Archived layouts follow rkyv 0.8 with this crate's format (little-endian,
+//! aligned, 32-bit relative pointers and lengths); see the [`Kind`] docs. The
+//! map layouts are in `maps.rs`.
+
+use super::{DecodeError, Fields, Value};
+use crate::schema::{Field, Kind, Primitive, SchemaDoc, TypeDesc, TypeIndex, Variant};
+
+/// Bounds on one decode, so that a hostile snapshot cannot make it run away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum nesting depth: values inside values, pointer hops and B-tree
+    /// levels included. Decoding recurses once per level (see the module docs
+    /// on stack use).
+    pub max_depth: usize,
+    /// Maximum number of values decoded, hash-table buckets included. Pointers
+    /// may share targets, so without it a small snapshot could decode to an
+    /// exponentially large tree.
+    pub max_values: u64,
+}
+
+impl Default for Limits {
+    /// 128 levels (about 1 MiB of stack in a debug build), 20 000 000 values.
+    fn default() -> Self {
+        Limits { max_depth: 128, max_values: 20_000_000 }
+    }
+}
+
+/// Decodes a snapshot (`bytes`: the whole serialized buffer, as
+/// [`RawReader::read`](crate::RawReader::read) returns it; rkyv puts the root at
+/// the end) with the schema stored beside it, within [`Limits::default`].
+pub fn decode(schema: &SchemaDoc, bytes: &[u8]) -> Result<Value, DecodeError> {
+    decode_with(schema, bytes, Limits::default())
+}
+
+/// [`decode`] within `limits`.
+pub fn decode_with(schema: &SchemaDoc, bytes: &[u8], limits: Limits) -> Result<Value, DecodeError> {
+    let mut d = Decoder { doc: schema, bytes, limits, values: 0, depth: 0, path: Vec::new() };
+    let root = d.ty(schema.root)?;
+    let size = root.size as usize;
+    let Some(at) = bytes.len().checked_sub(size) else {
+        return d.fail(format!(
+            "the snapshot has {} bytes, too few for its root {} ({size} bytes)",
+            bytes.len(),
+            root.name
+        ));
+    };
+    d.value(schema.root, at)
+}
+
+/// One step of the path to the value being decoded, for error messages.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Seg<'s> {
+    Field(&'s str),
+    Index(u64),
+    Variant(&'s str),
+    Key(u64),
+    Value(u64),
+    Some,
+    Deref,
+}
+
+pub(super) struct Decoder<'s, 'b> {
+    pub(super) doc: &'s SchemaDoc,
+    pub(super) bytes: &'b [u8],
+    pub(super) limits: Limits,
+    /// Values decoded so far (against `limits.max_values`).
+    pub(super) values: u64,
+    /// Current nesting (against `limits.max_depth`).
+    pub(super) depth: usize,
+    pub(super) path: Vec<Seg<'s>>,
+}
+
+pub(super) fn round_up(x: usize, align: usize) -> usize {
+    x.next_multiple_of(align.max(1))
+}
+
+impl<'s> Decoder<'s, '_> {
+    pub(super) fn fail<T>(&self, what: String) -> Result<T, DecodeError> {
+        let mut path = String::new();
+        for seg in &self.path {
+            match seg {
+                Seg::Field(n) => {
+                    path.push('.');
+                    path.push_str(n);
+                }
+                Seg::Index(i) => path.push_str(&format!("[{i}]")),
+                Seg::Variant(v) => path.push_str(&format!("::{v}")),
+                Seg::Key(i) => path.push_str(&format!("<key {i}>")),
+                Seg::Value(i) => path.push_str(&format!("<value {i}>")),
+                Seg::Some => path.push_str("<Some>"),
+                Seg::Deref => path.push_str("<*>"),
+            }
+        }
+        Err(DecodeError { what, path })
+    }
+
+    pub(super) fn ty(&self, idx: TypeIndex) -> Result<&'s TypeDesc, DecodeError> {
+        match self.doc.types.get(idx as usize) {
+            Some(t) => Ok(t),
+            None => self.fail(format!("the schema refers to type {idx}, past its {} types", self.doc.types.len())),
+        }
+    }
+
+    /// `len` bytes at `at`, or a precise error naming `what`.
+    pub(super) fn slice(&self, at: usize, len: usize, what: &str) -> Result<&[u8], DecodeError> {
+        match at.checked_add(len) {
+            Some(end) if end <= self.bytes.len() => Ok(&self.bytes[at..end]),
+            _ => self.fail(format!(
+                "{what} at bytes {at}..{} lies outside the snapshot ({} bytes)",
+                at as u128 + len as u128,
+                self.bytes.len()
+            )),
+        }
+    }
+
+    pub(super) fn array<const N: usize>(&self, at: usize, what: &str) -> Result<[u8; N], DecodeError> {
+        let s = self.slice(at, N, what)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    pub(super) fn u32_at(&self, at: usize, what: &str) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array(at, what)?))
+    }
+
+    /// Follows the relative pointer stored at `field` (an `i32` counted from
+    /// `base`) to a target that must hold `len` bytes aligned to `align`.
+    pub(super) fn rel(
+        &self,
+        field: usize,
+        base: usize,
+        len: u128,
+        align: u32,
+        what: &str,
+    ) -> Result<usize, DecodeError> {
+        let off = i32::from_le_bytes(self.array(field, what)?);
+        let target = base as i128 + i128::from(off);
+        if target < 0 || target as u128 + len > self.bytes.len() as u128 {
+            return self.fail(format!(
+                "relative pointer of {what} at byte {field} points outside the snapshot \
+                 (to bytes {target}..{}, snapshot is {} bytes)",
+                target + len as i128,
+                self.bytes.len()
+            ));
+        }
+        let target = target as usize;
+        if target % align.max(1) as usize != 0 {
+            return self.fail(format!(
+                "relative pointer of {what} at byte {field} points to byte {target}, \
+                 which is not aligned to {align}"
+            ));
+        }
+        Ok(target)
+    }
+
+    pub(super) fn charge(&mut self, n: u64) -> Result<(), DecodeError> {
+        self.values = self.values.saturating_add(n);
+        if self.values > self.limits.max_values {
+            return self.fail(format!(
+                "the snapshot holds more than {} values (raise the max_values limit)",
+                self.limits.max_values
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fails early when `n` more values cannot fit in the budget (without
+    /// charging them: each is charged when decoded).
+    pub(super) fn room_for(&self, n: u64, what: &str) -> Result<(), DecodeError> {
+        if self.values.saturating_add(n) > self.limits.max_values {
+            return self.fail(format!(
+                "decoding {what} ({n} elements) would pass the limit of {} values (raise the max_values limit)",
+                self.limits.max_values
+            ));
+        }
+        Ok(())
+    }
+
+    /// One level deeper, failing past `limits.max_depth`.
+    pub(super) fn enter(&mut self, what: &str) -> Result<(), DecodeError> {
+        if self.depth >= self.limits.max_depth {
+            return self.fail(format!(
+                "{what} nests deeper than {} levels (raise the max_depth limit)",
+                self.limits.max_depth
+            ));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    pub(super) fn with<T>(
+        &mut self,
+        seg: Seg<'s>,
+        f: impl FnOnce(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<T, DecodeError> {
+        self.path.push(seg);
+        let r = f(self);
+        self.path.pop();
+        r
+    }
+
+    /// Decodes the value of type `idx` stored at byte `at`.
+    pub(super) fn value(&mut self, idx: TypeIndex, at: usize) -> Result<Value, DecodeError> {
+        self.enter("the value")?;
+        let r = self.value_here(idx, at);
+        self.depth -= 1;
+        r
+    }
+
+    fn value_here(&mut self, idx: TypeIndex, at: usize) -> Result<Value, DecodeError> {
+        self.charge(1)?;
+        let t = self.ty(idx)?;
+        self.slice(at, t.size as usize, &t.name)?;
+        if at % t.align.max(1) as usize != 0 {
+            return self.fail(format!("{} at byte {at} is not aligned to {}", t.name, t.align));
+        }
+        self.kind(t, at)
+    }
+
+    fn kind(&mut self, t: &'s TypeDesc, at: usize) -> Result<Value, DecodeError> {
+        match &t.kind {
+            Kind::Primitive(p) => self.primitive(*p, at),
+            Kind::String => self.string(at).map(Value::String),
+            Kind::Vec(e) => {
+                let len = self.u32_at(at + 4, "vector length")?;
+                let elem = self.ty(*e)?;
+                self.room_for(u64::from(len), &t.name)?;
+                let start = self.rel(at, at, u128::from(len) * u128::from(elem.size), elem.align, &t.name)?;
+                self.elements(*e, elem, start, u64::from(len)).map(Value::Seq)
+            }
+            Kind::Array(e, n) => {
+                let elem = self.ty(*e)?;
+                self.room_for(*n, &t.name)?;
+                self.elements(*e, elem, at, *n).map(Value::Seq)
+            }
+            Kind::Option(e) => {
+                let inner = self.ty(*e)?;
+                match self.array::<1>(at, "option tag")?[0] {
+                    0 => Ok(Value::Option(None)),
+                    1 => {
+                        let payload = at + inner.align.max(1) as usize;
+                        self.with(Seg::Some, |d| d.value(*e, payload)).map(|v| Value::Option(Some(Box::new(v))))
+                    }
+                    tag => self.fail(format!("invalid tag {tag} for {} at byte {at} (expected 0 or 1)", t.name)),
+                }
+            }
+            Kind::Box(e) => {
+                let inner = self.ty(*e)?;
+                let target = self.rel(at, at, u128::from(inner.size), inner.align, &t.name)?;
+                self.with(Seg::Deref, |d| d.value(*e, target))
+            }
+            Kind::Tuple(fields) => {
+                let mut out = Vec::with_capacity(fields.len());
+                for (i, f) in fields.iter().enumerate() {
+                    out.push(self.with(Seg::Index(i as u64), |d| d.field(f, at))?);
+                }
+                Ok(Value::Tuple(out))
+            }
+            Kind::Struct { fields, tuple } => {
+                let fields = self.fields(fields, *tuple, at)?;
+                Ok(Value::Struct { name: t.name.clone(), fields })
+            }
+            Kind::Enum { variants, tag_size } => self.variant(t, variants, *tag_size, at),
+            Kind::HashMap(k, v) => self.hash_map(t, *k, *v, at),
+            Kind::BTreeMap(k, v) => self.btree_map(t, *k, *v, at),
+        }
+    }
+
+    fn field(&mut self, f: &Field, at: usize) -> Result<Value, DecodeError> {
+        self.value(f.ty, at + f.offset as usize)
+    }
+
+    fn fields(&mut self, fields: &'s [Field], tuple: bool, at: usize) -> Result<Fields, DecodeError> {
+        if fields.is_empty() {
+            return Ok(Fields::Unit);
+        }
+        if tuple {
+            let mut out = Vec::with_capacity(fields.len());
+            for (i, f) in fields.iter().enumerate() {
+                out.push(self.with(Seg::Index(i as u64), |d| d.field(f, at))?);
+            }
+            Ok(Fields::Tuple(out))
+        } else {
+            let mut out = Vec::with_capacity(fields.len());
+            for f in fields {
+                out.push((f.name.clone(), self.with(Seg::Field(&f.name), |d| d.field(f, at))?));
+            }
+            Ok(Fields::Named(out))
+        }
+    }
+
+    fn elements(&mut self, e: TypeIndex, elem: &TypeDesc, start: usize, n: u64) -> Result<Vec<Value>, DecodeError> {
+        let mut out = Vec::with_capacity(n.min(1 << 16) as usize);
+        for i in 0..n {
+            let at = start as u128 + u128::from(i) * u128::from(elem.size);
+            let Ok(at) = usize::try_from(at) else {
+                return self.fail(format!("element {i} of {} lies beyond the addressable range", elem.name));
+            };
+            out.push(self.with(Seg::Index(i), |d| d.value(e, at))?);
+        }
+        Ok(out)
+    }
+
+    fn primitive(&self, p: Primitive, at: usize) -> Result<Value, DecodeError> {
+        macro_rules! le {
+            ($t:ty) => {
+                <$t>::from_le_bytes(self.array(at, stringify!($t))?)
+            };
+        }
+        Ok(match p {
+            Primitive::Unit => Value::Unit,
+            Primitive::Bool => match self.array::<1>(at, "bool")?[0] {
+                0 => Value::Bool(false),
+                1 => Value::Bool(true),
+                b => return self.fail(format!("invalid bool byte {b:#04x} at byte {at}")),
+            },
+            Primitive::U8 => Value::U64(le!(u8).into()),
+            Primitive::U16 => Value::U64(le!(u16).into()),
+            Primitive::U32 => Value::U64(le!(u32).into()),
+            Primitive::U64 => Value::U64(le!(u64)),
+            Primitive::U128 => Value::U128(le!(u128)),
+            // Archived `usize`/`isize` are 32-bit in this crate's format.
+            Primitive::Usize => Value::U64(le!(u32).into()),
+            Primitive::I8 => Value::I64(le!(i8).into()),
+            Primitive::I16 => Value::I64(le!(i16).into()),
+            Primitive::I32 => Value::I64(le!(i32).into()),
+            Primitive::I64 => Value::I64(le!(i64)),
+            Primitive::I128 => Value::I128(le!(i128)),
+            Primitive::Isize => Value::I64(le!(i32).into()),
+            Primitive::F32 => Value::F32(le!(f32)),
+            Primitive::F64 => Value::F64(le!(f64)),
+            Primitive::Char => {
+                let c = le!(u32);
+                match char::from_u32(c) {
+                    Some(c) => Value::Char(c),
+                    None => return self.fail(format!("invalid char {c:#x} at byte {at}")),
+                }
+            }
+        })
+    }
+
+    /// rkyv's `ArchivedString`: inline (≤ 8 bytes, `0xFF`-padded) unless the
+    /// first byte is `0b10xx_xxxx`; then a length word and a relative offset
+    /// counted from the start of the string.
+    fn string(&self, at: usize) -> Result<String, DecodeError> {
+        let repr: [u8; 8] = self.array(at, "String")?;
+        let bytes = if repr[0] & 0xC0 != 0x80 {
+            let len = repr.iter().position(|&b| b == 0xFF).unwrap_or(8);
+            &repr[..len]
+        } else {
+            let w = u32::from_le_bytes([repr[0], repr[1], repr[2], repr[3]]);
+            let len = (w & 0x3F) | ((w & !0xFF) >> 2);
+            let start = self.rel(at + 4, at, u128::from(len), 1, "String")?;
+            self.slice(start, len as usize, "String")?
+        };
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(e) => self.fail(format!("the String at byte {at} is not valid UTF-8 ({e})")),
+        }
+    }
+
+    fn variant(
+        &mut self,
+        t: &'s TypeDesc,
+        variants: &'s [Variant],
+        tag_size: u32,
+        at: usize,
+    ) -> Result<Value, DecodeError> {
+        let raw = self.slice(at, tag_size as usize, "enum tag")?;
+        if raw.len() > 8 {
+            return self.fail(format!("enum {} has a {tag_size}-byte tag", t.name));
+        }
+        let mut buf = [0u8; 8];
+        buf[..raw.len()].copy_from_slice(raw);
+        let tag = u64::from_le_bytes(buf);
+        let Some(v) = variants.iter().find(|v| v.discriminant == tag) else {
+            let known: Vec<String> = variants.iter().map(|v| format!("{}={}", v.name, v.discriminant)).collect();
+            return self.fail(format!(
+                "invalid tag {tag} for enum {} at byte {at} (variants: {})",
+                t.name,
+                known.join(", ")
+            ));
+        };
+        let fields = self.with(Seg::Variant(&v.name), |d| d.fields(&v.fields, v.tuple, at))?;
+        Ok(Value::Enum { name: t.name.clone(), variant: v.name.clone(), fields })
+    }
+}

@@ -1,0 +1,75 @@
+//! Objects of any type, read without their Rust type.
+//!
+//! Every object stores the [`SchemaDoc`] of its type beside the snapshots. This
+//! module walks a snapshot's bytes with it and builds a [`Value`] tree: what
+//! the `shmstate dump` command prints, and what a tool, a bridge to another
+//! language or a debugger can use without compiling the type in.
+//!
+//! ```no_run
+//! use shmstate::dynamic;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut r = dynamic::Reader::open("myapp.config")?;
+//! println!("{} holds a {}", r.name(), r.schema().root().name);
+//! let snap = r.read()?;
+//! println!("generation {}: {:#}", snap.generation, snap.value); // Rust-like, wrapped
+//! # Ok(()) }
+//! ```
+//!
+//! [`decode`] / [`decode_with`] do the same for bytes at hand (from
+//! [`RawReader::read`](crate::RawReader::read) with its
+//! [`schema`](crate::RawReader::schema)).
+//!
+//! ## Guarantees
+//! The bytes come from shared memory and are untrusted: another process may
+//! have written anything there. Decoding never panics and never reads outside
+//! the snapshot, whatever the bytes:
+//! - every offset and length is checked against the snapshot, every relative
+//!   pointer target must lie inside it and be aligned for its type;
+//! - tags, `bool` and `char` values and UTF-8 must be valid; map lengths must
+//!   match their contents (hash-table control bytes, B-tree nodes);
+//! - nesting depth and the number of decoded values are bounded by [`Limits`]
+//!   (default 128 levels, 20 000 000 values; hash-table buckets count), so
+//!   pointers that share or loop back to their targets cannot make it run away.
+//!
+//! A failure is a [`DecodeError`] naming the byte position and the path of the
+//! value (`at .hosts[3]: relative pointer of String at byte 196 points outside
+//! the snapshot …`). A snapshot that decodes is not proven to be what the
+//! writer meant (bytecheck, in the typed [`Reader`](crate::Reader), checks
+//! more invariants); it is proven to be read safely.
+//!
+//! ## Stack
+//! Decoding, `Display` and `Serialize` recurse once per nesting level, and a
+//! debug build takes about 7 KiB of stack per level to decode (measured; far
+//! less in release). The default 128 levels fit the 2 MiB stack of a spawned
+//! thread with room to spare; raise `max_depth` only on a thread sized for it,
+//! as the `shmstate` command does (8 MiB plus 64 KiB per level, 256 levels by
+//! default).
+//!
+//! ## Values
+//! Integers up to 64 bits are [`Value::U64`] / [`Value::I64`] (`usize` and
+//! `isize` are stored as 32-bit), `Box<T>` decodes to the `T`, and a
+//! `HashMap`'s entries come sorted by key. With the `serde` feature, `Value`
+//! is `serde::Serialize` with `#[derive(Serialize)]`'s conventions, so
+//! `serde_json::to_value(&value)` equals it for the original Rust value (see
+//! docs/CLI.md for the table).
+
+mod decode;
+mod display;
+mod error;
+mod maps;
+mod reader;
+#[cfg(feature = "serde")]
+mod serialize;
+mod value;
+
+pub use decode::{decode, decode_with, Limits};
+pub use error::{DecodeError, Error};
+pub use reader::{Reader, Snapshot};
+pub use value::{Fields, Value};
+
+#[cfg(doc)]
+use crate::schema::SchemaDoc;
+
+#[cfg(test)]
+mod tests;
