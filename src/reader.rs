@@ -153,6 +153,10 @@ impl<T: Shared> ReaderOptions<T> {
         crate::SharedReader::open_with(name, self)
     }
 
+    pub(crate) fn get_writer_grace(&self) -> Duration {
+        self.writer_grace
+    }
+
     pub(crate) fn get_init_timeout(&self) -> Duration {
         self.init_timeout
     }

@@ -11,7 +11,6 @@ use crate::error::{OpenError, WaitError};
 use crate::layout;
 use crate::os::{self, UnderName};
 use crate::protocol;
-use crate::raw_reader::DEFAULT_WRITER_GRACE;
 use crate::segment::{DataSegment, PairError, ReaderTable};
 use crate::sync::AtomicU32;
 use crate::sync::Ordering::{Acquire, SeqCst};
@@ -80,9 +79,14 @@ impl Watcher {
     }
 
     /// Blocks until a generation newer than `than`, a writer dead for longer
-    /// than [`DEFAULT_WRITER_GRACE`], a replaced object, or `timeout`.
-    pub(crate) fn wait_newer(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
-        wait_for_newer(&self.name, &self.data, self.waiters(), than, timeout, DEFAULT_WRITER_GRACE)
+    /// than `grace`, a replaced object, or `timeout`.
+    pub(crate) fn wait_newer(
+        &self,
+        than: Generation,
+        timeout: Duration,
+        grace: Duration,
+    ) -> Result<Generation, WaitError> {
+        wait_for_newer(&self.name, &self.data, self.waiters(), than, timeout, grace)
     }
 }
 

@@ -445,3 +445,26 @@ fn readers_of_a_removed_object_whose_writer_lives_on_notice_the_new_one() {
     }
     kill(&mut old_writer);
 }
+
+/// `SharedReader::wait_newer` honours `writer_grace` too: a takeover 4 s after
+/// the writer's end (past the 3 s default) ends the wait with its generation.
+#[test]
+fn a_shared_reader_waits_out_its_own_grace_period() {
+    let name = TestName::new("sharedgrace");
+    let mut w = Writer::<Checked>::create(name.as_str()).unwrap();
+    let last = w.publish(&Checked::new(1, 4)).unwrap();
+    let r = Reader::<Checked>::options().writer_grace(Duration::from_secs(60)).open_shared(name.as_str()).unwrap();
+    drop(w);
+    let takeover = std::thread::spawn({
+        let name = name.as_str().to_string();
+        move || {
+            std::thread::sleep(Duration::from_secs(4));
+            let mut w = Writer::<Checked>::open_or_create(&name).unwrap();
+            let g = w.next_generation();
+            w.publish(&Checked::new(g.get(), 4)).unwrap()
+        }
+    });
+    let got = r.wait_newer(last, Duration::from_secs(60));
+    let published = takeover.join().unwrap();
+    assert_eq!(got, Ok(published));
+}
