@@ -81,7 +81,8 @@ fn consistent(c: &ArchivedConfig) -> bool {
 }
 
 fn reader(name: &str, id: &str) -> ExitCode {
-    let mut r = match Reader::<Config>::open(name) {
+    // The writer's exit is the end of the run: no grace period for a restart.
+    let mut r = match Reader::<Config>::options().writer_grace(Duration::ZERO).open(name) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("reader {id}: {e}");

@@ -6,6 +6,23 @@ use core::fmt;
 
 pub use rustix::io::Errno;
 
+#[cfg(not(loom))]
+use crate::schema::SchemaDiff;
+
+/// Under loom no schema is built; `TypeMismatch` keeps its shape.
+#[cfg(loom)]
+#[derive(Default)]
+pub struct SchemaDiff {
+    changes: Vec<String>,
+}
+
+#[cfg(loom)]
+impl SchemaDiff {
+    fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
 /// How full `/dev/shm` was (statvfs) when an object could not grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShmSpace {
@@ -67,14 +84,18 @@ pub enum OpenError {
         /// The object name.
         name: String,
     },
-    /// The object stores a different type.
+    /// The object stores a different type (or another version of this one).
     TypeMismatch {
         /// The object name.
         name: String,
-        /// This process's type and schema.
+        /// This process's type: its name and fingerprint.
         expected: String,
-        /// The object's type and schema.
+        /// The object's type: its name and fingerprint (and the rkyv format, or
+        /// why its schema is unreadable, when that is the cause).
         found: String,
+        /// What changed from the object's type to this process's, field by
+        /// field (empty when only the rkyv format differs).
+        diff: SchemaDiff,
     },
     /// The object was written by an incompatible version of shmstate.
     FormatVersion {
@@ -209,6 +230,14 @@ pub enum ReadError {
         /// What is wrong.
         what: String,
     },
+    /// The object this reader opened was removed and another one created under
+    /// its name (a redeployment): open the name again (or use
+    /// [`ReaderOptions::follow`](crate::ReaderOptions::follow)). With `follow`:
+    /// the new object could not be opened as this type (open it to see why).
+    Replaced {
+        /// The object name.
+        name: String,
+    },
     /// An operating-system call failed (remapping a grown segment).
     Os {
         /// The object name.
@@ -234,13 +263,27 @@ pub enum ReadError {
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WaitError {
-    /// Nothing newer was published before the timeout; the writer is alive.
+    /// Nothing newer was published before the timeout; the writer is alive (or
+    /// dead for less than the grace period: a new one may still take over).
     Timeout {
         /// The object name.
         name: String,
     },
-    /// The writer is gone (its lock is free) and nothing newer exists.
+    /// The writer is gone (its lock is free), no new writer took over within
+    /// the grace period, and nothing newer exists.
     WriterDead {
+        /// The object name.
+        name: String,
+    },
+    /// The object was removed and another one created under its name: open
+    /// the name again (or use [`ReaderOptions::follow`](crate::ReaderOptions::follow)).
+    Replaced {
+        /// The object name.
+        name: String,
+    },
+    /// The object was removed, its writer is dead, and nothing was created
+    /// under its name within the grace period: nothing will be published again.
+    Removed {
         /// The object name.
         name: String,
     },
@@ -305,10 +348,22 @@ impl fmt::Display for OpenError {
                 "the {object} of {name:?} belongs to uid {owner}, not to this user; refusing to use it (remove it if it is stale)"
             ),
             OpenError::WriterBusy { name } => write!(f, "another live writer holds {name:?}"),
-            OpenError::TypeMismatch { name, expected, found } => write!(
-                f,
-                "object {name:?} holds a different type\n  expected (this process): {expected}\n  found (in the object):  {found}"
-            ),
+            OpenError::TypeMismatch { name, expected, found, diff } => {
+                write!(f, "object {name:?} holds another type\n  in the object:   {found}\n  in this process: {expected}")?;
+                if diff.is_empty() {
+                    write!(f, "\n  no field differs")?;
+                } else {
+                    write!(f, "\n  changes from the object's type to this process's:")?;
+                    for change in &diff.changes {
+                        write!(f, "\n    {change}")?;
+                    }
+                }
+                write!(
+                    f,
+                    "\n  a reader and its writer must use the same type: roll readers and writer together, \
+                     or publish both versions under two names during the rollout (see docs/DEPLOYING.md)"
+                )
+            }
             OpenError::FormatVersion { name, found, supported } => write!(
                 f,
                 "object {name:?} has format version {found}, which this build does not read (it reads version {supported})"
@@ -358,6 +413,9 @@ impl fmt::Display for ReadError {
                 write!(f, "snapshot of generation {generation} of {name:?} failed validation: {reason}")
             }
             ReadError::Corrupt { name, what } => write!(f, "corrupt object {name:?}: {what}"),
+            ReadError::Replaced { name } => {
+                write!(f, "object {name:?} was removed and created again since this reader opened it: open it again")
+            }
             ReadError::Os { name, op, errno } => write!(f, "{op} for {name:?}: {errno}"),
             ReadError::Open(e) => write!(f, "opening this thread's reader: {e}"),
             ReadError::ThreadExiting { name } => write!(f, "read of {name:?} from a thread that is exiting"),
@@ -371,6 +429,12 @@ impl fmt::Display for WaitError {
             WaitError::Timeout { name } => write!(f, "timed out waiting for a newer generation of {name:?}"),
             WaitError::WriterDead { name } => {
                 write!(f, "the writer of {name:?} is dead and nothing newer was published")
+            }
+            WaitError::Replaced { name } => {
+                write!(f, "object {name:?} was removed and created again since this reader opened it: open it again")
+            }
+            WaitError::Removed { name } => {
+                write!(f, "object {name:?} was removed and its writer is dead: nothing will be published to it")
             }
             WaitError::Os { name, op, errno } => write!(f, "{op} for {name:?}: {errno}"),
         }
@@ -415,8 +479,8 @@ debug_as_display! {
         FormatVersion Corrupt NotInitialized ReaderTableFull NoSpace InvalidOption Os
     }
     PublishError { TooLarge AllSlotsPinned Serialize GenerationsExhausted NoSpace Os }
-    ReadError { Empty Invalid Corrupt Os Open ThreadExiting }
-    WaitError { Timeout WriterDead Os }
+    ReadError { Empty Invalid Corrupt Replaced Os Open ThreadExiting }
+    WaitError { Timeout WriterDead Replaced Removed Os }
     RemoveError { NotFound InvalidName PermissionDenied Os }
 }
 

@@ -50,6 +50,8 @@
 #![cfg_attr(loom, allow(dead_code))]
 #![warn(missing_docs)]
 
+#[cfg(not(loom))]
+mod await_writer;
 #[cfg(all(feature = "tokio", not(loom)))]
 mod changed;
 #[cfg(not(loom))]
@@ -98,7 +100,7 @@ pub use {
     generation::Generation,
     inspect::{inspect, list, ObjectInfo, ReaderInfo, SlotInfo},
     name::MAX_NAME_LEN,
-    raw_reader::RawReader,
+    raw_reader::{RawReader, DEFAULT_WRITER_GRACE},
     raw_writer::RawWriter,
     reader::{Reader, ReaderOptions, Snapshot},
     schema::Schema,

@@ -4,16 +4,20 @@
 
 use std::time::{Duration, Instant};
 
-use crate::error::{OpenError, ReadError, WaitError};
+use crate::error::{Errno, OpenError, ReadError, WaitError};
 use crate::layout::{self, Header, ReaderEntry};
 use crate::lock_pins;
-use crate::os;
+use crate::os::{self, UnderName};
 use crate::protocol::{self, Pinned};
 use crate::schema::{SchemaDoc, SchemaError};
 use crate::segment::{DataSegment, Geometry, PairError, ReaderTable};
 use crate::sync::AtomicU64;
 use crate::sync::Ordering::{Acquire, Relaxed};
 use crate::Generation;
+
+/// How long `wait_newer` keeps waiting after the writer is found dead, for a
+/// new writer to take over (a restart, a deployment) before it says `WriterDead`.
+pub const DEFAULT_WRITER_GRACE: Duration = Duration::from_secs(3);
 
 /// How often `open` reopens an object replaced while it was being opened
 /// before it reports the pair as broken.
@@ -210,16 +214,37 @@ impl RawReader {
     }
 
     /// Blocks until a generation newer than `than` is published, the writer is
-    /// found dead, or `timeout` passes. Uses a shared futex in the header: no
-    /// polling, and no wake-up syscall for the writer when nobody waits.
+    /// found dead for longer than [`DEFAULT_WRITER_GRACE`] (a writer restarted
+    /// within it is waited for), or `timeout` passes. Uses a shared futex in the
+    /// header: no polling, and no wake-up syscall for the writer when nobody waits.
     pub fn wait_newer(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
+        self.wait_newer_with_grace(than, timeout, DEFAULT_WRITER_GRACE)
+    }
+
+    /// [`wait_newer`](Self::wait_newer), waiting up to `grace` for a dead
+    /// writer to be replaced (a new writer's `open_or_create` takes the object
+    /// over and continues the generations upward, so its first publish ends the
+    /// wait). `Duration::ZERO` reports `WriterDead` as soon as the writer is dead.
+    pub fn wait_newer_with_grace(
+        &self,
+        than: Generation,
+        timeout: Duration,
+        grace: Duration,
+    ) -> Result<Generation, WaitError> {
         // With lock pins there is no table to count waiters in; the writer then
         // always wakes.
         let waiters = match &self.pins {
             Pins::Table { readers, .. } => readers.region().readers_header().map(|rh| &rh.waiters),
             Pins::Locks { .. } => None,
         };
-        crate::watch::wait_for_newer(&self.name, &self.data, waiters, than, timeout)
+        crate::watch::wait_for_newer(&self.name, &self.data, waiters, than, timeout, grace)
+    }
+
+    /// What the object's name refers to now: this object, another one (it was
+    /// removed and created again), or nothing (removed). Two `stat`s: for slow
+    /// paths only.
+    pub(crate) fn under_name(&self) -> Result<UnderName, Errno> {
+        self.data.obj.under_name(&crate::name::data(&self.name))
     }
 }
 

@@ -1,25 +1,41 @@
 //! A typed reader handle: validated, cached, zero-copy views of the latest snapshot.
 
+use std::cell::Cell;
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rkyv::rancor::BoxedError;
 
 use crate::error::{OpenError, ReadError, WaitError};
+use crate::os::UnderName;
 use crate::protocol;
-use crate::raw_reader::RawReader;
-use crate::schema::SchemaDoc;
+use crate::raw_reader::{RawReader, DEFAULT_WRITER_GRACE};
+use crate::schema::{SchemaDiff, SchemaDoc};
 use crate::segment::{DataSegment, Geometry};
 use crate::sync::AtomicU64;
 use crate::sync::Ordering::Acquire;
 use crate::{Generation, Shared};
+
+/// What `Reader::current` points at once the object is known replaced: never
+/// equal to a cached publish word (0 is never cached), so `read` goes slow.
+static NO_WORD: AtomicU64 = AtomicU64::new(0);
+
+/// How often the slow path of `read` checks that the name still refers to the
+/// object (two `stat`s, about 2 µs)...
+const NAME_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+/// ...looking at the (coarse) clock only every this many slow paths: a
+/// new-generation read of 100 bytes takes about 40 ns, a clock read 10 ns.
+const SLOW_READS_PER_CLOCK_LOOK: u32 = 8;
 
 /// Options for opening a reader. Start with [`Reader::options`].
 pub struct ReaderOptions<T> {
     init_timeout: Duration,
     owner: Option<u32>,
     wait_spin: Duration,
+    writer_grace: Duration,
+    follow: bool,
+    wait_for_writer: Option<Duration>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -29,6 +45,9 @@ impl<T> Clone for ReaderOptions<T> {
             init_timeout: self.init_timeout,
             owner: self.owner,
             wait_spin: self.wait_spin,
+            writer_grace: self.writer_grace,
+            follow: self.follow,
+            wait_for_writer: self.wait_for_writer,
             _type: PhantomData,
         }
     }
@@ -40,6 +59,9 @@ impl<T> std::fmt::Debug for ReaderOptions<T> {
             .field("init_timeout", &self.init_timeout)
             .field("owner", &self.owner)
             .field("wait_spin", &self.wait_spin)
+            .field("writer_grace", &self.writer_grace)
+            .field("follow", &self.follow)
+            .field("wait_for_writer", &self.wait_for_writer)
             .finish()
     }
 }
@@ -50,6 +72,9 @@ impl<T> Default for ReaderOptions<T> {
             init_timeout: Duration::from_secs(1),
             owner: None,
             wait_spin: Duration::ZERO,
+            writer_grace: DEFAULT_WRITER_GRACE,
+            follow: false,
+            wait_for_writer: None,
             _type: PhantomData,
         }
     }
@@ -57,7 +82,8 @@ impl<T> Default for ReaderOptions<T> {
 
 impl<T: Shared> ReaderOptions<T> {
     /// How long `open` waits for a writer that is still initialising the object
-    /// (default 1 s). A missing object is reported at once.
+    /// (default 1 s). A missing object is reported at once (see
+    /// [`wait_for_writer`](Self::wait_for_writer)).
     pub fn init_timeout(mut self, timeout: Duration) -> Self {
         self.init_timeout = timeout;
         self
@@ -80,6 +106,42 @@ impl<T: Shared> ReaderOptions<T> {
         self
     }
 
+    /// How long `wait_newer` keeps waiting once the writer is found dead, for
+    /// a new writer to take over (a restart or a deployment: its first publish
+    /// ends the wait), before it returns `WriterDead` (default 3 s,
+    /// [`DEFAULT_WRITER_GRACE`]). `Duration::ZERO` returns `WriterDead` as soon
+    /// as the writer is dead.
+    pub fn writer_grace(mut self, grace: Duration) -> Self {
+        self.writer_grace = grace;
+        self
+    }
+
+    /// Follow the name when the object is replaced (removed and created again,
+    /// e.g. by a redeployment): `read` then opens the new object and serves it
+    /// from its first publish on, and the last snapshot of the old one until
+    /// then. Off by default: a replaced object is then `ReadError::Replaced` /
+    /// `WaitError::Replaced`. Either way the reader notices on `wait_newer`,
+    /// and on a `read` that finds a new generation or follows `release`
+    /// (checked at most every 100 ms there); a `read` of an unchanged
+    /// generation stays one atomic load and checks nothing.
+    pub fn follow(mut self, yes: bool) -> Self {
+        self.follow = yes;
+        self
+    }
+
+    /// Lets `open` wait up to `timeout` for a writer that has not created the
+    /// object yet (a reader started before its writer): it sleeps until the
+    /// object appears (inotify on `/dev/shm`; a bounded back-off where inotify
+    /// is unavailable) and has published its first snapshot, so the first
+    /// `read` succeeds. At the timeout: the object if it exists (possibly with
+    /// nothing published yet), else `NotFound`. Without it (the default) a
+    /// missing object is `NotFound` at once. Other errors (`TypeMismatch`, …)
+    /// are returned at once either way.
+    pub fn wait_for_writer(mut self, timeout: Duration) -> Self {
+        self.wait_for_writer = Some(timeout);
+        self
+    }
+
     /// Opens the object `name` for reading `T`.
     pub fn open(self, name: &str) -> Result<Reader<T>, OpenError> {
         Reader::open_with(name, &self)
@@ -89,6 +151,10 @@ impl<T: Shared> ReaderOptions<T> {
     /// one handle for many threads.
     pub fn open_shared(self, name: &str) -> Result<crate::SharedReader<T>, OpenError> {
         crate::SharedReader::open_with(name, self)
+    }
+
+    pub(crate) fn get_writer_grace(&self) -> Duration {
+        self.writer_grace
     }
 
     pub(crate) fn get_init_timeout(&self) -> Duration {
@@ -115,11 +181,25 @@ struct Cached<T: Shared> {
 /// handle per thread for parallel reads. Each handle owns one reader-table entry.
 pub struct Reader<T: Shared> {
     wait_spin: Duration,
+    writer_grace: Duration,
     /// The publish word in `raw`'s mapping, refreshed whenever it remaps: the
-    /// fast path reads it without walking the header accessors.
-    current: *const AtomicU64,
+    /// fast path reads it without walking the header accessors. Once `raw`'s
+    /// object is known to be replaced it points at [`NO_WORD`] instead, so
+    /// every `read` takes the slow path, which reports or follows the change.
+    current: Cell<*const AtomicU64>,
     raw: RawReader,
     cached: Option<Cached<T>>,
+    /// Reopen the name when the object is replaced ([`ReaderOptions::follow`]).
+    follow: bool,
+    /// The owner required at open, required again when following.
+    owner: Option<u32>,
+    /// When the slow path of `read` last checked the name, on the coarse
+    /// clock (`None`: never).
+    name_checked: Option<Duration>,
+    /// Slow paths of `read` since the last look at the clock.
+    slow_reads: u32,
+    /// With `follow`: the object now under the name, until it has published.
+    successor: Option<RawReader>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -192,21 +272,24 @@ impl<T: Shared> Reader<T> {
 
     pub(crate) fn open_with(name: &str, opts: &ReaderOptions<T>) -> Result<Self, OpenError> {
         const { assert!(core::mem::align_of::<T::Archived>() <= 16, "archived alignment above 16 is not supported") };
-        let raw = RawReader::open(name, opts.init_timeout)?;
-        if let Some(want) = opts.owner {
-            let (_, owner) = raw.data.obj.mode_and_owner().map_err(|errno| OpenError::Os {
-                name: name.into(),
-                op: "fstat",
-                errno,
-            })?;
-            if owner != want {
-                return Err(OpenError::NotOwner { name: name.into(), object: "data segment", owner });
-            }
-        }
-        if raw.geo.fingerprint != crate::schema::fingerprint_of::<T>() {
-            return Err(type_mismatch::<T>(name, &raw.data, &raw.geo));
-        }
-        Ok(Reader { wait_spin: opts.wait_spin, current: raw.current_ptr(), raw, cached: None, _type: PhantomData })
+        let open = || open_checked::<T>(name, opts.init_timeout, opts.owner);
+        let raw = match opts.wait_for_writer {
+            None => open()?,
+            Some(timeout) => crate::await_writer::open_when_published(timeout, opts.writer_grace, open)?,
+        };
+        Ok(Reader {
+            wait_spin: opts.wait_spin,
+            writer_grace: opts.writer_grace,
+            current: Cell::new(raw.current_ptr()),
+            raw,
+            cached: None,
+            follow: opts.follow,
+            owner: opts.owner,
+            name_checked: None,
+            slow_reads: 0,
+            successor: None,
+            _type: PhantomData,
+        })
     }
 
     /// The object's name.
@@ -285,19 +368,30 @@ impl<T: Shared> Reader<T> {
     fn load_current(&self) -> u64 {
         // SAFETY: `current` points at the publish word inside `raw`'s mapping,
         // which lives as long as `self`; it is refreshed after every remap (only
-        // `read_slow` remaps), and the word is an aligned atomic.
+        // `read_slow` remaps), and the word is an aligned atomic. Or it points
+        // at the static `NO_WORD`.
         #[allow(unsafe_code)]
-        let current = unsafe { &*self.current };
+        let current = unsafe { &*self.current.get() };
         // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
         current.load(Acquire)
     }
 
     #[cold]
     fn read_slow(&mut self, validate: bool) -> Result<Snapshot<'_, T>, ReadError> {
+        if self.notice_replacement()? {
+            // Following, and the new object has nothing yet: the old snapshot.
+            if let Some(Cached { word, root, validated }) = self.cached {
+                if validated || !validate {
+                    return Ok(self.cached_snapshot(root, word));
+                }
+            }
+        }
         self.cached = None;
         let pinned = self.raw.pin_latest();
         // `pin_latest` may have remapped a grown segment.
-        self.current = self.raw.current_ptr();
+        if !self.known_replaced() {
+            self.current.set(self.raw.current_ptr());
+        }
         let (word, offset, len) = pinned?;
         let generation = protocol::generation_of(word);
         let bytes = self.raw.pinned_bytes(offset, len)?;
@@ -325,14 +419,79 @@ impl<T: Shared> Reader<T> {
         Ok(Snapshot { archived, generation: Generation(generation) })
     }
 
+    fn known_replaced(&self) -> bool {
+        core::ptr::eq(self.current.get(), &NO_WORD)
+    }
+
+    /// On the slow path of `read`: checks whether the name now refers to
+    /// another object (on the first slow path, then at most every
+    /// [`NAME_CHECK_INTERVAL`], or at once after `wait_newer` found it). Not
+    /// following: `Replaced`. Following: switches to the new object once it
+    /// has published; until then returns `true` (serve the old snapshot).
+    fn notice_replacement(&mut self) -> Result<bool, ReadError> {
+        if !self.known_replaced() {
+            if let Some(checked) = self.name_checked {
+                self.slow_reads += 1;
+                if self.slow_reads < SLOW_READS_PER_CLOCK_LOOK {
+                    return Ok(false);
+                }
+                self.slow_reads = 0;
+                let now = crate::os::coarse_now();
+                if now.saturating_sub(checked) < NAME_CHECK_INTERVAL {
+                    return Ok(false);
+                }
+            }
+            self.name_checked = Some(crate::os::coarse_now());
+            match self.raw.under_name() {
+                Ok(UnderName::Another) => self.current.set(&NO_WORD),
+                Ok(UnderName::This | UnderName::Nothing) => return Ok(false),
+                Err(errno) => {
+                    return Err(ReadError::Os { name: self.raw.name().to_string(), op: "checking the name", errno })
+                }
+            }
+        }
+        let replaced = || ReadError::Replaced { name: self.raw.name().to_string() };
+        if !self.follow {
+            return Err(replaced());
+        }
+        if self.successor.is_none() {
+            // No waiting here: a creator still initialising is retried next read.
+            match open_checked::<T>(self.raw.name(), Duration::ZERO, self.owner) {
+                Ok(next) => self.successor = Some(next),
+                Err(OpenError::NotFound { .. } | OpenError::NotInitialized { .. }) => return Ok(true),
+                Err(_) => return Err(replaced()),
+            }
+        }
+        match self.successor.take() {
+            Some(next) if next.generation() > Generation::NONE => {
+                // The old view points into the old mapping, which goes now.
+                self.cached = None;
+                self.raw = next;
+                self.current.set(self.raw.current_ptr());
+                self.name_checked = Some(crate::os::coarse_now());
+                Ok(false)
+            }
+            unpublished => {
+                self.successor = unpublished;
+                Ok(true)
+            }
+        }
+    }
+
     /// Drops the pin, letting the writer reuse the slot. The next `read` pins again.
     pub fn release(&mut self) {
         self.cached = None;
         self.raw.release();
     }
 
-    /// Blocks until a generation newer than `than` is published, the writer is
-    /// found dead, or `timeout` passes (shared futex; no polling).
+    /// Blocks until a generation newer than `than` is published, the writer has
+    /// been dead for the grace period ([`ReaderOptions::writer_grace`]; a new
+    /// writer that takes over within it ends the wait with its first
+    /// generation), or `timeout` passes (shared futex; no polling). An object
+    /// removed and created again is `Replaced`; with
+    /// [`ReaderOptions::follow`] the wait goes on in the new object, and
+    /// returns its first generation (numbered from 1 again; the next `read`
+    /// moves to it).
     pub fn wait_newer(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
         if !self.wait_spin.is_zero() {
             let start = std::time::Instant::now();
@@ -347,35 +506,93 @@ impl<T: Shared> Reader<T> {
                 }
                 core::hint::spin_loop();
             }
-            return self.raw.wait_newer(than, timeout.saturating_sub(start.elapsed()));
+            return self.wait_raw(than, timeout.saturating_sub(start.elapsed()));
         }
-        self.raw.wait_newer(than, timeout)
+        self.wait_raw(than, timeout)
+    }
+
+    /// The kernel wait, and what a replaced object means for it.
+    fn wait_raw(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
+        let start = Instant::now();
+        if !self.known_replaced() {
+            match self.raw.wait_newer_with_grace(than, timeout, self.writer_grace) {
+                Err(WaitError::Replaced { name }) => {
+                    // The next `read` takes the slow path and reports or follows it.
+                    self.current.set(&NO_WORD);
+                    if !self.follow {
+                        return Err(WaitError::Replaced { name });
+                    }
+                }
+                other => return other,
+            }
+        } else if !self.follow {
+            return Err(WaitError::Replaced { name: self.raw.name().to_string() });
+        }
+        // Following: wait for the new object's first publish; its generations
+        // start again from 1.
+        let left = timeout.saturating_sub(start.elapsed());
+        let opened;
+        let next = match &self.successor {
+            Some(next) => next,
+            None => {
+                opened = open_checked::<T>(self.raw.name(), left, self.owner).map_err(|e| match e {
+                    OpenError::NotFound { .. } | OpenError::NotInitialized { .. } => {
+                        WaitError::Timeout { name: self.raw.name().to_string() }
+                    }
+                    _ => WaitError::Replaced { name: self.raw.name().to_string() },
+                })?;
+                &opened
+            }
+        };
+        next.wait_newer_with_grace(Generation::NONE, timeout.saturating_sub(start.elapsed()), self.writer_grace)
     }
 }
 
-/// The `TypeMismatch` error for `T` against what `seg` stores, with both schemas.
+/// Opens `name` and checks it holds a `T` (and belongs to `owner`, if given).
+fn open_checked<T: Shared>(name: &str, init_timeout: Duration, owner: Option<u32>) -> Result<RawReader, OpenError> {
+    let raw = RawReader::open(name, init_timeout)?;
+    if let Some(want) = owner {
+        let (_, owner) =
+            raw.data.obj.mode_and_owner().map_err(|errno| OpenError::Os { name: name.into(), op: "fstat", errno })?;
+        if owner != want {
+            return Err(OpenError::NotOwner { name: name.into(), object: "data segment", owner });
+        }
+    }
+    if raw.geo.fingerprint != crate::schema::fingerprint_of::<T>() {
+        return Err(type_mismatch::<T>(name, &raw.data, &raw.geo));
+    }
+    Ok(raw)
+}
+
+/// The `TypeMismatch` error for `T` against what `seg` stores.
 pub(crate) fn type_mismatch<T: Shared>(name: &str, seg: &DataSegment, geo: &Geometry) -> OpenError {
     type_mismatch_doc(name, &crate::schema::schema_of::<T>(), seg, geo)
 }
 
-/// The `TypeMismatch` error for the type `expected` describes against what `seg` stores.
+/// The `TypeMismatch` error for the type `expected` describes against what
+/// `seg` stores: both type names and fingerprints, and the field-level diff
+/// from the stored schema.
 pub(crate) fn type_mismatch_doc(name: &str, expected: &SchemaDoc, seg: &DataSegment, geo: &Geometry) -> OpenError {
-    let mut found = match SchemaDoc::decode(&seg.schema_bytes(geo)) {
-        Ok(doc) => format!("{} (fingerprint {:#018x})\n{doc}", doc.root().name, geo.fingerprint),
-        Err(e) => format!("fingerprint {:#018x}; {e}", geo.fingerprint),
+    let (mut found, diff) = match SchemaDoc::decode(&seg.schema_bytes(geo)) {
+        Ok(doc) => (
+            format!("{} (fingerprint {:#018x})", doc.root().name, geo.fingerprint),
+            SchemaDiff::between(&doc, expected),
+        ),
+        Err(e) => (format!("fingerprint {:#018x}; {e}", geo.fingerprint), SchemaDiff::default()),
     };
     // The fingerprint covers the rkyv format too; say so when that is the cause.
     let format = seg.header().rkyv_format.load(crate::sync::Ordering::Relaxed);
     if format != crate::schema::fp::RKYV_FORMAT {
         found.push_str(&format!(
-            "\n(written with another rkyv format: {format:#018x}, this build uses {:#018x}; \
-             check rkyv's endianness, alignment and pointer-width features)",
+            "; written with another rkyv format: {format:#018x}, this build uses {:#018x} \
+             (check rkyv's endianness, alignment and pointer-width features)",
             crate::schema::fp::RKYV_FORMAT
         ));
     }
     OpenError::TypeMismatch {
         name: name.to_string(),
-        expected: format!("{} (fingerprint {:#018x})\n{expected}", expected.root().name, expected.fingerprint()),
+        expected: format!("{} (fingerprint {:#018x})", expected.root().name, expected.fingerprint()),
         found,
+        diff,
     }
 }

@@ -489,9 +489,12 @@ impl<T: Shared> SharedReader<T> {
         }
     }
 
-    /// Blocks until a generation newer than `than` is published, the writer is
-    /// found dead, or `timeout` passes (shared futex; no polling). Pins
-    /// nothing: guards from [`load`](Self::load) may live meanwhile.
+    /// Blocks until a generation newer than `than` is published, the writer
+    /// has been dead for the grace period
+    /// ([`ReaderOptions::writer_grace`](crate::ReaderOptions::writer_grace)),
+    /// the object is replaced (`Replaced`: this wait does not follow), or
+    /// `timeout` passes (shared futex; no polling). Pins nothing: guards from
+    /// [`load`](Self::load) may live meanwhile.
     pub fn wait_newer(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
         let spin = self.options.get_wait_spin().min(timeout);
         let start = Instant::now();
@@ -505,7 +508,7 @@ impl<T: Shared> SharedReader<T> {
             }
             core::hint::spin_loop();
         }
-        self.watcher.wait_newer(than, timeout.saturating_sub(start.elapsed()))
+        self.watcher.wait_newer(than, timeout.saturating_sub(start.elapsed()), self.options.get_writer_grace())
     }
 
     /// The watcher, for the async waits.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{OpenError, WaitError};
 use crate::layout;
-use crate::os;
+use crate::os::{self, UnderName};
 use crate::protocol;
 use crate::segment::{DataSegment, PairError, ReaderTable};
 use crate::sync::AtomicU32;
@@ -78,27 +78,40 @@ impl Watcher {
         self.data.writer_alive()
     }
 
-    /// Blocks until a generation newer than `than`, a dead writer, or `timeout`.
-    pub(crate) fn wait_newer(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
-        wait_for_newer(&self.name, &self.data, self.waiters(), than, timeout)
+    /// Blocks until a generation newer than `than`, a writer dead for longer
+    /// than `grace`, a replaced object, or `timeout`.
+    pub(crate) fn wait_newer(
+        &self,
+        than: Generation,
+        timeout: Duration,
+        grace: Duration,
+    ) -> Result<Generation, WaitError> {
+        wait_for_newer(&self.name, &self.data, self.waiters(), than, timeout, grace)
     }
 }
 
 /// Blocks until a generation newer than `than` is published in `data`, its
-/// writer is found dead, or `timeout` passes. Uses the shared futex `notify` in
-/// the header: no polling, and no wake-up syscall for the writer when nobody
-/// waits (`waiters`, when the object has a reader table, counts us).
+/// writer has been dead for `grace` (a new writer that takes over within it
+/// ends the wait with its first generation), `name` is found to refer to
+/// another object, or `timeout` passes. Uses the shared futex `notify` in the
+/// header: no polling, and no wake-up syscall for the writer when nobody waits
+/// (`waiters`, when the object has a reader table, counts us).
 pub(crate) fn wait_for_newer(
     name: &str,
     data: &DataSegment,
     waiters: Option<&AtomicU32>,
     than: Generation,
     timeout: Duration,
+    grace: Duration,
 ) -> Result<Generation, WaitError> {
     let deadline = Instant::now() + timeout;
     let h = data.header();
     // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
     let generation = || Generation(protocol::generation_of(h.current.load(Acquire)));
+    let os_error = |op, errno| WaitError::Os { name: name.into(), op, errno };
+    let mut dead_since: Option<Instant> = None;
+    let mut under_name = UnderName::This;
+    let mut slept = false;
     loop {
         // SYNC(wake): read `notify` before checking, so a publish in between
         // makes the futex wait return at once (EAGAIN).
@@ -107,14 +120,26 @@ pub(crate) fn wait_for_newer(
         if now > than {
             return Ok(now);
         }
-        if !data.writer_alive().map_err(|errno| WaitError::Os {
-            name: name.into(),
-            op: "probing the writer lock",
-            errno,
-        })? {
+        let alive = data.writer_alive().map_err(|errno| os_error("probing the writer lock", errno))?;
+        // Not before the first sleep (a waiter woken by each publish pays
+        // nothing), then once per slice: has the name moved to another object?
+        if slept || !alive {
+            under_name =
+                data.obj.under_name(&crate::name::data(name)).map_err(|errno| os_error("checking the name", errno))?;
+            if under_name == UnderName::Another {
+                return Err(WaitError::Replaced { name: name.into() });
+            }
+        }
+        if alive {
+            dead_since = None;
+        } else if dead_since.get_or_insert_with(Instant::now).elapsed() >= grace {
             // It may have published just before dying.
             let now = generation();
-            return if now > than { Ok(now) } else { Err(WaitError::WriterDead { name: name.into() }) };
+            return match () {
+                _ if now > than => Ok(now),
+                _ if under_name == UnderName::Nothing => Err(WaitError::Removed { name: name.into() }),
+                _ => Err(WaitError::WriterDead { name: name.into() }),
+            };
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -125,8 +150,10 @@ pub(crate) fn wait_for_newer(
             w.fetch_add(1, SeqCst);
         }
         if h.notify.load(SeqCst) == seen {
-            // Bounded slices: a writer that dies without publishing is noticed.
+            // Bounded slices: a writer that dies (or a new one that takes
+            // over) without publishing is noticed.
             os::futex_wait(&h.notify, seen, left.min(WAIT_SLICE));
+            slept = true;
         }
         if let Some(w) = waiters {
             w.fetch_sub(1, SeqCst);

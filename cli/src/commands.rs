@@ -18,7 +18,7 @@ pub fn run(cmd: Cmd) -> Result<(), Failure> {
         Cmd::Dump { name, json, compact, max_depth, max_values, timeout } => {
             dump(&name, json, compact, Limits { max_depth, max_values }, timeout)
         }
-        Cmd::Rm { names } => rm(&names),
+        Cmd::Rm { names, force } => rm(&names, force),
         Cmd::Gc { prefix, yes, json } => gc(prefix.as_deref(), yes, json),
     }
 }
@@ -415,9 +415,14 @@ fn dump(name: &str, json: bool, compact: bool, limits: Limits, timeout: Duration
     out(&text)
 }
 
-fn rm(names: &[String]) -> Result<(), Failure> {
+fn rm(names: &[String], force: bool) -> Result<(), Failure> {
     let mut failure = None;
     for name in names {
+        if let Some(refusal) = (!force).then(|| in_use(name)).flatten() {
+            eprintln!("shmstate: {}", refusal.message);
+            failure = Some(Failure::new(refusal.code, ""));
+            continue;
+        }
         match shmstate::remove(name) {
             Ok(()) => out(&format!("removed {name}\n"))?,
             Err(e) => {
@@ -428,6 +433,33 @@ fn rm(names: &[String]) -> Result<(), Failure> {
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// Why `rm` will not remove `name` without `--force`: the live readers that
+/// use it, by pid (as recorded when they opened it; lock-pin readers record
+/// none). `None` when nobody reads it, or when it cannot be inspected (then
+/// `remove` says what is wrong).
+fn in_use(name: &str) -> Option<Failure> {
+    let info = shmstate::inspect(name).ok()?;
+    let live: Vec<_> = info.readers.iter().filter(|r| r.alive).collect();
+    if live.is_empty() {
+        return None;
+    }
+    let pids: Vec<String> = live.iter().filter(|r| r.pid != 0).map(|r| r.pid.to_string()).collect();
+    let mut who = if pids.is_empty() { String::new() } else { format!("pid {}", pids.join(", ")) };
+    let unnamed = live.len() - pids.len();
+    if unnamed > 0 {
+        who += &format!("{}{unnamed} without a recorded pid", if who.is_empty() { "" } else { "; " });
+    }
+    let n = live.len();
+    let readers = if n == 1 { "reader" } else { "readers" };
+    Some(Failure::new(
+        code::IN_USE,
+        format!(
+            "{name:?} has {n} live {readers} ({who}); they would go on reading the removed object \
+             (until they notice it was replaced, see docs/DEPLOYING.md). Not removed: use --force to remove it anyway"
+        ),
+    ))
 }
 
 /// An object gc may remove: readable, writer dead, no live reader.

@@ -22,7 +22,8 @@ Exit codes:
   3  object not found
   4  permission denied
   5  corrupt object, unknown format version, or undecodable type/snapshot
-  6  the writer died (watch)";
+  6  the writer died (watch)
+  7  not removed: live readers use the object (rm without --force)";
 
 /// Inspect and manage shmstate shared-memory objects.
 #[derive(Parser, Debug)]
@@ -99,6 +100,10 @@ pub enum Cmd {
         /// Object names.
         #[arg(required = true)]
         names: Vec<String>,
+        /// Remove them even if live readers use them (they keep reading the
+        /// removed object until they notice: `Replaced`, or follow the new one).
+        #[arg(long)]
+        force: bool,
     },
     /// Remove objects whose writer is dead and that have no live readers.
     ///
@@ -153,6 +158,8 @@ pub mod code {
     pub const PERMISSION: u8 = 4;
     pub const CORRUPT: u8 = 5;
     pub const WRITER_DEAD: u8 = 6;
+    /// `rm` refused: live readers use the object (`--force` overrides).
+    pub const IN_USE: u8 = 7;
 }
 
 /// Writes to stdout, treating a closed pipe (`| head`) as success.

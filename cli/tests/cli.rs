@@ -402,6 +402,27 @@ fn watch_times_out() {
     assert!(stderr(&o).contains("no new generation"), "{}", stderr(&o));
 }
 
+/// `rm` of an object with live readers refuses, says who reads it, and
+/// leaves it alone; `--force` removes it.
+#[test]
+fn rm_refuses_an_object_with_live_readers_and_names_them() {
+    let name = Name::new("rmbusy");
+    let mut w = Writer::<Point>::create(name.as_str()).unwrap();
+    w.publish(&Point { x: 1, y: 2 }).unwrap();
+    let mut r = Reader::<Point>::open(name.as_str()).unwrap();
+    assert_eq!(r.read().unwrap().x, 1);
+    let o = cli(&["rm", name.as_str()]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 7, "{err}");
+    let pid = format!("pid {}", std::process::id());
+    assert!(err.contains("1 live reader") && err.contains(&pid) && err.contains("--force"), "{err}");
+    assert!(shmstate::inspect(name.as_str()).is_ok(), "the object must still be there");
+    assert_eq!(r.read().unwrap().x, 1);
+    ok(&cli(&["rm", "--force", name.as_str()]));
+    assert_eq!(code(&cli(&["inspect", name.as_str()])), 3);
+    drop(r);
+}
+
 #[test]
 fn rm_removes() {
     let name = Name::new("rm");

@@ -9,16 +9,26 @@
 
 mod lock;
 mod shm;
+mod watch;
 
 pub(crate) use crate::locks::LockProbe;
 pub(crate) use lock::{probe_lock, try_read_lock, try_write_lock, unlock};
-pub(crate) use shm::{Mapping, ShmObject};
+pub(crate) use shm::{Mapping, ShmObject, UnderName};
+pub(crate) use watch::ShmDirWatch;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Wall-clock time in nanoseconds since the Unix epoch (for publish times).
 pub(crate) fn now_unix_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A monotonic clock with a resolution of a few milliseconds (vDSO, about
+/// 10 ns here against 50 ns for `Instant::now` on this VM): for rate limits
+/// on hot slow paths.
+pub(crate) fn coarse_now() -> Duration {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec as u32)
 }
 
 /// A random, non-zero 64-bit id (an object's incarnation). From the kernel's

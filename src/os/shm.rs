@@ -11,8 +11,24 @@ use rustix::shm;
 /// planted under an object's name is refused (ELOOP) instead of followed.
 /// (rustix's `shm::open` is `open("/dev/shm/…")` without it.)
 fn open_shm(name: &str, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
-    let path = format!("/dev/shm/{}", name.trim_start_matches('/'));
+    let path = shm_path(name);
     rustix::fs::open(path.as_str(), flags | OFlags::NOFOLLOW | OFlags::CLOEXEC, mode)
+}
+
+/// The path of shm object `name`.
+fn shm_path(name: &str) -> String {
+    format!("/dev/shm/{}", name.trim_start_matches('/'))
+}
+
+/// What a name refers to now, compared with an open object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UnderName {
+    /// This very object (same device and inode).
+    This,
+    /// Another object: ours was removed and the name created again.
+    Another,
+    /// Nothing: ours was removed.
+    Nothing,
 }
 
 /// An open shared memory object.
@@ -60,6 +76,19 @@ impl ShmObject {
         match rustix::fs::flock(&self.fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(true),
             Err(Errno::WOULDBLOCK) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether `name` still refers to this object (two `stat`s; an inode
+    /// cannot be reused while our descriptor keeps it alive).
+    pub(crate) fn under_name(&self, name: &str) -> Result<UnderName, Errno> {
+        let ours = rustix::fs::fstat(&self.fd)?;
+        let path = shm_path(name);
+        match rustix::fs::statat(rustix::fs::CWD, path.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if (st.st_dev, st.st_ino) == (ours.st_dev, ours.st_ino) => Ok(UnderName::This),
+            Ok(_) => Ok(UnderName::Another),
+            Err(Errno::NOENT) => Ok(UnderName::Nothing),
             Err(e) => Err(e),
         }
     }

@@ -22,6 +22,7 @@
 //! are documented on each [`Kind`] variant.
 
 mod desc;
+mod diff;
 mod display;
 mod fingerprint;
 pub mod fp;
@@ -34,6 +35,7 @@ use std::collections::HashMap;
 use std::sync::{OnceLock, PoisonError, RwLock};
 
 pub use desc::{Field, Kind, Primitive, SchemaDoc, SchemaError, TypeDesc, TypeIndex, Variant};
+pub use diff::{Change, ChangeKind, SchemaDiff};
 
 /// A type whose structure can be compared across processes and described to tools.
 ///
