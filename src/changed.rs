@@ -180,10 +180,21 @@ impl Helper {
             }
         };
         if let Some(result) = outcome {
-            match pos {
-                Some(i) => uncount(&regs.list.swap_remove(i).watcher),
-                None => uncount(watcher),
-            }
+            let removed = match pos {
+                Some(i) => {
+                    let r = regs.list.swap_remove(i);
+                    uncount(&r.watcher);
+                    Some(r)
+                }
+                None => {
+                    uncount(watcher);
+                    None
+                }
+            };
+            // Wakers are dropped after the lock: dropping the last one may
+            // drop a task holding another `Changed`, whose `Drop` locks again.
+            drop(regs);
+            drop(removed);
             *key = None;
             return Poll::Ready(result);
         }
@@ -192,7 +203,9 @@ impl Helper {
                 let r = &mut regs.list[i];
                 r.seen = seen;
                 if !r.waker.will_wake(waker) {
-                    r.waker = waker.clone();
+                    let old = std::mem::replace(&mut r.waker, waker.clone());
+                    drop(regs);
+                    drop(old);
                 }
             }
             None => {
@@ -213,9 +226,13 @@ impl Helper {
 
     fn deregister(&self, key: u64) {
         let mut regs = self.registrations.lock();
-        if let Some(i) = regs.list.iter().position(|r| r.key == key) {
-            uncount(&regs.list.swap_remove(i).watcher);
+        let removed = regs.list.iter().position(|r| r.key == key).map(|i| regs.list.swap_remove(i));
+        if let Some(r) = &removed {
+            uncount(&r.watcher);
         }
+        // The waker is dropped after the lock (see `poll`).
+        drop(regs);
+        drop(removed);
     }
 
     /// The helper thread: wake the futures whose object changed, then sleep on

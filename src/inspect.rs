@@ -140,9 +140,9 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
         // As `RawReader::open`: describe the readers of this incarnation only.
         match ReaderTable::open_paired(name, geo.incarnation, false) {
             Ok(t) => break (seg, geo, Some(t)),
-            Err(PairError::Replaced) if attempt < 8 => attempt += 1,
+            Err(e) if e.retry() && attempt < 8 => attempt += 1,
             // A missing or unreadable table: show the object without readers.
-            Err(PairError::Open(_)) => break (seg, geo, None),
+            Err(PairError::Open(_) | PairError::Missing) => break (seg, geo, None),
             Err(e) => return Err(e.into_open_error(name)),
         }
     };

@@ -10,7 +10,7 @@ use crate::lock_pins;
 use crate::os::{self, UnderName};
 use crate::protocol::{self, Pinned};
 use crate::schema::{SchemaDoc, SchemaError};
-use crate::segment::{DataSegment, Geometry, PairError, ReaderTable};
+use crate::segment::{DataSegment, Geometry, ReaderTable};
 use crate::sync::AtomicU64;
 use crate::sync::Ordering::{Acquire, Relaxed};
 use crate::Generation;
@@ -76,7 +76,7 @@ impl RawReader {
                     let pins = Pins::Table { readers, entry };
                     return Ok(RawReader { name: name.to_string(), data, geo, pins });
                 }
-                Err(PairError::Replaced) if attempt < OPEN_ATTEMPTS => {
+                Err(e) if e.retry() && attempt < OPEN_ATTEMPTS => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(1));
                 }

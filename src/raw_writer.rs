@@ -75,6 +75,15 @@ impl RawWriter {
     ) -> Result<Self, OpenError> {
         crate::name::check(name)?;
         opts.check(name)?;
+        // A schema readers would refuse (they decode it from shared memory
+        // with these same checks) is refused here, before anything exists.
+        let bad_schema = |what: String| OpenError::InvalidOption { name: name.into(), what };
+        schema.validate().map_err(|e| bad_schema(e.to_string()))?;
+        let encoded = schema.encode().len() as u64;
+        if encoded > crate::segment::MAX_SCHEMA_LEN {
+            let limit = crate::segment::MAX_SCHEMA_LEN;
+            return Err(bad_schema(format!("schema description of {encoded} bytes (readers accept {limit})")));
+        }
         let lock = Self::take_lock(name)?;
         let existing = ShmObject::create_new(&crate::name::data(name), opts.mode);
         let (data, created, liveness_held) = match existing {

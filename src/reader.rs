@@ -200,6 +200,9 @@ pub struct Reader<T: Shared> {
     slow_reads: u32,
     /// With `follow`: the object now under the name, until it has published.
     successor: Option<RawReader>,
+    /// Following a replaced object: the last generation of the new object
+    /// that `wait_newer` returned (before `read` moves to it).
+    followed: Cell<Generation>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -288,6 +291,7 @@ impl<T: Shared> Reader<T> {
             name_checked: None,
             slow_reads: 0,
             successor: None,
+            followed: Cell::new(Generation::NONE),
             _type: PhantomData,
         })
     }
@@ -467,6 +471,7 @@ impl<T: Shared> Reader<T> {
                 // The old view points into the old mapping, which goes now.
                 self.cached = None;
                 self.raw = next;
+                self.followed.set(Generation::NONE);
                 self.current.set(self.raw.current_ptr());
                 self.name_checked = Some(crate::os::coarse_now());
                 Ok(false)
@@ -535,16 +540,28 @@ impl<T: Shared> Reader<T> {
         let next = match &self.successor {
             Some(next) => next,
             None => {
-                opened = open_checked::<T>(self.raw.name(), left, self.owner).map_err(|e| match e {
-                    OpenError::NotFound { .. } | OpenError::NotInitialized { .. } => {
-                        WaitError::Timeout { name: self.raw.name().to_string() }
-                    }
-                    _ => WaitError::Replaced { name: self.raw.name().to_string() },
-                })?;
+                // The name may stay empty for a while (removed, not created
+                // again yet): wait for it (inotify), not return at once, or a
+                // caller's wait loop would spin.
+                let name = self.raw.name();
+                let open = || open_checked::<T>(name, Duration::ZERO, self.owner);
+                opened =
+                    crate::await_writer::open_when_published(left, self.writer_grace, open).map_err(|e| match e {
+                        OpenError::NotFound { .. } | OpenError::NotInitialized { .. } => {
+                            WaitError::Timeout { name: name.to_string() }
+                        }
+                        _ => WaitError::Replaced { name: name.to_string() },
+                    })?;
                 &opened
             }
         };
-        next.wait_newer_with_grace(Generation::NONE, timeout.saturating_sub(start.elapsed()), self.writer_grace)
+        // The caller's `than` counts on the new object only if it is what
+        // this wait returned from it before (its numbers start again from 1):
+        // then `g = r.wait_newer(g)?` blocks until a newer one, as on any object.
+        let floor = if than == self.followed.get() { than } else { Generation::NONE };
+        let g = next.wait_newer_with_grace(floor, timeout.saturating_sub(start.elapsed()), self.writer_grace)?;
+        self.followed.set(g);
+        Ok(g)
     }
 }
 

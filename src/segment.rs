@@ -228,8 +228,19 @@ pub(crate) enum PairError {
     /// (it was removed and created again since the data segment was opened):
     /// open both again.
     Replaced,
+    /// No reader table under the name: `remove` unlinks the data segment,
+    /// then the table, so the object is most likely being removed: open both
+    /// again (the data segment is then `NotFound`).
+    Missing,
     /// Anything else.
     Open(OpenError),
+}
+
+impl PairError {
+    /// Whether opening both files again may help.
+    pub(crate) fn retry(&self) -> bool {
+        matches!(self, PairError::Replaced | PairError::Missing)
+    }
 }
 
 impl PairError {
@@ -242,6 +253,7 @@ impl PairError {
                        (removed and created again while being opened, or tampered with)"
                     .into(),
             },
+            PairError::Missing => OpenError::Corrupt { name: name.into(), what: "its reader table is missing".into() },
             PairError::Open(e) => e,
         }
     }
@@ -254,11 +266,9 @@ impl ReaderTable {
     /// reader could pin in the table of a newer object while reading the old
     /// one, and the old writer would never see its pin.
     pub(crate) fn open_paired(name: &str, incarnation: u64, writable: bool) -> Result<Self, PairError> {
-        let obj = ShmObject::open(&crate::name::readers(name), writable).map_err(|e| {
-            PairError::Open(match e {
-                Errno::NOENT => OpenError::Corrupt { name: name.into(), what: "its reader table is missing".into() },
-                e => open_errno(name, "reader table", "opening the reader table", e),
-            })
+        let obj = ShmObject::open(&crate::name::readers(name), writable).map_err(|e| match e {
+            Errno::NOENT => PairError::Missing,
+            e => PairError::Open(open_errno(name, "reader table", "opening the reader table", e)),
         })?;
         let t = Self::from_object(name, obj, writable).map_err(PairError::Open)?;
         if t.incarnation != incarnation {

@@ -11,7 +11,7 @@ use crate::error::{OpenError, WaitError};
 use crate::layout;
 use crate::os::{self, UnderName};
 use crate::protocol;
-use crate::segment::{DataSegment, PairError, ReaderTable};
+use crate::segment::{DataSegment, ReaderTable};
 use crate::sync::AtomicU32;
 use crate::sync::Ordering::{Acquire, SeqCst};
 use crate::Generation;
@@ -50,7 +50,7 @@ impl Watcher {
             // (docs/PROTOCOL.md "Incarnations"), as `RawReader::open` pins there.
             match ReaderTable::open_paired(name, geo.incarnation, true) {
                 Ok(t) => return Ok(Watcher { name: name.into(), data, readers: Some(t) }),
-                Err(PairError::Replaced) if attempt < 8 => attempt += 1,
+                Err(e) if e.retry() && attempt < 8 => attempt += 1,
                 Err(e) => return Err(e.into_open_error(name)),
             }
         }

@@ -468,3 +468,25 @@ fn a_shared_reader_waits_out_its_own_grace_period() {
     let published = takeover.join().unwrap();
     assert_eq!(got, Ok(published));
 }
+
+/// A following reader whose caller only waits (`g = r.wait_newer(g)?`, no
+/// `read` in between) blocks on the new object like on any other. It used to
+/// return the new object's generation again at once, so such a loop spun.
+#[test]
+fn a_following_readers_wait_loop_blocks_on_the_new_object() {
+    let name = TestName::new("follow-loop");
+    let mut a = Writer::<Checked>::create(name.as_str()).unwrap();
+    a.publish(&Checked::new(1, 4)).unwrap();
+    let r = Reader::<Checked>::options().follow(true).open(name.as_str()).unwrap();
+    drop(a);
+    shmstate::remove(name.as_str()).unwrap();
+    let mut b = Writer::<Checked>::create(name.as_str()).unwrap();
+    for g in 1..=3 {
+        b.publish(&Checked::new(g, 4)).unwrap();
+    }
+    let g = r.wait_newer(Generation::new(1), Duration::from_secs(30)).expect("the new object's generation");
+    assert_eq!(g.get(), 3);
+    assert_eq!(r.wait_newer(g, Duration::from_millis(300)), Err(WaitError::Timeout { name: name.as_str().into() }));
+    b.publish(&Checked::new(4, 4)).unwrap();
+    assert_eq!(r.wait_newer(g, Duration::from_secs(30)).unwrap().get(), 4);
+}

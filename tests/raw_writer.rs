@@ -79,3 +79,15 @@ fn garbage_bytes_are_invalid_for_readers_and_the_next_good_snapshot_reads() {
     w.publish_bytes(&archived(&good)).unwrap();
     assert_eq!(r.read().unwrap().to_value().unwrap(), good);
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "uses shm")]
+fn a_schema_readers_would_refuse_is_refused_at_open() {
+    let name = TestName::new("raw-bad-schema");
+    let broken = shmstate::schema::SchemaDoc { root: 5, types: Vec::new() };
+    match RawWriter::options().create_raw(name.as_str(), &broken) {
+        Err(OpenError::InvalidOption { .. }) => {}
+        other => panic!("a writer of an invalid schema: {other:?}"),
+    }
+    assert!(matches!(shmstate::inspect(name.as_str()), Err(OpenError::NotFound { .. })), "nothing is created");
+}

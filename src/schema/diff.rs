@@ -110,6 +110,8 @@ const MAX_CHANGES: usize = 64;
 /// Bounds the walk over a hostile schema (decoded from shared memory) whose
 /// types share subtrees many times: a type used twice is walked twice.
 const MAX_STEPS: usize = 100_000;
+/// Deepest nesting the diff descends (the ancestors on the current path).
+const MAX_DEPTH: usize = 64;
 
 /// The walk over both documents at once.
 struct Walk<'a> {
@@ -142,7 +144,15 @@ impl Walk<'_> {
     /// layout change there only if nothing under `path` explains it.
     fn ty(&mut self, path: &str, a: TypeIndex, b: TypeIndex) {
         self.steps += 1;
-        if self.steps > MAX_STEPS || self.changes.len() >= MAX_CHANGES || !self.ancestors.insert((a, b)) {
+        // Depth is bounded too: the stored schema comes from shared memory, and
+        // a chain of distinct types paired with one recursive type has no cycle
+        // for `ancestors` to stop, only depth (12 000 levels overflowed an
+        // 8 MiB stack). Below `MAX_DEPTH` the diff stops looking.
+        if self.steps > MAX_STEPS
+            || self.changes.len() >= MAX_CHANGES
+            || self.ancestors.len() >= MAX_DEPTH
+            || !self.ancestors.insert((a, b))
+        {
             return;
         }
         self.compare(path, a, b);
@@ -472,5 +482,45 @@ mod tests {
         let d = SchemaDiff::between(&schema_of::<order::A>(), &schema_of::<order::swapped::A>());
         assert_eq!(format!("{d:?}"), "[\"A: fields reordered (x, y → y, x)\"]");
         assert_eq!(d.to_string(), "A: fields reordered (x, y → y, x)");
+    }
+
+    /// A stored schema is untrusted: a chain of 20 000 distinct struct types
+    /// compared with one recursive type used to recurse once per level and
+    /// overflow the stack (the process aborted instead of `TypeMismatch`).
+    #[test]
+    fn a_deep_stored_chain_does_not_overflow_the_stack() {
+        use crate::schema::{Field, Kind, TypeDesc};
+        let strukt = |name: String, ty| TypeDesc {
+            name,
+            size: 8,
+            align: 4,
+            kind: Kind::Struct { fields: vec![Field { name: "next".into(), ty, offset: 0 }], tuple: false },
+        };
+        let vec_of = |ty| TypeDesc { name: "Vec".into(), size: 8, align: 4, kind: Kind::Vec(ty) };
+        let n = 20_000u32;
+        let mut types = Vec::new();
+        // All named `R`, like the recursive type, so no level reports a
+        // change and stops the walk early; the last one holds a `u8` instead.
+        for i in 0..n {
+            types.push(strukt("R".into(), 2 * i + 1));
+            types.push(vec_of(if i + 1 < n { 2 * (i + 1) } else { 2 * n }));
+        }
+        types.push(TypeDesc {
+            name: "u8".into(),
+            size: 1,
+            align: 1,
+            kind: Kind::Primitive(crate::schema::Primitive::U8),
+        });
+        let chain = SchemaDoc { root: 0, types };
+        let recursive = SchemaDoc { root: 0, types: vec![strukt("R".into(), 1), vec_of(0)] };
+        // Run on a small stack, as a reader thread may have.
+        let diff = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || SchemaDiff::between(&chain, &recursive))
+            .unwrap()
+            .join()
+            .expect("the diff overflowed its stack");
+        // The difference lies 20 000 levels down, past what the diff looks at.
+        assert!(diff.changes.len() <= MAX_CHANGES);
     }
 }
