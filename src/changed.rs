@@ -13,7 +13,7 @@ use crate::error::{Errno, WaitError};
 use crate::os::{self, WaitWord};
 use crate::sync::AtomicU32;
 use crate::sync::Ordering::SeqCst;
-use crate::watch::{Watcher, WAIT_SLICE};
+use crate::watch::{DeadWriter, Watcher, WAIT_SLICE};
 use crate::{Generation, Shared, SharedReader};
 
 /// Objects the kernel's `futex_waitv` can wait on besides the helper's word.
@@ -21,12 +21,24 @@ const MAX_OBJECTS_PER_WAIT: usize = 127;
 
 impl<T: Shared> SharedReader<T> {
     /// Resolves when a generation newer than `than` is published (to that
-    /// generation), or with [`WaitError::WriterDead`] when the writer is gone
-    /// and nothing newer exists. Pins nothing; the future is `'static` and
-    /// `Send`, and cancellation-safe (drop it at any time). No timeout: use
-    /// your runtime's (e.g. `tokio::time::timeout`).
+    /// generation), or with [`WaitError::WriterDead`] when the writer has been
+    /// dead for the grace period
+    /// ([`ReaderOptions::writer_grace`](crate::ReaderOptions::writer_grace),
+    /// taken now) and nothing newer exists: a new writer that takes over
+    /// within it resolves the future with its first generation. Like
+    /// [`wait_newer`](SharedReader::wait_newer), a name found to refer to
+    /// another object gives [`WaitError::Replaced`], and a removed object
+    /// whose writer is dead [`WaitError::Removed`]. Pins nothing; the future
+    /// is `'static` and `Send`, and cancellation-safe (drop it at any time).
+    /// No timeout: use your runtime's (e.g. `tokio::time::timeout`).
     pub fn changed(&self, than: Generation) -> Changed {
-        Changed { watcher: self.watcher().clone(), than, key: None }
+        Changed {
+            watcher: self.watcher().clone(),
+            than,
+            grace: self.writer_grace(),
+            dead_writer: DeadWriter::default(),
+            key: None,
+        }
     }
 }
 
@@ -40,7 +52,9 @@ impl<T: Shared> SharedReader<T> {
 /// it wakes the wakers registered on it; nothing polls. While it waits it
 /// counts itself in each object's `waiters`, as a blocking `wait_newer` does,
 /// so the writer's publish wakes it. Every 100 ms it probes the writers of
-/// the watched objects and wakes the futures whose writer died.
+/// the watched objects and wakes the futures whose writer died, whose grace
+/// period ended, whose writer came back, or whose name was replaced; each
+/// future then decides as a blocking `wait_newer` does.
 ///
 /// ## Guarantees and limits
 /// - Cancellation-safe: dropping a `Changed` removes its registration; a
@@ -57,6 +71,11 @@ impl<T: Shared> SharedReader<T> {
 pub struct Changed {
     watcher: Arc<Watcher>,
     than: Generation,
+    /// How long a dead writer is waited for.
+    grace: Duration,
+    /// Kept in the future, not the registration: the helper drops a
+    /// registration when it wakes it.
+    dead_writer: DeadWriter,
     /// Our registration with the helper, while pending.
     key: Option<u64>,
 }
@@ -79,7 +98,7 @@ impl Future for Changed {
                 return Poll::Ready(Err(WaitError::Os { name, op: "starting the wait helper thread", errno }));
             }
         };
-        helper.poll(&this.watcher, this.than, &mut this.key, cx.waker())
+        helper.poll(this, cx.waker())
     }
 }
 
@@ -105,12 +124,50 @@ struct Registrations {
     next_key: u64,
 }
 
-/// A pending future: wake `waker` when `notify` moves off `seen` or the writer dies.
+/// A pending future: wake `waker` when `notify` moves off `seen`, the name
+/// is replaced, or the writer is found dead (`dead_since` is `None`), has been
+/// dead for `grace`, or lives again.
 struct Registration {
     key: u64,
     watcher: Arc<Watcher>,
     seen: u32,
+    /// The future's copy of when it found the writer dead.
+    dead_since: Option<Instant>,
+    grace: Duration,
     waker: Waker,
+}
+
+impl Registration {
+    /// Whether a probe round wakes this registration.
+    fn fires_on_probe(&self, probe: Probe, now: Instant) -> bool {
+        match (probe, self.dead_since) {
+            (Probe::Replaced, _) => true,
+            (Probe::Alive, dead_since) => dead_since.is_some(),
+            (Probe::Dead, None) => true,
+            (Probe::Dead, Some(since)) => now.saturating_duration_since(since) >= self.grace,
+        }
+    }
+}
+
+/// What a probe round found of an object.
+#[derive(Clone, Copy)]
+enum Probe {
+    Alive,
+    Dead,
+    /// The name refers to another object (or the check failed).
+    Replaced,
+}
+
+impl Probe {
+    fn of(watcher: &Watcher) -> Probe {
+        if watcher.replaced().unwrap_or(true) {
+            Probe::Replaced
+        } else if watcher.writer_alive().unwrap_or(false) {
+            Probe::Alive
+        } else {
+            Probe::Dead
+        }
+    }
 }
 
 static HELPER: OnceLock<Result<&'static Helper, Errno>> = OnceLock::new();
@@ -140,13 +197,9 @@ fn uncount(watcher: &Watcher) {
 }
 
 impl Helper {
-    fn poll(
-        &self,
-        watcher: &Arc<Watcher>,
-        than: Generation,
-        key: &mut Option<u64>,
-        waker: &Waker,
-    ) -> Poll<Result<Generation, WaitError>> {
+    fn poll(&self, changed: &mut Changed, waker: &Waker) -> Poll<Result<Generation, WaitError>> {
+        let Changed { watcher, than, grace, dead_writer, key } = changed;
+        let (than, grace) = (*than, *grace);
         let mut regs = self.registrations.lock();
         let pos = key.and_then(|k| regs.list.iter().position(|r| r.key == k));
         if pos.is_none() {
@@ -166,19 +219,16 @@ impl Helper {
                 Some(Ok(now))
             } else {
                 match watcher.writer_alive() {
-                    Ok(true) => None,
-                    // It may have published just before dying.
-                    Ok(false) => Some(if watcher.generation() > than {
-                        Ok(watcher.generation())
-                    } else {
-                        Err(WaitError::WriterDead { name: watcher.name().into() })
-                    }),
+                    // As the blocking wait: the name is checked from the
+                    // second poll on, or when the writer is dead.
+                    Ok(alive) => watcher.check_writer(dead_writer, than, alive, key.is_some(), grace),
                     Err(errno) => {
                         Some(Err(WaitError::Os { name: watcher.name().into(), op: "probing the writer lock", errno }))
                     }
                 }
             }
         };
+        let dead_since = dead_writer.dead_since();
         if let Some(result) = outcome {
             let removed = match pos {
                 Some(i) => {
@@ -202,6 +252,7 @@ impl Helper {
             Some(i) => {
                 let r = &mut regs.list[i];
                 r.seen = seen;
+                r.dead_since = dead_since;
                 if !r.waker.will_wake(waker) {
                     let old = std::mem::replace(&mut r.waker, waker.clone());
                     drop(regs);
@@ -211,7 +262,14 @@ impl Helper {
             None => {
                 let k = regs.next_key;
                 regs.next_key += 1;
-                regs.list.push(Registration { key: k, watcher: watcher.clone(), seen, waker: waker.clone() });
+                regs.list.push(Registration {
+                    key: k,
+                    watcher: watcher.clone(),
+                    seen,
+                    dead_since,
+                    grace,
+                    waker: waker.clone(),
+                });
                 *key = Some(k);
                 drop(regs);
                 // SYNC(helper): SeqCst bump after the push (under the lock);
@@ -251,8 +309,8 @@ impl Helper {
             watched.clear();
             {
                 let mut regs = self.registrations.lock();
-                let mut dead: Vec<*const Watcher> = Vec::new();
-                let mut alive: Vec<*const Watcher> = Vec::new();
+                let mut probed: Vec<(*const Watcher, Probe)> = Vec::new();
+                let now = Instant::now();
                 let mut i = 0;
                 while i < regs.list.len() {
                     let r = &regs.list[i];
@@ -261,14 +319,15 @@ impl Helper {
                     if !fire && probe {
                         // One probe per object and round.
                         let p = Arc::as_ptr(&r.watcher);
-                        if !dead.contains(&p) && !alive.contains(&p) {
-                            if r.watcher.writer_alive().unwrap_or(false) {
-                                alive.push(p);
-                            } else {
-                                dead.push(p);
+                        let found = match probed.iter().find(|(q, _)| *q == p) {
+                            Some(&(_, found)) => found,
+                            None => {
+                                let found = Probe::of(&r.watcher);
+                                probed.push((p, found));
+                                found
                             }
-                        }
-                        fire = dead.contains(&p);
+                        };
+                        fire = r.fires_on_probe(found, now);
                     }
                     if fire {
                         let r = regs.list.swap_remove(i);

@@ -516,4 +516,10 @@ impl<T: Shared> SharedReader<T> {
     pub(crate) fn watcher(&self) -> &Arc<Watcher> {
         &self.watcher
     }
+
+    /// How long the async waits wait for a dead writer.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn writer_grace(&self) -> Duration {
+        self.options.get_writer_grace()
+    }
 }

@@ -69,8 +69,7 @@ impl Watcher {
 
     /// The latest published generation.
     pub(crate) fn generation(&self) -> Generation {
-        // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
-        Generation(protocol::generation_of(self.data.header().current.load(Acquire)))
+        generation_in(&self.data)
     }
 
     /// Whether a live writer holds the object (one syscall).
@@ -87,6 +86,92 @@ impl Watcher {
         grace: Duration,
     ) -> Result<Generation, WaitError> {
         wait_for_newer(&self.name, &self.data, self.waiters(), than, timeout, grace)
+    }
+
+    /// [`DeadWriter::check`] on this object.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn check_writer(
+        &self,
+        dead_writer: &mut DeadWriter,
+        than: Generation,
+        alive: bool,
+        check_name: bool,
+        grace: Duration,
+    ) -> Option<Result<Generation, WaitError>> {
+        dead_writer.check(&self.name, &self.data, than, alive, check_name, grace)
+    }
+
+    /// Whether the name still refers to another object than this one (one
+    /// `stat` and one `fstat`).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn replaced(&self) -> Result<bool, crate::Errno> {
+        Ok(self.data.obj.under_name(&crate::name::data(&self.name))? == UnderName::Another)
+    }
+}
+
+/// The latest generation published in `data`.
+fn generation_in(data: &DataSegment) -> Generation {
+    // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
+    Generation(protocol::generation_of(data.header().current.load(Acquire)))
+}
+
+/// What a wait for a generation newer than `than` makes of the writer and the
+/// name once nothing newer is published; shared by the blocking loop and the
+/// async `Changed`. A writer dead for the grace period ends the wait (a new
+/// writer taking over within it resets it), as does a name that refers to
+/// another object.
+#[derive(Debug, Default)]
+pub(crate) struct DeadWriter {
+    /// When the writer was first found dead (reset while one lives).
+    since: Option<Instant>,
+    /// What the name referred to at the last check.
+    under_name: Option<UnderName>,
+}
+
+impl DeadWriter {
+    /// `alive` is the writer probe; `check_name` asks to look at the name
+    /// even though the writer lives (it is always looked at when it is dead).
+    /// `None`: keep waiting; `Some(end)`: the wait ends with `end` (also an
+    /// OS error while checking the name).
+    fn check(
+        &mut self,
+        name: &str,
+        data: &DataSegment,
+        than: Generation,
+        alive: bool,
+        check_name: bool,
+        grace: Duration,
+    ) -> Option<Result<Generation, WaitError>> {
+        if check_name || !alive {
+            let under_name = match data.obj.under_name(&crate::name::data(name)) {
+                Ok(under_name) => under_name,
+                Err(errno) => return Some(Err(WaitError::Os { name: name.into(), op: "checking the name", errno })),
+            };
+            self.under_name = Some(under_name);
+            if under_name == UnderName::Another {
+                return Some(Err(WaitError::Replaced { name: name.into() }));
+            }
+        }
+        if alive {
+            self.since = None;
+            return None;
+        }
+        if self.since.get_or_insert_with(Instant::now).elapsed() < grace {
+            return None;
+        }
+        // It may have published just before dying.
+        let now = generation_in(data);
+        Some(match () {
+            _ if now > than => Ok(now),
+            _ if self.under_name == Some(UnderName::Nothing) => Err(WaitError::Removed { name: name.into() }),
+            _ => Err(WaitError::WriterDead { name: name.into() }),
+        })
+    }
+
+    /// When the writer was first found dead, while it is.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn dead_since(&self) -> Option<Instant> {
+        self.since
     }
 }
 
@@ -106,40 +191,22 @@ pub(crate) fn wait_for_newer(
 ) -> Result<Generation, WaitError> {
     let deadline = Instant::now() + timeout;
     let h = data.header();
-    // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
-    let generation = || Generation(protocol::generation_of(h.current.load(Acquire)));
     let os_error = |op, errno| WaitError::Os { name: name.into(), op, errno };
-    let mut dead_since: Option<Instant> = None;
-    let mut under_name = UnderName::This;
+    let mut dead_writer = DeadWriter::default();
     let mut slept = false;
     loop {
         // SYNC(wake): read `notify` before checking, so a publish in between
         // makes the futex wait return at once (EAGAIN).
         let seen = h.notify.load(SeqCst);
-        let now = generation();
+        let now = generation_in(data);
         if now > than {
             return Ok(now);
         }
         let alive = data.writer_alive().map_err(|errno| os_error("probing the writer lock", errno))?;
         // Not before the first sleep (a waiter woken by each publish pays
         // nothing), then once per slice: has the name moved to another object?
-        if slept || !alive {
-            under_name =
-                data.obj.under_name(&crate::name::data(name)).map_err(|errno| os_error("checking the name", errno))?;
-            if under_name == UnderName::Another {
-                return Err(WaitError::Replaced { name: name.into() });
-            }
-        }
-        if alive {
-            dead_since = None;
-        } else if dead_since.get_or_insert_with(Instant::now).elapsed() >= grace {
-            // It may have published just before dying.
-            let now = generation();
-            return match () {
-                _ if now > than => Ok(now),
-                _ if under_name == UnderName::Nothing => Err(WaitError::Removed { name: name.into() }),
-                _ => Err(WaitError::WriterDead { name: name.into() }),
-            };
+        if let Some(end) = dead_writer.check(name, data, than, alive, slept, grace) {
+            return end;
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

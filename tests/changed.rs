@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
 use common::{consistent, role, spawn_child, Checked, TestName};
-use shmstate::{inspect, SharedReader, WaitError, Writer};
+use shmstate::{inspect, Reader, SharedReader, WaitError, Writer};
 
 /// Against hangs only (never an upper bound on speed).
 const HANG: Duration = Duration::from_secs(30);
@@ -116,7 +116,8 @@ fn one_helper_thread_serves_several_objects() {
 }
 
 /// A writer process killed with SIGKILL (without publishing anything newer):
-/// the pending future resolves with `WriterDead`.
+/// the pending future resolves with `WriterDead` once the default grace
+/// period is over.
 #[test]
 fn killed_writer_process_gives_writer_dead() {
     let name = TestName::new("async-dead");
@@ -139,7 +140,7 @@ fn killed_writer_process_gives_writer_dead() {
         child.wait().expect("reap writer");
         let result = tokio::time::timeout(HANG, fut).await.expect("hang");
         assert_eq!(result, Err(WaitError::WriterDead { name: name.as_str().to_string() }));
-        // A new future on the dead object resolves at once.
+        // A new future on the dead object waits out its own grace period.
         assert_eq!(shared.changed(g1).await, Err(WaitError::WriterDead { name: name.as_str().to_string() }));
     });
     assert_eq!(inspect(name.as_str()).expect("inspect").waiters, 0);
@@ -171,4 +172,81 @@ fn lock_pin_object_loads_and_wakes() {
     let g2 = w.publish(&Checked::new(2, 4)).expect("publish");
     assert_eq!(rt.block_on(waiting).expect("task").expect("hang"), Ok(g2));
     assert_eq!(consistent(&shared.load().expect("load")), Ok(2));
+}
+
+/// A writer dropped, and a new writer that takes over 500 ms later (within
+/// the default grace period) and publishes: both a future pending before the
+/// writer died and one created after resolve with the new generation, not
+/// with `WriterDead`.
+#[test]
+fn takeover_within_grace_resolves_with_the_new_generation() {
+    let name = TestName::new("async-takeover");
+    let mut w = Writer::<Checked>::create(name.as_str()).expect("create");
+    let g1 = w.publish(&Checked::new(1, 4)).expect("publish");
+    let shared = SharedReader::<Checked>::open(name.as_str()).expect("open");
+    let rt = runtime();
+    let mut before = Box::pin(shared.changed(g1));
+    rt.block_on(async {
+        assert!(tokio::time::timeout(Duration::from_millis(20), &mut before).await.is_err());
+    });
+    drop(w);
+    let after = shared.changed(g1);
+    let successor = std::thread::spawn({
+        let name = name.as_str().to_string();
+        move || {
+            std::thread::sleep(Duration::from_millis(500));
+            let mut w = Writer::<Checked>::open_or_create(&name).expect("take over");
+            let g = w.publish(&Checked::new(2, 4)).expect("publish");
+            (w, g)
+        }
+    });
+    let (first, second) = rt.block_on(async {
+        let first = tokio::time::timeout(HANG, before).await.expect("hang");
+        let second = tokio::time::timeout(HANG, after).await.expect("hang");
+        (first, second)
+    });
+    let (_w, g2) = successor.join().expect("successor");
+    assert!(g2 > g1);
+    assert_eq!(first, Ok(g2));
+    assert_eq!(second, Ok(g2));
+    assert_eq!(inspect(name.as_str()).expect("inspect").waiters, 0);
+}
+
+/// With `writer_grace(Duration::ZERO)` a dead writer ends the wait at once
+/// with `WriterDead`, as before the grace period existed.
+#[test]
+fn zero_grace_gives_writer_dead_at_once() {
+    let name = TestName::new("async-nograce");
+    let mut w = Writer::<Checked>::create(name.as_str()).expect("create");
+    let g1 = w.publish(&Checked::new(1, 4)).expect("publish");
+    let shared = Reader::<Checked>::options().writer_grace(Duration::ZERO).open_shared(name.as_str()).expect("open");
+    let dead = Err(WaitError::WriterDead { name: name.as_str().to_string() });
+    runtime().block_on(async {
+        let mut fut = Box::pin(shared.changed(g1));
+        assert!(tokio::time::timeout(Duration::from_millis(20), &mut fut).await.is_err());
+        drop(w);
+        assert_eq!(tokio::time::timeout(HANG, fut).await.expect("hang"), dead);
+        assert_eq!(tokio::time::timeout(HANG, shared.changed(g1)).await.expect("hang"), dead);
+    });
+    assert_eq!(inspect(name.as_str()).expect("inspect").waiters, 0);
+}
+
+/// A removed object gives `Removed`, and a name created again `Replaced`, as
+/// the blocking `wait_newer` reports them (zero grace: no need to wait it out).
+#[test]
+fn removed_and_replaced_objects_are_reported() {
+    let name = TestName::new("async-removed");
+    let mut w = Writer::<Checked>::options().remove_on_drop(true).create(name.as_str()).expect("create");
+    let g1 = w.publish(&Checked::new(1, 4)).expect("publish");
+    let shared = Reader::<Checked>::options().writer_grace(Duration::ZERO).open_shared(name.as_str()).expect("open");
+    runtime().block_on(async {
+        let mut fut = Box::pin(shared.changed(g1));
+        assert!(tokio::time::timeout(Duration::from_millis(20), &mut fut).await.is_err());
+        drop(w);
+        let result = tokio::time::timeout(HANG, fut).await.expect("hang");
+        assert_eq!(result, Err(WaitError::Removed { name: name.as_str().to_string() }));
+        let _again = Writer::<Checked>::create(name.as_str()).expect("create again");
+        let result = tokio::time::timeout(HANG, shared.changed(g1)).await.expect("hang");
+        assert_eq!(result, Err(WaitError::Replaced { name: name.as_str().to_string() }));
+    });
 }
