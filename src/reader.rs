@@ -476,6 +476,12 @@ impl<T: Shared> Reader<T> {
                 self.name_checked = Some(crate::os::coarse_now());
                 Ok(false)
             }
+            Some(next) if matches!(next.under_name(), Ok(UnderName::Another | UnderName::Nothing)) => {
+                // Its creator died before publishing and the name moved on
+                // again: forget it, the next slow path opens what is there now.
+                drop(next);
+                Ok(true)
+            }
             unpublished => {
                 self.successor = unpublished;
                 Ok(true)
@@ -537,7 +543,10 @@ impl<T: Shared> Reader<T> {
         // start again from 1.
         let left = timeout.saturating_sub(start.elapsed());
         let opened;
-        let next = match &self.successor {
+        // A kept successor the name has moved on from (its creator died
+        // before publishing) is not waited on: open what is there now.
+        let kept = self.successor.as_ref().filter(|next| matches!(next.under_name(), Ok(UnderName::This)));
+        let next = match kept {
             Some(next) => next,
             None => {
                 // The name may stay empty for a while (removed, not created

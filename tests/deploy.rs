@@ -490,3 +490,43 @@ fn a_following_readers_wait_loop_blocks_on_the_new_object() {
     b.publish(&Checked::new(4, 4)).unwrap();
     assert_eq!(r.wait_newer(g, Duration::from_secs(30)).unwrap().get(), 4);
 }
+
+/// A following reader whose first successor died before publishing, after
+/// which the name was replaced again, moves on to the object that is there
+/// now. (It used to keep the dead successor and serve the old snapshot for
+/// ever.)
+#[test]
+fn a_following_reader_skips_a_successor_that_died_unpublished() {
+    let name = TestName::new("follow-dead-successor");
+    let mut a = Writer::<Checked>::create(name.as_str()).unwrap();
+    a.publish(&Checked::new(100, 4)).unwrap();
+    let mut r = Reader::<Checked>::options().follow(true).open(name.as_str()).unwrap();
+    assert_eq!(consistent(&r.read().unwrap()), Ok(100));
+    drop(a);
+    shmstate::remove(name.as_str()).unwrap();
+    // B: created, never published, gone.
+    let b = Writer::<Checked>::create(name.as_str()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // Until the reader has noticed B (it keeps serving A's snapshot meanwhile).
+    // (`release` sends the next read down the slow path, which checks the name.)
+    for _ in 0..20 {
+        r.release();
+        assert_eq!(consistent(&r.read().unwrap()), Ok(100));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(b);
+    shmstate::remove(name.as_str()).unwrap();
+    // C: created and published.
+    let mut c = Writer::<Checked>::create(name.as_str()).unwrap();
+    c.publish(&Checked::new(7, 4)).unwrap();
+    loop {
+        r.release();
+        let got = consistent(&r.read().unwrap());
+        if got == Ok(7) {
+            break;
+        }
+        assert_eq!(got, Ok(100));
+        assert!(std::time::Instant::now() < deadline, "the reader never moved past the dead successor");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
