@@ -74,6 +74,10 @@ per_open() { # PINS
     echo $(((b - a) / (OPEN2 - OPEN1)))
 }
 
+wall_open() { # PINS
+    "$plain" --pins "$1" --open "$OPEN2" | sed 's/.*wall_ns_per_open=//'
+}
+
 echo "scale curves: size=$SIZE B, K=$K1/$K2 publishes, QUICK=$QUICK, $(date -u '+%F %T') UTC"
 echo "load:$(uptime | sed 's/.*load average//')"
 echo
@@ -91,3 +95,4 @@ echo
 awk -v n="$last_n" -v t1="$first_table" -v tn="$last_table" -v l1="$first_locks" -v ln="$last_locks" \
     'BEGIN { printf "ratio N=%s / N=1: table %.2fx, locks %.2fx\n", n, tn / t1, ln / l1 }'
 echo "Reader::open, Ir per open (N=$OPEN1..$OPEN2): table $(per_open table), locks $(per_open locks)"
+echo "Reader::open, ns per open over N=$OPEN2 (noisy): table $(wall_open table), locks $(wall_open locks)"
