@@ -411,6 +411,24 @@ fn model_bounded(mutation: &'static str, preemptions: usize, f: impl Fn() + Sync
     b.check(f);
 }
 
+/// Generations 2 and 3 published by a writer (descriptor 0) while `readers`
+/// (descriptors 1, 2, …) run, each as its own thread; joins them.
+fn publish_while_reading(o: &Arc<ModelObject>, readers: u32, read: impl Fn(&ModelObject, u32) + Copy + Send + 'static) {
+    let mut w = ModelWriter::new(o, 0);
+    let rs: Vec<_> = (0..readers)
+        .map(|i| {
+            let o = o.clone();
+            thread::spawn(move || read(&o, 1 + i))
+        })
+        .collect();
+    for g in 2..=3 {
+        w.publish(g);
+    }
+    for r in rs {
+        r.join().unwrap();
+    }
+}
+
 // ---------------------------------------------------------------- table pins
 
 /// One writer (two slots, so a pinned one forces growth), one reader pinning
@@ -418,15 +436,7 @@ fn model_bounded(mutation: &'static str, preemptions: usize, f: impl Fn() + Sync
 fn table_pins(mutation: &'static str) {
     model(mutation, || {
         let o = ModelObject::new(2, 1, false);
-        let mut w = ModelWriter::new(&o, 0);
-        let r = {
-            let o = o.clone();
-            thread::spawn(move || table_reader(&o, 1, 2))
-        };
-        for g in 2..=3 {
-            w.publish(g);
-        }
-        r.join().unwrap();
+        publish_while_reading(&o, 1, |o, owner| table_reader(o, owner, 2));
     });
 }
 
@@ -456,15 +466,7 @@ fn new_entry(mutation: &'static str) {
         // An idle live reader owns entry 0.
         let idle = Fd { file: o.reader_file.clone(), owner: 5 };
         assert_eq!(protocol::claim_entry(&idle, &o.readers, 2, |i| o.entries.get(i as usize)).unwrap(), Some(0));
-        let mut w = ModelWriter::new(&o, 0);
-        let r = {
-            let o = o.clone();
-            thread::spawn(move || table_reader(&o, 1, 1))
-        };
-        for g in 2..=3 {
-            w.publish(g);
-        }
-        r.join().unwrap();
+        publish_while_reading(&o, 1, |o, owner| table_reader(o, owner, 1));
     });
 }
 
@@ -496,15 +498,7 @@ fn reclaim(mutation: &'static str) {
         // The dead reader had claimed entry 0 and pinned the current word.
         o.readers.high_water.store(1, Ordering::Relaxed);
         o.entries[0].pin.store(protocol::word(1, 0), Ordering::Relaxed);
-        let mut w = ModelWriter::new(&o, 0);
-        let r = {
-            let o = o.clone();
-            thread::spawn(move || table_reader(&o, 1, 1))
-        };
-        for g in 2..=3 {
-            w.publish(g);
-        }
-        r.join().unwrap();
+        publish_while_reading(&o, 1, |o, owner| table_reader(o, owner, 1));
     });
 }
 
@@ -529,19 +523,7 @@ fn lock_pins(mutation: &'static str, readers: u32, reads: usize) {
     let preemptions = if readers > 1 { 2 } else { 3 };
     model_bounded(mutation, preemptions, move || {
         let o = ModelObject::new(2, 0, true);
-        let mut w = ModelWriter::new(&o, 0);
-        let rs: Vec<_> = (0..readers)
-            .map(|i| {
-                let o = o.clone();
-                thread::spawn(move || lock_reader(&o, 1 + i, reads))
-            })
-            .collect();
-        for g in 2..=3 {
-            w.publish(g);
-        }
-        for r in rs {
-            r.join().unwrap();
-        }
+        publish_while_reading(&o, readers, move |o, owner| lock_reader(o, owner, reads));
     });
 }
 
