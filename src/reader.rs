@@ -227,7 +227,11 @@ pub struct Snapshot<'a, T: Shared> {
     generation: Generation,
 }
 
-impl<T: Shared> Snapshot<'_, T> {
+impl<'a, T: Shared> Snapshot<'a, T> {
+    pub(crate) fn new(archived: &'a T::Archived, generation: Generation) -> Self {
+        Snapshot { archived, generation }
+    }
+
     /// The generation of this snapshot.
     pub fn generation(&self) -> Generation {
         self.generation

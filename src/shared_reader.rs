@@ -11,9 +11,9 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use rkyv::rancor::BoxedError;
 
 use crate::error::{OpenError, ReadError, WaitError};
+use crate::reader::Snapshot;
 use crate::watch::Watcher;
 use crate::{Generation, Reader, ReaderOptions, Shared};
 
@@ -99,33 +99,19 @@ impl<T: Shared> std::fmt::Debug for SharedReader<T> {
 /// the thread that loaded it (neither `Send` nor `Sync`).
 #[must_use]
 pub struct SharedSnapshot<'a, T: Shared> {
-    archived: &'a T::Archived,
-    generation: Generation,
+    snapshot: Snapshot<'a, T>,
     lane: &'a Lane<T>,
     /// The pin belongs to this thread's reader.
     _this_thread: PhantomData<*const ()>,
 }
 
-impl<T: Shared> SharedSnapshot<'_, T> {
-    /// The generation of this snapshot.
-    pub fn generation(&self) -> Generation {
-        self.generation
-    }
-
-    /// Deserializes a copy of the value.
-    pub fn to_value(&self) -> Result<T, BoxedError>
-    where
-        T::Archived: rkyv::Deserialize<T, rkyv::rancor::Strategy<rkyv::de::Pool, BoxedError>>,
-    {
-        rkyv::deserialize::<T, BoxedError>(self.archived)
-    }
-}
-
-impl<T: Shared> Deref for SharedSnapshot<'_, T> {
-    type Target = T::Archived;
+/// A guard is a [`Snapshot`] (generation, `to_value`, and through it the
+/// archived value) that also keeps its thread's pin.
+impl<'a, T: Shared> Deref for SharedSnapshot<'a, T> {
+    type Target = Snapshot<'a, T>;
     #[inline]
-    fn deref(&self) -> &T::Archived {
-        self.archived
+    fn deref(&self) -> &Snapshot<'a, T> {
+        &self.snapshot
     }
 }
 
@@ -142,7 +128,7 @@ where
     T::Archived: std::fmt::Debug,
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SharedSnapshot").field("generation", &self.generation).field("value", self.archived).finish()
+        self.snapshot.fmt(f)
     }
 }
 
@@ -377,7 +363,7 @@ impl<T: Shared> SharedReader<T> {
         // lanes without guards), and the lane with its mapping lives as long as
         // the handle, which `'a` borrows.
         let archived = unsafe { &*root };
-        SharedSnapshot { archived, generation, lane, _this_thread: PhantomData }
+        SharedSnapshot { snapshot: Snapshot::new(archived, generation), lane, _this_thread: PhantomData }
     }
 
     /// This thread's lanes of this handle, created on first use.

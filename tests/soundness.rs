@@ -9,7 +9,7 @@
 //!   with `strace` (a 2 s delay on the reader's `openat` of the reader table).
 //! - `live_writer_is_not_taken_over_when_its_lock_object_is_gone`: with the
 //!   `.lock` object unlinked under a live writer, `open_or_create` took over.
-//! - `lock_pin_reader_burns_no_cpu_on_a_stalled_writer` (strace) and, with the
+//! - `published_slot_is_never_write_locked_while_the_writer_stalls` (strace) and, with the
 //!   `fault-injection` feature, `lock_pin_read_returns_while_the_writer_is_stopped_after_publishing`:
 //!   a published slot stayed write-locked until the writer ran again, and a
 //!   lock-pin reader spun on it.
@@ -164,7 +164,7 @@ fn live_writer_is_not_taken_over_when_its_lock_object_is_gone() {
 /// Child: a lock-pin writer whose 5th `fcntl` (the slot unlock of its second
 /// publish) strace delays by 3 s.
 #[test]
-#[ignore = "child process of lock_pin_reader_burns_no_cpu_on_a_stalled_writer"]
+#[ignore = "child process of published_slot_is_never_write_locked_while_the_writer_stalls"]
 fn child_stalling_writer() {
     let Ok(name) = std::env::var(NAME_VAR) else { return };
     let mut w = Writer::<Small>::options().lock_pins(true).create(&name).unwrap();
@@ -174,24 +174,15 @@ fn child_stalling_writer() {
     std::thread::sleep(Duration::from_millis(500));
 }
 
-/// CPU time of the calling thread.
-fn thread_cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 1000 / 100)
-}
-
 /// The writer stalls for 3 s around its second publish. Before the fix it
 /// stalled with the new slot published and still write-locked, so a lock-pin
-/// `read()` spun for the whole stall. Checked two ways: `inspect` never finds
-/// the published slot write-locked (the same generation before and after the
-/// probe), and the reader's `read()` calls do not burn the stall in CPU
-/// (printed; on a loaded machine a spinning reader gets less than a core, so
-/// the invariant is the assertion).
+/// `read()` spun for the whole stall. The invariant that rules this out is
+/// asserted directly: `inspect` never finds the published slot write-locked
+/// (the same generation before and after the probe), while a reader thread
+/// keeps reading and ends on generation 2.
 #[test]
 #[cfg_attr(miri, ignore = "uses shm and processes")]
-fn lock_pin_reader_burns_no_cpu_on_a_stalled_writer() {
+fn published_slot_is_never_write_locked_while_the_writer_stalls() {
     let name = TestName::new("spin");
     let stall = Duration::from_secs(3);
     let delay = format!("inject=fcntl:delay_enter={}:when=5", stall.as_micros());
@@ -213,16 +204,12 @@ fn lock_pin_reader_burns_no_cpu_on_a_stalled_writer() {
     let reads = {
         let done = done.clone();
         std::thread::spawn(move || {
-            let (mut cpu, mut last) = (Duration::ZERO, 0);
+            let mut last = 0;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let c = thread_cpu_time();
-                let s = r.read().unwrap();
-                cpu += thread_cpu_time() - c;
-                last = s.x.to_native();
-                drop(s);
+                last = r.read().unwrap().x.to_native();
                 std::thread::sleep(Duration::from_millis(2));
             }
-            (cpu, last)
+            last
         })
     };
     let mut probes = 0;
@@ -242,10 +229,10 @@ fn lock_pin_reader_burns_no_cpu_on_a_stalled_writer() {
         std::thread::sleep(Duration::from_millis(1));
     }
     done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (cpu, last) = reads.join().unwrap();
+    let last = reads.join().unwrap();
     assert!(child.wait().unwrap().success(), "writer failed");
     assert_eq!(last, 2);
-    println!("{probes} probes; read() calls burned {cpu:?} of CPU across a {stall:?} writer stall");
+    assert!(probes > 0, "inspect never saw a published slot");
 }
 
 /// With the writer stopped (SIGSTOP) right after its publish store, a
