@@ -17,10 +17,14 @@ status=0
 run() {
   local t="$1"; mkdir -p "corpus/$t" "seeds/$t" "artifacts/$t"
   local start=$SECONDS
-  if cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- \
+  # Wall time is the budget; CPU time (user+sys) is reported too, since on a busy
+  # 2-core machine the two differ.
+  local TIMEFORMAT='%0U %0S'
+  if { time cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- \
       -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
-      >"artifacts/$t.log" 2>&1; then
-    echo "$t: clean for $((SECONDS - start)) s, $(grep -o 'stat::number_of_executed_units: *[0-9]*' "artifacts/$t.log" | grep -o '[0-9]*$') execs, corpus $(ls "corpus/$t" | wc -l)"
+      >"artifacts/$t.log" 2>&1; } 2>"artifacts/$t.cpu"; then
+    local cpu; cpu=$(awk '{print $1 + $2}' "artifacts/$t.cpu")
+    echo "$t: clean for $((SECONDS - start)) s wall, ${cpu} s CPU, $(grep -o 'stat::number_of_executed_units: *[0-9]*' "artifacts/$t.log" | grep -o '[0-9]*$') execs, corpus $(ls "corpus/$t" | wc -l)"
   else
     echo "$t: FAILED after $((SECONDS - start)) s — see fuzz/artifacts/$t.log and fuzz/artifacts/$t/"
     return 1
