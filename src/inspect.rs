@@ -47,6 +47,9 @@ pub struct ObjectInfo {
     pub created_ns: u64,
     /// Last publish time (ns since the Unix epoch; 0 = never).
     pub last_publish_ns: u64,
+    /// For an object mirrored from another host (`RawWriter::set_origin`):
+    /// the source host and the source generation of the latest publish.
+    pub origin: Option<Origin>,
     /// Whether a live writer holds the object (lock probe).
     pub writer_alive: bool,
     /// Pid recorded by the last writer (diagnostic: may be stale or from another namespace).
@@ -81,6 +84,16 @@ impl ObjectInfo {
     pub fn live_readers(&self) -> usize {
         self.readers.iter().filter(|r| r.alive).count()
     }
+}
+
+/// Where a mirrored object's snapshots come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Origin {
+    /// Source host name (at most 24 bytes: longer names are cut).
+    pub host: String,
+    /// The source object's generation of the latest publish here.
+    pub generation: u64,
 }
 
 /// One slot.
@@ -227,6 +240,7 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
         current_slot,
         created_ns: h.created_ns.load(Relaxed),
         last_publish_ns: h.last_publish_ns.load(Relaxed),
+        origin: origin(h),
         writer_alive: seg.writer_alive().unwrap_or(false),
         writer_pid: h.writer_pid.load(Relaxed),
         publishes: h.publishes.load(Relaxed),
@@ -255,4 +269,15 @@ pub fn list() -> std::io::Result<Vec<(String, Result<ObjectInfo, OpenError>)>> {
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// The origin fields of the header, if a mirror wrote them.
+fn origin(h: &crate::layout::Header) -> Option<Origin> {
+    let generation = h.origin_generation.load(Relaxed);
+    if generation == 0 {
+        return None;
+    }
+    let bytes: Vec<u8> = h.origin_host.iter().flat_map(|w| w.load(Relaxed).to_le_bytes()).collect();
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    Some(Origin { host: String::from_utf8_lossy(&bytes[..end]).into_owned(), generation })
 }

@@ -117,7 +117,12 @@ pub(crate) struct Header {
     pub growths: AtomicU64,
     pub reclaimed_pins: AtomicU64,
     pub last_publish_ns: AtomicU64,
-    pub _pad2: [u8; 32],
+    /// Diagnostics for mirrored objects (`RawWriter::set_origin`): the source
+    /// generation of the latest publish, 0 for an object published locally.
+    /// Were padding (zero) before; readers never use them.
+    pub origin_generation: AtomicU64,
+    /// The source host's name, NUL-padded and cut to 24 bytes.
+    pub origin_host: [AtomicU64; 3],
 }
 
 /// One slot's bookkeeping. Written by the writer only while the slot is free.
@@ -170,6 +175,7 @@ const _: () = {
     assert!(size_of::<Header>() as u64 == FIXED_HEADER);
     assert!(core::mem::offset_of!(Header, current) == 128);
     assert!(core::mem::offset_of!(Header, incarnation) == 96);
+    assert!(core::mem::offset_of!(Header, origin_generation) == 224);
     assert!(core::mem::offset_of!(ReaderTableHeader, incarnation) == 40);
     assert!(size_of::<SlotEntry>() as u64 == ENTRY);
     assert!(size_of::<ReaderTableHeader>() as u64 == ENTRY);

@@ -185,7 +185,8 @@ impl ModelObject {
             growths: a64(),
             reclaimed_pins: a64(),
             last_publish_ns: a64(),
-            _pad2: [0; 32],
+            origin_generation: a64(),
+            origin_host: [a64(), a64(), a64()],
         };
         let slot_entries = (0..MAX_SLOTS)
             .map(|k| SlotEntry {

@@ -241,6 +241,23 @@ impl RawWriter {
         self.fingerprint
     }
 
+    /// Records where the next snapshots come from, for `inspect` (a mirror such
+    /// as `shmstate-bridge` calls it before each publish): the source host
+    /// (cut to 24 bytes) and the source's generation. Diagnostics only:
+    /// readers never look at it, and `inspect` may see it one publish early.
+    pub fn set_origin(&mut self, host: &str, generation: Generation) {
+        let h = self.tables.data.header();
+        let mut words = [0u8; 24];
+        let n = host.len().min(words.len());
+        words[..n].copy_from_slice(&host.as_bytes()[..n]);
+        for (i, word) in h.origin_host.iter().enumerate() {
+            let bytes: [u8; 8] = words[i * 8..i * 8 + 8].try_into().expect("8 bytes");
+            // SYNC(origin): diagnostics, no pairing; inspect reads them Relaxed.
+            word.store(u64::from_le_bytes(bytes), Relaxed);
+        }
+        h.origin_generation.store(generation.get(), Relaxed);
+    }
+
     /// Publishes `archived`: the bytes of one rkyv archive (root at the end,
     /// as `rkyv::to_bytes` makes them) of the type this object stores, in
     /// this build's rkyv format. They are copied into a free slot.

@@ -173,6 +173,14 @@ fn fingerprint_line(info: &ObjectInfo) -> String {
     }
 }
 
+/// Where the snapshots come from: this host, or a mirror's source.
+fn origin_line(info: &ObjectInfo) -> String {
+    match &info.origin {
+        Some(o) => format!("mirrored from host {}, source generation {}", o.host, o.generation),
+        None => "local".into(),
+    }
+}
+
 fn inspect_text(info: &ObjectInfo) -> String {
     let mut s = String::new();
     let current = match info.current_slot {
@@ -195,6 +203,7 @@ fn inspect_text(info: &ObjectInfo) -> String {
         ("created", timestamp(info.created_ns)),
         ("published", format!("{}, {current}", timestamp(info.last_publish_ns))),
         ("writer", writer),
+        ("origin", origin_line(info)),
         ("pins", info.pin_mode.to_string()),
         (
             "counters",

@@ -24,6 +24,7 @@ pub fn summary(info: &ObjectInfo) -> Value {
         "last_publish_ns": info.last_publish_ns,
         "writer_alive": info.writer_alive,
         "writer_pid": info.writer_pid,
+        "origin": info.origin.as_ref().map(|o| json!({"host": o.host, "generation": o.generation})),
         "live_readers": info.live_readers(),
     })
 }

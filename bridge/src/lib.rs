@@ -1,0 +1,46 @@
+//! Mirror shmstate objects across hosts through NATS JetStream.
+//!
+//! `export` puts every new generation of local objects into a JetStream
+//! key-value bucket, one key per object (the JetStream object store carries
+//! snapshots above the server's max payload); `import` watches the bucket on
+//! other hosts and publishes each value into a local object through the
+//! type-agnostic [`shmstate::RawWriter`]. Readers there use the ordinary
+//! `Reader<T>`, zero-copy. The engine replicates and persists; this crate adds
+//! the envelope (`envelope`), one exporter per key fleet-wide (`owner`), and
+//! the checks that keep bad input away from readers. docs/ACROSS_HOSTS.md has
+//! the architecture, the guarantees and the limits.
+
+pub mod connect;
+pub mod envelope;
+pub mod export;
+mod glob;
+pub mod import;
+mod owner;
+
+use std::sync::atomic::AtomicU64;
+
+pub use connect::{connect, Config, Nats};
+pub use export::{export, ExportError};
+pub use import::{import, ImportOptions};
+
+/// Counters of one bridge process (all `Relaxed`: statistics only).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Generations written to the bucket.
+    pub exported: AtomicU64,
+    /// Generations published into local objects.
+    pub imported: AtomicU64,
+    /// Received values refused (bad envelope, schema, fingerprint or bytes).
+    pub refused: AtomicU64,
+    /// Writes retried after a NATS error.
+    pub retries: AtomicU64,
+    /// Watches started again after a failure.
+    pub rewatches: AtomicU64,
+}
+
+/// One line on stderr, prefixed with the program's name.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! log {
+    ($($arg:tt)*) => { eprintln!("shmstate-bridge: {}", format_args!($($arg)*)) };
+}
