@@ -313,3 +313,33 @@ pub fn bucket_generation(url: &str, bucket: &str, key: &str) -> Option<u64> {
         Some(shmstate_bridge::envelope::Envelope::decode(&value).ok()?.generation)
     })
 }
+
+impl Bridge {
+    /// As `spawn`, but in a mount namespace of its own with an empty /dev/shm
+    /// (`unshare --mount`, then a tmpfs on /dev/shm): another host's view of
+    /// shared memory. Needs root (or CAP_SYS_ADMIN).
+    pub fn spawn_on_own_host(servers: &[String], bucket: &str, host: &str, args: &[&str]) -> Bridge {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -t tmpfs tmpfs /dev/shm && exec \"$0\" \"$@\"",
+        ]);
+        cmd.arg(env!("CARGO_BIN_EXE_shmstate-bridge"));
+        for s in servers {
+            cmd.args(["--server", s]);
+        }
+        cmd.args(["--bucket", bucket, "--host", host]).args(args);
+        let child = cmd.stdout(Stdio::null()).stderr(log.reopen().unwrap()).spawn().expect("start unshare");
+        Bridge { child: Some(child), log }
+    }
+
+    /// The process id (for `nsenter`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+}
