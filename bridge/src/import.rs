@@ -119,7 +119,8 @@ async fn receive(nats: &Nats, entry: &Entry, local: &str, locals: &mut HashMap<S
         Body::Inline(bytes) => aligned(bytes),
         Body::Object(name) => fetch(nats, name, env.len).await?,
     };
-    shmstate::dynamic::decode(&schema, &bytes).map_err(|e| format!("the snapshot does not decode: {e}"))?;
+    shmstate::dynamic::validate(&schema, &bytes, shmstate::dynamic::Limits::default())
+        .map_err(|e| format!("the snapshot does not decode: {e}"))?;
     let l = match locals.entry(local.to_string()) {
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {

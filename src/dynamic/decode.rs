@@ -36,17 +36,35 @@ pub fn decode(schema: &SchemaDoc, bytes: &[u8]) -> Result<Value, DecodeError> {
 
 /// [`decode`] within `limits`.
 pub fn decode_with(schema: &SchemaDoc, bytes: &[u8], limits: Limits) -> Result<Value, DecodeError> {
-    let mut d = Decoder { doc: schema, bytes, limits, values: 0, depth: 0, path: Vec::new() };
-    let root = d.ty(schema.root)?;
-    let size = root.size as usize;
-    let Some(at) = bytes.len().checked_sub(size) else {
-        return d.fail(format!(
-            "the snapshot has {} bytes, too few for its root {} ({size} bytes)",
-            bytes.len(),
-            root.name
-        ));
-    };
-    d.value(schema.root, at)
+    let mut d = Decoder { doc: schema, bytes, limits, values: 0, depth: 0, path: Vec::new(), checking: false };
+    d.root()
+}
+
+/// Checks `bytes` as [`decode`] does, every pointer, length, tag and string,
+/// without building the value: a vector or array of integers or floats (no
+/// invalid bit patterns) is checked as one range, whatever its length, and is
+/// not counted against `limits.max_values`. For bridges and tools that copy
+/// snapshots they do not read.
+pub fn validate(schema: &SchemaDoc, bytes: &[u8], limits: Limits) -> Result<(), DecodeError> {
+    let mut d = Decoder { doc: schema, bytes, limits, values: 0, depth: 0, path: Vec::new(), checking: true };
+    d.root().map(drop)
+}
+
+impl Decoder<'_, '_> {
+    fn root(&mut self) -> Result<Value, DecodeError> {
+        let (schema, bytes) = (self.doc, self.bytes);
+        let d = self;
+        let root = d.ty(schema.root)?;
+        let size = root.size as usize;
+        let Some(at) = bytes.len().checked_sub(size) else {
+            return d.fail(format!(
+                "the snapshot has {} bytes, too few for its root {} ({size} bytes)",
+                bytes.len(),
+                root.name
+            ));
+        };
+        d.value(schema.root, at)
+    }
 }
 
 /// One step of the path to the value being decoded, for error messages.
@@ -70,6 +88,8 @@ pub(super) struct Decoder<'s, 'b> {
     /// Current nesting (against `limits.max_depth`).
     pub(super) depth: usize,
     pub(super) path: Vec<Seg<'s>>,
+    /// `validate`: plain-number sequences are range-checked, not decoded.
+    pub(super) checking: bool,
 }
 
 pub(super) fn round_up(x: usize, align: usize) -> usize {
@@ -227,12 +247,23 @@ impl<'s> Decoder<'s, '_> {
             Kind::Vec(e) => {
                 let len = self.u32_at(at + 4, "vector length")?;
                 let elem = self.ty(*e)?;
-                self.room_for(u64::from(len), &t.name)?;
+                let plain = self.checking && is_plain_number(elem);
+                if !plain {
+                    self.room_for(u64::from(len), &t.name)?;
+                }
                 let start = self.rel(at, at, u128::from(len) * u128::from(elem.size), elem.align, &t.name)?;
+                if plain {
+                    return Ok(Value::Seq(Vec::new()));
+                }
                 self.elements(*e, elem, start, u64::from(len)).map(Value::Seq)
             }
             Kind::Array(e, n) => {
                 let elem = self.ty(*e)?;
+                if self.checking && is_plain_number(elem) {
+                    let len = u128::from(*n) * u128::from(elem.size);
+                    self.slice(at, usize::try_from(len).unwrap_or(usize::MAX), &t.name)?;
+                    return Ok(Value::Seq(Vec::new()));
+                }
                 self.room_for(*n, &t.name)?;
                 self.elements(*e, elem, at, *n).map(Value::Seq)
             }
@@ -387,4 +418,11 @@ impl<'s> Decoder<'s, '_> {
         let fields = self.with(Seg::Variant(&v.name), |d| d.fields(&v.fields, v.tuple, at))?;
         Ok(Value::Enum { name: t.name.clone(), variant: v.name.clone(), fields })
     }
+}
+
+/// Integers and floats: every bit pattern is a value, so a range of them
+/// needs no check past its bounds and alignment.
+fn is_plain_number(t: &TypeDesc) -> bool {
+    matches!(t.kind, Kind::Primitive(p) if !matches!(p, Primitive::Bool | Primitive::Char | Primitive::Unit))
+        && t.size > 0
 }

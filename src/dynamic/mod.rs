@@ -63,7 +63,7 @@ mod reader;
 mod serialize;
 mod value;
 
-pub use decode::{decode, decode_with, Limits};
+pub use decode::{decode, decode_with, validate, Limits};
 pub use error::{DecodeError, Error};
 pub use reader::{Reader, Snapshot};
 pub use value::{Fields, Value};

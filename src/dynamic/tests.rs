@@ -254,8 +254,39 @@ fn errors_are_specific() {
     assert!(e.what.contains("not aligned to 4") || e.what.contains("outside"), "{e}");
 }
 
+/// Plain-number sequences (checked as one range by `validate`) beside ones
+/// whose elements have invalid bit patterns.
+#[crate::shared(crate = crate)]
+#[derive(Debug, Clone, PartialEq)]
+struct Numbers {
+    xs: Vec<u64>,
+    fs: [f32; 3],
+    flags: Vec<bool>,
+    cs: Vec<char>,
+}
+
+fn numbers() -> Numbers {
+    Numbers { xs: (0..40).collect(), fs: [1.0, 2.5, -3.0], flags: vec![true, false, true], cs: vec!['a', 'é'] }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// `validate` accepts exactly the snapshots `decode` accepts.
+    #[test]
+    fn validate_agrees_with_decode(flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in 0usize..64) {
+        let w = Wide::B { x: Some(Box::new(Wide::C((0..20).map(|i| (i, BTreeMap::from([(i as u16, (1, 2))]))).collect()))), y: [0; 4] };
+        for (doc, mut b) in [(schema_of::<Numbers>(), bytes(&numbers()).to_vec()), (schema_of::<Wide>(), bytes(&w).to_vec()), (schema_of::<Small>(), bytes(&small()).to_vec())] {
+            for (i, x) in &flips {
+                let at = i.index(b.len());
+                b[at] = *x;
+            }
+            b.truncate(b.len().saturating_sub(cut % 3 * (cut / 3)));
+            let limits = Limits { max_depth: 64, max_values: 1 << 40 };
+            let decoded = decode_with(&doc, &b, limits).map(drop);
+            prop_assert_eq!(validate(&doc, &b, limits), decoded);
+        }
+    }
 
     /// Whatever the bytes, decoding returns (an error or a value) without
     /// panicking, within the limits.
