@@ -115,11 +115,17 @@ async fn receive(nats: &Nats, entry: &Entry, local: &str, locals: &mut HashMap<S
             ));
         }
     }
-    let bytes = match env.body {
-        Body::Inline(bytes) => aligned(bytes),
-        Body::Object(name) => fetch(nats, name, env.len).await?,
+    // The decoder needs no alignment (it reads bytes; offsets are checked
+    // against the buffer's start) and `publish_bytes` copies into an aligned slot.
+    let fetched;
+    let bytes: &[u8] = match env.body {
+        Body::Inline(bytes) => bytes,
+        Body::Object(name) => {
+            fetched = fetch(nats, name, env.len).await?;
+            &fetched
+        }
     };
-    shmstate::dynamic::validate(&schema, &bytes, shmstate::dynamic::Limits::default())
+    shmstate::dynamic::validate(&schema, bytes, shmstate::dynamic::Limits::default())
         .map_err(|e| format!("the snapshot does not decode: {e}"))?;
     let l = match locals.entry(local.to_string()) {
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
@@ -133,25 +139,18 @@ async fn receive(nats: &Nats, entry: &Entry, local: &str, locals: &mut HashMap<S
         }
     };
     l.writer.set_origin(env.host, Generation::new(env.generation));
-    l.writer.publish_bytes(&bytes).map_err(|e| format!("publish: {e}"))?;
+    l.writer.publish_bytes(bytes).map_err(|e| format!("publish: {e}"))?;
     l.last = (env.exporter, env.generation);
     Ok(true)
 }
 
-/// A copy on a 16-byte boundary (rkyv's alignment) for the decoder.
-fn aligned(bytes: &[u8]) -> shmstate::rkyv::util::AlignedVec<16> {
-    let mut v = shmstate::rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-    v.extend_from_slice(bytes);
-    v
-}
-
 /// Reads a large snapshot from the object store.
-async fn fetch(nats: &Nats, name: &str, len: u64) -> Result<shmstate::rkyv::util::AlignedVec<16>, String> {
+async fn fetch(nats: &Nats, name: &str, len: u64) -> Result<Vec<u8>, String> {
     let mut object = nats.objects.get(name).await.map_err(|e| format!("object {name:?}: {e}"))?;
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
     object.read_to_end(&mut bytes).await.map_err(|e| format!("object {name:?}: {e}"))?;
     if bytes.len() as u64 != len {
         return Err(format!("object {name:?} has {} bytes, its envelope says {len}", bytes.len()));
     }
-    Ok(aligned(&bytes))
+    Ok(bytes)
 }
