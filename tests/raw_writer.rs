@@ -91,3 +91,17 @@ fn a_schema_readers_would_refuse_is_refused_at_open() {
     }
     assert!(matches!(shmstate::inspect(name.as_str()), Err(OpenError::NotFound { .. })), "nothing is created");
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "uses shm")]
+fn inspect_shows_where_a_mirrored_object_comes_from() {
+    let name = TestName::new("raw-origin");
+    let mut w = RawWriter::options().create_raw(name.as_str(), &schema_of::<Config>()).unwrap();
+    w.publish_bytes(&archived(&Config { port: 1, hosts: vec![] })).unwrap();
+    assert_eq!(shmstate::inspect(name.as_str()).unwrap().origin, None, "published locally");
+    // A host name longer than the 24 bytes kept.
+    w.set_origin("edge-eu-west-1.fleet.example.com", shmstate::Generation::new(4711));
+    w.publish_bytes(&archived(&Config { port: 2, hosts: vec![] })).unwrap();
+    let origin = shmstate::inspect(name.as_str()).unwrap().origin.unwrap();
+    assert_eq!((origin.host.as_str(), origin.generation), ("edge-eu-west-1.fleet.exa", 4711));
+}

@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use shmstate::{Generation, Reader, Writer};
+use shmstate::{Reader, Writer};
 use shmstate_bridge::envelope::{Body, Envelope};
 
 #[shmstate::shared]
@@ -27,6 +27,9 @@ struct Blob {
     seq: u64,
     data: Vec<u8>,
 }
+
+/// Generations sent before measuring.
+const WARMUP: u64 = 4;
 
 fn blob(seq: u64, size: usize) -> Blob {
     Blob { seq, data: vec![(seq % 251) as u8; size] }
@@ -126,8 +129,13 @@ fn bridge_latency(url: &str, tag: &str, size: usize, samples: usize) -> Vec<Dura
     let mut children = [bridge(url, &bucket, &["export", &src]), bridge(url, &bucket, &["import", "--prefix", prefix])];
     let mut reader = open_when_ready(&dst);
     wait_seq(&mut reader, 0, Instant::now() + Duration::from_secs(30));
+    // Warm-up: every slot on both sides grown to size, connections warm.
+    for seq in 1..=WARMUP {
+        writer.publish(&blob(seq, size)).unwrap();
+        wait_seq(&mut reader, seq, Instant::now() + Duration::from_secs(30));
+    }
     let mut out = Vec::with_capacity(samples);
-    for seq in 1..=samples as u64 {
+    for seq in WARMUP + 1..=WARMUP + samples as u64 {
         let value = blob(seq, size);
         let t0 = Instant::now();
         writer.publish(&value).unwrap();
@@ -162,7 +170,7 @@ fn floor_latency(url: &str, tag: &str, size: usize, samples: usize) -> Vec<Durat
         let mut watch = watch_js.get_key_value(&bucket).await.unwrap().watch("k").await.unwrap();
         let schema = shmstate::schema::schema_of::<Blob>().encode();
         let mut out = Vec::with_capacity(samples);
-        for seq in 1..=samples as u64 {
+        for seq in 1..=WARMUP + samples as u64 {
             let t0 = Instant::now();
             // What the exporter does per generation: archive, envelope, put.
             let bytes = shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::Error>(&blob(seq, size)).unwrap();
@@ -180,7 +188,9 @@ fn floor_latency(url: &str, tag: &str, size: usize, samples: usize) -> Vec<Durat
             kv.put("k", env.into()).await.unwrap();
             let entry = watch.next().await.unwrap().unwrap();
             assert_eq!(Envelope::decode(&entry.value).unwrap().generation, seq);
-            out.push(t0.elapsed());
+            if seq > WARMUP {
+                out.push(t0.elapsed());
+            }
         }
         out
     })
@@ -239,7 +249,6 @@ fn main() {
         return;
     }
     let quick = std::env::var_os("QUICK").is_some();
-    let _ = Generation::NONE;
     let server = start_server(Some("16MB"));
     let url = format!("nats://127.0.0.1:{}", server.port);
     println!("| size | samples | bridge p50 | bridge p99 | floor p50 | floor p99 | p50 ratio |");
