@@ -84,28 +84,34 @@ pub async fn export(config: Config, nats: Nats, patterns: Vec<String>, stats: Ar
     let mut started = HashSet::new();
     let mut tasks = tokio::task::JoinSet::new();
     let result = loop {
-        let mut names: Vec<String> = patterns.iter().filter(|p| !glob::is_glob(p)).cloned().collect();
+        // (name, named explicitly): an explicit name's refusal ends the
+        // export; a glob's only skips that object.
+        let mut names: Vec<(String, bool)> =
+            patterns.iter().filter(|p| !glob::is_glob(p)).map(|p| (p.clone(), true)).collect();
         if patterns.iter().any(|p| glob::is_glob(p)) {
             let listed = tokio::task::spawn_blocking(shmstate::list).await.ok().and_then(Result::ok);
             names.extend(
                 listed
                     .into_iter()
                     .flatten()
-                    .map(|(name, _)| name)
-                    .filter(|n| patterns.iter().any(|p| glob::matches(p, n))),
+                    // Mirrors of other hosts' objects are not exported again.
+                    .filter(|(_, info)| info.as_ref().is_ok_and(|i| i.origin.is_none()))
+                    .map(|(name, _)| (name, false))
+                    .filter(|(n, _)| patterns.iter().any(|p| glob::matches(p, n))),
             );
         }
-        for name in names {
+        for (name, explicit) in names {
             if started.insert(name.clone()) {
                 let (config, nats, stats) = (config.clone(), nats.clone(), stats.clone());
-                tasks.spawn(async move { export_object(&config, &nats, name, id, &stats).await });
+                tasks.spawn(async move { (explicit, export_object(&config, &nats, name, id, &stats).await) });
             }
         }
         tokio::select! {
             Some(done) = tasks.join_next() => {
                 match done {
-                    Ok(Err(e)) => break Err(e),
-                    Ok(Ok(())) => {}
+                    Ok((true, Err(e))) => break Err(e),
+                    Ok((false, Err(e))) => log!("export: {e}; the other objects go on"),
+                    Ok((_, Ok(()))) => {}
                     Err(e) => log!("export: task failed: {e}"),
                 }
             }

@@ -164,3 +164,36 @@ fn a_restarted_importer_starts_from_the_latest_and_a_killed_exporter_leaves_the_
     assert_eq!(info.origin.unwrap().generation, last.get());
     assert!(info.generation <= 2, "the restarted importer replayed history: generation {}", info.generation);
 }
+
+#[test]
+fn a_glob_exports_local_objects_only_and_a_refused_one_does_not_stop_the_others() {
+    let server = NatsServer::start();
+    let (names, bucket) = (Names::new("glob"), bucket("glob"));
+    let other = Names::new("globb");
+    let (a, b) = (format!("{}.a", names.source), format!("{}.b", names.source));
+    let mut wa = Writer::<Routes>::create(&a).unwrap();
+    wa.publish(&Routes::new(1, 5)).unwrap();
+    let mut wb = Writer::<Routes>::create(&b).unwrap();
+    wb.publish(&Routes::new(2, 5)).unwrap();
+    // Object b is already exported by a live exporter on another host.
+    let _owner_of_b = Bridge::spawn(&[server.url()], &bucket, "host-c", &["export", &b]);
+    let import = Bridge::spawn(&[server.url()], &bucket, "host-b", &["import", "--prefix", &other.prefix]);
+    eventually(DEADLINE, || import.log(), || mirror_value(&format!("{}{b}", other.prefix)));
+    let glob = Bridge::spawn(&[server.url()], &bucket, HOST_A, &["export", &format!("{}.*", names.source)]);
+    eventually(DEADLINE, || glob.log(), || glob.log().contains("already exported").then_some(()));
+    // a is exported all the same, and goes on being exported.
+    wa.publish(&Routes::new(3, 5)).unwrap();
+    eventually(
+        DEADLINE,
+        || glob.log(),
+        || (mirror_value(&format!("{}{a}", other.prefix))? == Routes::new(3, 5)).then_some(()),
+    );
+    // The mirrors the importer made (with an origin) match no exporter's glob.
+    let mirrored = Bridge::spawn(&[server.url()], &bucket, "host-b", &["export", &format!("{}*", other.prefix)]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!mirrored.log().contains("claimed"), "{}", mirrored.log());
+    for n in [&a, &b] {
+        let _ = shmstate::remove(n);
+        let _ = shmstate::remove(&format!("{}{n}", other.prefix));
+    }
+}
