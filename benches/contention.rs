@@ -40,7 +40,9 @@ fn main() {
         child(&role);
         return;
     }
-    let full = std::env::args().any(|a| a == "--bench");
+    // `cargo bench` passes `--bench` (full run); `cargo test --benches` does
+    // not (a smoke run); QUICK=1 makes `cargo bench` a smoke run too.
+    let full = std::env::args().any(|a| a == "--bench") && std::env::var("QUICK").map_or(true, |q| q != "1");
     let s = if full {
         Scale { publish_secs: 1.5, scale_secs: 0.5, rounds: 5, wakeups: 2000 }
     } else {

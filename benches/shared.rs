@@ -24,7 +24,8 @@ use shmstate::{Generation, Reader, SharedReader, Writer};
 use types::{mono_ns, pct, small, BenchName, Small};
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    // As benches/contention.rs: QUICK=1 makes the wake-up table a smoke run.
+    let full = std::env::args().any(|a| a == "--bench") && std::env::var("QUICK").map_or(true, |q| q != "1");
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
