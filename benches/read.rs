@@ -50,6 +50,16 @@ fn bench_size<T: Snapshot>(c: &mut Criterion, label: &str, make: fn(u64) -> T, t
         });
     }
 
+    // An idle reader that releases its pin (bounding memory to what is held)
+    // pays a pin on its next read of the same generation, not a validation.
+    g.bench_function(BenchmarkId::new("release_then_read", label), |b| {
+        b.iter(|| {
+            r.release();
+            let s = r.read().expect("read");
+            black_box(touch(&s))
+        })
+    });
+
     // Reference: what the validation alone costs (rkyv::access on a heap buffer).
     let bytes = shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::BoxedError>(&values[0]).expect("to_bytes");
     g.bench_function(BenchmarkId::new("ref_rkyv_access_heap", label), |b| {

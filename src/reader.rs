@@ -189,6 +189,10 @@ pub struct Reader<T: Shared> {
     current: Cell<*const AtomicU64>,
     raw: RawReader,
     cached: Option<Cached<T>>,
+    /// The incarnation and publish word of the last snapshot bytecheck
+    /// passed, kept across `release`: pinning the same word again needs no
+    /// second check (see `read_slow`).
+    validated: (u64, u64),
     /// Reopen the name when the object is replaced ([`ReaderOptions::follow`]).
     follow: bool,
     /// The owner required at open, required again when following.
@@ -290,6 +294,7 @@ impl<T: Shared> Reader<T> {
             current: Cell::new(raw.current_ptr()),
             raw,
             cached: None,
+            validated: (0, 0),
             follow: opts.follow,
             owner: opts.owner,
             name_checked: None,
@@ -403,17 +408,27 @@ impl<T: Shared> Reader<T> {
         let (word, offset, len) = pinned?;
         let generation = protocol::generation_of(word);
         let bytes = self.raw.pinned_bytes(offset, len)?;
-        let root: *const T::Archived = if validate {
+        // A publish word names one snapshot for the life of an incarnation
+        // (generations only grow, and the writer never writes the published
+        // slot), so bytes that passed bytecheck under this word and are pinned
+        // under it again are the same bytes: after `release`, re-reading the
+        // same generation costs a pin, not a second validation.
+        let seen = (self.raw.incarnation(), word);
+        let root: *const T::Archived = if validate && self.validated != seen {
             match rkyv::access::<T::Archived, BoxedError>(bytes) {
-                Ok(a) => a,
+                Ok(a) => {
+                    self.validated = seen;
+                    a
+                }
                 Err(e) => {
                     self.raw.count_validation_failure();
                     return Err(ReadError::Invalid { name: self.raw.name().into(), generation, reason: e.to_string() });
                 }
             }
         } else {
-            // SAFETY: the caller of `read_unchecked` vouches for the bytes; the
-            // slice is 64-aligned, pinned and mapped (`pin_latest`).
+            // SAFETY: the caller of `read_unchecked` vouches for the bytes, or
+            // they passed bytecheck under this same word and incarnation (above);
+            // the slice is 64-aligned, pinned and mapped (`pin_latest`).
             #[allow(unsafe_code)]
             unsafe {
                 rkyv::access_unchecked::<T::Archived>(bytes)

@@ -105,3 +105,30 @@ fn inspect_shows_where_a_mirrored_object_comes_from() {
     let origin = shmstate::inspect(name.as_str()).unwrap().origin.unwrap();
     assert_eq!((origin.host.as_str(), origin.generation), ("edge-eu-west-1.fleet.exa", 4711));
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "uses shm")]
+fn after_release_a_new_generation_is_validated_again_whatever_slot_it_reuses() {
+    // Two slots: a released reader's slot is reused at once, so the same slot
+    // holds first a good snapshot, then garbage under a new generation.
+    let name = TestName::new("raw-release");
+    let mut w = RawWriter::options().slots(2).create_raw(name.as_str(), &schema_of::<Config>()).unwrap();
+    let mut r = Reader::<Config>::open(name.as_str()).unwrap();
+    let good = Config { port: 5, hosts: vec!["a".into()] };
+    for _ in 0..3 {
+        w.publish_bytes(&archived(&good)).unwrap();
+        assert_eq!(r.read().unwrap().to_value().unwrap(), good);
+        r.release();
+        // The same generation again after release: the same bytes.
+        assert_eq!(r.read().unwrap().to_value().unwrap(), good);
+        r.release();
+        let g = w.publish_bytes(&[0xFF; 16]).unwrap();
+        for _ in 0..2 {
+            match r.read() {
+                Err(ReadError::Invalid { generation, .. }) => assert_eq!(generation, g.get()),
+                other => panic!("garbage after release read as {other:?}"),
+            }
+            r.release();
+        }
+    }
+}
