@@ -63,6 +63,10 @@ mod fault;
 mod generation;
 #[cfg(not(loom))]
 mod inspect;
+#[cfg(not(loom))]
+mod lane_set;
+#[cfg(not(loom))]
+mod lanes;
 mod layout;
 mod lock_pins;
 mod locks;
@@ -146,12 +150,29 @@ impl<T> Shared for T where
 {
 }
 
-/// Removes every shm object of `name` (data segment, reader table, writer lock).
+/// Removes every shm object of `name` (data segment, reader table, writer
+/// lock), and of its lanes (`name@<fingerprint>`, docs/DEPLOYING.md "Lanes").
 ///
 /// Processes that have them open keep working on the old objects; new ones get
 /// `NotFound`. `NotFound` if none of them existed.
 #[cfg(not(loom))]
 pub fn remove(name: &str) -> Result<(), RemoveError> {
+    let mut found = remove_object(name)?;
+    if name::split_lane(name).is_none() {
+        for (lane, _) in name::lanes_in_shm(name) {
+            found |= remove_object(&lane)?;
+        }
+    }
+    if found {
+        Ok(())
+    } else {
+        Err(RemoveError::NotFound { name: name.into() })
+    }
+}
+
+/// Removes the shm objects of `name` alone (not its lanes); whether any existed.
+#[cfg(not(loom))]
+pub(crate) fn remove_object(name: &str) -> Result<bool, RemoveError> {
     name::validate(name).map_err(|reason| RemoveError::InvalidName { name: name.into(), reason })?;
     let mut found = false;
     for object in [name::data(name), name::readers(name), name::lock(name)] {
@@ -162,11 +183,7 @@ pub fn remove(name: &str) -> Result<(), RemoveError> {
             Err(errno) => return Err(RemoveError::Os { name: name.into(), op: "unlinking", errno }),
         }
     }
-    if found {
-        Ok(())
-    } else {
-        Err(RemoveError::NotFound { name: name.into() })
-    }
+    Ok(found)
 }
 
 /// Paths used by generated code. Not public API.
