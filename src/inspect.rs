@@ -74,6 +74,24 @@ pub struct ObjectInfo {
     pub slots: Vec<SlotInfo>,
     /// Reader entries that are in use (live) or still pin something (dead).
     pub readers: Vec<ReaderInfo>,
+    /// For a lane (`name@<fingerprint>`): the name it is a lane of.
+    pub lane_of: Option<String>,
+    /// The other layouts the object carries (its lanes, docs/DEPLOYING.md
+    /// "Lanes"), each with its own readers; empty for a lane itself.
+    pub lanes: Vec<LaneInfo>,
+}
+
+/// One lane of an object: another layout of its type, published by the same
+/// writer into the object `name`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LaneInfo {
+    /// The lane's object name, `<name>@<fingerprint>`.
+    pub name: String,
+    /// The fingerprint of the layout it carries.
+    pub fingerprint: u64,
+    /// Everything about the lane's object, or why it could not be read.
+    pub info: Result<Box<ObjectInfo>, String>,
 }
 
 impl ObjectInfo {
@@ -239,11 +257,28 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
         pin_mode: if lock_pins { "locks" } else { "reader table" },
         slots,
         readers,
+        lane_of: crate::name::split_lane(name).map(|(base, _)| base.to_string()),
+        lanes: lanes_of(name),
     })
 }
 
+/// The lanes of `name` (none for a lane).
+fn lanes_of(name: &str) -> Vec<LaneInfo> {
+    if crate::name::split_lane(name).is_some() {
+        return Vec::new();
+    }
+    let lanes = crate::name::lanes_in_shm(name).into_iter();
+    lanes
+        .map(|(lane, fingerprint)| {
+            let info = inspect(&lane).map(Box::new).map_err(|e| e.to_string());
+            LaneInfo { name: lane, fingerprint, info }
+        })
+        .collect()
+}
+
 /// Every shmstate object on the machine (names from `/dev/shm`), each with its
-/// info or the reason it could not be read.
+/// info or the reason it could not be read. Lanes (`name@<fingerprint>`) are
+/// listed too, each right after its object.
 pub fn list() -> std::io::Result<Vec<(String, Result<ObjectInfo, OpenError>)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/dev/shm")? {
@@ -253,6 +288,8 @@ pub fn list() -> std::io::Result<Vec<(String, Result<ObjectInfo, OpenError>)>> {
             out.push((name.to_string(), inspect(name)));
         }
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    // An object, then its lanes.
+    let base = |name: &str| crate::name::split_lane(name).map_or(name, |(base, _)| base).to_string();
+    out.sort_by_cached_key(|(name, _)| (base(name), name.clone()));
     Ok(out)
 }

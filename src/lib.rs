@@ -102,7 +102,7 @@ pub use changed::Changed;
 pub use {
     error::{Errno, OpenError, PublishError, ReadError, RemoveError, WaitError},
     generation::Generation,
-    inspect::{inspect, list, ObjectInfo, ReaderInfo, SlotInfo},
+    inspect::{inspect, list, LaneInfo, ObjectInfo, ReaderInfo, SlotInfo},
     name::MAX_NAME_LEN,
     raw_reader::{RawReader, DEFAULT_WRITER_GRACE},
     raw_writer::RawWriter,

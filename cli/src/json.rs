@@ -25,6 +25,7 @@ pub fn summary(info: &ObjectInfo) -> Value {
         "writer_alive": info.writer_alive,
         "writer_pid": info.writer_pid,
         "live_readers": info.live_readers(),
+        "lane_of": info.lane_of,
     })
 }
 
@@ -79,6 +80,17 @@ pub fn full(info: &ObjectInfo) -> Value {
             "opened_ns": r.opened_ns,
         })).collect::<Vec<_>>(),
     });
+    let lanes: Vec<Value> = info
+        .lanes
+        .iter()
+        .map(|lane| match &lane.info {
+            Ok(lane_info) => summary(lane_info),
+            Err(e) => json!({ "name": lane.name, "ok": false, "message": e }),
+        })
+        .collect();
+    if let Value::Object(m) = &mut v {
+        m.insert("lanes".into(), Value::Array(lanes));
+    }
     if let (Value::Object(m), Value::Object(x)) = (&mut v, extra) {
         m.extend(x);
     }
