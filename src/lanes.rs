@@ -20,7 +20,7 @@ use crate::raw_reader::RawReader;
 use crate::schema::SchemaDoc;
 use crate::segment::DataSegment;
 use crate::slot_writer::SlotWriter;
-use crate::Shared;
+use crate::{Generation, Shared};
 
 /// Serializes the lane's layout of a `T` value into a slot.
 type SerializeFn<T> = dyn Fn(&T, &mut Arena, SlotWriter) -> Result<SlotWriter, String> + Send + Sync;
@@ -110,6 +110,21 @@ pub(crate) fn fingerprint_under(name: &str) -> Result<Option<u64>, OpenError> {
         Err(OpenError::NotFound { .. } | OpenError::NotInitialized { .. }) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// The latest generation published in the layout of fingerprint `fp` under
+/// `name` (the plain name or its lane), if one has been; a cheap probe (no
+/// reader entry, no schema decoding) for readers that poll for their layout.
+pub(crate) fn published_generation(name: &str, fp: u64) -> Option<Generation> {
+    let lane = crate::name::lane(name, fp);
+    let found = [name, lane.as_str()].into_iter().find_map(|object| {
+        let (seg, geo) = DataSegment::open(object, false, Duration::ZERO).ok()?;
+        // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
+        let word = seg.header().current.load(crate::sync::Ordering::Acquire);
+        let g = Generation::new(crate::protocol::generation_of(word));
+        (geo.fingerprint == fp && g > Generation::NONE).then_some(g)
+    });
+    found
 }
 
 /// Opens the object that carries the layout of fingerprint `fp` under

@@ -24,6 +24,11 @@ use crate::{Generation, Shared};
 /// equal to a cached publish word (0 is never cached), so `read` goes slow.
 static NO_WORD: AtomicU64 = AtomicU64::new(0);
 
+/// What `Reader::current` points at when `wait_newer` found `T`'s layout
+/// published while the reader converts another: like [`NO_WORD`] it sends
+/// `read` to the slow path, which then looks for `T`'s layout at once.
+static CHECK_WORD: AtomicU64 = AtomicU64::new(0);
+
 /// How often the slow path of `read` checks that the name still refers to the
 /// object (two `stat`s, about 2 µs)...
 const NAME_CHECK_INTERVAL: Duration = Duration::from_millis(100);
@@ -527,8 +532,9 @@ impl<T: Shared> Reader<T> {
     /// following: `Replaced`. Following: switches to the new object once it
     /// has published; until then returns `true` (serve the old snapshot).
     fn notice_replacement(&mut self) -> Result<bool, ReadError> {
+        let forced = core::ptr::eq(self.current.get(), &CHECK_WORD);
         if !self.known_replaced() {
-            if let Some(checked) = self.name_checked {
+            if let Some(checked) = self.name_checked.filter(|_| !forced) {
                 self.slow_reads += 1;
                 if self.slow_reads < SLOW_READS_PER_CLOCK_LOOK {
                     return Ok(false);
@@ -540,8 +546,9 @@ impl<T: Shared> Reader<T> {
                 }
             }
             self.name_checked = Some(crate::os::coarse_now());
-            if self.converting {
-                // A writer of `T` may have come: read its layout, no copy.
+            let fp = crate::schema::fingerprint_of::<T>();
+            if self.converting && crate::lanes::published_generation(&self.base, fp).is_some() {
+                // A writer of `T` has come: read its layout, no copy.
                 if let Ok(next) = open_checked::<T>(&self.base, Duration::ZERO, self.owner) {
                     if next.generation() > Generation::NONE {
                         self.switch_to(next);
@@ -646,6 +653,19 @@ impl<T: Shared> Reader<T> {
                     if !self.follow {
                         return Err(WaitError::Replaced { name });
                     }
+                }
+                // Converting, with no new generation of the converted layout:
+                // its writer may be gone for one that publishes `T` only.
+                Err(e @ (WaitError::Timeout { .. } | WaitError::WriterDead { .. })) if self.converting => {
+                    let fp = crate::schema::fingerprint_of::<T>();
+                    return match crate::lanes::published_generation(&self.base, fp) {
+                        Some(g) if g > than => {
+                            // The next `read` moves there.
+                            self.current.set(&CHECK_WORD);
+                            Ok(g)
+                        }
+                        _ => Err(e),
+                    };
                 }
                 other => return other,
             }

@@ -285,6 +285,45 @@ fn a_v2_reader_started_first_reads_through_its_conversion_then_moves_to_the_v2_l
 }
 
 #[test]
+fn a_converting_reader_in_wait_newer_moves_on_when_its_source_layout_stops() {
+    // The converted layout (V1) loses its writer to one that publishes V2
+    // only: the reader's wait finds V2 instead of reporting WriterDead, and
+    // its next read moves there, so that V1, unread, can be retired.
+    let name = TestName::new("convwait");
+    let n = name.as_str();
+    let mut w1 = Writer::<v1::Conf>::create(n).unwrap();
+    let g1 = w1.publish(&v1_value(1, 1)).unwrap();
+    let opts = Reader::<v2::Conf>::options().writer_grace(Duration::from_millis(200));
+    let mut r = opts.convert_from::<v1::Conf>(from_v1).open(n).unwrap();
+    assert_eq!(check_v2(&r.read().unwrap()).unwrap(), (1, 1));
+    drop(w1);
+    let mut w2 = Writer::<v2::Conf>::options().lane(to_v1).open_or_create(n).unwrap();
+    let g2 = w2.publish(&value(2, 2)).unwrap();
+    drop(w2);
+    let mut w3 = Writer::<v2::Conf>::open_or_create(n).unwrap();
+    let g3 = w3.publish(&value(3, 3)).unwrap();
+    assert_eq!(shmstate::inspect(n).unwrap().fingerprint, fp::<v1::Conf>(), "V1 has a reader: kept");
+
+    assert_eq!(r.wait_newer(g1, Duration::from_secs(10)).unwrap(), g2);
+    assert_eq!(check_v2(&r.read().unwrap()).unwrap(), (2, 2));
+    assert!(r.is_converting());
+    // Nothing new in V1 any more: after the grace period, V2's generation.
+    assert_eq!(r.wait_newer(g2, Duration::from_secs(10)).unwrap(), g3);
+    assert_eq!(check_v2(&r.read().unwrap()).unwrap(), (3, 3));
+    assert!(!r.is_converting());
+    assert_eq!(r.object_name(), lane(n, fp::<v2::Conf>()));
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut g = 4;
+    while shmstate::inspect(n).unwrap().fingerprint != fp::<v2::Conf>() {
+        assert!(Instant::now() < deadline, "V1 never retired");
+        w3.publish(&value(g, 3)).unwrap();
+        g += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn a_v2_reader_started_first_can_wait_for_its_layout() {
     let name = TestName::new("waitlayout");
     let mut w1 = Writer::<v1::Conf>::create(name.as_str()).unwrap();
