@@ -458,7 +458,7 @@ impl<T: Shared> Reader<T> {
         // SAFETY: `current` points at the publish word inside `raw`'s mapping,
         // which lives as long as `self`; it is refreshed after every remap (only
         // `read_slow` remaps), and the word is an aligned atomic. Or it points
-        // at the static `NO_WORD`.
+        // at the static `NO_WORD` or `CHECK_WORD`.
         #[allow(unsafe_code)]
         let current = unsafe { &*self.current.get() };
         // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
