@@ -130,22 +130,22 @@ pub(crate) fn published_generation(name: &str, fp: u64) -> Option<Generation> {
 /// Opens the object that carries the layout of fingerprint `fp` under
 /// `name`: the plain name if it carries it, else the lane `name@fp`.
 /// `TypeMismatch` (made by `mismatch` from the plain object, listing the
-/// lanes present) when the name exists in other layouts only; `NotFound`
-/// when nothing is there.
+/// lanes present) when the name exists in other layouts only; what the
+/// plain name gave (`NotFound`, `NotInitialized`) when no object carries it.
 pub(crate) fn open_layout(
     name: &str,
     fp: u64,
     init_timeout: Duration,
     mismatch: impl FnOnce(&RawReader) -> OpenError,
 ) -> Result<RawReader, OpenError> {
-    let plain = match RawReader::open(name, init_timeout) {
+    let (plain, missing) = match RawReader::open(name, init_timeout) {
         Ok(raw) if raw.geo.fingerprint == fp => return Ok(raw),
-        Ok(raw) => Some(raw),
+        Ok(raw) => (Some(raw), None),
         Err(e @ (OpenError::NotFound { .. } | OpenError::NotInitialized { .. })) => {
             if crate::name::split_lane(name).is_some() {
                 return Err(e);
             }
-            None
+            (None, Some(e))
         }
         Err(e) => return Err(e),
     };
@@ -157,9 +157,11 @@ pub(crate) fn open_layout(
             Err(e) => return Err(e),
         }
     }
-    match plain {
-        Some(raw) => Err(mismatch(&raw)),
-        None => Err(OpenError::NotFound { name: name.into() }),
+    match (plain, missing) {
+        (Some(raw), _) => Err(mismatch(&raw)),
+        // What the plain name gave: nothing there, or a creator still at work.
+        (None, Some(e)) => Err(e),
+        (None, None) => Err(OpenError::NotFound { name: name.into() }),
     }
 }
 
