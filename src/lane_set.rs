@@ -120,8 +120,15 @@ impl<T: Shared> LaneSet<T> {
             present.into_iter().map(|(lane, _)| lane).filter(|lane| !opened.contains(&lane.as_str())).collect();
         set.retiring.extend(stale.into_iter().map(|object| Retiring { object, plain_lock: None }));
         let mut own = own;
-        // One generation number for every layout from here on.
-        let next = set.lanes.iter().map(|l| l.raw.next_generation()).fold(own.next_generation(), Generation::max);
+        // One generation number for every layout from here on, above what
+        // any of them, retiring ones included, has published.
+        let retiring = set.retiring.iter().filter_map(|r| crate::lanes::published_in(&r.object, None));
+        let next = set
+            .lanes
+            .iter()
+            .map(|l| l.raw.next_generation())
+            .chain(retiring.map(|g| Generation::new(g.get() + 1)))
+            .fold(own.next_generation(), Generation::max);
         own.raise_next_generation(next);
         for lane in &mut set.lanes {
             lane.raw.raise_next_generation(next);

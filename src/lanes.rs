@@ -117,14 +117,18 @@ pub(crate) fn fingerprint_under(name: &str) -> Result<Option<u64>, OpenError> {
 /// reader entry, no schema decoding) for readers that poll for their layout.
 pub(crate) fn published_generation(name: &str, fp: u64) -> Option<Generation> {
     let lane = crate::name::lane(name, fp);
-    let found = [name, lane.as_str()].into_iter().find_map(|object| {
-        let (seg, geo) = DataSegment::open(object, false, Duration::ZERO).ok()?;
-        // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
-        let word = seg.header().current.load(crate::sync::Ordering::Acquire);
-        let g = Generation::new(crate::protocol::generation_of(word));
-        (geo.fingerprint == fp && g > Generation::NONE).then_some(g)
-    });
+    let found = [name, lane.as_str()].into_iter().find_map(|object| published_in(object, Some(fp)));
     found
+}
+
+/// The latest generation published in the object `object` (of fingerprint
+/// `fp`, if given), if any.
+pub(crate) fn published_in(object: &str, fp: Option<u64>) -> Option<Generation> {
+    let (seg, geo) = DataSegment::open(object, false, Duration::ZERO).ok()?;
+    // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
+    let word = seg.header().current.load(crate::sync::Ordering::Acquire);
+    let g = Generation::new(crate::protocol::generation_of(word));
+    (fp.is_none_or(|fp| geo.fingerprint == fp) && g > Generation::NONE).then_some(g)
 }
 
 /// Opens the object that carries the layout of fingerprint `fp` under

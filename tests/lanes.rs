@@ -324,6 +324,29 @@ fn a_converting_reader_in_wait_newer_moves_on_when_its_source_layout_stops() {
 }
 
 #[test]
+fn generations_continue_above_a_retiring_layout() {
+    // A retirement cut short (the writer died after removing the plain
+    // object of V1 and before creating it again): the next writer creates
+    // the plain name and must still number above what V2's lane published,
+    // or its following readers would see generations go back.
+    let name = TestName::new("gencont");
+    let n = name.as_str();
+    let mut w1 = Writer::<v1::Conf>::create(n).unwrap();
+    w1.publish(&v1_value(1, 1)).unwrap();
+    drop(w1);
+    let mut w2 = Writer::<v2::Conf>::options().lane(to_v1).open_or_create(n).unwrap();
+    for g in 2..=5 {
+        w2.publish(&value(g, 2)).unwrap();
+    }
+    drop(w2);
+    for suffix in ["", ".readers", ".lock"] {
+        std::fs::remove_file(format!("/dev/shm/shmstate.{n}{suffix}")).unwrap();
+    }
+    let w3 = Writer::<v2::Conf>::open_or_create(n).unwrap();
+    assert_eq!(w3.next_generation().get(), 6);
+}
+
+#[test]
 fn a_v2_reader_started_first_can_wait_for_its_layout() {
     let name = TestName::new("waitlayout");
     let mut w1 = Writer::<v1::Conf>::create(name.as_str()).unwrap();
