@@ -191,8 +191,10 @@ impl<T: Shared> LaneSet<T> {
         self.next_check = Instant::now() + RETIRE_CHECK;
         let mut retiring = std::mem::take(&mut self.retiring);
         retiring.retain(|r| {
+            // Another live writer there (one that created it again since
+            // we looked) keeps it too.
             let unread = match crate::inspect(&r.object) {
-                Ok(info) => info.live_readers() == 0,
+                Ok(info) => info.live_readers() == 0 && !info.writer_alive,
                 Err(OpenError::NotFound { .. }) => true,
                 Err(_) => false,
             };

@@ -7,6 +7,11 @@
 //!   create or take over an object, [`publish`](Writer::publish) snapshots.
 //! - [`Reader`]: [`read`](Reader::read) the latest [`Snapshot`],
 //!   [`wait_newer`](Reader::wait_newer); [`RawReader`] reads bytes without the type.
+//! - Changing the type without downtime (docs/DEPLOYING.md "Lanes"): a writer
+//!   also publishes the previous version ([`WriterOptions::lane`]); readers
+//!   find their version under the same name, can wait for it
+//!   ([`ReaderOptions::wait_for_layout`]) or read another through a copy
+//!   ([`ReaderOptions::convert_from`]).
 //! - [`SharedReader`]: one `Sync` handle for many threads:
 //!   [`load`](SharedReader::load) through `&self`, a pin per reading thread;
 //!   a [`SharedSnapshot`] keeps its thread's pin and cannot leave that thread.
