@@ -347,6 +347,24 @@ fn generations_continue_above_a_retiring_layout() {
 }
 
 #[test]
+fn a_shared_reader_resolves_its_lane_and_waits_there() {
+    let name = TestName::new("shared");
+    let n = name.as_str();
+    let mut w = Writer::<v2::Conf>::options().lane(to_v1).create(n).unwrap();
+    let g1 = w.publish(&value(1, 1)).unwrap();
+    let shared = std::sync::Arc::new(shmstate::SharedReader::<v1::Conf>::open(n).unwrap());
+    assert_eq!(check_v1(&shared.load().unwrap()).unwrap(), (1, 1));
+    let waiter = {
+        let shared = shared.clone();
+        std::thread::spawn(move || shared.wait_newer(g1, Duration::from_secs(10)))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let g2 = w.publish(&value(2, 1)).unwrap();
+    assert_eq!(waiter.join().unwrap().unwrap(), g2);
+    assert_eq!(check_v1(&shared.load().unwrap()).unwrap(), (2, 1));
+}
+
+#[test]
 fn a_v2_reader_started_first_can_wait_for_its_layout() {
     let name = TestName::new("waitlayout");
     let mut w1 = Writer::<v1::Conf>::create(name.as_str()).unwrap();
