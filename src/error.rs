@@ -360,8 +360,8 @@ impl fmt::Display for OpenError {
                 }
                 write!(
                     f,
-                    "\n  a reader and its writer must use the same type: roll readers and writer together, \
-                     or publish both versions under two names during the rollout (see docs/DEPLOYING.md)"
+                    "\n  a reader and its writer must use the same type: let the new writer publish the old \
+                     type too (`WriterOptions::lane`), or roll readers and writer together (see docs/DEPLOYING.md)"
                 )
             }
             OpenError::FormatVersion { name, found, supported } => write!(

@@ -77,6 +77,24 @@ pub struct ObjectInfo {
     pub slots: Vec<SlotInfo>,
     /// Reader entries that are in use (live) or still pin something (dead).
     pub readers: Vec<ReaderInfo>,
+    /// For a lane (`name@<fingerprint>`): the name it is a lane of.
+    pub lane_of: Option<String>,
+    /// The other layouts the object carries (its lanes, docs/DEPLOYING.md
+    /// "Lanes"), each with its own readers; empty for a lane itself.
+    pub lanes: Vec<LaneInfo>,
+}
+
+/// One lane of an object: another layout of its type, published by the same
+/// writer into the object `name`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LaneInfo {
+    /// The lane's object name, `<name>@<fingerprint>`.
+    pub name: String,
+    /// The fingerprint of the layout it carries.
+    pub fingerprint: u64,
+    /// Everything about the lane's object, or why it could not be read.
+    pub info: Result<Box<ObjectInfo>, String>,
 }
 
 impl ObjectInfo {
@@ -143,6 +161,11 @@ pub struct ReaderInfo {
 
 /// Reads everything about `name` without changing anything.
 pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
+    inspect_with(name, || crate::name::lanes_in_shm(name))
+}
+
+/// [`inspect`], with the lanes of `name` (names and fingerprints) from `lanes`.
+fn inspect_with(name: &str, lanes: impl FnOnce() -> Vec<(String, u64)>) -> Result<ObjectInfo, OpenError> {
     crate::name::check(name)?;
     let mut attempt = 0;
     let (seg, geo, readers_table) = loop {
@@ -253,21 +276,50 @@ pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
         pin_mode: if lock_pins { "locks" } else { "reader table" },
         slots,
         readers,
+        lane_of: crate::name::split_lane(name).map(|(base, _)| base.to_string()),
+        lanes: if crate::name::split_lane(name).is_some() { Vec::new() } else { lanes_of(lanes()) },
     })
 }
 
+/// What the `lanes` of an object hold.
+fn lanes_of(lanes: Vec<(String, u64)>) -> Vec<LaneInfo> {
+    lanes
+        .into_iter()
+        .map(|(lane, fingerprint)| {
+            let info = inspect(&lane).map(Box::new).map_err(|e| e.to_string());
+            LaneInfo { name: lane, fingerprint, info }
+        })
+        .collect()
+}
+
 /// Every shmstate object on the machine (names from `/dev/shm`), each with its
-/// info or the reason it could not be read.
+/// info or the reason it could not be read. Lanes (`name@<fingerprint>`) are
+/// listed too, each right after its object.
 pub fn list() -> std::io::Result<Vec<(String, Result<ObjectInfo, OpenError>)>> {
-    let mut out = Vec::new();
+    let mut names = Vec::new();
     for entry in std::fs::read_dir("/dev/shm")? {
         let file = entry?.file_name();
         let Some(file) = file.to_str() else { continue };
         if let Some(name) = crate::name::from_data_file(file) {
-            out.push((name.to_string(), inspect(name)));
+            names.push(name.to_string());
         }
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    // Lanes by object, from this one look at the directory.
+    let mut lanes: std::collections::HashMap<&str, Vec<(String, u64)>> = Default::default();
+    for name in &names {
+        if let Some((base, fp)) = crate::name::split_lane(name) {
+            lanes.entry(base).or_default().push((name.clone(), fp));
+        }
+    }
+    let mut out = Vec::new();
+    for name in &names {
+        let mut of_name = lanes.get(name.as_str()).cloned().unwrap_or_default();
+        of_name.sort();
+        out.push((name.clone(), inspect_with(name, || of_name)));
+    }
+    // An object, then its lanes.
+    let base = |name: &str| crate::name::split_lane(name).map_or(name, |(base, _)| base).to_string();
+    out.sort_by_cached_key(|(name, _)| (base(name), name.clone()));
     Ok(out)
 }
 

@@ -7,6 +7,11 @@
 //!   create or take over an object, [`publish`](Writer::publish) snapshots.
 //! - [`Reader`]: [`read`](Reader::read) the latest [`Snapshot`],
 //!   [`wait_newer`](Reader::wait_newer); [`RawReader`] reads bytes without the type.
+//! - Changing the type without downtime (docs/DEPLOYING.md "Lanes"): a writer
+//!   also publishes the previous version ([`WriterOptions::lane`]); readers
+//!   find their version under the same name, can wait for it
+//!   ([`ReaderOptions::wait_for_layout`]) or read another through a copy
+//!   ([`ReaderOptions::convert_from`]).
 //! - [`SharedReader`]: one `Sync` handle for many threads:
 //!   [`load`](SharedReader::load) through `&self`, a pin per reading thread;
 //!   a [`SharedSnapshot`] keeps its thread's pin and cannot leave that thread.
@@ -63,6 +68,10 @@ mod fault;
 mod generation;
 #[cfg(not(loom))]
 mod inspect;
+#[cfg(not(loom))]
+mod lane_set;
+#[cfg(not(loom))]
+mod lanes;
 mod layout;
 mod lock_pins;
 mod locks;
@@ -98,7 +107,7 @@ pub use changed::Changed;
 pub use {
     error::{Errno, OpenError, PublishError, ReadError, RemoveError, WaitError},
     generation::Generation,
-    inspect::{inspect, list, ObjectInfo, Origin, ReaderInfo, SlotInfo},
+    inspect::{inspect, list, LaneInfo, ObjectInfo, Origin, ReaderInfo, SlotInfo},
     name::MAX_NAME_LEN,
     raw_reader::{RawReader, DEFAULT_WRITER_GRACE},
     raw_writer::RawWriter,
@@ -146,12 +155,29 @@ impl<T> Shared for T where
 {
 }
 
-/// Removes every shm object of `name` (data segment, reader table, writer lock).
+/// Removes every shm object of `name` (data segment, reader table, writer
+/// lock), and of its lanes (`name@<fingerprint>`, docs/DEPLOYING.md "Lanes").
 ///
 /// Processes that have them open keep working on the old objects; new ones get
 /// `NotFound`. `NotFound` if none of them existed.
 #[cfg(not(loom))]
 pub fn remove(name: &str) -> Result<(), RemoveError> {
+    let mut found = remove_object(name)?;
+    if name::split_lane(name).is_none() {
+        for (lane, _) in name::lanes_in_shm(name) {
+            found |= remove_object(&lane)?;
+        }
+    }
+    if found {
+        Ok(())
+    } else {
+        Err(RemoveError::NotFound { name: name.into() })
+    }
+}
+
+/// Removes the shm objects of `name` alone (not its lanes); whether any existed.
+#[cfg(not(loom))]
+pub(crate) fn remove_object(name: &str) -> Result<bool, RemoveError> {
     name::validate(name).map_err(|reason| RemoveError::InvalidName { name: name.into(), reason })?;
     let mut found = false;
     for object in [name::data(name), name::readers(name), name::lock(name)] {
@@ -162,11 +188,7 @@ pub fn remove(name: &str) -> Result<(), RemoveError> {
             Err(errno) => return Err(RemoveError::Os { name: name.into(), op: "unlinking", errno }),
         }
     }
-    if found {
-        Ok(())
-    } else {
-        Err(RemoveError::NotFound { name: name.into() })
-    }
+    Ok(found)
 }
 
 /// Paths used by generated code. Not public API.

@@ -156,7 +156,7 @@ impl RawWriter {
     }
 
     /// The owner-only lock object: exclusive flock, released by the kernel on death.
-    fn take_lock(name: &str) -> Result<ShmObject, OpenError> {
+    pub(crate) fn take_lock(name: &str) -> Result<ShmObject, OpenError> {
         let lock = ShmObject::open_or_create(&crate::name::lock(name), 0o600)
             .map_err(|e| open_errno(name, "writer lock", "opening the writer lock", e))?;
         check_owner(name, "writer lock", &lock)?;
@@ -234,6 +234,13 @@ impl RawWriter {
     /// The generation the next publish will get.
     pub fn next_generation(&self) -> Generation {
         Generation(self.next_gen)
+    }
+
+    /// Lets the next publish get generation `g` at least: the lanes of one
+    /// writer publish each value under one number. Only ever raises it, so a
+    /// reader never sees a generation go back.
+    pub(crate) fn raise_next_generation(&mut self, g: Generation) {
+        self.next_gen = self.next_gen.max(g.0);
     }
 
     /// The fingerprint of the type this writer publishes.
@@ -411,7 +418,7 @@ impl slots::Tables for ObjectTables {
 impl Drop for RawWriter {
     fn drop(&mut self) {
         if self.remove_on_drop {
-            let _ = crate::remove(&self.name);
+            let _ = crate::remove_object(&self.name);
         }
     }
 }

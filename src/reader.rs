@@ -3,11 +3,14 @@
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rkyv::rancor::BoxedError;
+use rkyv::util::AlignedVec;
 
 use crate::error::{OpenError, ReadError, WaitError};
+use crate::lanes::Converter;
 use crate::os::UnderName;
 use crate::protocol;
 use crate::raw_reader::{RawReader, DEFAULT_WRITER_GRACE};
@@ -20,6 +23,11 @@ use crate::{Generation, Shared};
 /// What `Reader::current` points at once the object is known replaced: never
 /// equal to a cached publish word (0 is never cached), so `read` goes slow.
 static NO_WORD: AtomicU64 = AtomicU64::new(0);
+
+/// What `Reader::current` points at when `wait_newer` found `T`'s layout
+/// published while the reader converts another: like [`NO_WORD`] it sends
+/// `read` to the slow path, which then looks for `T`'s layout at once.
+static CHECK_WORD: AtomicU64 = AtomicU64::new(0);
 
 /// How often the slow path of `read` checks that the name still refers to the
 /// object (two `stat`s, about 2 µs)...
@@ -36,6 +44,8 @@ pub struct ReaderOptions<T> {
     writer_grace: Duration,
     follow: bool,
     wait_for_writer: Option<Duration>,
+    wait_for_layout: Option<Duration>,
+    converter: Option<Arc<Converter<T>>>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -48,6 +58,8 @@ impl<T> Clone for ReaderOptions<T> {
             writer_grace: self.writer_grace,
             follow: self.follow,
             wait_for_writer: self.wait_for_writer,
+            wait_for_layout: self.wait_for_layout,
+            converter: self.converter.clone(),
             _type: PhantomData,
         }
     }
@@ -62,6 +74,8 @@ impl<T> std::fmt::Debug for ReaderOptions<T> {
             .field("writer_grace", &self.writer_grace)
             .field("follow", &self.follow)
             .field("wait_for_writer", &self.wait_for_writer)
+            .field("wait_for_layout", &self.wait_for_layout)
+            .field("convert_from", &self.converter.as_ref().map(|c| format!("{:#018x}", c.fingerprint)))
             .finish()
     }
 }
@@ -75,6 +89,8 @@ impl<T> Default for ReaderOptions<T> {
             writer_grace: DEFAULT_WRITER_GRACE,
             follow: false,
             wait_for_writer: None,
+            wait_for_layout: None,
+            converter: None,
             _type: PhantomData,
         }
     }
@@ -142,6 +158,33 @@ impl<T: Shared> ReaderOptions<T> {
         self
     }
 
+    /// Lets `open` wait up to `timeout` for a writer to publish `T`'s layout
+    /// under `name` (in the plain name or in a lane, docs/DEPLOYING.md
+    /// "Lanes"): a reader of a new version started before its writer, while
+    /// the previous version's writer runs. Implies
+    /// [`wait_for_writer`](Self::wait_for_writer) for as long. At the
+    /// timeout: what `open` without waiting gives (`TypeMismatch`, listing
+    /// the layouts the object carries, or `NotFound`). Without it (the
+    /// default), an object of other layouts only is `TypeMismatch` at once.
+    pub fn wait_for_layout(mut self, timeout: Duration) -> Self {
+        self.wait_for_layout = Some(timeout);
+        self
+    }
+
+    /// While `name` carries no layout of `T`, read the layout of `U` and
+    /// convert each new generation with `convert` (a reader of a new version
+    /// started while only the previous version is published). **A copy**:
+    /// the first `read` of each generation converts, then archives the `T`
+    /// into a buffer of the reader's own (unchanged reads stay one load).
+    /// Once a writer publishes `T` (plain name or lane), the next check of
+    /// the name moves the reader there (zero-copy from then on; checked on
+    /// the slow path of `read` at most every 100 ms). Generations keep
+    /// their numbers: one writer publishes all layouts under one number.
+    pub fn convert_from<U: Shared>(mut self, convert: impl Fn(&U::Archived) -> T + Send + Sync + 'static) -> Self {
+        self.converter = Some(Arc::new(Converter::from::<U>(convert)));
+        self
+    }
+
     /// Opens the object `name` for reading `T`.
     pub fn open(self, name: &str) -> Result<Reader<T>, OpenError> {
         Reader::open_with(name, &self)
@@ -180,6 +223,8 @@ struct Cached<T: Shared> {
 /// One handle serves one thread at a time (`read` takes `&mut self`); open one
 /// handle per thread for parallel reads. Each handle owns one reader-table entry.
 pub struct Reader<T: Shared> {
+    /// The name the reader was opened with (`raw` may be one of its lanes).
+    base: String,
     wait_spin: Duration,
     writer_grace: Duration,
     /// The publish word in `raw`'s mapping, refreshed whenever it remaps: the
@@ -204,6 +249,12 @@ pub struct Reader<T: Shared> {
     slow_reads: u32,
     /// With `follow`: the object now under the name, until it has published.
     successor: Option<RawReader>,
+    /// Reads another layout through a conversion ([`ReaderOptions::convert_from`]).
+    converter: Option<Arc<Converter<T>>>,
+    /// `raw` carries the converter's layout, not `T`'s.
+    converting: bool,
+    /// While converting: the archived `T` of the cached view.
+    converted: AlignedVec<16>,
     /// Following a replaced object: the last generation of the new object
     /// that `wait_newer` returned (before `read` moves to it).
     followed: Cell<Generation>,
@@ -283,12 +334,27 @@ impl<T: Shared> Reader<T> {
 
     pub(crate) fn open_with(name: &str, opts: &ReaderOptions<T>) -> Result<Self, OpenError> {
         const { assert!(core::mem::align_of::<T::Archived>() <= 16, "archived alignment above 16 is not supported") };
-        let open = || open_checked::<T>(name, opts.init_timeout, opts.owner);
-        let raw = match opts.wait_for_writer {
-            None => open()?,
-            Some(timeout) => crate::await_writer::open_when_published(timeout, opts.writer_grace, open)?,
+        let converter = opts.converter.as_deref();
+        let open = || open_resolved::<T>(name, opts.init_timeout, opts.owner, converter);
+        let raw = match (opts.wait_for_writer, opts.wait_for_layout) {
+            (None, None) => open()?,
+            (Some(timeout), None) => crate::await_writer::open_when_published(timeout, opts.writer_grace, open)?,
+            (for_writer, Some(timeout)) => {
+                // Another layout only is "not there yet" too.
+                let timeout = timeout.max(for_writer.unwrap_or_default());
+                let not_yet = || match open() {
+                    Err(OpenError::TypeMismatch { .. }) => Err(OpenError::NotFound { name: name.into() }),
+                    other => other,
+                };
+                match crate::await_writer::open_when_published(timeout, opts.writer_grace, not_yet) {
+                    Err(OpenError::NotFound { .. }) => open()?,
+                    other => other?,
+                }
+            }
         };
+        let converting = raw.fingerprint() != crate::schema::fingerprint_of::<T>();
         Ok(Reader {
+            base: name.to_string(),
             wait_spin: opts.wait_spin,
             writer_grace: opts.writer_grace,
             current: Cell::new(raw.current_ptr()),
@@ -300,6 +366,9 @@ impl<T: Shared> Reader<T> {
             name_checked: None,
             slow_reads: 0,
             successor: None,
+            converter: opts.converter.clone(),
+            converting,
+            converted: AlignedVec::new(),
             followed: Cell::new(Generation::NONE),
             _type: PhantomData,
         })
@@ -307,7 +376,19 @@ impl<T: Shared> Reader<T> {
 
     /// The object's name.
     pub fn name(&self) -> &str {
+        &self.base
+    }
+
+    /// The object this reader reads now: the name, or one of its lanes
+    /// (`name@<fingerprint>`, docs/DEPLOYING.md "Lanes").
+    pub fn object_name(&self) -> &str {
         self.raw.name()
+    }
+
+    /// Whether reads convert another layout ([`ReaderOptions::convert_from`])
+    /// because no writer publishes `T`'s yet.
+    pub fn is_converting(&self) -> bool {
+        self.converting
     }
 
     /// The latest published generation (`Generation::NONE` before the first
@@ -382,7 +463,7 @@ impl<T: Shared> Reader<T> {
         // SAFETY: `current` points at the publish word inside `raw`'s mapping,
         // which lives as long as `self`; it is refreshed after every remap (only
         // `read_slow` remaps), and the word is an aligned atomic. Or it points
-        // at the static `NO_WORD`.
+        // at the static `NO_WORD` or `CHECK_WORD`.
         #[allow(unsafe_code)]
         let current = unsafe { &*self.current.get() };
         // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
@@ -408,13 +489,27 @@ impl<T: Shared> Reader<T> {
         let (word, offset, len) = pinned?;
         let generation = protocol::generation_of(word);
         let bytes = self.raw.pinned_bytes(offset, len)?;
+        let invalid = |reason: String| ReadError::Invalid { name: self.raw.name().into(), generation, reason };
         // A publish word names one snapshot for the life of an incarnation
         // (generations only grow, and the writer never writes the published
         // slot), so bytes that passed bytecheck under this word and are pinned
         // under it again are the same bytes: after `release`, re-reading the
         // same generation costs a pin, not a second validation.
         let seen = (self.raw.incarnation(), word);
-        let root: *const T::Archived = if validate && self.validated != seen {
+        let root: *const T::Archived = if self.converting {
+            // A copy: the other layout, converted and archived as a `T`.
+            let converter = self.converter.as_ref().expect("a converting reader has a converter");
+            let converted = converter
+                .convert(bytes, &mut self.converted)
+                .and_then(|n| rkyv::access::<T::Archived, BoxedError>(&self.converted[..n]).map_err(|e| e.to_string()));
+            match converted {
+                Ok(a) => a,
+                Err(reason) => {
+                    self.raw.count_validation_failure();
+                    return Err(invalid(reason));
+                }
+            }
+        } else if validate && self.validated != seen {
             match rkyv::access::<T::Archived, BoxedError>(bytes) {
                 Ok(a) => {
                     self.validated = seen;
@@ -422,7 +517,7 @@ impl<T: Shared> Reader<T> {
                 }
                 Err(e) => {
                     self.raw.count_validation_failure();
-                    return Err(ReadError::Invalid { name: self.raw.name().into(), generation, reason: e.to_string() });
+                    return Err(invalid(e.to_string()));
                 }
             }
         } else {
@@ -434,7 +529,7 @@ impl<T: Shared> Reader<T> {
                 rkyv::access_unchecked::<T::Archived>(bytes)
             }
         };
-        self.cached = Some(Cached { word, root, validated: validate });
+        self.cached = Some(Cached { word, root, validated: validate || self.converting });
         // SAFETY: `root` points into the pinned, mapped slot (validated or vouched
         // for); the snapshot borrows `self`, so neither pin nor mapping can change.
         #[allow(unsafe_code)]
@@ -452,8 +547,9 @@ impl<T: Shared> Reader<T> {
     /// following: `Replaced`. Following: switches to the new object once it
     /// has published; until then returns `true` (serve the old snapshot).
     fn notice_replacement(&mut self) -> Result<bool, ReadError> {
+        let forced = core::ptr::eq(self.current.get(), &CHECK_WORD);
         if !self.known_replaced() {
-            if let Some(checked) = self.name_checked {
+            if let Some(checked) = self.name_checked.filter(|_| !forced) {
                 self.slow_reads += 1;
                 if self.slow_reads < SLOW_READS_PER_CLOCK_LOOK {
                     return Ok(false);
@@ -465,8 +561,21 @@ impl<T: Shared> Reader<T> {
                 }
             }
             self.name_checked = Some(crate::os::coarse_now());
+            let fp = crate::schema::fingerprint_of::<T>();
+            if self.converting && crate::lanes::published_generation(&self.base, fp).is_some() {
+                // A writer of `T` has come: read its layout, no copy.
+                if let Ok(next) = open_checked::<T>(&self.base, Duration::ZERO, self.owner) {
+                    if next.generation() > Generation::NONE {
+                        self.switch_to(next);
+                        return Ok(false);
+                    }
+                }
+            }
+            let on_lane = self.raw.name() != self.base;
             match self.raw.under_name() {
                 Ok(UnderName::Another) => self.current.set(&NO_WORD),
+                // A lane is removed when its layout moves (to the plain name).
+                Ok(UnderName::Nothing) if on_lane => self.current.set(&NO_WORD),
                 Ok(UnderName::This | UnderName::Nothing) => return Ok(false),
                 Err(errno) => {
                     return Err(ReadError::Os { name: self.raw.name().to_string(), op: "checking the name", errno })
@@ -479,7 +588,7 @@ impl<T: Shared> Reader<T> {
         }
         if self.successor.is_none() {
             // No waiting here: a creator still initialising is retried next read.
-            match open_checked::<T>(self.raw.name(), Duration::ZERO, self.owner) {
+            match open_resolved::<T>(&self.base, Duration::ZERO, self.owner, self.converter.as_deref()) {
                 Ok(next) => self.successor = Some(next),
                 Err(OpenError::NotFound { .. } | OpenError::NotInitialized { .. }) => return Ok(true),
                 Err(_) => return Err(replaced()),
@@ -487,12 +596,7 @@ impl<T: Shared> Reader<T> {
         }
         match self.successor.take() {
             Some(next) if next.generation() > Generation::NONE => {
-                // The old view points into the old mapping, which goes now.
-                self.cached = None;
-                self.raw = next;
-                self.followed.set(Generation::NONE);
-                self.current.set(self.raw.current_ptr());
-                self.name_checked = Some(crate::os::coarse_now());
+                self.switch_to(next);
                 Ok(false)
             }
             Some(next) if matches!(next.under_name(), Ok(UnderName::Another | UnderName::Nothing)) => {
@@ -506,6 +610,18 @@ impl<T: Shared> Reader<T> {
                 Ok(true)
             }
         }
+    }
+
+    /// Reads `next` from now on (a replacement, a lane, or `T`'s layout
+    /// found while converting).
+    fn switch_to(&mut self, next: RawReader) {
+        // The old view points into the old mapping, which goes now.
+        self.cached = None;
+        self.converting = next.fingerprint() != crate::schema::fingerprint_of::<T>();
+        self.raw = next;
+        self.followed.set(Generation::NONE);
+        self.current.set(self.raw.current_ptr());
+        self.name_checked = Some(crate::os::coarse_now());
     }
 
     /// Drops the pin, letting the writer reuse the slot. The next `read` pins again.
@@ -553,6 +669,19 @@ impl<T: Shared> Reader<T> {
                         return Err(WaitError::Replaced { name });
                     }
                 }
+                // Converting, with no new generation of the converted layout:
+                // its writer may be gone for one that publishes `T` only.
+                Err(e @ (WaitError::Timeout { .. } | WaitError::WriterDead { .. })) if self.converting => {
+                    let fp = crate::schema::fingerprint_of::<T>();
+                    return match crate::lanes::published_generation(&self.base, fp) {
+                        Some(g) if g > than => {
+                            // The next `read` moves there.
+                            self.current.set(&CHECK_WORD);
+                            Ok(g)
+                        }
+                        _ => Err(e),
+                    };
+                }
                 other => return other,
             }
         } else if !self.follow {
@@ -571,8 +700,8 @@ impl<T: Shared> Reader<T> {
                 // The name may stay empty for a while (removed, not created
                 // again yet): wait for it (inotify), not return at once, or a
                 // caller's wait loop would spin.
-                let name = self.raw.name();
-                let open = || open_checked::<T>(name, Duration::ZERO, self.owner);
+                let name = self.base.as_str();
+                let open = || open_resolved::<T>(name, Duration::ZERO, self.owner, self.converter.as_deref());
                 opened =
                     crate::await_writer::open_when_published(left, self.writer_grace, open).map_err(|e| match e {
                         OpenError::NotFound { .. } | OpenError::NotInitialized { .. } => {
@@ -593,9 +722,40 @@ impl<T: Shared> Reader<T> {
     }
 }
 
-/// Opens `name` and checks it holds a `T` (and belongs to `owner`, if given).
+/// Opens the object of `name` that holds a `T` (the plain name, or the lane
+/// of `T`'s fingerprint) and checks it belongs to `owner`, if given.
 fn open_checked<T: Shared>(name: &str, init_timeout: Duration, owner: Option<u32>) -> Result<RawReader, OpenError> {
-    let raw = RawReader::open(name, init_timeout)?;
+    let fp = crate::schema::fingerprint_of::<T>();
+    let raw =
+        crate::lanes::open_layout(name, fp, init_timeout, |plain| type_mismatch::<T>(name, &plain.data, &plain.geo))?;
+    check_owner(name, &raw, owner)?;
+    Ok(raw)
+}
+
+/// [`open_checked`]; where `name` carries no `T` and a `converter` is
+/// given, the object of the converter's layout instead.
+fn open_resolved<T: Shared>(
+    name: &str,
+    init_timeout: Duration,
+    owner: Option<u32>,
+    converter: Option<&Converter<T>>,
+) -> Result<RawReader, OpenError> {
+    match (open_checked::<T>(name, init_timeout, owner), converter) {
+        (Err(e @ (OpenError::TypeMismatch { .. } | OpenError::NotFound { .. })), Some(c)) => {
+            let not_there = |_: &RawReader| OpenError::NotFound { name: name.into() };
+            match crate::lanes::open_layout(name, c.fingerprint, init_timeout, not_there) {
+                Ok(raw) => {
+                    check_owner(name, &raw, owner)?;
+                    Ok(raw)
+                }
+                Err(_) => Err(e),
+            }
+        }
+        (opened, _) => opened,
+    }
+}
+
+fn check_owner(name: &str, raw: &RawReader, owner: Option<u32>) -> Result<(), OpenError> {
     if let Some(want) = owner {
         let (_, owner) =
             raw.data.obj.mode_and_owner().map_err(|errno| OpenError::Os { name: name.into(), op: "fstat", errno })?;
@@ -603,10 +763,7 @@ fn open_checked<T: Shared>(name: &str, init_timeout: Duration, owner: Option<u32
             return Err(OpenError::NotOwner { name: name.into(), object: "data segment", owner });
         }
     }
-    if raw.geo.fingerprint != crate::schema::fingerprint_of::<T>() {
-        return Err(type_mismatch::<T>(name, &raw.data, &raw.geo));
-    }
-    Ok(raw)
+    Ok(())
 }
 
 /// The `TypeMismatch` error for `T` against what `seg` stores.
@@ -625,6 +782,10 @@ pub(crate) fn type_mismatch_doc(name: &str, expected: &SchemaDoc, seg: &DataSegm
         ),
         Err(e) => (format!("fingerprint {:#018x}; {e}", geo.fingerprint), SchemaDiff::default()),
     };
+    // The other versions the object carries, if any (lanes).
+    if crate::name::split_lane(name).is_none() {
+        found.push_str(&crate::lanes::lanes_note(name));
+    }
     // The fingerprint covers the rkyv format too; say so when that is the cause.
     let format = seg.header().rkyv_format.load(crate::sync::Ordering::Relaxed);
     if format != crate::schema::fp::RKYV_FORMAT {

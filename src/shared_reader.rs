@@ -293,7 +293,7 @@ impl<T: Shared> SharedReader<T> {
 
     pub(crate) fn open_with(name: &str, options: ReaderOptions<T>) -> Result<Self, OpenError> {
         let first = Reader::open_with(name, &options)?;
-        let watcher = Arc::new(Watcher::open(name, options.get_init_timeout())?);
+        let watcher = Arc::new(Watcher::open(first.object_name(), options.get_init_timeout())?);
         // SYNC(id): Relaxed: only uniqueness matters.
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(SharedReader {

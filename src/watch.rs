@@ -148,7 +148,10 @@ impl DeadWriter {
                 Err(errno) => return Some(Err(WaitError::Os { name: name.into(), op: "checking the name", errno })),
             };
             self.under_name = Some(under_name);
-            if under_name == UnderName::Another {
+            // A lane is removed when its layout moves (to the plain name):
+            // for its readers that is a replacement.
+            let lane_moved = under_name == UnderName::Nothing && crate::name::split_lane(name).is_some();
+            if under_name == UnderName::Another || lane_moved {
                 return Some(Err(WaitError::Replaced { name: name.into() }));
             }
         }

@@ -4,10 +4,11 @@
 
 use std::marker::PhantomData;
 
-use rkyv::rancor::BoxedError;
 use rkyv::ser::allocator::Arena;
 
 use crate::error::{OpenError, PublishError};
+use crate::lane_set::LaneSet;
+use crate::lanes::{serialize_into, LaneSpec};
 use crate::protocol::MAX_SLOTS;
 use crate::raw_writer::RawWriter;
 use crate::schema::SchemaDoc;
@@ -26,12 +27,24 @@ pub struct WriterOptions<T> {
     pub(crate) max_size: u64,
     pub(crate) remove_on_drop: bool,
     lock_pins: Option<bool>,
+    /// Layouts published besides `T`'s own (`lane`).
+    pub(crate) lanes: Vec<LaneSpec<T>>,
     _type: PhantomData<fn(&T)>,
 }
 
 impl<T> Clone for WriterOptions<T> {
     fn clone(&self) -> Self {
-        WriterOptions { _type: PhantomData, ..*self }
+        WriterOptions {
+            slots: self.slots,
+            capacity: self.capacity,
+            mode: self.mode,
+            max_readers: self.max_readers,
+            max_size: self.max_size,
+            remove_on_drop: self.remove_on_drop,
+            lock_pins: self.lock_pins,
+            lanes: self.lanes.clone(),
+            _type: PhantomData,
+        }
     }
 }
 
@@ -45,6 +58,7 @@ impl<T> std::fmt::Debug for WriterOptions<T> {
             .field("max_size", &self.max_size)
             .field("remove_on_drop", &self.remove_on_drop)
             .field("lock_pins", &self.lock_pins)
+            .field("lanes", &self.lanes.iter().map(|l| l.schema.root().name.clone()).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -59,6 +73,7 @@ impl<T> Default for WriterOptions<T> {
             max_size: 1 << 34,
             remove_on_drop: false,
             lock_pins: None,
+            lanes: Vec::new(),
             _type: PhantomData,
         }
     }
@@ -157,6 +172,19 @@ impl<T> WriterOptions<T> {
 }
 
 impl<T: Shared> WriterOptions<T> {
+    /// Also publishes every value as a `U`, made by `convert`, for readers
+    /// of `U` (a lane; docs/DEPLOYING.md "Lanes"). Each publish then
+    /// serializes once more per lane, under the same generation number.
+    ///
+    /// With a lane of `U`, `open_or_create` takes over an object that holds
+    /// `U` under the plain name (the previous version's writer): its readers
+    /// keep reading, now the converted values, and `T` goes into the lane
+    /// `name@<fingerprint of T>`, where readers of `T` find it.
+    pub fn lane<U: Shared>(mut self, convert: impl Fn(&T) -> U + Send + Sync + 'static) -> Self {
+        self.lanes.push(LaneSpec::of(convert));
+        self
+    }
+
     /// Creates a new object; `AlreadyExists` if one exists.
     pub fn create(self, name: &str) -> Result<Writer<T>, OpenError> {
         Writer::open_with(name, self, false)
@@ -193,14 +221,16 @@ impl WriterOptions<RawWriter> {
 /// process dies, so a new writer can take over with
 /// [`WriterOptions::open_or_create`].
 pub struct Writer<T> {
+    /// The object of `T`'s own layout: the plain name, or its lane.
     raw: RawWriter,
     arena: Arena,
-    _type: PhantomData<fn(&T)>,
+    /// The other layouts it publishes or retires.
+    lanes: LaneSet<T>,
 }
 
 impl<T> std::fmt::Debug for Writer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").field("raw", &self.raw).finish()
+        f.debug_struct("Writer").field("raw", &self.raw).finish_non_exhaustive()
     }
 }
 
@@ -212,24 +242,30 @@ impl<T: Shared> Writer<T> {
 
     /// Creates a new object with default options.
     pub fn create(name: &str) -> Result<Self, OpenError> {
-        WriterOptions::default().create(name)
+        WriterOptions::<T>::default().create(name)
     }
 
     /// Creates the object or takes over an existing one, with default options.
     pub fn open_or_create(name: &str) -> Result<Self, OpenError> {
-        WriterOptions::default().open_or_create(name)
+        WriterOptions::<T>::default().open_or_create(name)
     }
 
     fn open_with(name: &str, opts: WriterOptions<T>, take_over: bool) -> Result<Self, OpenError> {
-        let schema = crate::schema::schema_of::<T>();
-        let mismatch = |seg: &_, geo: &_| crate::reader::type_mismatch::<T>(name, seg, geo);
-        let raw = RawWriter::open_with(name, &opts, &schema, take_over, mismatch)?;
-        Ok(Writer { raw, arena: Arena::new(), _type: PhantomData })
+        let (raw, lanes) = LaneSet::open(name, opts, take_over)?;
+        Ok(Writer { raw, arena: Arena::new(), lanes })
     }
 
     /// The object's name.
     pub fn name(&self) -> &str {
-        self.raw.name()
+        self.lanes.name()
+    }
+
+    /// The fingerprints of the layouts this writer publishes: its own
+    /// first, then one per [`lane`](WriterOptions::lane).
+    pub fn fingerprints(&self) -> Vec<u64> {
+        let mut fps = vec![self.raw.fingerprint()];
+        fps.extend(self.lanes.fingerprints());
+        fps
     }
 
     /// The generation the next publish will get.
@@ -242,15 +278,16 @@ impl<T: Shared> Writer<T> {
     /// Never waits for readers: a slot pinned by a reader is skipped; dead
     /// readers' pins are reclaimed; with no free slot, or none large enough, the
     /// segment grows (never shrinks). On error the previous snapshot stays current.
+    ///
+    /// With lanes, the value is published in `T`'s own layout first, then
+    /// converted and published in each lane under the same generation. An
+    /// error in a lane is returned after the other lanes were published
+    /// (the generation is then missing from that lane only).
     pub fn publish(&mut self, value: &T) -> Result<Generation, PublishError> {
         let arena = &mut self.arena;
-        self.raw.publish_with(|out| {
-            let out = rkyv::api::high::to_bytes_in_with_alloc::<_, _, BoxedError>(value, out, arena.acquire())
-                .map_err(|e| e.to_string());
-            // As rkyv's own `to_bytes` does: keep the arena to one block, or each
-            // publish pays for walking and freeing the blocks the last one grew.
-            arena.shrink();
-            out
-        })
+        let g = self.raw.publish_with(|out| serialize_into(value, arena, out))?;
+        let in_lanes = self.lanes.publish(value, g, arena);
+        self.lanes.retire_unread(value, g, &mut self.raw, arena);
+        in_lanes.map(|()| g)
     }
 }

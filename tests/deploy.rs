@@ -222,7 +222,7 @@ fn type_mismatch_shows_the_field_diff_and_what_to_do_not_both_schemas() {
         &format!("{:#018x}", shmstate::schema::fingerprint_of::<v1::Config>()),
         &format!("{:#018x}", shmstate::schema::fingerprint_of::<v2::Config>()),
         "roll readers and writer together",
-        "publish both versions",
+        "WriterOptions::lane",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }

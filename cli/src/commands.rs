@@ -290,6 +290,51 @@ fn inspect_text(info: &ObjectInfo) -> String {
         }
         s.push_str(&t.render());
     }
+    s.push_str(&versions_text(info));
+    s
+}
+
+/// The layouts an object carries (the plain name and its lanes), each with
+/// its writer and live readers; empty when it has no lane.
+fn versions_text(info: &ObjectInfo) -> String {
+    if let Some(base) = &info.lane_of {
+        return format!(
+            "
+versions: this is a lane of {base:?} (`shmstate inspect {base}` lists them all)
+"
+        );
+    }
+    if info.lanes.is_empty() {
+        return String::new();
+    }
+    let mut s = format!(
+        "
+versions ({} layouts: the plain name and its lanes):
+",
+        1 + info.lanes.len()
+    );
+    use Align::{Left as L, Right as R};
+    let mut t =
+        Table::new(&[("OBJECT", L), ("TYPE", L), ("FINGERPRINT", L), ("GEN", R), ("WRITER", L), ("READERS", R)])
+            .indent(2);
+    let row = |object: &str, info: &ObjectInfo| {
+        vec![
+            object.to_string(),
+            info.type_name.clone().unwrap_or_else(|| "?".into()),
+            format!("{:#018x}", info.fingerprint),
+            info.generation.to_string(),
+            writer_cell(info),
+            info.live_readers().to_string(),
+        ]
+    };
+    t.row(row(&info.name, info));
+    for lane in &info.lanes {
+        match &lane.info {
+            Ok(lane_info) => t.row(row(&lane.name, lane_info)),
+            Err(e) => t.note(lane.name.clone(), format!("! {e}")),
+        }
+    }
+    s.push_str(&t.render());
     s
 }
 
@@ -450,7 +495,9 @@ fn rm(names: &[String], force: bool) -> Result<(), Failure> {
 /// `remove` says what is wrong).
 fn in_use(name: &str) -> Option<Failure> {
     let info = shmstate::inspect(name).ok()?;
-    let live: Vec<_> = info.readers.iter().filter(|r| r.alive).collect();
+    // `remove` removes the object's lanes too: count their readers.
+    let lanes = info.lanes.iter().filter_map(|l| l.info.as_ref().ok());
+    let live: Vec<_> = info.readers.iter().chain(lanes.flat_map(|l| &l.readers)).filter(|r| r.alive).collect();
     if live.is_empty() {
         return None;
     }

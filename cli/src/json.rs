@@ -26,6 +26,7 @@ pub fn summary(info: &ObjectInfo) -> Value {
         "writer_pid": info.writer_pid,
         "origin": info.origin.as_ref().map(|o| json!({"host": o.host, "generation": o.generation})),
         "live_readers": info.live_readers(),
+        "lane_of": info.lane_of,
     })
 }
 
@@ -80,6 +81,17 @@ pub fn full(info: &ObjectInfo) -> Value {
             "opened_ns": r.opened_ns,
         })).collect::<Vec<_>>(),
     });
+    let lanes: Vec<Value> = info
+        .lanes
+        .iter()
+        .map(|lane| match &lane.info {
+            Ok(lane_info) => summary(lane_info),
+            Err(e) => json!({ "name": lane.name, "ok": false, "message": e }),
+        })
+        .collect();
+    if let Value::Object(m) = &mut v {
+        m.insert("lanes".into(), Value::Array(lanes));
+    }
     if let (Value::Object(m), Value::Object(x)) = (&mut v, extra) {
         m.extend(x);
     }

@@ -318,6 +318,65 @@ fn inspect_shows_schema_slots_and_readers() {
     drop(snap);
 }
 
+/// The next version of `Point`, published with a lane of `Point`.
+#[shmstate::shared]
+#[derive(Debug, Clone)]
+struct Point3 {
+    x: i32,
+    y: i32,
+    z: i32,
+}
+
+#[test]
+fn inspect_and_list_show_the_lanes_and_the_readers_of_each() {
+    let name = Name::new("lanes");
+    let n = name.as_str();
+    let to_point = |p: &Point3| Point { x: p.x, y: p.y };
+    let mut w = Writer::<Point3>::options().lane(to_point).create(n).unwrap();
+    w.publish(&Point3 { x: 1, y: 2, z: 3 }).unwrap();
+    let mut old: Vec<Reader<Point>> = (0..2).map(|_| Reader::<Point>::open(n).unwrap()).collect();
+    let mut new = Reader::<Point3>::open(n).unwrap();
+    assert_eq!(old[0].read().unwrap().y, 2);
+    assert_eq!(new.read().unwrap().z, 3);
+    let lane = format!("{n}@{:016x}", shmstate::schema::fingerprint_of::<Point>());
+    assert_eq!(old[1].object_name(), lane);
+
+    let text = ok(&cli(&["inspect", n]));
+    assert!(text.contains("versions (2 layouts"), "{text}");
+    let row = |object: &str| {
+        let line = text.lines().find(|l| l.trim_start().starts_with(&format!("{object} "))).expect(&text);
+        line.split_whitespace().map(str::to_string).collect::<Vec<_>>()
+    };
+    // OBJECT TYPE FINGERPRINT GEN WRITER… READERS: one reader of Point3, two of Point.
+    assert_eq!((row(n)[1].as_str(), row(n).last().unwrap().as_str()), ("Point3", "1"), "{text}");
+    assert_eq!((row(&lane)[1].as_str(), row(&lane).last().unwrap().as_str()), ("Point", "2"), "{text}");
+
+    let v = json(&cli(&["inspect", n, "--json"]));
+    assert_eq!(v["lanes"][0]["name"], lane.as_str());
+    assert_eq!(v["lanes"][0]["live_readers"], 2);
+    assert_eq!(v["lanes"][0]["lane_of"], n);
+    assert!(ok(&cli(&["inspect", &lane])).contains(&format!("this is a lane of {n:?}")));
+
+    // `list`: the object, then its lane, each with its readers.
+    let listed = ok(&cli(&["list"]));
+    let lines: Vec<&str> = listed.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with(&format!("{n} "))).expect(&listed);
+    let cols = |i: usize| lines[i].split_whitespace().collect::<Vec<_>>();
+    assert_eq!((cols(at)[1], *cols(at).last().unwrap()), ("Point3", "1"), "{listed}");
+    assert_eq!(
+        (cols(at + 1)[0], cols(at + 1)[1], *cols(at + 1).last().unwrap()),
+        (lane.as_str(), "Point", "2"),
+        "{listed}"
+    );
+
+    // `rm` counts the lane's readers too, and removes the lanes.
+    drop(new);
+    assert_eq!(code(&cli(&["rm", n])), 7, "two live readers of the lane");
+    drop(old);
+    ok(&cli(&["rm", n]));
+    assert!(matches!(shmstate::inspect(&lane), Err(shmstate::OpenError::NotFound { .. })));
+}
+
 /// A header fingerprint that the stored schema does not hash to (an object
 /// from another fingerprint scheme) is flagged; a sound one is not.
 #[test]

@@ -44,12 +44,27 @@ impl ShmDirWatch {
         let mut fds = [PollFd::new(fd, PollFlags::IN)];
         // EINTR: look again, like a wake-up.
         let _ = poll(&mut fds, Some(&ts));
-        // Drain the queue: the events only say "look again".
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = rustix::io::read(fd, &mut buf) {
-            if n == 0 {
-                break;
-            }
+        drain(fd);
+    }
+}
+
+impl Drop for ShmDirWatch {
+    /// Closing an inotify descriptor waits for a kernel grace period (5 to
+    /// 20 ms measured here, BENCHMARKS.md "Lanes"): a reader that waited for
+    /// its object would return that much after finding it. Close it on a
+    /// short-lived thread instead (inline if none can be started).
+    fn drop(&mut self) {
+        let Some(fd) = self.inotify.take() else { return };
+        let _ = std::thread::Builder::new().name("shmstate-close".into()).spawn(move || drop(fd));
+    }
+}
+
+/// Empties the event queue: the events only say "look again".
+fn drain(fd: &OwnedFd) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = rustix::io::read(fd, &mut buf) {
+        if n == 0 {
+            break;
         }
     }
 }

@@ -1,0 +1,234 @@
+//! The writer's side of lanes (`lanes.rs`): the objects a [`Writer<T>`]
+//! publishes each value into besides its own layout, and the layouts it no
+//! longer publishes, which it removes once nobody reads them.
+//!
+//! [`Writer<T>`]: crate::Writer
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rkyv::ser::allocator::Arena;
+
+use crate::error::{OpenError, PublishError};
+use crate::lanes::{serialize_into, LaneSpec};
+use crate::os::ShmObject;
+use crate::raw_writer::RawWriter;
+use crate::schema::SchemaDoc;
+use crate::writer::WriterOptions;
+use crate::{Generation, Shared};
+
+/// How often a publish looks at the readers of retiring layouts (an
+/// `inspect` of each: a few syscalls).
+const RETIRE_CHECK: Duration = Duration::from_secs(1);
+
+/// One more layout this writer publishes: its object and its serializer.
+struct Lane<T> {
+    raw: RawWriter,
+    spec: LaneSpec<T>,
+}
+
+/// A layout left on the machine that this writer does not publish.
+struct Retiring {
+    /// The plain name or a lane's name.
+    object: String,
+    /// For the plain name: its writer lock, held so that no writer of the
+    /// old layout takes it over while we wait for its readers to go.
+    plain_lock: Option<ShmObject>,
+}
+
+/// Everything a writer publishes besides its own layout.
+pub(crate) struct LaneSet<T> {
+    name: String,
+    lanes: Vec<Lane<T>>,
+    retiring: Vec<Retiring>,
+    /// To create the plain object when the own layout moves there.
+    opts: WriterOptions<T>,
+    next_check: Instant,
+}
+
+/// A writer's objects: the one of its own layout, and the lane set.
+pub(crate) type Opened<T> = (RawWriter, LaneSet<T>);
+
+fn open_object<O>(
+    name: &str,
+    opts: &WriterOptions<O>,
+    schema: &SchemaDoc,
+    take_over: bool,
+) -> Result<RawWriter, OpenError> {
+    RawWriter::open_with(name, opts, schema, take_over, |seg, geo| {
+        crate::reader::type_mismatch_doc(name, schema, seg, geo)
+    })
+}
+
+impl<T: Shared> LaneSet<T> {
+    /// Opens (creates or takes over) the objects of `name` for a writer of
+    /// `T` with the lanes `opts` declares. Which object carries which layout:
+    /// the plain name keeps the layout it holds if this writer publishes it
+    /// (its own or a declared lane); every other published layout goes into
+    /// its lane. A plain object of a layout not published here (only with
+    /// lanes declared or present) is retired once unread; so are lanes of
+    /// such layouts.
+    pub(crate) fn open(name: &str, opts: WriterOptions<T>, take_over: bool) -> Result<Opened<T>, OpenError> {
+        let own_schema = crate::schema::schema_of::<T>();
+        let own_fp = own_schema.fingerprint();
+        let specs = opts.lanes.clone();
+        let present =
+            if crate::name::split_lane(name).is_some() { Vec::new() } else { crate::name::lanes_in_shm(name) };
+        let mut set = LaneSet {
+            name: name.to_string(),
+            lanes: Vec::new(),
+            retiring: Vec::new(),
+            opts,
+            next_check: Instant::now(),
+        };
+        if specs.is_empty() && present.is_empty() {
+            // No lanes anywhere: one object, as without this module.
+            let own = open_object(name, &set.opts, &own_schema, take_over)?;
+            return Ok((own, set));
+        }
+        set.check_specs(own_fp, &specs)?;
+        let lane_name = |fp| crate::name::lane(name, fp);
+        let spec_of = |fp: u64| specs.iter().find(|s| s.schema.fingerprint() == fp);
+        let plain_fp = crate::lanes::fingerprint_under(name)?;
+        let own = match plain_fp {
+            None => open_object(name, &set.opts, &own_schema, take_over)?,
+            Some(fp) if fp == own_fp => open_object(name, &set.opts, &own_schema, take_over)?,
+            Some(fp) if spec_of(fp).is_some() => {
+                let spec = spec_of(fp).expect("just found").clone();
+                let raw = open_object(name, &set.opts, &spec.schema, take_over)?;
+                set.lanes.push(Lane { raw, spec });
+                open_object(&lane_name(own_fp), &set.opts, &own_schema, true)?
+            }
+            Some(_) if !take_over => return Err(OpenError::AlreadyExists { name: name.into() }),
+            Some(_) => {
+                // The plain name holds a layout we do not publish: keep it
+                // (its readers keep their last snapshot) until it is unread.
+                let lock = RawWriter::take_lock(name)?;
+                set.retiring.push(Retiring { object: name.into(), plain_lock: Some(lock) });
+                open_object(&lane_name(own_fp), &set.opts, &own_schema, true)?
+            }
+        };
+        let plain_layout = plain_fp.unwrap_or(own_fp);
+        for spec in specs.iter().filter(|s| s.schema.fingerprint() != plain_layout) {
+            let raw = open_object(&lane_name(spec.schema.fingerprint()), &set.opts, &spec.schema, true)?;
+            set.lanes.push(Lane { raw, spec: spec.clone() });
+        }
+        // Lanes we did not open: layouts no longer published, or the own
+        // layout's lane left over now that the plain name carries it.
+        let opened: Vec<&str> = set.lanes.iter().map(|l| l.raw.name()).chain([own.name()]).collect();
+        let stale: Vec<String> =
+            present.into_iter().map(|(lane, _)| lane).filter(|lane| !opened.contains(&lane.as_str())).collect();
+        set.retiring.extend(stale.into_iter().map(|object| Retiring { object, plain_lock: None }));
+        let mut own = own;
+        // One generation number for every layout from here on, above what
+        // any of them, retiring ones included, has published.
+        let retiring = set.retiring.iter().filter_map(|r| crate::lanes::published_in(&r.object, None));
+        let next = set
+            .lanes
+            .iter()
+            .map(|l| l.raw.next_generation())
+            .chain(retiring.map(|g| Generation::new(g.get() + 1)))
+            .fold(own.next_generation(), Generation::max);
+        own.raise_next_generation(next);
+        for lane in &mut set.lanes {
+            lane.raw.raise_next_generation(next);
+        }
+        Ok((own, set))
+    }
+
+    fn check_specs(&self, own_fp: u64, specs: &[LaneSpec<T>]) -> Result<(), OpenError> {
+        let bad = |what: String| Err(OpenError::InvalidOption { name: self.name.clone(), what });
+        if crate::name::split_lane(&self.name).is_some() || self.name.len() > crate::name::MAX_LANED_NAME_LEN {
+            let limit = crate::name::MAX_LANED_NAME_LEN;
+            return bad(format!("lanes need a name of at most {limit} bytes, without a lane suffix"));
+        }
+        for (i, spec) in specs.iter().enumerate() {
+            let fp = spec.schema.fingerprint();
+            if fp == own_fp {
+                return bad(format!("a lane of the writer's own type {} ({fp:#018x})", spec.schema.root().name));
+            }
+            if specs[..i].iter().any(|s| s.schema.fingerprint() == fp) {
+                return bad(format!("two lanes of one layout {} ({fp:#018x})", spec.schema.root().name));
+            }
+        }
+        Ok(())
+    }
+
+    /// The user's name of the object.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The fingerprints of the layouts published besides the own one.
+    pub(crate) fn fingerprints(&self) -> Vec<u64> {
+        self.lanes.iter().map(|l| l.raw.fingerprint()).collect()
+    }
+
+    /// Publishes `value` as generation `g` into every lane. All lanes are
+    /// tried; the first error is returned.
+    pub(crate) fn publish(&mut self, value: &T, g: Generation, arena: &mut Arena) -> Result<(), PublishError> {
+        let mut first_error = Ok(());
+        for lane in &mut self.lanes {
+            lane.raw.raise_next_generation(g);
+            let serialize = Arc::clone(&lane.spec.serialize);
+            let published = lane.raw.publish_with(|out| serialize(value, arena, out));
+            if let (Err(e), Ok(())) = (published, &first_error) {
+                first_error = Err(e);
+            }
+        }
+        first_error
+    }
+
+    /// At most every [`RETIRE_CHECK`]: removes retiring layouts that no live
+    /// reader uses. A retired plain object is replaced by one of the own
+    /// layout holding `value` as generation `g` (just published in `own`'s
+    /// lane), which becomes `own`; then the own lane is removed, so that its
+    /// following readers move to the plain name.
+    pub(crate) fn retire_unread(&mut self, value: &T, g: Generation, own: &mut RawWriter, arena: &mut Arena) {
+        if self.retiring.is_empty() || Instant::now() < self.next_check {
+            return;
+        }
+        self.next_check = Instant::now() + RETIRE_CHECK;
+        let mut retiring = std::mem::take(&mut self.retiring);
+        retiring.retain(|r| {
+            // Another live writer there (one that created it again since
+            // we looked) keeps it too.
+            let unread = match crate::inspect(&r.object) {
+                Ok(info) => info.live_readers() == 0 && !info.writer_alive,
+                Err(OpenError::NotFound { .. }) => true,
+                Err(_) => false,
+            };
+            if !unread {
+                return true;
+            }
+            if r.plain_lock.is_none() {
+                let _ = crate::remove_object(&r.object);
+                return false;
+            }
+            self.take_plain_name(value, g, own, arena).is_err()
+        });
+        self.retiring = retiring;
+    }
+
+    /// Replaces the unread plain object by one of the own layout (see
+    /// `retire_unread`).
+    fn take_plain_name(
+        &self,
+        value: &T,
+        g: Generation,
+        own: &mut RawWriter,
+        arena: &mut Arena,
+    ) -> Result<(), PublishError> {
+        let _ = crate::remove_object(&self.name);
+        let schema = crate::schema::schema_of::<T>();
+        let mut plain = open_object(&self.name, &self.opts, &schema, false)
+            .map_err(|e| PublishError::Serialize { name: self.name.clone(), message: e.to_string() })?;
+        plain.raise_next_generation(g);
+        plain.publish_with(|out| serialize_into(value, arena, out))?;
+        let lane = std::mem::replace(own, plain);
+        let lane_name = lane.name().to_string();
+        drop(lane);
+        let _ = crate::remove_object(&lane_name);
+        Ok(())
+    }
+}
