@@ -36,7 +36,7 @@ pub enum ExportError {
         /// The host named in the entry found.
         host: String,
     },
-    /// The object's name cannot be a key (keys may not end with '.').
+    /// The object's name cannot be a key (keys may not end with '.' or hold '@').
     InvalidKey(String),
 }
 
@@ -51,7 +51,11 @@ impl std::fmt::Display for ExportError {
             ExportError::OwnershipLost { key, host } => {
                 write!(f, "{key:?} was written by another exporter (host {host}): this one stops exporting it")
             }
-            ExportError::InvalidKey(name) => write!(f, "{name:?} cannot be a key-value key (it ends with '.')"),
+            ExportError::InvalidKey(name) => write!(
+                f,
+                "{name:?} cannot be a key-value key (it ends with '.', or is a lane: '@'; export the object's plain \
+                 name)"
+            ),
         }
     }
 }
@@ -94,8 +98,9 @@ pub async fn export(config: Config, nats: Nats, patterns: Vec<String>, stats: Ar
                 listed
                     .into_iter()
                     .flatten()
-                    // Mirrors of other hosts' objects are not exported again.
-                    .filter(|(_, info)| info.as_ref().is_ok_and(|i| i.origin.is_none()))
+                    // Mirrors of other hosts' objects are not exported again;
+                    // lanes (`name@fingerprint`) are not mirrored.
+                    .filter(|(name, info)| !name.contains('@') && info.as_ref().is_ok_and(|i| i.origin.is_none()))
                     .map(|(name, _)| (name, false))
                     .filter(|(n, _)| patterns.iter().any(|p| glob::matches(p, n))),
             );
@@ -125,7 +130,7 @@ pub async fn export(config: Config, nats: Nats, patterns: Vec<String>, stats: Ar
 /// Exports one object for as long as it lives (and after: a removed object
 /// stays at its last value in the bucket; one created again is exported again).
 async fn export_object(config: &Config, nats: &Nats, name: String, id: u64, stats: &Stats) -> Result<(), ExportError> {
-    if name.ends_with('.') {
+    if name.ends_with('.') || name.contains('@') {
         return Err(ExportError::InvalidKey(name));
     }
     let (tx, mut rx) = watch::channel(None::<Arc<Snapshot>>);
