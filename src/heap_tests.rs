@@ -90,7 +90,7 @@ impl Heap {
     fn new() -> Self {
         let heap = Heap {
             data: HeapBuf::new((DATA + SLOTS as u64 * CAP) as usize),
-            readers: HeapBuf::new(layout::reader_table_size(READERS) as usize),
+            readers: HeapBuf::new(layout::reader_table_size(READERS, SLOTS) as usize),
         };
         let region = heap.data.region();
         let h = region.header().unwrap();
@@ -105,6 +105,7 @@ impl Heap {
         let rh = heap.readers.region().readers_header().unwrap();
         rh.capacity.store(READERS, Relaxed);
         rh.high_water.store(READERS, Relaxed);
+        rh.count_slots.store(SLOTS, Relaxed);
         heap
     }
 
@@ -113,17 +114,24 @@ impl Heap {
         let region = self.data.region();
         let rt = self.readers.region();
         let h = region.header().unwrap();
-        pinned.iter_mut().for_each(|p| *p = false);
-        let high_water = &rt.readers_header().unwrap().high_water;
-        protocol::scan_pins(high_water, READERS, |i| rt.reader(i).map(|r| &r.pin), pinned);
         let current = protocol::slot_of(h.current.load(Relaxed));
+        // The writer's two ways of finding a free slot, alternately: by the
+        // pin counts (fast path) and by the pins (slow path).
+        if g % 2 == 0 {
+            protocol::scan_counts(|k| rt.pin_count(READERS, SLOTS, k), pinned);
+        } else {
+            pinned.iter_mut().for_each(|p| *p = false);
+            let high_water = &rt.readers_header().unwrap().high_water;
+            protocol::scan_pins(high_water, READERS, |i| rt.reader(i).map(|r| &r.pin), pinned);
+        }
         let k = (0..SLOTS).find(|&k| k != current && !pinned[k as usize]).expect("a free slot");
         let e = region.slot(k).unwrap();
         let (offset, capacity) = (e.offset.load(Relaxed), e.capacity.load(Relaxed));
         e.state.store(slot_state::WRITING, Relaxed);
         let ptr = region.range_ptr(offset, capacity).unwrap();
-        // SAFETY: slot `k` is neither current nor pinned (scanned after the
-        // SeqCst fence in `scan_pins`), and this thread is the only writer.
+        // SAFETY: slot `k` is neither current nor pinned (its count, or every
+        // pin, loaded after the SeqCst fence in `scan_counts` / `scan_pins`),
+        // and this thread is the only writer.
         let out = unsafe { SlotWriter::new(ptr, capacity as usize) };
         let out = rkyv::api::high::to_bytes_in::<_, Error>(&Val::new(g), out).unwrap();
         assert!(out.fitted());
@@ -131,6 +139,7 @@ impl Heap {
         e.gen.store(g, Relaxed);
         // SYNC(seal): as in `Writer::publish`.
         e.state.store(slot_state::SEALED, Release);
+        protocol::reset_count(rt.pin_count(READERS, SLOTS, k).unwrap(), g);
         protocol::publish(&h.current, protocol::word(g, k));
     }
 
@@ -139,8 +148,11 @@ impl Heap {
     fn read(&self, entry: u32) -> Option<u64> {
         let region = self.data.region();
         let h = region.header().unwrap();
-        let pin = &self.readers.region().reader(entry).unwrap().pin;
-        let Pinned::Word(w) = protocol::pin_current(&h.current, pin) else { return None };
+        let rt = self.readers.region();
+        let pin = &rt.reader(entry).unwrap().pin;
+        let Pinned::Word(w) = protocol::pin_current(&h.current, pin, |k| rt.pin_count(READERS, SLOTS, k)) else {
+            return None;
+        };
         let (g, k) = (protocol::generation_of(w), protocol::slot_of(w));
         let e = region.slot(k).unwrap();
         assert_eq!(e.state.load(Relaxed), slot_state::SEALED);
@@ -179,7 +191,8 @@ fn heap_publish_and_pinned_reads_race_free() {
                         last = g;
                     }
                 }
-                protocol::unpin(&heap.readers.region().reader(entry).unwrap().pin);
+                let rt = heap.readers.region();
+                protocol::unpin(&rt.reader(entry).unwrap().pin, |k| rt.pin_count(READERS, SLOTS, k));
             });
         }
         let heap = &heap;

@@ -146,7 +146,9 @@ impl RawReader {
     pub(crate) fn pin_latest(&mut self) -> Result<(u64, u64, u64), ReadError> {
         let pinned = match &mut self.pins {
             Pins::Table { readers, entry } => {
-                protocol::pin_current(&self.data.header().current, &Self::my_entry(readers, *entry).pin)
+                protocol::pin_current(&self.data.header().current, &Self::my_entry(readers, *entry).pin, |k| {
+                    readers.pin_count(k)
+                })
             }
             Pins::Locks { held, .. } => lock_pins::pin_with_locks(&self.data.obj, &self.data.header().current, held)
                 .map_err(|errno| ReadError::Os { name: self.name.clone(), op: "locking a slot", errno })?,
@@ -154,6 +156,10 @@ impl RawReader {
         let word = match pinned {
             Pinned::Empty => return Err(ReadError::Empty { name: self.name.clone() }),
             Pinned::Word(w) => w,
+            Pinned::BadCount(w) => {
+                let what = format!("slot {}'s pin count does not belong to its published word", protocol::slot_of(w));
+                return Err(ReadError::Corrupt { name: self.name.clone(), what });
+            }
         };
         let (offset, len) = self.locate(word)?;
         let ok = self.data.ensure_mapped(offset + len).map_err(|errno| ReadError::Os {
@@ -206,7 +212,9 @@ impl RawReader {
     /// Drops the pin, letting the writer reuse the slot.
     pub fn release(&mut self) {
         match &mut self.pins {
-            Pins::Table { readers, entry } => protocol::unpin(&Self::my_entry(readers, *entry).pin),
+            Pins::Table { readers, entry } => {
+                protocol::unpin(&Self::my_entry(readers, *entry).pin, |k| readers.pin_count(k))
+            }
             Pins::Locks { held, .. } => {
                 let _ = lock_pins::release(&self.data.obj, held);
             }
@@ -252,7 +260,7 @@ impl Drop for RawReader {
     fn drop(&mut self) {
         // Closing the descriptors then releases the entry's (or slot's) OFD lock.
         if let Pins::Table { readers, entry } = &self.pins {
-            protocol::unpin(&Self::my_entry(readers, *entry).pin);
+            protocol::unpin(&Self::my_entry(readers, *entry).pin, |k| readers.pin_count(k));
         }
     }
 }

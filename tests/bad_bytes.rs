@@ -153,7 +153,7 @@ fn header_fields() {
             |o| write_u64(&data(o), MAGIC, 0),
             ["NotInitialized", "-", "NotInitialized", "Ok", "Ok", "Ok"]
         ),
-        case!("format version newer", |o| write_u32(&data(o), FORMAT_VERSION, 3), fv),
+        case!("format version newer", |o| write_u32(&data(o), FORMAT_VERSION, 4), fv),
         case!("format version zero", |o| write_u32(&data(o), FORMAT_VERSION, 0), fv),
         case!("format version max", |o| write_u32(&data(o), FORMAT_VERSION, u32::MAX), fv),
         case!("header size + page", |o| write_u32(&data(o), HEADER_SIZE, 8192), CORRUPT),
