@@ -4,9 +4,10 @@
 //! Under `--cfg loom`, `crate::sync` is loom's atomics, and what the models call
 //! is the code that ships:
 //!
-//! - writer: `slots::Slots` (`free_slot`: pin scan with `high_water`, slot
-//!   order, dead-pin reclaim, growth by `add_slot`; `begin_fill`, `commit`:
-//!   seal, unlock, publish), `slots::announce`, `slots::recover` and
+//! - writer: `slots::Slots` (`free_slot`: pin-count scan, pin scan with
+//!   `high_water` and stale-count clearing, slot order, dead-pin reclaim,
+//!   growth by `add_slot`; `begin_fill`, `commit`: seal, count reset, unlock,
+//!   publish), `slots::announce`, `slots::recover` and
 //!   `slots::take_liveness_lock` (takeover);
 //! - readers: `protocol::claim_entry`, `protocol::pin_current`,
 //!   `protocol::pinned_region`, `protocol::unpin` (table pins) and
@@ -23,9 +24,15 @@
 //! (non-atomic) slot bytes are checked by Miri in `heap_tests.rs`.
 //!
 //! Every model has broken variants: `crate::sync::mutation` switches off one
-//! step of the real code (a re-check, a fence, the order of a load and a
-//! fence, a lock, the `high_water` raise, the liveness check), and the model
-//! must then find a torn view (`#[should_panic(expected = "torn view")]`).
+//! step of the real code (a re-check, a fence, the order of a count and a
+//! fence, a lock, the `high_water` raise, the liveness check, stale-count
+//! clearing), and the model must then find a torn view
+//! (`#[should_panic(expected = "torn view")]`), a refused pin ("bad pin") or
+//! a leaked count.
+//!
+//! Reader crashes: `crate::sync::crash_point` makes the real reader code
+//! unwind at a named point (`CRASH_AT`); the model catches the unwind and
+//! drops the process's locks, as the kernel does for a killed process.
 
 use loom::sync::Arc;
 use loom::thread;

@@ -308,8 +308,10 @@ impl Slots {
         e.gen.store(gen, Relaxed);
         e.published_ns.store(now_ns, Relaxed);
         // Table pins: the slot's count starts again for this generation.
-        if let (Pins::Table { .. }, Some(c)) = (&self.pins, t.pin_count(slot)) {
-            protocol::reset_count(c, gen);
+        if let Pins::Table { .. } = self.pins {
+            if let Some(c) = t.pin_count(slot) {
+                protocol::reset_count(c, gen);
+            }
         }
         // SYNC(seal): Release pairs with the Acquire load in `recover` (a later
         // writer trusts only sealed slots).
