@@ -400,3 +400,32 @@ fn a_dead_readers_count_is_cleared_when_its_slot_is_needed() {
     assert_eq!(t.readers.region().reader(0).unwrap().pin.load(Relaxed), 0, "the dead reader's pin is reclaimed");
     assert_eq!(t.header().slot_count.load(Relaxed), 2);
 }
+
+/// A reader table header of zeroed atomics (for unit tests of `protocol`).
+pub(crate) fn zeroed_reader_table_header() -> layout::ReaderTableHeader {
+    use crate::sync::{AtomicU32, AtomicU64};
+    layout::ReaderTableHeader {
+        magic: AtomicU64::new(0),
+        capacity: AtomicU32::new(0),
+        high_water: AtomicU32::new(0),
+        waiters: AtomicU32::new(0),
+        count_slots: AtomicU32::new(0),
+        validation_failures: AtomicU64::new(0),
+        opens: AtomicU64::new(0),
+        incarnation: AtomicU64::new(0),
+        claim_hint: AtomicU32::new(0),
+        _pad: [0; 12],
+    }
+}
+
+/// A reader entry of zeroed atomics.
+pub(crate) fn zeroed_reader_entry() -> layout::ReaderEntry {
+    use crate::sync::{AtomicU32, AtomicU64};
+    layout::ReaderEntry {
+        pin: AtomicU64::new(0),
+        pid: AtomicU32::new(0),
+        _pad0: 0,
+        opened_ns: AtomicU64::new(0),
+        _pad: [0; 40],
+    }
+}

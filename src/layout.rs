@@ -155,7 +155,11 @@ pub(crate) struct ReaderTableHeader {
     pub opens: AtomicU64,
     /// The data segment's `Header::incarnation` (written before `magic`).
     pub incarnation: AtomicU64,
-    pub _pad: [u8; 16],
+    /// Where `claim_entry` starts looking for a free entry: one past the
+    /// last entry claimed, or lower when a handle releases its entry. Only a
+    /// hint: the entry's lock decides.
+    pub claim_hint: AtomicU32,
+    pub _pad: [u8; 12],
 }
 
 /// One reader handle's entry.

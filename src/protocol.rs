@@ -334,13 +334,19 @@ pub(crate) fn unpin<'a>(pin: &AtomicU64, count_at: impl Fn(u32) -> Option<&'a At
 /// (`READER_LOCK_BASE + i`); the kernel drops it when the owner dies. A dead
 /// owner may have left a pin: the new owner clears it. The entry is counted in
 /// `high_water` before this handle ever pins (see `scan_pins`).
+///
+/// Each try is a lock syscall, so it starts at the table's `claim_hint` (one
+/// past the last entry claimed, or an entry released since) and wraps
+/// around: opening N handles one after the other costs N tries, not N²/2.
 pub(crate) fn claim_entry<'a>(
     locks: &impl ByteLocks,
     table: &ReaderTableHeader,
     capacity: u32,
     entry_at: impl Fn(u32) -> Option<&'a ReaderEntry>,
 ) -> Result<Option<u32>, Errno> {
-    for i in 0..capacity {
+    // SYNC(hint): Relaxed: only where to start; the entry's lock decides.
+    let start = table.claim_hint.load(Ordering::Relaxed).checked_rem(capacity).unwrap_or(0);
+    for i in (start..capacity).chain(0..start) {
         if !locks.try_write_lock(READER_LOCK_BASE + i as u64)? {
             continue;
         }
@@ -359,9 +365,18 @@ pub(crate) fn claim_entry<'a>(
             table.high_water.fetch_max(i + 1, Ordering::Relaxed);
         }
         table.opens.fetch_add(1, Ordering::Relaxed);
+        // SYNC(hint): Relaxed, a hint (see above).
+        table.claim_hint.store(i + 1, Ordering::Relaxed);
         return Ok(Some(i));
     }
     Ok(None)
+}
+
+/// Reader: its handle is giving up entry `i` (its lock goes when the
+/// descriptor closes): the next `claim_entry` starts there.
+pub(crate) fn release_entry(table: &ReaderTableHeader, i: u32) {
+    // SYNC(hint): Relaxed, a hint (see `claim_entry`).
+    table.claim_hint.fetch_min(i, Ordering::Relaxed);
 }
 
 #[cfg(all(test, not(loom)))]
@@ -388,6 +403,55 @@ mod tests {
         let mut pinned = vec![false; 4];
         scan_pins(&AtomicU32::new(u32::MAX), 1, |i| far.get(i as usize), &mut pinned);
         assert_eq!(pinned, [false, true, false, false]);
+    }
+
+    /// Lock bytes held by this process's claims, counting every try.
+    #[derive(Default)]
+    struct CountedLocks {
+        held: std::cell::RefCell<std::collections::HashSet<u64>>,
+        tries: std::cell::Cell<u32>,
+    }
+
+    impl ByteLocks for CountedLocks {
+        fn try_write_lock(&self, byte: u64) -> Result<bool, Errno> {
+            self.tries.set(self.tries.get() + 1);
+            Ok(self.held.borrow_mut().insert(byte))
+        }
+        fn try_read_lock(&self, _byte: u64) -> Result<bool, Errno> {
+            unreachable!()
+        }
+        fn unlock(&self, byte: u64) -> Result<(), Errno> {
+            self.held.borrow_mut().remove(&byte);
+            Ok(())
+        }
+        fn probe(&self, _byte: u64) -> Result<crate::locks::LockProbe, Errno> {
+            unreachable!()
+        }
+    }
+
+    /// Opening N handles one after the other takes N lock tries, not N²/2
+    /// (each try is an `fcntl`); a released entry is the next one claimed.
+    #[test]
+    fn claims_start_at_the_hint() {
+        const N: u32 = 100;
+        let table = crate::heap_tests::zeroed_reader_table_header();
+        let entries: Vec<ReaderEntry> = (0..N).map(|_| crate::heap_tests::zeroed_reader_entry()).collect();
+        let locks = CountedLocks::default();
+        let claim = || claim_entry(&locks, &table, N, |i| entries.get(i as usize)).unwrap();
+        for i in 0..N {
+            assert_eq!(claim(), Some(i));
+        }
+        assert_eq!(locks.tries.get(), N);
+        assert_eq!(claim(), None, "full");
+        // Entry 40's handle goes (its lock with it).
+        release_entry(&table, 40);
+        locks.unlock(READER_LOCK_BASE + 40).unwrap();
+        locks.tries.set(0);
+        assert_eq!(claim(), Some(40));
+        assert_eq!(locks.tries.get(), 1);
+        // Past the end the search wraps around to entries freed below.
+        locks.unlock(READER_LOCK_BASE + 3).unwrap();
+        assert_eq!(claim(), Some(3));
     }
 
     #[test]

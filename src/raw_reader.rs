@@ -261,6 +261,9 @@ impl Drop for RawReader {
         // Closing the descriptors then releases the entry's (or slot's) OFD lock.
         if let Pins::Table { readers, entry } = &self.pins {
             protocol::unpin(&Self::my_entry(readers, *entry).pin, |k| readers.pin_count(k));
+            if let Some(h) = readers.region().readers_header() {
+                protocol::release_entry(h, *entry);
+            }
         }
     }
 }
