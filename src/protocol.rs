@@ -224,10 +224,9 @@ fn count<'a>(word: u64, count_at: &impl Fn(u32) -> Option<&'a AtomicU64>) -> boo
 fn uncount<'a>(word: u64, count_at: &impl Fn(u32) -> Option<&'a AtomicU64>) {
     let Some(c) = count_at(slot_of(word)) else { return };
     let tag = count_tag(word);
-    let ignore_tag = crate::sync::mutation("uncount-ignores-tag");
     // SYNC(unpin): Release pairs with the Acquire loads in `scan_counts`.
     let _ = c.fetch_update(Ordering::Release, Ordering::Relaxed, |v| {
-        ((ignore_tag || v >> COUNT_BITS == tag) && count_of(v) != 0).then_some(v - 1)
+        (v >> COUNT_BITS == tag && count_of(v) != 0).then_some(v - 1)
     });
 }
 
