@@ -72,6 +72,7 @@ impl RawReader {
             // between. Pin only in the table of this data segment's incarnation.
             match ReaderTable::open_paired(name, geo.incarnation, true) {
                 Ok(readers) => {
+                    readers.check_counts(name, geo.max_slots)?;
                     let entry = claim_entry(name, &readers)?;
                     let pins = Pins::Table { readers, entry };
                     return Ok(RawReader { name: name.to_string(), data, geo, pins });

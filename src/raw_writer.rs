@@ -133,6 +133,7 @@ impl RawWriter {
             // segment pin there and nowhere else.
             let t = ReaderTable::open_paired(name, incarnation, true).map_err(|e| e.into_open_error(name))?;
             check_owner(name, "reader table", &t.obj)?;
+            t.check_counts(name, data.header().max_slots.load(Relaxed))?;
             Some(t)
         };
         let max_slots = data.header().max_slots.load(Relaxed);

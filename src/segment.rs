@@ -316,6 +316,17 @@ impl ReaderTable {
         map_region(&self.map)
     }
 
+    /// A table that pins must hold one pin count per slot of its data
+    /// segment: with fewer, readers could not count (they would report
+    /// `Corrupt`) and the writer would scan every pin at each publish.
+    pub(crate) fn check_counts(&self, name: &str, max_slots: u32) -> Result<(), OpenError> {
+        if self.count_slots == max_slots {
+            return Ok(());
+        }
+        let what = format!("reader table has {} pin counts for {max_slots} slots", self.count_slots);
+        Err(OpenError::Corrupt { name: name.into(), what })
+    }
+
     /// Slot `k`'s pin count (`protocol.rs`), if the table has one.
     #[inline]
     pub(crate) fn pin_count(&self, k: u32) -> Option<&crate::sync::AtomicU64> {
