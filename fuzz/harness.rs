@@ -340,6 +340,13 @@ impl PayloadRig {
         write_u64(&self.file, entry + 24, data.len() as u64); // len
         write_u64(&self.file, entry, self.gen); // gen
         write_u32(&self.file, entry + 40, 2); // state = SEALED
+                                              // The slot's pin count in the reader table starts again with the
+                                              // generation's tag (after the header and `capacity` entries).
+        let readers = self.obj.readers_file();
+        let mut capacity = [0u8; 4];
+        readers.read_exact_at(&mut capacity, 8).unwrap();
+        let counts = 64 + 64 * u32::from_le_bytes(capacity) as u64;
+        write_u64(&readers, counts + SLOT * 8, (self.gen & 0xffff_ffff) << 32);
         write_u64(&self.file, 128, self.gen << 12 | SLOT); // current
         match self.reader.read() {
             Ok(s) => {

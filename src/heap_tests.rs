@@ -17,6 +17,7 @@ use rkyv::rancor::Error;
 use crate::layout::{self, slot_state, Region, FIXED_HEADER};
 use crate::protocol::{self, Pinned};
 use crate::slot_writer::SlotWriter;
+use crate::slots::Tables;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
 
 /// A zeroed, 64-aligned heap buffer standing in for a mapping.
@@ -90,7 +91,7 @@ impl Heap {
     fn new() -> Self {
         let heap = Heap {
             data: HeapBuf::new((DATA + SLOTS as u64 * CAP) as usize),
-            readers: HeapBuf::new(layout::reader_table_size(READERS) as usize),
+            readers: HeapBuf::new(layout::reader_table_size(READERS, SLOTS) as usize),
         };
         let region = heap.data.region();
         let h = region.header().unwrap();
@@ -105,6 +106,7 @@ impl Heap {
         let rh = heap.readers.region().readers_header().unwrap();
         rh.capacity.store(READERS, Relaxed);
         rh.high_water.store(READERS, Relaxed);
+        rh.count_slots.store(SLOTS, Relaxed);
         heap
     }
 
@@ -113,17 +115,24 @@ impl Heap {
         let region = self.data.region();
         let rt = self.readers.region();
         let h = region.header().unwrap();
-        pinned.iter_mut().for_each(|p| *p = false);
-        let high_water = &rt.readers_header().unwrap().high_water;
-        protocol::scan_pins(high_water, READERS, |i| rt.reader(i).map(|r| &r.pin), pinned);
         let current = protocol::slot_of(h.current.load(Relaxed));
+        // The writer's two ways of finding a free slot, alternately: by the
+        // pin counts (fast path) and by the pins (slow path).
+        if g % 2 == 0 {
+            protocol::scan_counts(|k| rt.pin_count(READERS, SLOTS, k), pinned);
+        } else {
+            pinned.iter_mut().for_each(|p| *p = false);
+            let high_water = &rt.readers_header().unwrap().high_water;
+            protocol::scan_pins(high_water, READERS, |i| rt.reader(i).map(|r| &r.pin), pinned);
+        }
         let k = (0..SLOTS).find(|&k| k != current && !pinned[k as usize]).expect("a free slot");
         let e = region.slot(k).unwrap();
         let (offset, capacity) = (e.offset.load(Relaxed), e.capacity.load(Relaxed));
         e.state.store(slot_state::WRITING, Relaxed);
         let ptr = region.range_ptr(offset, capacity).unwrap();
-        // SAFETY: slot `k` is neither current nor pinned (scanned after the
-        // SeqCst fence in `scan_pins`), and this thread is the only writer.
+        // SAFETY: slot `k` is neither current nor pinned (its count, or every
+        // pin, loaded after the SeqCst fence in `scan_counts` / `scan_pins`),
+        // and this thread is the only writer.
         let out = unsafe { SlotWriter::new(ptr, capacity as usize) };
         let out = rkyv::api::high::to_bytes_in::<_, Error>(&Val::new(g), out).unwrap();
         assert!(out.fitted());
@@ -131,6 +140,7 @@ impl Heap {
         e.gen.store(g, Relaxed);
         // SYNC(seal): as in `Writer::publish`.
         e.state.store(slot_state::SEALED, Release);
+        protocol::reset_count(rt.pin_count(READERS, SLOTS, k).unwrap(), g);
         protocol::publish(&h.current, protocol::word(g, k));
     }
 
@@ -139,8 +149,11 @@ impl Heap {
     fn read(&self, entry: u32) -> Option<u64> {
         let region = self.data.region();
         let h = region.header().unwrap();
-        let pin = &self.readers.region().reader(entry).unwrap().pin;
-        let Pinned::Word(w) = protocol::pin_current(&h.current, pin) else { return None };
+        let rt = self.readers.region();
+        let pin = &rt.reader(entry).unwrap().pin;
+        let Pinned::Word(w) = protocol::pin_current(&h.current, pin, |k| rt.pin_count(READERS, SLOTS, k)) else {
+            return None;
+        };
         let (g, k) = (protocol::generation_of(w), protocol::slot_of(w));
         let e = region.slot(k).unwrap();
         assert_eq!(e.state.load(Relaxed), slot_state::SEALED);
@@ -179,7 +192,8 @@ fn heap_publish_and_pinned_reads_race_free() {
                         last = g;
                     }
                 }
-                protocol::unpin(&heap.readers.region().reader(entry).unwrap().pin);
+                let rt = heap.readers.region();
+                protocol::unpin(&rt.reader(entry).unwrap().pin, |k| rt.pin_count(READERS, SLOTS, k));
             });
         }
         let heap = &heap;
@@ -236,5 +250,182 @@ fn heap_schema_decode_of_bad_bytes() {
         if let Ok(d) = SchemaDoc::decode(&b) {
             let _ = format!("{d}");
         }
+    }
+}
+
+/// A data segment and reader table on the heap as `slots::Tables`, for the
+/// writer's real slot choice (`slots::Slots`). Counts the reader entries the
+/// writer looks at; every entry's owner counts as dead (its lock is free).
+struct HeapTables {
+    data: HeapBuf,
+    readers: HeapBuf,
+    capacity: u32,
+    max_slots: u32,
+    entries_read: std::cell::Cell<u32>,
+}
+
+/// OFD locks nobody holds: every reader entry looks dead to the writer.
+struct NoLocks;
+
+impl crate::locks::ByteLocks for NoLocks {
+    fn try_write_lock(&self, _byte: u64) -> Result<bool, rustix::io::Errno> {
+        Ok(true)
+    }
+    fn try_read_lock(&self, _byte: u64) -> Result<bool, rustix::io::Errno> {
+        Ok(true)
+    }
+    fn unlock(&self, _byte: u64) -> Result<(), rustix::io::Errno> {
+        Ok(())
+    }
+    fn probe(&self, _byte: u64) -> Result<crate::locks::LockProbe, rustix::io::Errno> {
+        Ok(crate::locks::LockProbe::Unlocked)
+    }
+}
+
+impl HeapTables {
+    /// `slots` slots in use (of `max_slots`), `capacity` reader entries, all
+    /// claimed (`high_water`); nothing published.
+    fn new(capacity: u32, slots: u32, max_slots: u32) -> Self {
+        let data = HeapBuf::new((DATA + max_slots as u64 * CAP) as usize);
+        let region = data.region();
+        let h = region.header().unwrap();
+        h.max_slots.store(max_slots, Relaxed);
+        h.slot_count.store(slots, Relaxed);
+        h.data_start.store(DATA, Relaxed);
+        for k in 0..max_slots {
+            let e = region.slot(k).unwrap();
+            e.offset.store(DATA + k as u64 * CAP, Relaxed);
+            e.capacity.store(CAP, Relaxed);
+        }
+        let readers = HeapBuf::new(layout::reader_table_size(capacity, max_slots) as usize);
+        let rh = readers.region().readers_header().unwrap();
+        rh.capacity.store(capacity, Relaxed);
+        rh.high_water.store(capacity, Relaxed);
+        rh.count_slots.store(max_slots, Relaxed);
+        HeapTables { data, readers, capacity, max_slots, entries_read: std::cell::Cell::new(0) }
+    }
+
+    /// Reader `i` pins the current snapshot (`protocol::pin_current`).
+    fn pin(&self, i: u32) -> u64 {
+        let rt = self.readers.region();
+        let pinned = protocol::pin_current(&self.header().current, &rt.reader(i).unwrap().pin, |k| {
+            rt.pin_count(self.capacity, self.max_slots, k)
+        });
+        let Pinned::Word(w) = pinned else { panic!("{pinned:?}") };
+        w
+    }
+
+    /// One publish of generation `g` by `slots` (no bytes: only the protocol).
+    fn publish(&mut self, slots: &mut crate::slots::Slots, g: u64) -> u32 {
+        let k = slots.free_slot(self).unwrap();
+        slots.begin_fill(self, k);
+        slots.commit(self, k, g, 0, 0);
+        k
+    }
+
+    fn count(&self, k: u32) -> u32 {
+        let rt = self.readers.region();
+        protocol::count_of(rt.pin_count(self.capacity, self.max_slots, k).unwrap().load(Relaxed))
+    }
+}
+
+impl crate::slots::Tables for HeapTables {
+    type Locks = NoLocks;
+
+    fn name(&self) -> &str {
+        "heap"
+    }
+    fn header(&self) -> &layout::Header {
+        self.data.region().header().unwrap()
+    }
+    fn slot(&self, k: u32) -> Option<&layout::SlotEntry> {
+        self.data.region().slot(k)
+    }
+    fn data_locks(&self) -> &NoLocks {
+        &NoLocks
+    }
+    fn reader_table(&self) -> Option<(&layout::ReaderTableHeader, u32, &NoLocks)> {
+        Some((self.readers.region().readers_header()?, self.capacity, &NoLocks))
+    }
+    fn reader(&self, i: u32) -> Option<&layout::ReaderEntry> {
+        self.entries_read.set(self.entries_read.get() + 1);
+        self.readers.region().reader(i)
+    }
+    fn pin_count(&self, k: u32) -> Option<&crate::sync::AtomicU64> {
+        self.readers.region().pin_count(self.capacity, self.max_slots, k)
+    }
+    fn allocate(&mut self, _capacity: u64, _needed: u64) -> Result<u64, crate::error::PublishError> {
+        panic!("the writer grew the segment although a slot was free")
+    }
+}
+
+/// Issue 12: with 256 readers pinning old generations, a publish that finds a
+/// free slot by the pin counts looks at no reader entry (format 2 loaded all
+/// 256 pins every publish).
+#[test]
+fn publish_reads_no_reader_entry_while_a_slot_is_free_by_its_count() {
+    const N: u32 = 256;
+    let mut t = HeapTables::new(N, 4, 4);
+    let mut slots = crate::slots::Slots::new(false, 4);
+    t.publish(&mut slots, 1);
+    for g in 2..=40 {
+        // Half the readers follow every publish, the others every fourth:
+        // two slots are pinned, two are free (current + one to write).
+        for i in 0..N {
+            if i % 2 == 0 || g % 4 == 0 {
+                t.pin(i);
+            }
+        }
+        t.entries_read.set(0);
+        t.publish(&mut slots, g);
+        assert_eq!(t.entries_read.get(), 0, "publish {g} looked at reader entries");
+    }
+}
+
+/// A reader that died holding a counted pin: its count keeps the slot from
+/// the fast path; when no slot is free by the counts, the slow path reclaims
+/// its pin and clears the count, and the writer reuses the slot instead of
+/// growing (`allocate` panics).
+#[test]
+fn a_dead_readers_count_is_cleared_when_its_slot_is_needed() {
+    let mut t = HeapTables::new(2, 2, 4);
+    let mut slots = crate::slots::Slots::new(false, 4);
+    assert_eq!(t.publish(&mut slots, 1), 0);
+    // Reader 0 pins generation 1 in slot 0, counts it, and dies.
+    assert_eq!(t.pin(0), protocol::word(1, 0));
+    assert_eq!(t.count(0), 1);
+    assert_eq!(t.publish(&mut slots, 2), 1, "slot 0 is counted: the fast path takes slot 1");
+    assert_eq!(t.publish(&mut slots, 3), 0, "no slot free by the counts: the slow path reclaims slot 0");
+    assert_eq!(t.count(0), 0);
+    assert_eq!(t.readers.region().reader(0).unwrap().pin.load(Relaxed), 0, "the dead reader's pin is reclaimed");
+    assert_eq!(t.header().slot_count.load(Relaxed), 2);
+}
+
+/// A reader table header of zeroed atomics (for unit tests of `protocol`).
+pub(crate) fn zeroed_reader_table_header() -> layout::ReaderTableHeader {
+    use crate::sync::{AtomicU32, AtomicU64};
+    layout::ReaderTableHeader {
+        magic: AtomicU64::new(0),
+        capacity: AtomicU32::new(0),
+        high_water: AtomicU32::new(0),
+        waiters: AtomicU32::new(0),
+        count_slots: AtomicU32::new(0),
+        validation_failures: AtomicU64::new(0),
+        opens: AtomicU64::new(0),
+        incarnation: AtomicU64::new(0),
+        claim_hint: AtomicU32::new(0),
+        _pad: [0; 12],
+    }
+}
+
+/// A reader entry of zeroed atomics.
+pub(crate) fn zeroed_reader_entry() -> layout::ReaderEntry {
+    use crate::sync::{AtomicU32, AtomicU64};
+    layout::ReaderEntry {
+        pin: AtomicU64::new(0),
+        pid: AtomicU32::new(0),
+        _pad0: 0,
+        opened_ns: AtomicU64::new(0),
+        _pad: [0; 40],
     }
 }

@@ -9,8 +9,10 @@
 //! segment_len       end (the object only ever grows)
 //! ```
 //! Reader table (`shmstate.N.readers`; everyone read-write): a 64-byte
-//! `ReaderTableHeader`, then `capacity` × `ReaderEntry`. Entry `i`'s owner holds
-//! an OFD write lock on byte `READER_LOCK_BASE + i` of that object for its life.
+//! `ReaderTableHeader`, then `capacity` × `ReaderEntry`, then `count_slots` ×
+//! 8-byte pin counts (one per slot, `protocol.rs`), padded to 64 bytes. Entry
+//! `i`'s owner holds an OFD write lock on byte `READER_LOCK_BASE + i` of that
+//! object for its life.
 //!
 //! Every field is an atomic: other processes may write any of them at any time,
 //! and every value read is checked before use (docs/DESIGN.md, invariant 7).
@@ -25,8 +27,8 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmstat\x01");
 /// Identifies a reader table.
 pub(crate) const READERS_MAGIC: u64 = u64::from_le_bytes(*b"shmrdrs\x01");
 /// Version of this layout and protocol (2: incarnation ids; slots are unlocked
-/// before they are published).
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// before they are published; 3: per-slot pin counts in the reader table).
+pub(crate) const FORMAT_VERSION: u32 = 3;
 /// Size of the fixed header fields; the slot table follows.
 pub(crate) const FIXED_HEADER: u64 = 256;
 /// Size of one slot entry and one reader entry (a cache line each).
@@ -150,13 +152,19 @@ pub(crate) struct ReaderTableHeader {
     pub high_water: AtomicU32,
     /// Readers inside `wait_newer` (the writer skips the wake syscall at 0).
     pub waiters: AtomicU32,
-    pub _pad0: u32,
+    /// Pin counts after the entries: one per slot (the data segment's
+    /// `max_slots`).
+    pub count_slots: AtomicU32,
     /// Snapshots that failed validation in some reader.
     pub validation_failures: AtomicU64,
     pub opens: AtomicU64,
     /// The data segment's `Header::incarnation` (written before `magic`).
     pub incarnation: AtomicU64,
-    pub _pad: [u8; 16],
+    /// Where `claim_entry` starts looking for a free entry: one past the
+    /// last entry claimed, or lower when a handle releases its entry. Only a
+    /// hint: the entry's lock decides.
+    pub claim_hint: AtomicU32,
+    pub _pad: [u8; 12],
 }
 
 /// One reader handle's entry.
@@ -193,8 +201,16 @@ pub(crate) fn header_size_for(max_slots: u32) -> u64 {
     align_up(FIXED_HEADER + max_slots as u64 * ENTRY, PAGE).unwrap_or(u64::MAX)
 }
 
-/// Size of a reader table with `capacity` entries.
-pub(crate) fn reader_table_size(capacity: u32) -> u64 {
+/// Size of a reader table with `capacity` entries and `slots` pin counts.
+pub(crate) fn reader_table_size(capacity: u32, slots: u32) -> u64 {
+    counts_offset(capacity) + align_up(slots as u64 * COUNT, ENTRY).unwrap_or(u64::MAX)
+}
+
+/// Size of one pin count.
+const COUNT: u64 = 8;
+
+/// Where the pin counts of a reader table with `capacity` entries start.
+fn counts_offset(capacity: u32) -> u64 {
     ENTRY + capacity as u64 * ENTRY
 }
 
@@ -279,5 +295,15 @@ impl<'a> Region<'a> {
     /// Reader entry `i`.
     pub(crate) fn reader(&self, i: u32) -> Option<&'a ReaderEntry> {
         self.at(ENTRY + i as u64 * ENTRY)
+    }
+
+    /// Slot `k`'s pin count in a reader table of `capacity` entries and
+    /// `slots` counts (`None` if `k >= slots` or outside the region).
+    #[inline]
+    pub(crate) fn pin_count(&self, capacity: u32, slots: u32, k: u32) -> Option<&'a AtomicU64> {
+        if k >= slots {
+            return None;
+        }
+        self.at(counts_offset(capacity) + k as u64 * COUNT)
     }
 }

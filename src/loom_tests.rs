@@ -4,9 +4,10 @@
 //! Under `--cfg loom`, `crate::sync` is loom's atomics, and what the models call
 //! is the code that ships:
 //!
-//! - writer: `slots::Slots` (`free_slot`: pin scan with `high_water`, slot
-//!   order, dead-pin reclaim, growth by `add_slot`; `begin_fill`, `commit`:
-//!   seal, unlock, publish), `slots::announce`, `slots::recover` and
+//! - writer: `slots::Slots` (`free_slot`: pin-count scan, pin scan with
+//!   `high_water` and stale-count clearing, slot order, dead-pin reclaim,
+//!   growth by `add_slot`; `begin_fill`, `commit`: seal, count reset, unlock,
+//!   publish), `slots::announce`, `slots::recover` and
 //!   `slots::take_liveness_lock` (takeover);
 //! - readers: `protocol::claim_entry`, `protocol::pin_current`,
 //!   `protocol::pinned_region`, `protocol::unpin` (table pins) and
@@ -23,9 +24,15 @@
 //! (non-atomic) slot bytes are checked by Miri in `heap_tests.rs`.
 //!
 //! Every model has broken variants: `crate::sync::mutation` switches off one
-//! step of the real code (a re-check, a fence, the order of a load and a
-//! fence, a lock, the `high_water` raise, the liveness check), and the model
-//! must then find a torn view (`#[should_panic(expected = "torn view")]`).
+//! step of the real code (a re-check, a fence, the order of a count and a
+//! fence, a lock, the `high_water` raise, the liveness check, stale-count
+//! clearing), and the model must then find a torn view
+//! (`#[should_panic(expected = "torn view")]`), a refused pin ("bad pin") or
+//! a leaked count.
+//!
+//! Reader crashes: `crate::sync::crash_point` makes the real reader code
+//! unwind at a named point (`CRASH_AT`); the model catches the unwind and
+//! drops the process's locks, as the kernel does for a killed process.
 
 use loom::sync::Arc;
 use loom::thread;
@@ -143,6 +150,8 @@ struct ModelObject {
     regions: Vec<[AtomicU64; WORDS]>,
     readers: ReaderTableHeader,
     entries: Vec<ReaderEntry>,
+    /// The reader table's pin counts, one per slot.
+    counts: Vec<AtomicU64>,
     data_file: Arc<ModelFile>,
     reader_file: Arc<ModelFile>,
 }
@@ -204,11 +213,12 @@ impl ModelObject {
             capacity: AtomicU32::new(readers),
             high_water: a32(),
             waiters: a32(),
-            _pad0: 0,
+            count_slots: AtomicU32::new(MAX_SLOTS),
             validation_failures: a64(),
             opens: a64(),
             incarnation: AtomicU64::new(1),
-            _pad: [0; 16],
+            claim_hint: a32(),
+            _pad: [0; 12],
         };
         let entries = (0..readers)
             .map(|_| ReaderEntry { pin: a64(), pid: a32(), _pad0: 0, opened_ns: a64(), _pad: [0; 40] })
@@ -220,6 +230,7 @@ impl ModelObject {
             regions: (0..REGIONS).map(|_| [a64(), a64()]).collect(),
             readers: readers_header,
             entries,
+            counts: (0..MAX_SLOTS).map(|_| a64()).collect(),
             data_file: ModelFile::new(data_bytes),
             reader_file: ModelFile::new((0..readers as u64).map(|i| READER_LOCK_BASE + i)),
         });
@@ -233,6 +244,11 @@ impl ModelObject {
     fn region(&self, offset: u64) -> &[AtomicU64; WORDS] {
         let i = offset.checked_sub(DATA_START).map(|d| (d / CAP) as usize);
         i.and_then(|i| self.regions.get(i)).unwrap_or_else(|| panic!("offset {offset} outside the model"))
+    }
+
+    /// Slot `k`'s pin count.
+    fn count(&self, k: u32) -> Option<&AtomicU64> {
+        self.counts.get(k as usize)
     }
 
     fn check(&self, offset: u64, g: u64) {
@@ -276,6 +292,10 @@ impl Tables for ModelTables {
 
     fn reader(&self, i: u32) -> Option<&ReaderEntry> {
         self.object.entries.get(i as usize)
+    }
+
+    fn pin_count(&self, k: u32) -> Option<&AtomicU64> {
+        self.object.count(k)
     }
 
     fn allocate(&mut self, capacity: u64, _needed: u64) -> Result<u64, crate::error::PublishError> {
@@ -347,16 +367,32 @@ impl ModelWriter {
 /// A table-pin reader process: claims an entry (the real `claim_entry`), pins
 /// and checks `reads` times, and unpins.
 fn table_reader(o: &ModelObject, owner: u32, reads: usize) {
+    let i = claim(o, owner);
+    table_reads(o, owner, i, reads);
+}
+
+/// A table-pin reader process (descriptor `owner`) claims an entry.
+fn claim(o: &ModelObject, owner: u32) -> u32 {
     let fd = Fd { file: o.reader_file.clone(), owner };
     let entries = o.entries.len() as u32;
-    let i = protocol::claim_entry(&fd, &o.readers, entries, |i| o.entries.get(i as usize)).unwrap().expect("an entry");
+    protocol::claim_entry(&fd, &o.readers, entries, |i| o.entries.get(i as usize)).unwrap().expect("an entry")
+}
+
+/// The reader of `table_reader` after its claim of entry `i`: pins and checks
+/// `reads` times, unpins, exits.
+fn table_reads(o: &ModelObject, owner: u32, i: u32, reads: usize) {
+    let fd = Fd { file: o.reader_file.clone(), owner };
     let pin = &o.entries[i as usize].pin;
     let mut last = 0;
     for _ in 0..reads {
-        let Pinned::Word(w) = protocol::pin_current(&o.header.current, pin) else { panic!("published before start") };
+        let pinned = protocol::pin_current(&o.header.current, pin, |k| o.count(k));
+        let Pinned::Word(w) = pinned else {
+            let counts: Vec<u64> = o.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+            panic!("bad pin: {pinned:?} counts {counts:x?} current {:x}", o.header.current.load(Ordering::Relaxed))
+        };
         last = check_pinned(o, w, last);
     }
-    protocol::unpin(pin);
+    protocol::unpin(pin, |k| o.count(k));
     fd.file.drop_all(owner);
 }
 
@@ -397,6 +433,16 @@ fn model(mutation: &'static str, f: impl Fn() + Sync + Send + 'static) {
 fn model_bounded(mutation: &'static str, preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // A reader killed at a `crash_point` unwinds: not worth a message.
+    static QUIET_CRASHES: std::sync::Once = std::sync::Once::new();
+    QUIET_CRASHES.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.payload().is::<crate::sync::Crashed>() {
+                report(info)
+            }
+        }));
+    });
     *crate::sync::MUTATION.lock().unwrap() = mutation;
     struct Reset;
     impl Drop for Reset {
@@ -452,18 +498,38 @@ fn loom_table_pins_catch_missing_recheck() {
     table_pins("pin-no-recheck");
 }
 
+/// Without F_R the reader may count in a slot the writer already reset for a
+/// newer generation and still re-load the old word: it refuses the pin
+/// (`Pinned::BadCount`, which `RawReader` reports as `Corrupt`). With the
+/// fence that cannot happen (docs/PROTOCOL.md).
 #[test]
-#[should_panic(expected = "torn view")]
+#[should_panic(expected = "bad pin")]
 fn loom_table_pins_catch_missing_fence() {
     table_pins("pin-no-fence");
 }
 
+#[test]
+#[should_panic(expected = "torn view")]
+fn loom_table_pins_catch_count_after_the_fence() {
+    table_pins("count-after-fence");
+}
+
+#[test]
+#[should_panic(expected = "torn view")]
+fn loom_table_pins_catch_counts_loaded_before_the_fence() {
+    table_pins("counts-loaded-before-fence");
+}
+
 /// A reader that claims a NEW entry (entry 0 is held by an idle live reader,
-/// so `high_water` goes from 1 to 2) while the writer publishes: the writer
-/// must scan the new entry.
+/// so `high_water` goes from 1 to 2) while the writer publishes: the writer's
+/// slow path must scan the new entry. Both slots carry a count left by dead
+/// readers (slot 0 of generation 1, slot 1 of none), so the counts show no
+/// free slot and the publishes take the slow path (which then clears them).
 fn new_entry(mutation: &'static str) {
     model(mutation, || {
-        let o = ModelObject::new(3, 2, false);
+        let o = ModelObject::new(2, 2, false);
+        o.counts[0].fetch_add(1, Ordering::Relaxed);
+        o.counts[1].store(1, Ordering::Relaxed);
         // An idle live reader owns entry 0.
         let idle = Fd { file: o.reader_file.clone(), owner: 5 };
         assert_eq!(protocol::claim_entry(&idle, &o.readers, 2, |i| o.entries.get(i as usize)).unwrap(), Some(0));
@@ -474,12 +540,6 @@ fn new_entry(mutation: &'static str) {
 #[test]
 fn loom_new_entry_is_scanned() {
     new_entry("");
-}
-
-#[test]
-#[should_panic(expected = "torn view")]
-fn loom_new_entry_catches_high_water_loaded_before_the_fence() {
-    new_entry("scan-high-water-before-fence");
 }
 
 #[test]
@@ -512,6 +572,99 @@ fn loom_reclaim_under_entry_lock() {
 #[should_panic(expected = "torn view")]
 fn loom_reclaim_catches_probe_then_clear() {
     reclaim("reclaim-probe-then-clear");
+}
+
+// ------------------------------------------------------------ reader crashes
+
+/// A table-pin reader (descriptor 5) that dies at `point` (a
+/// `sync::crash_point` of the real reader code), after passing it `skip`
+/// times, while the writer publishes generations 2 and 3: it pins 2, pins 3,
+/// unpins. Then, concurrently, a live reader (descriptor 1, whose entry was
+/// claimed first) reads once while the writer publishes 4 and 5, reclaiming
+/// the dead reader's pin and clearing its count on the way if it needs the
+/// slot. The live reader must never see a torn view (no under-count), and
+/// after the writer's slow path (`reclaim_dead_pins`, `scan_pins`) no count
+/// is left that no live pin holds (no count leaks forever).
+fn reader_crash(mutation: &'static str, point: &'static str, skip: u32) {
+    model(mutation, move || {
+        let o = ModelObject::new(2, 2, false);
+        let mut w = ModelWriter::new(&o, 0);
+        let live = claim(&o, 1);
+        *crate::sync::CRASH_AT.lock().unwrap() = (point, skip);
+        let dead = claim(&o, 5);
+        let pin = &o.entries[dead as usize].pin;
+        let mut alive = true;
+        let mut step = |f: &mut dyn FnMut()| {
+            if alive {
+                alive = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok();
+            }
+        };
+        w.publish(2);
+        step(&mut || assert!(matches!(protocol::pin_current(&o.header.current, pin, |k| o.count(k)), Pinned::Word(_))));
+        w.publish(3);
+        step(&mut || assert!(matches!(protocol::pin_current(&o.header.current, pin, |k| o.count(k)), Pinned::Word(_))));
+        step(&mut || protocol::unpin(pin, |k| o.count(k)));
+        *crate::sync::CRASH_AT.lock().unwrap() = ("", 0);
+        assert!(!alive || point.is_empty(), "the reader passed {point} without dying");
+        // The kernel drops the dead process's entry lock.
+        o.reader_file.drop_all(5);
+        let r = {
+            let o = o.clone();
+            thread::spawn(move || table_reads(&o, 1, live, 1))
+        };
+        w.publish(4);
+        w.publish(5);
+        r.join().unwrap();
+        // What the writer does when no slot looks free by the counts.
+        w.slots.reclaim_dead_pins(&w.t);
+        w.slots.scan_pins(&w.t);
+        let current = slot_of(o.header.current.load(Ordering::Relaxed));
+        for k in 0..o.header.slot_count.load(Ordering::Relaxed) {
+            let n = protocol::count_of(o.counts[k as usize].load(Ordering::Relaxed));
+            assert!(k == current || n == 0, "leaked count: slot {k} counts {n} pins, none alive ({point})");
+        }
+    });
+}
+
+#[test]
+fn loom_reader_crash_after_its_entry() {
+    reader_crash("", "pin-after-entry", 1);
+}
+
+#[test]
+fn loom_reader_crash_after_its_count() {
+    reader_crash("", "pin-after-count", 1);
+}
+
+#[test]
+fn loom_reader_crash_holding_a_pin() {
+    reader_crash("", "pin-confirmed", 1);
+}
+
+#[test]
+fn loom_reader_crash_after_releasing_its_old_count() {
+    reader_crash("", "pin-after-uncount-old", 0);
+}
+
+#[test]
+fn loom_reader_crash_while_unpinning() {
+    reader_crash("", "unpin-after-uncount", 0);
+}
+
+/// Decrementing a dead reader's count at reclaim (it may never have counted)
+/// takes the live reader's count: the writer then reuses its slot.
+#[test]
+#[should_panic(expected = "torn view")]
+fn loom_reader_crash_catches_reclaim_that_uncounts() {
+    reader_crash("reclaim-uncounts", "pin-after-entry", 1);
+}
+
+/// A slow path that does not clear stale counts leaves a dead reader's count
+/// for good.
+#[test]
+#[should_panic(expected = "leaked count")]
+fn loom_reader_crash_catches_a_stale_count_kept() {
+    reader_crash("stale-count-kept", "pin-confirmed", 1);
 }
 
 // ----------------------------------------------------------------- lock pins
@@ -624,8 +777,10 @@ fn loom_live_writer_is_not_taken_over() {
     live_takeover("");
 }
 
+/// (Two writers also reset each other's pin counts under the reader, which
+/// then refuses the pin: that is what loom finds first.)
 #[test]
-#[should_panic(expected = "torn view")]
+#[should_panic(expected = "bad pin")]
 fn loom_live_takeover_catches_a_missing_liveness_check() {
     live_takeover("takeover-ignores-live-writer");
 }

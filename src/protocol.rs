@@ -25,6 +25,23 @@
 //! Either S sees P (k is skipped), or C sees W (so `c2 != c1` and the reader
 //! retries). A slot k that is not current was replaced by a publish W that
 //! precedes F_W, so a reader holding `c1` naming k sees a change.
+//!
+//! # Pin counts (format 3)
+//! Scanning every pin costs the writer O(readers) per publish. So a reader
+//! also counts its pin in a per-slot word of the reader table, `count[k] =
+//! tag << 32 | n` (`tag`: the low 32 bits of the generation the writer last
+//! published in slot k; `n`: pins counted). The reader stores its pin, then
+//! increments `n` (only if the tag is its word's), then F_R; so the same
+//! fence-fence argument holds for the counts: after F_W the writer loads
+//! `count[k]` for the slots in use (`scan_counts`, O(slots)), and `n == 0`
+//! means free. The pin words stay the ground truth: a dead reader's count is
+//! never decremented by anyone else (it cannot be known whether it counted),
+//! so it over-counts; when no slot looks free by the counts, the writer scans
+//! the pins (`scan_pins`), reclaims dead readers, and clears the counts of
+//! slots that no pin names (`clear_stale_count`). Before it publishes a
+//! slot again it resets its count to the new tag (`reset_count`), which makes
+//! a late decrement for the old generation a no-op. docs/PROTOCOL.md has the
+//! proof and the crash cases.
 
 use rustix::io::Errno;
 
@@ -68,6 +85,80 @@ pub(crate) fn publish(current: &AtomicU64, word: u64) {
     current.store(word, Ordering::Release);
 }
 
+/// Bits of a pin count word below its tag: `count = tag << COUNT_BITS | n`.
+const COUNT_BITS: u32 = 32;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+
+/// The tag of a pin count for publish word `word`: its generation's low 32 bits.
+#[inline]
+fn count_tag(word: u64) -> u64 {
+    generation_of(word) & COUNT_MASK
+}
+
+/// Pins counted in a pin count word.
+#[inline]
+pub(crate) fn count_of(count: u64) -> u32 {
+    (count & COUNT_MASK) as u32
+}
+
+/// Writer: before slot `slot` is published with `generation`, its count
+/// starts again at 0 with the new tag. The slot is free (no live pin), so
+/// whatever the count held came from dead readers or from readers that will
+/// fail their re-check; their late decrements carry the old tag and change
+/// nothing, and their late increments fail too (the tag is not theirs).
+#[inline]
+pub(crate) fn reset_count(count: &AtomicU64, generation: u64) {
+    // SYNC(count-reset): Relaxed; the Release `publish` of the slot's new word
+    // that follows orders it before any reader's increment for that word (the
+    // reader loads the word with Acquire before it counts). A swap, not a
+    // store: it must come after every increment and decrement it erases in
+    // the count's modification order (an RMW reads the latest value; loom
+    // showed a plain store left unordered against them).
+    count.swap((generation & COUNT_MASK) << COUNT_BITS, Ordering::Relaxed);
+}
+
+/// Writer: marks in `pinned` (indexed by slot) every slot whose pin count is
+/// not zero. O(slots): the fast path of the slot choice.
+///
+/// Starts with the SeqCst fence F_W, which must follow the last publish; the
+/// count loads come after it.
+pub(crate) fn scan_counts<'a>(count_at: impl Fn(u32) -> Option<&'a AtomicU64>, pinned: &mut [bool]) {
+    let early: Vec<bool> = if crate::sync::mutation("counts-loaded-before-fence") {
+        (0..pinned.len() as u32).map(|k| count_at(k).is_none_or(|c| count_of(c.load(Ordering::Acquire)) != 0)).collect()
+    } else {
+        Vec::new()
+    };
+    // SYNC(pin-scan): F_W; pairs with F_R in `pin_current` (store-buffering):
+    // a reader whose F_R precedes this fence has its increment seen below.
+    fence(Ordering::SeqCst);
+    for (k, flag) in pinned.iter_mut().enumerate() {
+        *flag = match early.get(k) {
+            Some(&e) => e,
+            // SYNC(unpin): Acquire pairs with the Release decrement in
+            // `uncount` (a release sequence over the other readers' RMWs):
+            // a reader's reads of a slot it has left happen before the
+            // writer's next writes to it. No count word: treat as pinned.
+            None => count_at(k as u32).is_none_or(|c| count_of(c.load(Ordering::Acquire)) != 0),
+        };
+    }
+}
+
+/// Writer, slow path: slot `slot`, not current, is named by no pin (a
+/// `scan_pins` after F_W said so, after dead readers were reclaimed), yet its
+/// count `seen` is not zero: what it counts are pins of dead readers, or
+/// increments of readers that will fail their re-check (their word is not
+/// current). Clears it, keeping the tag; a concurrent change makes this a
+/// no-op (the next slow path tries again). Returns whether it cleared.
+pub(crate) fn clear_stale_count(count: &AtomicU64, seen: u64) -> bool {
+    if crate::sync::mutation("stale-count-kept") {
+        return false;
+    }
+    // SYNC(count-reset): Relaxed; a late decrement of the same tag finds 0 and
+    // stays there (`uncount` never goes below 0); nobody can confirm a pin
+    // of this tag any more (the slot is not current, generations only grow).
+    count.compare_exchange(seen, seen & !COUNT_MASK, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+}
+
 /// Writer: marks in `pinned` (indexed by slot) every slot some pin names.
 ///
 /// Starts with the SeqCst fence F_W, which must follow the last publish. Every
@@ -79,7 +170,6 @@ pub(crate) fn scan_pins<'a>(
     pin_at: impl Fn(u32) -> Option<&'a AtomicU64>,
     pinned: &mut [bool],
 ) {
-    let early = crate::sync::mutation("scan-high-water-before-fence").then(|| high_water.load(Ordering::Relaxed));
     // SYNC(pin-scan): F_W; pairs with F_R in `pin_current` (store-buffering).
     fence(Ordering::SeqCst);
     // SYNC(claim): after F_W. A reader raises `high_water` in `claim_entry`
@@ -87,7 +177,7 @@ pub(crate) fn scan_pins<'a>(
     // F_W in the SeqCst order, this load sees that raise (fence-fence rule,
     // as for P itself), so a new entry is never outside the scan. Relaxed:
     // the fences order it.
-    let entries = early.unwrap_or_else(|| high_water.load(Ordering::Relaxed)).min(capacity);
+    let entries = high_water.load(Ordering::Relaxed).min(capacity);
     for pin in (0..entries).map_while(pin_at) {
         // SYNC(unpin): Acquire pairs with the Release pin store in `pin_current`
         // (and `unpin`): a reader's reads of a slot it has since left happen
@@ -109,32 +199,91 @@ pub(crate) enum Pinned {
     Word(u64),
     /// Nothing has been published yet.
     Empty,
+    /// The current word's slot has no pin count with its tag (a broken or
+    /// tampered reader table): nothing is pinned.
+    BadCount(u64),
+}
+
+/// Reader: counts a pin of `word` in its slot's count, if the count carries
+/// `word`'s tag (else the slot was published again since: `word` is stale, or
+/// the table is broken). Returns whether it counted.
+fn count<'a>(word: u64, count_at: &impl Fn(u32) -> Option<&'a AtomicU64>) -> bool {
+    let Some(c) = count_at(slot_of(word)) else { return false };
+    let tag = count_tag(word);
+    // SYNC(count): Relaxed; sequenced before F_R in `pin_current`, which pairs
+    // with F_W in `scan_counts` (the fences order it).
+    c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        (v >> COUNT_BITS == tag && count_of(v) != u32::MAX).then_some(v + 1)
+    })
+    .is_ok()
+}
+
+/// Reader: takes back the pin of `word` counted by `count`. Only while the
+/// count still carries `word`'s tag (a reset for a newer generation already
+/// dropped it), and never below 0.
+fn uncount<'a>(word: u64, count_at: &impl Fn(u32) -> Option<&'a AtomicU64>) {
+    let Some(c) = count_at(slot_of(word)) else { return };
+    let tag = count_tag(word);
+    // SYNC(unpin): Release pairs with the Acquire loads in `scan_counts`.
+    let _ = c.fetch_update(Ordering::Release, Ordering::Relaxed, |v| {
+        (v >> COUNT_BITS == tag && count_of(v) != 0).then_some(v - 1)
+    });
 }
 
 /// Reader: pins the current snapshot (releasing whatever `pin` held before).
+/// `pin` is this reader's own entry: while it is not 0, this reader holds one
+/// count of it (`count_at(k)`: slot k's pin count).
 ///
 /// Lock-free: it retries only when a publish happened in between.
-pub(crate) fn pin_current(current: &AtomicU64, pin: &AtomicU64) -> Pinned {
+pub(crate) fn pin_current<'a>(
+    current: &AtomicU64,
+    pin: &AtomicU64,
+    count_at: impl Fn(u32) -> Option<&'a AtomicU64>,
+) -> Pinned {
+    // Relaxed: our own entry; only we store non-zero words in it.
+    let held = pin.load(Ordering::Relaxed);
     // SYNC(publish): Acquire pairs with the Release in `publish`.
     let mut c1 = current.load(Ordering::Acquire);
+    if held != 0 {
+        // The old pin stays in the entry until the store below replaces it.
+        uncount(held, &count_at);
+        crate::sync::crash_point("pin-after-uncount-old");
+    }
     loop {
         if c1 == 0 {
+            pin.store(0, Ordering::Release);
             return Pinned::Empty;
         }
         // SYNC(unpin): Release pairs with the Acquire loads in `scan_pins`; this
-        // store also drops the previous pin.
+        // store also drops the previous pin. P: sequenced before the count and F_R.
         pin.store(c1, Ordering::Release);
-        // SYNC(pin-scan): F_R; pairs with F_W in `scan_pins`.
+        crate::sync::crash_point("pin-after-entry");
+        let late = crate::sync::mutation("count-after-fence");
+        let mut counted = !late && count(c1, &count_at);
+        crate::sync::crash_point("pin-after-count");
+        // SYNC(pin-scan): F_R; pairs with F_W in `scan_pins` and `scan_counts`.
         if !crate::sync::mutation("pin-no-fence") {
             fence(Ordering::SeqCst);
         }
-        if crate::sync::mutation("pin-no-recheck") {
+        if late {
+            counted = count(c1, &count_at);
+        }
+        if crate::sync::mutation("pin-no-recheck") && counted {
             return Pinned::Word(c1);
         }
         // SYNC(publish): Acquire pairs with the Release in `publish`.
         let c2 = current.load(Ordering::Acquire);
-        if c2 == c1 {
+        if c2 == c1 && counted {
+            crate::sync::crash_point("pin-confirmed");
             return Pinned::Word(c1);
+        }
+        if counted {
+            uncount(c1, &count_at);
+        } else if c2 == c1 {
+            // The current word's count does not carry its tag: the writer
+            // resets it before publishing, so the table is broken.
+            pin.store(0, Ordering::Release);
+            return Pinned::BadCount(c1);
         }
         c1 = c2;
         crate::sync::spin_hint();
@@ -165,11 +314,17 @@ pub(crate) fn pinned_region(e: &SlotEntry, word: u64, data_start: u64) -> Result
     Ok((offset, len))
 }
 
-/// Reader: drops the pin.
+/// Reader: drops its pin (and the count it holds for it).
 #[inline]
-pub(crate) fn unpin(pin: &AtomicU64) {
-    // SYNC(unpin): Release pairs with the Acquire loads in `scan_pins`.
-    pin.store(0, Ordering::Release);
+pub(crate) fn unpin<'a>(pin: &AtomicU64, count_at: impl Fn(u32) -> Option<&'a AtomicU64>) {
+    // Relaxed: our own entry.
+    let held = pin.load(Ordering::Relaxed);
+    if held != 0 {
+        uncount(held, &count_at);
+        crate::sync::crash_point("unpin-after-uncount");
+        // SYNC(unpin): Release pairs with the Acquire loads in `scan_pins`.
+        pin.store(0, Ordering::Release);
+    }
 }
 
 /// Reader: claims a free entry of the reader table (`Ok(None)`: all taken).
@@ -178,13 +333,19 @@ pub(crate) fn unpin(pin: &AtomicU64) {
 /// (`READER_LOCK_BASE + i`); the kernel drops it when the owner dies. A dead
 /// owner may have left a pin: the new owner clears it. The entry is counted in
 /// `high_water` before this handle ever pins (see `scan_pins`).
+///
+/// Each try is a lock syscall, so it starts at the table's `claim_hint` (one
+/// past the last entry claimed, or an entry released since) and wraps
+/// around: opening N handles one after the other costs N tries, not N²/2.
 pub(crate) fn claim_entry<'a>(
     locks: &impl ByteLocks,
     table: &ReaderTableHeader,
     capacity: u32,
     entry_at: impl Fn(u32) -> Option<&'a ReaderEntry>,
 ) -> Result<Option<u32>, Errno> {
-    for i in 0..capacity {
+    // SYNC(hint): Relaxed: only where to start; the entry's lock decides.
+    let start = table.claim_hint.load(Ordering::Relaxed).checked_rem(capacity).unwrap_or(0);
+    for i in (start..capacity).chain(0..start) {
         if !locks.try_write_lock(READER_LOCK_BASE + i as u64)? {
             continue;
         }
@@ -192,7 +353,10 @@ pub(crate) fn claim_entry<'a>(
             locks.unlock(READER_LOCK_BASE + i as u64)?;
             return Ok(None);
         };
-        unpin(&e.pin);
+        // A dead owner's pin: cleared, its count left alone (whether it was
+        // counted cannot be known; the writer clears stale counts).
+        // SYNC(unpin): Release, like a reader's own unpin.
+        e.pin.store(0, Ordering::Release);
         // SYNC(claim): before any pin store of this handle and so before its
         // SeqCst fence F_R; pairs with the load after F_W in `scan_pins` (the
         // fences order it: Relaxed suffices).
@@ -200,9 +364,18 @@ pub(crate) fn claim_entry<'a>(
             table.high_water.fetch_max(i + 1, Ordering::Relaxed);
         }
         table.opens.fetch_add(1, Ordering::Relaxed);
+        // SYNC(hint): Relaxed, a hint (see above).
+        table.claim_hint.store(i + 1, Ordering::Relaxed);
         return Ok(Some(i));
     }
     Ok(None)
+}
+
+/// Reader: its handle is giving up entry `i` (its lock goes when the
+/// descriptor closes): the next `claim_entry` starts there.
+pub(crate) fn release_entry(table: &ReaderTableHeader, i: u32) {
+    // SYNC(hint): Relaxed, a hint (see `claim_entry`).
+    table.claim_hint.fetch_min(i, Ordering::Relaxed);
 }
 
 #[cfg(all(test, not(loom)))]
@@ -231,15 +404,126 @@ mod tests {
         assert_eq!(pinned, [false, true, false, false]);
     }
 
+    /// Lock bytes held by this process's claims, counting every try.
+    #[derive(Default)]
+    struct CountedLocks {
+        held: std::cell::RefCell<std::collections::HashSet<u64>>,
+        tries: std::cell::Cell<u32>,
+    }
+
+    impl ByteLocks for CountedLocks {
+        fn try_write_lock(&self, byte: u64) -> Result<bool, Errno> {
+            self.tries.set(self.tries.get() + 1);
+            Ok(self.held.borrow_mut().insert(byte))
+        }
+        fn try_read_lock(&self, _byte: u64) -> Result<bool, Errno> {
+            unreachable!()
+        }
+        fn unlock(&self, byte: u64) -> Result<(), Errno> {
+            self.held.borrow_mut().remove(&byte);
+            Ok(())
+        }
+        fn probe(&self, _byte: u64) -> Result<crate::locks::LockProbe, Errno> {
+            unreachable!()
+        }
+    }
+
+    /// Opening N handles one after the other takes N lock tries, not N²/2
+    /// (each try is an `fcntl`); a released entry is the next one claimed.
+    #[test]
+    fn claims_start_at_the_hint() {
+        const N: u32 = 100;
+        let table = crate::heap_tests::zeroed_reader_table_header();
+        let entries: Vec<ReaderEntry> = (0..N).map(|_| crate::heap_tests::zeroed_reader_entry()).collect();
+        let locks = CountedLocks::default();
+        let claim = || claim_entry(&locks, &table, N, |i| entries.get(i as usize)).unwrap();
+        for i in 0..N {
+            assert_eq!(claim(), Some(i));
+        }
+        assert_eq!(locks.tries.get(), N);
+        assert_eq!(claim(), None, "full");
+        // Entry 40's handle goes (its lock with it).
+        release_entry(&table, 40);
+        locks.unlock(READER_LOCK_BASE + 40).unwrap();
+        locks.tries.set(0);
+        assert_eq!(claim(), Some(40));
+        assert_eq!(locks.tries.get(), 1);
+        // Past the end the search wraps around to entries freed below.
+        locks.unlock(READER_LOCK_BASE + 3).unwrap();
+        assert_eq!(claim(), Some(3));
+    }
+
     #[test]
     fn pin_follows_current() {
         let current = AtomicU64::new(0);
         let pin = AtomicU64::new(0);
-        assert_eq!(pin_current(&current, &pin), Pinned::Empty);
+        let counts = [AtomicU64::new(0), AtomicU64::new(0)];
+        let count_at = |k: u32| counts.get(k as usize);
+        assert_eq!(pin_current(&current, &pin, count_at), Pinned::Empty);
+        reset_count(&counts[1], 1);
         publish(&current, word(1, 1));
-        assert_eq!(pin_current(&current, &pin), Pinned::Word(word(1, 1)));
+        assert_eq!(pin_current(&current, &pin, count_at), Pinned::Word(word(1, 1)));
         assert_eq!(pin.load(Ordering::Relaxed), word(1, 1));
-        unpin(&pin);
+        assert_eq!(count_of(counts[1].load(Ordering::Relaxed)), 1);
+        // Pinning again (same word) keeps exactly one count.
+        assert_eq!(pin_current(&current, &pin, count_at), Pinned::Word(word(1, 1)));
+        assert_eq!(count_of(counts[1].load(Ordering::Relaxed)), 1);
+        // Moving to a new word moves the count.
+        reset_count(&counts[0], 2);
+        publish(&current, word(2, 0));
+        assert_eq!(pin_current(&current, &pin, count_at), Pinned::Word(word(2, 0)));
+        assert_eq!(count_of(counts[1].load(Ordering::Relaxed)), 0);
+        assert_eq!(count_of(counts[0].load(Ordering::Relaxed)), 1);
+        unpin(&pin, count_at);
         assert_eq!(pin.load(Ordering::Relaxed), 0);
+        assert_eq!(count_of(counts[0].load(Ordering::Relaxed)), 0);
+        // Unpinning twice does not take a count twice.
+        counts[0].fetch_add(1, Ordering::Relaxed);
+        unpin(&pin, count_at);
+        assert_eq!(count_of(counts[0].load(Ordering::Relaxed)), 1);
+    }
+
+    #[test]
+    fn a_count_of_another_generation_is_left_alone() {
+        let current = AtomicU64::new(0);
+        let pin = AtomicU64::new(0);
+        let counts = [AtomicU64::new(0)];
+        let count_at = |k: u32| counts.get(k as usize);
+        reset_count(&counts[0], 5);
+        publish(&current, word(5, 0));
+        assert_eq!(pin_current(&current, &pin, count_at), Pinned::Word(word(5, 0)));
+        // The slot is published again (after a slow path found it free): our
+        // late decrement for generation 5 must not touch generation 6's count.
+        reset_count(&counts[0], 6);
+        counts[0].fetch_add(1, Ordering::Relaxed); // another reader's pin of 6
+        unpin(&pin, count_at);
+        assert_eq!(count_of(counts[0].load(Ordering::Relaxed)), 1);
+    }
+
+    #[test]
+    fn a_count_without_the_current_tag_is_reported() {
+        let current = AtomicU64::new(word(3, 0));
+        let pin = AtomicU64::new(0);
+        let counts = [AtomicU64::new(0)];
+        // Never reset for generation 3: the table is broken; nothing stays pinned.
+        assert_eq!(pin_current(&current, &pin, |k| counts.get(k as usize)), Pinned::BadCount(word(3, 0)));
+        assert_eq!(pin.load(Ordering::Relaxed), 0);
+        assert_eq!(pin_current(&current, &pin, |_| None), Pinned::BadCount(word(3, 0)));
+    }
+
+    #[test]
+    fn scan_counts_marks_counted_slots_and_stale_counts_clear() {
+        let counts = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+        reset_count(&counts[0], 7);
+        reset_count(&counts[1], 8);
+        counts[1].fetch_add(2, Ordering::Relaxed);
+        let mut pinned = vec![true, false, true, false];
+        // Slot 3 has no count word: pinned (the slow path decides).
+        scan_counts(|k| counts.get(k as usize), &mut pinned);
+        assert_eq!(pinned, [false, true, false, true]);
+        let seen = counts[1].load(Ordering::Relaxed);
+        assert!(!clear_stale_count(&counts[1], seen - 1), "a count that changed is kept");
+        assert!(clear_stale_count(&counts[1], seen));
+        assert_eq!(counts[1].load(Ordering::Relaxed), 8 << COUNT_BITS, "cleared, tag kept");
     }
 }

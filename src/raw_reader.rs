@@ -72,6 +72,7 @@ impl RawReader {
             // between. Pin only in the table of this data segment's incarnation.
             match ReaderTable::open_paired(name, geo.incarnation, true) {
                 Ok(readers) => {
+                    readers.check_counts(name, geo.max_slots)?;
                     let entry = claim_entry(name, &readers)?;
                     let pins = Pins::Table { readers, entry };
                     return Ok(RawReader { name: name.to_string(), data, geo, pins });
@@ -146,7 +147,9 @@ impl RawReader {
     pub(crate) fn pin_latest(&mut self) -> Result<(u64, u64, u64), ReadError> {
         let pinned = match &mut self.pins {
             Pins::Table { readers, entry } => {
-                protocol::pin_current(&self.data.header().current, &Self::my_entry(readers, *entry).pin)
+                protocol::pin_current(&self.data.header().current, &Self::my_entry(readers, *entry).pin, |k| {
+                    readers.pin_count(k)
+                })
             }
             Pins::Locks { held, .. } => lock_pins::pin_with_locks(&self.data.obj, &self.data.header().current, held)
                 .map_err(|errno| ReadError::Os { name: self.name.clone(), op: "locking a slot", errno })?,
@@ -154,6 +157,10 @@ impl RawReader {
         let word = match pinned {
             Pinned::Empty => return Err(ReadError::Empty { name: self.name.clone() }),
             Pinned::Word(w) => w,
+            Pinned::BadCount(w) => {
+                let what = format!("slot {}'s pin count does not belong to its published word", protocol::slot_of(w));
+                return Err(ReadError::Corrupt { name: self.name.clone(), what });
+            }
         };
         let (offset, len) = self.locate(word)?;
         let ok = self.data.ensure_mapped(offset + len).map_err(|errno| ReadError::Os {
@@ -206,7 +213,9 @@ impl RawReader {
     /// Drops the pin, letting the writer reuse the slot.
     pub fn release(&mut self) {
         match &mut self.pins {
-            Pins::Table { readers, entry } => protocol::unpin(&Self::my_entry(readers, *entry).pin),
+            Pins::Table { readers, entry } => {
+                protocol::unpin(&Self::my_entry(readers, *entry).pin, |k| readers.pin_count(k))
+            }
             Pins::Locks { held, .. } => {
                 let _ = lock_pins::release(&self.data.obj, held);
             }
@@ -252,7 +261,10 @@ impl Drop for RawReader {
     fn drop(&mut self) {
         // Closing the descriptors then releases the entry's (or slot's) OFD lock.
         if let Pins::Table { readers, entry } = &self.pins {
-            protocol::unpin(&Self::my_entry(readers, *entry).pin);
+            protocol::unpin(&Self::my_entry(readers, *entry).pin, |k| readers.pin_count(k));
+            if let Some(h) = readers.region().readers_header() {
+                protocol::release_entry(h, *entry);
+            }
         }
     }
 }

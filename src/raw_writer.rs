@@ -18,6 +18,7 @@ use crate::schema::SchemaDoc;
 use crate::segment::{open_errno, DataSegment, Geometry, ReaderTable};
 use crate::slot_writer::SlotWriter;
 use crate::slots::{self, Slots};
+use crate::sync::AtomicU64;
 use crate::sync::Ordering::{Relaxed, Release};
 use crate::writer::WriterOptions;
 use crate::Generation;
@@ -126,12 +127,13 @@ impl RawWriter {
             }
             None
         } else if created {
-            Some(create_reader_table(name, opts, incarnation)?)
+            Some(create_reader_table(name, opts, incarnation, data.header().max_slots.load(Relaxed))?)
         } else {
             // Only the table of this incarnation: readers of the data
             // segment pin there and nowhere else.
             let t = ReaderTable::open_paired(name, incarnation, true).map_err(|e| e.into_open_error(name))?;
             check_owner(name, "reader table", &t.obj)?;
+            t.check_counts(name, data.header().max_slots.load(Relaxed))?;
             Some(t)
         };
         let max_slots = data.header().max_slots.load(Relaxed);
@@ -389,6 +391,11 @@ impl slots::Tables for ObjectTables {
         self.readers.as_ref()?.region().reader(i)
     }
 
+    #[inline]
+    fn pin_count(&self, k: u32) -> Option<&AtomicU64> {
+        self.readers.as_ref()?.pin_count(k)
+    }
+
     /// Grows the segment by `capacity` bytes at its end; returns their offset.
     fn allocate(&mut self, capacity: u64, needed: u64) -> Result<u64, PublishError> {
         let h = self.data.header();
@@ -465,7 +472,12 @@ fn check_owner(name: &str, object: &'static str, obj: &ShmObject) -> Result<(), 
 }
 
 /// Creates (or replaces a stale) reader table for a new data segment.
-fn create_reader_table<O>(name: &str, opts: &WriterOptions<O>, incarnation: u64) -> Result<ReaderTable, OpenError> {
+fn create_reader_table<O>(
+    name: &str,
+    opts: &WriterOptions<O>,
+    incarnation: u64,
+    max_slots: u32,
+) -> Result<ReaderTable, OpenError> {
     let path = crate::name::readers(name);
     // Readers need write access to pin: mirror the data segment's read bits.
     let mode = opts.mode | ((opts.mode & 0o044) >> 1);
@@ -479,13 +491,14 @@ fn create_reader_table<O>(name: &str, opts: &WriterOptions<O>, incarnation: u64)
         r => r,
     }
     .map_err(|e| open_errno(name, "reader table", "creating the reader table", e))?;
-    let size = layout::reader_table_size(opts.max_readers);
+    let size = layout::reader_table_size(opts.max_readers, max_slots);
     obj.grow_to(size).map_err(|e| OpenError::allocating(name, "allocating the reader table", size, e))?;
     let map = Mapping::new(&obj, size, true).map_err(|errno| OpenError::Os { name: name.into(), op: "mmap", errno })?;
     {
         let region = crate::segment::map_region(&map);
         let h = region.readers_header().expect("reader table holds its header");
         h.capacity.store(opts.max_readers, Relaxed);
+        h.count_slots.store(max_slots, Relaxed);
         h.incarnation.store(incarnation, Relaxed);
         // SYNC(init): Release pairs with the Acquire load in `ReaderTable::from_object`.
         h.magic.store(READERS_MAGIC, Release);

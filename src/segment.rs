@@ -217,6 +217,8 @@ pub(crate) struct ReaderTable {
     pub obj: ShmObject,
     pub map: Mapping,
     pub capacity: u32,
+    /// Pin counts after the entries (one per slot of the data segment).
+    pub count_slots: u32,
     /// The incarnation of the data segment it belongs to.
     pub incarnation: u64,
 }
@@ -287,26 +289,48 @@ impl ReaderTable {
             op: "mmap",
             errno,
         })?;
-        let t = ReaderTable { obj, map, capacity: 0, incarnation: 0 };
+        let t = ReaderTable { obj, map, capacity: 0, count_slots: 0, incarnation: 0 };
         let h = t.region().readers_header().expect("checked size");
         let magic = h.magic.load(Acquire);
         if magic != READERS_MAGIC {
             return Err(OpenError::Corrupt { name: name.into(), what: format!("reader table magic {magic:#018x}") });
         }
         let capacity = h.capacity.load(Relaxed);
-        if capacity == 0 || capacity > MAX_READERS || layout::reader_table_size(capacity) > size {
+        let count_slots = h.count_slots.load(Relaxed);
+        if capacity == 0
+            || capacity > MAX_READERS
+            || count_slots > MAX_SLOTS
+            || layout::reader_table_size(capacity, count_slots) > size
+        {
             return Err(OpenError::Corrupt {
                 name: name.into(),
-                what: format!("reader table capacity {capacity} for {size} bytes"),
+                what: format!("reader table capacity {capacity} and {count_slots} pin counts for {size} bytes"),
             });
         }
         // Written before the Release store of the magic we loaded with Acquire.
         let incarnation = h.incarnation.load(Relaxed);
-        Ok(ReaderTable { capacity, incarnation, ..t })
+        Ok(ReaderTable { capacity, count_slots, incarnation, ..t })
     }
 
     pub(crate) fn region(&self) -> Region<'_> {
         map_region(&self.map)
+    }
+
+    /// A table that pins must hold one pin count per slot of its data
+    /// segment: with fewer, readers could not count (they would report
+    /// `Corrupt`) and the writer would scan every pin at each publish.
+    pub(crate) fn check_counts(&self, name: &str, max_slots: u32) -> Result<(), OpenError> {
+        if self.count_slots == max_slots {
+            return Ok(());
+        }
+        let what = format!("reader table has {} pin counts for {max_slots} slots", self.count_slots);
+        Err(OpenError::Corrupt { name: name.into(), what })
+    }
+
+    /// Slot `k`'s pin count (`protocol.rs`), if the table has one.
+    #[inline]
+    pub(crate) fn pin_count(&self, k: u32) -> Option<&crate::sync::AtomicU64> {
+        self.region().pin_count(self.capacity, self.count_slots, k)
     }
 
     /// Entries to scan: `[0, min(high_water, capacity))`.

@@ -17,6 +17,7 @@ use crate::layout::{
 };
 use crate::locks::ByteLocks;
 use crate::protocol;
+use crate::sync::AtomicU64;
 use crate::sync::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
 /// One object's shared structures, as the writer sees them.
@@ -35,6 +36,8 @@ pub(crate) trait Tables {
     fn reader_table(&self) -> Option<(&ReaderTableHeader, u32, &Self::Locks)>;
     /// With table pins: reader entry `i`, if inside the table.
     fn reader(&self, i: u32) -> Option<&ReaderEntry>;
+    /// With table pins: slot `k`'s pin count (`protocol.rs`), if the table has one.
+    fn pin_count(&self, k: u32) -> Option<&AtomicU64>;
     /// Appends `capacity` bytes to the end of the data segment (growing the
     /// object) and returns their offset; `needed` is for the error message.
     fn allocate(&mut self, capacity: u64, needed: u64) -> Result<u64, PublishError>;
@@ -77,19 +80,28 @@ impl Slots {
     }
 
     /// Picks a slot that is neither current nor used by a reader, preferring
-    /// one that fits the last snapshot's size; then reclaims dead readers' pins;
-    /// then appends a slot (a hostile lock-pin reader may have locked the byte
-    /// of a new slot too, so that may repeat up to `max_slots`).
+    /// one that fits the last snapshot's size. Table pins: first by the pin
+    /// counts (O(slots)); if none looks free, by the pins themselves (O(readers),
+    /// clearing the counts left by dead readers); then reclaims dead readers'
+    /// pins and tries both again. Then appends a slot (a hostile lock-pin
+    /// reader may have locked the byte of a new slot too, so that may repeat
+    /// up to `max_slots`).
     pub(crate) fn free_slot<T: Tables>(&mut self, t: &mut T) -> Result<u32, PublishError> {
         // A lock held since a failed publish: let it go before choosing again.
         self.release_held(t);
         for attempt in 0..2 {
-            self.scan_pins(t);
-            self.order_slots(t);
-            for i in 0..self.order.len() {
-                let k = self.order[i].0;
-                if self.try_take(t, k, false) {
-                    return Ok(k);
+            for by_counts in [true, false] {
+                if by_counts {
+                    self.scan_counts(t);
+                } else if !self.scan_pins(t) {
+                    continue;
+                }
+                self.order_slots(t);
+                for i in 0..self.order.len() {
+                    let k = self.order[i].0;
+                    if self.try_take(t, k, false) {
+                        return Ok(k);
+                    }
                 }
             }
             if attempt == 1 || self.reclaim_dead_pins(t) == 0 {
@@ -104,17 +116,50 @@ impl Slots {
         }
     }
 
-    /// Table pins: marks the slots some reader's pin names (`protocol::scan_pins`).
-    fn scan_pins<T: Tables>(&mut self, t: &T) {
-        if let (Pins::Table { pinned }, Some((rh, capacity, _))) = (&mut self.pins, t.reader_table()) {
-            // Only the slots in use: the work must not grow with `max_slots`
-            // (`max_readers + 2`, 1026 by default). Pins naming other slots
-            // are garbage and ignored.
+    /// Table pins, fast path: marks the slots whose pin count is not zero
+    /// (`protocol::scan_counts`).
+    fn scan_counts<T: Tables>(&mut self, t: &T) {
+        if let Pins::Table { pinned } = &mut self.pins {
+            if crate::sync::mutation("writer-ignores-counts") {
+                pinned.fill(false);
+                return;
+            }
             let count = (t.header().slot_count.load(Relaxed) as usize).min(pinned.len());
-            let pinned = &mut pinned[..count];
-            pinned.fill(false);
-            protocol::scan_pins(&rh.high_water, capacity, |i| t.reader(i).map(|r| &r.pin), pinned);
+            protocol::scan_counts(|k| t.pin_count(k), &mut pinned[..count]);
         }
+    }
+
+    /// Table pins, slow path: marks the slots some reader's pin names
+    /// (`protocol::scan_pins`), and clears the counts of the other slots
+    /// (but the current one): only dead readers' pins or readers about to
+    /// retry are in them. Returns false with lock pins (nothing to scan).
+    pub(crate) fn scan_pins<T: Tables>(&mut self, t: &T) -> bool {
+        let (Pins::Table { pinned }, Some((rh, capacity, _))) = (&mut self.pins, t.reader_table()) else {
+            return false;
+        };
+        // Only the slots in use: the work must not grow with `max_slots`
+        // (`max_readers + 2`, 1026 by default). Pins naming other slots
+        // are garbage and ignored.
+        let count = (t.header().slot_count.load(Relaxed) as usize).min(pinned.len());
+        let pinned = &mut pinned[..count];
+        pinned.fill(false);
+        // The counts, loaded before the pins (and so before F_W): whatever
+        // the pin scan then finds free had no live pin when a count was seen.
+        // Relaxed: only compared, and cleared by CAS against this value.
+        let seen: Vec<u64> = (0..count as u32).map(|k| t.pin_count(k).map_or(0, |c| c.load(Relaxed))).collect();
+        protocol::scan_pins(&rh.high_water, capacity, |i| t.reader(i).map(|r| &r.pin), pinned);
+        // Relaxed: only this writer stores `current`.
+        let c = t.header().current.load(Relaxed);
+        let current = (c != 0).then(|| protocol::slot_of(c));
+        for (k, (&v, &named)) in seen.iter().zip(pinned.iter()).enumerate() {
+            let k = k as u32;
+            if !named && Some(k) != current && protocol::count_of(v) != 0 {
+                if let Some(c) = t.pin_count(k) {
+                    protocol::clear_stale_count(c, v);
+                }
+            }
+        }
+        true
     }
 
     /// Fills `order` with the slots other than the current one and their
@@ -167,7 +212,7 @@ impl Slots {
     /// followed by a CAS could erase the pin of a reader that claimed the entry
     /// and pinned the same word in between (loom_tests shows it). Holding the
     /// lock keeps new readers out of the entry until the pin is cleared.
-    fn reclaim_dead_pins<T: Tables>(&mut self, t: &T) -> u32 {
+    pub(crate) fn reclaim_dead_pins<T: Tables>(&mut self, t: &T) -> u32 {
         let Some((rh, capacity, locks)) = t.reader_table() else { return 0 };
         let mut reclaimed = 0;
         // Outside the store-buffering argument on purpose: an entry claimed
@@ -187,6 +232,12 @@ impl Slots {
                 continue;
             }
             if let Ok(true) = locks.try_write_lock(byte) {
+                if crate::sync::mutation("reclaim-uncounts") {
+                    // Wrong: the dead reader may have died before counting.
+                    protocol::unpin(&r.pin, |k| t.pin_count(k));
+                }
+                // Its count is left alone: whether it counted cannot be
+                // known; `scan_pins` clears counts no pin names.
                 // SYNC(unpin): Release, like a reader's own unpin.
                 r.pin.store(0, Release);
                 let _ = locks.unlock(byte);
@@ -256,6 +307,12 @@ impl Slots {
         e.len.store(len, Relaxed);
         e.gen.store(gen, Relaxed);
         e.published_ns.store(now_ns, Relaxed);
+        // Table pins: the slot's count starts again for this generation.
+        if let Pins::Table { .. } = self.pins {
+            if let Some(c) = t.pin_count(slot) {
+                protocol::reset_count(c, gen);
+            }
+        }
         // SYNC(seal): Release pairs with the Acquire load in `recover` (a later
         // writer trusts only sealed slots).
         e.state.store(slot_state::SEALED, Release);

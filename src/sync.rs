@@ -36,3 +36,39 @@ pub(crate) const fn mutation(_name: &str) -> bool {
 /// a time.
 #[cfg(loom)]
 pub(crate) static MUTATION: std::sync::Mutex<&'static str> = std::sync::Mutex::new("");
+
+/// Under loom, a reader process "dies" here when `CRASH_AT` names this point:
+/// the model runs the real reader code up to that instruction and unwinds
+/// (`loom_tests::crashed`), then drops the process's locks as the kernel
+/// would. Compiled away outside loom.
+#[cfg(loom)]
+pub(crate) fn crash_point(name: &str) {
+    let armed = {
+        let mut at = CRASH_AT.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *at {
+            (point, 0) if *point == name => true,
+            (point, skip) if *point == name => {
+                *skip -= 1;
+                false
+            }
+            _ => false,
+        }
+    };
+    if armed {
+        std::panic::panic_any(Crashed);
+    }
+}
+
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) fn crash_point(_name: &str) {}
+
+/// The point where the model's crashing reader dies ("" = nowhere), and how
+/// many times it passes that point first.
+#[cfg(loom)]
+pub(crate) static CRASH_AT: std::sync::Mutex<(&'static str, u32)> = std::sync::Mutex::new(("", 0));
+
+/// The unwind payload of a `crash_point`.
+#[cfg(loom)]
+#[derive(Debug)]
+pub(crate) struct Crashed;

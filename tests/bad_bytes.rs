@@ -48,6 +48,12 @@ const S_STATE: u64 = 40;
 const R_MAGIC: u64 = 0;
 const R_CAPACITY: u64 = 8;
 const R_HIGH_WATER: u64 = 12;
+const R_COUNT_SLOTS: u64 = 20;
+/// Slot `k`'s pin count: after the header and `capacity` entries.
+fn pin_count(f: &File, k: u64) -> u64 {
+    let capacity = read_u64(f, R_CAPACITY) & 0xffff_ffff;
+    64 + 64 * capacity + 8 * k
+}
 const fn reader_entry(i: u64) -> u64 {
     64 + i * 64
 }
@@ -153,7 +159,7 @@ fn header_fields() {
             |o| write_u64(&data(o), MAGIC, 0),
             ["NotInitialized", "-", "NotInitialized", "Ok", "Ok", "Ok"]
         ),
-        case!("format version newer", |o| write_u32(&data(o), FORMAT_VERSION, 3), fv),
+        case!("format version newer", |o| write_u32(&data(o), FORMAT_VERSION, 4), fv),
         case!("format version zero", |o| write_u32(&data(o), FORMAT_VERSION, 0), fv),
         case!("format version max", |o| write_u32(&data(o), FORMAT_VERSION, u32::MAX), fv),
         case!("header size + page", |o| write_u32(&data(o), HEADER_SIZE, 8192), CORRUPT),
@@ -170,7 +176,14 @@ fn header_fields() {
         case!("max slots 5000", |o| write_u32(&data(o), MAX_SLOTS, 5000), CORRUPT),
         case!("max slots u32::MAX", |o| write_u32(&data(o), MAX_SLOTS, u32::MAX), CORRUPT),
         case!("max slots 4096 (header size mismatch)", |o| write_u32(&data(o), MAX_SLOTS, 4096), CORRUPT),
-        case!("max slots 7 (same header size)", |o| write_u32(&data(o), MAX_SLOTS, 7), OK),
+        // The header alone would allow 7 slots, but the reader table holds a
+        // pin count for each of the slots the object was made with: the pair
+        // does not match (format 3).
+        case!(
+            "max slots 7 (same header size)",
+            |o| write_u32(&data(o), MAX_SLOTS, 7),
+            ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
         case!("slot count > max slots", |o| write_u32(&data(o), SLOT_COUNT, 7), CORRUPT),
         case!("slot count u32::MAX", |o| write_u32(&data(o), SLOT_COUNT, u32::MAX), CORRUPT),
         case!("slot count zero", |o| write_u32(&data(o), SLOT_COUNT, 0), ["Ok", "Ok", "Ok", "Corrupt", "-", "Ok"]),
@@ -418,6 +431,16 @@ fn reader_table() {
             ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]
         ),
         case!("reader table high water u32::MAX", |o| write_u32(&o.readers_file(), R_HIGH_WATER, u32::MAX), OK),
+        case!(
+            "reader table with fewer pin counts than slots",
+            |o| write_u32(&o.readers_file(), R_COUNT_SLOTS, 1),
+            ["Corrupt", "-", "Ok", "Corrupt", "-", "Corrupt"]
+        ),
+        case!(
+            "pin count of the current slot with another tag",
+            |o| write_u64(&o.readers_file(), pin_count(&o.readers_file(), 1), 1),
+            ["Ok", "Corrupt", "Ok", "Ok", "Ok", "Ok"]
+        ),
         case!(
             "reader table truncated",
             |o| o.readers_file().set_len(10).unwrap(),
