@@ -388,7 +388,8 @@ pub fn schema_case(data: &[u8]) -> bool {
 }
 
 /// Target `dynamic`: `shmstate::dynamic::decode` on arbitrary bytes never
-/// panics, with the fuzz type's schema or with a fuzzed one. The first byte
+/// panics, with the fuzz type's schema or with a fuzzed one, and
+/// `dynamic::validate` accepts exactly what it accepts (up to the value limit). The first byte
 /// picks: even, the rest is a snapshot of `FuzzValue`; odd, the next two bytes
 /// (little-endian) are the length of a stored schema (`SchemaDoc::decode`),
 /// and what follows it is the snapshot.
@@ -407,7 +408,17 @@ pub fn dynamic_case(data: &[u8]) -> bool {
         }
     };
     // Small limits keep each run fast; the checks are the same at any limit.
-    match decode_with(&doc, bytes, Limits { max_depth: 64, max_values: 100_000 }) {
+    let limits = Limits { max_depth: 64, max_values: 100_000 };
+    let decoded = decode_with(&doc, bytes, limits);
+    // `validate` (the bridge's check) accepts what `decode` accepts; it may
+    // accept more only where `decode` hit the value limit (plain-number
+    // sequences are not counted by `validate`).
+    match (&decoded, shmstate::dynamic::validate(&doc, bytes, limits)) {
+        (Ok(_), Err(e)) => panic!("decode accepts, validate refuses: {e}"),
+        (Err(e), Ok(())) => assert!(e.to_string().contains("limit"), "validate accepts, decode refuses: {e}"),
+        _ => {}
+    }
+    match decoded {
         Ok(value) => {
             std::hint::black_box(format!("{value:#}"));
             true

@@ -1,4 +1,5 @@
-//! `shmstate::dynamic::decode` on arbitrary snapshot (and schema) bytes never panics.
+//! `shmstate::dynamic::decode` on arbitrary snapshot (and schema) bytes never panics,
+//! and `dynamic::validate` agrees with it.
 #![no_main]
 
 #[path = "../harness.rs"]
