@@ -624,6 +624,15 @@ impl<T: Shared> Reader<T> {
         self.name_checked = Some(crate::os::coarse_now());
     }
 
+    /// For benchmarks: [`release`](Self::release), and forget which snapshot
+    /// passed bytecheck, so the next `read` of the same generation validates
+    /// it again: what a new generation costs, without a publish in the loop.
+    #[doc(hidden)]
+    pub fn release_and_forget_validation(&mut self) {
+        self.validated = (0, 0);
+        self.release();
+    }
+
     /// Drops the pin, letting the writer reuse the slot. The next `read` pins again.
     pub fn release(&mut self) {
         self.cached = None;
