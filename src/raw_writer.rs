@@ -127,6 +127,8 @@ impl RawWriter {
             }
             None
         } else if created {
+            // SYNC(init): Relaxed; `max_slots` is fixed before the data segment's
+            // magic, which `DataSegment::open` loaded with Acquire.
             Some(create_reader_table(name, opts, incarnation, data.header().max_slots.load(Relaxed))?)
         } else {
             // Only the table of this incarnation: readers of the data
@@ -497,6 +499,7 @@ fn create_reader_table<O>(
     {
         let region = crate::segment::map_region(&map);
         let h = region.readers_header().expect("reader table holds its header");
+        // SYNC(init): Relaxed; published by the Release magic store below.
         h.capacity.store(opts.max_readers, Relaxed);
         h.count_slots.store(max_slots, Relaxed);
         h.incarnation.store(incarnation, Relaxed);

@@ -120,10 +120,6 @@ impl Slots {
     /// (`protocol::scan_counts`).
     fn scan_counts<T: Tables>(&mut self, t: &T) {
         if let Pins::Table { pinned } = &mut self.pins {
-            if crate::sync::mutation("writer-ignores-counts") {
-                pinned.fill(false);
-                return;
-            }
             let count = (t.header().slot_count.load(Relaxed) as usize).min(pinned.len());
             protocol::scan_counts(|k| t.pin_count(k), &mut pinned[..count]);
         }

@@ -38,6 +38,8 @@ pub enum ExportError {
     },
     /// The object's name cannot be a key (keys may not end with '.' or hold '@').
     InvalidKey(String),
+    /// `Config::host` is not 1..=255 bytes (the envelope's limit).
+    InvalidHost(String),
 }
 
 impl std::fmt::Display for ExportError {
@@ -51,6 +53,7 @@ impl std::fmt::Display for ExportError {
             ExportError::OwnershipLost { key, host } => {
                 write!(f, "{key:?} was written by another exporter (host {host}): this one stops exporting it")
             }
+            ExportError::InvalidHost(host) => write!(f, "host name {host:?} is not 1 to 255 bytes"),
             ExportError::InvalidKey(name) => write!(
                 f,
                 "{name:?} cannot be a key-value key (it ends with '.', or is a lane: '@'; export the object's plain \
@@ -74,6 +77,9 @@ struct Snapshot {
 /// and `?`) until an export fails. New objects matching a glob are picked up
 /// within a second; an explicit name is exported once it exists.
 pub async fn export(config: Config, nats: Nats, patterns: Vec<String>, stats: Arc<Stats>) -> Result<(), ExportError> {
+    if config.host.is_empty() || config.host.len() > 255 {
+        return Err(ExportError::InvalidHost(config.host));
+    }
     let id = owner::new_id();
     let responder = loop {
         match owner::answer(&nats.client, &config.bucket, id).await {

@@ -29,9 +29,10 @@ pub struct ImportOptions {
 /// The local side of one key.
 struct Local {
     writer: RawWriter,
-    /// Exporter id and source generation of the latest publish (skips the
-    /// same entry delivered again after a re-watch).
-    last: (u64, u64),
+    /// Key-value revision of the latest publish: the same entry delivered
+    /// again after a re-watch is not published twice. (Not the source
+    /// generation: a source object created again starts at 1 again.)
+    revision: u64,
 }
 
 /// Imports until the task is dropped: each key's latest value first (no replay
@@ -86,10 +87,10 @@ pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
 /// Checks one entry and publishes it into `local`. `Ok(false)`: already
 /// published (the same entry seen again).
 async fn receive(nats: &Nats, entry: &Entry, local: &str, locals: &mut HashMap<String, Local>) -> Result<bool, String> {
-    let env = Envelope::decode(&entry.value).map_err(|e| e.to_string())?;
-    if locals.get(local).is_some_and(|l| l.last == (env.exporter, env.generation)) {
+    if locals.get(local).is_some_and(|l| l.revision == entry.revision) {
         return Ok(false);
     }
+    let env = Envelope::decode(&entry.value).map_err(|e| e.to_string())?;
     if env.rkyv_format != shmstate::schema::fp::RKYV_FORMAT {
         return Err(format!(
             "rkyv format {:#x}, this build uses {:#x} (another rkyv version or features)",
@@ -135,12 +136,12 @@ async fn receive(nats: &Nats, entry: &Entry, local: &str, locals: &mut HashMap<S
                 e => format!("cannot open the local object: {e}"),
             })?;
             log!("import {}: publishing into local object {local:?}", entry.key);
-            v.insert(Local { writer, last: (0, 0) })
+            v.insert(Local { writer, revision: 0 })
         }
     };
     l.writer.set_origin(env.host, Generation::new(env.generation));
     l.writer.publish_bytes(bytes).map_err(|e| format!("publish: {e}"))?;
-    l.last = (env.exporter, env.generation);
+    l.revision = entry.revision;
     Ok(true)
 }
 

@@ -23,7 +23,8 @@ pub use connect::{connect, Config, Nats};
 pub use export::{export, ExportError};
 pub use import::{import, ImportOptions};
 
-/// Counters of one bridge process (all `Relaxed`: statistics only).
+/// Counters of one bridge process. SYNC(stats): every update and load is
+/// `Relaxed`: statistics only, no decision depends on them.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Generations written to the bucket.

@@ -60,6 +60,10 @@ async fn main() -> ExitCode {
     if let Some(host) = cli.host {
         config.host = host;
     }
+    if config.host.is_empty() || config.host.len() > 255 {
+        log!("--host must be 1 to 255 bytes (envelopes carry it), not {:?}", config.host);
+        return ExitCode::from(EXIT_USAGE);
+    }
     let stats = Arc::new(Stats::default());
     let work = {
         let stats = stats.clone();

@@ -102,3 +102,29 @@ fn every_kind_of_bad_value_is_refused_counted_and_the_last_good_stays() {
         || (mirror_value(&names.mirror())? == Routes::new(2, 50)).then_some(()),
     );
 }
+
+#[test]
+fn a_source_created_again_is_imported_from_its_first_generation() {
+    // The same exporter, the same source generation, new bytes: the source
+    // object was removed and created again (generations start at 1 again).
+    let server = NatsServer::start();
+    let names = Names::new("again");
+    let mut config = Config::new(server.url());
+    config.bucket = bucket("again");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let nats = rt.block_on(connect(&config)).unwrap();
+    let stats = Arc::new(Stats::default());
+    let options = ImportOptions { patterns: vec![], prefix: names.prefix.clone() };
+    rt.spawn(import(nats.clone(), options, stats.clone()));
+    let (schema, fp) = (schema_of::<Routes>().encode(), fingerprint_of::<Routes>());
+    for version in [1, 2] {
+        let value = envelope(1, fp, &schema, &archived(&Routes::new(version, 8)));
+        rt.block_on(nats.kv.put(names.source.as_str(), value.into())).unwrap();
+        eventually(
+            DEADLINE,
+            || format!("version {version}"),
+            || (mirror_value(&names.mirror())? == Routes::new(version, 8)).then_some(()),
+        );
+    }
+    assert_eq!(stats.imported.load(Relaxed), 2);
+}
