@@ -79,53 +79,58 @@ pub async fn connect(config: &Config) -> Result<Nats, String> {
     let info = client.server_info();
     log!("nats: connected to server {} at {}:{}", info.server_name, info.host, info.port);
     let js = jetstream::new(client.clone());
-    let mut backoff = Backoff::new();
-    let kv = loop {
-        let result = match js.get_key_value(&config.bucket).await {
-            Ok(store) => Ok(store),
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: config.bucket.clone(),
-                    description: "shmstate objects mirrored by shmstate-bridge".into(),
-                    history: 1,
-                    num_replicas: config.replicas,
-                    storage: StorageType::File,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string()),
-        };
-        match result {
-            Ok(store) => break store,
-            Err(e) => retry(&mut backoff, &format!("key-value bucket {:?}", config.bucket), &e).await,
-        }
+    let kv_config = kv::Config {
+        bucket: config.bucket.clone(),
+        description: "shmstate objects mirrored by shmstate-bridge".into(),
+        history: 1,
+        num_replicas: config.replicas,
+        storage: StorageType::File,
+        ..Default::default()
     };
+    let kv = open_or_create(
+        &format!("key-value bucket {:?}", config.bucket),
+        || js.get_key_value(&config.bucket),
+        || js.create_key_value(kv_config.clone()),
+    )
+    .await;
     let name = config.object_bucket();
-    let objects = loop {
-        let result = match js.get_object_store(&name).await {
-            Ok(store) => Ok(store),
-            Err(_) => js
-                .create_object_store(object_store::Config {
-                    bucket: name.clone(),
-                    num_replicas: config.replicas,
-                    storage: StorageType::File,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string()),
-        };
-        match result {
-            Ok(store) => break store,
-            Err(e) => retry(&mut backoff, &format!("object store {name:?}"), &e).await,
-        }
+    let objects_config = object_store::Config {
+        bucket: name.clone(),
+        num_replicas: config.replicas,
+        storage: StorageType::File,
+        ..Default::default()
     };
+    let objects = open_or_create(
+        &format!("object store {name:?}"),
+        || js.get_object_store(&name),
+        || js.create_object_store(objects_config.clone()),
+    )
+    .await;
     Ok(Nats { client, kv, objects })
 }
 
-async fn retry(backoff: &mut Backoff, what: &str, e: &str) {
-    let wait = backoff.next();
-    log!("nats: cannot open {what} ({e}); retrying in {wait:?}");
-    tokio::time::sleep(wait).await;
+/// Opens a bucket, or creates it if it cannot be opened, retrying both with
+/// back-off until one succeeds (JetStream may still be electing a leader).
+async fn open_or_create<S, E1, E2, G, C>(what: &str, get: impl Fn() -> G, create: impl Fn() -> C) -> S
+where
+    G: std::future::Future<Output = Result<S, E1>>,
+    C: std::future::Future<Output = Result<S, E2>>,
+    E2: std::fmt::Display,
+{
+    let mut backoff = Backoff::new();
+    loop {
+        if let Ok(store) = get().await {
+            return store;
+        }
+        match create().await {
+            Ok(store) => return store,
+            Err(e) => {
+                let wait = backoff.next();
+                log!("nats: cannot open {what} ({e}); retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
 }
 
 /// 100 ms doubling to 5 s.
