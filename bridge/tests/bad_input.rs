@@ -38,22 +38,39 @@ fn archived(v: &Routes) -> Vec<u8> {
     shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::Error>(v).unwrap().to_vec()
 }
 
+/// A server, an in-process importer into `names.prefix`, and a plain client
+/// (the same connection) to put values with.
+struct Rig {
+    _server: NatsServer,
+    rt: tokio::runtime::Runtime,
+    nats: shmstate_bridge::Nats,
+    stats: Arc<Stats>,
+}
+
+impl Rig {
+    fn start(names: &Names, test: &str) -> Rig {
+        let server = NatsServer::start();
+        let mut config = Config::new(server.url());
+        config.bucket = bucket(test);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let nats = rt.block_on(connect(&config)).unwrap();
+        let stats = Arc::new(Stats::default());
+        let options = ImportOptions { patterns: vec![names.source.clone()], prefix: names.prefix.clone() };
+        rt.spawn(import(nats.clone(), options, stats.clone()));
+        Rig { _server: server, rt, nats, stats }
+    }
+
+    fn put(&self, key: &str, value: Vec<u8>) {
+        self.rt.block_on(self.nats.kv.put(key, value.into())).unwrap();
+    }
+}
+
 #[test]
 fn every_kind_of_bad_value_is_refused_counted_and_the_last_good_stays() {
-    let server = NatsServer::start();
     let names = Names::new("bad");
-    let mut config = Config::new(server.url());
-    config.bucket = bucket("bad");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let nats = rt.block_on(connect(&config)).unwrap();
-    let stats = Arc::new(Stats::default());
-    let options = ImportOptions { patterns: vec![names.source.clone()], prefix: names.prefix.clone() };
-    rt.spawn(import(nats.clone(), options, stats.clone()));
-
-    let key = names.source.as_str();
-    let put = |value: Vec<u8>| {
-        rt.block_on(nats.kv.put(key, value.into())).unwrap();
-    };
+    let rig = Rig::start(&names, "bad");
+    let stats = &rig.stats;
+    let put = |value: Vec<u8>| rig.put(&names.source, value);
     let schema = schema_of::<Routes>().encode();
     let fp = fingerprint_of::<Routes>();
     let good = Routes::new(1, 50);
@@ -107,24 +124,17 @@ fn every_kind_of_bad_value_is_refused_counted_and_the_last_good_stays() {
 fn a_source_created_again_is_imported_from_its_first_generation() {
     // The same exporter, the same source generation, new bytes: the source
     // object was removed and created again (generations start at 1 again).
-    let server = NatsServer::start();
     let names = Names::new("again");
-    let mut config = Config::new(server.url());
-    config.bucket = bucket("again");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let nats = rt.block_on(connect(&config)).unwrap();
-    let stats = Arc::new(Stats::default());
-    let options = ImportOptions { patterns: vec![], prefix: names.prefix.clone() };
-    rt.spawn(import(nats.clone(), options, stats.clone()));
+    let rig = Rig::start(&names, "again");
     let (schema, fp) = (schema_of::<Routes>().encode(), fingerprint_of::<Routes>());
     for version in [1, 2] {
         let value = envelope(1, fp, &schema, &archived(&Routes::new(version, 8)));
-        rt.block_on(nats.kv.put(names.source.as_str(), value.into())).unwrap();
+        rig.put(&names.source, value);
         eventually(
             DEADLINE,
             || format!("version {version}"),
             || (mirror_value(&names.mirror())? == Routes::new(version, 8)).then_some(()),
         );
     }
-    assert_eq!(stats.imported.load(Relaxed), 2);
+    assert_eq!(rig.stats.imported.load(Relaxed), 2);
 }
