@@ -60,6 +60,15 @@ fn bench_size<T: Snapshot>(c: &mut Criterion, label: &str, make: fn(u64) -> T, t
         })
     });
 
+    // The same bound on memory without a call: the snapshot releases the pin
+    // when dropped, so every read pins (`Reader::read_releasing`).
+    g.bench_function(BenchmarkId::new("read_releasing", label), |b| {
+        b.iter(|| {
+            let s = r.read_releasing().expect("read");
+            black_box(touch(&s))
+        })
+    });
+
     // Reference: what the validation alone costs (rkyv::access on a heap buffer).
     let bytes = shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::BoxedError>(&values[0]).expect("to_bytes");
     g.bench_function(BenchmarkId::new("ref_rkyv_access_heap", label), |b| {

@@ -102,6 +102,19 @@ impl ObjectInfo {
     pub fn live_readers(&self) -> usize {
         self.readers.iter().filter(|r| r.alive).count()
     }
+
+    /// The slots that readers' pins keep from reuse besides the published
+    /// one: older generations some reader still holds (an idle reader's last
+    /// read, `Reader::read_releasing` avoids it). Their capacities are the
+    /// memory those readers keep.
+    pub fn held_old_slots(&self) -> impl Iterator<Item = &SlotInfo> {
+        self.slots.iter().filter(|s| !s.current && (!s.pinned_by.is_empty() || s.lock_pinned))
+    }
+
+    /// Bytes of the slots in [`held_old_slots`](Self::held_old_slots).
+    pub fn held_old_bytes(&self) -> u64 {
+        self.held_old_slots().map(|s| s.capacity).sum()
+    }
 }
 
 /// Where a mirrored object's snapshots come from.

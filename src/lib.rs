@@ -87,6 +87,8 @@ mod raw_writer;
 #[cfg(not(loom))]
 mod reader;
 #[cfg(not(loom))]
+mod releasing;
+#[cfg(not(loom))]
 pub mod schema;
 #[cfg(not(loom))]
 mod segment;
@@ -112,6 +114,7 @@ pub use {
     raw_reader::{RawReader, DEFAULT_WRITER_GRACE},
     raw_writer::RawWriter,
     reader::{Reader, ReaderOptions, Snapshot},
+    releasing::Releasing,
     schema::Schema,
     shared_reader::{SharedReader, SharedSnapshot},
     slot_writer::SlotWriter,

@@ -2,6 +2,7 @@
 //! snapshot and exposes its bytes. [`Reader`](crate::Reader) adds the type,
 //! validation and caching; tools (the CLI's `dump`) use this directly.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crate::error::{Errno, OpenError, ReadError, WaitError};
@@ -41,7 +42,9 @@ enum Pins {
     Table { readers: ReaderTable, entry: u32 },
     /// An OFD read lock on the lock byte of the slot in use (if any), and one
     /// on the reader's seat (which bounds readers at `max_readers`).
-    Locks { held: Option<u32>, _seat: u32 },
+    /// (`held` is a `Cell` so that a snapshot can release it through a shared
+    /// borrow of the handle: `ReaderOptions::release_on_drop`.)
+    Locks { held: Cell<Option<u32>>, _seat: u32 },
 }
 
 // SAFETY: the handle owns its descriptors and mappings; every shared location
@@ -64,7 +67,7 @@ impl RawReader {
         loop {
             let (data, geo) = DataSegment::open(name, false, init_timeout)?;
             if geo.pin_mode == layout::pin_mode::LOCKS {
-                let pins = Pins::Locks { held: None, _seat: claim_seat(name, &data, geo.max_readers)? };
+                let pins = Pins::Locks { held: Cell::new(None), _seat: claim_seat(name, &data, geo.max_readers)? };
                 return Ok(RawReader { name: name.to_string(), data, geo, pins });
             }
             // The data segment and the reader table are opened by name, one
@@ -151,8 +154,12 @@ impl RawReader {
                     readers.pin_count(k)
                 })
             }
-            Pins::Locks { held, .. } => lock_pins::pin_with_locks(&self.data.obj, &self.data.header().current, held)
-                .map_err(|errno| ReadError::Os { name: self.name.clone(), op: "locking a slot", errno })?,
+            Pins::Locks { held, .. } => {
+                let mut slot = held.get();
+                let pinned = lock_pins::pin_with_locks(&self.data.obj, &self.data.header().current, &mut slot);
+                held.set(slot);
+                pinned.map_err(|errno| ReadError::Os { name: self.name.clone(), op: "locking a slot", errno })?
+            }
         };
         let word = match pinned {
             Pinned::Empty => return Err(ReadError::Empty { name: self.name.clone() }),
@@ -212,12 +219,23 @@ impl RawReader {
 
     /// Drops the pin, letting the writer reuse the slot.
     pub fn release(&mut self) {
-        match &mut self.pins {
+        self.unpin();
+    }
+
+    /// [`release`](Self::release) through a shared borrow: for a snapshot
+    /// that releases its pin when dropped (`ReaderOptions::release_on_drop`),
+    /// which borrows the handle while it lives. The pin is this handle's own
+    /// (an entry only it writes, or its own lock), and a handle is used by one
+    /// thread at a time (`RawReader` is not `Sync`).
+    pub(crate) fn unpin(&self) {
+        match &self.pins {
             Pins::Table { readers, entry } => {
                 protocol::unpin(&Self::my_entry(readers, *entry).pin, |k| readers.pin_count(k))
             }
             Pins::Locks { held, .. } => {
-                let _ = lock_pins::release(&self.data.obj, held);
+                let mut slot = held.get();
+                let _ = lock_pins::release(&self.data.obj, &mut slot);
+                held.set(slot);
             }
         }
     }

@@ -14,6 +14,7 @@ use crate::lanes::Converter;
 use crate::os::UnderName;
 use crate::protocol;
 use crate::raw_reader::{RawReader, DEFAULT_WRITER_GRACE};
+use crate::releasing::Releasing;
 use crate::schema::{SchemaDiff, SchemaDoc};
 use crate::segment::{DataSegment, Geometry};
 use crate::sync::AtomicU64;
@@ -210,6 +211,8 @@ impl<T: Shared> ReaderOptions<T> {
 }
 
 /// The view of the pinned snapshot, with the publish word it belongs to.
+/// (`Copy`, to live in a `Cell`: a [`Releasing`] snapshot clears it through
+/// a shared borrow of the reader.)
 struct Cached<T: Shared> {
     word: u64,
     root: *const T::Archived,
@@ -217,6 +220,14 @@ struct Cached<T: Shared> {
     /// returns a cached view that was validated.
     validated: bool,
 }
+
+impl<T: Shared> Clone for Cached<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: Shared> Copy for Cached<T> {}
 
 /// A reader handle for objects of type `T`.
 ///
@@ -233,7 +244,7 @@ pub struct Reader<T: Shared> {
     /// every `read` takes the slow path, which reports or follows the change.
     current: Cell<*const AtomicU64>,
     raw: RawReader,
-    cached: Option<Cached<T>>,
+    cached: Cell<Option<Cached<T>>>,
     /// The incarnation and publish word of the last snapshot bytecheck
     /// passed, kept across `release`: pinning the same word again needs no
     /// second check (see `read_slow`).
@@ -359,7 +370,7 @@ impl<T: Shared> Reader<T> {
             writer_grace: opts.writer_grace,
             current: Cell::new(raw.current_ptr()),
             raw,
-            cached: None,
+            cached: Cell::new(None),
             validated: (0, 0),
             follow: opts.follow,
             owner: opts.owner,
@@ -407,7 +418,7 @@ impl<T: Shared> Reader<T> {
     #[inline]
     pub fn read(&mut self) -> Result<Snapshot<'_, T>, ReadError> {
         let word = self.load_current();
-        if let Some(Cached { word: w, root, validated: true }) = self.cached {
+        if let Some(Cached { word: w, root, validated: true }) = self.cached.get() {
             if w == word {
                 return Ok(self.cached_snapshot(root, word));
             }
@@ -420,7 +431,7 @@ impl<T: Shared> Reader<T> {
     #[inline(always)]
     pub(crate) fn current_view(&self) -> Option<(*const T::Archived, Generation)> {
         let word = self.load_current();
-        match self.cached {
+        match self.cached.get() {
             Some(Cached { word: w, root, validated: true }) if w == word => {
                 Some((root, Generation(protocol::generation_of(word))))
             }
@@ -437,7 +448,7 @@ impl<T: Shared> Reader<T> {
     #[allow(unsafe_code)]
     pub unsafe fn read_unchecked(&mut self) -> Result<Snapshot<'_, T>, ReadError> {
         let word = self.load_current();
-        if let Some(Cached { word: w, root, .. }) = self.cached {
+        if let Some(Cached { word: w, root, .. }) = self.cached.get() {
             if w == word {
                 return Ok(self.cached_snapshot(root, word));
             }
@@ -474,13 +485,13 @@ impl<T: Shared> Reader<T> {
     fn read_slow(&mut self, validate: bool) -> Result<Snapshot<'_, T>, ReadError> {
         if self.notice_replacement()? {
             // Following, and the new object has nothing yet: the old snapshot.
-            if let Some(Cached { word, root, validated }) = self.cached {
+            if let Some(Cached { word, root, validated }) = self.cached.get() {
                 if validated || !validate {
                     return Ok(self.cached_snapshot(root, word));
                 }
             }
         }
-        self.cached = None;
+        self.cached.set(None);
         let pinned = self.raw.pin_latest();
         // `pin_latest` may have remapped a grown segment.
         if !self.known_replaced() {
@@ -529,7 +540,7 @@ impl<T: Shared> Reader<T> {
                 rkyv::access_unchecked::<T::Archived>(bytes)
             }
         };
-        self.cached = Some(Cached { word, root, validated: validate || self.converting });
+        self.cached.set(Some(Cached { word, root, validated: validate || self.converting }));
         // SAFETY: `root` points into the pinned, mapped slot (validated or vouched
         // for); the snapshot borrows `self`, so neither pin nor mapping can change.
         #[allow(unsafe_code)]
@@ -616,12 +627,40 @@ impl<T: Shared> Reader<T> {
     /// found while converting).
     fn switch_to(&mut self, next: RawReader) {
         // The old view points into the old mapping, which goes now.
-        self.cached = None;
+        self.cached.set(None);
         self.converting = next.fingerprint() != crate::schema::fingerprint_of::<T>();
         self.raw = next;
         self.followed.set(Generation::NONE);
         self.current.set(self.raw.current_ptr());
         self.name_checked = Some(crate::os::coarse_now());
+    }
+
+    /// Like [`read`](Self::read), but the snapshot releases the pin when it is
+    /// dropped, so this reader holds no slot while it is not reading
+    /// ([`Releasing`]). Use it in readers that go idle between reads, on large
+    /// snapshots: the writer can then reuse every slot but the ones being read.
+    /// The next read pins again (no second validation of the same generation).
+    pub fn read_releasing(&mut self) -> Result<Releasing<'_, T>, ReadError> {
+        let (root, generation) = {
+            let snapshot = self.read()?;
+            (std::ptr::from_ref::<T::Archived>(&snapshot), snapshot.generation())
+        };
+        // SAFETY: `root` is the view `read` just returned: validated, in the
+        // slot our pin holds, inside `raw`'s mapping. The pin moves and the
+        // mapping changes only through `&mut self`, which the `Releasing`
+        // borrows (as `&self`) until it drops, unpinning last.
+        #[allow(unsafe_code)]
+        let archived = unsafe { &*root };
+        let this = &*self;
+        Ok(Releasing::new(Snapshot::new(archived, generation), this))
+    }
+
+    /// [`release`](Self::release) through a shared borrow, for a dropped
+    /// [`Releasing`]: forget the view first, so that no read can return it
+    /// without pinning it again; then unpin.
+    pub(crate) fn release_pin(&self) {
+        self.cached.set(None);
+        self.raw.unpin();
     }
 
     /// For benchmarks: [`release`](Self::release), and forget which snapshot
@@ -635,7 +674,7 @@ impl<T: Shared> Reader<T> {
 
     /// Drops the pin, letting the writer reuse the slot. The next `read` pins again.
     pub fn release(&mut self) {
-        self.cached = None;
+        self.cached.set(None);
         self.raw.release();
     }
 

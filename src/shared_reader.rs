@@ -101,6 +101,8 @@ impl<T: Shared> std::fmt::Debug for SharedReader<T> {
 pub struct SharedSnapshot<'a, T: Shared> {
     snapshot: Snapshot<'a, T>,
     lane: &'a Lane<T>,
+    /// From `load_releasing`: unpin the lane if this is its last guard.
+    release_when_last: bool,
     /// The pin belongs to this thread's reader.
     _this_thread: PhantomData<*const ()>,
 }
@@ -119,7 +121,14 @@ impl<T: Shared> Drop for SharedSnapshot<'_, T> {
     #[inline]
     fn drop(&mut self) {
         // The guard never left the thread that owns the lane (not `Send`).
-        self.lane.guards.set(self.lane.guards.get() - 1);
+        let guards = self.lane.guards.get() - 1;
+        self.lane.guards.set(guards);
+        if guards == 0 && self.release_when_last {
+            // SAFETY: this thread's lane (guards are not `Send`), and no other
+            // guard refers to its pin; `load_slow` holds its `&mut` to a lane's
+            // reader only while it runs, and drops no guard meanwhile.
+            unsafe { &mut *self.lane.reader.get() }.release();
+        }
     }
 }
 
@@ -355,6 +364,16 @@ impl<T: Shared> SharedReader<T> {
         self.load_slow(lanes)
     }
 
+    /// Like [`load`](Self::load), but when this guard is the last one of its
+    /// thread to drop, the thread's pin is released
+    /// ([`Reader::read_releasing`]): a thread that goes idle then holds no
+    /// slot. Its next load pins again.
+    pub fn load_releasing(&self) -> Result<SharedSnapshot<'_, T>, ReadError> {
+        let mut guard = self.load()?;
+        guard.release_when_last = true;
+        Ok(guard)
+    }
+
     #[inline(always)]
     fn guard<'a>(lane: &'a Lane<T>, root: *const T::Archived, generation: Generation) -> SharedSnapshot<'a, T> {
         lane.guards.set(lane.guards.get() + 1);
@@ -363,7 +382,12 @@ impl<T: Shared> SharedReader<T> {
         // lanes without guards), and the lane with its mapping lives as long as
         // the handle, which `'a` borrows.
         let archived = unsafe { &*root };
-        SharedSnapshot { snapshot: Snapshot::new(archived, generation), lane, _this_thread: PhantomData }
+        SharedSnapshot {
+            snapshot: Snapshot::new(archived, generation),
+            lane,
+            release_when_last: false,
+            _this_thread: PhantomData,
+        }
     }
 
     /// This thread's lanes of this handle, created on first use.

@@ -160,6 +160,34 @@ fn inspect(name: &str, json: bool) -> Result<(), Failure> {
     out(&inspect_text(&info))
 }
 
+/// The memory readers keep: the old generations their pins hold from reuse.
+fn held_memory_text(info: &ObjectInfo) -> String {
+    let slots: u64 = info.slots.iter().map(|s| s.capacity).sum();
+    let held: Vec<String> = info
+        .held_old_slots()
+        .map(|s| {
+            let by = if s.pinned_by.is_empty() {
+                "lock-pin readers".to_string()
+            } else {
+                let entries: Vec<String> = s.pinned_by.iter().map(u32::to_string).collect();
+                format!("reader {}", entries.join(", "))
+            };
+            format!("generation {} ({}, {by})", s.generation, human_size(s.capacity))
+        })
+        .collect();
+    let kept = if held.is_empty() {
+        "readers keep no older generation".to_string()
+    } else {
+        format!(
+            "readers keep {} older generation(s), {}: {}",
+            held.len(),
+            human_size(info.held_old_bytes()),
+            held.join(", ")
+        )
+    };
+    format!("  memory: {} in {} slots; {kept}\n", human_size(slots), info.slots.len())
+}
+
 /// The header's fingerprint, flagged when the stored schema does not hash to
 /// it (written with another fingerprint scheme, or corrupt): readers of the
 /// described type then refuse the object.
@@ -258,6 +286,7 @@ fn inspect_text(info: &ObjectInfo) -> String {
     }
     s.push_str(&t.render());
     s.push_str("  (* = current)\n");
+    s.push_str(&held_memory_text(info));
     if info.pin_mode == "locks" {
         let _ = writeln!(
             s,

@@ -61,6 +61,7 @@ pub fn full(info: &ObjectInfo) -> Value {
         "reader_opens": info.reader_opens,
         "max_size": info.max_size,
         "pin_mode": info.pin_mode,
+        "held_old_bytes": info.held_old_bytes(),
         "slot_table": info.slots.iter().map(|s| json!({
             "index": s.index,
             "state": s.state,

@@ -315,7 +315,36 @@ fn inspect_shows_schema_slots_and_readers() {
     assert_eq!(readers[0]["pid"], std::process::id());
     assert_eq!(readers[0]["pinned"]["generation"], 1);
     assert!(v["schema"].as_str().unwrap().contains("struct Person"));
+    assert_eq!(v["held_old_bytes"], 0, "generation 1 is the current one");
+    assert!(text.contains("readers keep no older generation"), "{text}");
     drop(snap);
+}
+
+#[test]
+fn inspect_shows_the_memory_idle_readers_keep() {
+    let name = Name::new("inspect-held");
+    let mut w = Writer::<Person>::options().capacity(8192).create(name.as_str()).unwrap();
+    let person = |age| Person { name: "x".into(), age, tags: vec![], home: None };
+    w.publish(&person(1)).unwrap();
+    let mut idle = Reader::<Person>::open(name.as_str()).unwrap();
+    assert_eq!(idle.read().unwrap().age, 1);
+    let mut releasing = Reader::<Person>::open(name.as_str()).unwrap();
+    assert_eq!(releasing.read_releasing().unwrap().age, 1);
+    w.publish(&person(2)).unwrap();
+    w.publish(&person(3)).unwrap();
+
+    let text = ok(&cli(&["inspect", name.as_str()]));
+    let memory = text.lines().find(|l| l.contains("memory:")).expect(&text);
+    assert!(
+        memory.contains("readers keep 1 older generation(s), 8.0 KiB: generation 1 (8.0 KiB, reader 0)"),
+        "{memory}"
+    );
+    let v = json(&cli(&["inspect", name.as_str(), "--json"]));
+    assert_eq!(v["held_old_bytes"], 8192, "{v}");
+
+    drop(idle);
+    let v = json(&cli(&["inspect", name.as_str(), "--json"]));
+    assert_eq!(v["held_old_bytes"], 0, "{v}");
 }
 
 /// The next version of `Point`, published with a lane of `Point`.
