@@ -7,7 +7,9 @@
 //! 2. reader scaling, unchanged generation: 1 vs 2 threads, 1 vs 2 processes;
 //! 3. wake-up latency of `wait_newer` across processes (p50/p99), with the plain
 //!    futex wait and with `ReaderOptions::wait_spin`, for a publish every 1 ms
-//!    and every 20 µs.
+//!    and every 20 µs; and, in the same run, the floor: a bare shared futex
+//!    between two processes (a counter bumped and woken, no shmstate), timed
+//!    the same way.
 //!
 //! `cargo bench --bench contention` runs it (~25 s). Without `--bench` (e.g.
 //! `cargo test --benches`) it runs a short smoke pass. Child processes are this
@@ -19,10 +21,11 @@ mod types;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use rustix::thread::futex;
 use shmstate::{Generation, Reader, Writer};
 use types::{mono_ns, pct, BenchName, Config, Small};
 
@@ -52,7 +55,11 @@ fn main() {
     reader_scaling_threads(&s);
     reader_scaling_processes(&s);
     for (interval_ns, spin_us) in [(1_000_000, 0), (1_000_000, 50), (20_000, 0), (20_000, 50)] {
-        wakeup_latency(&s, interval_ns, spin_us);
+        let ours = wakeup_latency(&s, interval_ns, spin_us);
+        if spin_us == 0 {
+            let floor = bare_futex_latency(&s, interval_ns);
+            println!("wait_newer p50 / bare futex p50: {:.2}x (+{:.1} us)", ours / floor, (ours - floor) / 1e3);
+        }
     }
 }
 
@@ -96,6 +103,27 @@ fn child(role: &str) {
                         break;
                     }
                 }
+            }
+            let line: Vec<String> = lat.iter().map(u64::to_string).collect();
+            println!("lat {}", line.join(" "));
+        }
+        ["futex", path, n] => {
+            let n: u32 = n.parse().expect("n");
+            let shared = FutexPage::open(path);
+            let (word, stamp) = shared.words();
+            println!("ready");
+            let mut seen = word.load(Ordering::Acquire);
+            let mut lat = Vec::with_capacity(n as usize);
+            while seen < n {
+                // EAGAIN (already bumped) and spurious returns: look again.
+                let _ = futex::wait(word, futex::Flags::empty(), seen, None);
+                let t = mono_ns();
+                // SYNC(floor): Acquire pairs with the parent's Release bump.
+                let now = word.load(Ordering::Acquire);
+                if now == seen + 1 {
+                    lat.push(t.saturating_sub(stamp.load(Ordering::Relaxed)));
+                }
+                seen = now;
             }
             let line: Vec<String> = lat.iter().map(u64::to_string).collect();
             println!("lat {}", line.join(" "));
@@ -281,9 +309,105 @@ fn reader_scaling_processes(s: &Scale) {
     println!("scaling 2 processes / 1 process: {:.2}x", rates[1] / rates[0]);
 }
 
+/// Sleeps for 1 ms and more, busy-waits below.
+fn pause(interval_ns: u64) {
+    if interval_ns >= 1_000_000 {
+        std::thread::sleep(Duration::from_nanos(interval_ns));
+    } else {
+        let until = mono_ns() + interval_ns;
+        while mono_ns() < until {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// A page of `/dev/shm` shared by the parent and a child: a futex word and
+/// the time of its last bump. The floor under `wait_newer`'s wake-up.
+struct FutexPage {
+    map: memmap2::MmapMut,
+    path: String,
+}
+
+impl FutexPage {
+    fn create() -> Self {
+        let path = format!("/dev/shm/shmstate-bench-futex-{}", std::process::id());
+        let file =
+            std::fs::File::options().read(true).write(true).create(true).truncate(true).open(&path).expect("file");
+        file.set_len(4096).expect("size");
+        Self::map(file, path)
+    }
+
+    fn open(path: &str) -> Self {
+        let file = std::fs::File::options().read(true).write(true).open(path).expect("file");
+        Self::map(file, path.to_string())
+    }
+
+    fn map(file: std::fs::File, path: String) -> Self {
+        // SAFETY: a file of ours, mapped shared; the two processes touch its
+        // bytes only through the atomics of `words`.
+        let map = unsafe { memmap2::MmapMut::map_mut(&file) }.expect("mmap");
+        FutexPage { map, path }
+    }
+
+    fn words(&self) -> (&AtomicU32, &AtomicU64) {
+        let base = self.map.as_ptr();
+        // SAFETY: the mapping is page-aligned and 4096 bytes long, lives as long
+        // as `self`, and is only accessed atomically (by both processes).
+        unsafe { (&*base.cast::<AtomicU32>(), &*base.add(8).cast::<AtomicU64>()) }
+    }
+}
+
+/// The same measurement as `wakeup_latency` without shmstate: the parent
+/// stamps the time, bumps a shared futex word and wakes it; a child process
+/// blocked in `futex_wait` on it notes when it returns. Returns p50 in ns.
+fn bare_futex_latency(s: &Scale, interval_ns: u64) -> f64 {
+    println!(
+        "\n== floor: bare shared futex across processes (publish every {} us, {} bumps)",
+        interval_ns / 1000,
+        s.wakeups
+    );
+    let page = FutexPage::create();
+    let (word, stamp) = page.words();
+    let mut kid = spawn_role(&format!("futex:{}:{}", page.path, s.wakeups));
+    let mut out = BufReader::new(kid.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("ready line");
+    assert_eq!(line.trim(), "ready", "child did not start");
+    std::thread::sleep(Duration::from_millis(50));
+    for _ in 0..s.wakeups {
+        pause(interval_ns);
+        stamp.store(mono_ns(), Ordering::Relaxed);
+        // SYNC(floor): Release pairs with the child's Acquire load.
+        word.fetch_add(1, Ordering::Release);
+        futex::wake(word, futex::Flags::empty(), 1).expect("futex wake");
+    }
+    line.clear();
+    out.read_line(&mut line).expect("result line");
+    kid.wait().expect("child exit");
+    let _ = std::fs::remove_file(&page.path);
+    report(line, s.wakeups, s.wakeups as u64)
+}
+
+/// Prints the percentiles of a child's `lat ...` line; returns p50 in ns.
+fn report(line: String, sent: usize, last: u64) -> f64 {
+    let mut lat: Vec<u64> =
+        line.trim().strip_prefix("lat").unwrap_or("").split_whitespace().map(|x| x.parse().expect("ns")).collect();
+    lat.sort_unstable();
+    println!(
+        "samples {} of {sent} publishes (last generation {last}): p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
+        lat.len(),
+        pct(&lat, 50.0) as f64 / 1e3,
+        pct(&lat, 99.0) as f64 / 1e3,
+        pct(&lat, 99.9) as f64 / 1e3,
+        lat.last().copied().unwrap_or(0) as f64 / 1e3
+    );
+    pct(&lat, 50.0) as f64
+}
+
 /// Publishes `s.wakeups` times, one every `interval_ns` (a sleep for 1 ms and
 /// more, a busy wait below), to a child waiting with `wait_spin(spin_us)`.
-fn wakeup_latency(s: &Scale, interval_ns: u64, spin_us: u64) {
+/// Returns p50 in ns.
+fn wakeup_latency(s: &Scale, interval_ns: u64, spin_us: u64) -> f64 {
     println!(
         "\n== wake-up latency of wait_newer across processes (100 B snapshot, publish every {} us, wait_spin {} us, {} publishes)",
         interval_ns / 1000,
@@ -304,14 +428,7 @@ fn wakeup_latency(s: &Scale, interval_ns: u64, spin_us: u64) {
     std::thread::sleep(Duration::from_millis(50));
     let mut last = Generation::NONE;
     for _ in 0..s.wakeups {
-        if interval_ns >= 1_000_000 {
-            std::thread::sleep(Duration::from_nanos(interval_ns));
-        } else {
-            let until = mono_ns() + interval_ns;
-            while mono_ns() < until {
-                std::hint::spin_loop();
-            }
-        }
+        pause(interval_ns);
         v.generation += 1;
         v.ids[0] = mono_ns();
         last = w.publish(&v).expect("publish");
@@ -319,17 +436,5 @@ fn wakeup_latency(s: &Scale, interval_ns: u64, spin_us: u64) {
     line.clear();
     out.read_line(&mut line).expect("result line");
     kid.wait().expect("child exit");
-    let mut lat: Vec<u64> =
-        line.trim().strip_prefix("lat").unwrap_or("").split_whitespace().map(|x| x.parse().expect("ns")).collect();
-    lat.sort_unstable();
-    println!(
-        "samples {} of {} publishes (last generation {}): p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
-        lat.len(),
-        s.wakeups,
-        last.get(),
-        pct(&lat, 50.0) as f64 / 1e3,
-        pct(&lat, 99.0) as f64 / 1e3,
-        pct(&lat, 99.9) as f64 / 1e3,
-        lat.last().copied().unwrap_or(0) as f64 / 1e3
-    );
+    report(line, s.wakeups, last.get())
 }
