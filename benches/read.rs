@@ -85,7 +85,34 @@ fn bench_size<T: Snapshot>(c: &mut Criterion, label: &str, make: fn(u64) -> T, t
     g.finish();
 }
 
+/// The floor of a new-generation pin (docs/PROTOCOL.md, "Pin counts"),
+/// without shared memory or any check: the two count read-modify-writes (old
+/// slot -1, new slot +1), the pin store, the SeqCst fence and the re-load of
+/// the publish word, on private atomics. What a new-generation read costs
+/// beyond validation can be no less.
+fn bench_pin_floor(c: &mut Criterion) {
+    use std::sync::atomic::{fence, AtomicU64, Ordering};
+    let (current, pin) = (AtomicU64::new(1 << 12), AtomicU64::new(0));
+    let counts = [AtomicU64::new(1), AtomicU64::new(0)];
+    let mut g = c.benchmark_group("read");
+    g.bench_function("ref_pin_floor", |b| {
+        let mut k = 0usize;
+        b.iter(|| {
+            k ^= 1;
+            // The same operations, orderings and shape as `protocol::pin_current`.
+            let _ = counts[k ^ 1].fetch_update(Ordering::Release, Ordering::Relaxed, |v| v.checked_sub(1));
+            let word = current.load(Ordering::Acquire);
+            pin.store(word, Ordering::Release);
+            let _ = counts[k].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v + 1));
+            fence(Ordering::SeqCst);
+            black_box(current.load(Ordering::Acquire) == word)
+        })
+    });
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
+    bench_pin_floor(c);
     bench_size::<types::Small>(c, "100B", types::small, |a| a.generation.to_native() + a.ids.len() as u64);
     bench_size::<types::Config>(c, "10KB", types::config, |a| a.generation.to_native() + a.endpoints.len() as u64);
     bench_size::<types::Large>(c, "1MiB", types::large, |a| a.generation.to_native() + a.weights.len() as u64);
