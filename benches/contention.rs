@@ -114,9 +114,11 @@ fn child(role: &str) {
             println!("ready");
             let mut seen = word.load(Ordering::Acquire);
             let mut lat = Vec::with_capacity(n as usize);
+            // The slice `wait_newer` sleeps in (100 ms), so both arm a timer.
+            let slice = futex::Timespec { tv_sec: 0, tv_nsec: 100_000_000 };
             while seen < n {
-                // EAGAIN (already bumped) and spurious returns: look again.
-                let _ = futex::wait(word, futex::Flags::empty(), seen, None);
+                // EAGAIN (already bumped), timeouts and spurious returns: look again.
+                let _ = futex::wait(word, futex::Flags::empty(), seen, Some(&slice));
                 let t = mono_ns();
                 // SYNC(floor): Acquire pairs with the parent's Release bump.
                 let now = word.load(Ordering::Acquire);
