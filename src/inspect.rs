@@ -149,6 +149,12 @@ pub struct SlotInfo {
     pub current: bool,
     /// Reader entries pinning it.
     pub pinned_by: Vec<u32>,
+    /// With table pins: the slot's pin count as readers keep it
+    /// (docs/PROTOCOL.md, "Pin counts"), if it belongs to the slot's
+    /// generation. It can exceed `pinned_by` for a moment (a reader between
+    /// counting and storing its pin) or until the writer's next full scan (a
+    /// reader that died holding it).
+    pub pin_count: Option<u32>,
     /// With lock pins: whether at least one reader holds this slot.
     pub lock_pinned: bool,
     /// With lock pins: whether the writer holds it to fill it (never the
@@ -255,6 +261,10 @@ fn inspect_with(name: &str, lanes: impl FnOnce() -> Vec<(String, u64)>) -> Resul
             published_ns: e.published_ns.load(Relaxed),
             current: current_slot == Some(k),
             pinned_by: readers.iter().filter(|r| r.pinned.map(|p| p.1) == Some(k)).map(|r| r.index).collect(),
+            pin_count: readers_table.as_ref().and_then(|t| t.pin_count(k)).and_then(|c| {
+                // Relaxed: a diagnostic, ordered with nothing.
+                protocol::count_for(c.load(Relaxed), e.gen.load(Relaxed))
+            }),
             lock_pinned: lock_pins && seg.slot_lock_pinned(k),
             write_locked: lock_pins && seg.slot_write_locked(k),
         })

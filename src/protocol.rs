@@ -101,6 +101,12 @@ pub(crate) fn count_of(count: u64) -> u32 {
     (count & COUNT_MASK) as u32
 }
 
+/// For tools: the pins counted in `count` if it carries the tag of
+/// `generation` (a slot's count belongs to the generation it last held).
+pub(crate) fn count_for(count: u64, generation: u64) -> Option<u32> {
+    (count >> COUNT_BITS == generation & COUNT_MASK).then_some(count_of(count))
+}
+
 /// Writer: before slot `slot` is published with `generation`, its count
 /// starts again at 0 with the new tag. The slot is free (no live pin), so
 /// whatever the count held came from dead readers or from readers that will

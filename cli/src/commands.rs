@@ -266,6 +266,7 @@ fn inspect_text(info: &ObjectInfo) -> String {
         ("OFFSET", R),
         ("CAPACITY", R),
         ("LEN", R),
+        ("PINS", R),
         ("PINNED BY", L),
     ])
     .indent(2);
@@ -281,6 +282,7 @@ fn inspect_text(info: &ObjectInfo) -> String {
             slot.offset.to_string(),
             slot.capacity.to_string(),
             slot.len.to_string(),
+            slot.pin_count.map_or("-".into(), |n| n.to_string()),
             if pins.is_empty() { "-".into() } else { pins.join(", ") },
         ]);
     }

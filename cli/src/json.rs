@@ -72,6 +72,7 @@ pub fn full(info: &ObjectInfo) -> Value {
             "published_ns": s.published_ns,
             "current": s.current,
             "pinned_by": s.pinned_by,
+            "pin_count": s.pin_count,
             "lock_pinned": s.lock_pinned,
         })).collect::<Vec<_>>(),
         "readers": info.readers.iter().map(|r| json!({

@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use serde_json::json;
 use shmstate::{Reader, Writer};
 
 /// A unique object name for this test, removed on drop.
@@ -341,6 +342,12 @@ fn inspect_shows_the_memory_idle_readers_keep() {
     );
     let v = json(&cli(&["inspect", name.as_str(), "--json"]));
     assert_eq!(v["held_old_bytes"], 8192, "{v}");
+    // The pin counts readers keep per slot: generation 1's slot counts the idle reader.
+    let slots = v["slot_table"].as_array().unwrap();
+    let held = slots.iter().find(|s| s["generation"] == 1).expect("generation 1's slot");
+    assert_eq!((held["pin_count"].clone(), held["pinned_by"].clone()), (json!(1), json!([0])), "{v}");
+    let current = slots.iter().find(|s| s["current"] == true).unwrap();
+    assert_eq!(current["pin_count"], 0, "nobody read generation 3: {v}");
 
     drop(idle);
     let v = json(&cli(&["inspect", name.as_str(), "--json"]));
