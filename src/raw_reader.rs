@@ -43,7 +43,7 @@ enum Pins {
     /// An OFD read lock on the lock byte of the slot in use (if any), and one
     /// on the reader's seat (which bounds readers at `max_readers`).
     /// (`held` is a `Cell` so that a snapshot can release it through a shared
-    /// borrow of the handle: `ReaderOptions::release_on_drop`.)
+    /// borrow of the handle: `Reader::read_releasing`.)
     Locks { held: Cell<Option<u32>>, _seat: u32 },
 }
 
@@ -223,8 +223,8 @@ impl RawReader {
     }
 
     /// [`release`](Self::release) through a shared borrow: for a snapshot
-    /// that releases its pin when dropped (`ReaderOptions::release_on_drop`),
-    /// which borrows the handle while it lives. The pin is this handle's own
+    /// that releases its pin when dropped (`Reader::read_releasing`), which
+    /// borrows the handle while it lives. The pin is this handle's own
     /// (an entry only it writes, or its own lock), and a handle is used by one
     /// thread at a time (`RawReader` is not `Sync`).
     pub(crate) fn unpin(&self) {
