@@ -191,7 +191,7 @@ fn helper() -> Result<&'static Helper, Errno> {
 fn uncount(watcher: &Watcher) {
     if let Some(w) = watcher.waiters() {
         // SYNC(wake): pairs with the SeqCst load of `waiters` in
-        // `Writer::wake_waiters`; we no longer need its wake-ups.
+        // `slots::announce`; we no longer need its wake-ups.
         w.fetch_sub(1, SeqCst);
     }
 }
@@ -204,7 +204,7 @@ impl Helper {
         let pos = key.and_then(|k| regs.list.iter().position(|r| r.key == k));
         if pos.is_none() {
             // SYNC(wake): count ourselves before reading `notify`; pairs with
-            // `Writer::wake_waiters` (store-buffering: either the writer sees
+            // `slots::announce` (store-buffering: either the writer sees
             // the count and wakes the helper, or we see its `notify` bump).
             if let Some(w) = watcher.waiters() {
                 w.fetch_add(1, SeqCst);
@@ -298,6 +298,10 @@ impl Helper {
     fn run(&self) {
         let mut watched: Vec<(Arc<Watcher>, u32)> = Vec::new();
         let mut to_wake: Vec<Waker> = Vec::new();
+        // What the last sleep waited on: the writer of each object woke one
+        // waiter, maybe this thread, so we pass on the wake-ups of those
+        // that moved.
+        let mut slept_on: Vec<(Arc<Watcher>, u32)> = Vec::new();
         let mut last_probe = Instant::now();
         loop {
             // SYNC(helper): pairs with the bump in `poll`: read before the scan.
@@ -306,6 +310,7 @@ impl Helper {
             if probe {
                 last_probe = Instant::now();
             }
+            std::mem::swap(&mut watched, &mut slept_on);
             watched.clear();
             {
                 let mut regs = self.registrations.lock();
@@ -314,7 +319,7 @@ impl Helper {
                 let mut i = 0;
                 while i < regs.list.len() {
                     let r = &regs.list[i];
-                    // SYNC(wake): pairs with the SeqCst bump in `Writer::wake_waiters`.
+                    // SYNC(wake): pairs with the SeqCst bump in `slots::announce`.
                     let mut fire = r.watcher.notify().load(SeqCst) != r.seen;
                     if !fire && probe {
                         // One probe per object and round.
@@ -340,6 +345,11 @@ impl Helper {
                         i += 1;
                     }
                 }
+            }
+            // After the scan's `uncount`s, as a blocking waiter passes on
+            // after its own.
+            for (watcher, seen) in slept_on.drain(..) {
+                crate::watch::pass_on_wake(watcher.notify(), seen, watcher.waiters());
             }
             // Wake outside the lock: a waker may run the future's code.
             for w in to_wake.drain(..) {

@@ -194,6 +194,10 @@ pub(crate) fn remove_object(name: &str) -> Result<bool, RemoveError> {
     Ok(found)
 }
 
+#[doc(hidden)]
+#[cfg(not(loom))]
+pub use watch::wakes_passed_on;
+
 /// Paths used by generated code. Not public API.
 #[doc(hidden)]
 #[cfg(not(loom))]

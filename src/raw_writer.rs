@@ -35,6 +35,9 @@ pub struct RawWriter {
     fingerprint: u64,
     liveness_held: bool,
     remove_on_drop: bool,
+    /// Waiters the last publish's futex wake woke (0 or 1: the woken one
+    /// passes it on, `watch::pass_on_wake`).
+    woken: u32,
 }
 
 /// The writer's mappings of the object, as `slots::Tables` for the protocol code.
@@ -150,6 +153,7 @@ impl RawWriter {
             fingerprint: schema.fingerprint(),
             liveness_held,
             remove_on_drop: opts.remove_on_drop,
+            woken: 0,
         };
         let h = w.tables.data.header();
         h.writer_pid.store(os::pid(), Relaxed);
@@ -240,6 +244,12 @@ impl RawWriter {
         Generation(self.next_gen)
     }
 
+    /// For tests: how many waiting readers the last publish woke itself.
+    #[doc(hidden)]
+    pub fn woken_by_last_publish(&self) -> u32 {
+        self.woken
+    }
+
     /// Lets the next publish get generation `g` at least: the lanes of one
     /// writer publish each value under one number. Only ever raises it, so a
     /// reader never sees a generation go back.
@@ -322,9 +332,9 @@ impl RawWriter {
         h.publishes.fetch_add(1, Relaxed);
         h.last_publish_ns.store(now, Relaxed);
         self.next_gen += 1;
-        if slots::announce(&self.tables) {
-            os::futex_wake_all(&h.notify);
-        }
+        // One waiter, whatever their number: each one woken wakes the next
+        // ones, so no publish pays for every waiter (docs/PROTOCOL.md, "Wake-ups").
+        self.woken = if slots::announce(&self.tables) { os::futex_wake(&h.notify, 1) } else { 0 };
         Ok(Generation(gen))
     }
 

@@ -20,6 +20,39 @@ use crate::Generation;
 /// publishing is noticed within this slice.
 pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(100);
 
+/// A publish wakes one waiter; each waiter that wakes to a change wakes this
+/// many more while others wait. The wake-ups spread as a tree (N waiters are
+/// up after about log2(N) hops), and no thread pays a wake-up per waiter
+/// (docs/PROTOCOL.md, "Wake-ups").
+const WAKE_FANOUT: u32 = 2;
+
+/// A waiter that slept on `notify == seen` and woke: if `notify` moved on (a
+/// publish), wake the next waiters, as the writer woke only one. `waiters` is
+/// the count without us (table pins); lock-pin readers count nowhere, so
+/// there we always wake.
+pub(crate) fn pass_on_wake(notify: &AtomicU32, seen: u32, waiters: Option<&AtomicU32>) {
+    // SYNC(wake): SeqCst, as every access to `notify` and `waiters`. A waiter
+    // still asleep on `seen` counted itself and then read `seen` from
+    // `notify`, so both come before the bump we see here in the single total
+    // order, and our load of `waiters` after it counts that waiter.
+    if notify.load(SeqCst) != seen && waiters.is_none_or(|w| w.load(SeqCst) > 0) {
+        let woken = os::futex_wake(notify, WAKE_FANOUT);
+        // SYNC(stats): Relaxed, a statistic.
+        PASSED_ON.fetch_add(woken as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Waiters this process woke by passing a wake-up on (`pass_on_wake`).
+static PASSED_ON: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// For tests: how many waiters this process's waiters have woken by passing
+/// a publish's wake-up on.
+#[doc(hidden)]
+pub fn wakes_passed_on() -> u64 {
+    // SYNC(stats): Relaxed, a statistic.
+    PASSED_ON.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// An object's header and waiter count, mapped once, shared between threads.
 /// It pins nothing and owns no reader entry.
 #[derive(Debug)]
@@ -215,18 +248,22 @@ pub(crate) fn wait_for_newer(
         if left.is_zero() {
             return Err(WaitError::Timeout { name: name.into() });
         }
-        // SYNC(wake): pairs with `Writer::wake_waiters` (store-buffering).
+        // SYNC(wake): pairs with `slots::announce` (store-buffering).
         if let Some(w) = waiters {
             w.fetch_add(1, SeqCst);
         }
+        let mut woke = false;
         if h.notify.load(SeqCst) == seen {
             // Bounded slices: a writer that dies (or a new one that takes
             // over) without publishing is noticed.
             os::futex_wait(&h.notify, seen, left.min(WAIT_SLICE));
-            slept = true;
+            (slept, woke) = (true, true);
         }
         if let Some(w) = waiters {
             w.fetch_sub(1, SeqCst);
+        }
+        if woke {
+            pass_on_wake(&h.notify, seen, waiters);
         }
     }
 }

@@ -273,6 +273,13 @@ impl<T: Shared> Writer<T> {
         self.raw.next_generation()
     }
 
+    /// For tests: how many waiting readers the last publish (of `T`'s own
+    /// layout) woke itself.
+    #[doc(hidden)]
+    pub fn woken_by_last_publish(&self) -> u32 {
+        self.raw.woken_by_last_publish()
+    }
+
     /// Serializes `value` straight into a free slot and publishes it.
     ///
     /// Never waits for readers: a slot pinned by a reader is skipped; dead

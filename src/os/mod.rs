@@ -78,10 +78,11 @@ pub(crate) fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32, ti
     let _ = rustix::thread::futex::wait(word, rustix::thread::futex::Flags::empty(), expected, Some(&ts));
 }
 
-/// Wakes every process waiting on `word`. `i32::MAX`, not `u32::MAX`: the kernel
-/// reads the count as a signed int, and -1 wakes only one waiter.
-pub(crate) fn futex_wake_all(word: &core::sync::atomic::AtomicU32) {
-    let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), i32::MAX as u32);
+/// Wakes at most `n` processes waiting on `word` (shared, as `futex_wait`);
+/// returns how many it woke. The kernel wakes waiters of one priority in the
+/// order they started waiting.
+pub(crate) fn futex_wake(word: &core::sync::atomic::AtomicU32, n: u32) -> u32 {
+    rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), n).map_or(0, |woken| woken as u32)
 }
 
 /// One word for [`futex_waitv`]: wait while it holds `expected`. `private`:
