@@ -44,7 +44,7 @@ trap remove_leftovers EXIT
 start=$SECONDS
 echo "curves: QUICK=$QUICK, commit $(git rev-parse --short HEAD), $(date -u '+%F %T') UTC"
 echo "load$(uptime | sed 's/.*load average//')"
-for mode in memory publish large open; do
+for mode in memory large open publish; do
     "$binary" "$mode" --out "$OUT" "${quick[@]}"
 done
 echo
