@@ -41,7 +41,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use shmstate::rkyv::{self, rancor::BoxedError};
+use shmstate::rkyv::{self, rancor::BoxedError, ser::writer::Buffer};
 use shmstate::{Reader, Writer};
 use types::{pct, BenchName};
 
@@ -712,8 +712,10 @@ fn large(opts: &Opts) {
             "shmstate publish (ms)",
             "rkyv::to_bytes heap (ms)",
             "publish / to_bytes",
-            "rkyv::to_bytes_in warm buffer (ms)",
-            "publish / to_bytes_in",
+            "rkyv::to_bytes_in warm AlignedVec (ms)",
+            "publish / warm AlignedVec",
+            "rkyv::to_bytes_in fixed buffer (ms)",
+            "publish / fixed buffer",
             "shmstate new-gen read (ms)",
             "rkyv::access heap (ms)",
             "read / access",
@@ -737,12 +739,18 @@ fn large(opts: &Opts) {
         }
         let (mut publish, mut to_bytes, mut read, mut access) = (vec![], vec![], vec![], vec![]);
         let (mut warm, mut into_warm) = (rkyv::util::AlignedVec::<16>::with_capacity(bytes), vec![]);
+        // Written once so that its pages are there: the serialization alone.
+        let (mut fixed, mut into_fixed) = (vec![1u8; bytes], vec![]);
         warm = rkyv::api::high::to_bytes_in::<_, BoxedError>(&value, warm).expect("to_bytes_in");
         for _ in 0..reps {
             warm.clear();
             let start = Instant::now();
             warm = rkyv::api::high::to_bytes_in::<_, BoxedError>(&value, warm).expect("to_bytes_in");
             into_warm.push(ns(start.elapsed()));
+            let start = Instant::now();
+            let out = rkyv::api::high::to_bytes_in::<_, BoxedError>(&value, Buffer::from(&mut fixed[..]));
+            into_fixed.push(ns(start.elapsed()));
+            assert_eq!(out.expect("to_bytes_in a Buffer").len(), bytes, "archived size");
 
             let start = Instant::now();
             let heap = rkyv::to_bytes::<BoxedError>(&value).expect("to_bytes");
@@ -764,9 +772,9 @@ fn large(opts: &Opts) {
             read.push(ns(start.elapsed()));
             assert_eq!(s.generation().get(), value.generation);
         }
-        drop(warm);
+        drop((warm, fixed));
         let (p, t, rd, a) = (median(publish), median(to_bytes), median(read), median(access));
-        let tw = median(into_warm);
+        let (tw, tf) = (median(into_warm), median(into_fixed));
         rep.row(vec![
             label.to_string(),
             int(value.rows.len() as u64),
@@ -776,6 +784,8 @@ fn large(opts: &Opts) {
             ratio(p, t),
             ms(tw),
             ratio(p, tw),
+            ms(tf),
+            ratio(p, tf),
             ms(rd),
             ms(a),
             ratio(rd, a),
@@ -787,7 +797,8 @@ fn large(opts: &Opts) {
         "A `Table` (a `u64` and a `Vec<Row>`, `Row` = 16 archived bytes: `u64`, `u32`, `u16`, `bool`, `u8`; the \
          `bool` makes bytecheck visit every row) of exactly the archived size. One process; per rep, in this order: \
          `rkyv::to_bytes_in` into a heap `AlignedVec` \
-         reserved and touched before (the serialization alone), `rkyv::to_bytes` (into a new, growing heap \
+         reserved and filled before (warm), `rkyv::to_bytes_in` into rkyv's `Buffer` writer over a heap slice \
+         written before (fixed buffer: the serialization alone, as `publish` writes into a slot), `rkyv::to_bytes` (into a new, growing heap \
          `AlignedVec`: allocation and page faults included), `rkyv::access` on it (validated), `publish` of the \
          next generation, and the reader's first (validated) `read` of it. Medians of the reps, after 3 untimed \
          publishes that grow and touch the three slots.",

@@ -150,12 +150,15 @@ def plot_publish(rows, out):
     for pins in ("table", "locks"):
         for loop, short in (("wait_newer + read", "waiting"), ("idle (holds a pin)", "idle")):
             sel = rows_where(rows, pins=pins, reader_loop=loop)
-            c = len(series) // 2
+            c = 2 * (pins == "locks") + (short == "idle")
             series.append(("%s, %s: p50" % (pins, short), line(sel, "readers", "publish_p50_ns"), False, c))
             series.append(("%s, %s: p99" % (pins, short), line(sel, "readers", "publish_p99_ns"), True, c))
+            if short == "waiting":
+                cpu = line(sel, "readers", "publish_cpu_p50_ns_net")
+                series.append(("%s, %s: CPU p50" % (pins, short), cpu, "dot", c))
     chart(
         os.path.join(out, "curves_publish.svg"),
-        "Publish latency (100 B, wall clock) vs reader processes",
+        "Publish (100 B) vs reader processes: wall clock, dotted = publisher CPU",
         "reader processes (log)",
         "publish latency (log)",
         series,
@@ -218,7 +221,8 @@ def plot_large(rows, out):
     series = [
         ("shmstate publish", line(rows, "bytes", "shmstate_publish_ms"), False, 0),
         ("rkyv::to_bytes (new Vec)", line(rows, "bytes", "rkyv_to_bytes_heap_ms"), True, 3),
-        ("rkyv::to_bytes_in (warm)", line(rows, "bytes", "rkyv_to_bytes_in_warm_buffer_ms"), True, 0),
+        ("rkyv::to_bytes_in (warm AlignedVec)", line(rows, "bytes", "rkyv_to_bytes_in_warm_alignedvec_ms"), True, 2),
+        ("rkyv::to_bytes_in (fixed Buffer)", line(rows, "bytes", "rkyv_to_bytes_in_fixed_buffer_ms"), "dot", 0),
         ("shmstate new-gen read", line(rows, "bytes", "shmstate_new_gen_read_ms"), False, 1),
         ("rkyv::access (heap)", line(rows, "bytes", "rkyv_access_heap_ms"), True, 1),
     ]
