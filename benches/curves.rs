@@ -710,20 +710,20 @@ fn large(opts: &Opts) {
             "rows",
             "reps",
             "shmstate publish (ms)",
-            "rkyv::to_bytes heap (ms)",
+            "rkyv::to_bytes (ms)",
             "publish / to_bytes",
-            "rkyv::to_bytes_in warm AlignedVec (ms)",
-            "publish / warm AlignedVec",
             "rkyv::to_bytes_in fixed buffer (ms)",
             "publish / fixed buffer",
+            "rkyv::to_bytes_in warm AlignedVec (ms)",
             "shmstate new-gen read (ms)",
-            "rkyv::access heap (ms)",
+            "rkyv::access fixed buffer (ms)",
             "read / access",
+            "rkyv::access after to_bytes (ms)",
             "load",
         ],
     );
     let sizes: &[(&str, usize, usize)] =
-        if opts.quick { &[("64MiB", 64 * MIB, 2)] } else { &[("64MiB", 64 * MIB, 5), ("1GiB", GIB, 3)] };
+        if opts.quick { &[("64MiB", 64 * MIB, 2)] } else { &[("64MiB", 64 * MIB, 7), ("1GiB", GIB, 5)] };
     let ms = |ns: u64| format!("{:.1}", ns as f64 / 1e6);
     for &(label, bytes, reps) in sizes {
         let name = BenchName::new(&format!("curves-large-{label}"));
@@ -737,58 +737,67 @@ fn large(opts: &Opts) {
             w.publish(&value).expect("publish");
             assert_eq!(r.read().expect("read").rows.len(), value.rows.len());
         }
-        let (mut publish, mut to_bytes, mut read, mut access) = (vec![], vec![], vec![], vec![]);
-        let (mut warm, mut into_warm) = (rkyv::util::AlignedVec::<16>::with_capacity(bytes), vec![]);
-        // Written once so that its pages are there: the serialization alone.
-        let (mut fixed, mut into_fixed) = (vec![1u8; bytes], vec![]);
+        // Heap buffers written once before, so that their pages are there, as
+        // a slot's are: `fixed` through rkyv's `Buffer` writer (what `publish`
+        // does in a slot), `warm` as a reserved `AlignedVec`.
+        let mut fixed = rkyv::util::AlignedVec::<16>::with_capacity(bytes);
+        fixed.resize(bytes, 1);
+        let mut warm = rkyv::util::AlignedVec::<16>::with_capacity(bytes);
         warm = rkyv::api::high::to_bytes_in::<_, BoxedError>(&value, warm).expect("to_bytes_in");
+        let mut t = LargeTimes::default();
         for _ in 0..reps {
+            // The floor: serialize into the fixed buffer, validate it there.
+            let start = Instant::now();
+            let out = rkyv::api::high::to_bytes_in::<_, BoxedError>(&value, Buffer::from(&mut fixed[..]));
+            t.into_fixed.push(ns(start.elapsed()));
+            assert_eq!(out.expect("to_bytes_in a Buffer").len(), bytes, "archived size");
+            let start = Instant::now();
+            let a = rkyv::access::<ArchivedTable, BoxedError>(&fixed[..]).expect("access");
+            black_box(a.rows.len());
+            t.access_fixed.push(ns(start.elapsed()));
+
             warm.clear();
             let start = Instant::now();
             warm = rkyv::api::high::to_bytes_in::<_, BoxedError>(&value, warm).expect("to_bytes_in");
-            into_warm.push(ns(start.elapsed()));
-            let start = Instant::now();
-            let out = rkyv::api::high::to_bytes_in::<_, BoxedError>(&value, Buffer::from(&mut fixed[..]));
-            into_fixed.push(ns(start.elapsed()));
-            assert_eq!(out.expect("to_bytes_in a Buffer").len(), bytes, "archived size");
+            t.into_warm.push(ns(start.elapsed()));
 
             let start = Instant::now();
             let heap = rkyv::to_bytes::<BoxedError>(&value).expect("to_bytes");
-            to_bytes.push(ns(start.elapsed()));
+            t.to_bytes.push(ns(start.elapsed()));
             assert_eq!(heap.len(), bytes, "archived size");
             let start = Instant::now();
             let a = rkyv::access::<ArchivedTable, BoxedError>(&heap).expect("access");
             black_box(a.rows.len());
-            access.push(ns(start.elapsed()));
+            t.access_new.push(ns(start.elapsed()));
             drop(heap);
 
             value.generation += 1;
             let start = Instant::now();
             w.publish(&value).expect("publish");
-            publish.push(ns(start.elapsed()));
+            t.publish.push(ns(start.elapsed()));
             let start = Instant::now();
             let s = r.read().expect("read");
             black_box(s.rows.len());
-            read.push(ns(start.elapsed()));
+            t.read.push(ns(start.elapsed()));
             assert_eq!(s.generation().get(), value.generation);
         }
         drop((warm, fixed));
-        let (p, t, rd, a) = (median(publish), median(to_bytes), median(read), median(access));
-        let (tw, tf) = (median(into_warm), median(into_fixed));
+        let m = |v: &Vec<u64>| median(v.clone());
+        let (publish, read) = (m(&t.publish), m(&t.read));
         rep.row(vec![
             label.to_string(),
             int(value.rows.len() as u64),
             reps.to_string(),
-            ms(p),
-            ms(t),
-            ratio(p, t),
-            ms(tw),
-            ratio(p, tw),
-            ms(tf),
-            ratio(p, tf),
-            ms(rd),
-            ms(a),
-            ratio(rd, a),
+            ms(publish),
+            ms(m(&t.to_bytes)),
+            ratio(publish, m(&t.to_bytes)),
+            ms(m(&t.into_fixed)),
+            ratio(publish, m(&t.into_fixed)),
+            ms(m(&t.into_warm)),
+            ms(read),
+            ms(m(&t.access_fixed)),
+            ratio(read, m(&t.access_fixed)),
+            ms(m(&t.access_new)),
             load(),
         ]);
     }
@@ -796,13 +805,25 @@ fn large(opts: &Opts) {
         opts,
         "A `Table` (a `u64` and a `Vec<Row>`, `Row` = 16 archived bytes: `u64`, `u32`, `u16`, `bool`, `u8`; the \
          `bool` makes bytecheck visit every row) of exactly the archived size. One process; per rep, in this order: \
-         `rkyv::to_bytes_in` into a heap `AlignedVec` \
-         reserved and filled before (warm), `rkyv::to_bytes_in` into rkyv's `Buffer` writer over a heap slice \
-         written before (fixed buffer: the serialization alone, as `publish` writes into a slot), `rkyv::to_bytes` (into a new, growing heap \
-         `AlignedVec`: allocation and page faults included), `rkyv::access` on it (validated), `publish` of the \
-         next generation, and the reader's first (validated) `read` of it. Medians of the reps, after 3 untimed \
+         `rkyv::to_bytes_in` into rkyv's `Buffer` writer over a heap `AlignedVec` written before (fixed buffer: \
+         the serialization alone, into memory that is there, as `publish` writes into a slot) and `rkyv::access` \
+         (validated) on it; `rkyv::to_bytes_in` into a reserved, warm `AlignedVec`; `rkyv::to_bytes` (a new, growing \
+         `AlignedVec`: allocation and page faults included) and `rkyv::access` on its result; `publish` of the next \
+         generation, and the reader's first (validated) `read` of it. Medians of the reps, after 3 untimed \
          publishes that grow and touch the three slots.",
     );
+}
+
+/// The timings (ns) of one `large` size, one entry per rep.
+#[derive(Default)]
+struct LargeTimes {
+    publish: Vec<u64>,
+    read: Vec<u64>,
+    to_bytes: Vec<u64>,
+    access_new: Vec<u64>,
+    into_fixed: Vec<u64>,
+    access_fixed: Vec<u64>,
+    into_warm: Vec<u64>,
 }
 
 // -------------------------------------------------------------------- open

@@ -220,11 +220,11 @@ def plot_large(rows, out):
     sizes = [number(r["bytes"]) for r in rows]
     series = [
         ("shmstate publish", line(rows, "bytes", "shmstate_publish_ms"), False, 0),
-        ("rkyv::to_bytes (new Vec)", line(rows, "bytes", "rkyv_to_bytes_heap_ms"), True, 3),
-        ("rkyv::to_bytes_in (warm AlignedVec)", line(rows, "bytes", "rkyv_to_bytes_in_warm_alignedvec_ms"), True, 2),
-        ("rkyv::to_bytes_in (fixed Buffer)", line(rows, "bytes", "rkyv_to_bytes_in_fixed_buffer_ms"), "dot", 0),
+        ("rkyv::to_bytes", line(rows, "bytes", "rkyv_to_bytes_ms"), True, 0),
+        ("rkyv::to_bytes_in (fixed buffer)", line(rows, "bytes", "rkyv_to_bytes_in_fixed_buffer_ms"), "dot", 0),
         ("shmstate new-gen read", line(rows, "bytes", "shmstate_new_gen_read_ms"), False, 1),
-        ("rkyv::access (heap)", line(rows, "bytes", "rkyv_access_heap_ms"), True, 1),
+        ("rkyv::access (fixed buffer)", line(rows, "bytes", "rkyv_access_fixed_buffer_ms"), "dot", 1),
+        ("rkyv::access after to_bytes", line(rows, "bytes", "rkyv_access_after_to_bytes_ms"), True, 1),
     ]
     chart(
         os.path.join(out, "curves_large.svg"),
