@@ -564,7 +564,8 @@ fn memory(opts: &Opts) {
          reads generation k once, then idles (`keep`) or calls `release()` first (`release`). \
          `generations held` = distinct generations the readers reported pinned; `slot bytes` = the largest slot's capacity; `bound` = (held + 2) × slot bytes; \
          `shm segment bytes` = `inspect().size` (includes the header, the slot table and regions left by slots \
-         that grew); `slot capacity sum` = sum of `inspect().slots[].capacity`.",
+         that grew); `slot capacity sum` = sum of `inspect().slots[].capacity`. 64 MiB stops at 64 readers: (64 + 2) × 64 MiB \
+         = 4.1 GiB of /dev/shm at most.",
     );
 }
 
@@ -694,7 +695,8 @@ fn publish(opts: &Opts) {
              once when started and then hold that pin. The read columns are timed by reader 0 (a child process, one of \
              the N) on every generation it wakes for: one `Instant` pair around the first `read` after `wait_newer` \
              (new generation), one around 100 reads of that generation / 100 (unchanged). An empty `Instant` pair \
-             costs {instant_pair} ns in that child; the single-shot columns include it. Default `max_readers` (1024).",
+             costs {instant_pair} ns in that child; the single-shot columns include it. Default `max_readers`, 1024: the \
+             last rows are at the maximum.",
             cadence.as_millis()
         ),
     );
