@@ -17,12 +17,13 @@
 //!   their pin without waiting ("idle"); table and lock pins. Child 0 of the
 //!   waiting readers times its own reads (new generation, unchanged).
 //! - `large`: publish and validated new-generation read of a 64 MiB and a
-//!   1 GiB `Vec` of 16-byte structs against `rkyv::to_bytes` and
-//!   `rkyv::access` on the heap, interleaved, a few reps each.
+//!   1 GiB `Vec` of 16-byte structs against `rkyv::to_bytes` /
+//!   `rkyv::to_bytes_in` and `rkyv::access` on the heap, interleaved, a few
+//!   reps each.
 //! - `open`: `Reader::open` with N handles already open in other processes.
 //!
-//! Each mode prints a markdown table and writes `<mode>.csv` into `--out`
-//! (default `target/curves`). `scripts/curves.sh` runs them all and plots.
+//! Each mode prints a markdown table and writes `<mode>.csv` and `<mode>.md`
+//! into `--out` (default `$CARGO_TARGET_DIR/curves`, else `target/curves`). `scripts/curves.sh` runs them all and plots.
 //!
 //! Children die with the parent: each blocks on (or watches) its stdin, a
 //! pipe from the parent, and exits at EOF; they also ask for SIGKILL when the
