@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The benches test QUICK's presence (compare, bridge) or QUICK=1 (contention,
-# shared, scale curves): set it to 1 or not at all.
+# shared, scale curves, curves): set it to 1 or not at all.
 crit=()
 if [ "${QUICK:-0}" = 1 ]; then
     export QUICK=1
@@ -35,6 +35,7 @@ step "publish (criterion)";     cargo bench --bench publish -- "${crit[@]}"
 step "shared (criterion + wake-up)"; cargo bench --bench shared -- "${crit[@]}"
 step "contention";              cargo bench --bench contention
 step "scale curves";            scripts/scale-curves.sh
+step "curves (reader processes, memory, large snapshots)"; scripts/curves.sh
 step "across hosts";            cargo bench -p shmstate-bridge --bench propagation
 step "compare crate (mmap-sync, iceoryx2)"
 (cd benches/compare && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/../../target}/compare" cargo run --release)
