@@ -44,20 +44,7 @@ use std::time::{Duration, Instant};
 
 use shmstate::rkyv::{self, rancor::BoxedError, ser::writer::Buffer};
 use shmstate::{Reader, Writer};
-use types::{pct, BenchName};
-
-/// A generation and a byte payload: the 100 B, 10 KB and 64 MiB values of
-/// the reader curves (its bytes need no validation beyond their bounds).
-#[shmstate::shared]
-#[derive(Debug, Clone, PartialEq)]
-pub struct Blob {
-    pub generation: u64,
-    pub bytes: Vec<u8>,
-}
-
-/// Archived bytes of a `Blob` besides its payload (a `u64`, the vector's
-/// relative pointer and length at 32-bit pointer width).
-const BLOB_OVERHEAD: usize = 16;
+use types::{pct, BenchName, Blob, BLOB_OVERHEAD};
 
 fn blob(archived_bytes: usize) -> Blob {
     Blob { generation: 0, bytes: vec![0x5a; archived_bytes - BLOB_OVERHEAD] }

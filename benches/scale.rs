@@ -26,19 +26,7 @@ mod types;
 use std::time::{Duration, Instant};
 
 use shmstate::{Reader, Writer};
-use types::BenchName;
-
-/// The published value: a generation and a byte payload.
-#[shmstate::shared]
-#[derive(Debug, Clone, PartialEq)]
-pub struct Blob {
-    pub generation: u64,
-    pub bytes: Vec<u8>,
-}
-
-/// Archived bytes of a `Blob` besides its payload: the `u64` and the vector's
-/// relative pointer and length (32-bit pointer width).
-const BLOB_OVERHEAD: usize = 16;
+use types::{BenchName, Blob, BLOB_OVERHEAD};
 
 struct Args {
     readers: u32,

@@ -196,3 +196,16 @@ pub fn mono_ns() -> u64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+/// A generation and a byte payload, the value of the scale and curves
+/// benches (its bytes need no validation beyond their bounds).
+#[shmstate::shared]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blob {
+    pub generation: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// Archived bytes of a `Blob` besides its payload: the `u64` and the
+/// vector's relative pointer and length (32-bit pointer width).
+pub const BLOB_OVERHEAD: usize = 16;
