@@ -52,73 +52,41 @@
 //!   `posix_spawn`/`Command` pattern) needs nothing.
 #![deny(unsafe_code)]
 // Under loom only the protocol modules are exercised; the rest is dead there.
-#![cfg_attr(loom, allow(dead_code))]
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
 #![warn(missing_docs)]
 
+// The stages, bottom up; each folder's `mod.rs` says what it holds. Only
+// `protocol/` (and the errors it returns) is compiled under loom: it is what
+// the model checks, with no OS call in it.
 #[cfg(not(loom))]
-mod await_writer;
-#[cfg(all(feature = "tokio", not(loom)))]
-mod changed;
+mod archive;
 #[cfg(not(loom))]
 pub mod dynamic;
 mod error;
-#[cfg(all(feature = "fault-injection", not(loom)))]
-mod fault;
 #[cfg(not(loom))]
-mod generation;
-#[cfg(not(loom))]
-mod inspect;
-#[cfg(not(loom))]
-mod lane_set;
-#[cfg(not(loom))]
-mod lanes;
-mod layout;
-mod lock_pins;
-mod locks;
-#[cfg(not(loom))]
-mod name;
+mod object;
 #[cfg(not(loom))]
 mod os;
 mod protocol;
 #[cfg(not(loom))]
-mod raw_reader;
-#[cfg(not(loom))]
-mod raw_writer;
-#[cfg(not(loom))]
-mod reader;
-#[cfg(not(loom))]
-mod releasing;
+mod read;
 #[cfg(not(loom))]
 pub mod schema;
 #[cfg(not(loom))]
-mod segment;
-#[cfg(not(loom))]
-mod shared_reader;
-#[cfg(not(loom))]
-mod slot_writer;
-mod slots;
-mod sync;
-#[cfg(not(loom))]
-mod watch;
-#[cfg(not(loom))]
-mod writer;
+mod write;
 
 #[cfg(all(feature = "tokio", not(loom)))]
-pub use changed::Changed;
+pub use read::Changed;
 #[cfg(not(loom))]
 pub use {
+    archive::{Shared, SlotWriter},
     error::{Errno, OpenError, PublishError, ReadError, RemoveError, WaitError},
-    generation::Generation,
-    inspect::{inspect, list, LaneInfo, ObjectInfo, Origin, ReaderInfo, SlotInfo},
-    name::MAX_NAME_LEN,
-    raw_reader::{RawReader, DEFAULT_WRITER_GRACE},
-    raw_writer::RawWriter,
-    reader::{Reader, ReaderOptions, Snapshot},
-    releasing::Releasing,
+    object::name::MAX_NAME_LEN,
+    object::{inspect, list, remove, LaneInfo, ObjectInfo, Origin, ReaderInfo, SlotInfo},
+    protocol::generation::Generation,
+    read::{RawReader, Reader, ReaderOptions, Releasing, SharedReader, SharedSnapshot, Snapshot, DEFAULT_WRITER_GRACE},
     schema::Schema,
-    shared_reader::{SharedReader, SharedSnapshot},
-    slot_writer::SlotWriter,
-    writer::{Writer, WriterOptions},
+    write::{RawWriter, Writer, WriterOptions},
 };
 
 /// `#[shmstate::shared]`: rkyv `Archive`/`Serialize`/`Deserialize` + [`Schema`].
@@ -131,72 +99,9 @@ pub use shmstate_derive::Schema;
 /// rkyv, re-exported so user crates need no direct dependency.
 pub use rkyv;
 
-#[cfg(not(loom))]
-use rkyv::{
-    api::high::{HighSerializer, HighValidator},
-    bytecheck::CheckBytes,
-    rancor::BoxedError,
-    ser::allocator::ArenaHandle,
-};
-
-/// What a type needs to be published and read: [`Schema`], rkyv `Archive` with a
-/// checkable archived form, and rkyv `Serialize`. `#[shmstate::shared]` gives all
-/// of it; this trait is implemented automatically.
-#[cfg(not(loom))]
-pub trait Shared:
-    Schema
-    + rkyv::Archive<Archived: for<'a> CheckBytes<HighValidator<'a, BoxedError>>>
-    + for<'a> rkyv::Serialize<HighSerializer<SlotWriter, ArenaHandle<'a>, BoxedError>>
-{
-}
-
-#[cfg(not(loom))]
-impl<T> Shared for T where
-    T: Schema
-        + rkyv::Archive<Archived: for<'a> CheckBytes<HighValidator<'a, BoxedError>>>
-        + for<'a> rkyv::Serialize<HighSerializer<SlotWriter, ArenaHandle<'a>, BoxedError>>
-{
-}
-
-/// Removes every shm object of `name` (data segment, reader table, writer
-/// lock), and of its lanes (`name@<fingerprint>`, docs/DEPLOYING.md "Lanes").
-///
-/// Processes that have them open keep working on the old objects; new ones get
-/// `NotFound`. `NotFound` if none of them existed.
-#[cfg(not(loom))]
-pub fn remove(name: &str) -> Result<(), RemoveError> {
-    let mut found = remove_object(name)?;
-    if name::split_lane(name).is_none() {
-        for (lane, _) in name::lanes_in_shm(name) {
-            found |= remove_object(&lane)?;
-        }
-    }
-    if found {
-        Ok(())
-    } else {
-        Err(RemoveError::NotFound { name: name.into() })
-    }
-}
-
-/// Removes the shm objects of `name` alone (not its lanes); whether any existed.
-#[cfg(not(loom))]
-pub(crate) fn remove_object(name: &str) -> Result<bool, RemoveError> {
-    name::validate(name).map_err(|reason| RemoveError::InvalidName { name: name.into(), reason })?;
-    let mut found = false;
-    for object in [name::data(name), name::readers(name), name::lock(name)] {
-        match os::ShmObject::unlink(&object) {
-            Ok(()) => found = true,
-            Err(Errno::NOENT) => {}
-            Err(Errno::ACCESS | Errno::PERM) => return Err(RemoveError::PermissionDenied { name: name.into() }),
-            Err(errno) => return Err(RemoveError::Os { name: name.into(), op: "unlinking", errno }),
-        }
-    }
-    Ok(found)
-}
-
 #[doc(hidden)]
 #[cfg(not(loom))]
-pub use watch::wakes_passed_on;
+pub use read::watch::wakes_passed_on;
 
 /// Paths used by generated code. Not public API.
 #[doc(hidden)]
@@ -211,10 +116,3 @@ pub mod __private {
     pub use std::vec;
     pub use std::vec::Vec;
 }
-
-/// Protocol and validation tests on a heap region, runnable under Miri.
-#[cfg(all(test, not(loom)))]
-mod heap_tests;
-/// loom model of the publish / pin / reclaim protocol (`--cfg loom`).
-#[cfg(all(test, loom))]
-mod loom_tests;

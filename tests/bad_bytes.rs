@@ -6,7 +6,7 @@
 //!
 //! Each case runs in a child process (the test binary re-executed with a role),
 //! so a SIGBUS shows up as a signal exit status and fails the case instead of
-//! killing the harness. Offsets are those of src/layout.rs.
+//! killing the harness. Offsets are those of src/protocol/layout.rs.
 #![cfg(not(miri))]
 #![allow(clippy::identity_op)] // `slot(i) + S_GEN` with S_GEN = 0 reads as the layout does
 
@@ -26,7 +26,7 @@ use shmstate::{PublishError, Reader, Writer};
 
 const ENTRY: &str = "child_entry";
 
-// Header field offsets (src/layout.rs `Header`, `SlotEntry`, reader table).
+// Header field offsets (src/protocol/layout.rs `Header`, `SlotEntry`, reader table).
 const MAGIC: u64 = 0;
 const FORMAT_VERSION: u64 = 8;
 const HEADER_SIZE: u64 = 12;
@@ -639,7 +639,7 @@ fn fuzz_regressions_replay() {
     println!("replayed {replayed} fuzz inputs");
 }
 
-/// BUG (src/writer.rs `recover`): slot entries of free slots are trusted on
+/// BUG (src/protocol/slots.rs `recover`): slot entries of free slots are trusted on
 /// takeover as long as `offset + capacity <= segment_len`. A free slot whose
 /// offset points into the header, or whose bytes overlap the current (pinned)
 /// slot, is then written by the new writer: it overwrites the header (the

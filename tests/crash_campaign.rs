@@ -11,7 +11,7 @@
 //! short campaign runs in `cargo test`; `scripts/crash-campaign.sh` runs the
 //! long one (`campaign_long`, ignored). With `--features fault-injection`,
 //! `fault_*` kill a writer deterministically inside a growth and between
-//! sealing and publishing (src/fault.rs).
+//! sealing and publishing (src/os/fault.rs).
 #![cfg(not(miri))]
 
 mod common;
@@ -144,7 +144,7 @@ fn scratch_dir(tag: &str) -> PathBuf {
     d
 }
 
-/// The `segment_len` header field (offset 56, src/layout.rs), read from the file.
+/// The `segment_len` header field (offset 56, src/protocol/layout.rs), read from the file.
 fn segment_len_field(name: &str) -> u64 {
     use std::os::unix::fs::FileExt;
     let f = File::open(format!("/dev/shm/shmstate.{name}")).unwrap();

@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use rustix::io::Errno;
 
-use crate::locks::LockProbe;
+use crate::protocol::locks::LockProbe;
 
 fn flock_struct(kind: libc::c_short, start: u64, len: u64) -> libc::flock {
     // SAFETY: `libc::flock` is a plain C struct for which all-zeroes is valid.

@@ -7,11 +7,13 @@
 //! The only `unsafe` is the `fcntl` call for open-file-description locks, which
 //! passes a pointer to a local, fully initialised `struct flock`.
 
+#[cfg(feature = "fault-injection")]
+pub(crate) mod fault;
 mod lock;
 mod shm;
 mod watch;
 
-pub(crate) use crate::locks::LockProbe;
+pub(crate) use crate::protocol::locks::LockProbe;
 pub(crate) use lock::{probe_lock, try_read_lock, try_write_lock, unlock};
 pub(crate) use shm::{Mapping, ShmObject, UnderName};
 pub(crate) use watch::ShmDirWatch;

@@ -150,7 +150,7 @@ impl Mapping {
 }
 
 /// The object's OFD byte locks, through this descriptor.
-impl crate::locks::ByteLocks for ShmObject {
+impl crate::protocol::locks::ByteLocks for ShmObject {
     fn try_write_lock(&self, byte: u64) -> Result<bool, Errno> {
         super::try_write_lock(self.fd(), byte, 1)
     }
@@ -163,7 +163,7 @@ impl crate::locks::ByteLocks for ShmObject {
         super::unlock(self.fd(), byte, 1)
     }
 
-    fn probe(&self, byte: u64) -> Result<crate::locks::LockProbe, Errno> {
+    fn probe(&self, byte: u64) -> Result<crate::protocol::locks::LockProbe, Errno> {
         super::probe_lock(self.fd(), byte, 1)
     }
 }

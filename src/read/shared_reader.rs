@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::error::{OpenError, ReadError, WaitError};
-use crate::reader::Snapshot;
-use crate::watch::Watcher;
+use crate::read::snapshot::Snapshot;
+use crate::read::watch::Watcher;
 use crate::{Generation, Reader, ReaderOptions, Shared};
 
 /// A reader handle for objects of type `T` that many threads share: it is
@@ -292,6 +292,14 @@ thread_local! {
 
 /// Handle ids; 0 is never used (the empty `LAST`).
 static NEXT_ID: IdCounter = IdCounter::new(1);
+
+impl<T: Shared> ReaderOptions<T> {
+    /// Opens the object `name` as a [`SharedReader`]: one handle for many
+    /// threads.
+    pub fn open_shared(self, name: &str) -> Result<SharedReader<T>, OpenError> {
+        SharedReader::open_with(name, self)
+    }
+}
 
 impl<T: Shared> SharedReader<T> {
     /// Opens the object `name` for reading `T` from many threads, with default

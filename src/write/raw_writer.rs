@@ -2,26 +2,43 @@
 //! snapshots that a caller fills into a free slot: [`Writer<T>`] serializes a
 //! `T` with rkyv; [`RawWriter::publish_bytes`] copies already-archived bytes
 //! (tools, bridges, bindings), under the fingerprint and schema it was opened
-//! with. The protocol steps are `slots.rs`; this file puts them on shared
+//! with. The protocol steps are `protocol/slots.rs`; this file puts them on shared
 //! memory.
 //!
 //! [`Writer<T>`]: crate::Writer
 
 use std::time::{Duration, Instant};
 
+use crate::archive::SlotWriter;
 use crate::error::{Errno, OpenError, PublishError};
-use crate::layout::{self, Header, ReaderEntry, ReaderTableHeader, SlotEntry, PAGE, READERS_MAGIC, SLOT_ALIGN};
-use crate::locks::ByteLocks;
+use crate::object::layouts::type_mismatch_doc;
+use crate::object::segment::{open_errno, DataSegment, Geometry, ReaderTable};
 use crate::os::{self, Mapping, ShmObject};
+use crate::protocol::layout::{
+    self, Header, ReaderEntry, ReaderTableHeader, SlotEntry, PAGE, READERS_MAGIC, SLOT_ALIGN,
+};
+use crate::protocol::locks::ByteLocks;
+use crate::protocol::slots::{self, Slots};
+use crate::protocol::sync::AtomicU64;
+use crate::protocol::sync::Ordering::{Relaxed, Release};
 use crate::protocol::MAX_GENERATION;
 use crate::schema::SchemaDoc;
-use crate::segment::{open_errno, DataSegment, Geometry, ReaderTable};
-use crate::slot_writer::SlotWriter;
-use crate::slots::{self, Slots};
-use crate::sync::AtomicU64;
-use crate::sync::Ordering::{Relaxed, Release};
-use crate::writer::WriterOptions;
+use crate::write::options::WriterOptions;
 use crate::Generation;
+
+impl WriterOptions<RawWriter> {
+    /// Creates a new object that stores values of the type `schema` describes
+    /// (its fingerprint is `schema.fingerprint()`); `AlreadyExists` if one exists.
+    pub fn create_raw(self, name: &str, schema: &SchemaDoc) -> Result<RawWriter, OpenError> {
+        RawWriter::open_with(name, &self, schema, false, |seg, geo| type_mismatch_doc(name, schema, seg, geo))
+    }
+
+    /// Creates the object, or takes over one whose writer is gone and whose
+    /// fingerprint is `schema.fingerprint()`.
+    pub fn open_or_create_raw(self, name: &str, schema: &SchemaDoc) -> Result<RawWriter, OpenError> {
+        RawWriter::open_with(name, &self, schema, true, |seg, geo| type_mismatch_doc(name, schema, seg, geo))
+    }
+}
 
 /// The single writer of an object, without its Rust type: it publishes bytes
 /// under the fingerprint and schema it was opened with. Open one with
@@ -77,19 +94,19 @@ impl RawWriter {
         take_over: bool,
         mismatch: impl FnOnce(&DataSegment, &Geometry) -> OpenError,
     ) -> Result<Self, OpenError> {
-        crate::name::check(name)?;
+        crate::object::name::check(name)?;
         opts.check(name)?;
         // A schema readers would refuse (they decode it from shared memory
         // with these same checks) is refused here, before anything exists.
         let bad_schema = |what: String| OpenError::InvalidOption { name: name.into(), what };
         schema.validate().map_err(|e| bad_schema(e.to_string()))?;
         let encoded = schema.encode().len() as u64;
-        if encoded > crate::segment::MAX_SCHEMA_LEN {
-            let limit = crate::segment::MAX_SCHEMA_LEN;
+        if encoded > crate::object::segment::MAX_SCHEMA_LEN {
+            let limit = crate::object::segment::MAX_SCHEMA_LEN;
             return Err(bad_schema(format!("schema description of {encoded} bytes (readers accept {limit})")));
         }
         let lock = Self::take_lock(name)?;
-        let existing = ShmObject::create_new(&crate::name::data(name), opts.mode);
+        let existing = ShmObject::create_new(&crate::object::name::data(name), opts.mode);
         let (data, created, liveness_held) = match existing {
             Ok(obj) => {
                 let seg = Self::initialise(name, obj, opts, schema)?;
@@ -110,8 +127,8 @@ impl RawWriter {
                 // A creator that died before finishing: we hold the lock, so
                 // nobody else is initialising it. Start afresh under the name.
                 Err(OpenError::NotInitialized { .. }) => {
-                    let _ = ShmObject::unlink(&crate::name::data(name));
-                    let obj = ShmObject::create_new(&crate::name::data(name), opts.mode)
+                    let _ = ShmObject::unlink(&crate::object::name::data(name));
+                    let obj = ShmObject::create_new(&crate::object::name::data(name), opts.mode)
                         .map_err(|e| open_errno(name, "data segment", "creating the data segment", e))?;
                     let seg = Self::initialise(name, obj, opts, schema)?;
                     let held = take_liveness_lock(name, &seg)?;
@@ -126,7 +143,7 @@ impl RawWriter {
         let readers = if lock_pins {
             if created {
                 // Readers of a lock-pin object use no table: drop a stale one.
-                let _ = ShmObject::unlink(&crate::name::readers(name));
+                let _ = ShmObject::unlink(&crate::object::name::readers(name));
             }
             None
         } else if created {
@@ -165,7 +182,7 @@ impl RawWriter {
 
     /// The owner-only lock object: exclusive flock, released by the kernel on death.
     pub(crate) fn take_lock(name: &str) -> Result<ShmObject, OpenError> {
-        let lock = ShmObject::open_or_create(&crate::name::lock(name), 0o600)
+        let lock = ShmObject::open_or_create(&crate::object::name::lock(name), 0o600)
             .map_err(|e| open_errno(name, "writer lock", "opening the writer lock", e))?;
         check_owner(name, "writer lock", &lock)?;
         let deadline = Instant::now() + INHERITED_LOCK_PATIENCE;
@@ -419,7 +436,7 @@ impl slots::Tables for ObjectTables {
         let end = layout::align_up(end, PAGE).filter(|&e| e <= self.max_size).unwrap_or(end);
         self.data.obj.grow_to(end).map_err(|errno| PublishError::growing(&self.name, end - offset, errno))?;
         #[cfg(feature = "fault-injection")]
-        crate::fault::point("after-grow");
+        crate::os::fault::point("after-grow");
         self.data.map = Mapping::new(&self.data.obj, end, true).map_err(|errno| PublishError::Os {
             name: self.name.clone(),
             op: "mmap",
@@ -437,7 +454,7 @@ impl slots::Tables for ObjectTables {
 impl Drop for RawWriter {
     fn drop(&mut self) {
         if self.remove_on_drop {
-            let _ = crate::remove_object(&self.name);
+            let _ = crate::object::remove_object(&self.name);
         }
     }
 }
@@ -490,7 +507,7 @@ fn create_reader_table<O>(
     incarnation: u64,
     max_slots: u32,
 ) -> Result<ReaderTable, OpenError> {
-    let path = crate::name::readers(name);
+    let path = crate::object::name::readers(name);
     // Readers need write access to pin: mirror the data segment's read bits.
     let mode = opts.mode | ((opts.mode & 0o044) >> 1);
     let obj = match ShmObject::create_new(&path, mode) {
@@ -507,7 +524,7 @@ fn create_reader_table<O>(
     obj.grow_to(size).map_err(|e| OpenError::allocating(name, "allocating the reader table", size, e))?;
     let map = Mapping::new(&obj, size, true).map_err(|errno| OpenError::Os { name: name.into(), op: "mmap", errno })?;
     {
-        let region = crate::segment::map_region(&map);
+        let region = crate::object::segment::map_region(&map);
         let h = region.readers_header().expect("reader table holds its header");
         // SYNC(init): Relaxed; published by the Release magic store below.
         h.capacity.store(opts.max_readers, Relaxed);

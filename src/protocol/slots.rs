@@ -12,13 +12,13 @@
 use rustix::io::Errno;
 
 use crate::error::{OpenError, PublishError};
-use crate::layout::{
+use crate::protocol;
+use crate::protocol::layout::{
     self, slot_state, Header, ReaderEntry, ReaderTableHeader, SlotEntry, READER_LOCK_BASE, SLOT_ALIGN, SLOT_LOCK_BASE,
 };
-use crate::locks::ByteLocks;
-use crate::protocol;
-use crate::sync::AtomicU64;
-use crate::sync::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use crate::protocol::locks::ByteLocks;
+use crate::protocol::sync::AtomicU64;
+use crate::protocol::sync::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
 /// One object's shared structures, as the writer sees them.
 pub(crate) trait Tables {
@@ -36,7 +36,7 @@ pub(crate) trait Tables {
     fn reader_table(&self) -> Option<(&ReaderTableHeader, u32, &Self::Locks)>;
     /// With table pins: reader entry `i`, if inside the table.
     fn reader(&self, i: u32) -> Option<&ReaderEntry>;
-    /// With table pins: slot `k`'s pin count (`protocol.rs`), if the table has one.
+    /// With table pins: slot `k`'s pin count (`protocol/words.rs`), if the table has one.
     fn pin_count(&self, k: u32) -> Option<&AtomicU64>;
     /// Appends `capacity` bytes to the end of the data segment (growing the
     /// object) and returns their offset; `needed` is for the error message.
@@ -191,7 +191,7 @@ impl Slots {
         match &mut self.pins {
             Pins::Table { pinned } => fresh || !pinned[k as usize],
             Pins::Locks { held } => {
-                let ok = crate::sync::mutation("writer-ignores-slot-locks")
+                let ok = crate::protocol::sync::mutation("writer-ignores-slot-locks")
                     || matches!(t.data_locks().try_write_lock(SLOT_LOCK_BASE + k as u64), Ok(true));
                 if ok {
                     *held = Some(k);
@@ -219,16 +219,16 @@ impl Slots {
                 continue;
             }
             let byte = READER_LOCK_BASE + i as u64;
-            if crate::sync::mutation("reclaim-probe-then-clear") {
+            if crate::protocol::sync::mutation("reclaim-probe-then-clear") {
                 // The old scheme: probe the owner's lock, then clear.
-                if locks.probe(byte) == Ok(crate::locks::LockProbe::Unlocked) {
+                if locks.probe(byte) == Ok(crate::protocol::locks::LockProbe::Unlocked) {
                     r.pin.store(0, Release);
                     reclaimed += 1;
                 }
                 continue;
             }
             if let Ok(true) = locks.try_write_lock(byte) {
-                if crate::sync::mutation("reclaim-uncounts") {
+                if crate::protocol::sync::mutation("reclaim-uncounts") {
                     // Wrong: the dead reader may have died before counting.
                     protocol::unpin(&r.pin, |k| t.pin_count(k));
                 }
@@ -313,7 +313,7 @@ impl Slots {
         // writer trusts only sealed slots).
         e.state.store(slot_state::SEALED, Release);
         #[cfg(all(feature = "fault-injection", not(loom)))]
-        crate::fault::point("after-seal");
+        crate::os::fault::point("after-seal");
         // Lock pins: unlock the sealed slot BEFORE publishing it, so that no
         // published slot is ever write-locked: a reader that finds the word
         // never waits for a writer that stalls here (docs/PROTOCOL.md, "Why
@@ -322,7 +322,7 @@ impl Slots {
         self.release_held(t);
         protocol::publish(&t.header().current, protocol::word(gen, slot));
         #[cfg(all(feature = "fault-injection", not(loom)))]
-        crate::fault::point("after-publish");
+        crate::os::fault::point("after-publish");
         self.last_len = len;
     }
 
@@ -419,7 +419,9 @@ pub(crate) fn take_liveness_lock(name: &str, locks: &impl ByteLocks) -> Result<b
         return Ok(true);
     }
     match locks.probe(layout::WRITER_LOCK_BYTE).map_err(os_err)? {
-        crate::locks::LockProbe::WriteLocked if !crate::sync::mutation("takeover-ignores-live-writer") => {
+        crate::protocol::locks::LockProbe::WriteLocked
+            if !crate::protocol::sync::mutation("takeover-ignores-live-writer") =>
+        {
             Err(OpenError::WriterBusy { name: name.into() })
         }
         _ => Ok(false),

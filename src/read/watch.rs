@@ -8,12 +8,12 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{OpenError, WaitError};
-use crate::layout;
+use crate::object::segment::{DataSegment, ReaderTable};
 use crate::os::{self, UnderName};
 use crate::protocol;
-use crate::segment::{DataSegment, ReaderTable};
-use crate::sync::AtomicU32;
-use crate::sync::Ordering::{Acquire, SeqCst};
+use crate::protocol::layout;
+use crate::protocol::sync::AtomicU32;
+use crate::protocol::sync::Ordering::{Acquire, SeqCst};
 use crate::Generation;
 
 /// How long one futex wait lasts at most: a writer that dies without
@@ -138,7 +138,7 @@ impl Watcher {
     /// `stat` and one `fstat`).
     #[cfg(feature = "tokio")]
     pub(crate) fn replaced(&self) -> Result<bool, crate::Errno> {
-        Ok(self.data.obj.under_name(&crate::name::data(&self.name))? == UnderName::Another)
+        Ok(self.data.obj.under_name(&crate::object::name::data(&self.name))? == UnderName::Another)
     }
 }
 
@@ -176,14 +176,14 @@ impl DeadWriter {
         grace: Duration,
     ) -> Option<Result<Generation, WaitError>> {
         if check_name || !alive {
-            let under_name = match data.obj.under_name(&crate::name::data(name)) {
+            let under_name = match data.obj.under_name(&crate::object::name::data(name)) {
                 Ok(under_name) => under_name,
                 Err(errno) => return Some(Err(WaitError::Os { name: name.into(), op: "checking the name", errno })),
             };
             self.under_name = Some(under_name);
             // A lane is removed when its layout moves (to the plain name):
             // for its readers that is a replacement.
-            let lane_moved = under_name == UnderName::Nothing && crate::name::split_lane(name).is_some();
+            let lane_moved = under_name == UnderName::Nothing && crate::object::name::split_lane(name).is_some();
             if under_name == UnderName::Another || lane_moved {
                 return Some(Err(WaitError::Replaced { name: name.into() }));
             }

@@ -6,10 +6,10 @@
 
 use rustix::io::Errno;
 
-use crate::layout::SLOT_LOCK_BASE;
-use crate::locks::ByteLocks;
+use crate::protocol::layout::SLOT_LOCK_BASE;
+use crate::protocol::locks::ByteLocks;
+use crate::protocol::sync::{AtomicU64, Ordering};
 use crate::protocol::{self, Pinned};
-use crate::sync::{AtomicU64, Ordering};
 
 /// Read-locks the current slot's lock byte and confirms it is still current;
 /// `held` is the slot this reader holds (replaced by the pinned one).
@@ -39,12 +39,12 @@ pub(crate) fn pin_with_locks(
                 // The writer is filling it, so it is not current: our word is stale.
                 // SYNC(publish): as above.
                 c1 = current.load(Ordering::Acquire);
-                crate::sync::spin_hint();
+                crate::protocol::sync::spin_hint();
                 continue;
             }
             *held = Some(k);
         }
-        if crate::sync::mutation("lock-pin-no-recheck") {
+        if crate::protocol::sync::mutation("lock-pin-no-recheck") {
             return Ok(Pinned::Word(c1));
         }
         // SYNC(publish): the lock syscall orders this load after our lock.

@@ -5,10 +5,10 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Errno, OpenError};
-use crate::layout::{self, Header, Region, FIXED_HEADER, FORMAT_VERSION, MAGIC, READERS_MAGIC, SLOT_ALIGN};
 use crate::os::{self, LockProbe, Mapping, ShmObject};
+use crate::protocol::layout::{self, Header, Region, FIXED_HEADER, FORMAT_VERSION, MAGIC, READERS_MAGIC, SLOT_ALIGN};
+use crate::protocol::sync::Ordering::{Acquire, Relaxed};
 use crate::protocol::MAX_SLOTS;
-use crate::sync::Ordering::{Acquire, Relaxed};
 
 /// Largest schema description accepted from shared memory.
 pub(crate) const MAX_SCHEMA_LEN: u64 = 1 << 20;
@@ -60,7 +60,7 @@ impl DataSegment {
         loop {
             // Reopened by name each round: a creator that died half-way may be
             // replaced by a new writer under the same name.
-            let obj = ShmObject::open(&crate::name::data(name), writable)
+            let obj = ShmObject::open(&crate::object::name::data(name), writable)
                 .map_err(|e| open_errno(name, "data segment", "opening the data segment", e))?;
             let size = obj.size().map_err(|errno| OpenError::Os { name: name.into(), op: "fstat", errno })?;
             if size >= FIXED_HEADER {
@@ -268,7 +268,7 @@ impl ReaderTable {
     /// reader could pin in the table of a newer object while reading the old
     /// one, and the old writer would never see its pin.
     pub(crate) fn open_paired(name: &str, incarnation: u64, writable: bool) -> Result<Self, PairError> {
-        let obj = ShmObject::open(&crate::name::readers(name), writable).map_err(|e| match e {
+        let obj = ShmObject::open(&crate::object::name::readers(name), writable).map_err(|e| match e {
             Errno::NOENT => PairError::Missing,
             e => PairError::Open(open_errno(name, "reader table", "opening the reader table", e)),
         })?;
@@ -327,9 +327,9 @@ impl ReaderTable {
         Err(OpenError::Corrupt { name: name.into(), what })
     }
 
-    /// Slot `k`'s pin count (`protocol.rs`), if the table has one.
+    /// Slot `k`'s pin count (`protocol/words.rs`), if the table has one.
     #[inline]
-    pub(crate) fn pin_count(&self, k: u32) -> Option<&crate::sync::AtomicU64> {
+    pub(crate) fn pin_count(&self, k: u32) -> Option<&crate::protocol::sync::AtomicU64> {
         self.region().pin_count(self.capacity, self.count_slots, k)
     }
 

@@ -1,53 +1,12 @@
-//! The publish / pin protocol, on plain atomics so that it runs unchanged on
-//! shared memory, on a heap region under Miri, and under loom.
-//!
-//! # The publish word
-//! One `AtomicU64`, `current = generation << SLOT_BITS | slot`, names the
-//! published snapshot; 0 means "nothing published yet". The writer fills and
-//! seals a free slot, then publishes it with a single Release store. Because
-//! the whole record is one word there is no torn or half-written state: a writer
-//! killed at any instruction leaves `current` naming a sealed slot. (The original
-//! proposal was a seqlock over a multi-word record; one word makes crash recovery
-//! trivial and makes the reader's fast path a single load. See docs/PROTOCOL.md.)
-//!
-//! # Pins (docs/DESIGN.md, invariants 1 and 2)
-//! Each reader handle owns one `pin` word holding the publish word it uses.
-//! The writer never writes a slot that is current or named by a pin. The race
-//! between "a reader pins slot k" and "the writer picks k" is a store-buffering
-//! (Dekker) pattern closed by SeqCst fences on both sides:
-//!
-//! ```text
-//! reader                                writer
-//! pin.store(c1)           (P)           current.store(new)            (W)
-//! fence(SeqCst)           (F_R)         fence(SeqCst)                 (F_W)
-//! c2 = current.load()     (C)           pins: pin.load() for all      (S)
-//! ```
-//! Either S sees P (k is skipped), or C sees W (so `c2 != c1` and the reader
-//! retries). A slot k that is not current was replaced by a publish W that
-//! precedes F_W, so a reader holding `c1` naming k sees a change.
-//!
-//! # Pin counts (format 3)
-//! Scanning every pin costs the writer O(readers) per publish. So a reader
-//! also counts its pin in a per-slot word of the reader table, `count[k] =
-//! tag << 32 | n` (`tag`: the low 32 bits of the generation the writer last
-//! published in slot k; `n`: pins counted). The reader stores its pin, then
-//! increments `n` (only if the tag is its word's), then F_R; so the same
-//! fence-fence argument holds for the counts: after F_W the writer loads
-//! `count[k]` for the slots in use (`scan_counts`, O(slots)), and `n == 0`
-//! means free. The pin words stay the ground truth: a dead reader's count is
-//! never decremented by anyone else (it cannot be known whether it counted),
-//! so it over-counts; when no slot looks free by the counts, the writer scans
-//! the pins (`scan_pins`), reclaims dead readers, and clears the counts of
-//! slots that no pin names (`clear_stale_count`). Before it publishes a
-//! slot again it resets its count to the new tag (`reset_count`), which makes
-//! a late decrement for the old generation a no-op. docs/PROTOCOL.md has the
-//! proof and the crash cases.
+//! The publish word and the pin words (the protocol's overview is in
+//! `protocol/mod.rs`): encoding a publish word, publishing, pinning and
+//! unpinning, the per-slot pin counts, and claiming a reader-table entry.
 
 use rustix::io::Errno;
 
-use crate::layout::{slot_state, ReaderEntry, ReaderTableHeader, SlotEntry, READER_LOCK_BASE, SLOT_ALIGN};
-use crate::locks::ByteLocks;
-use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
+use crate::protocol::layout::{slot_state, ReaderEntry, ReaderTableHeader, SlotEntry, READER_LOCK_BASE, SLOT_ALIGN};
+use crate::protocol::locks::ByteLocks;
+use crate::protocol::sync::{fence, AtomicU32, AtomicU64, Ordering};
 
 /// Bits of the publish word that hold the slot index.
 pub(crate) const SLOT_BITS: u32 = 12;
@@ -129,7 +88,7 @@ pub(crate) fn reset_count(count: &AtomicU64, generation: u64) {
 /// Starts with the SeqCst fence F_W, which must follow the last publish; the
 /// count loads come after it.
 pub(crate) fn scan_counts<'a>(count_at: impl Fn(u32) -> Option<&'a AtomicU64>, pinned: &mut [bool]) {
-    let early: Vec<bool> = if crate::sync::mutation("counts-loaded-before-fence") {
+    let early: Vec<bool> = if crate::protocol::sync::mutation("counts-loaded-before-fence") {
         (0..pinned.len() as u32).map(|k| count_at(k).is_none_or(|c| count_of(c.load(Ordering::Acquire)) != 0)).collect()
     } else {
         Vec::new()
@@ -156,7 +115,7 @@ pub(crate) fn scan_counts<'a>(count_at: impl Fn(u32) -> Option<&'a AtomicU64>, p
 /// current). Clears it, keeping the tag; a concurrent change makes this a
 /// no-op (the next slow path tries again). Returns whether it cleared.
 pub(crate) fn clear_stale_count(count: &AtomicU64, seen: u64) -> bool {
-    if crate::sync::mutation("stale-count-kept") {
+    if crate::protocol::sync::mutation("stale-count-kept") {
         return false;
     }
     // SYNC(count-reset): Relaxed; a late decrement of the same tag finds 0 and
@@ -253,7 +212,7 @@ pub(crate) fn pin_current<'a>(
     if held != 0 {
         // The old pin stays in the entry until the store below replaces it.
         uncount(held, &count_at);
-        crate::sync::crash_point("pin-after-uncount-old");
+        crate::protocol::sync::crash_point("pin-after-uncount-old");
     }
     loop {
         if c1 == 0 {
@@ -265,24 +224,24 @@ pub(crate) fn pin_current<'a>(
         // SYNC(unpin): Release pairs with the Acquire loads in `scan_pins`; this
         // store also drops the previous pin. P: sequenced before the count and F_R.
         pin.store(c1, Ordering::Release);
-        crate::sync::crash_point("pin-after-entry");
-        let late = crate::sync::mutation("count-after-fence");
+        crate::protocol::sync::crash_point("pin-after-entry");
+        let late = crate::protocol::sync::mutation("count-after-fence");
         let mut counted = !late && count(c1, &count_at);
-        crate::sync::crash_point("pin-after-count");
+        crate::protocol::sync::crash_point("pin-after-count");
         // SYNC(pin-scan): F_R; pairs with F_W in `scan_pins` and `scan_counts`.
-        if !crate::sync::mutation("pin-no-fence") {
+        if !crate::protocol::sync::mutation("pin-no-fence") {
             fence(Ordering::SeqCst);
         }
         if late {
             counted = count(c1, &count_at);
         }
-        if crate::sync::mutation("pin-no-recheck") && counted {
+        if crate::protocol::sync::mutation("pin-no-recheck") && counted {
             return Pinned::Word(c1);
         }
         // SYNC(publish): Acquire pairs with the Release in `publish`.
         let c2 = current.load(Ordering::Acquire);
         if c2 == c1 && counted {
-            crate::sync::crash_point("pin-confirmed");
+            crate::protocol::sync::crash_point("pin-confirmed");
             return Pinned::Word(c1);
         }
         if counted {
@@ -295,7 +254,7 @@ pub(crate) fn pin_current<'a>(
             return Pinned::BadCount(c1);
         }
         c1 = c2;
-        crate::sync::spin_hint();
+        crate::protocol::sync::spin_hint();
     }
 }
 
@@ -330,7 +289,7 @@ pub(crate) fn unpin<'a>(pin: &AtomicU64, count_at: impl Fn(u32) -> Option<&'a At
     let held = pin.load(Ordering::Relaxed);
     if held != 0 {
         uncount(held, &count_at);
-        crate::sync::crash_point("unpin-after-uncount");
+        crate::protocol::sync::crash_point("unpin-after-uncount");
         // SYNC(unpin): Release pairs with the Acquire loads in `scan_pins`.
         pin.store(0, Ordering::Release);
     }
@@ -369,7 +328,7 @@ pub(crate) fn claim_entry<'a>(
         // SYNC(claim): before any pin store of this handle and so before its
         // SeqCst fence F_R; pairs with the load after F_W in `scan_pins` (the
         // fences order it: Relaxed suffices).
-        if !crate::sync::mutation("claim-without-high-water") {
+        if !crate::protocol::sync::mutation("claim-without-high-water") {
             table.high_water.fetch_max(i + 1, Ordering::Relaxed);
         }
         table.opens.fetch_add(1, Ordering::Relaxed);
@@ -432,7 +391,7 @@ mod tests {
             self.held.borrow_mut().remove(&byte);
             Ok(())
         }
-        fn probe(&self, _byte: u64) -> Result<crate::locks::LockProbe, Errno> {
+        fn probe(&self, _byte: u64) -> Result<crate::protocol::locks::LockProbe, Errno> {
             unreachable!()
         }
     }
@@ -442,8 +401,8 @@ mod tests {
     #[test]
     fn claims_start_at_the_hint() {
         const N: u32 = 100;
-        let table = crate::heap_tests::zeroed_reader_table_header();
-        let entries: Vec<ReaderEntry> = (0..N).map(|_| crate::heap_tests::zeroed_reader_entry()).collect();
+        let table = crate::protocol::heap_tests::zeroed_reader_table_header();
+        let entries: Vec<ReaderEntry> = (0..N).map(|_| crate::protocol::heap_tests::zeroed_reader_entry()).collect();
         let locks = CountedLocks::default();
         let claim = || claim_entry(&locks, &table, N, |i| entries.get(i as usize)).unwrap();
         for i in 0..N {

@@ -14,11 +14,11 @@ use std::alloc::{alloc_zeroed, dealloc, Layout};
 
 use rkyv::rancor::Error;
 
-use crate::layout::{self, slot_state, Region, FIXED_HEADER};
+use crate::archive::SlotWriter;
+use crate::protocol::layout::{self, slot_state, Region, FIXED_HEADER};
+use crate::protocol::slots::Tables;
+use crate::protocol::sync::Ordering::{Acquire, Relaxed, Release};
 use crate::protocol::{self, Pinned};
-use crate::slot_writer::SlotWriter;
-use crate::slots::Tables;
-use crate::sync::Ordering::{Acquire, Relaxed, Release};
 
 /// A zeroed, 64-aligned heap buffer standing in for a mapping.
 struct HeapBuf {
@@ -158,7 +158,7 @@ impl Heap {
         let e = region.slot(k).unwrap();
         assert_eq!(e.state.load(Relaxed), slot_state::SEALED);
         assert_eq!(e.gen.load(Relaxed), g);
-        // SAFETY: the slot is pinned and re-checked (protocol.rs): the writer
+        // SAFETY: the slot is pinned and re-checked (protocol/words.rs): the writer
         // does not write it until this thread changes its pin.
         let bytes = unsafe { region.bytes(e.offset.load(Relaxed), e.len.load(Relaxed)) }.unwrap();
         let a = rkyv::access::<ArchivedVal, Error>(bytes).unwrap();
@@ -267,7 +267,7 @@ struct HeapTables {
 /// OFD locks nobody holds: every reader entry looks dead to the writer.
 struct NoLocks;
 
-impl crate::locks::ByteLocks for NoLocks {
+impl crate::protocol::locks::ByteLocks for NoLocks {
     fn try_write_lock(&self, _byte: u64) -> Result<bool, rustix::io::Errno> {
         Ok(true)
     }
@@ -277,8 +277,8 @@ impl crate::locks::ByteLocks for NoLocks {
     fn unlock(&self, _byte: u64) -> Result<(), rustix::io::Errno> {
         Ok(())
     }
-    fn probe(&self, _byte: u64) -> Result<crate::locks::LockProbe, rustix::io::Errno> {
-        Ok(crate::locks::LockProbe::Unlocked)
+    fn probe(&self, _byte: u64) -> Result<crate::protocol::locks::LockProbe, rustix::io::Errno> {
+        Ok(crate::protocol::locks::LockProbe::Unlocked)
     }
 }
 
@@ -316,7 +316,7 @@ impl HeapTables {
     }
 
     /// One publish of generation `g` by `slots` (no bytes: only the protocol).
-    fn publish(&mut self, slots: &mut crate::slots::Slots, g: u64) -> u32 {
+    fn publish(&mut self, slots: &mut crate::protocol::slots::Slots, g: u64) -> u32 {
         let k = slots.free_slot(self).unwrap();
         slots.begin_fill(self, k);
         slots.commit(self, k, g, 0, 0);
@@ -329,7 +329,7 @@ impl HeapTables {
     }
 }
 
-impl crate::slots::Tables for HeapTables {
+impl crate::protocol::slots::Tables for HeapTables {
     type Locks = NoLocks;
 
     fn name(&self) -> &str {
@@ -351,7 +351,7 @@ impl crate::slots::Tables for HeapTables {
         self.entries_read.set(self.entries_read.get() + 1);
         self.readers.region().reader(i)
     }
-    fn pin_count(&self, k: u32) -> Option<&crate::sync::AtomicU64> {
+    fn pin_count(&self, k: u32) -> Option<&crate::protocol::sync::AtomicU64> {
         self.readers.region().pin_count(self.capacity, self.max_slots, k)
     }
     fn allocate(&mut self, _capacity: u64, _needed: u64) -> Result<u64, crate::error::PublishError> {
@@ -366,7 +366,7 @@ impl crate::slots::Tables for HeapTables {
 fn publish_reads_no_reader_entry_while_a_slot_is_free_by_its_count() {
     const N: u32 = 256;
     let mut t = HeapTables::new(N, 4, 4);
-    let mut slots = crate::slots::Slots::new(false, 4);
+    let mut slots = crate::protocol::slots::Slots::new(false, 4);
     t.publish(&mut slots, 1);
     for g in 2..=40 {
         // Half the readers follow every publish, the others every fourth:
@@ -389,7 +389,7 @@ fn publish_reads_no_reader_entry_while_a_slot_is_free_by_its_count() {
 #[test]
 fn a_dead_readers_count_is_cleared_when_its_slot_is_needed() {
     let mut t = HeapTables::new(2, 2, 4);
-    let mut slots = crate::slots::Slots::new(false, 4);
+    let mut slots = crate::protocol::slots::Slots::new(false, 4);
     assert_eq!(t.publish(&mut slots, 1), 0);
     // Reader 0 pins generation 1 in slot 0, counts it, and dies.
     assert_eq!(t.pin(0), protocol::word(1, 0));
@@ -403,7 +403,7 @@ fn a_dead_readers_count_is_cleared_when_its_slot_is_needed() {
 
 /// A reader table header of zeroed atomics (for unit tests of `protocol`).
 pub(crate) fn zeroed_reader_table_header() -> layout::ReaderTableHeader {
-    use crate::sync::{AtomicU32, AtomicU64};
+    use crate::protocol::sync::{AtomicU32, AtomicU64};
     layout::ReaderTableHeader {
         magic: AtomicU64::new(0),
         capacity: AtomicU32::new(0),
@@ -420,7 +420,7 @@ pub(crate) fn zeroed_reader_table_header() -> layout::ReaderTableHeader {
 
 /// A reader entry of zeroed atomics.
 pub(crate) fn zeroed_reader_entry() -> layout::ReaderEntry {
-    use crate::sync::{AtomicU32, AtomicU64};
+    use crate::protocol::sync::{AtomicU32, AtomicU64};
     layout::ReaderEntry {
         pin: AtomicU64::new(0),
         pid: AtomicU32::new(0),

@@ -1,4 +1,6 @@
-//! An rkyv writer that serializes straight into a slot of shared memory.
+//! How a value becomes archived bytes: the [`Shared`] bound, and
+//! [`SlotWriter`], an rkyv writer that serializes straight into a slot of
+//! shared memory (or any buffer the caller owns).
 //!
 //! It never forms a `&mut [u8]` over shared memory (only raw-pointer copies into a
 //! slot the writer owns: not current, not pinned). Past the capacity it keeps
@@ -6,7 +8,31 @@
 //! would have needed: no second, counting serialization.
 #![allow(unsafe_code)]
 
+use rkyv::api::high::{HighSerializer, HighValidator};
+use rkyv::bytecheck::CheckBytes;
+use rkyv::rancor::BoxedError;
+use rkyv::ser::allocator::{Arena, ArenaHandle};
 use rkyv::ser::{Positional, Writer};
+use rkyv::util::AlignedVec;
+
+use crate::Schema;
+
+/// What a type needs to be published and read: [`Schema`], rkyv `Archive` with a
+/// checkable archived form, and rkyv `Serialize`. `#[shmstate::shared]` gives all
+/// of it; this trait is implemented automatically.
+pub trait Shared:
+    Schema
+    + rkyv::Archive<Archived: for<'a> CheckBytes<HighValidator<'a, BoxedError>>>
+    + for<'a> rkyv::Serialize<HighSerializer<SlotWriter, ArenaHandle<'a>, BoxedError>>
+{
+}
+
+impl<T> Shared for T where
+    T: Schema
+        + rkyv::Archive<Archived: for<'a> CheckBytes<HighValidator<'a, BoxedError>>>
+        + for<'a> rkyv::Serialize<HighSerializer<SlotWriter, ArenaHandle<'a>, BoxedError>>
+{
+}
 
 /// Serializes into `[ptr, ptr + capacity)`; counts bytes beyond it.
 pub struct SlotWriter {
@@ -54,6 +80,34 @@ impl<E> Writer<E> for SlotWriter {
         }
         self.pos = end;
         Ok(())
+    }
+}
+
+/// rkyv-serializes `value` into `out` with the writer's arena.
+pub(crate) fn serialize_into<U: Shared>(value: &U, arena: &mut Arena, out: SlotWriter) -> Result<SlotWriter, String> {
+    let out = rkyv::api::high::to_bytes_in_with_alloc::<_, _, BoxedError>(value, out, arena.acquire())
+        .map_err(|e| e.to_string());
+    // As rkyv's own `to_bytes` does: keep the arena to one block, or each
+    // publish pays for walking and freeing the blocks the last one grew.
+    arena.shrink();
+    out
+}
+
+/// Archives `value` at the start of `buf` (grown as needed); its length.
+pub(crate) fn archive_into<T: Shared>(value: &T, buf: &mut AlignedVec<16>) -> Result<usize, String> {
+    let mut arena = Arena::new();
+    loop {
+        let capacity = buf.len();
+        // SAFETY: `buf` is ours alone (`&mut`), initialised over `capacity`
+        // bytes, and outlives the writer, which is dropped in this iteration.
+        let out = unsafe { SlotWriter::new(buf.as_mut_ptr(), capacity) };
+        let out = rkyv::api::high::to_bytes_in_with_alloc::<_, _, BoxedError>(value, out, arena.acquire())
+            .map_err(|e| e.to_string())?;
+        if out.fitted() {
+            return Ok(out.len());
+        }
+        // It counted what it needed: grow, then write again.
+        buf.resize(out.len(), 0);
     }
 }
 

@@ -6,14 +6,14 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crate::error::{Errno, OpenError, ReadError, WaitError};
-use crate::layout::{self, Header, ReaderEntry};
-use crate::lock_pins;
+use crate::object::segment::{DataSegment, Geometry, ReaderTable};
 use crate::os::{self, UnderName};
+use crate::protocol::layout::{self, Header, ReaderEntry};
+use crate::protocol::lock_pins;
+use crate::protocol::sync::AtomicU64;
+use crate::protocol::sync::Ordering::{Acquire, Relaxed};
 use crate::protocol::{self, Pinned};
 use crate::schema::{SchemaDoc, SchemaError};
-use crate::segment::{DataSegment, Geometry, ReaderTable};
-use crate::sync::AtomicU64;
-use crate::sync::Ordering::{Acquire, Relaxed};
 use crate::Generation;
 
 /// How long `wait_newer` keeps waiting after the writer is found dead, for a
@@ -62,7 +62,7 @@ impl RawReader {
     /// Opens `name` without checking the stored type. `init_timeout` bounds the
     /// wait for a writer that is still initialising the object.
     pub fn open(name: &str, init_timeout: Duration) -> Result<Self, OpenError> {
-        crate::name::check(name)?;
+        crate::object::name::check(name)?;
         let mut attempt = 0;
         loop {
             let (data, geo) = DataSegment::open(name, false, init_timeout)?;
@@ -187,7 +187,7 @@ impl RawReader {
     /// The bytes of the slot pinned by the last `pin_latest`.
     pub(crate) fn pinned_bytes(&self, offset: u64, len: u64) -> Result<&[u8], ReadError> {
         // SAFETY: the slot is pinned and the pin was confirmed against `current`
-        // after a SeqCst fence (protocol.rs), so the writer will not write these
+        // after a SeqCst fence (protocol/words.rs), so the writer will not write these
         // bytes until our pin changes, which needs `&mut self` (the returned
         // slice borrows `self`); `pin_latest` made them part of the mapping.
         #[allow(unsafe_code)]
@@ -264,14 +264,14 @@ impl RawReader {
             Pins::Table { readers, .. } => readers.region().readers_header().map(|rh| &rh.waiters),
             Pins::Locks { .. } => None,
         };
-        crate::watch::wait_for_newer(&self.name, &self.data, waiters, than, timeout, grace)
+        crate::read::watch::wait_for_newer(&self.name, &self.data, waiters, than, timeout, grace)
     }
 
     /// What the object's name refers to now: this object, another one (it was
     /// removed and created again), or nothing (removed). Two `stat`s: for slow
     /// paths only.
     pub(crate) fn under_name(&self) -> Result<UnderName, Errno> {
-        self.data.obj.under_name(&crate::name::data(&self.name))
+        self.data.obj.under_name(&crate::object::name::data(&self.name))
     }
 }
 

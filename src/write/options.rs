@@ -1,24 +1,19 @@
-//! The typed writer: options for creating or taking over an object, and
-//! [`Writer<T>`], which serializes each snapshot of `T` straight into a free
-//! slot of a [`RawWriter`].
+//! Options for creating or taking over an object: [`WriterOptions`], for
+//! the typed [`Writer`](crate::Writer) and the untyped
+//! [`RawWriter`](crate::RawWriter) alike (each adds its own constructors).
 
 use std::marker::PhantomData;
 
-use rkyv::ser::allocator::Arena;
-
-use crate::error::{OpenError, PublishError};
-use crate::lane_set::LaneSet;
-use crate::lanes::{serialize_into, LaneSpec};
+use crate::error::OpenError;
+use crate::object::segment::MAX_READERS;
 use crate::protocol::MAX_SLOTS;
-use crate::raw_writer::RawWriter;
-use crate::schema::SchemaDoc;
-use crate::segment::MAX_READERS;
-use crate::{Generation, Shared};
+use crate::write::lane_spec::LaneSpec;
+use crate::Shared;
 
 /// Default reader limit: enough for a large host (hundreds of worker processes).
 pub(crate) const DEFAULT_MAX_READERS: u32 = 1024;
 
-/// Options for creating or taking over an object. Start with [`Writer::options`].
+/// Options for creating or taking over an object. Start with [`Writer::options`](crate::Writer::options).
 pub struct WriterOptions<T> {
     pub(crate) slots: u32,
     pub(crate) capacity: u64,
@@ -183,118 +178,5 @@ impl<T: Shared> WriterOptions<T> {
     pub fn lane<U: Shared>(mut self, convert: impl Fn(&T) -> U + Send + Sync + 'static) -> Self {
         self.lanes.push(LaneSpec::of(convert));
         self
-    }
-
-    /// Creates a new object; `AlreadyExists` if one exists.
-    pub fn create(self, name: &str) -> Result<Writer<T>, OpenError> {
-        Writer::open_with(name, self, false)
-    }
-
-    /// Creates the object, or takes over an existing one whose writer is gone
-    /// (same type required); generations continue upward.
-    pub fn open_or_create(self, name: &str) -> Result<Writer<T>, OpenError> {
-        Writer::open_with(name, self, true)
-    }
-}
-
-impl WriterOptions<RawWriter> {
-    /// Creates a new object that stores values of the type `schema` describes
-    /// (its fingerprint is `schema.fingerprint()`); `AlreadyExists` if one exists.
-    pub fn create_raw(self, name: &str, schema: &SchemaDoc) -> Result<RawWriter, OpenError> {
-        RawWriter::open_with(name, &self, schema, false, |seg, geo| {
-            crate::reader::type_mismatch_doc(name, schema, seg, geo)
-        })
-    }
-
-    /// Creates the object, or takes over one whose writer is gone and whose
-    /// fingerprint is `schema.fingerprint()`.
-    pub fn open_or_create_raw(self, name: &str, schema: &SchemaDoc) -> Result<RawWriter, OpenError> {
-        RawWriter::open_with(name, &self, schema, true, |seg, geo| {
-            crate::reader::type_mismatch_doc(name, schema, seg, geo)
-        })
-    }
-}
-
-/// The single writer of an object of type `T`.
-///
-/// Holds the writer lock for its whole life; the kernel releases it when the
-/// process dies, so a new writer can take over with
-/// [`WriterOptions::open_or_create`].
-pub struct Writer<T> {
-    /// The object of `T`'s own layout: the plain name, or its lane.
-    raw: RawWriter,
-    arena: Arena,
-    /// The other layouts it publishes or retires.
-    lanes: LaneSet<T>,
-}
-
-impl<T> std::fmt::Debug for Writer<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").field("raw", &self.raw).finish_non_exhaustive()
-    }
-}
-
-impl<T: Shared> Writer<T> {
-    /// Default options.
-    pub fn options() -> WriterOptions<T> {
-        WriterOptions::default()
-    }
-
-    /// Creates a new object with default options.
-    pub fn create(name: &str) -> Result<Self, OpenError> {
-        WriterOptions::<T>::default().create(name)
-    }
-
-    /// Creates the object or takes over an existing one, with default options.
-    pub fn open_or_create(name: &str) -> Result<Self, OpenError> {
-        WriterOptions::<T>::default().open_or_create(name)
-    }
-
-    fn open_with(name: &str, opts: WriterOptions<T>, take_over: bool) -> Result<Self, OpenError> {
-        let (raw, lanes) = LaneSet::open(name, opts, take_over)?;
-        Ok(Writer { raw, arena: Arena::new(), lanes })
-    }
-
-    /// The object's name.
-    pub fn name(&self) -> &str {
-        self.lanes.name()
-    }
-
-    /// The fingerprints of the layouts this writer publishes: its own
-    /// first, then one per [`lane`](WriterOptions::lane).
-    pub fn fingerprints(&self) -> Vec<u64> {
-        let mut fps = vec![self.raw.fingerprint()];
-        fps.extend(self.lanes.fingerprints());
-        fps
-    }
-
-    /// The generation the next publish will get.
-    pub fn next_generation(&self) -> Generation {
-        self.raw.next_generation()
-    }
-
-    /// For tests: how many waiting readers the last publish (of `T`'s own
-    /// layout) woke itself.
-    #[doc(hidden)]
-    pub fn woken_by_last_publish(&self) -> u32 {
-        self.raw.woken_by_last_publish()
-    }
-
-    /// Serializes `value` straight into a free slot and publishes it.
-    ///
-    /// Never waits for readers: a slot pinned by a reader is skipped; dead
-    /// readers' pins are reclaimed; with no free slot, or none large enough, the
-    /// segment grows (never shrinks). On error the previous snapshot stays current.
-    ///
-    /// With lanes, the value is published in `T`'s own layout first, then
-    /// converted and published in each lane under the same generation. An
-    /// error in a lane is returned after the other lanes were published
-    /// (the generation is then missing from that lane only).
-    pub fn publish(&mut self, value: &T) -> Result<Generation, PublishError> {
-        let arena = &mut self.arena;
-        let g = self.raw.publish_with(|out| serialize_into(value, arena, out))?;
-        let in_lanes = self.lanes.publish(value, g, arena);
-        self.lanes.retire_unread(value, g, &mut self.raw, arena);
-        in_lanes.map(|()| g)
     }
 }

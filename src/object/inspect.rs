@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use crate::error::OpenError;
-use crate::layout::slot_state;
+use crate::object::segment::{DataSegment, PairError, ReaderTable};
 use crate::protocol;
+use crate::protocol::layout::slot_state;
+use crate::protocol::sync::Ordering::{Acquire, Relaxed};
 use crate::schema::SchemaDoc;
-use crate::segment::{DataSegment, PairError, ReaderTable};
-use crate::sync::Ordering::{Acquire, Relaxed};
 
 /// What an object holds and who uses it, as read from its header and tables.
 #[derive(Debug, Clone)]
@@ -180,16 +180,16 @@ pub struct ReaderInfo {
 
 /// Reads everything about `name` without changing anything.
 pub fn inspect(name: &str) -> Result<ObjectInfo, OpenError> {
-    inspect_with(name, || crate::name::lanes_in_shm(name))
+    inspect_with(name, || crate::object::name::lanes_in_shm(name))
 }
 
 /// [`inspect`], with the lanes of `name` (names and fingerprints) from `lanes`.
 fn inspect_with(name: &str, lanes: impl FnOnce() -> Vec<(String, u64)>) -> Result<ObjectInfo, OpenError> {
-    crate::name::check(name)?;
+    crate::object::name::check(name)?;
     let mut attempt = 0;
     let (seg, geo, readers_table) = loop {
         let (seg, geo) = DataSegment::open(name, false, Duration::ZERO)?;
-        if geo.pin_mode == crate::layout::pin_mode::LOCKS {
+        if geo.pin_mode == crate::protocol::layout::pin_mode::LOCKS {
             break (seg, geo, None);
         }
         // As `RawReader::open`: describe the readers of this incarnation only.
@@ -207,7 +207,7 @@ fn inspect_with(name: &str, lanes: impl FnOnce() -> Vec<(String, u64)>) -> Resul
         seg.obj.mode_and_owner().map_err(|errno| OpenError::Os { name: name.into(), op: "fstat", errno })?;
     let current = h.current.load(Acquire);
     let current_slot = (current != 0).then(|| protocol::slot_of(current));
-    let lock_pins = geo.pin_mode == crate::layout::pin_mode::LOCKS;
+    let lock_pins = geo.pin_mode == crate::protocol::layout::pin_mode::LOCKS;
     let mut readers = Vec::new();
     let (mut reader_capacity, mut validation_failures, mut reader_opens, mut waiters) = (geo.max_readers, 0, 0, 0);
     if lock_pins {
@@ -299,8 +299,8 @@ fn inspect_with(name: &str, lanes: impl FnOnce() -> Vec<(String, u64)>) -> Resul
         pin_mode: if lock_pins { "locks" } else { "reader table" },
         slots,
         readers,
-        lane_of: crate::name::split_lane(name).map(|(base, _)| base.to_string()),
-        lanes: if crate::name::split_lane(name).is_some() { Vec::new() } else { lanes_of(lanes()) },
+        lane_of: crate::object::name::split_lane(name).map(|(base, _)| base.to_string()),
+        lanes: if crate::object::name::split_lane(name).is_some() { Vec::new() } else { lanes_of(lanes()) },
     })
 }
 
@@ -323,14 +323,14 @@ pub fn list() -> std::io::Result<Vec<(String, Result<ObjectInfo, OpenError>)>> {
     for entry in std::fs::read_dir("/dev/shm")? {
         let file = entry?.file_name();
         let Some(file) = file.to_str() else { continue };
-        if let Some(name) = crate::name::from_data_file(file) {
+        if let Some(name) = crate::object::name::from_data_file(file) {
             names.push(name.to_string());
         }
     }
     // Lanes by object, from this one look at the directory.
     let mut lanes: std::collections::HashMap<&str, Vec<(String, u64)>> = Default::default();
     for name in &names {
-        if let Some((base, fp)) = crate::name::split_lane(name) {
+        if let Some((base, fp)) = crate::object::name::split_lane(name) {
             lanes.entry(base).or_default().push((name.clone(), fp));
         }
     }
@@ -341,13 +341,13 @@ pub fn list() -> std::io::Result<Vec<(String, Result<ObjectInfo, OpenError>)>> {
         out.push((name.clone(), inspect_with(name, || of_name)));
     }
     // An object, then its lanes.
-    let base = |name: &str| crate::name::split_lane(name).map_or(name, |(base, _)| base).to_string();
+    let base = |name: &str| crate::object::name::split_lane(name).map_or(name, |(base, _)| base).to_string();
     out.sort_by_cached_key(|(name, _)| (base(name), name.clone()));
     Ok(out)
 }
 
 /// The origin fields of the header, if a mirror wrote them.
-fn origin(h: &crate::layout::Header) -> Option<Origin> {
+fn origin(h: &crate::protocol::layout::Header) -> Option<Origin> {
     // SYNC(origin): Relaxed, diagnostics; `RawWriter::set_origin` stores them
     // Relaxed and no reader decision depends on them.
     let generation = h.origin_generation.load(Relaxed);

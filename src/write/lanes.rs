@@ -1,4 +1,4 @@
-//! The writer's side of lanes (`lanes.rs`): the objects a [`Writer<T>`]
+//! The writer's side of lanes (docs/DEPLOYING.md "Lanes"): the objects a [`Writer<T>`]
 //! publishes each value into besides its own layout, and the layouts it no
 //! longer publishes, which it removes once nobody reads them.
 //!
@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use rkyv::ser::allocator::Arena;
 
+use crate::archive::serialize_into;
 use crate::error::{OpenError, PublishError};
-use crate::lanes::{serialize_into, LaneSpec};
 use crate::os::ShmObject;
-use crate::raw_writer::RawWriter;
 use crate::schema::SchemaDoc;
-use crate::writer::WriterOptions;
+use crate::write::lane_spec::LaneSpec;
+use crate::write::options::WriterOptions;
+use crate::write::raw_writer::RawWriter;
 use crate::{Generation, Shared};
 
 /// How often a publish looks at the readers of retiring layouts (an
@@ -56,7 +57,7 @@ fn open_object<O>(
     take_over: bool,
 ) -> Result<RawWriter, OpenError> {
     RawWriter::open_with(name, opts, schema, take_over, |seg, geo| {
-        crate::reader::type_mismatch_doc(name, schema, seg, geo)
+        crate::object::layouts::type_mismatch_doc(name, schema, seg, geo)
     })
 }
 
@@ -72,8 +73,11 @@ impl<T: Shared> LaneSet<T> {
         let own_schema = crate::schema::schema_of::<T>();
         let own_fp = own_schema.fingerprint();
         let specs = opts.lanes.clone();
-        let present =
-            if crate::name::split_lane(name).is_some() { Vec::new() } else { crate::name::lanes_in_shm(name) };
+        let present = if crate::object::name::split_lane(name).is_some() {
+            Vec::new()
+        } else {
+            crate::object::name::lanes_in_shm(name)
+        };
         let mut set = LaneSet {
             name: name.to_string(),
             lanes: Vec::new(),
@@ -87,9 +91,9 @@ impl<T: Shared> LaneSet<T> {
             return Ok((own, set));
         }
         set.check_specs(own_fp, &specs)?;
-        let lane_name = |fp| crate::name::lane(name, fp);
+        let lane_name = |fp| crate::object::name::lane(name, fp);
         let spec_of = |fp: u64| specs.iter().find(|s| s.schema.fingerprint() == fp);
-        let plain_fp = crate::lanes::fingerprint_under(name)?;
+        let plain_fp = crate::object::layouts::fingerprint_under(name)?;
         let own = match plain_fp {
             None => open_object(name, &set.opts, &own_schema, take_over)?,
             Some(fp) if fp == own_fp => open_object(name, &set.opts, &own_schema, take_over)?,
@@ -122,7 +126,7 @@ impl<T: Shared> LaneSet<T> {
         let mut own = own;
         // One generation number for every layout from here on, above what
         // any of them, retiring ones included, has published.
-        let retiring = set.retiring.iter().filter_map(|r| crate::lanes::published_in(&r.object, None));
+        let retiring = set.retiring.iter().filter_map(|r| crate::object::layouts::published_in(&r.object, None));
         let next = set
             .lanes
             .iter()
@@ -138,8 +142,10 @@ impl<T: Shared> LaneSet<T> {
 
     fn check_specs(&self, own_fp: u64, specs: &[LaneSpec<T>]) -> Result<(), OpenError> {
         let bad = |what: String| Err(OpenError::InvalidOption { name: self.name.clone(), what });
-        if crate::name::split_lane(&self.name).is_some() || self.name.len() > crate::name::MAX_LANED_NAME_LEN {
-            let limit = crate::name::MAX_LANED_NAME_LEN;
+        if crate::object::name::split_lane(&self.name).is_some()
+            || self.name.len() > crate::object::name::MAX_LANED_NAME_LEN
+        {
+            let limit = crate::object::name::MAX_LANED_NAME_LEN;
             return bad(format!("lanes need a name of at most {limit} bytes, without a lane suffix"));
         }
         for (i, spec) in specs.iter().enumerate() {
@@ -202,7 +208,7 @@ impl<T: Shared> LaneSet<T> {
                 return true;
             }
             if r.plain_lock.is_none() {
-                let _ = crate::remove_object(&r.object);
+                let _ = crate::object::remove_object(&r.object);
                 return false;
             }
             self.take_plain_name(value, g, own, arena).is_err()
@@ -219,7 +225,7 @@ impl<T: Shared> LaneSet<T> {
         own: &mut RawWriter,
         arena: &mut Arena,
     ) -> Result<(), PublishError> {
-        let _ = crate::remove_object(&self.name);
+        let _ = crate::object::remove_object(&self.name);
         let schema = crate::schema::schema_of::<T>();
         let mut plain = open_object(&self.name, &self.opts, &schema, false)
             .map_err(|e| PublishError::Serialize { name: self.name.clone(), message: e.to_string() })?;
@@ -228,7 +234,7 @@ impl<T: Shared> LaneSet<T> {
         let lane = std::mem::replace(own, plain);
         let lane_name = lane.name().to_string();
         drop(lane);
-        let _ = crate::remove_object(&lane_name);
+        let _ = crate::object::remove_object(&lane_name);
         Ok(())
     }
 }

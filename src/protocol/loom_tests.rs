@@ -1,7 +1,7 @@
 //! loom models that run the real protocol code of the writer and the readers.
 //!
 //! Run with `scripts/loom.sh` (`RUSTFLAGS="--cfg loom" cargo test --release --lib loom`).
-//! Under `--cfg loom`, `crate::sync` is loom's atomics, and what the models call
+//! Under `--cfg loom`, `crate::protocol::sync` is loom's atomics, and what the models call
 //! is the code that ships:
 //!
 //! - writer: `slots::Slots` (`free_slot`: pin-count scan, pin scan with
@@ -23,14 +23,14 @@
 //! and checks again (invariant 1: a pinned slot is never written). Plain
 //! (non-atomic) slot bytes are checked by Miri in `heap_tests.rs`.
 //!
-//! Every model has broken variants: `crate::sync::mutation` switches off one
+//! Every model has broken variants: `crate::protocol::sync::mutation` switches off one
 //! step of the real code (a re-check, a fence, the order of a count and a
 //! fence, a lock, the `high_water` raise, the liveness check, stale-count
 //! clearing), and the model must then find a torn view
 //! (`#[should_panic(expected = "torn view")]`), a refused pin ("bad pin") or
 //! a leaked count.
 //!
-//! Reader crashes: `crate::sync::crash_point` makes the real reader code
+//! Reader crashes: `crate::protocol::sync::crash_point` makes the real reader code
 //! unwind at a named point (`CRASH_AT`); the model catches the unwind and
 //! drops the process's locks, as the kernel does for a killed process.
 
@@ -38,14 +38,14 @@ use loom::sync::Arc;
 use loom::thread;
 
 use crate::error::OpenError;
-use crate::layout::{
+use crate::protocol::layout::{
     Header, ReaderEntry, ReaderTableHeader, SlotEntry, READER_LOCK_BASE, SLOT_ALIGN, SLOT_LOCK_BASE, WRITER_LOCK_BYTE,
 };
-use crate::lock_pins;
-use crate::locks::{ByteLocks, LockProbe};
+use crate::protocol::lock_pins;
+use crate::protocol::locks::{ByteLocks, LockProbe};
+use crate::protocol::slots::{self, Slots, Tables};
+use crate::protocol::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::protocol::{self, generation_of, slot_of, Pinned};
-use crate::slots::{self, Slots, Tables};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// Words standing for a snapshot's bytes.
 const WORDS: usize = 2;
@@ -438,16 +438,16 @@ fn model_bounded(mutation: &'static str, preemptions: usize, f: impl Fn() + Sync
     QUIET_CRASHES.call_once(|| {
         let report = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !info.payload().is::<crate::sync::Crashed>() {
+            if !info.payload().is::<crate::protocol::sync::Crashed>() {
                 report(info)
             }
         }));
     });
-    *crate::sync::MUTATION.lock().unwrap() = mutation;
+    *crate::protocol::sync::MUTATION.lock().unwrap() = mutation;
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
-            *crate::sync::MUTATION.lock().unwrap_or_else(|e| e.into_inner()) = "";
+            *crate::protocol::sync::MUTATION.lock().unwrap_or_else(|e| e.into_inner()) = "";
         }
     }
     let _reset = Reset;
@@ -590,7 +590,7 @@ fn reader_crash(mutation: &'static str, point: &'static str, skip: u32) {
         let o = ModelObject::new(2, 2, false);
         let mut w = ModelWriter::new(&o, 0);
         let live = claim(&o, 1);
-        *crate::sync::CRASH_AT.lock().unwrap() = (point, skip);
+        *crate::protocol::sync::CRASH_AT.lock().unwrap() = (point, skip);
         let dead = claim(&o, 5);
         let pin = &o.entries[dead as usize].pin;
         let mut alive = true;
@@ -604,7 +604,7 @@ fn reader_crash(mutation: &'static str, point: &'static str, skip: u32) {
         w.publish(3);
         step(&mut || assert!(matches!(protocol::pin_current(&o.header.current, pin, |k| o.count(k)), Pinned::Word(_))));
         step(&mut || protocol::unpin(pin, |k| o.count(k)));
-        *crate::sync::CRASH_AT.lock().unwrap() = ("", 0);
+        *crate::protocol::sync::CRASH_AT.lock().unwrap() = ("", 0);
         assert!(!alive || point.is_empty(), "the reader passed {point} without dying");
         // The kernel drops the dead process's entry lock.
         o.reader_file.drop_all(5);

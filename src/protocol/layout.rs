@@ -10,7 +10,7 @@
 //! ```
 //! Reader table (`shmstate.N.readers`; everyone read-write): a 64-byte
 //! `ReaderTableHeader`, then `capacity` × `ReaderEntry`, then `count_slots` ×
-//! 8-byte pin counts (one per slot, `protocol.rs`), padded to 64 bytes. Entry
+//! 8-byte pin counts (one per slot, `words.rs`), padded to 64 bytes. Entry
 //! `i`'s owner holds an OFD write lock on byte `READER_LOCK_BASE + i` of that
 //! object for its life.
 //!
@@ -20,7 +20,7 @@
 use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
 
-use crate::sync::{AtomicU32, AtomicU64};
+use crate::protocol::sync::{AtomicU32, AtomicU64};
 
 /// `b"shmstat\x01"`: identifies a data segment (stored last at creation).
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmstat\x01");
@@ -109,7 +109,7 @@ pub(crate) struct Header {
     pub incarnation: AtomicU64,
     pub _pad0: [u8; 24],
     // --- cache line 2 (offset 128): what readers poll ---
-    /// The publish word (`protocol.rs`): `generation << 12 | slot`, 0 = none.
+    /// The publish word (`protocol/words.rs`): `generation << 12 | slot`, 0 = none.
     pub current: AtomicU64,
     /// Futex word, bumped after every publish.
     pub notify: AtomicU32,
@@ -170,7 +170,7 @@ pub(crate) struct ReaderTableHeader {
 /// One reader handle's entry.
 #[repr(C)]
 pub(crate) struct ReaderEntry {
-    /// The publish word this reader uses (0 = none). See `protocol.rs`.
+    /// The publish word this reader uses (0 = none). See `protocol/words.rs`.
     pub pin: AtomicU64,
     pub pid: AtomicU32,
     pub _pad0: u32,

@@ -1,5 +1,5 @@
 //! Atomics shim: std atomics normally, loom's under `--cfg loom`, so that the
-//! protocol code (`protocol.rs`, `slots.rs`, `lock_pins.rs`) is model-checked
+//! protocol code (`words.rs`, `slots.rs`, `lock_pins.rs`) is model-checked
 //! unchanged (`loom_tests.rs`).
 
 #[cfg(loom)]

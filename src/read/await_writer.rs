@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{OpenError, WaitError};
 use crate::os::ShmDirWatch;
-use crate::raw_reader::RawReader;
+use crate::read::raw_reader::RawReader;
 use crate::Generation;
 
 /// After a writer died before its first publish, how long to wait before

@@ -11,9 +11,9 @@ use parking_lot::Mutex;
 
 use crate::error::{Errno, WaitError};
 use crate::os::{self, WaitWord};
-use crate::sync::AtomicU32;
-use crate::sync::Ordering::SeqCst;
-use crate::watch::{DeadWriter, Watcher, WAIT_SLICE};
+use crate::protocol::sync::AtomicU32;
+use crate::protocol::sync::Ordering::SeqCst;
+use crate::read::watch::{DeadWriter, Watcher, WAIT_SLICE};
 use crate::{Generation, Shared, SharedReader};
 
 /// Objects the kernel's `futex_waitv` can wait on besides the helper's word.
@@ -349,7 +349,7 @@ impl Helper {
             // After the scan's `uncount`s, as a blocking waiter passes on
             // after its own.
             for (watcher, seen) in slept_on.drain(..) {
-                crate::watch::pass_on_wake(watcher.notify(), seen, watcher.waiters());
+                crate::read::watch::pass_on_wake(watcher.notify(), seen, watcher.waiters());
             }
             // Wake outside the lock: a waker may run the future's code.
             for w in to_wake.drain(..) {

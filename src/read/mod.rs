@@ -1,0 +1,28 @@
+//! The read path: the untyped handle that owns a reader-table entry and
+//! pins (`raw_reader.rs`), the typed reader and its snapshots (`reader.rs`,
+//! `snapshot.rs`, following in `reader/follow.rs`), resolving a name to a
+//! layout (`resolve.rs`), conversion (`convert.rs`), the many-thread handle
+//! (`shared_reader.rs`), and waiting: opening before the writer
+//! (`await_writer.rs`), blocking waits (`watch.rs`) and the async
+//! `changed()` (`changed.rs`, feature `tokio`). It stands on `protocol/`,
+//! `os/` and `object/`; nothing here writes.
+
+mod await_writer;
+#[cfg(feature = "tokio")]
+mod changed;
+mod convert;
+mod options;
+pub(crate) mod raw_reader;
+mod reader;
+mod resolve;
+mod shared_reader;
+mod snapshot;
+pub(crate) mod watch;
+
+#[cfg(feature = "tokio")]
+pub use changed::Changed;
+pub use options::ReaderOptions;
+pub use raw_reader::{RawReader, DEFAULT_WRITER_GRACE};
+pub use reader::Reader;
+pub use shared_reader::{SharedReader, SharedSnapshot};
+pub use snapshot::{Releasing, Snapshot};

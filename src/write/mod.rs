@@ -1,0 +1,15 @@
+//! The publish path: options (`options.rs`), the untyped writer that
+//! creates or takes over an object and fills its slots (`raw_writer.rs`), the
+//! typed writer on top (`writer.rs`), and the lanes it publishes besides its
+//! own layout (`lane_spec.rs`, `lanes.rs`). It stands on `protocol/`, `os/`
+//! and `object/`; nothing here reads.
+
+mod lane_spec;
+mod lanes;
+pub(crate) mod options;
+pub(crate) mod raw_writer;
+mod writer;
+
+pub use options::WriterOptions;
+pub use raw_writer::RawWriter;
+pub use writer::Writer;
