@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use shmstate::dynamic::{self, Limits};
-use shmstate::{Generation, ObjectInfo, OpenError, RawReader, ReadError, RemoveError, WaitError};
+use shmstate::{Generation, ObjectInfo, OpenError, RawReader, ReadError, WaitError};
 
+use crate::errors::{code, open_failure, read_failure, remove_failure, Failure};
 use crate::table::{ago, human_size, now_ns, timestamp, utc, Align, Table};
-use crate::{code, json as js, out, Cmd, Failure, DEFAULT_LIMITS};
+use crate::{json as js, out, Cmd, DEFAULT_LIMITS};
 
 pub fn run(cmd: Cmd) -> Result<(), Failure> {
     match cmd {
@@ -21,66 +22,6 @@ pub fn run(cmd: Cmd) -> Result<(), Failure> {
         Cmd::Rm { names, force } => rm(&names, force),
         Cmd::Gc { prefix, yes, json } => gc(prefix.as_deref(), yes, json),
     }
-}
-
-/// A stable machine-readable name for an open failure (JSON `error` field).
-pub fn error_kind(e: &OpenError) -> &'static str {
-    match e {
-        OpenError::NotFound { .. } => "not_found",
-        OpenError::PermissionDenied { .. } => "permission_denied",
-        OpenError::InvalidName { .. } => "invalid_name",
-        OpenError::FormatVersion { .. } => "unknown_format_version",
-        OpenError::Corrupt { .. } => "corrupt",
-        OpenError::NotInitialized { .. } => "not_initialized",
-        OpenError::TypeMismatch { .. } => "type_mismatch",
-        OpenError::ReaderTableFull { .. } => "reader_table_full",
-        OpenError::Os { .. } => "os",
-        _ => "other",
-    }
-}
-
-/// The exit code and message for failing to open `name`.
-pub fn open_failure(name: &str, e: &OpenError) -> Failure {
-    let c = match e {
-        OpenError::NotFound { .. } => code::NOT_FOUND,
-        OpenError::PermissionDenied { .. } => code::PERMISSION,
-        OpenError::InvalidName { .. } => code::USAGE,
-        OpenError::FormatVersion { .. }
-        | OpenError::Corrupt { .. }
-        | OpenError::NotInitialized { .. }
-        | OpenError::TypeMismatch { .. } => code::CORRUPT,
-        _ => code::OTHER,
-    };
-    let message = match e {
-        // These already name the object.
-        OpenError::NotFound { .. }
-        | OpenError::PermissionDenied { .. }
-        | OpenError::InvalidName { .. }
-        | OpenError::NotInitialized { .. } => e.to_string(),
-        OpenError::FormatVersion { .. } => {
-            format!("{name}: {e}; it was written by a different shmstate release")
-        }
-        _ => format!("{name}: {e}"),
-    };
-    Failure::new(c, message)
-}
-
-fn read_failure(name: &str, e: &ReadError) -> Failure {
-    let c = match e {
-        ReadError::Invalid { .. } | ReadError::Corrupt { .. } => code::CORRUPT,
-        _ => code::OTHER,
-    };
-    Failure::new(c, format!("{name}: {e}"))
-}
-
-fn remove_failure(e: &RemoveError) -> Failure {
-    let c = match e {
-        RemoveError::NotFound { .. } => code::NOT_FOUND,
-        RemoveError::PermissionDenied { .. } => code::PERMISSION,
-        RemoveError::InvalidName { .. } => code::USAGE,
-        _ => code::OTHER,
-    };
-    Failure::new(c, e.to_string())
 }
 
 /// Every object (optionally only names starting with `prefix`), readable or not.

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use shmstate::{ObjectInfo, OpenError};
 
-use crate::commands::{error_kind, open_failure};
+use crate::errors::{error_kind, open_failure};
 
 /// The summary used by `list` and `gc`.
 pub fn summary(info: &ObjectInfo) -> Value {

@@ -1,6 +1,7 @@
 //! `shmstate`: list, inspect, watch, dump and remove shmstate objects.
 
 mod commands;
+mod errors;
 mod json;
 mod table;
 
@@ -10,6 +11,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use shmstate::dynamic::Limits;
+
+use crate::errors::{code, Failure};
 
 /// Decoding limits of `dump` (its flags' defaults) and `watch --dump`.
 pub const DEFAULT_LIMITS: Limits = Limits { max_depth: 256, max_values: 20_000_000 };
@@ -136,30 +139,6 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         other => return Err(format!("unknown duration unit {other:?} (use ms, s, m or h)")),
     };
     Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
-}
-
-/// A failure with its exit code and message.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: u8,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn new(code: u8, message: impl Into<String>) -> Self {
-        Failure { code, message: message.into() }
-    }
-}
-
-pub mod code {
-    pub const OTHER: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const NOT_FOUND: u8 = 3;
-    pub const PERMISSION: u8 = 4;
-    pub const CORRUPT: u8 = 5;
-    pub const WRITER_DEAD: u8 = 6;
-    /// `rm` refused: live readers use the object (`--force` overrides).
-    pub const IN_USE: u8 = 7;
 }
 
 /// Writes to stdout, treating a closed pipe (`| head`) as success.
