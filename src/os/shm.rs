@@ -80,6 +80,12 @@ impl ShmObject {
         }
     }
 
+    /// Releases the `flock` taken with `try_flock_exclusive`, for every
+    /// descriptor of this open file description (a forked child's copies too).
+    pub(crate) fn unlock_flock(&self) -> Result<(), Errno> {
+        rustix::fs::flock(&self.fd, rustix::fs::FlockOperation::Unlock)
+    }
+
     /// Whether `name` still refers to this object (two `stat`s; an inode
     /// cannot be reused while our descriptor keeps it alive).
     pub(crate) fn under_name(&self, name: &str) -> Result<UnderName, Errno> {

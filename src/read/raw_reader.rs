@@ -33,6 +33,10 @@ pub struct RawReader {
     pub(crate) data: DataSegment,
     pub(crate) geo: Geometry,
     pins: Pins,
+    /// The process that opened the handle: only it lets go of the locks at
+    /// drop (a forked child that drops an inherited copy must not free the
+    /// parent's entry, see the crate docs, "`fork()`").
+    opener: u32,
 }
 
 /// How this handle pins (the object's `pin_mode`).
@@ -44,7 +48,7 @@ enum Pins {
     /// on the reader's seat (which bounds readers at `max_readers`).
     /// (`held` is a `Cell` so that a snapshot can release it through a shared
     /// borrow of the handle: `Reader::read_releasing`.)
-    Locks { held: Cell<Option<u32>>, _seat: u32 },
+    Locks { held: Cell<Option<u32>>, seat: u32 },
 }
 
 // SAFETY: the handle owns its descriptors and mappings; every shared location
@@ -67,8 +71,8 @@ impl RawReader {
         loop {
             let (data, geo) = DataSegment::open(name, false, init_timeout)?;
             if geo.pin_mode == layout::pin_mode::LOCKS {
-                let pins = Pins::Locks { held: Cell::new(None), _seat: claim_seat(name, &data, geo.max_readers)? };
-                return Ok(RawReader { name: name.to_string(), data, geo, pins });
+                let pins = Pins::Locks { held: Cell::new(None), seat: claim_seat(name, &data, geo.max_readers)? };
+                return Ok(RawReader { name: name.to_string(), data, geo, pins, opener: os::pid() });
             }
             // The data segment and the reader table are opened by name, one
             // after the other: the object may be removed and created again in
@@ -78,7 +82,7 @@ impl RawReader {
                     readers.check_counts(name, geo.max_slots)?;
                     let entry = claim_entry(name, &readers)?;
                     let pins = Pins::Table { readers, entry };
-                    return Ok(RawReader { name: name.to_string(), data, geo, pins });
+                    return Ok(RawReader { name: name.to_string(), data, geo, pins, opener: os::pid() });
                 }
                 Err(e) if e.retry() && attempt < OPEN_ATTEMPTS => {
                     attempt += 1;
@@ -277,12 +281,31 @@ impl RawReader {
 
 impl Drop for RawReader {
     fn drop(&mut self) {
-        // Closing the descriptors then releases the entry's (or slot's) OFD lock.
-        if let Pins::Table { readers, entry } = &self.pins {
-            protocol::unpin(&Self::my_entry(readers, *entry).pin, |k| readers.pin_count(k));
-            if let Some(h) = readers.region().readers_header() {
-                protocol::release_entry(h, *entry);
+        // The locks are let go of explicitly, not by closing the descriptors: a
+        // child forked by any thread of this process shares the open file
+        // descriptions, and so the OFD locks, until it execs (`O_CLOEXEC`), and
+        // the handle would look alive (`inspect`, `shmstate rm`), or its slot
+        // pinned, for that long. An unlock through our descriptor releases
+        // the lock for every copy of it.
+        let mine = os::pid() == self.opener;
+        match &self.pins {
+            Pins::Table { readers, entry } => {
+                protocol::unpin(&Self::my_entry(readers, *entry).pin, |k| readers.pin_count(k));
+                // After the unpin: once unlocked, the entry may be claimed again.
+                if mine {
+                    let _ = os::unlock(readers.obj.fd(), layout::READER_LOCK_BASE + *entry as u64, 1);
+                }
+                if let Some(h) = readers.region().readers_header() {
+                    protocol::release_entry(h, *entry);
+                }
             }
+            Pins::Locks { held, seat } if mine => {
+                let mut slot = held.get();
+                let _ = lock_pins::release(&self.data.obj, &mut slot);
+                held.set(slot);
+                let _ = os::unlock(self.data.obj.fd(), layout::READER_SEAT_BASE + *seat as u64, 1);
+            }
+            Pins::Locks { .. } => {}
         }
     }
 }

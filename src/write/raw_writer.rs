@@ -52,6 +52,9 @@ pub struct RawWriter {
     fingerprint: u64,
     liveness_held: bool,
     remove_on_drop: bool,
+    /// The process that opened the writer: only it lets go of the locks at
+    /// drop (see `RawReader`'s `opener`).
+    opener: u32,
     /// Waiters the last publish's futex wake woke (0 or 1: the woken one
     /// passes it on, `watch::pass_on_wake`).
     woken: u32,
@@ -170,6 +173,7 @@ impl RawWriter {
             fingerprint: schema.fingerprint(),
             liveness_held,
             remove_on_drop: opts.remove_on_drop,
+            opener: os::pid(),
             woken: 0,
         };
         let h = w.tables.data.header();
@@ -455,6 +459,17 @@ impl Drop for RawWriter {
     fn drop(&mut self) {
         if self.remove_on_drop {
             let _ = crate::object::remove_object(&self.name);
+        }
+        // Let go of the liveness lock and then the writer lock explicitly: a
+        // child forked by any thread of this process shares them until it
+        // execs, and the writer would look alive (and busy to a new writer,
+        // `INHERITED_LOCK_PATIENCE`) for that long. Unlocking through our
+        // descriptor releases them for every copy of it.
+        if os::pid() == self.opener {
+            if self.liveness_held {
+                let _ = self.tables.data.obj.unlock(layout::WRITER_LOCK_BYTE);
+            }
+            let _ = self._lock.unlock_flock();
         }
     }
 }
