@@ -414,6 +414,9 @@ fn __child() {
         ["reader", name, kind, until_writer, count] => {
             run_reader(name, kind, until_writer.parse().unwrap(), count.parse().unwrap())
         }
+        ["shared", name, open, until_writer, count] => {
+            run_shared(name, open, until_writer.parse().unwrap(), count.parse().unwrap())
+        }
         _ => {
             eprintln!("unknown role {role}");
             2
@@ -477,6 +480,143 @@ fn run_reader(name: &str, kind: &str, until_writer: u32, count: u64) -> i32 {
     };
     println!("{stats}");
     0
+}
+
+/// Reads `name` as V2 through one `SharedReader` (opened at once, `now`, or
+/// waiting for the V2 layout, `wait`), the way a service does: four threads
+/// that only `load()` (1 ms apart), one in a `wait_newer` + `load` loop, and,
+/// with the `tokio` feature, a task in a `changed().await` + `load` loop.
+/// Each checks every view and stops once it has read `count` new
+/// generations of writer `until_writer` (or at a deadline); one STATS line
+/// per reader, `who=` naming it.
+fn run_shared(name: &str, open: &str, until_writer: u32, count: u64) -> i32 {
+    use std::sync::Arc;
+    let opts = Reader::<v2::Conf>::options().follow(true).writer_grace(Duration::from_secs(10));
+    let opts = if open == "wait" { opts.wait_for_layout(Duration::from_secs(60)) } else { opts };
+    let shared = Arc::new(opts.open_shared(name).expect("V2 SharedReader"));
+    println!("OPEN");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // One view: counts it, and says whether this reader is done.
+    let check = move |s: &shmstate::SharedSnapshot<'_, v2::Conf>, c: &mut Counts| match check_v2(s) {
+        Ok((gen, writer)) => {
+            if gen != s.generation().get() || gen < c.last {
+                c.backwards += 1;
+            }
+            // New generations only: a reader stuck on one counts it once.
+            if writer == until_writer && gen > c.last {
+                c.seen_last += 1;
+            }
+            c.last = gen;
+            c.first.entry(writer).or_insert_with(unix_ns);
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            c.torn += 1;
+        }
+    };
+    let mut threads = Vec::new();
+    for i in 0..4 {
+        let shared = Arc::clone(&shared);
+        threads.push(std::thread::spawn(move || {
+            let mut c = Counts::default();
+            while c.seen_last < count && Instant::now() < deadline {
+                c.reads += 1;
+                match shared.load() {
+                    Ok(s) => check(&s, &mut c),
+                    Err(e) => {
+                        eprintln!("load: {e}");
+                        c.failed += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            c.line(&format!("load{i}"), count)
+        }));
+    }
+    {
+        let shared = Arc::clone(&shared);
+        threads.push(std::thread::spawn(move || {
+            let mut c = Counts::default();
+            while c.seen_last < count && Instant::now() < deadline {
+                match shared.wait_newer(shmstate::Generation::new(c.last), Duration::from_millis(200)) {
+                    Ok(_) | Err(WaitError::Timeout { .. }) => {}
+                    Err(e) => {
+                        eprintln!("wait: {e}");
+                        c.failed += 1;
+                    }
+                }
+                c.reads += 1;
+                match shared.load() {
+                    Ok(s) => check(&s, &mut c),
+                    Err(e) => {
+                        eprintln!("load: {e}");
+                        c.failed += 1;
+                    }
+                }
+            }
+            c.line("wait", count)
+        }));
+    }
+    #[cfg(feature = "tokio")]
+    {
+        let shared = Arc::clone(&shared);
+        threads.push(std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+            rt.block_on(async move {
+                let mut c = Counts::default();
+                while c.seen_last < count && Instant::now() < deadline {
+                    let changed = shared.changed(shmstate::Generation::new(c.last));
+                    match tokio::time::timeout(Duration::from_millis(200), changed).await {
+                        Err(_) | Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            eprintln!("changed: {e}");
+                            c.failed += 1;
+                        }
+                    }
+                    c.reads += 1;
+                    match shared.load() {
+                        Ok(s) => check(&s, &mut c),
+                        Err(e) => {
+                            eprintln!("load: {e}");
+                            c.failed += 1;
+                        }
+                    }
+                }
+                c.line("changed", count)
+            })
+        }));
+    }
+    for t in threads {
+        println!("{}", t.join().expect("reader thread"));
+    }
+    0
+}
+
+/// What one reading thread of `run_shared` saw.
+#[derive(Default)]
+struct Counts {
+    reads: u64,
+    failed: u64,
+    torn: u64,
+    backwards: u64,
+    seen_last: u64,
+    last: u64,
+    first: std::collections::BTreeMap<u32, u128>,
+}
+
+impl Counts {
+    fn line(&self, who: &str, count: u64) -> String {
+        let firsts: Vec<String> = self.first.iter().map(|(w, ns)| format!("w{w}={ns}")).collect();
+        format!(
+            "STATS who={who} reads={} failed={} torn={} backwards={} done={} object=- first={}",
+            self.reads,
+            self.failed,
+            self.torn,
+            self.backwards,
+            self.seen_last >= count,
+            firsts.join(",")
+        )
+    }
 }
 
 fn unix_ns() -> u128 {
@@ -666,4 +806,73 @@ fn rolling_deploy_v1_to_v2_with_v1_and_v2_readers_running() {
         println!("  {who}: first zero-copy V2 generation after {:.1} ms", ms(takeover_ns, s.first_native(2)));
         println!("  {who}: first generation of the V2-only writer after {:.1} ms", ms(retire_ns, s.first_native(3)));
     }
+}
+
+impl Proc {
+    /// Waits (up to a deadline against hangs) for the process to exit and
+    /// returns every STATS line it printed.
+    fn all_stats(mut self) -> Vec<Stats> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "reader hung");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = BufReader::new(self.0.stdout.take().unwrap());
+        out.lines().map_while(Result::ok).filter(|l| l.starts_with("STATS")).map(Stats).collect()
+    }
+}
+
+/// The type change of docs/DEPLOYING.md "Lanes" with `SharedReader`s: V2
+/// readers on every thread of a process read the V2 lane while V1 is
+/// retired, then must follow V2 to the plain name and read the V2-only
+/// writer's generations: `load()` alone, `wait_newer` and `changed()`.
+fn shared_readers_follow_the_type_change(name: &TestName, readers_first: bool) {
+    let n = name.as_str();
+    let mut w1 = Proc::spawn(&format!("writer:{n}:1:v1"));
+    w1.expect_line("READY");
+    let readers = if readers_first {
+        // Opened while only V1 is published: they wait for the V2 layout.
+        let r = Proc::spawn(&format!("shared:{n}:wait:3:200"));
+        drop(w1);
+        let mut w2 = Proc::spawn(&format!("writer:{n}:2:v2+v1"));
+        w2.expect_line("READY");
+        (r, w2)
+    } else {
+        drop(w1);
+        let mut w2 = Proc::spawn(&format!("writer:{n}:2:v2+v1"));
+        w2.expect_line("READY");
+        (Proc::spawn(&format!("shared:{n}:now:3:200")), w2)
+    };
+    let (mut r, w2) = readers;
+    r.expect_line("OPEN");
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Retire V1: redeploy the writer without it. Nobody reads V1, so the
+    // writer's first check moves V2 from its lane to the plain name.
+    drop(w2);
+    let retire_ns = unix_ns();
+    let mut w3 = Proc::spawn(&format!("writer:{n}:3:v2"));
+    w3.expect_line("READY");
+    let all = r.all_stats();
+    let expected = if cfg!(feature = "tokio") { 6 } else { 5 };
+    assert_eq!(all.len(), expected, "one STATS line per reading thread");
+    let ms = |from: u128, to: u128| (to as f64 - from as f64) / 1e6;
+    for s in &all {
+        let who = format!("V2 SharedReader {}", s.field("who"));
+        s.assert_clean(&who);
+        println!("  {who}: first generation of the V2-only writer after {:.1} ms", ms(retire_ns, s.first_native(3)));
+    }
+    let info = shmstate::inspect(n).unwrap();
+    assert_eq!(info.fingerprint, fp::<v2::Conf>(), "the plain name carries V2");
+    assert!(lanes_of(n).is_empty(), "no lane left: {:?}", lanes_of(n));
+}
+
+#[test]
+fn shared_readers_follow_a_type_change_writer_first() {
+    shared_readers_follow_the_type_change(&TestName::new("shared-roll-w"), false);
+}
+
+#[test]
+fn shared_readers_follow_a_type_change_readers_first() {
+    shared_readers_follow_the_type_change(&TestName::new("shared-roll-r"), true);
 }

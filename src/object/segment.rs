@@ -205,6 +205,16 @@ impl DataSegment {
         self.probe(layout::SLOT_LOCK_BASE + k as u64) == Ok(LockProbe::WriteLocked)
     }
 
+    /// Whether this object's writer publishes its layout elsewhere under the
+    /// name from now on (`Header::moved`): one load, in the publish word's
+    /// cache line.
+    pub(crate) fn moved(&self) -> bool {
+        // SYNC(moved): Acquire pairs with the Release publish that follows
+        // the mark (`RawWriter::mark_moved`); callers have loaded `current`
+        // (Acquire) first, so a publish word they saw carries the mark.
+        self.header().moved.load(Acquire) != 0
+    }
+
     /// Whether a live writer holds this segment (its OFD lock on the first byte).
     pub(crate) fn writer_alive(&self) -> Result<bool, Errno> {
         Ok(self.probe(layout::WRITER_LOCK_BYTE)? == LockProbe::WriteLocked)

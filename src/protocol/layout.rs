@@ -113,7 +113,15 @@ pub(crate) struct Header {
     pub current: AtomicU64,
     /// Futex word, bumped after every publish.
     pub notify: AtomicU32,
-    pub _pad1: [u8; 52],
+    /// Non-zero once this object's writer publishes its layout in another
+    /// object under the same name (a lane whose layout moved to the plain
+    /// name, or a lane left over from an earlier writer): set before the
+    /// object's last publish, so a reader that sees that publish sees the
+    /// mark too, and resolves the name again (docs/PROTOCOL.md "Moved
+    /// objects"). Was padding (zero) before, so older objects read as not
+    /// moved.
+    pub moved: AtomicU32,
+    pub _pad1: [u8; 48],
     // --- cache line 3 (offset 192): writer-side counters ---
     pub publishes: AtomicU64,
     pub growths: AtomicU64,
@@ -182,6 +190,7 @@ pub(crate) struct ReaderEntry {
 const _: () = {
     assert!(size_of::<Header>() as u64 == FIXED_HEADER);
     assert!(core::mem::offset_of!(Header, current) == 128);
+    assert!(core::mem::offset_of!(Header, moved) == 140);
     assert!(core::mem::offset_of!(Header, incarnation) == 96);
     assert!(core::mem::offset_of!(Header, origin_generation) == 224);
     assert!(core::mem::offset_of!(ReaderTableHeader, incarnation) == 40);

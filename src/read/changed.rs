@@ -13,6 +13,7 @@ use crate::error::{Errno, WaitError};
 use crate::os::{self, WaitWord};
 use crate::protocol::sync::AtomicU32;
 use crate::protocol::sync::Ordering::SeqCst;
+use crate::read::rewatch::Rewatch;
 use crate::read::watch::{DeadWriter, Watcher, WAIT_SLICE};
 use crate::{Generation, Shared, SharedReader};
 
@@ -28,16 +29,24 @@ impl<T: Shared> SharedReader<T> {
     /// within it resolves the future with its first generation. Like
     /// [`wait_newer`](SharedReader::wait_newer), a name found to refer to
     /// another object gives [`WaitError::Replaced`], and a removed object
-    /// whose writer is dead [`WaitError::Removed`]. Pins nothing; the future
-    /// is `'static` and `Send`, and cancellation-safe (drop it at any time).
-    /// No timeout: use your runtime's (e.g. `tokio::time::timeout`).
+    /// whose writer is dead [`WaitError::Removed`]. With
+    /// [`ReaderOptions::follow`](crate::ReaderOptions::follow) it follows
+    /// instead, as `wait_newer` does: a moved layout (a lane retired into the
+    /// plain name) keeps its numbers, a replaced object resolves the future
+    /// with its first generation; while the name refers to no object yet, it
+    /// looks again every 100 ms. Pins nothing; the future is `'static` and
+    /// `Send`, and cancellation-safe (drop it at any time). No timeout: use
+    /// your runtime's (e.g. `tokio::time::timeout`).
     pub fn changed(&self, than: Generation) -> Changed {
+        let (watcher, follow) = self.watched();
         Changed {
-            watcher: self.watcher().clone(),
+            watcher,
             than,
             grace: self.writer_grace(),
             dead_writer: DeadWriter::default(),
             key: None,
+            follow,
+            awaiting_successor: false,
         }
     }
 }
@@ -78,6 +87,11 @@ pub struct Changed {
     dead_writer: DeadWriter,
     /// Our registration with the helper, while pending.
     key: Option<u64>,
+    /// With `follow`: finds the object the name refers to now.
+    follow: Option<Arc<dyn Rewatch>>,
+    /// Following, and nothing under the name succeeds the watched object
+    /// yet: each wake-up (a probe round at the latest) looks again.
+    awaiting_successor: bool,
 }
 
 impl std::fmt::Debug for Changed {
@@ -98,7 +112,41 @@ impl Future for Changed {
                 return Poll::Ready(Err(WaitError::Os { name, op: "starting the wait helper thread", errno }));
             }
         };
-        helper.poll(this, cx.waker())
+        loop {
+            if this.awaiting_successor {
+                let next = this.follow.as_ref().and_then(|f| f.rewatch(&this.watcher));
+                match next {
+                    Some(next) => this.switch_to(helper, next),
+                    None => return helper.park(this, cx.waker()),
+                }
+            }
+            match helper.poll(this, cx.waker()) {
+                // The moved object's last publish is no generation of the
+                // layout's new home: never returned.
+                Poll::Ready(Ok(_)) if this.watcher.moved() && this.follow.is_none() => {
+                    return Poll::Ready(Err(WaitError::Replaced { name: this.watcher.name().into() }))
+                }
+                Poll::Ready(Ok(_)) if this.watcher.moved() => this.awaiting_successor = true,
+                Poll::Ready(Err(WaitError::Replaced { .. })) if this.follow.is_some() => {
+                    // A new object: its generations start again from 1.
+                    this.than = Generation::NONE;
+                    this.awaiting_successor = true;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Changed {
+    /// Waits on `next` from now on.
+    fn switch_to(&mut self, helper: &Helper, next: Arc<Watcher>) {
+        if let Some(key) = self.key.take() {
+            helper.deregister(key);
+        }
+        self.watcher = next;
+        self.dead_writer = DeadWriter::default();
+        self.awaiting_successor = false;
     }
 }
 
@@ -198,7 +246,7 @@ fn uncount(watcher: &Watcher) {
 
 impl Helper {
     fn poll(&self, changed: &mut Changed, waker: &Waker) -> Poll<Result<Generation, WaitError>> {
-        let Changed { watcher, than, grace, dead_writer, key } = changed;
+        let Changed { watcher, than, grace, dead_writer, key, .. } = changed;
         let (than, grace) = (*than, *grace);
         let mut regs = self.registrations.lock();
         let pos = key.and_then(|k| regs.list.iter().position(|r| r.key == k));
@@ -279,6 +327,40 @@ impl Helper {
                 os::futex_wake_private(&self.changed);
             }
         }
+        Poll::Pending
+    }
+
+    /// Registers `changed` to be woken at the next change of its object or
+    /// the next probe round (at most `WAIT_SLICE`), with no outcome checked:
+    /// for a future that looks for its object's successor.
+    fn park(&self, changed: &mut Changed, waker: &Waker) -> Poll<Result<Generation, WaitError>> {
+        if let Some(key) = changed.key.take() {
+            self.deregister(key);
+        }
+        let watcher = &changed.watcher;
+        // SYNC(wake): counted before `notify` is read, as in `poll`.
+        if let Some(w) = watcher.waiters() {
+            w.fetch_add(1, SeqCst);
+        }
+        let seen = watcher.notify().load(SeqCst);
+        let mut regs = self.registrations.lock();
+        let k = regs.next_key;
+        regs.next_key += 1;
+        // `dead_since: None` with a dead or moved-away writer fires at the
+        // next probe round; a replaced name fires there too.
+        regs.list.push(Registration {
+            key: k,
+            watcher: watcher.clone(),
+            seen,
+            dead_since: None,
+            grace: changed.grace,
+            waker: waker.clone(),
+        });
+        changed.key = Some(k);
+        drop(regs);
+        // SYNC(helper): as in `poll`.
+        self.changed.fetch_add(1, SeqCst);
+        os::futex_wake_private(&self.changed);
         Poll::Pending
     }
 

@@ -15,6 +15,7 @@ mod options;
 pub(crate) mod raw_reader;
 mod reader;
 mod resolve;
+mod rewatch;
 mod shared_reader;
 mod snapshot;
 pub(crate) mod watch;

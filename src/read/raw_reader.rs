@@ -136,6 +136,12 @@ impl RawReader {
         Generation(protocol::generation_of(self.header().current.load(Acquire)))
     }
 
+    /// Whether the writer has moved this object's layout elsewhere under the
+    /// name (`DataSegment::moved`).
+    pub(crate) fn moved(&self) -> bool {
+        self.data.moved()
+    }
+
     /// Whether a live writer holds the object (an OFD-lock probe: one syscall).
     pub fn writer_alive(&self) -> bool {
         self.data.writer_alive().unwrap_or(false)

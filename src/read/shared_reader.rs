@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::error::{OpenError, ReadError, WaitError};
+use crate::read::rewatch::{Rewatch, Watched};
 use crate::read::snapshot::Snapshot;
 use crate::read::watch::Watcher;
 use crate::{Generation, Reader, ReaderOptions, Shared};
@@ -79,8 +80,9 @@ pub struct SharedReader<T: Shared> {
     id: u64,
     /// Owns every thread's readers; the thread-locals point into it.
     registry: Arc<Registry>,
-    /// Waits and generation checks, from any thread, without pinning.
-    watcher: Arc<Watcher>,
+    /// Waits and generation checks, from any thread, without pinning; they
+    /// follow the name as the readers do (`rewatch.rs`).
+    watched: Arc<Watched<T>>,
     name: String,
     options: ReaderOptions<T>,
     /// The reader opened (and type-checked) by `open`, for the first thread.
@@ -310,13 +312,14 @@ impl<T: Shared> SharedReader<T> {
 
     pub(crate) fn open_with(name: &str, options: ReaderOptions<T>) -> Result<Self, OpenError> {
         let first = Reader::open_with(name, &options)?;
-        let watcher = Arc::new(Watcher::open(first.object_name(), options.get_init_timeout())?);
+        let watcher = Watcher::open(first.object_name(), options.get_init_timeout())?;
+        let watched = Arc::new(Watched::new(name, options.clone(), watcher));
         // SYNC(id): Relaxed: only uniqueness matters.
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(SharedReader {
             id,
             registry: Arc::new(Registry { id, threads: Mutex::new(Vec::new()) }),
-            watcher,
+            watched,
             name: name.to_string(),
             options,
             spare: Mutex::new(Some(first)),
@@ -337,12 +340,22 @@ impl<T: Shared> SharedReader<T> {
     /// The latest published generation (`Generation::NONE` before the first
     /// publish), without pinning anything.
     pub fn generation(&self) -> Generation {
-        self.watcher.generation()
+        self.watcher().generation()
     }
 
     /// Whether a live writer holds the object (an OFD-lock probe: one syscall).
     pub fn writer_alive(&self) -> bool {
-        self.watcher.writer_alive().unwrap_or(false)
+        self.watcher().writer_alive().unwrap_or(false)
+    }
+
+    /// The watcher of the object the name resolves to, found again first if
+    /// the one watched is moved (and following).
+    fn watcher(&self) -> Arc<Watcher> {
+        let now = self.watched.current();
+        if self.options.follow && now.moved() {
+            return self.watched.rewatch(&now).unwrap_or(now);
+        }
+        now
     }
 
     /// The latest snapshot, validated with bytecheck on this thread's first
@@ -510,14 +523,19 @@ impl<T: Shared> SharedReader<T> {
     /// Blocks until a generation newer than `than` is published, the writer
     /// has been dead for the grace period
     /// ([`ReaderOptions::writer_grace`](crate::ReaderOptions::writer_grace)),
-    /// the object is replaced (`Replaced`: this wait does not follow), or
-    /// `timeout` passes (shared futex; no polling). Pins nothing: guards from
-    /// [`load`](Self::load) may live meanwhile.
+    /// or `timeout` passes (shared futex; no polling). Pins nothing: guards
+    /// from [`load`](Self::load) may live meanwhile.
+    ///
+    /// A name found to refer to another object is `Replaced`; with
+    /// [`ReaderOptions::follow`](crate::ReaderOptions::follow) the wait goes
+    /// on there as [`Reader::wait_newer`]'s does: a moved layout (a lane
+    /// retired into the plain name) keeps its generation numbers, a replaced
+    /// object returns its first generation.
     pub fn wait_newer(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
         let spin = self.options.get_wait_spin().min(timeout);
         let start = Instant::now();
         while !spin.is_zero() {
-            let now = self.watcher.generation();
+            let now = self.watcher().generation();
             if now > than {
                 return Ok(now);
             }
@@ -526,13 +544,36 @@ impl<T: Shared> SharedReader<T> {
             }
             core::hint::spin_loop();
         }
-        self.watcher.wait_newer(than, timeout.saturating_sub(start.elapsed()), self.options.get_writer_grace())
+        let grace = self.options.get_writer_grace();
+        let mut than = than;
+        loop {
+            let watcher = self.watcher();
+            let left = timeout.saturating_sub(start.elapsed());
+            let outcome = watcher.wait_newer(than, left, grace);
+            match outcome {
+                // The moved object's last publish is no generation of the
+                // layout's new home: never returned.
+                Ok(_) if watcher.moved() && !self.options.follow => {
+                    return Err(WaitError::Replaced { name: watcher.name().to_string() })
+                }
+                Ok(_) if watcher.moved() => {}
+                Err(WaitError::Replaced { .. }) if self.options.follow => {
+                    // A new object: its generations start again from 1.
+                    than = Generation::NONE;
+                }
+                other => return other,
+            }
+            let left = timeout.saturating_sub(start.elapsed());
+            self.watched.wait_for_successor(&watcher, left)?;
+        }
     }
 
-    /// The watcher, for the async waits.
+    /// What the async waits watch, and how they follow (`None` without
+    /// [`ReaderOptions::follow`](crate::ReaderOptions::follow)).
     #[cfg(feature = "tokio")]
-    pub(crate) fn watcher(&self) -> &Arc<Watcher> {
-        &self.watcher
+    pub(crate) fn watched(&self) -> (Arc<Watcher>, Option<Arc<dyn Rewatch>>) {
+        let follow = self.options.follow.then(|| Arc::clone(&self.watched) as Arc<dyn Rewatch>);
+        (self.watcher(), follow)
     }
 
     /// How long the async waits wait for a dead writer.

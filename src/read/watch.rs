@@ -13,7 +13,7 @@ use crate::os::{self, UnderName};
 use crate::protocol;
 use crate::protocol::layout;
 use crate::protocol::sync::AtomicU32;
-use crate::protocol::sync::Ordering::{Acquire, SeqCst};
+use crate::protocol::sync::Ordering::{Acquire, Relaxed, SeqCst};
 use crate::Generation;
 
 /// How long one futex wait lasts at most: a writer that dies without
@@ -66,9 +66,21 @@ pub(crate) struct Watcher {
 
 impl Watcher {
     /// The object's name.
-    #[cfg(feature = "tokio")]
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The object's incarnation (docs/PROTOCOL.md "Incarnations").
+    pub(crate) fn incarnation(&self) -> u64 {
+        // SYNC(init): Relaxed: fixed before the object's magic, which the
+        // open checked with Acquire.
+        self.data.header().incarnation.load(Relaxed)
+    }
+
+    /// Whether the writer publishes this object's layout elsewhere under the
+    /// name now (`DataSegment::moved`).
+    pub(crate) fn moved(&self) -> bool {
+        self.data.moved()
     }
 
     /// Opens `name`'s data segment and reader table for watching.

@@ -37,11 +37,22 @@ struct Retiring {
     plain_lock: Option<ShmObject>,
 }
 
+/// A lane left over from an earlier writer whose layout this writer
+/// publishes in another object (its own layout now under the plain name, or
+/// a lane layout the plain name carries): marked moved at the first publish,
+/// so that its readers follow, then removed.
+struct Moving<T> {
+    raw: RawWriter,
+    /// `None`: the writer's own layout.
+    spec: Option<LaneSpec<T>>,
+}
+
 /// Everything a writer publishes besides its own layout.
 pub(crate) struct LaneSet<T> {
     name: String,
     lanes: Vec<Lane<T>>,
     retiring: Vec<Retiring>,
+    moving: Vec<Moving<T>>,
     /// To create the plain object when the own layout moves there.
     opts: WriterOptions<T>,
     next_check: Instant,
@@ -82,6 +93,7 @@ impl<T: Shared> LaneSet<T> {
             name: name.to_string(),
             lanes: Vec::new(),
             retiring: Vec::new(),
+            moving: Vec::new(),
             opts,
             next_check: Instant::now(),
         };
@@ -120,9 +132,20 @@ impl<T: Shared> LaneSet<T> {
         // Lanes we did not open: layouts no longer published, or the own
         // layout's lane left over now that the plain name carries it.
         let opened: Vec<&str> = set.lanes.iter().map(|l| l.raw.name()).chain([own.name()]).collect();
-        let stale: Vec<String> =
-            present.into_iter().map(|(lane, _)| lane).filter(|lane| !opened.contains(&lane.as_str())).collect();
-        set.retiring.extend(stale.into_iter().map(|object| Retiring { object, plain_lock: None }));
+        let stale: Vec<(String, u64)> =
+            present.into_iter().filter(|(lane, _)| !opened.contains(&lane.as_str())).collect();
+        for (object, fp) in stale {
+            // A layout published elsewhere now: its readers are told to move
+            // (taking the lane over needs its old writer gone; if it is not,
+            // the lane retires once unread, as any other).
+            let spec = spec_of(fp).cloned();
+            let schema = if fp == own_fp { Some(&own_schema) } else { spec.as_ref().map(|s| &s.schema) };
+            let taken = schema.and_then(|schema| open_object(&object, &set.opts, schema, true).ok());
+            match taken {
+                Some(raw) => set.moving.push(Moving { raw, spec }),
+                None => set.retiring.push(Retiring { object, plain_lock: None }),
+            }
+        }
         let mut own = own;
         // One generation number for every layout from here on, above what
         // any of them, retiring ones included, has published.
@@ -131,6 +154,7 @@ impl<T: Shared> LaneSet<T> {
             .lanes
             .iter()
             .map(|l| l.raw.next_generation())
+            .chain(set.moving.iter().map(|m| m.raw.next_generation()))
             .chain(retiring.map(|g| Generation::new(g.get() + 1)))
             .fold(own.next_generation(), Generation::max);
         own.raise_next_generation(next);
@@ -173,6 +197,7 @@ impl<T: Shared> LaneSet<T> {
     /// Publishes `value` as generation `g` into every lane. All lanes are
     /// tried; the first error is returned.
     pub(crate) fn publish(&mut self, value: &T, g: Generation, arena: &mut Arena) -> Result<(), PublishError> {
+        self.move_readers(value, g, arena);
         let mut first_error = Ok(());
         for lane in &mut self.lanes {
             lane.raw.raise_next_generation(g);
@@ -183,6 +208,27 @@ impl<T: Shared> LaneSet<T> {
             }
         }
         first_error
+    }
+
+    /// Tells the readers of left-over lanes that their layout is published
+    /// elsewhere: each gets the value once more, as generation `g` (the one
+    /// just published in the layout's new home), marked moved; then the lane
+    /// is removed. Its readers resolve the name again at their next read or
+    /// wait (docs/PROTOCOL.md "Moved objects").
+    fn move_readers(&mut self, value: &T, g: Generation, arena: &mut Arena) {
+        for Moving { mut raw, spec } in std::mem::take(&mut self.moving) {
+            raw.raise_next_generation(g);
+            raw.mark_moved();
+            // On a failed publish the mark is still there: a reader sees it
+            // on its next slow path (a new generation or a wait).
+            let _ = match &spec {
+                None => raw.publish_with(|out| serialize_into(value, arena, out)),
+                Some(spec) => raw.publish_with(|out| (spec.serialize)(value, arena, out)),
+            };
+            let object = raw.name().to_string();
+            drop(raw);
+            let _ = crate::object::remove_object(&object);
+        }
     }
 
     /// At most every [`RETIRE_CHECK`]: removes retiring layouts that no live
@@ -231,7 +277,13 @@ impl<T: Shared> LaneSet<T> {
             .map_err(|e| PublishError::Serialize { name: self.name.clone(), message: e.to_string() })?;
         plain.raise_next_generation(g);
         plain.publish_with(|out| serialize_into(value, arena, out))?;
-        let lane = std::mem::replace(own, plain);
+        let mut lane = std::mem::replace(own, plain);
+        // The lane's readers are told to move: its last publish (the same
+        // value, one generation up: the lane has published `g`) carries the
+        // mark. The plain name goes on above it.
+        lane.mark_moved();
+        let _ = lane.publish_with(|out| serialize_into(value, arena, out));
+        own.raise_next_generation(lane.next_generation());
         let lane_name = lane.name().to_string();
         drop(lane);
         let _ = crate::object::remove_object(&lane_name);

@@ -125,6 +125,11 @@ impl RawWriter {
                     if geo.fingerprint != schema.fingerprint() {
                         return Err(mismatch(&seg, &geo));
                     }
+                    // A lane an earlier writer marked moved is published
+                    // again from here: readers that open it may stay.
+                    // SYNC(moved): Relaxed, ordered before readers' view by
+                    // our first publish's Release.
+                    seg.header().moved.store(0, Relaxed);
                     (seg, false, held)
                 }
                 // A creator that died before finishing: we hold the lock, so
@@ -315,6 +320,16 @@ impl RawWriter {
                 .map_err(|never| -> String { match never {} })?;
             Ok(out)
         })
+    }
+
+    /// Marks the object moved: its layout is published in another object under
+    /// the same name from now on (docs/PROTOCOL.md "Moved objects"). The next
+    /// publish, its last, carries the mark to every reader, which then
+    /// resolves the name again; no reader keeps serving this object.
+    pub(crate) fn mark_moved(&mut self) {
+        // SYNC(moved): Relaxed; the Release store of the next publish orders
+        // it before every reader that sees that publish (`DataSegment::moved`).
+        self.tables.data.header().moved.store(1, Relaxed);
     }
 
     /// Publishes the snapshot `fill` writes into a [`SlotWriter`] over a free

@@ -32,6 +32,11 @@ impl<T: Shared> Reader<T> {
     /// has published; until then returns `true` (serve the old snapshot).
     pub(super) fn notice_replacement(&mut self) -> Result<bool, ReadError> {
         let forced = core::ptr::eq(self.current.get(), &CHECK_WORD);
+        if !self.known_replaced() && self.raw.moved() {
+            // The writer publishes this layout elsewhere under the name now:
+            // follow at once, whatever the clock says (one load).
+            self.current.set(&NO_WORD);
+        }
         if !self.known_replaced() {
             if let Some(checked) = self.name_checked.filter(|_| !forced) {
                 self.slow_reads += 1;
@@ -79,6 +84,9 @@ impl<T: Shared> Reader<T> {
             }
         }
         match self.successor.take() {
+            // The name resolves to a moved object still (the layout's new
+            // home is not there yet): keep the last snapshot, look again.
+            Some(next) if next.moved() => Ok(true),
             Some(next) if next.generation() > Generation::NONE => {
                 self.switch_to(next);
                 Ok(false)
@@ -138,8 +146,16 @@ impl<T: Shared> Reader<T> {
     /// The kernel wait, and what a replaced object means for it.
     fn wait_raw(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
         let start = Instant::now();
-        if !self.known_replaced() {
+        if !self.known_replaced() && !self.raw.moved() {
             match self.raw.wait_newer_with_grace(than, timeout, self.writer_grace) {
+                // The object's last publish, which moved its layout (never
+                // returned: it is no generation of the layout's new home).
+                Ok(_) if self.raw.moved() => {
+                    self.current.set(&NO_WORD);
+                    if !self.follow {
+                        return Err(WaitError::Replaced { name: self.raw.name().to_string() });
+                    }
+                }
                 Err(WaitError::Replaced { name }) => {
                     // The next `read` takes the slow path and reports or follows it.
                     self.current.set(&NO_WORD);
@@ -162,11 +178,17 @@ impl<T: Shared> Reader<T> {
                 }
                 other => return other,
             }
-        } else if !self.follow {
-            return Err(WaitError::Replaced { name: self.raw.name().to_string() });
+        } else {
+            // Known replaced, or moved before this wait began.
+            self.current.set(&NO_WORD);
+            if !self.follow {
+                return Err(WaitError::Replaced { name: self.raw.name().to_string() });
+            }
         }
-        // Following: wait for the new object's first publish; its generations
-        // start again from 1.
+        // A moved layout keeps its numbering (one writer publishes every
+        // layout under one number); a replaced object starts again from 1.
+        let continuous = self.raw.moved();
+        // Following: wait for the new object's first publish.
         let left = timeout.saturating_sub(start.elapsed());
         let opened;
         // A kept successor the name has moved on from (its creator died
@@ -194,7 +216,7 @@ impl<T: Shared> Reader<T> {
         // The caller's `than` counts on the new object only if it is what
         // this wait returned from it before (its numbers start again from 1):
         // then `g = r.wait_newer(g)?` blocks until a newer one, as on any object.
-        let floor = if than == self.followed.get() { than } else { Generation::NONE };
+        let floor = if than == self.followed.get() || continuous { than } else { Generation::NONE };
         let g = next.wait_newer_with_grace(floor, timeout.saturating_sub(start.elapsed()), self.writer_grace)?;
         self.followed.set(g);
         Ok(g)

@@ -1,0 +1,121 @@
+//! Following for the waits that have no reader of their own
+//! ([`SharedReader::wait_newer`], `changed()`, [`SharedReader::generation`]):
+//! they watch the object the name resolves to, and when that one is moved
+//! (its layout now published elsewhere under the name) or replaced (removed
+//! and created again), they resolve the name again as a [`Reader`] does.
+//! The readers of each thread follow on their own (`reader/follow.rs`).
+//!
+//! [`SharedReader::wait_newer`]: crate::SharedReader::wait_newer
+//! [`SharedReader::generation`]: crate::SharedReader::generation
+//! [`Reader`]: crate::Reader
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::error::{OpenError, WaitError};
+use crate::read::options::ReaderOptions;
+use crate::read::raw_reader::RawReader;
+use crate::read::resolve::open_resolved;
+use crate::read::watch::Watcher;
+use crate::Shared;
+
+/// How a wait finds the object to watch next, without knowing the type.
+pub(crate) trait Rewatch: Send + Sync {
+    /// The watcher of the object the name resolved to last.
+    fn current(&self) -> Arc<Watcher>;
+
+    /// Without waiting: the watcher of the object that carries the layout
+    /// under the name now, if it is another one than `old`, not moved
+    /// itself, and has published; it becomes [`current`](Self::current).
+    fn rewatch(&self, old: &Arc<Watcher>) -> Option<Arc<Watcher>>;
+
+    /// Like [`rewatch`](Self::rewatch), but waits up to `timeout` for such an
+    /// object to be created and publish (inotify on `/dev/shm`, no polling).
+    fn wait_for_successor(&self, old: &Arc<Watcher>, timeout: Duration) -> Result<Arc<Watcher>, WaitError>;
+}
+
+/// The watched object of one `SharedReader`, and what resolving its name
+/// needs: the name and the reader options (owner, converter).
+pub(crate) struct Watched<T> {
+    name: String,
+    options: ReaderOptions<T>,
+    current: Mutex<Arc<Watcher>>,
+}
+
+impl<T: Shared> Watched<T> {
+    pub(crate) fn new(name: &str, options: ReaderOptions<T>, first: Watcher) -> Self {
+        Watched { name: name.into(), options, current: Mutex::new(Arc::new(first)) }
+    }
+
+    fn open(&self) -> Result<RawReader, OpenError> {
+        open_resolved::<T>(&self.name, Duration::ZERO, self.options.owner, self.options.converter.as_deref())
+    }
+
+    /// The watcher of `raw`'s object if it can succeed `old`.
+    fn successor(&self, old: &Watcher, raw: &RawReader) -> Option<Arc<Watcher>> {
+        let same = raw.name() == old.name() && raw.incarnation() == old.incarnation();
+        if same || raw.moved() || raw.generation() == crate::Generation::NONE {
+            return None;
+        }
+        let next = Arc::new(Watcher::open(raw.name(), Duration::ZERO).ok()?);
+        *self.current.lock() = Arc::clone(&next);
+        Some(next)
+    }
+
+    /// Another thread may have followed already.
+    fn followed_since(&self, old: &Arc<Watcher>) -> Option<Arc<Watcher>> {
+        let now = self.current.lock().clone();
+        (!Arc::ptr_eq(&now, old) && !now.moved()).then_some(now)
+    }
+}
+
+impl<T: Shared> Rewatch for Watched<T> {
+    fn current(&self) -> Arc<Watcher> {
+        self.current.lock().clone()
+    }
+
+    fn rewatch(&self, old: &Arc<Watcher>) -> Option<Arc<Watcher>> {
+        if let Some(now) = self.followed_since(old) {
+            return Some(now);
+        }
+        let raw = self.open().ok()?;
+        self.successor(old, &raw)
+    }
+
+    fn wait_for_successor(&self, old: &Arc<Watcher>, timeout: Duration) -> Result<Arc<Watcher>, WaitError> {
+        if let Some(now) = self.rewatch(old) {
+            return Ok(now);
+        }
+        let timed_out = || WaitError::Timeout { name: self.name.clone() };
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            // What is under the name now may be `old` itself, or moved still:
+            // that counts as "not there yet".
+            let open = || match self.open() {
+                Ok(raw) if raw.moved() || (raw.name() == old.name() && raw.incarnation() == old.incarnation()) => {
+                    Err(OpenError::NotFound { name: self.name.clone() })
+                }
+                other => other,
+            };
+            let raw =
+                crate::read::await_writer::open_when_published(left, self.options.writer_grace, open).map_err(|e| {
+                    match e {
+                        OpenError::NotFound { .. } | OpenError::NotInitialized { .. } => timed_out(),
+                        _ => WaitError::Replaced { name: self.name.clone() },
+                    }
+                })?;
+            if let Some(next) = self.successor(old, &raw) {
+                return Ok(next);
+            }
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            // Found but not published yet (its creator may have died): the
+            // wait above returned at the timeout or after a pause; look again.
+            std::thread::sleep(left.min(Duration::from_millis(10)));
+        }
+    }
+}
