@@ -48,6 +48,11 @@
 //! - Open new handles in the child after the fork: they get their own entry,
 //!   locks and pins, and everything above holds for them.
 //! - The parent may go on using its handles as before.
+//! - `changed().await` (feature `tokio`): the child starts a wait helper
+//!   thread of its own on its first wait, so futures on the child's own
+//!   handles resolve as in any process. A `Changed` made before the fork may
+//!   be dropped in the child (it leaves the parent's registration alone);
+//!   do not poll it there.
 //! - A child that calls only async-signal-safe functions before `exec` (the
 //!   `posix_spawn`/`Command` pattern) needs nothing.
 #![deny(unsafe_code)]

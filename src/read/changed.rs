@@ -1,9 +1,13 @@
 //! Async waits for a newer generation (feature `tokio`): [`Changed`] (its
 //! docs say how it works, what it guarantees and its limits).
 
+// The process's helper is published through an `AtomicPtr` (see `helper`).
+#![allow(unsafe_code)]
+
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -76,6 +80,11 @@ impl<T: Shared> SharedReader<T> {
 ///   woken each 100 ms slice instead (it then checks and sleeps again).
 /// - The kernel waits on at most 128 words at once: beyond 127 objects
 ///   waited on at the same time, the rest are checked every millisecond.
+/// - After `fork()` the child starts a helper of its own on its first wait
+///   (the parent's thread does not exist there): futures on handles the child
+///   opens work as in any process. A `Changed` made before the fork may be
+///   dropped in the child; that leaves the parent's registration (and its
+///   waiter count) alone. Like the handle it came from, do not poll it there.
 #[must_use = "futures do nothing unless awaited"]
 pub struct Changed {
     watcher: Arc<Watcher>,
@@ -85,8 +94,9 @@ pub struct Changed {
     /// Kept in the future, not the registration: the helper drops a
     /// registration when it wakes it.
     dead_writer: DeadWriter,
-    /// Our registration with the helper, while pending.
-    key: Option<u64>,
+    /// Our registration, while pending: the helper it is with (that of the
+    /// process that polled us; a forked child has another) and its key.
+    key: Option<(&'static Helper, u64)>,
     /// With `follow`: finds the object the name refers to now.
     follow: Option<Arc<dyn Rewatch>>,
     /// Following, and nothing under the name succeeds the watched object
@@ -105,18 +115,12 @@ impl Future for Changed {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let helper = match helper() {
-            Ok(h) => h,
-            Err(errno) => {
-                let name = this.watcher.name().to_string();
-                return Poll::Ready(Err(WaitError::Os { name, op: "starting the wait helper thread", errno }));
-            }
-        };
+        let helper = helper();
         loop {
             if this.awaiting_successor {
                 let next = this.follow.as_ref().and_then(|f| f.rewatch(&this.watcher));
                 match next {
-                    Some(next) => this.switch_to(helper, next),
+                    Some(next) => this.switch_to(next),
                     None => return helper.park(this, cx.waker()),
                 }
             }
@@ -140,9 +144,11 @@ impl Future for Changed {
 
 impl Changed {
     /// Waits on `next` from now on.
-    fn switch_to(&mut self, helper: &Helper, next: Arc<Watcher>) {
-        if let Some(key) = self.key.take() {
-            helper.deregister(key);
+    fn switch_to(&mut self, next: Arc<Watcher>) {
+        if let Some((helper, key)) = self.key.take() {
+            if helper.pid == std::process::id() {
+                helper.deregister(key);
+            }
         }
         self.watcher = next;
         self.dead_writer = DeadWriter::default();
@@ -152,14 +158,22 @@ impl Changed {
 
 impl Drop for Changed {
     fn drop(&mut self) {
-        if let (Some(key), Some(Ok(helper))) = (self.key, HELPER.get()) {
-            helper.deregister(key);
+        // Only with our own process's helper: in a forked child the parent's
+        // helper has no thread, its lock may have been held at the fork, and
+        // the registration (with its waiter count) is the parent's to remove.
+        if let Some((helper, key)) = self.key {
+            if helper.pid == std::process::id() {
+                helper.deregister(key);
+            }
         }
     }
 }
 
-/// The process's helper thread and its registrations.
+/// A process's helper thread and its registrations.
 struct Helper {
+    /// The process whose helper this is (a forked child inherits the
+    /// parent's, without its thread).
+    pid: u32,
     registrations: Mutex<Registrations>,
     /// Bumped (and woken) when a registration is added, so the helper
     /// rebuilds its list of words.
@@ -170,6 +184,8 @@ struct Helper {
 struct Registrations {
     list: Vec<Registration>,
     next_key: u64,
+    /// The helper thread could not be started: every future gets this error.
+    failed: Option<Errno>,
 }
 
 /// A pending future: wake `waker` when `notify` moves off `seen`, the name
@@ -218,21 +234,54 @@ impl Probe {
     }
 }
 
-static HELPER: OnceLock<Result<&'static Helper, Errno>> = OnceLock::new();
+/// The helper of this process, or null before the first wait. Every pointer
+/// stored comes from `Box::into_raw` and, once stored, is never freed. After
+/// `fork()` the child's copy points at the parent's helper (another `pid`),
+/// which the child leaves alone (leaked: one per fork, never served).
+///
+/// Lock-free, not a `OnceLock` or mutex: a child forked while another thread
+/// of the parent was starting the helper would find that lock held forever.
+static HELPER: AtomicPtr<Helper> = AtomicPtr::new(std::ptr::null_mut());
 
-/// The helper, started on first use; it lives as long as the process.
-fn helper() -> Result<&'static Helper, Errno> {
-    *HELPER.get_or_init(|| {
-        let helper: &'static Helper = Box::leak(Box::new(Helper {
+/// This process's helper, started on first use (and again, once, in each
+/// forked child); it lives as long as the process. One `getpid` per call:
+/// called once per poll, never on the read path.
+fn helper() -> &'static Helper {
+    let pid = std::process::id();
+    // SYNC(helper-start): Acquire pairs with the AcqRel exchange below, so
+    // the helper's fields are seen initialised.
+    let mut current = HELPER.load(Ordering::Acquire);
+    loop {
+        // SAFETY: non-null pointers in `HELPER` come from `Box::into_raw` and
+        // are never freed (see `HELPER`), so they are valid for `'static`.
+        if let Some(helper) = unsafe { current.as_ref() } {
+            if helper.pid == pid {
+                return helper;
+            }
+        }
+        // None yet, or the parent's (we are a forked child): start ours.
+        let fresh = Box::into_raw(Box::new(Helper {
+            pid,
             registrations: Mutex::new(Registrations::default()),
             changed: AtomicU32::new(0),
         }));
-        std::thread::Builder::new()
-            .name("shmstate-wait".into())
-            .spawn(move || helper.run())
-            .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::AGAIN))?;
-        Ok(helper)
-    })
+        // SYNC(helper-start): Release publishes the fresh helper to the
+        // Acquire loads above; Acquire on failure, for the one another thread
+        // of this process installed first.
+        match HELPER.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                // SAFETY: just stored in `HELPER`, so never freed from now on.
+                let helper: &'static Helper = unsafe { &*fresh };
+                helper.start();
+                return helper;
+            }
+            Err(installed) => {
+                // SAFETY: `fresh` was never published: we still own it.
+                drop(unsafe { Box::from_raw(fresh) });
+                current = installed;
+            }
+        }
+    }
 }
 
 /// Removes a registration's count in its object's `waiters`.
@@ -245,11 +294,41 @@ fn uncount(watcher: &Watcher) {
 }
 
 impl Helper {
-    fn poll(&self, changed: &mut Changed, waker: &Waker) -> Poll<Result<Generation, WaitError>> {
+    /// Starts the helper thread (once, by whoever installed this helper).
+    /// On failure every future registered meanwhile is woken, and each poll
+    /// from now on gets the error.
+    fn start(&'static self) {
+        let spawned = std::thread::Builder::new().name("shmstate-wait".into()).spawn(move || self.run());
+        if let Err(e) = spawned {
+            let mut regs = self.registrations.lock();
+            regs.failed = Some(Errno::from_io_error(&e).unwrap_or(Errno::AGAIN));
+            let woken: Vec<Registration> = regs.list.drain(..).collect();
+            for r in &woken {
+                uncount(&r.watcher);
+            }
+            // Wakers are woken (and dropped) after the lock (see `poll`).
+            drop(regs);
+            for r in woken {
+                r.waker.wake();
+            }
+        }
+    }
+
+    fn poll(&'static self, changed: &mut Changed, waker: &Waker) -> Poll<Result<Generation, WaitError>> {
         let Changed { watcher, than, grace, dead_writer, key, .. } = changed;
         let (than, grace) = (*than, *grace);
         let mut regs = self.registrations.lock();
-        let pos = key.and_then(|k| regs.list.iter().position(|r| r.key == k));
+        if let Some(errno) = regs.failed {
+            *key = None;
+            let name = watcher.name().to_string();
+            return Poll::Ready(Err(WaitError::Os { name, op: "starting the wait helper thread", errno }));
+        }
+        // Polled before: with this helper, or (a future made before a fork,
+        // polled in the child) with the parent's, which it is not in this one.
+        let polled_before = key.is_some();
+        let pos = key
+            .filter(|(helper, _)| std::ptr::eq(*helper, self))
+            .and_then(|(_, k)| regs.list.iter().position(|r| r.key == k));
         if pos.is_none() {
             // SYNC(wake): count ourselves before reading `notify`; pairs with
             // `slots::announce` (store-buffering: either the writer sees
@@ -269,7 +348,7 @@ impl Helper {
                 match watcher.writer_alive() {
                     // As the blocking wait: the name is checked from the
                     // second poll on, or when the writer is dead.
-                    Ok(alive) => watcher.check_writer(dead_writer, than, alive, key.is_some(), grace),
+                    Ok(alive) => watcher.check_writer(dead_writer, than, alive, polled_before, grace),
                     Err(errno) => {
                         Some(Err(WaitError::Os { name: watcher.name().into(), op: "probing the writer lock", errno }))
                     }
@@ -318,7 +397,7 @@ impl Helper {
                     grace,
                     waker: waker.clone(),
                 });
-                *key = Some(k);
+                *key = Some((self, k));
                 drop(regs);
                 // SYNC(helper): SeqCst bump after the push (under the lock);
                 // pairs with the helper's load of `changed` before it scans:
@@ -333,17 +412,23 @@ impl Helper {
     /// Registers `changed` to be woken at the next change of its object or
     /// the next probe round (at most `WAIT_SLICE`), with no outcome checked:
     /// for a future that looks for its object's successor.
-    fn park(&self, changed: &mut Changed, waker: &Waker) -> Poll<Result<Generation, WaitError>> {
-        if let Some(key) = changed.key.take() {
-            self.deregister(key);
+    fn park(&'static self, changed: &mut Changed, waker: &Waker) -> Poll<Result<Generation, WaitError>> {
+        if let Some((helper, key)) = changed.key.take() {
+            if helper.pid == std::process::id() {
+                helper.deregister(key);
+            }
         }
         let watcher = &changed.watcher;
+        let mut regs = self.registrations.lock();
+        if let Some(errno) = regs.failed {
+            let name = watcher.name().to_string();
+            return Poll::Ready(Err(WaitError::Os { name, op: "starting the wait helper thread", errno }));
+        }
         // SYNC(wake): counted before `notify` is read, as in `poll`.
         if let Some(w) = watcher.waiters() {
             w.fetch_add(1, SeqCst);
         }
         let seen = watcher.notify().load(SeqCst);
-        let mut regs = self.registrations.lock();
         let k = regs.next_key;
         regs.next_key += 1;
         // `dead_since: None` with a dead or moved-away writer fires at the
@@ -356,7 +441,7 @@ impl Helper {
             grace: changed.grace,
             waker: waker.clone(),
         });
-        changed.key = Some(k);
+        changed.key = Some((self, k));
         drop(regs);
         // SYNC(helper): as in `poll`.
         self.changed.fetch_add(1, SeqCst);
