@@ -64,6 +64,11 @@ fn v1_value(gen: u64, writer: u32) -> v1::Conf {
     to_v1(&value(gen, writer))
 }
 
+/// The V2 lane of a V1 writer (a rollback build that keeps V2 readers fed).
+fn v1_to_v2(v: &v1::Conf) -> v2::Conf {
+    value(v.gen, v.writer)
+}
+
 /// A V1 value read as V2 by a reader started before any V2 writer.
 fn from_v1(a: &v1::ArchivedConf) -> v2::Conf {
     let data: Vec<u64> = a.data.iter().map(|x| x.to_native()).collect();
@@ -425,12 +430,15 @@ fn __child() {
     std::process::exit(code);
 }
 
-/// Publishes a value every millisecond until killed: V1 alone (`v1`), V2
-/// with a V1 lane (`v2+v1`), or V2 alone (`v2`).
+/// Publishes a value every millisecond until killed: V1 alone (`v1`), V1
+/// with a V2 lane (`v1+v2`, a rollback build), V2 with a V1 lane (`v2+v1`),
+/// or V2 alone (`v2`).
 fn run_writer(name: &str, id: u32, layout: &str) -> i32 {
     let mut publish: Box<dyn FnMut()> = match layout {
-        "v1" => {
-            let mut w = Writer::<v1::Conf>::open_or_create(name).expect("V1 writer");
+        "v1" | "v1+v2" => {
+            let opts = Writer::<v1::Conf>::options();
+            let opts = if layout == "v1+v2" { opts.lane(v1_to_v2) } else { opts };
+            let mut w = opts.open_or_create(name).expect("V1 writer");
             Box::new(move || {
                 let g = w.next_generation().get();
                 assert_eq!(w.publish(&v1_value(g, id)).unwrap().get(), g);
@@ -875,4 +883,64 @@ fn shared_readers_follow_a_type_change_writer_first() {
 #[test]
 fn shared_readers_follow_a_type_change_readers_first() {
     shared_readers_follow_the_type_change(&TestName::new("shared-roll-r"), true);
+}
+
+/// Rolling back while the V2 writer still published the V1 lane: the old V1
+/// binary (no lanes) takes that lane over, its readers read on without a
+/// failed read, and since nobody reads V2 any more, V1 takes the plain name
+/// back and its readers follow there.
+#[test]
+fn rolling_back_to_the_v1_binary_while_the_v1_lane_is_published() {
+    let name = TestName::new("rollback-lane");
+    let n = name.as_str();
+    let mut w2 = Proc::spawn(&format!("writer:{n}:2:v2+v1"));
+    w2.expect_line("READY");
+    assert_eq!(shmstate::inspect(n).unwrap().fingerprint, fp::<v2::Conf>());
+    let mut r1 = [Proc::spawn(&format!("reader:{n}:v1:1:200")), Proc::spawn(&format!("reader:{n}:v1:1:200"))];
+    for r in &mut r1 {
+        r.expect_line("OPEN");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+
+    drop(w2);
+    let mut w1 = Proc::spawn(&format!("writer:{n}:1:v1"));
+    w1.expect_line("READY");
+    for (i, r) in r1.into_iter().enumerate() {
+        let s = r.stats();
+        s.assert_clean(&format!("V1 reader {i}"));
+        assert_eq!(s.field("object"), n, "the V1 readers end on the plain name: {}", s.0);
+    }
+    assert_eq!(shmstate::inspect(n).unwrap().fingerprint, fp::<v1::Conf>(), "V1 took the plain name back");
+    assert!(lanes_of(n).is_empty(), "no lane left: {:?}", lanes_of(n));
+}
+
+/// Rolling back after V1 was retired (the plain name holds V2, no lane):
+/// the old V1 binary alone is refused with the type mismatch; a V1 build
+/// that declares a V2 lane takes the name back, its V2 readers read on
+/// (converted values, no failed read), and V1 readers find V1 in its lane.
+#[test]
+fn rolling_back_after_v1_was_retired_with_a_v1_build_that_keeps_a_v2_lane() {
+    let name = TestName::new("rollback-retired");
+    let n = name.as_str();
+    let mut w3 = Proc::spawn(&format!("writer:{n}:3:v2"));
+    w3.expect_line("READY");
+    let mut r2 = Proc::spawn(&format!("reader:{n}:v2wait:5:200"));
+    r2.expect_line("OPEN");
+    std::thread::sleep(Duration::from_millis(200));
+
+    drop(w3);
+    // The old binary cannot take a name that carries only V2: it says so.
+    match Writer::<v1::Conf>::open_or_create(n) {
+        Err(OpenError::TypeMismatch { .. }) => {}
+        other => panic!("a V1 writer without lanes on a V2 name: {other:?}"),
+    }
+    let mut w5 = Proc::spawn(&format!("writer:{n}:5:v1+v2"));
+    w5.expect_line("READY");
+    let r1 = Proc::spawn(&format!("reader:{n}:v1:5:200"));
+    let s2 = r2.stats();
+    s2.assert_clean("V2 reader");
+    assert_eq!(s2.field("object"), n, "the V2 reader stays on the plain name: {}", s2.0);
+    let s1 = r1.stats();
+    s1.assert_clean("V1 reader started after the rollback");
+    assert_eq!(s1.field("object"), lane(n, fp::<v1::Conf>()), "V1 is in its lane: {}", s1.0);
 }
