@@ -944,3 +944,39 @@ fn rolling_back_after_v1_was_retired_with_a_v1_build_that_keeps_a_v2_lane() {
     s1.assert_clean("V1 reader started after the rollback");
     assert_eq!(s1.field("object"), lane(n, fp::<v1::Conf>()), "V1 is in its lane: {}", s1.0);
 }
+
+/// A lane left over from an earlier writer (here: the plain object removed
+/// by hand under a V2 lane, as a writer that died mid-move would leave it)
+/// whose layout the new writer publishes under the plain name: the writer
+/// marks the lane moved at its first publish, and a reader that only calls
+/// `read` on the lane moves to the plain name at its next read.
+#[test]
+fn a_left_over_lane_of_the_writers_layout_sends_its_readers_to_the_plain_name() {
+    let name = TestName::new("leftover");
+    let n = name.as_str();
+    let mut w1 = Writer::<v1::Conf>::create(n).unwrap();
+    w1.publish(&v1_value(1, 1)).unwrap();
+    drop(w1);
+    let mut w2 = Writer::<v2::Conf>::options().lane(to_v1).open_or_create(n).unwrap();
+    w2.publish(&value(2, 2)).unwrap();
+    drop(w2);
+    let mut r = Reader::<v2::Conf>::options().follow(true).open(n).unwrap();
+    assert_eq!(r.object_name(), lane(n, fp::<v2::Conf>()));
+    assert_eq!(check_v2(&r.read().unwrap()).unwrap(), (2, 2));
+    for suffix in ["", ".readers", ".lock"] {
+        std::fs::remove_file(format!("/dev/shm/shmstate.{n}{suffix}")).unwrap();
+    }
+
+    let mut w3 = Writer::<v2::Conf>::open_or_create(n).unwrap();
+    assert_eq!(w3.fingerprints(), [fp::<v2::Conf>()]);
+    let g = w3.next_generation().get();
+    assert!(g > 2, "generations continue above the left-over lane's");
+    w3.publish(&value(g, 3)).unwrap();
+    assert!(lanes_of(n).is_empty(), "the left-over lane is gone: {:?}", lanes_of(n));
+    // No wait, no release: `read` alone follows.
+    let seen = check_v2(&r.read().unwrap()).unwrap();
+    assert_eq!(seen, (g, 3), "the reader reads the new writer's value");
+    assert_eq!(r.object_name(), n);
+    w3.publish(&value(g + 1, 3)).unwrap();
+    assert_eq!(check_v2(&r.read().unwrap()).unwrap(), (g + 1, 3));
+}
