@@ -181,6 +181,15 @@ pub enum PublishError {
         /// rkyv's message.
         message: String,
     },
+    /// [`RawWriter::publish_bytes`](crate::RawWriter::publish_bytes): the
+    /// bytes are not a valid archive of the object's type (the schema it was
+    /// opened with); nothing was published.
+    Invalid {
+        /// The object name.
+        name: String,
+        /// What the schema-driven check found.
+        reason: String,
+    },
     /// The 52-bit generation counter is exhausted.
     GenerationsExhausted {
         /// The object name.
@@ -398,6 +407,9 @@ impl fmt::Display for PublishError {
             PublishError::Serialize { name, message } => {
                 write!(f, "serializing a value for {name:?} failed: {message}")
             }
+            PublishError::Invalid { name, reason } => {
+                write!(f, "not published into {name:?}: the bytes are no valid archive of its type ({reason})")
+            }
             PublishError::GenerationsExhausted { name } => write!(f, "the generation counter of {name:?} is exhausted"),
             PublishError::NoSpace { name, needed, shm } => no_space(f, name, "growing it needs another", *needed, *shm),
             PublishError::Os { name, op, errno } => write!(f, "{op} for {name:?}: {errno}"),
@@ -478,7 +490,7 @@ debug_as_display! {
         NotFound AlreadyExists PermissionDenied InvalidName NotOwner WriterBusy TypeMismatch
         FormatVersion Corrupt NotInitialized ReaderTableFull NoSpace InvalidOption Os
     }
-    PublishError { TooLarge AllSlotsPinned Serialize GenerationsExhausted NoSpace Os }
+    PublishError { TooLarge AllSlotsPinned Serialize Invalid GenerationsExhausted NoSpace Os }
     ReadError { Empty Invalid Corrupt Replaced Os Open ThreadExiting }
     WaitError { Timeout WriterDead Replaced Removed Os }
     RemoveError { NotFound InvalidName PermissionDenied Os }

@@ -1,6 +1,8 @@
 //! The type-agnostic writer: publishes already-archived bytes under a schema's
-//! fingerprint; typed readers cannot tell the difference, and bad bytes are
-//! their `ReadError::Invalid`, never undefined behaviour.
+//! fingerprint; typed readers cannot tell the difference. `publish_bytes`
+//! refuses bytes that are no valid archive of the schema's type; the
+//! `unsafe` `publish_bytes_unchecked` does not, and then bad bytes are the
+//! validating readers' `ReadError::Invalid`, never undefined behaviour.
 
 mod common;
 
@@ -69,7 +71,8 @@ fn garbage_bytes_are_invalid_for_readers_and_the_next_good_snapshot_reads() {
     for bad in
         [vec![0xFFu8; 16], archived(&Config { port: 3, hosts: vec!["long enough".into()] })[4..].to_vec(), vec![]]
     {
-        let g = w.publish_bytes(&bad).unwrap();
+        // SAFETY: no reader of this object uses `read_unchecked`.
+        let g = unsafe { w.publish_bytes_unchecked(&bad) }.unwrap();
         match r.read() {
             Err(ReadError::Invalid { generation, .. }) => assert_eq!(generation, g.get()),
             other => panic!("garbage read as {other:?}"),
@@ -122,7 +125,8 @@ fn after_release_a_new_generation_is_validated_again_whatever_slot_it_reuses() {
         // The same generation again after release: the same bytes.
         assert_eq!(r.read().unwrap().to_value().unwrap(), good);
         r.release();
-        let g = w.publish_bytes(&[0xFF; 16]).unwrap();
+        // SAFETY: no reader of this object uses `read_unchecked`.
+        let g = unsafe { w.publish_bytes_unchecked(&[0xFF; 16]) }.unwrap();
         for _ in 0..2 {
             match r.read() {
                 Err(ReadError::Invalid { generation, .. }) => assert_eq!(generation, g.get()),
@@ -131,4 +135,36 @@ fn after_release_a_new_generation_is_validated_again_whatever_slot_it_reuses() {
             r.release();
         }
     }
+}
+
+/// The review's reproducer: an `ArchivedVec` claiming 2^28 elements over a
+/// few bytes. `publish_bytes` used to accept it (safe, "readers validate"),
+/// and a reader that trusts its writer (`read_unchecked`) then ran off the
+/// mapping. Now it is refused and nothing is published.
+#[test]
+#[cfg_attr(miri, ignore = "uses shm")]
+fn publish_bytes_refuses_bytes_that_are_no_valid_archive() {
+    #[shmstate::shared]
+    struct S {
+        v: Vec<u32>,
+    }
+    let name = TestName::new("raw-refuse");
+    let mut w = RawWriter::options().create_raw(name.as_str(), &schema_of::<S>()).unwrap();
+    // With pointer_width_32: a RelPtr (i32 offset), then the u32 length.
+    let mut bytes = 0i32.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&(1u32 << 28).to_le_bytes());
+    match w.publish_bytes(&bytes) {
+        Err(shmstate::PublishError::Invalid { reason, .. }) => println!("refused: {reason}"),
+        other => panic!("a vector past the end was published: {other:?}"),
+    }
+    for bad in [vec![0xFFu8; 16], vec![]] {
+        assert!(matches!(w.publish_bytes(&bad), Err(shmstate::PublishError::Invalid { .. })));
+    }
+    assert_eq!(shmstate::inspect(name.as_str()).unwrap().generation, 0, "nothing was published");
+    let good = shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::Error>(&S { v: vec![1, 2, 3] }).unwrap();
+    assert_eq!(w.publish_bytes(&good).unwrap().get(), 1);
+    let mut r = Reader::<S>::open(name.as_str()).unwrap();
+    // SAFETY: this object's only writer is `w`, whose `publish_bytes` validates.
+    let s = unsafe { r.read_unchecked() }.unwrap();
+    assert_eq!(s.v.iter().map(|x| x.to_native()).sum::<u32>(), 6);
 }

@@ -140,7 +140,12 @@ async fn receive(nats: &Nats, entry: &Entry, local: &str, locals: &mut HashMap<S
         }
     };
     l.writer.set_origin(env.host, Generation::new(env.generation));
-    l.writer.publish_bytes(bytes).map_err(|e| format!("publish: {e}"))?;
+    // `publish_bytes` checks the bytes against the schema (the same
+    // decoder as above) before anything becomes current.
+    l.writer.publish_bytes(bytes).map_err(|e| match e {
+        shmstate::PublishError::Invalid { reason, .. } => format!("the snapshot does not decode: {reason}"),
+        e => format!("publish: {e}"),
+    })?;
     l.revision = entry.revision;
     Ok(true)
 }

@@ -50,6 +50,8 @@ pub struct RawWriter {
     slots: Slots,
     next_gen: u64,
     fingerprint: u64,
+    /// What `publish_bytes` checks the bytes against.
+    schema: SchemaDoc,
     liveness_held: bool,
     remove_on_drop: bool,
     /// The process that opened the writer: only it lets go of the locks at
@@ -176,6 +178,7 @@ impl RawWriter {
             slots: Slots::new(lock_pins, max_slots),
             next_gen,
             fingerprint: schema.fingerprint(),
+            schema: schema.clone(),
             liveness_held,
             remove_on_drop: opts.remove_on_drop,
             opener: os::pid(),
@@ -307,14 +310,36 @@ impl RawWriter {
 
     /// Publishes `archived`: the bytes of one rkyv archive (root at the end,
     /// as `rkyv::to_bytes` makes them) of the type this object stores, in
-    /// this build's rkyv format. They are copied into a free slot.
+    /// this build's rkyv format. They are checked first against the schema
+    /// the writer was opened with ([`dynamic::validate`], as strict as rkyv's
+    /// bytecheck), then copied into a free slot: bytes that are no valid
+    /// archive are [`PublishError::Invalid`] and never become current, so a
+    /// reader's [`read_unchecked`](crate::Reader::read_unchecked), which
+    /// trusts the object's writer, can trust this one too.
     ///
-    /// Safe whatever the bytes are: readers validate every new generation
-    /// (bytecheck, and the schema-driven decoder bounds every offset), so bad
-    /// bytes are a `ReadError::Invalid` for them, never undefined behaviour.
-    /// Check them before publishing (e.g. `rkyv::access` of the Rust type, or
-    /// `shmstate::dynamic`) if a bad snapshot must not become current.
+    /// [`dynamic::validate`]: crate::dynamic::validate
     pub fn publish_bytes(&mut self, archived: &[u8]) -> Result<Generation, PublishError> {
+        crate::dynamic::validate(&self.schema, archived, crate::dynamic::Limits::default())
+            .map_err(|e| PublishError::Invalid { name: self.name.clone(), reason: e.to_string() })?;
+        self.copy_bytes(archived)
+    }
+
+    /// [`publish_bytes`](Self::publish_bytes) without the check, for bytes
+    /// the caller has just validated (or for tests of readers' validation).
+    ///
+    /// # Safety
+    /// `archived` is a valid archive of the object's type, or no reader of
+    /// the object uses [`Reader::read_unchecked`](crate::Reader::read_unchecked)
+    /// (readers that validate, `read` and the `dynamic` decoder, turn bad
+    /// bytes into `ReadError::Invalid`; `read_unchecked` of bad bytes is
+    /// undefined behaviour in the reader).
+    #[allow(unsafe_code)]
+    pub unsafe fn publish_bytes_unchecked(&mut self, archived: &[u8]) -> Result<Generation, PublishError> {
+        self.copy_bytes(archived)
+    }
+
+    /// Publishes a copy of `archived`, whatever it holds.
+    fn copy_bytes(&mut self, archived: &[u8]) -> Result<Generation, PublishError> {
         self.publish_with(|mut out| {
             rkyv::ser::Writer::<rkyv::rancor::Panic>::write(&mut out, archived)
                 .map_err(|never| -> String { match never {} })?;
