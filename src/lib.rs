@@ -18,7 +18,8 @@
 //! - Feature `tokio`: `SharedReader::changed(generation).await`, a
 //!   cancellation-safe future of the next generation (one helper thread per
 //!   process multiplexes the futex waits; no polling).
-//! - [`remove`], [`list`], [`inspect`]: manage objects.
+//! - [`remove`], [`list`], [`inspect`]: manage objects; [`removed_users`]:
+//!   the processes still reading a removed object of a name.
 //! - Errors: [`OpenError`], [`PublishError`], [`ReadError`], [`WaitError`], [`RemoveError`].
 //! - [`dynamic`]: read any object without its Rust type, as a [`dynamic::Value`]
 //!   decoded with the schema stored in the object; [`RawWriter`] publishes
@@ -87,7 +88,7 @@ pub use {
     archive::{Shared, SlotWriter},
     error::{Errno, OpenError, PublishError, ReadError, RemoveError, WaitError},
     object::name::MAX_NAME_LEN,
-    object::{inspect, list, remove, LaneInfo, ObjectInfo, Origin, ReaderInfo, SlotInfo},
+    object::{inspect, list, remove, removed_users, LaneInfo, ObjectInfo, Origin, ReaderInfo, RemovedUser, SlotInfo},
     protocol::generation::Generation,
     read::{RawReader, Reader, ReaderOptions, Releasing, SharedReader, SharedSnapshot, Snapshot, DEFAULT_WRITER_GRACE},
     schema::Schema,

@@ -95,10 +95,31 @@ fn list(prefix: Option<&str>, json: bool) -> Result<(), Failure> {
 
 fn inspect(name: &str, json: bool) -> Result<(), Failure> {
     let info = shmstate::inspect(name).map_err(|e| open_failure(name, &e))?;
+    let removed = shmstate::removed_users(name);
     if json {
-        return out(&pretty_json(&js::full(&info)));
+        let mut v = js::full(&info);
+        v["removed_users"] = js::removed_users(&removed);
+        return out(&pretty_json(&v));
     }
-    out(&inspect_text(&info))
+    out(&(inspect_text(&info) + &removed_users_text(&removed)))
+}
+
+/// The processes still on a removed object of the name (readers the reader
+/// tables above cannot show: an object removed under them, a lane moved).
+fn removed_users_text(removed: &[shmstate::RemovedUser]) -> String {
+    if removed.is_empty() {
+        return "\nremoved objects of this name: none still mapped\n".into();
+    }
+    let mut s = format!(
+        "\nremoved objects of this name still mapped ({}; readers that have not followed yet, or do not follow):\n",
+        removed.len()
+    );
+    let mut t = Table::new(&[("PID", Align::Right), ("COMMAND", Align::Left), ("OBJECT", Align::Left)]).indent(2);
+    for u in removed {
+        t.row(vec![u.pid.to_string(), u.command.clone(), u.object.clone()]);
+    }
+    s.push_str(&t.render());
+    s
 }
 
 /// The memory readers keep: the old generations their pins hold from reuse.

@@ -40,6 +40,11 @@ pub fn failed(name: &str, e: &OpenError) -> Value {
     })
 }
 
+/// `removed_users` of `inspect --json`.
+pub fn removed_users(removed: &[shmstate::RemovedUser]) -> Value {
+    Value::Array(removed.iter().map(|u| json!({ "pid": u.pid, "command": u.command, "object": u.object })).collect())
+}
+
 /// Everything `inspect` shows.
 pub fn full(info: &ObjectInfo) -> Value {
     let mut v = summary(info);

@@ -737,3 +737,32 @@ fn demo_writer() {
         std::thread::sleep(Duration::from_secs(1));
     }
 }
+
+/// A reader still on an object that was removed and created again under it
+/// is in no reader table `inspect` reads; `inspect` lists it among the
+/// processes that map a removed object of the name, until it lets go.
+#[test]
+fn inspect_shows_readers_left_on_a_removed_object() {
+    let name = Name::new("inspect-removed");
+    let n = name.as_str();
+    let mut w = Writer::<Point>::create(n).unwrap();
+    w.publish(&Point { x: 1, y: 2 }).unwrap();
+    let mut r = shmstate::Reader::<Point>::open(n).unwrap();
+    assert_eq!(r.read().unwrap().generation().get(), 1);
+    drop(w);
+    shmstate::remove(n).unwrap();
+    let mut w = Writer::<Point>::create(n).unwrap();
+    w.publish(&Point { x: 3, y: 4 }).unwrap();
+
+    let v = json(&cli(&["inspect", n, "--json"]));
+    let users = v["removed_users"].as_array().expect("removed_users");
+    let pid = std::process::id() as u64;
+    assert!(users.iter().any(|u| u["pid"] == pid && u["object"] == n), "{users:?}");
+    assert_eq!(v["live_readers"], 0, "the new object has no reader: {v}");
+    let text = ok(&cli(&["inspect", n]));
+    assert!(text.contains("removed objects of this name still mapped (1;"), "{text}");
+
+    drop(r);
+    let v = json(&cli(&["inspect", n, "--json"]));
+    assert_eq!(v["removed_users"], serde_json::json!([]), "the reader let go");
+}
