@@ -373,10 +373,18 @@ impl fmt::Display for OpenError {
                      type too (`WriterOptions::lane`), or roll readers and writer together (see docs/DEPLOYING.md)"
                 )
             }
-            OpenError::FormatVersion { name, found, supported } => write!(
-                f,
-                "object {name:?} has format version {found}, which this build does not read (it reads version {supported})"
-            ),
+            OpenError::FormatVersion { name, found, supported } => {
+                write!(f, "object {name:?} has shm format version {found}; this build of shmstate reads version {supported}: ")?;
+                if found > supported {
+                    write!(f, "its writer uses a newer shmstate, so upgrade this program's (docs/COMPATIBILITY.md)")
+                } else {
+                    write!(
+                        f,
+                        "its writer uses an older shmstate: upgrade the writer, or remove the object so that \
+                         an upgraded writer creates it anew (docs/COMPATIBILITY.md)"
+                    )
+                }
+            }
             OpenError::Corrupt { name, what } => write!(f, "corrupt object {name:?}: {what}"),
             OpenError::NotInitialized { name } => {
                 write!(f, "object {name:?} exists but was never fully initialised (its creator may have died; remove it)")
@@ -578,6 +586,15 @@ mod tests {
         assert_eq!(format!("{e:?}"), format!("{e} (PublishError::NoSpace)"));
         let unknown = PublishError::NoSpace { name: "x".into(), needed: 100, shm: None };
         assert!(unknown.to_string().contains("needs another 100 B (statvfs on /dev/shm failed"), "{unknown}");
+    }
+
+    #[test]
+    fn a_format_version_mismatch_names_both_versions_and_which_side_to_upgrade() {
+        let newer = OpenError::FormatVersion { name: "a".into(), found: 4, supported: 3 }.to_string();
+        assert!(newer.contains("format version 4; this build of shmstate reads version 3"), "{newer}");
+        assert!(newer.contains("upgrade this program's"), "{newer}");
+        let older = OpenError::FormatVersion { name: "a".into(), found: 2, supported: 3 }.to_string();
+        assert!(older.contains("its writer uses an older shmstate: upgrade the writer"), "{older}");
     }
 
     #[test]
