@@ -67,6 +67,15 @@ use crate::{Generation, Reader, ReaderOptions, Shared};
 /// - Each thread's reader opens the object by name when the thread first
 ///   reads: if the object is removed and created anew meanwhile, that thread
 ///   reads the new one (or gets `load` errors if its type differs).
+/// - With [`ReaderOptions::follow`](crate::ReaderOptions::follow), every
+///   thread follows as a [`Reader`] does: when the writer moves the layout
+///   (a lane retired into the plain name, docs/DEPLOYING.md "Lanes"), each
+///   thread's next `load` reads the new home, however long it has only
+///   called `load`; waits and `changed()` follow too. A thread that never
+///   reads again keeps its mapping of the old object (its memory, not a
+///   reader entry anyone counts) until it exits or the handle is dropped;
+///   `shmstate inspect` lists such processes among the removed objects'
+///   users ([`removed_users`](crate::removed_users)).
 /// - More reading threads than the object has reader entries: `load` fails
 ///   with [`ReadError::Open`] (`ReaderTableFull`) on the extra threads.
 /// - A guard leaked with `mem::forget` keeps its pin (and entry) until the
