@@ -18,6 +18,12 @@
 //! - Feature `tokio`: `SharedReader::changed(generation).await`, a
 //!   cancellation-safe future of the next generation (one helper thread per
 //!   process multiplexes the futex waits; no polling).
+//! - [`Receiver`] ([`SharedReader::subscribe`]): what
+//!   `tokio::sync::watch::Receiver` users expect on a shared handle: it
+//!   remembers the last generation seen; `changed().await` (feature
+//!   `tokio`, also a `Stream`) or a blocking `wait`, `borrow` /
+//!   `borrow_and_update`, `mark_seen`; follows like its `SharedReader`, and
+//!   can report a dead writer once and wait for the next one.
 //! - [`remove`], [`list`], [`inspect`]: manage objects; [`removed_users`]:
 //!   the processes still reading a removed object of a name.
 //! - Errors: [`OpenError`], [`PublishError`], [`ReadError`], [`WaitError`], [`RemoveError`].
@@ -28,7 +34,9 @@
 //! ## Cargo features
 //! - `serde`: `serde::Serialize` for [`dynamic::Value`] (what `shmstate dump
 //!   --json` prints). Off by default.
-//! - `tokio`: `SharedReader::changed(generation).await`. Off by default.
+//! - `tokio`: `SharedReader::changed(generation).await`, and
+//!   `Receiver::changed().await` and its `futures_core::Stream` (the one
+//!   crate it pulls in). Off by default.
 //! - `fault-injection`: test-only crash points; never enable it in a build
 //!   you ship.
 //!
@@ -90,7 +98,10 @@ pub use {
     object::name::MAX_NAME_LEN,
     object::{inspect, list, remove, removed_users, LaneInfo, ObjectInfo, Origin, ReaderInfo, RemovedUser, SlotInfo},
     protocol::generation::Generation,
-    read::{RawReader, Reader, ReaderOptions, Releasing, SharedReader, SharedSnapshot, Snapshot, DEFAULT_WRITER_GRACE},
+    read::{
+        RawReader, Reader, ReaderOptions, Receiver, Releasing, SharedReader, SharedSnapshot, Snapshot,
+        DEFAULT_WRITER_GRACE,
+    },
     schema::Schema,
     write::{RawWriter, Writer, WriterOptions},
 };

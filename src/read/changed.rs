@@ -143,6 +143,12 @@ impl Future for Changed {
 }
 
 impl Changed {
+    /// Waits `grace` for a dead writer instead (before the first poll).
+    pub(crate) fn with_grace(mut self, grace: Duration) -> Changed {
+        self.grace = grace;
+        self
+    }
+
     /// Waits on `next` from now on.
     fn switch_to(&mut self, next: Arc<Watcher>) {
         if let Some((helper, key)) = self.key.take() {

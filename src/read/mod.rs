@@ -3,8 +3,9 @@
 //! `snapshot.rs`, following in `reader/follow.rs`), resolving a name to a
 //! layout (`resolve.rs`), conversion (`convert.rs`), the many-thread handle
 //! (`shared_reader.rs`), and waiting: opening before the writer
-//! (`await_writer.rs`), blocking waits (`watch.rs`) and the async
-//! `changed()` (`changed.rs`, feature `tokio`). It stands on `protocol/`,
+//! (`await_writer.rs`), blocking waits (`watch.rs`), the async
+//! `changed()` (`changed.rs`, feature `tokio`), and the watch-like
+//! `Receiver` on a shared handle (`receiver.rs`). It stands on `protocol/`,
 //! `os/` and `object/`; nothing here writes.
 
 mod await_writer;
@@ -14,6 +15,7 @@ mod convert;
 mod options;
 pub(crate) mod raw_reader;
 mod reader;
+mod receiver;
 mod resolve;
 mod rewatch;
 mod shared_reader;
@@ -25,5 +27,6 @@ pub use changed::Changed;
 pub use options::ReaderOptions;
 pub use raw_reader::{RawReader, DEFAULT_WRITER_GRACE};
 pub use reader::Reader;
+pub use receiver::Receiver;
 pub use shared_reader::{SharedReader, SharedSnapshot};
 pub use snapshot::{Releasing, Snapshot};

@@ -29,7 +29,8 @@ use crate::{Generation, Shared};
 static NO_WORD: AtomicU64 = AtomicU64::new(0);
 
 /// What `Reader::current` points at when `wait_newer` found `T`'s layout
-/// published while the reader converts another: like [`NO_WORD`] it sends
+/// published while the reader converts another, or when the name is to be
+/// looked at at once (`check_name_next_read`): like [`NO_WORD`] it sends
 /// `read` to the slow path, which then looks for `T`'s layout at once.
 static CHECK_WORD: AtomicU64 = AtomicU64::new(0);
 
@@ -159,6 +160,11 @@ impl<T: Shared> Reader<T> {
     /// (`name@<fingerprint>`, docs/DEPLOYING.md "Lanes").
     pub fn object_name(&self) -> &str {
         self.raw.name()
+    }
+
+    /// The incarnation of the object this reader reads now.
+    pub(crate) fn incarnation(&self) -> u64 {
+        self.raw.incarnation()
     }
 
     /// Whether reads convert another layout ([`ReaderOptions::convert_from`])

@@ -9,6 +9,7 @@
 //! [`SharedReader::generation`]: crate::SharedReader::generation
 //! [`Reader`]: crate::Reader
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,15 +43,36 @@ pub(crate) struct Watched<T> {
     name: String,
     options: ReaderOptions<T>,
     current: Mutex<Arc<Watcher>>,
+    /// How many times `current` moved on to an object that numbers its
+    /// generations anew (a replacement; not a moved layout, which keeps its
+    /// numbers). Changed under `current`'s lock only.
+    renumbered: AtomicU64,
 }
 
 impl<T: Shared> Watched<T> {
     pub(crate) fn new(name: &str, options: ReaderOptions<T>, first: Watcher) -> Self {
-        Watched { name: name.into(), options, current: Mutex::new(Arc::new(first)) }
+        Watched { name: name.into(), options, current: Mutex::new(Arc::new(first)), renumbered: AtomicU64::new(0) }
+    }
+
+    /// The current watcher and how many times the numbering changed before
+    /// it (`renumbered`), read together: a `Receiver` compares generations
+    /// only within one numbering.
+    pub(crate) fn current_numbered(&self) -> (Arc<Watcher>, u64) {
+        let current = self.current.lock();
+        // SYNC(renumbered): Relaxed: written under this lock only.
+        (Arc::clone(&current), self.renumbered.load(Relaxed))
     }
 
     fn open(&self) -> Result<RawReader, OpenError> {
         open_resolved::<T>(&self.name, Duration::ZERO, self.options.owner, self.options.converter.as_deref())
+    }
+
+    /// The numbering of [`current_numbered`](Self::current_numbered), without
+    /// the watcher (one load, no lock).
+    pub(crate) fn numbering(&self) -> u64 {
+        // SYNC(renumbered): Relaxed: a hint; a caller that acts on it reads
+        // both under the lock (`current_numbered`).
+        self.renumbered.load(Relaxed)
     }
 
     /// The watcher of `raw`'s object if it can succeed `old`.
@@ -60,7 +82,15 @@ impl<T: Shared> Watched<T> {
             return None;
         }
         let next = Arc::new(Watcher::open(raw.name(), Duration::ZERO).ok()?);
-        *self.current.lock() = Arc::clone(&next);
+        let mut current = self.current.lock();
+        // Another thread may have followed to this object already; a moved
+        // layout's new home goes on with its numbers.
+        let same = current.name() == next.name() && current.incarnation() == next.incarnation();
+        if !same && !current.moved() {
+            // SYNC(renumbered): Relaxed: under the lock, read under it.
+            self.renumbered.fetch_add(1, Relaxed);
+        }
+        *current = Arc::clone(&next);
         Some(next)
     }
 

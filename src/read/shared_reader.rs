@@ -128,6 +128,16 @@ impl<'a, T: Shared> Deref for SharedSnapshot<'a, T> {
     }
 }
 
+impl<T: Shared> SharedSnapshot<'_, T> {
+    /// The incarnation of the object this snapshot was read from.
+    pub(crate) fn incarnation(&self) -> u64 {
+        // SAFETY: this thread's lane (guards are not `Send`); `load_slow`
+        // takes a `&mut` only to readers of lanes without guards, and this
+        // guard counts on its lane.
+        unsafe { &*self.lane.reader.get() }.incarnation()
+    }
+}
+
 impl<T: Shared> Drop for SharedSnapshot<'_, T> {
     #[inline]
     fn drop(&mut self) {
@@ -367,6 +377,41 @@ impl<T: Shared> SharedReader<T> {
         now
     }
 
+    /// [`watcher`](Self::watcher), with the numbering it belongs to
+    /// (`Watched::current_numbered`).
+    pub(crate) fn watcher_numbered(&self) -> (Arc<Watcher>, u64) {
+        let (now, numbering) = self.watched.current_numbered();
+        if self.options.follow && now.moved() && self.watched.rewatch(&now).is_some() {
+            return self.watched.current_numbered();
+        }
+        (now, numbering)
+    }
+
+    /// How many times the waits followed to an object numbered anew
+    /// (`Watched::current_numbered`), without locking: one load.
+    pub(crate) fn numbering(&self) -> u64 {
+        self.watched.numbering()
+    }
+
+    /// Makes each of this thread's readers look at the name on its next read,
+    /// whatever the rate limit says: a reader's fast path checks nothing, so
+    /// one that read an object since replaced (its writer gone) would serve
+    /// that object's last snapshot for ever, while the waits follow to the
+    /// new one (the `Receiver` calls it when the two disagree).
+    pub(crate) fn check_name_on_this_thread(&self) {
+        let Ok(lanes) = self.thread_lanes() else { return };
+        if lanes.busy.get() {
+            return;
+        }
+        // SAFETY: this thread's lanes, and no `&mut` to the list lives
+        // (`busy` is false); shared references only, as the fast path takes.
+        for &lane in unsafe { &*lanes.lanes.get() } {
+            // SAFETY: a live lane of this thread whose reader no `&mut` refers
+            // to (`busy` is false); the call only sets a `Cell`.
+            unsafe { &*(*lane).reader.get() }.check_name_next_read();
+        }
+    }
+
     /// The latest snapshot, validated with bytecheck on this thread's first
     /// read of each generation. Reading an unchanged generation again is a
     /// thread-local lookup and one atomic load.
@@ -541,6 +586,22 @@ impl<T: Shared> SharedReader<T> {
     /// retired into the plain name) keeps its generation numbers, a replaced
     /// object returns its first generation.
     pub fn wait_newer(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
+        let numbering = self.watched.current_numbered().1;
+        self.wait_newer_in(than, numbering, timeout, None)
+    }
+
+    /// [`wait_newer`](Self::wait_newer) for a `than` of the given numbering
+    /// (`watcher_numbered`): on an object numbered anew since, anything
+    /// published is newer. A dead writer is waited for `grace` (`None`: the
+    /// options' grace period).
+    pub(crate) fn wait_newer_in(
+        &self,
+        than: Generation,
+        numbering: u64,
+        timeout: Duration,
+        grace: Option<Duration>,
+    ) -> Result<Generation, WaitError> {
+        let grace = grace.unwrap_or(self.options.get_writer_grace());
         let spin = self.options.get_wait_spin().min(timeout);
         let start = Instant::now();
         while !spin.is_zero() {
@@ -553,10 +614,13 @@ impl<T: Shared> SharedReader<T> {
             }
             core::hint::spin_loop();
         }
-        let grace = self.options.get_writer_grace();
-        let mut than = than;
+        let (mut than, mut numbering) = (than, numbering);
         loop {
-            let watcher = self.watcher();
+            let (watcher, numbered) = self.watcher_numbered();
+            if numbered != numbering {
+                // Followed (maybe by another thread) to a new object.
+                (than, numbering) = (Generation::NONE, numbered);
+            }
             let left = timeout.saturating_sub(start.elapsed());
             let outcome = watcher.wait_newer(than, left, grace);
             match outcome {

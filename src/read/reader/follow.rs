@@ -25,6 +25,15 @@ impl<T: Shared> Reader<T> {
         core::ptr::eq(self.current.get(), &NO_WORD)
     }
 
+    /// Sends the next `read` to the slow path, which then looks at the name
+    /// at once (the rate limit does not apply), as after a `wait_newer`
+    /// that found it replaced.
+    pub(crate) fn check_name_next_read(&self) {
+        if !self.known_replaced() {
+            self.current.set(&CHECK_WORD);
+        }
+    }
+
     /// On the slow path of `read`: checks whether the name now refers to
     /// another object (on the first slow path, then at most every
     /// [`NAME_CHECK_INTERVAL`], or at once after `wait_newer` found it). Not
