@@ -1,8 +1,12 @@
 //! End-to-end tests of the `shmstate` command against objects written here.
 #![cfg(not(miri))]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
+use std::marker::PhantomData;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::num::NonZeroU32;
+use std::ops::{Range, RangeInclusive};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -273,6 +277,91 @@ fn dump_json_matches_serde_of_the_original_value() {
         "tuple: (8, \"eight\", false)",
         "\"alpha\": 1",
         "Far,",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+}
+
+/// A deployed config of std types: what an operator diffs `dump --json`
+/// against.
+#[shmstate::shared]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct StdConfig {
+    listen: SocketAddr,
+    admin: SocketAddrV4,
+    metrics: SocketAddrV6,
+    bind_ip: IpAddr,
+    v4: Ipv4Addr,
+    v6: Ipv6Addr,
+    peers: Vec<SocketAddr>,
+    gateway: Option<IpAddr>,
+    no_gateway: Option<IpAddr>,
+    timeout: Duration,
+    timeouts: HashMap<String, Duration>,
+    weights: HashMap<IpAddr, u16>,
+    features: HashSet<String>,
+    ports: BTreeSet<u16>,
+    label: Box<str>,
+    workers: NonZeroU32,
+    sep: char,
+    span: Range<u32>,
+    closed: RangeInclusive<u8>,
+    last: Result<u8, String>,
+    failed: Result<u8, String>,
+    marker: PhantomData<u64>,
+}
+
+fn std_config() -> StdConfig {
+    StdConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 18080)),
+        admin: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 9000),
+        metrics: SocketAddrV6::new(Ipv6Addr::LOCALHOST, 9100, 0, 0),
+        bind_ip: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        v4: Ipv4Addr::new(192, 168, 0, 1),
+        v6: "2001:db8::7".parse().unwrap(),
+        peers: vec!["10.0.0.2:7000".parse().unwrap(), "[fe80::1%3]:7001".parse().unwrap()],
+        gateway: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 254))),
+        no_gateway: None,
+        timeout: Duration::from_millis(1500),
+        timeouts: HashMap::from([("connect".into(), Duration::from_secs(3)), ("idle".into(), Duration::from_nanos(1))]),
+        weights: HashMap::from([(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 3), (IpAddr::V6(Ipv6Addr::LOCALHOST), 1)]),
+        // One element: serde_json lists a HashSet in its table's order, the dump sorted.
+        features: HashSet::from(["tls".into()]),
+        ports: BTreeSet::from([443, 80, 8080]),
+        label: "edge-1".into(),
+        workers: NonZeroU32::new(8).unwrap(),
+        sep: ',',
+        span: 1..10,
+        closed: 0..=255,
+        last: Ok(3),
+        failed: Err("unreachable".into()),
+        marker: PhantomData,
+    }
+}
+
+#[test]
+fn dump_json_of_std_types_matches_serde_of_the_original_value() {
+    let name = Name::new("dumpstd");
+    let mut w = Writer::<StdConfig>::create(name.as_str()).unwrap();
+    let value = std_config();
+    w.publish(&value).unwrap();
+    let expected = serde_json::to_value(&value).unwrap();
+    let got = json(&cli(&["dump", name.as_str(), "--json"]));
+    assert_eq!(got, expected, "\ngot:      {got}\nexpected: {expected}");
+    assert_eq!(got["listen"], json!("127.0.0.1:18080"));
+    assert_eq!(got["features"], json!(["tls"]));
+
+    let text = ok(&cli(&["dump", name.as_str()]));
+    for needle in [
+        "listen: 127.0.0.1:18080,",
+        "metrics: [::1]:9100,",
+        "peers: [10.0.0.2:7000, [fe80::1%3]:7001],",
+        "gateway: Some(10.0.0.254),",
+        "timeout: 1.5s,",
+        "\"connect\": 3s",
+        "features: {\"tls\"},",
+        "ports: {80, 443, 8080},",
+        "label: \"edge-1\",",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }

@@ -237,7 +237,8 @@ impl<'s> Decoder<'s, '_> {
         if at % t.align.max(1) as usize != 0 {
             return self.fail(format!("{} at byte {at} is not aligned to {}", t.name, t.align));
         }
-        self.kind(t, at)
+        // Sets, `Box<str>`… are archived with the kind of another shape.
+        self.kind(t, at).map(|v| super::std_types::refine(self.doc, t, v))
     }
 
     fn kind(&mut self, t: &'s TypeDesc, at: usize) -> Result<Value, DecodeError> {

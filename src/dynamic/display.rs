@@ -1,9 +1,12 @@
 //! Rust-like text for a [`Value`]: what `{:?}` would print for the original
 //! value. `{}` is one line; `{:#}` wraps at 100 columns with 4-space indentation
-//! (a member per line where the one-line form does not fit).
+//! (a member per line where the one-line form does not fit). Addresses and
+//! durations print as their `Debug` does (`127.0.0.1:80`, `[::1]:80`, `1.5s`),
+//! always on one line; sets as `{a, b}`.
 
 use core::fmt;
 
+use super::std_types::Std;
 use super::{Fields, Value};
 
 /// Where `{:#}` wraps.
@@ -28,6 +31,10 @@ fn inline(v: &Value, out: &mut String, limit: usize) -> bool {
     if out.len() > limit {
         return false;
     }
+    if let Some(std) = Std::of(v) {
+        let _ = write!(out, "{std:?}");
+        return out.len() <= limit;
+    }
     // Writing to a String cannot fail.
     let _ = match v {
         Value::Unit => write!(out, "()"),
@@ -43,6 +50,7 @@ fn inline(v: &Value, out: &mut String, limit: usize) -> bool {
         Value::Option(None) => write!(out, "None"),
         Value::Option(Some(x)) => return list(out, "Some(", ")", std::iter::once((None, &**x)), limit),
         Value::Seq(items) => return list(out, "[", "]", items.iter().map(|x| (None, x)), limit),
+        Value::Set(items) => return list(out, "{", "}", items.iter().map(|x| (None, x)), limit),
         Value::Tuple(items) => {
             let close = if items.len() == 1 { ",)" } else { ")" };
             return list(out, "(", close, items.iter().map(|x| (None, x)), limit);
@@ -112,6 +120,11 @@ fn pretty(v: &Value, indent: usize, width: usize, out: &mut String) {
         out.push_str(&one);
         return;
     }
+    if Std::of(v).is_some() {
+        // An address or a duration is one token, however deep.
+        inline(v, out, usize::MAX);
+        return;
+    }
     let pad = " ".repeat(indent + 4);
     let block =
         |out: &mut String, open: &str, close: &str, items: &mut dyn Iterator<Item = (Option<String>, &Value)>| {
@@ -131,6 +144,7 @@ fn pretty(v: &Value, indent: usize, width: usize, out: &mut String) {
     match v {
         Value::Option(Some(x)) => block(out, "Some(", ")", &mut std::iter::once((None, &**x))),
         Value::Seq(items) => block(out, "[", "]", &mut items.iter().map(|x| (None, x))),
+        Value::Set(items) => block(out, "{", "}", &mut items.iter().map(|x| (None, x))),
         Value::Tuple(items) => block(out, "(", ")", &mut items.iter().map(|x| (None, x))),
         Value::Struct { name, fields } | Value::Enum { variant: name, fields, .. } => {
             out.push_str(name);

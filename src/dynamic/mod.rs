@@ -48,11 +48,14 @@
 //!
 //! ## Values
 //! Integers up to 64 bits are [`Value::U64`] / [`Value::I64`] (`usize` and
-//! `isize` are stored as 32-bit), `Box<T>` decodes to the `T`, and a
-//! `HashMap`'s entries come sorted by key. With the `serde` feature, `Value`
-//! is `serde::Serialize` with `#[derive(Serialize)]`'s conventions, so
-//! `serde_json::to_value(&value)` equals it for the original Rust value (see
-//! docs/CLI.md for the table).
+//! `isize` are stored as 32-bit), `Box<T>` decodes to the `T`, `Box<str>` to a
+//! [`Value::String`], sets to a [`Value::Set`], and a `HashMap`'s entries and a
+//! `HashSet`'s elements come sorted. Addresses and `Duration` are the structs
+//! and enums of their archived fields, which `Display` and `Serialize` print
+//! as the std type does. With the `serde` feature, `Value` is
+//! `serde::Serialize` with `#[derive(Serialize)]`'s conventions and serde's
+//! impls for std types, so `serde_json::to_value(&value)` equals it for the
+//! original Rust value (see docs/CLI.md for the table).
 
 mod decode;
 mod display;
@@ -61,6 +64,7 @@ mod maps;
 mod reader;
 #[cfg(feature = "serde")]
 mod serialize;
+mod std_types;
 mod value;
 
 pub use decode::{decode, decode_with, validate, Limits};

@@ -2,7 +2,15 @@
 
 /// A snapshot decoded without its Rust type: the shape of the value with the
 /// names the schema gives it. `Display` prints it like Rust's `Debug` (`{:#}`
-/// wraps it at 100 columns); with the `serde` feature it is `Serialize`.
+/// wraps it at 100 columns); with the `serde` feature it is `Serialize`, as
+/// `#[derive(Serialize)]` on the original type would be.
+///
+/// The std addresses (`Ipv4Addr`, `Ipv6Addr`, `IpAddr`, `SocketAddrV4`,
+/// `SocketAddrV6`, `SocketAddr`) and `Duration` are the [`Value::Struct`] and
+/// [`Value::Enum`] of their archived fields (`octets`, `ip`, `port`, `secs`,
+/// `nanos`…); `Display` and `Serialize` recognise them (by name, fields and
+/// ranges) and print them as the std type does: `127.0.0.1:80` and `1.5s`,
+/// `"127.0.0.1:80"` in JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Value {
@@ -24,7 +32,7 @@ pub enum Value {
     F64(f64),
     /// `char`.
     Char(char),
-    /// `String`.
+    /// `String`, `Box<str>`, `Arc<str>`, `Rc<str>`.
     String(String),
     /// `Vec<T>`, `Box<[T]>`, `[T; N]`.
     Seq(Vec<Value>),
@@ -35,7 +43,9 @@ pub enum Value {
     /// `HashMap` / `BTreeMap` entries: a `BTreeMap`'s in key order, a
     /// `HashMap`'s sorted by key too (its bucket order is an accident of hashing).
     Map(Vec<(Value, Value)>),
-    /// A struct.
+    /// `HashSet` / `BTreeSet` elements, in the order of [`Value::Map`] keys.
+    Set(Vec<Value>),
+    /// A struct (also `PhantomData<T>`, a unit struct).
     Struct {
         /// The type's name as the schema spells it (`Config`, `Pair<u8>`).
         name: String,
