@@ -430,6 +430,173 @@ pub fn dynamic_case(data: &[u8]) -> bool {
     }
 }
 
+// ------------------------------------------------ dynamic_differential types
+
+/// A fixed hasher: hash tables (and so snapshots) are the same on every run,
+/// so an input replays as it ran.
+pub type Fixed = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
+
+/// Strings (inline and out of line), a `Vec<String>`, both maps, an enum.
+#[shmstate::shared]
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiffProfile {
+    pub name: String,
+    pub hosts: Vec<String>,
+    pub limits: std::collections::BTreeMap<String, u32>,
+    pub ports: HashMap<u16, String, Fixed>,
+    pub shape: Shape,
+}
+
+/// The other kinds: std types with invariants of their own, shared pointers
+/// (two `Arc`s of one value and of one slice), `Rc`s, sets, tuples, arrays,
+/// options, boxes, results, addresses.
+#[shmstate::shared]
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiffKinds {
+    pub timeout: Duration,
+    pub id: std::num::NonZeroU32,
+    pub port: Option<std::num::NonZeroU16>,
+    pub label: Box<str>,
+    pub first: std::sync::Arc<String>,
+    pub second: std::sync::Arc<String>,
+    pub words: std::sync::Arc<str>,
+    pub blob: std::sync::Arc<[u8]>,
+    pub same_blob: std::sync::Arc<[u8]>,
+    pub note: std::rc::Rc<String>,
+    pub local: std::rc::Rc<[u16]>,
+    pub boxed: Box<(u8, char)>,
+    pub maybe: Option<Box<Shape>>,
+    pub tags: std::collections::HashSet<String, Fixed>,
+    pub sorted: std::collections::BTreeSet<u32>,
+    pub queue: std::collections::VecDeque<i16>,
+    pub grid: [[bool; 2]; 3],
+    pub pair: (String, u64),
+    pub addr: std::net::SocketAddr,
+    pub ips: Vec<std::net::IpAddr>,
+    pub outcome: Result<u8, String>,
+}
+
+/// The snapshot `dynamic_differential_case` mutates: type `kind % 4`, sized
+/// by `n`.
+fn differential_base(kind: u8, n: u8) -> (shmstate::schema::SchemaDoc, Vec<u8>) {
+    use shmstate::rkyv::{rancor::Error, to_bytes};
+    use shmstate::schema::schema_of;
+    let n = usize::from(n);
+    let text = |i: usize| if i % 3 == 0 { format!("out-of-line string {i}") } else { i.to_string() };
+    match kind % 4 {
+        0 => (schema_of::<FuzzValue>(), to_bytes::<Error>(&FuzzValue::new(n as u64, n % 9)).unwrap().to_vec()),
+        1 => {
+            let v = DiffProfile {
+                name: text(n),
+                hosts: (0..n % 6).map(text).collect(),
+                limits: (0..n % 13).map(|i| (text(i), i as u32)).collect(),
+                ports: (0..n % 7).map(|i| (i as u16 * 11, text(i + 1))).collect(),
+                shape: match n % 3 {
+                    0 => Shape::Empty,
+                    1 => Shape::Circle(n as f64),
+                    _ => Shape::Poly { points: vec![(1, -1); n % 4], name: Some(text(n)) },
+                },
+            };
+            (schema_of::<DiffProfile>(), to_bytes::<Error>(&v).unwrap().to_vec())
+        }
+        2 => {
+            let shared = std::sync::Arc::new(text(n));
+            let blob: std::sync::Arc<[u8]> = (0..n as u8 % 5).collect();
+            let v = DiffKinds {
+                timeout: Duration::new(n as u64, 999_999_000 + n as u32),
+                id: std::num::NonZeroU32::new(1 + n as u32 % 2).unwrap(),
+                port: std::num::NonZeroU16::new(n as u16 % 3 * 0x100),
+                label: text(n).into(),
+                first: shared.clone(),
+                second: shared,
+                words: text(n + 1).into(),
+                same_blob: blob.clone(),
+                blob,
+                note: std::rc::Rc::new(text(n + 3)),
+                local: (0..n as u16 % 4).collect(),
+                boxed: Box::new((n as u8, 'λ')),
+                maybe: (n % 2 == 0).then(|| Box::new(Shape::Poly { points: vec![(2, 3)], name: None })),
+                tags: (0..n % 5).map(text).collect(),
+                sorted: (0..n as u32 % 20).collect(),
+                queue: (0..n as i16 % 4).collect(),
+                grid: [[n % 2 == 0, true], [false, false], [true, n % 3 == 0]],
+                pair: (text(n + 2), n as u64),
+                addr: std::net::SocketAddr::from(([10, 0, 0, n as u8], 8080)),
+                ips: vec![std::net::IpAddr::from([127, 0, 0, 1]); n % 3],
+                outcome: if n % 2 == 0 { Ok(n as u8) } else { Err(text(n)) },
+            };
+            (schema_of::<DiffKinds>(), to_bytes::<Error>(&v).unwrap().to_vec())
+        }
+        // B-trees of up to three levels (5 entries a node).
+        _ => {
+            let v: std::collections::BTreeMap<u16, String> = (0..n as u16 % 64).map(|i| (i, text(i.into()))).collect();
+            (schema_of::<std::collections::BTreeMap<u16, String>>(), to_bytes::<Error>(&v).unwrap().to_vec())
+        }
+    }
+}
+
+/// Target `dynamic_differential`: `dynamic::validate` accepts a snapshot
+/// exactly when bytecheck (`rkyv::access`, what every typed reader runs) does,
+/// and `dynamic::decode` agrees with `validate`. Input: `kind`, `n` (the base
+/// snapshot: a real one of one of four types, see `differential_base`), then
+/// 4-byte patches `[pos lo, pos hi, op, v]` at `pos % len`: op 0 xors `v`, 1
+/// sets `v`, 2 adds `v as i8` to the `i32` around `pos` (nudging relative
+/// pointers), 3 points the `i32` around `pos` at byte `4·v` as a relative
+/// pointer (aliasing), 4 truncates to `pos % len` bytes; a trailing partial
+/// patch is ignored.
+pub fn dynamic_differential_case(data: &[u8]) -> bool {
+    use shmstate::dynamic::{decode_with, validate, Limits};
+    use shmstate::rkyv::{access, rancor::Error, util::AlignedVec};
+    let [kind, n, patches @ ..] = data else { return false };
+    let (doc, mut bytes) = differential_base(*kind, *n);
+    for p in patches.chunks_exact(4) {
+        let len = bytes.len();
+        if len == 0 {
+            break;
+        }
+        let pos = usize::from(u16::from_le_bytes([p[0], p[1]])) % len;
+        // The 4-byte word around `pos` (the last one if `pos` is in a
+        // shorter tail), as a little-endian `i32`.
+        let word = (pos & !3).min(len.saturating_sub(4));
+        let set_word = |bytes: &mut Vec<u8>, f: &dyn Fn(i32) -> i32| {
+            if let Some(w) = bytes.get_mut(word..word + 4) {
+                let old = i32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+                w.copy_from_slice(&f(old).to_le_bytes());
+            }
+        };
+        match p[2] % 5 {
+            0 => bytes[pos] ^= p[3],
+            1 => bytes[pos] = p[3],
+            2 => set_word(&mut bytes, &|old| old.wrapping_add(i32::from(p[3] as i8))),
+            3 => set_word(&mut bytes, &|_| 4 * i32::from(p[3]) - word as i32),
+            _ => bytes.truncate(pos),
+        }
+    }
+    let mut aligned = AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(&bytes);
+    let typed = match kind % 4 {
+        0 => access::<ArchivedFuzzValue, Error>(&aligned).map(drop),
+        1 => access::<ArchivedDiffProfile, Error>(&aligned).map(drop),
+        2 => access::<ArchivedDiffKinds, Error>(&aligned).map(drop),
+        _ => access::<shmstate::rkyv::Archived<std::collections::BTreeMap<u16, String>>, Error>(&aligned).map(drop),
+    };
+    // The default limits, as the bridge and `shmstate dump` use them: within
+    // them, these types at these sizes decode whatever bytecheck accepts.
+    let limits = Limits::default();
+    let checked = validate(&doc, &aligned, limits);
+    match (&checked, &typed) {
+        (Ok(()), Err(e)) => panic!("validate accepts what bytecheck refuses: {e}"),
+        (Err(e), Ok(())) => panic!("validate refuses what bytecheck accepts: {e}"),
+        _ => {}
+    }
+    match (&checked, decode_with(&doc, &aligned, limits)) {
+        (Ok(()), Err(e)) => panic!("validate accepts, decode refuses: {e}"),
+        (Err(e), Ok(_)) => panic!("decode accepts, validate refuses: {e}"),
+        _ => {}
+    }
+    checked.is_ok()
+}
+
 /// Target `ops`: random operation sequences against an in-memory oracle.
 /// Every byte is one operation; publishes, reads, reader opens/drops/releases,
 /// writer drops (the next publish takes over) and large values (growth).

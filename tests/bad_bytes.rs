@@ -600,6 +600,27 @@ fn fingerprint_case_on_random_docs() {
     assert!(reachable > 1000 && unreachable > 100, "{reachable} reachable, {unreachable} unreachable edits");
 }
 
+/// The `dynamic_differential` fuzz target's check over pseudo-random patches
+/// of real snapshots: `dynamic::validate` accepts exactly what bytecheck does.
+#[test]
+fn dynamic_differential_case_on_random_patches() {
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut accepted = 0;
+    for i in 0..4_000u32 {
+        let mut input = vec![(i % 4) as u8, (i / 4 % 251) as u8];
+        // One to four patches.
+        for _ in 0..=(i % 4) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            input.extend(&x.to_le_bytes()[..4]);
+        }
+        accepted += u32::from(harness::dynamic_differential_case(&input));
+    }
+    println!("random patches: {accepted} of 4000 accepted by both");
+    assert!(accepted > 100, "{accepted} accepted");
+}
+
 /// Replays the seed corpus and every minimized crasher in fuzz/regressions/
 /// through the same code paths as the fuzz targets (fuzz/harness.rs).
 #[test]
@@ -608,7 +629,7 @@ fn fuzz_regressions_replay() {
     let mut replayed = 0;
     let mut rig = None;
     for dir in ["regressions", "seeds"] {
-        for target in ["header", "payload", "schema", "ops", "fingerprint", "dynamic"] {
+        for target in ["header", "payload", "schema", "ops", "fingerprint", "dynamic", "dynamic_differential"] {
             let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else { continue };
             let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
             files.sort();
@@ -629,6 +650,9 @@ fn fuzz_regressions_replay() {
                     }
                     "dynamic" => {
                         harness::dynamic_case(&data);
+                    }
+                    "dynamic_differential" => {
+                        harness::dynamic_differential_case(&data);
                     }
                     _ => harness::ops_case(&data),
                 }
@@ -730,6 +754,10 @@ fn write_fuzz_seeds() {
     d.extend(&schema);
     d.extend(shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::Error>(&FuzzValue::new(4, 1)).unwrap().iter());
     put("dynamic", "schema-and-value", &d);
+    // dynamic_differential: each base snapshot, unpatched.
+    for (kind, name) in [(0u8, "fuzzvalue"), (1, "profile"), (2, "kinds"), (3, "btree")] {
+        put("dynamic_differential", name, &[kind, 12]);
+    }
     // ops: publish/open/read/grow/drop/reopen mixes.
     put("ops", "basic", &[0, 3, 3, 0, 4, 0, 0, 1, 4, 1, 2, 200, 4, 0, 7, 0, 0, 5, 4, 1, 5, 0, 2, 9, 3, 0, 4, 1]);
     put("ops", "pins", &[3, 0, 3, 0, 3, 0, 0, 1, 4, 0, 0, 2, 4, 1, 0, 3, 4, 2, 0, 4, 6, 1, 0, 5, 7, 0, 0, 6]);

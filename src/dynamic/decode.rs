@@ -3,6 +3,28 @@
 //! Archived layouts follow rkyv 0.8 with this crate's format (little-endian,
 //! aligned, 32-bit relative pointers and lengths); see the [`Kind`] docs. The
 //! map layouts are in `maps.rs`.
+//!
+//! The walk checks what rkyv's validator (`rkyv::access`) checks, in the same
+//! order where the order matters:
+//! - **Subtree claims.** Every relative pointer claims the bytes it points to
+//!   (`Decoder::claim`, rkyv's `ArchiveContext::in_subtree`): they must lie in
+//!   the current *subtree range*, which starts as the whole snapshot. While the
+//!   claimed value is checked, the range is the part before the claim (rkyv
+//!   writes what a value points to before the value); afterwards it is the part
+//!   after the claim. So claims come in address order and never overlap, and no
+//!   pointer leads back into a value being checked.
+//! - **Shared pointers** (`Arc`, `Rc`): the first pointer to an address claims
+//!   it; later ones to the same address, of the same type and length, are not
+//!   checked again (rkyv's `SharedValidator`).
+//! - **The invariants of rkyv's own types**: out-of-line strings are longer
+//!   than 8 bytes, hash tables mirror their first control bytes past the
+//!   capacity, B-tree inner nodes are checked children first; and those of std
+//!   types the schema describes with the ordinary kinds and names
+//!   (`std_rule`): `NonZero*` is not zero, `Duration`'s nanoseconds are below
+//!   one billion, `Box<str>` / `Arc<str>` / `Rc<str>` are UTF-8.
+
+use std::collections::HashMap;
+use std::ops::Range;
 
 use super::{DecodeError, Fields, Value};
 use crate::schema::{Field, Kind, Primitive, SchemaDoc, TypeDesc, TypeIndex, Variant};
@@ -21,7 +43,7 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 128 levels (about 1 MiB of stack in a debug build), 20 000 000 values.
+    /// 128 levels (about 1.3 MiB of stack in a debug build), 20 000 000 values.
     fn default() -> Self {
         Limits { max_depth: 128, max_values: 20_000_000 }
     }
@@ -36,34 +58,56 @@ pub fn decode(schema: &SchemaDoc, bytes: &[u8]) -> Result<Value, DecodeError> {
 
 /// [`decode`] within `limits`.
 pub fn decode_with(schema: &SchemaDoc, bytes: &[u8], limits: Limits) -> Result<Value, DecodeError> {
-    let mut d = Decoder { doc: schema, bytes, limits, values: 0, depth: 0, path: Vec::new(), checking: false };
-    d.root()
+    Decoder::new(schema, bytes, limits, false).root()
 }
 
 /// Checks `bytes` as [`decode`] does, every pointer, length, tag and string,
-/// without building the value: a vector or array of integers or floats (no
-/// invalid bit patterns) is checked as one range, whatever its length, and is
-/// not counted against `limits.max_values`. For bridges and tools that copy
-/// snapshots they do not read.
+/// without building the value: a vector or array of integers, floats or `()`
+/// (no invalid bit patterns) is checked as one range, whatever its length, and
+/// is not counted against `limits.max_values`, and a value behind a shared
+/// pointer is checked once. For bridges and tools that copy snapshots they do
+/// not read.
+///
+/// Within `limits`, it accepts exactly the snapshots that rkyv's validator
+/// (`rkyv::access`, which every typed [`Reader`](crate::Reader) runs) accepts
+/// for the type the schema describes: the same bounds, alignment, subtree
+/// claims, shared pointers, tags, strings and invariants (listed in
+/// `src/dynamic/decode.rs`). Alignment is that of offsets in `bytes`, so the
+/// verdict is bytecheck's on the bytes copied to an aligned address, as a
+/// slot in shared memory holds them.
 pub fn validate(schema: &SchemaDoc, bytes: &[u8], limits: Limits) -> Result<(), DecodeError> {
-    let mut d = Decoder { doc: schema, bytes, limits, values: 0, depth: 0, path: Vec::new(), checking: true };
-    d.root().map(drop)
+    Decoder::new(schema, bytes, limits, true).root().map(drop)
 }
 
-impl Decoder<'_, '_> {
+impl<'s, 'b> Decoder<'s, 'b> {
+    fn new(doc: &'s SchemaDoc, bytes: &'b [u8], limits: Limits, checking: bool) -> Self {
+        Decoder {
+            doc,
+            bytes,
+            limits,
+            values: 0,
+            depth: 0,
+            path: Vec::new(),
+            checking,
+            range: 0..bytes.len(),
+            shared: HashMap::new(),
+        }
+    }
+
+    /// rkyv puts the root at the end and claims it first: everything else lies
+    /// before it.
     fn root(&mut self) -> Result<Value, DecodeError> {
-        let (schema, bytes) = (self.doc, self.bytes);
-        let d = self;
-        let root = d.ty(schema.root)?;
+        let root = self.ty(self.doc.root)?;
         let size = root.size as usize;
-        let Some(at) = bytes.len().checked_sub(size) else {
-            return d.fail(format!(
+        let Some(at) = self.bytes.len().checked_sub(size) else {
+            return self.fail(format!(
                 "the snapshot has {} bytes, too few for its root {} ({size} bytes)",
-                bytes.len(),
+                self.bytes.len(),
                 root.name
             ));
         };
-        d.value(schema.root, at)
+        self.range = 0..at;
+        self.value(self.doc.root, at)
     }
 }
 
@@ -90,6 +134,32 @@ pub(super) struct Decoder<'s, 'b> {
     pub(super) path: Vec<Seg<'s>>,
     /// `validate`: plain-number sequences are range-checked, not decoded.
     pub(super) checking: bool,
+    /// rkyv's subtree range: where the next claim may lie (see the module docs).
+    pub(super) range: Range<usize>,
+    /// Targets of the shared pointers met so far, by target byte (which may
+    /// lie outside the snapshot: the claim that follows then fails).
+    pub(super) shared: HashMap<i128, Shared>,
+}
+
+/// A relative pointer read from the snapshot: the byte it is stored at, and
+/// the byte it points to (not yet checked).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ptr {
+    pub(super) field: usize,
+    pub(super) target: i128,
+}
+
+/// A shared pointer's target, as rkyv's `SharedValidator` records it.
+pub(super) struct Shared {
+    /// The pointer type (`Arc<T>` and `Rc<T>` may not share a target, nor
+    /// pointers of two types).
+    ty: TypeIndex,
+    /// The element count of a shared slice or `str`.
+    len: Option<u64>,
+    /// `None` while the target is being checked (a pointer to it then is a
+    /// cycle); then the decoded value and the number of values it counted
+    /// (a unit value when validating: nothing reads it).
+    done: Option<(Value, u64)>,
 }
 
 pub(super) fn round_up(x: usize, align: usize) -> usize {
@@ -146,27 +216,33 @@ impl<'s> Decoder<'s, '_> {
         Ok(u32::from_le_bytes(self.array(at, what)?))
     }
 
-    /// Follows the relative pointer stored at `field` (an `i32` counted from
-    /// `base`) to a target that must hold `len` bytes aligned to `align`.
-    pub(super) fn rel(
-        &self,
-        field: usize,
-        base: usize,
-        len: u128,
-        align: u32,
-        what: &str,
-    ) -> Result<usize, DecodeError> {
+    /// Reads the relative pointer stored at `field` (an `i32` counted from `base`).
+    pub(super) fn ptr(&self, field: usize, base: usize, what: &str) -> Result<Ptr, DecodeError> {
         let off = i32::from_le_bytes(self.array(field, what)?);
-        let target = base as i128 + i128::from(off);
-        if target < 0 || target as u128 + len > self.bytes.len() as u128 {
+        Ok(Ptr { field, target: base as i128 + i128::from(off) })
+    }
+
+    /// rkyv's `check_subtree_ptr`: `len` bytes at `p.target`, aligned to
+    /// `align`, must lie inside the current subtree range. Returns the target.
+    pub(super) fn check_claim(&self, p: Ptr, len: u128, align: u32, what: &str) -> Result<usize, DecodeError> {
+        let (start, end) = (p.target, p.target + len as i128);
+        let field = p.field;
+        if start < 0 || end > self.bytes.len() as i128 {
             return self.fail(format!(
                 "relative pointer of {what} at byte {field} points outside the snapshot \
-                 (to bytes {target}..{}, snapshot is {} bytes)",
-                target + len as i128,
+                 (to bytes {start}..{end}, snapshot is {} bytes)",
                 self.bytes.len()
             ));
         }
-        let target = target as usize;
+        let Range { start: lo, end: hi } = self.range;
+        if start < lo as i128 || end > hi as i128 {
+            return self.fail(format!(
+                "relative pointer of {what} at byte {field} points to bytes {start}..{end}, outside bytes {lo}..{hi} \
+                 (a target must lie before the value holding its pointer and after the targets \
+                 of the pointers checked before it: no overlap, as rkyv writes them)"
+            ));
+        }
+        let target = start as usize;
         if target % align.max(1) as usize != 0 {
             return self.fail(format!(
                 "relative pointer of {what} at byte {field} points to byte {target}, \
@@ -174,6 +250,88 @@ impl<'s> Decoder<'s, '_> {
             ));
         }
         Ok(target)
+    }
+
+    /// rkyv's `in_subtree`: claims the `len` bytes at `p.target` (see
+    /// [`check_claim`](Self::check_claim)) and checks them with `f`, given the
+    /// target. While `f` runs, further claims must lie before the target;
+    /// afterwards, after its end.
+    pub(super) fn claim<T>(
+        &mut self,
+        p: Ptr,
+        len: u128,
+        align: u32,
+        what: &str,
+        f: impl FnOnce(&mut Self, usize) -> Result<T, DecodeError>,
+    ) -> Result<T, DecodeError> {
+        let at = self.check_claim(p, len, align, what)?;
+        // In range, so `at + len` fits the snapshot.
+        let after = at + len as usize..self.range.end;
+        self.range.end = at;
+        let r = f(self, at)?;
+        // rkyv's `pop_subtree_range` check (popped in order) holds by
+        // construction: claims inside `f` end at or before `at`.
+        self.range = after;
+        Ok(r)
+    }
+
+    /// Follows `p` to what a pointer of type `idx` owns: a claim of `len` bytes
+    /// aligned to `align`, checked by `f`; or, for a shared pointer (`Arc`,
+    /// `Rc`), a target that earlier pointers of the same type and `count` may
+    /// already have claimed and checked.
+    #[allow(clippy::too_many_arguments)]
+    fn pointee(
+        &mut self,
+        idx: TypeIndex,
+        t: &TypeDesc,
+        p: Ptr,
+        len: u128,
+        align: u32,
+        count: Option<u64>,
+        f: impl FnOnce(&mut Self, usize) -> Result<Value, DecodeError>,
+    ) -> Result<Value, DecodeError> {
+        if !is_shared(t) {
+            return self.claim(p, len, align, &t.name, f);
+        }
+        let key = p.target;
+        if let Some(seen) = self.shared.get(&key) {
+            let field = p.field;
+            if seen.ty != idx {
+                let other = self.doc.types.get(seen.ty as usize).map_or("?", |o| o.name.as_str());
+                return self.fail(format!(
+                    "shared pointer {} at byte {field} points to byte {key}, which a {other} points to",
+                    t.name
+                ));
+            }
+            if seen.len != count {
+                return self.fail(format!(
+                    "shared pointer {} at byte {field} points to byte {key} with length {}, \
+                     which another points to with length {}",
+                    t.name,
+                    count.unwrap_or(0),
+                    seen.len.unwrap_or(0)
+                ));
+            }
+            let Some((_, n)) = seen.done else {
+                return self
+                    .fail(format!("shared pointer {} at byte {field} points back to byte {key}, a cycle", t.name));
+            };
+            // Checked already: `validate` is done; `decode` repeats the value.
+            if self.checking {
+                return Ok(Value::Unit);
+            }
+            self.charge(n)?;
+            return Ok(self.shared.get(&key).and_then(|s| s.done.as_ref()).map_or(Value::Unit, |(v, _)| v.clone()));
+        }
+        self.shared.insert(key, Shared { ty: idx, len: count, done: None });
+        let before = self.values;
+        let value = self.claim(p, len, align, &t.name, f)?;
+        let kept = if self.checking { Value::Unit } else { value.clone() };
+        let n = self.values - before;
+        if let Some(s) = self.shared.get_mut(&key) {
+            s.done = Some((kept, n));
+        }
+        Ok(value)
     }
 
     pub(super) fn charge(&mut self, n: u64) -> Result<(), DecodeError> {
@@ -238,29 +396,42 @@ impl<'s> Decoder<'s, '_> {
             return self.fail(format!("{} at byte {at} is not aligned to {}", t.name, t.align));
         }
         // Sets, `Box<str>`… are archived with the kind of another shape.
-        self.kind(t, at).map(|v| super::std_types::refine(self.doc, t, v))
+        self.kind(idx, t, at).map(|v| super::std_types::refine(self.doc, t, v))
     }
 
-    fn kind(&mut self, t: &'s TypeDesc, at: usize) -> Result<Value, DecodeError> {
+    fn kind(&mut self, idx: TypeIndex, t: &'s TypeDesc, at: usize) -> Result<Value, DecodeError> {
         match &t.kind {
-            Kind::Primitive(p) => self.primitive(*p, at),
+            Kind::Primitive(p) => {
+                if std_rule(self.doc, t) == StdRule::NonZero
+                    && self.slice(at, t.size as usize, &t.name)?.iter().all(|&b| b == 0)
+                {
+                    return self.fail(format!("{} at byte {at} is zero", t.name));
+                }
+                self.primitive(*p, at)
+            }
             Kind::String => self.string(at).map(Value::String),
             Kind::Vec(e) => {
                 let len = self.u32_at(at + 4, "vector length")?;
                 let elem = self.ty(*e)?;
-                let plain = self.checking && is_plain_number(elem);
-                if !plain {
-                    self.room_for(u64::from(len), &t.name)?;
-                }
-                let start = self.rel(at, at, u128::from(len) * u128::from(elem.size), elem.align, &t.name)?;
-                if plain {
-                    return Ok(Value::Seq(Vec::new()));
-                }
-                self.elements(*e, elem, start, u64::from(len)).map(Value::Seq)
+                let p = self.ptr(at, at, &t.name)?;
+                let size = u128::from(len) * u128::from(elem.size);
+                self.pointee(idx, t, p, size, elem.align, Some(u64::from(len)), |d, start| {
+                    if std_rule(d.doc, t) == StdRule::Str {
+                        let bytes = d.slice(start, len as usize, &t.name)?;
+                        if let Err(e) = std::str::from_utf8(bytes) {
+                            return d.fail(format!("the {} at byte {start} is not valid UTF-8 ({e})", t.name));
+                        }
+                    }
+                    if d.checking && is_plain(d.doc, elem) {
+                        return Ok(Value::Seq(Vec::new()));
+                    }
+                    d.room_for(u64::from(len), &t.name)?;
+                    d.elements(*e, elem, start, u64::from(len)).map(Value::Seq)
+                })
             }
             Kind::Array(e, n) => {
                 let elem = self.ty(*e)?;
-                if self.checking && is_plain_number(elem) {
+                if self.checking && is_plain(self.doc, elem) {
                     let len = u128::from(*n) * u128::from(elem.size);
                     self.slice(at, usize::try_from(len).unwrap_or(usize::MAX), &t.name)?;
                     return Ok(Value::Seq(Vec::new()));
@@ -281,8 +452,10 @@ impl<'s> Decoder<'s, '_> {
             }
             Kind::Box(e) => {
                 let inner = self.ty(*e)?;
-                let target = self.rel(at, at, u128::from(inner.size), inner.align, &t.name)?;
-                self.with(Seg::Deref, |d| d.value(*e, target))
+                let p = self.ptr(at, at, &t.name)?;
+                self.pointee(idx, t, p, u128::from(inner.size), inner.align, None, |d, target| {
+                    d.with(Seg::Deref, |d| d.value(*e, target))
+                })
             }
             Kind::Tuple(fields) => {
                 let mut out = Vec::with_capacity(fields.len());
@@ -292,8 +465,17 @@ impl<'s> Decoder<'s, '_> {
                 Ok(Value::Tuple(out))
             }
             Kind::Struct { fields, tuple } => {
-                let fields = self.fields(fields, *tuple, at)?;
-                Ok(Value::Struct { name: t.name.clone(), fields })
+                let value = self.fields(fields, *tuple, at)?;
+                if std_rule(self.doc, t) == StdRule::Duration {
+                    // `std_rule` checked the layout: `nanos` is the `u32` field.
+                    let nanos_at = at + fields[1].offset as usize;
+                    let nanos = self.u32_at(nanos_at, "Duration nanoseconds")?;
+                    if nanos >= 1_000_000_000 {
+                        return self
+                            .fail(format!("Duration at byte {at} has {nanos} nanoseconds (at most 999 999 999)"));
+                    }
+                }
+                Ok(Value::Struct { name: t.name.clone(), fields: value })
             }
             Kind::Enum { variants, tag_size } => self.variant(t, variants, *tag_size, at),
             Kind::HashMap(k, v) => self.hash_map(t, *k, *v, at),
@@ -375,23 +557,31 @@ impl<'s> Decoder<'s, '_> {
     }
 
     /// rkyv's `ArchivedString`: inline (≤ 8 bytes, `0xFF`-padded) unless the
-    /// first byte is `0b10xx_xxxx`; then a length word and a relative offset
-    /// counted from the start of the string.
-    fn string(&self, at: usize) -> Result<String, DecodeError> {
+    /// first byte is `0b10xx_xxxx`; then a length word (more than 8 bytes: rkyv
+    /// refuses an out-of-line string that would fit inline) and a relative
+    /// offset counted from the start of the string, which claims the bytes.
+    fn string(&mut self, at: usize) -> Result<String, DecodeError> {
         let repr: [u8; 8] = self.array(at, "String")?;
-        let bytes = if repr[0] & 0xC0 != 0x80 {
-            let len = repr.iter().position(|&b| b == 0xFF).unwrap_or(8);
-            &repr[..len]
-        } else {
-            let w = u32::from_le_bytes([repr[0], repr[1], repr[2], repr[3]]);
-            let len = (w & 0x3F) | ((w & !0xFF) >> 2);
-            let start = self.rel(at + 4, at, u128::from(len), 1, "String")?;
-            self.slice(start, len as usize, "String")?
-        };
-        match std::str::from_utf8(bytes) {
+        let utf8 = |d: &Self, bytes: &[u8]| match std::str::from_utf8(bytes) {
             Ok(s) => Ok(s.to_owned()),
-            Err(e) => self.fail(format!("the String at byte {at} is not valid UTF-8 ({e})")),
+            Err(e) => d.fail(format!("the String at byte {at} is not valid UTF-8 ({e})")),
+        };
+        if repr[0] & 0xC0 != 0x80 {
+            let len = repr.iter().position(|&b| b == 0xFF).unwrap_or(INLINE_STRING);
+            return utf8(self, &repr[..len]);
         }
+        let w = u32::from_le_bytes([repr[0], repr[1], repr[2], repr[3]]);
+        let len = (w & 0x3F) | ((w & !0xFF) >> 2);
+        if len as usize <= INLINE_STRING {
+            return self.fail(format!(
+                "the String at byte {at} is stored out of line with {len} bytes (at most {INLINE_STRING} are stored inline)"
+            ));
+        }
+        let p = self.ptr(at + 4, at, "String")?;
+        self.claim(p, u128::from(len), 1, "String", |d, start| {
+            let bytes = d.slice(start, len as usize, "String")?;
+            utf8(d, bytes)
+        })
     }
 
     fn variant(
@@ -421,9 +611,58 @@ impl<'s> Decoder<'s, '_> {
     }
 }
 
-/// Integers and floats: every bit pattern is a value, so a range of them
-/// needs no check past its bounds and alignment.
-fn is_plain_number(t: &TypeDesc) -> bool {
-    matches!(t.kind, Kind::Primitive(p) if !matches!(p, Primitive::Bool | Primitive::Char | Primitive::Unit))
-        && t.size > 0
+/// The bytes an `ArchivedString` holds inline.
+const INLINE_STRING: usize = 8;
+
+/// Integers, floats, `()` and empty tuples and structs: every bit pattern is a
+/// value, so a range of them needs no check past its bounds and alignment.
+fn is_plain(doc: &SchemaDoc, t: &TypeDesc) -> bool {
+    match &t.kind {
+        Kind::Primitive(p) => !matches!(p, Primitive::Bool | Primitive::Char) && std_rule(doc, t) != StdRule::NonZero,
+        Kind::Tuple(fields) | Kind::Struct { fields, .. } => fields.is_empty(),
+        _ => false,
+    }
+}
+
+/// An invariant that bytecheck checks for a std type the schema describes with
+/// an ordinary kind, recognized by kind and name (and fields for `Duration`:
+/// a user struct of that name and shape is held to it too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StdRule {
+    None,
+    /// `NonZero*` (a primitive): not zero.
+    NonZero,
+    /// `Duration` (`secs: u64, nanos: u32`): `nanos < 1_000_000_000`.
+    Duration,
+    /// `Box<str>`, `Arc<str>`, `Rc<str>` (a `Vec<u8>` layout): UTF-8.
+    Str,
+}
+
+fn std_rule(doc: &SchemaDoc, t: &TypeDesc) -> StdRule {
+    let name = t.name.as_str();
+    let is = |f: &Field, want: Primitive| {
+        doc.types.get(f.ty as usize).is_some_and(|t| matches!(t.kind, Kind::Primitive(p) if p == want))
+    };
+    match &t.kind {
+        Kind::Primitive(_) if name.starts_with("NonZero") => StdRule::NonZero,
+        Kind::Vec(_) if matches!(name, "Box<str>" | "Arc<str>" | "Rc<str>") => StdRule::Str,
+        Kind::Struct { fields, tuple: false }
+            if name == "Duration"
+                && fields.len() == 2
+                && fields[0].name == "secs"
+                && fields[1].name == "nanos"
+                && is(&fields[0], Primitive::U64)
+                && is(&fields[1], Primitive::U32) =>
+        {
+            StdRule::Duration
+        }
+        _ => StdRule::None,
+    }
+}
+
+/// `Arc<T>`, `Rc<T>` (a `Box` layout), `Arc<[T]>`, `Rc<[T]>`, `Arc<str>`,
+/// `Rc<str>` (a `Vec` layout): shared pointers, which rkyv stores once and
+/// checks once (its `SharedValidator`).
+fn is_shared(t: &TypeDesc) -> bool {
+    matches!(t.kind, Kind::Box(_) | Kind::Vec(_)) && (t.name.starts_with("Arc<") || t.name.starts_with("Rc<"))
 }

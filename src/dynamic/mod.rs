@@ -26,21 +26,27 @@
 //! the snapshot, whatever the bytes:
 //! - every offset and length is checked against the snapshot, every relative
 //!   pointer target must lie inside it and be aligned for its type;
+//! - pointer targets are claimed as rkyv's validator claims them: in order,
+//!   without overlap, each before the value that points to it; only `Arc` and
+//!   `Rc` pointers may share a target;
 //! - tags, `bool` and `char` values and UTF-8 must be valid; map lengths must
-//!   match their contents (hash-table control bytes, B-tree nodes);
+//!   match their contents (hash-table control bytes, B-tree nodes); the
+//!   invariants of rkyv's strings and hash tables and of `NonZero*`,
+//!   `Duration` and `str` hold;
 //! - nesting depth and the number of decoded values are bounded by [`Limits`]
 //!   (default 128 levels, 20 000 000 values; hash-table buckets count), so
-//!   pointers that share or loop back to their targets cannot make it run away.
+//!   shared pointers cannot make it run away.
 //!
 //! A failure is a [`DecodeError`] naming the byte position and the path of the
 //! value (`at .hosts[3]: relative pointer of String at byte 196 points outside
-//! the snapshot …`). A snapshot that decodes is not proven to be what the
-//! writer meant (bytecheck, in the typed [`Reader`](crate::Reader), checks
-//! more invariants); it is proven to be read safely.
+//! the snapshot …`). Within the limits, a snapshot decodes exactly when
+//! bytecheck, in the typed [`Reader`](crate::Reader), accepts it for the
+//! described type ([`validate`]); that proves it is read safely, not that it
+//! is what the writer meant.
 //!
 //! ## Stack
 //! Decoding, `Display` and `Serialize` recurse once per nesting level, and a
-//! debug build takes about 7 KiB of stack per level to decode (measured; far
+//! debug build takes about 10 KiB of stack per level to decode (measured; far
 //! less in release). The default 128 levels fit the 2 MiB stack of a spawned
 //! thread with room to spare; raise `max_depth` only on a thread sized for it,
 //! as the `shmstate` command does (8 MiB plus 64 KiB per level, 256 levels by
