@@ -75,7 +75,7 @@ pub struct ObjectInfo {
     pub pin_mode: &'static str,
     /// Slots.
     pub slots: Vec<SlotInfo>,
-    /// Reader entries that are in use (live) or still pin something (dead).
+    /// Reader entries that are in use (live) or still pin or wait (dead).
     pub readers: Vec<ReaderInfo>,
     /// For a lane (`name@<fingerprint>`): the name it is a lane of.
     pub lane_of: Option<String>,
@@ -176,6 +176,10 @@ pub struct ReaderInfo {
     pub pinned: Option<(u64, u32)>,
     /// Open time (ns since the Unix epoch).
     pub opened_ns: u64,
+    /// Waits of its owner counted in [`ObjectInfo::waiters`] (its blocking
+    /// waits and pending futures); on a dead entry, counts a writer takes
+    /// back at its next reclaim (docs/PROTOCOL.md, "Wake-ups").
+    pub waiting: u32,
 }
 
 /// Reads everything about `name` without changing anything.
@@ -218,6 +222,7 @@ fn inspect_with(name: &str, lanes: impl FnOnce() -> Vec<(String, u64)>) -> Resul
             pid: 0,
             pinned: None,
             opened_ns: 0,
+            waiting: 0,
         }));
     }
     if let Some(t) = &readers_table {
@@ -231,13 +236,15 @@ fn inspect_with(name: &str, lanes: impl FnOnce() -> Vec<(String, u64)>) -> Resul
             let Some(e) = region.reader(i) else { break };
             let alive = t.entry_alive(i).unwrap_or(false);
             let pin = e.pin.load(Relaxed);
-            if alive || pin != 0 {
+            let waiting = e.waiting.load(Relaxed);
+            if alive || pin != 0 || waiting != 0 {
                 readers.push(ReaderInfo {
                     index: i,
                     alive,
                     pid: e.pid.load(Relaxed),
                     pinned: (pin != 0).then(|| (protocol::generation_of(pin), protocol::slot_of(pin))),
                     opened_ns: e.opened_ns.load(Relaxed),
+                    waiting,
                 });
             }
         }

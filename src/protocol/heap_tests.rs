@@ -424,7 +424,7 @@ pub(crate) fn zeroed_reader_entry() -> layout::ReaderEntry {
     layout::ReaderEntry {
         pin: AtomicU64::new(0),
         pid: AtomicU32::new(0),
-        _pad0: 0,
+        waiting: AtomicU32::new(0),
         opened_ns: AtomicU64::new(0),
         _pad: [0; 40],
     }

@@ -158,7 +158,9 @@ pub(crate) struct ReaderTableHeader {
     pub capacity: AtomicU32,
     /// One past the highest entry ever claimed: the writer scans `[0, high_water)`.
     pub high_water: AtomicU32,
-    /// Readers inside `wait_newer` (the writer skips the wake syscall at 0).
+    /// Readers inside `wait_newer`, plus one per pending async future (the
+    /// writer skips the wake syscall at 0). Each counted wait of a reader that
+    /// owns an entry is also marked in that entry's `waiting`.
     pub waiters: AtomicU32,
     /// Pin counts after the entries: one per slot (the data segment's
     /// `max_slots`).
@@ -181,7 +183,12 @@ pub(crate) struct ReaderEntry {
     /// The publish word this reader uses (0 = none). See `protocol/words.rs`.
     pub pin: AtomicU64,
     pub pid: AtomicU32,
-    pub _pad0: u32,
+    /// How many of the `waiters` of the table header are this entry's owner's
+    /// (its blocking waits and async registrations in progress): what a
+    /// reclaim of the entry takes back from `waiters` once the owner is dead
+    /// (`protocol/waiters.rs`). Was padding (zero) before: readers of older
+    /// builds count in `waiters` only, and nobody takes their counts back.
+    pub waiting: AtomicU32,
     pub opened_ns: AtomicU64,
     pub _pad: [u8; 40],
 }
@@ -197,6 +204,7 @@ const _: () = {
     assert!(size_of::<SlotEntry>() as u64 == ENTRY);
     assert!(size_of::<ReaderTableHeader>() as u64 == ENTRY);
     assert!(size_of::<ReaderEntry>() as u64 == ENTRY);
+    assert!(core::mem::offset_of!(ReaderEntry, waiting) == 12);
     assert!(align_of::<Header>() <= 8 && align_of::<SlotEntry>() <= 8);
 };
 

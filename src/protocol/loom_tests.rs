@@ -8,10 +8,11 @@
 //!   `high_water` and stale-count clearing, slot order, dead-pin reclaim,
 //!   growth by `add_slot`; `begin_fill`, `commit`: seal, count reset, unlock,
 //!   publish), `slots::announce`, `slots::recover` and
-//!   `slots::take_liveness_lock` (takeover);
+//!   `slots::take_liveness_lock` (takeover), `slots::reclaim_dead_waits`;
 //! - readers: `protocol::claim_entry`, `protocol::pin_current`,
-//!   `protocol::pinned_region`, `protocol::unpin` (table pins) and
-//!   `lock_pins::pin_with_locks` / `release` (lock pins).
+//!   `protocol::pinned_region`, `protocol::unpin` (table pins),
+//!   `lock_pins::pin_with_locks` / `release` (lock pins), and
+//!   `waiters::WaitCount` (a waiter's count and mark).
 //!
 //! The OS boundary is a model object: [`ModelFile`] gives OFD byte-lock
 //! semantics (per open file description, read locks shared, write lock
@@ -45,6 +46,7 @@ use crate::protocol::lock_pins;
 use crate::protocol::locks::{ByteLocks, LockProbe};
 use crate::protocol::slots::{self, Slots, Tables};
 use crate::protocol::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::protocol::waiters::WaitCount;
 use crate::protocol::{self, generation_of, slot_of, Pinned};
 
 /// Words standing for a snapshot's bytes.
@@ -222,7 +224,7 @@ impl ModelObject {
             _pad: [0; 12],
         };
         let entries = (0..readers)
-            .map(|_| ReaderEntry { pin: a64(), pid: a32(), _pad0: 0, opened_ns: a64(), _pad: [0; 40] })
+            .map(|_| ReaderEntry { pin: a64(), pid: a32(), waiting: a32(), opened_ns: a64(), _pad: [0; 40] })
             .collect();
         let data_bytes = [WRITER_LOCK_BYTE].into_iter().chain((0..MAX_SLOTS as u64).map(|k| SLOT_LOCK_BASE + k));
         let o = Arc::new(ModelObject {
@@ -449,6 +451,7 @@ fn model_bounded(mutation: &'static str, preemptions: usize, f: impl Fn() + Sync
     impl Drop for Reset {
         fn drop(&mut self) {
             *crate::protocol::sync::MUTATION.lock().unwrap_or_else(|e| e.into_inner()) = "";
+            *crate::protocol::sync::SC_ORDER.lock().unwrap_or_else(|e| e.into_inner()) = false;
         }
     }
     let _reset = Reset;
@@ -666,6 +669,128 @@ fn loom_reader_crash_catches_reclaim_that_uncounts() {
 #[should_panic(expected = "leaked count")]
 fn loom_reader_crash_catches_a_stale_count_kept() {
     reader_crash("stale-count-kept", "pin-confirmed", 1);
+}
+
+// ------------------------------------------------------------ dead waiters
+
+/// Where the waits of the table-pin reader that owns entry `i` count.
+fn wait_count(o: &ModelObject, i: u32) -> WaitCount<'_> {
+    WaitCount { waiters: &o.readers.waiters, mark: Some(&o.entries[i as usize].waiting) }
+}
+
+/// A waiter (descriptor 5, entry 0) is killed while it waits: asleep
+/// (`point` ""), between its count and its mark, or, woken, between its
+/// unmark and its uncount (the real `WaitCount` code, `crash_point`s). Then,
+/// concurrently: a live waiter (descriptor 1) claims an entry (entry 0 is
+/// free again and first in line, so it may take the dead waiter's entry,
+/// whose claim then takes the dead waits back; or entry 1 while the writer
+/// holds entry 0's lock), counts itself, and "sleeps" if `notify` did not
+/// move (its futex wait: it stays asleep until the writer has announced),
+/// then takes its count back; the writer takes dead waits back
+/// (`slots::reclaim_dead_waits`, as after a wake-up that woke nobody),
+/// announces a publish (`slots::announce`), lets the sleeper go, and takes
+/// dead waits back again while the sleeper leaves.
+///
+/// Checks: a waiter asleep on the old `notify` was seen counted by the
+/// announce (no lost wake-up; loom needs `sync::sc_order` for the SeqCst
+/// handshake), and in the end `waiters` holds exactly `leak` (the dead
+/// waiter's count that no mark records), never less (a live waiter's count
+/// taken makes its own uncount wrap around).
+fn dead_waiter(mutation: &'static str, point: &'static str, leak: u32) {
+    model(mutation, move || {
+        // The SeqCst order of the handshake (`sync::sc_order`); reset by
+        // `model_bounded` when the model ends.
+        *crate::protocol::sync::SC_ORDER.lock().unwrap() = true;
+        let o = ModelObject::new(2, 2, false);
+        *crate::protocol::sync::CRASH_AT.lock().unwrap() = (point, 0);
+        let dead = claim(&o, 5);
+        let c = wait_count(&o, dead);
+        let waking = point == "wait-between-unmark-and-uncount";
+        let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.count();
+            if waking {
+                c.uncount();
+            }
+        }))
+        .is_err();
+        *crate::protocol::sync::CRASH_AT.lock().unwrap() = ("", 0);
+        assert_eq!(died, !point.is_empty(), "the waiter did not die at {point:?}");
+        // The kernel drops the dead process's entry lock; entry 0 is where
+        // the next claim starts (as after a release).
+        o.reader_file.drop_all(5);
+        o.readers.claim_hint.store(0, Ordering::Relaxed);
+        let announced = Arc::new(AtomicU32::new(0));
+        let live = {
+            let (o, announced) = (o.clone(), announced.clone());
+            thread::spawn(move || {
+                let i = claim(&o, 1);
+                let c = wait_count(&o, i);
+                // `wait_for_newer`: load `notify`, count, re-check, sleep.
+                let seen = o.header.notify.load(Ordering::SeqCst);
+                c.count();
+                let asleep = o.header.notify.load(Ordering::SeqCst) == seen;
+                if asleep {
+                    // Until the writer has announced (a futex wait whose
+                    // wake-up, if any, comes after the announce).
+                    while announced.load(Ordering::SeqCst) == 0 {
+                        thread::yield_now();
+                    }
+                }
+                c.uncount();
+                o.reader_file.drop_all(1);
+                // Asleep on the value from before the writer's bump (a
+                // sleep on the bumped value waits for the next publish).
+                asleep && seen == 0
+            })
+        };
+        let w = ModelWriter::new(&o, 0);
+        slots::reclaim_dead_waits(&w.t);
+        // The publish's step 5 (the bump and the `waiters` load).
+        let wakes = slots::announce(&w.t);
+        announced.store(1, Ordering::SeqCst);
+        slots::reclaim_dead_waits(&w.t);
+        let asleep = live.join().unwrap();
+        assert!(!asleep || wakes, "count taken: lost wake-up (a waiter asleep on the old notify, no waiter seen)");
+        slots::reclaim_dead_waits(&w.t);
+        let left = o.readers.waiters.load(Ordering::Relaxed);
+        // Below `leak` (or wrapped around): a live waiter's count was taken.
+        assert!(left >= leak && left < u32::MAX / 2, "count taken: waiters {left} at the end, {leak} expected");
+        assert_eq!(left, leak, "leaked count: waiters {left} with no waiter alive, {leak} expected ({point:?})");
+    });
+}
+
+#[test]
+fn loom_dead_waiter_asleep_is_taken_back() {
+    dead_waiter("", "", 0);
+}
+
+/// Killed between its two steps: its count stays (no mark says it is there),
+/// which over-counts; nothing is taken from the live waiter.
+#[test]
+fn loom_dead_waiter_between_count_and_mark_leaks_one() {
+    dead_waiter("", "wait-between-count-and-mark", 1);
+}
+
+#[test]
+fn loom_dead_waiter_between_unmark_and_uncount_leaks_one() {
+    dead_waiter("", "wait-between-unmark-and-uncount", 1);
+}
+
+/// Marking before counting: a waiter killed in between leaves a mark for a
+/// count it never added, and taking it back takes the live waiter's.
+#[test]
+#[should_panic(expected = "count taken")]
+fn loom_dead_waiter_catches_mark_before_count() {
+    dead_waiter("mark-before-count", "wait-between-count-and-mark", 0);
+}
+
+/// Probing the dead owner's lock and then taking its waits back (without
+/// holding the lock) can take those of a live waiter that claimed the entry
+/// in between.
+#[test]
+#[should_panic(expected = "count taken")]
+fn loom_dead_waiter_catches_probe_then_take_back() {
+    dead_waiter("reclaim-probe-then-clear", "", 0);
 }
 
 // ----------------------------------------------------------------- lock pins

@@ -6,6 +6,7 @@
 //! - `layout.rs`: the bytes of the data segment and the reader table.
 //! - `words.rs`: the publish word and the pin words.
 //! - `slots.rs`: the writer's side (choosing, sealing, publishing, reclaiming).
+//! - `waiters.rs`: the waiter count and the entries' waiting marks.
 //! - `lock_pins.rs`: the reader's side of lock pins; `locks.rs`: the lock interface.
 //! - `sync.rs`: std atomics, or loom's under `--cfg loom`.
 //! - `generation.rs`: the public generation number.
@@ -58,6 +59,7 @@ pub(crate) mod lock_pins;
 pub(crate) mod locks;
 pub(crate) mod slots;
 pub(crate) mod sync;
+pub(crate) mod waiters;
 mod words;
 
 pub(crate) use words::{

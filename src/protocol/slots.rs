@@ -19,6 +19,7 @@ use crate::protocol::layout::{
 use crate::protocol::locks::ByteLocks;
 use crate::protocol::sync::AtomicU64;
 use crate::protocol::sync::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use crate::protocol::waiters;
 
 /// One object's shared structures, as the writer sees them.
 pub(crate) trait Tables {
@@ -201,47 +202,18 @@ impl Slots {
         }
     }
 
-    /// Table pins: clears the pins of reader entries whose owner died (lock
-    /// pins need none: the kernel drops a dead reader's locks).
+    /// Table pins: reclaims the reader entries whose owner died: clears their
+    /// pins (lock pins need none: the kernel drops a dead reader's locks) and
+    /// takes their waits back from `waiters` (`waiters::settle_dead_waits`).
+    /// Returns the pins reclaimed.
     ///
     /// The writer takes the entry's OFD lock itself before clearing: a probe
     /// followed by a CAS could erase the pin of a reader that claimed the entry
-    /// and pinned the same word in between (loom_tests shows it). Holding the
-    /// lock keeps new readers out of the entry until the pin is cleared.
+    /// and pinned the same word in between (loom_tests shows it), or take back
+    /// the waits of a reader that claimed it and waits. Holding the lock keeps
+    /// new readers out of the entry until it is cleared.
     pub(crate) fn reclaim_dead_pins<T: Tables>(&mut self, t: &T) -> u32 {
-        let Some((rh, capacity, locks)) = t.reader_table() else { return 0 };
-        let mut reclaimed = 0;
-        // Outside the store-buffering argument on purpose: an entry claimed
-        // after this load is alive, and alive entries are not touched.
-        for i in 0..rh.high_water.load(Relaxed).min(capacity) {
-            let Some(r) = t.reader(i) else { break };
-            if r.pin.load(Relaxed) == 0 {
-                continue;
-            }
-            let byte = READER_LOCK_BASE + i as u64;
-            if crate::protocol::sync::mutation("reclaim-probe-then-clear") {
-                // The old scheme: probe the owner's lock, then clear.
-                if locks.probe(byte) == Ok(crate::protocol::locks::LockProbe::Unlocked) {
-                    r.pin.store(0, Release);
-                    reclaimed += 1;
-                }
-                continue;
-            }
-            if let Ok(true) = locks.try_write_lock(byte) {
-                if crate::protocol::sync::mutation("reclaim-uncounts") {
-                    // Wrong: the dead reader may have died before counting.
-                    protocol::unpin(&r.pin, |k| t.pin_count(k));
-                }
-                // Its count is left alone: whether it counted cannot be
-                // known; `scan_pins` clears counts no pin names.
-                // SYNC(unpin): Release, like a reader's own unpin.
-                r.pin.store(0, Release);
-                let _ = locks.unlock(byte);
-                reclaimed += 1;
-            }
-        }
-        t.header().reclaimed_pins.fetch_add(reclaimed as u64, Relaxed);
-        reclaimed
+        reclaim_dead(t, true).0
     }
 
     /// Appends a new slot of `capacity` bytes.
@@ -341,15 +313,80 @@ impl Slots {
 /// waiting on it (then the caller wakes them).
 pub(crate) fn announce<T: Tables>(t: &T) -> bool {
     // SYNC(wake): SeqCst RMW, then SeqCst load of `waiters`; pairs with the
-    // SeqCst increment of `waiters` and load of `notify` in
-    // `RawReader::wait_newer` (store-buffering: one side sees the other, so no
-    // wake-up is lost).
+    // SeqCst increment of `waiters` (`waiters::WaitCount::count`) and load of
+    // `notify` in `watch::wait_for_newer` and the async `Changed` poll
+    // (store-buffering: one side sees the other, so no wake-up is lost).
+    // Taking back dead waiters' counts never removes a live waiter's
+    // (`protocol/waiters.rs`), so the load sees it while it sleeps.
     t.header().notify.fetch_add(1, SeqCst);
+    // Loom only: the SeqCst order between the bump and the load (`sync::sc_order`).
+    crate::protocol::sync::sc_order();
     match t.reader_table() {
         Some((rh, _, _)) => rh.waiters.load(SeqCst) > 0,
         // Lock-pin readers have no write access to count themselves.
         None => true,
     }
+}
+
+/// Table pins: takes back the waits of entries whose owner died while it
+/// waited (their `waiting` marks), and their pins on the way; returns the
+/// waits taken back. Only entries with a mark are looked at (one lock
+/// syscall each, failing for live waiters). The writer calls it when a
+/// publish's wake-up woke nobody although `waiters` was not 0
+/// (`RawWriter::publish_with`, at most once per wait slice).
+pub(crate) fn reclaim_dead_waits<T: Tables>(t: &T) -> u32 {
+    reclaim_dead(t, false).1
+}
+
+/// Reclaims the entries [0, high_water) whose owner died and that hold a
+/// waiting mark, or (`with_pins`) a pin: under the entry's lock, takes the
+/// waits back and clears the pin. Returns (pins, waits) reclaimed.
+fn reclaim_dead<T: Tables>(t: &T, with_pins: bool) -> (u32, u32) {
+    let Some((rh, capacity, locks)) = t.reader_table() else { return (0, 0) };
+    let (mut pins, mut waits) = (0, 0);
+    // Outside the store-buffering argument on purpose: an entry claimed
+    // after this load is alive, and alive entries are not touched.
+    for i in 0..rh.high_water.load(Relaxed).min(capacity) {
+        let Some(r) = t.reader(i) else { break };
+        // Relaxed: only says whether to look; the lock decides, and what is
+        // cleared is read again under it (a mark or pin seen 0 here, of an
+        // owner that just died, waits for the next scan).
+        let pinned = with_pins && r.pin.load(Relaxed) != 0;
+        // SYNC(waiting): Relaxed, as above.
+        if !pinned && r.waiting.load(Relaxed) == 0 {
+            continue;
+        }
+        let byte = READER_LOCK_BASE + i as u64;
+        if crate::protocol::sync::mutation("reclaim-probe-then-clear") {
+            // The old scheme: probe the owner's lock, then clear.
+            if locks.probe(byte) == Ok(crate::protocol::locks::LockProbe::Unlocked) {
+                waits += waiters::settle_dead_waits(&rh.waiters, &r.waiting);
+                if r.pin.load(Relaxed) != 0 {
+                    r.pin.store(0, Release);
+                    pins += 1;
+                }
+            }
+            continue;
+        }
+        if let Ok(true) = locks.try_write_lock(byte) {
+            waits += waiters::settle_dead_waits(&rh.waiters, &r.waiting);
+            // Relaxed: the owner is dead and we hold its entry's lock.
+            if r.pin.load(Relaxed) != 0 {
+                if crate::protocol::sync::mutation("reclaim-uncounts") {
+                    // Wrong: the dead reader may have died before counting.
+                    protocol::unpin(&r.pin, |k| t.pin_count(k));
+                }
+                // Its count is left alone: whether it counted cannot be
+                // known; `scan_pins` clears counts no pin names.
+                // SYNC(unpin): Release, like a reader's own unpin.
+                r.pin.store(0, Release);
+                pins += 1;
+            }
+            let _ = locks.unlock(byte);
+        }
+    }
+    t.header().reclaimed_pins.fetch_add(pins as u64, Relaxed);
+    (pins, waits)
 }
 
 /// Takes over a segment whose writer died: returns the next generation.

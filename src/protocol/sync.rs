@@ -16,6 +16,29 @@ pub(crate) fn spin_hint() {
     core::hint::spin_loop();
 }
 
+/// Under loom, in the models that set `SC_ORDER`, a `fence(SeqCst)`
+/// standing for the single total order that C11 gives SeqCst accesses: loom
+/// models SeqCst loads, stores and RMWs as AcqRel (loom's README,
+/// "Unsupported features"), so the store-buffering argument of the wake-up
+/// handshake (a SeqCst RMW then a SeqCst load on each side:
+/// `waiters::WaitCount::count` then the waiter's re-check of `notify`, and
+/// `slots::announce`) would show false lost wake-ups; a fence between the two
+/// accesses of each side gives loom that order. Only those models: a fence
+/// also orders the accesses around it, more than the real code's SeqCst
+/// accesses do, and would hide the bugs other models look for. Nothing
+/// outside loom: the SeqCst accesses themselves give the order.
+#[inline(always)]
+pub(crate) fn sc_order() {
+    #[cfg(loom)]
+    if *SC_ORDER.lock().unwrap_or_else(|e| e.into_inner()) {
+        fence(Ordering::SeqCst);
+    }
+}
+
+/// Whether `sc_order` fences (set by the models of the wake-up handshake).
+#[cfg(loom)]
+pub(crate) static SC_ORDER: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+
 /// Whether the loom model currently checks the protocol code with mutation
 /// `name` applied: each `#[should_panic]` model in `loom_tests.rs` breaks one
 /// step of the real code (skip a re-check, load before a fence, ignore a lock)

@@ -299,7 +299,8 @@ pub(crate) fn unpin<'a>(pin: &AtomicU64, count_at: impl Fn(u32) -> Option<&'a At
 ///
 /// An entry belongs to whoever holds the write lock on its byte
 /// (`READER_LOCK_BASE + i`); the kernel drops it when the owner dies. A dead
-/// owner may have left a pin: the new owner clears it. The entry is counted in
+/// owner may have left a pin: the new owner clears it, and takes the owner's
+/// waits back from `waiters` (`waiters::settle_dead_waits`). The entry is counted in
 /// `high_water` before this handle ever pins (see `scan_pins`).
 ///
 /// Each try is a lock syscall, so it starts at the table's `claim_hint` (one
@@ -325,6 +326,9 @@ pub(crate) fn claim_entry<'a>(
         // counted cannot be known; the writer clears stale counts).
         // SYNC(unpin): Release, like a reader's own unpin.
         e.pin.store(0, Ordering::Release);
+        // A dead owner's waits (it was killed while it waited): taken back
+        // from `waiters`, as the writer's reclaim does, under the lock we hold.
+        crate::protocol::waiters::settle_dead_waits(&table.waiters, &e.waiting);
         // SYNC(claim): before any pin store of this handle and so before its
         // SeqCst fence F_R; pairs with the load after F_W in `scan_pins` (the
         // fences order it: Relaxed suffices).

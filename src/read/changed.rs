@@ -63,8 +63,10 @@ impl<T: Shared> SharedReader<T> {
 /// `futex_waitv` on the `notify` words of every object some future waits on,
 /// plus a word of its own that a new registration bumps. When a word changes
 /// it wakes the wakers registered on it; nothing polls. While it waits it
-/// counts itself in each object's `waiters`, as a blocking `wait_newer` does,
-/// so the writer's publish wakes it. Every 100 ms it probes the writers of
+/// counts itself in each object's `waiters`, once per pending future, as a
+/// blocking `wait_newer` does, so the writer's publish wakes it (the counts
+/// are marked in a reader entry the handle claims at its first wait, so that
+/// a writer takes them back if the process dies). Every 100 ms it probes the writers of
 /// the watched objects and wakes the futures whose writer died, whose grace
 /// period ended, whose writer came back, or whose name was replaced; each
 /// future then decides as a blocking `wait_newer` does.
@@ -290,12 +292,14 @@ fn helper() -> &'static Helper {
     }
 }
 
-/// Removes a registration's count in its object's `waiters`.
+/// Removes a registration's count in its object's `waiters` (and its mark in
+/// the watcher's entry).
 fn uncount(watcher: &Watcher) {
-    if let Some(w) = watcher.waiters() {
-        // SYNC(wake): pairs with the SeqCst load of `waiters` in
-        // `slots::announce`; we no longer need its wake-ups.
-        w.fetch_sub(1, SeqCst);
+    if let Some(c) = watcher.wait_count() {
+        // SYNC(wake): SeqCst (`WaitCount::uncount`); pairs with the SeqCst
+        // load of `waiters` in `slots::announce`: we no longer need its
+        // wake-ups.
+        c.uncount();
     }
 }
 
@@ -336,11 +340,12 @@ impl Helper {
             .filter(|(helper, _)| std::ptr::eq(*helper, self))
             .and_then(|(_, k)| regs.list.iter().position(|r| r.key == k));
         if pos.is_none() {
-            // SYNC(wake): count ourselves before reading `notify`; pairs with
+            // SYNC(wake): count ourselves (SeqCst, `WaitCount::count`, marked
+            // in the watcher's entry) before reading `notify`; pairs with
             // `slots::announce` (store-buffering: either the writer sees
             // the count and wakes the helper, or we see its `notify` bump).
-            if let Some(w) = watcher.waiters() {
-                w.fetch_add(1, SeqCst);
+            if let Some(c) = watcher.wait_count() {
+                c.count();
             }
         }
         // SYNC(wake): read `notify` before the generation, so a publish after

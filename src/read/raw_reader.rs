@@ -12,6 +12,7 @@ use crate::protocol::layout::{self, Header, ReaderEntry};
 use crate::protocol::lock_pins;
 use crate::protocol::sync::AtomicU64;
 use crate::protocol::sync::Ordering::{Acquire, Relaxed};
+use crate::protocol::waiters::WaitCount;
 use crate::protocol::{self, Pinned};
 use crate::schema::{SchemaDoc, SchemaError};
 use crate::Generation;
@@ -270,11 +271,16 @@ impl RawReader {
     ) -> Result<Generation, WaitError> {
         // With lock pins there is no table to count waiters in; the writer then
         // always wakes.
-        let waiters = match &self.pins {
-            Pins::Table { readers, .. } => readers.region().readers_header().map(|rh| &rh.waiters),
+        // With table pins our waits are also marked in our entry, so that the
+        // writer takes them back if we die waiting (`protocol/waiters.rs`).
+        let count = match &self.pins {
+            Pins::Table { readers, entry } => readers
+                .region()
+                .readers_header()
+                .map(|rh| WaitCount { waiters: &rh.waiters, mark: Some(&Self::my_entry(readers, *entry).waiting) }),
             Pins::Locks { .. } => None,
         };
-        crate::read::watch::wait_for_newer(&self.name, &self.data, waiters, than, timeout, grace)
+        crate::read::watch::wait_for_newer(&self.name, &self.data, count, than, timeout, grace)
     }
 
     /// What the object's name refers to now: this object, another one (it was
@@ -363,7 +369,7 @@ fn claim_seat(name: &str, data: &DataSegment, capacity: u32) -> Result<u32, Open
 }
 
 /// Claims a free reader entry (`protocol::claim_entry`) and records who holds it.
-fn claim_entry(name: &str, t: &ReaderTable) -> Result<u32, OpenError> {
+pub(crate) fn claim_entry(name: &str, t: &ReaderTable) -> Result<u32, OpenError> {
     let region = t.region();
     let h = region.readers_header().expect("checked reader table");
     let claimed = protocol::claim_entry(&t.obj, h, t.capacity, |i| region.reader(i))

@@ -63,7 +63,10 @@ use crate::{Generation, Reader, ReaderOptions, Shared};
 ///   generation it holds guards on at once (usually one, two while swapping),
 ///   and keeps at most one idle spare.
 /// - [`wait_newer`](SharedReader::wait_newer) pins nothing, so it may be called
-///   while guards live, from any thread.
+///   while guards live, from any thread. With table pins the handle claims
+///   one more reader entry at its first wait (blocking or async), where its
+///   waits are marked so that the writer can take back the waiter count of a
+///   process killed while it waits (docs/PROTOCOL.md, "Waiters that die").
 /// - Each thread's reader opens the object by name when the thread first
 ///   reads: if the object is removed and created anew meanwhile, that thread
 ///   reads the new one (or gets `load` errors if its type differs).

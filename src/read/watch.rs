@@ -5,6 +5,7 @@
 //!
 //! [`SharedReader`]: crate::SharedReader
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::error::{OpenError, WaitError};
@@ -14,11 +15,10 @@ use crate::protocol;
 use crate::protocol::layout;
 use crate::protocol::sync::AtomicU32;
 use crate::protocol::sync::Ordering::{Acquire, Relaxed, SeqCst};
+use crate::protocol::waiters::WaitCount;
 use crate::Generation;
 
-/// How long one futex wait lasts at most: a writer that dies without
-/// publishing is noticed within this slice.
-pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(100);
+pub(crate) use crate::protocol::waiters::WAIT_SLICE;
 
 /// A publish wakes one waiter; each waiter that wakes to a change wakes this
 /// many more while others wait. The wake-ups spread as a tree (N waiters are
@@ -28,8 +28,8 @@ const WAKE_FANOUT: u32 = 2;
 
 /// A waiter that slept on `notify == seen` and woke: if `notify` moved on (a
 /// publish), wake the next waiters, as the writer woke only one. `waiters` is
-/// the count without us (table pins); lock-pin readers count nowhere, so
-/// there we always wake.
+/// the table's count without us (table pins); lock-pin readers count nowhere,
+/// so there we always wake.
 pub(crate) fn pass_on_wake(notify: &AtomicU32, seen: u32, waiters: Option<&AtomicU32>) {
     // SYNC(wake): SeqCst, as every access to `notify` and `waiters`. A waiter
     // still asleep on `seen` counted itself and then read `seen` from
@@ -54,7 +54,10 @@ pub fn wakes_passed_on() -> u64 {
 }
 
 /// An object's header and waiter count, mapped once, shared between threads.
-/// It pins nothing and owns no reader entry.
+/// It pins nothing. Table pins: at its first wait it claims a reader entry of
+/// its own, where its waits (blocking, and the async helper's registrations)
+/// are marked, so that the writer takes them back if the process dies while
+/// they wait (`protocol/waiters.rs`).
 #[derive(Debug)]
 pub(crate) struct Watcher {
     name: String,
@@ -62,6 +65,12 @@ pub(crate) struct Watcher {
     /// The reader table (table pins), where waiters count themselves; `None`
     /// with lock pins (the writer then always wakes).
     readers: Option<ReaderTable>,
+    /// The entry our waits are marked in, claimed at the first wait; `None`
+    /// inside if none could be claimed (a full table): the waits are then
+    /// counted without a mark, and not taken back if the process dies.
+    entry: OnceLock<Option<u32>>,
+    /// The process that opened the watcher (see `RawReader`'s `opener`).
+    opener: u32,
 }
 
 impl Watcher {
@@ -89,12 +98,12 @@ impl Watcher {
         loop {
             let (data, geo) = DataSegment::open(name, false, init_timeout)?;
             if geo.pin_mode == layout::pin_mode::LOCKS {
-                return Ok(Watcher { name: name.into(), data, readers: None });
+                return Ok(Watcher::new(name, data, None));
             }
             // Count ourselves as a waiter in this data segment's own table
             // (docs/PROTOCOL.md "Incarnations"), as `RawReader::open` pins there.
             match ReaderTable::open_paired(name, geo.incarnation, true) {
-                Ok(t) => return Ok(Watcher { name: name.into(), data, readers: Some(t) }),
+                Ok(t) => return Ok(Watcher::new(name, data, Some(t))),
                 Err(e) if e.retry() && attempt < 8 => attempt += 1,
                 Err(e) => return Err(e.into_open_error(name)),
             }
@@ -107,9 +116,23 @@ impl Watcher {
         &self.data.header().notify
     }
 
+    fn new(name: &str, data: DataSegment, readers: Option<ReaderTable>) -> Self {
+        Watcher { name: name.into(), data, readers, entry: OnceLock::new(), opener: os::pid() }
+    }
+
     /// The reader table's waiter count, if the object has a table.
     pub(crate) fn waiters(&self) -> Option<&AtomicU32> {
         self.readers.as_ref().and_then(|t| t.region().readers_header()).map(|h| &h.waiters)
+    }
+
+    /// Where a wait counts itself (table pins): the table's count and our
+    /// entry's mark (the entry is claimed on the first call).
+    pub(crate) fn wait_count(&self) -> Option<WaitCount<'_>> {
+        let t = self.readers.as_ref()?;
+        let waiters = &t.region().readers_header()?.waiters;
+        let entry = *self.entry.get_or_init(|| crate::read::raw_reader::claim_entry(&self.name, t).ok());
+        let mark = entry.and_then(|i| t.region().reader(i)).map(|e| &e.waiting);
+        Some(WaitCount { waiters, mark })
     }
 
     /// The latest published generation.
@@ -130,7 +153,7 @@ impl Watcher {
         timeout: Duration,
         grace: Duration,
     ) -> Result<Generation, WaitError> {
-        wait_for_newer(&self.name, &self.data, self.waiters(), than, timeout, grace)
+        wait_for_newer(&self.name, &self.data, self.wait_count(), than, timeout, grace)
     }
 
     /// [`DeadWriter::check`] on this object.
@@ -151,6 +174,22 @@ impl Watcher {
     #[cfg(feature = "tokio")]
     pub(crate) fn replaced(&self) -> Result<bool, crate::Errno> {
         Ok(self.data.obj.under_name(&crate::object::name::data(&self.name))? == UnderName::Another)
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        // No wait is in progress (they borrow the watcher), so the entry's
+        // mark is 0. Unlocked explicitly, as `RawReader` does: a child forked
+        // meanwhile shares the lock until it execs.
+        if let (Some(t), Some(Some(i))) = (&self.readers, self.entry.get()) {
+            if os::pid() == self.opener {
+                let _ = os::unlock(t.obj.fd(), layout::READER_LOCK_BASE + *i as u64, 1);
+            }
+            if let Some(h) = t.region().readers_header() {
+                protocol::release_entry(h, *i);
+            }
+        }
     }
 }
 
@@ -228,11 +267,12 @@ impl DeadWriter {
 /// ends the wait with its first generation), `name` is found to refer to
 /// another object, or `timeout` passes. Uses the shared futex `notify` in the
 /// header: no polling, and no wake-up syscall for the writer when nobody waits
-/// (`waiters`, when the object has a reader table, counts us).
+/// (`count`, when the object has a reader table, counts us there, marked in
+/// our entry if we have one).
 pub(crate) fn wait_for_newer(
     name: &str,
     data: &DataSegment,
-    waiters: Option<&AtomicU32>,
+    count: Option<WaitCount<'_>>,
     than: Generation,
     timeout: Duration,
     grace: Duration,
@@ -260,9 +300,10 @@ pub(crate) fn wait_for_newer(
         if left.is_zero() {
             return Err(WaitError::Timeout { name: name.into() });
         }
-        // SYNC(wake): pairs with `slots::announce` (store-buffering).
-        if let Some(w) = waiters {
-            w.fetch_add(1, SeqCst);
+        // SYNC(wake): pairs with `slots::announce` (store-buffering): counted
+        // (SeqCst, `WaitCount::count`) before the SeqCst load of `notify`.
+        if let Some(c) = &count {
+            c.count();
         }
         let mut woke = false;
         if h.notify.load(SeqCst) == seen {
@@ -271,11 +312,11 @@ pub(crate) fn wait_for_newer(
             os::futex_wait(&h.notify, seen, left.min(WAIT_SLICE));
             (slept, woke) = (true, true);
         }
-        if let Some(w) = waiters {
-            w.fetch_sub(1, SeqCst);
+        if let Some(c) = &count {
+            c.uncount();
         }
         if woke {
-            pass_on_wake(&h.notify, seen, waiters);
+            pass_on_wake(&h.notify, seen, count.map(|c| c.waiters));
         }
     }
 }

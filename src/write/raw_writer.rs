@@ -60,6 +60,9 @@ pub struct RawWriter {
     /// Waiters the last publish's futex wake woke (0 or 1: the woken one
     /// passes it on, `watch::pass_on_wake`).
     woken: u32,
+    /// When a wake-up last woke nobody while `waiters` was not 0 and the
+    /// writer looked for dead waiters (`slots::reclaim_dead_waits`).
+    last_waits_scan: Option<Instant>,
 }
 
 /// The writer's mappings of the object, as `slots::Tables` for the protocol code.
@@ -183,6 +186,7 @@ impl RawWriter {
             remove_on_drop: opts.remove_on_drop,
             opener: os::pid(),
             woken: 0,
+            last_waits_scan: None,
         };
         let h = w.tables.data.header();
         h.writer_pid.store(os::pid(), Relaxed);
@@ -395,8 +399,30 @@ impl RawWriter {
         self.next_gen += 1;
         // One waiter, whatever their number: each one woken wakes the next
         // ones, so no publish pays for every waiter (docs/PROTOCOL.md, "Wake-ups").
-        self.woken = if slots::announce(&self.tables) { os::futex_wake(&h.notify, 1) } else { 0 };
+        let counted = slots::announce(&self.tables);
+        self.woken = if counted { os::futex_wake(&h.notify, 1) } else { 0 };
+        if counted && self.woken == 0 {
+            self.look_for_dead_waiters();
+        }
         Ok(Generation(gen))
+    }
+
+    /// A wake-up found nobody asleep although `waiters` was not 0: waiters
+    /// between their count and their sleep (or just woken), or the count of a
+    /// waiter killed while it waited. Table pins: takes the dead waiters'
+    /// counts back (`slots::reclaim_dead_waits`), at most once per wait slice
+    /// (100 ms), so that live waiters in transit cost a busy writer at most
+    /// that many scans. Lock pins: nothing to do (no count).
+    fn look_for_dead_waiters(&mut self) {
+        if self.tables.readers.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        if self.last_waits_scan.is_some_and(|t| now.duration_since(t) < crate::protocol::waiters::WAIT_SLICE) {
+            return;
+        }
+        self.last_waits_scan = Some(now);
+        slots::reclaim_dead_waits(&self.tables);
     }
 
     /// Runs `fill` over `slot`; `Ok(Err(needed))` when it did not fit.
