@@ -244,3 +244,47 @@ fn thread_exit_races_handle_drop() {
         assert_eq!(inspect(name.as_str()).expect("inspect").live_readers(), 0, "round {round}");
     }
 }
+
+/// An object removed and created again by another writer: a thread that
+/// only calls `load()` has nothing to notice it by (its fast path is one
+/// load of a publish word that no longer changes). Once a wait on the same
+/// handle has followed the name, every thread's next `load` reads the new
+/// object: the handle counts the replacements its waits followed, and the
+/// fast path compares that count.
+#[test]
+fn load_only_threads_follow_a_replacement_the_waits_found() {
+    let name = TestName::new("shared-replaced");
+    let n = name.as_str();
+    let mut w = Writer::<Checked>::create(n).unwrap();
+    w.publish(&Checked::new(1, 8)).unwrap();
+    let opts = shmstate::Reader::<Checked>::options().follow(true).writer_grace(Duration::from_secs(10));
+    let shared = Arc::new(opts.open_shared(n).unwrap());
+    let (to_loader, from_main) = std::sync::mpsc::channel::<()>();
+    let (to_main, from_loader) = std::sync::mpsc::channel::<u64>();
+    let loader = {
+        let shared = shared.clone();
+        std::thread::spawn(move || {
+            // Reads, then, at each signal, reports what `load` returns now.
+            while from_main.recv().is_ok() {
+                let g = consistent(&shared.load().unwrap()).unwrap();
+                to_main.send(g).unwrap();
+            }
+        })
+    };
+    to_loader.send(()).unwrap();
+    assert_eq!(from_loader.recv().unwrap(), 1);
+
+    drop(w);
+    shmstate::remove(n).unwrap();
+    let mut w = Writer::<Checked>::create(n).unwrap();
+    for g in 1..=3 {
+        w.publish(&Checked::new(100 + g, 8)).unwrap();
+    }
+    // The wait follows the name to the new object (its first generation).
+    let g = shared.wait_newer(shmstate::Generation::new(1), Duration::from_secs(20)).unwrap();
+    assert!(g.get() >= 1, "{g}");
+    to_loader.send(()).unwrap();
+    assert_eq!(from_loader.recv().unwrap(), 103, "the load-only thread reads the new object");
+    drop(to_loader);
+    loader.join().unwrap();
+}

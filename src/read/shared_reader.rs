@@ -185,6 +185,11 @@ struct ThreadLanes<T: Shared> {
     latest: Cell<*const Lane<T>>,
     /// Inside `load_slow` (a `&mut` to a reader lives): refuse re-entry.
     busy: Cell<bool>,
+    /// The handle's count of replacements followed (`Watched::numbering`)
+    /// that these readers have caught up with: when another thread or a wait
+    /// has followed the name to a new object, the fast path sees the count
+    /// move and sends every reader of this thread to look at the name.
+    renumbered: Cell<u64>,
 }
 
 impl<T: Shared> ThreadLanes<T> {
@@ -428,7 +433,10 @@ impl<T: Shared> SharedReader<T> {
             });
         }
         let lane = lanes.latest.get();
-        if !lane.is_null() {
+        // The one load the fast path adds: has anyone followed the name to a
+        // new object since this thread's readers last looked?
+        let renumbered = self.watched.numbering();
+        if !lane.is_null() && lanes.renumbered.get() == renumbered {
             // SAFETY: `latest` is one of this thread's live lanes (freed only
             // with the thread's entry or the registry, both after `&self` ends).
             let lane = unsafe { &*lane };
@@ -438,6 +446,10 @@ impl<T: Shared> SharedReader<T> {
             if let Some((root, generation)) = reader.current_view() {
                 return Ok(Self::guard(lane, root, generation));
             }
+        }
+        if lanes.renumbered.get() != renumbered {
+            lanes.renumbered.set(renumbered);
+            self.check_name_on_this_thread();
         }
         self.load_slow(lanes)
     }
@@ -496,6 +508,7 @@ impl<T: Shared> SharedReader<T> {
                     lanes: UnsafeCell::new(Vec::new()),
                     latest: Cell::new(std::ptr::null()),
                     busy: Cell::new(false),
+                    renumbered: Cell::new(self.watched.numbering()),
                 })) as *mut ();
                 self.registry.threads.lock().push(Erased { lanes, in_use: lanes_in_use::<T>, free: free_lanes::<T> });
                 entries.0.push(Registered { id, lanes, registry: Arc::downgrade(&self.registry) });
@@ -545,10 +558,20 @@ impl<T: Shared> SharedReader<T> {
         // SAFETY: this thread's lane, without guards (none refers to its pin,
         // which `read` may move), and no other reference to its reader lives.
         let reader = unsafe { &mut *lane.reader.get() };
+        let before = reader.incarnation();
         let (root, generation) = {
             let snap = reader.read()?;
             (&*snap as *const T::Archived, snap.generation())
         };
+        if reader.incarnation() != before {
+            // This thread's reader followed the name on its own: have the
+            // waits follow too, which moves the count every thread's fast
+            // path looks at (a replacement), so the others look at the name.
+            let watched = self.watched.current();
+            if watched.name() != reader.object_name() || watched.incarnation() != reader.incarnation() {
+                let _ = self.watched.rewatch(&watched);
+            }
+        }
         lanes.latest.set(lane_ptr);
         // Unpin idle lanes (the writer may reuse their slots); keep one spare.
         let mut spare_kept = false;
