@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Extra checks run by .ci/run after the test suite (scripts/test-all.sh): the
-# loom model of the protocol, and Miri over the heap-backed protocol tests when a nightly toolchain with Miri can be had on this machine (skipped,
-# and said so, if not).
+# loom model of the protocol, Miri over the heap-backed protocol tests when a nightly toolchain with Miri can be had on this machine (skipped,
+# and said so, if not), and the packages the crates would publish.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,3 +15,14 @@ if timeout 300 rustup component add --toolchain nightly rust-src miri >/dev/null
 else
     echo "miri: no nightly toolchain with Miri on this machine; skipped (run scripts/miri.sh where it exists)"
 fi
+
+# Every crate packaged and built from its .crate alone, in publishing order,
+# against the others' local packages (RELEASING.md). Measured here: about
+# 5 min from an empty target directory at -j1 (mostly the bridge's async-nats
+# tree), about 15 s when nothing changed; it shares the default target
+# directory with the test builds, so dependencies built the same way are reused.
+# --allow-dirty: the same check on a work tree with uncommitted changes.
+echo "-- package"
+start=$(date +%s)
+cargo package --workspace --allow-dirty
+echo "package: 4 crates packaged and verified in $(( $(date +%s) - start )) s"

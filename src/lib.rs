@@ -7,7 +7,9 @@
 //!   create or take over an object, [`publish`](Writer::publish) snapshots.
 //! - [`Reader`]: [`read`](Reader::read) the latest [`Snapshot`],
 //!   [`wait_newer`](Reader::wait_newer); [`RawReader`] reads bytes without the type.
-//! - Changing the type without downtime (docs/DEPLOYING.md "Lanes"): a writer
+//! - Changing the type without downtime
+//!   ([docs/DEPLOYING.md](https://github.com/shmstate/shmstate/blob/main/docs/DEPLOYING.md)
+//!   "Lanes"): a writer
 //!   also publishes the previous version ([`WriterOptions::lane`]); readers
 //!   find their version under the same name, can wait for it
 //!   ([`ReaderOptions::wait_for_layout`]) or read another through a copy
@@ -31,17 +33,12 @@
 //!   decoded with the schema stored in the object; [`RawWriter`] publishes
 //!   already-archived bytes under a [`schema::SchemaDoc`]'s fingerprint.
 //!
-//! ## Cargo features
-//! - `serde`: `serde::Serialize` for [`dynamic::Value`] (what `shmstate dump
-//!   --json` prints). Off by default.
-//! - `tokio`: `SharedReader::changed(generation).await`, and
-//!   `Receiver::changed().await` and its `futures_core::Stream` (the one
-//!   crate it pulls in). Off by default.
-//! - `fault-injection`: test-only crash points; never enable it in a build
-//!   you ship.
+//! The Cargo features (`tokio`, `serde`, `fault-injection`) are listed under
+//! "Add it to your project" above; the items they add are marked "Available
+//! on crate feature … only" here.
 //!
 //! The `shmstate` command (list, inspect, watch, dump, rm, gc) is a separate
-//! crate, `shmstate-cli` (`cargo install --path cli`), so this library pulls
+//! crate, `shmstate-cli` (`cargo install shmstate-cli`), so this library pulls
 //! in no argument parser or JSON printer.
 //!
 //! ## `fork()`
@@ -65,6 +62,12 @@
 //! - A child that calls only async-signal-safe functions before `exec` (the
 //!   `posix_spawn`/`Command` pattern) needs nothing.
 #![deny(unsafe_code)]
+// docs.rs (`--cfg docsrs`, nightly): "Available on crate feature … only" on
+// the feature-gated items, from their explicit `doc(cfg(..))` only: rustdoc's
+// automatic badges would also mark every item "non-loom" and the re-exported
+// `Errno`'s methods with rustix's own features.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(docsrs, doc(auto_cfg = false))]
 // Under loom only the protocol modules are exercised; the rest is dead there.
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 #![warn(missing_docs)]
@@ -90,6 +93,7 @@ pub mod schema;
 mod write;
 
 #[cfg(all(feature = "tokio", not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use read::Changed;
 #[cfg(not(loom))]
 pub use {

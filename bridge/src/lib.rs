@@ -7,7 +7,8 @@
 //! type-agnostic [`shmstate::RawWriter`]. Readers there use the ordinary
 //! `Reader<T>`, zero-copy. The engine replicates and persists; this crate adds
 //! the envelope (`envelope`), one exporter per key fleet-wide (`owner`), and
-//! the checks that keep bad input away from readers. docs/ACROSS_HOSTS.md has
+//! the checks that keep bad input away from readers.
+//! [docs/ACROSS_HOSTS.md](https://github.com/shmstate/shmstate/blob/main/docs/ACROSS_HOSTS.md) has
 //! the architecture, the guarantees and the limits.
 
 pub mod connect;

@@ -32,6 +32,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use super::std_types::Std;
 use super::{Fields, Value};
 
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if let Some(std) = Std::of(self) {
@@ -82,6 +83,7 @@ impl Serialize for Value {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl Serialize for Fields {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {

@@ -41,6 +41,7 @@ impl<T: Shared> SharedReader<T> {
     /// looks again every 100 ms. Pins nothing; the future is `'static` and
     /// `Send`, and cancellation-safe (drop it at any time). No timeout: use
     /// your runtime's (e.g. `tokio::time::timeout`).
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub fn changed(&self, than: Generation) -> Changed {
         let (watcher, follow) = self.watched();
         Changed {
@@ -88,6 +89,7 @@ impl<T: Shared> SharedReader<T> {
 ///   dropped in the child; that leaves the parent's registration (and its
 ///   waiter count) alone. Like the handle it came from, do not poll it there.
 #[must_use = "futures do nothing unless awaited"]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub struct Changed {
     watcher: Arc<Watcher>,
     than: Generation,
