@@ -1,7 +1,8 @@
 //! rkyv's map layouts: the SwissTable behind `HashMap` and the B-tree behind
 //! `BTreeMap`, walked with every offset checked.
 
-use super::decode::{round_up, Decoder, Ptr, Seg};
+use super::claims::Ptr;
+use super::decode::{round_up, Decoder, Seg};
 use super::{DecodeError, Value};
 use crate::schema::{TypeDesc, TypeIndex};
 

@@ -63,6 +63,7 @@
 //! impls for std types, so `serde_json::to_value(&value)` equals it for the
 //! original Rust value (see docs/CLI.md for the table).
 
+mod claims;
 mod decode;
 mod display;
 mod error;
