@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::error::{Errno, WaitError};
 use crate::os::{self, WaitWord};
@@ -400,26 +400,28 @@ impl Helper {
                 }
             }
             None => {
-                let k = regs.next_key;
-                regs.next_key += 1;
-                regs.list.push(Registration {
-                    key: k,
-                    watcher: watcher.clone(),
-                    seen,
-                    dead_since,
-                    grace,
-                    waker: waker.clone(),
-                });
-                *key = Some((self, k));
-                drop(regs);
-                // SYNC(helper): SeqCst bump after the push (under the lock);
-                // pairs with the helper's load of `changed` before it scans:
-                // it either sees our registration or its wait returns at once.
-                self.changed.fetch_add(1, SeqCst);
-                os::futex_wake_private(&self.changed);
+                let registration =
+                    Registration { key: 0, watcher: watcher.clone(), seen, dead_since, grace, waker: waker.clone() };
+                *key = Some(self.register(regs, registration));
             }
         }
         Poll::Pending
+    }
+
+    /// Adds `r` (under a fresh key, which it returns) and tells the helper
+    /// thread, which rebuilds its list of words.
+    fn register(&'static self, mut regs: MutexGuard<'_, Registrations>, mut r: Registration) -> (&'static Helper, u64) {
+        let k = regs.next_key;
+        regs.next_key += 1;
+        r.key = k;
+        regs.list.push(r);
+        drop(regs);
+        // SYNC(helper): SeqCst bump after the push (under the lock); pairs
+        // with the helper's load of `changed` before it scans: it either sees
+        // our registration or its wait returns at once.
+        self.changed.fetch_add(1, SeqCst);
+        os::futex_wake_private(&self.changed);
+        (self, k)
     }
 
     /// Registers `changed` to be woken at the next change of its object or
@@ -432,33 +434,28 @@ impl Helper {
             }
         }
         let watcher = &changed.watcher;
-        let mut regs = self.registrations.lock();
+        let regs = self.registrations.lock();
         if let Some(errno) = regs.failed {
             let name = watcher.name().to_string();
             return Poll::Ready(Err(WaitError::Os { name, op: "starting the wait helper thread", errno }));
         }
-        // SYNC(wake): counted before `notify` is read, as in `poll`.
-        if let Some(w) = watcher.waiters() {
-            w.fetch_add(1, SeqCst);
+        // SYNC(wake): counted (and marked) before `notify` is read, as in
+        // `poll`; the helper's `uncount` takes both back when it fires.
+        if let Some(c) = watcher.wait_count() {
+            c.count();
         }
         let seen = watcher.notify().load(SeqCst);
-        let k = regs.next_key;
-        regs.next_key += 1;
         // `dead_since: None` with a dead or moved-away writer fires at the
         // next probe round; a replaced name fires there too.
-        regs.list.push(Registration {
-            key: k,
+        let registration = Registration {
+            key: 0,
             watcher: watcher.clone(),
             seen,
             dead_since: None,
             grace: changed.grace,
             waker: waker.clone(),
-        });
-        changed.key = Some((self, k));
-        drop(regs);
-        // SYNC(helper): as in `poll`.
-        self.changed.fetch_add(1, SeqCst);
-        os::futex_wake_private(&self.changed);
+        };
+        changed.key = Some(self.register(regs, registration));
         Poll::Pending
     }
 
