@@ -505,21 +505,33 @@ fn run_shared(name: &str, open: &str, until_writer: u32, count: u64) -> i32 {
     println!("OPEN");
     let deadline = Instant::now() + Duration::from_secs(60);
     // One view: counts it, and says whether this reader is done.
-    let check = move |s: &shmstate::SharedSnapshot<'_, v2::Conf>, c: &mut Counts| match check_v2(s) {
-        Ok((gen, writer)) => {
-            if gen != s.generation().get() || gen < c.last {
-                c.backwards += 1;
+    // One `load`, its view checked and counted.
+    let load = move |shared: &shmstate::SharedReader<v2::Conf>, c: &mut Counts| {
+        c.reads += 1;
+        let s = match shared.load() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("load: {e}");
+                c.failed += 1;
+                return;
             }
-            // New generations only: a reader stuck on one counts it once.
-            if writer == until_writer && gen > c.last {
-                c.seen_last += 1;
+        };
+        match check_v2(&s) {
+            Ok((gen, writer)) => {
+                if gen != s.generation().get() || gen < c.last {
+                    c.backwards += 1;
+                }
+                // New generations only: a reader stuck on one counts it once.
+                if writer == until_writer && gen > c.last {
+                    c.seen_last += 1;
+                }
+                c.last = gen;
+                c.first.entry(writer).or_insert_with(unix_ns);
             }
-            c.last = gen;
-            c.first.entry(writer).or_insert_with(unix_ns);
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            c.torn += 1;
+            Err(e) => {
+                eprintln!("{e}");
+                c.torn += 1;
+            }
         }
     };
     let mut threads = Vec::new();
@@ -528,14 +540,7 @@ fn run_shared(name: &str, open: &str, until_writer: u32, count: u64) -> i32 {
         threads.push(std::thread::spawn(move || {
             let mut c = Counts::default();
             while c.seen_last < count && Instant::now() < deadline {
-                c.reads += 1;
-                match shared.load() {
-                    Ok(s) => check(&s, &mut c),
-                    Err(e) => {
-                        eprintln!("load: {e}");
-                        c.failed += 1;
-                    }
-                }
+                load(&shared, &mut c);
                 std::thread::sleep(Duration::from_millis(1));
             }
             c.line(&format!("load{i}"), count)
@@ -553,14 +558,7 @@ fn run_shared(name: &str, open: &str, until_writer: u32, count: u64) -> i32 {
                         c.failed += 1;
                     }
                 }
-                c.reads += 1;
-                match shared.load() {
-                    Ok(s) => check(&s, &mut c),
-                    Err(e) => {
-                        eprintln!("load: {e}");
-                        c.failed += 1;
-                    }
-                }
+                load(&shared, &mut c);
             }
             c.line("wait", count)
         }));
@@ -581,14 +579,7 @@ fn run_shared(name: &str, open: &str, until_writer: u32, count: u64) -> i32 {
                             c.failed += 1;
                         }
                     }
-                    c.reads += 1;
-                    match shared.load() {
-                        Ok(s) => check(&s, &mut c),
-                        Err(e) => {
-                            eprintln!("load: {e}");
-                            c.failed += 1;
-                        }
-                    }
+                    load(&shared, &mut c);
                 }
                 c.line("changed", count)
             })
