@@ -224,11 +224,7 @@ impl<T: Shared> SharedReader<T> {
     /// The watcher of the object the name resolves to, found again first if
     /// the one watched is moved (and following).
     fn watcher(&self) -> Arc<Watcher> {
-        let now = self.watched.current();
-        if self.options.follow && now.moved() {
-            return self.watched.rewatch(&now).unwrap_or(now);
-        }
-        now
+        self.watcher_numbered().0
     }
 
     /// [`watcher`](Self::watcher), with the numbering it belongs to
