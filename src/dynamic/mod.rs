@@ -66,6 +66,8 @@
 mod claims;
 mod decode;
 mod display;
+mod encode;
+mod encode_maps;
 mod error;
 mod maps;
 mod reader;
@@ -75,6 +77,7 @@ mod std_types;
 mod value;
 
 pub use decode::{decode, decode_with, validate, Limits};
+pub use encode::{encode, EncodeError, MAX_ENCODE_DEPTH};
 pub use error::{DecodeError, Error};
 pub use reader::{Reader, Snapshot};
 pub use value::{Fields, Value};
