@@ -69,6 +69,8 @@ mod display;
 mod encode;
 mod encode_maps;
 mod error;
+#[cfg(feature = "serde")]
+mod from_json;
 mod maps;
 mod reader;
 #[cfg(feature = "serde")]
@@ -79,6 +81,8 @@ mod value;
 pub use decode::{decode, decode_with, validate, Limits};
 pub use encode::{encode, EncodeError, MAX_ENCODE_DEPTH};
 pub use error::{DecodeError, Error};
+#[cfg(feature = "serde")]
+pub use from_json::from_json;
 pub use reader::{Reader, Snapshot};
 pub use value::{Fields, Value};
 
