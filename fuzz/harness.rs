@@ -668,3 +668,51 @@ pub fn ops_case(data: &[u8]) {
         }
     }
 }
+
+// ------------------------------------------------------------------ encode
+
+/// The encoder inverts the decoder: whatever `dynamic_case`'s input decodes
+/// to encodes again (never panicking), and for the fixed `FuzzValue` schema
+/// the encoded bytes validate (dynamically and with bytecheck) and decode to
+/// the same value. Arbitrary schemas only have to not panic: a hash map key
+/// type whose hash the encoder does not know is an error there.
+pub fn encode_case(data: &[u8]) -> bool {
+    use shmstate::dynamic::{decode_with, encode, validate, Limits};
+    use shmstate::rkyv::{access, rancor::Error, util::AlignedVec};
+    use shmstate::schema::{schema_of, SchemaDoc};
+    let Some((&mode, rest)) = data.split_first() else { return false };
+    let (doc, bytes, fixed) = if mode % 2 == 0 {
+        (schema_of::<FuzzValue>(), rest, true)
+    } else {
+        let Some((len, rest)) = rest.split_first_chunk::<2>() else { return false };
+        let (schema, bytes) = rest.split_at((u16::from_le_bytes(*len) as usize).min(rest.len()));
+        match SchemaDoc::decode(schema) {
+            Ok(doc) => (doc, bytes, false),
+            Err(_) => return false,
+        }
+    };
+    let limits = Limits { max_depth: 64, max_values: 100_000 };
+    let Ok(value) = decode_with(&doc, bytes, limits) else { return false };
+    let encoded = match encode(&doc, &value) {
+        Ok(e) => e,
+        Err(e) if !fixed => {
+            std::hint::black_box(e.to_string());
+            return false;
+        }
+        Err(e) => panic!("a decoded FuzzValue does not encode: {e}"),
+    };
+    if fixed {
+        if let Err(e) = validate(&doc, &encoded, limits) {
+            panic!("the encoder's bytes do not validate: {e}");
+        }
+        let mut aligned = AlignedVec::<16>::with_capacity(encoded.len());
+        aligned.extend_from_slice(&encoded);
+        if let Err(e) = access::<ArchivedFuzzValue, Error>(&aligned) {
+            panic!("bytecheck refuses the encoder's bytes: {e}");
+        }
+        let again = decode_with(&doc, &encoded, limits).expect("validated bytes decode");
+        // Debug text: NaN is not equal to itself, but prints the same.
+        assert_eq!(format!("{again:?}"), format!("{value:?}"), "encode then decode changed the value");
+    }
+    true
+}

@@ -369,6 +369,8 @@ fn a_one_entry_hash_map_is_rkyvs_own_bytes() {
     same(HashMap::from([(SocketAddr::from(([1, 1, 1, 1], 53)), 0u8)]));
 }
 
+type Inner = HashMap<u16, BTreeMap<u16, (u8, i64)>>;
+
 #[test]
 fn maps_with_every_supported_key_type_deserialize_to_the_original() {
     #[shmstate::shared]
@@ -379,7 +381,7 @@ fn maps_with_every_supported_key_type_deserialize_to_the_original() {
         by_ip: HashMap<IpAddr, u16>,
         by_addr: HashMap<SocketAddr, String>,
         by_pair: HashMap<(u8, String), u8>,
-        nested: HashMap<String, HashMap<u16, BTreeMap<u16, (u8, i64)>>>,
+        nested: HashMap<String, Inner>,
         empty: HashMap<u8, u8>,
     }
     let v = Maps {
@@ -530,4 +532,41 @@ proptest! {
             assert_same_bytes(&bytes, &theirs);
         }
     }
+}
+
+mod common;
+
+#[test]
+fn publish_value_into_an_existing_object_is_read_by_a_typed_reader() {
+    let name = common::TestName::new("encode-publish");
+    let mut w = shmstate::Writer::<NoHash>::create(name.as_str()).unwrap();
+    w.publish(&no_hash()).unwrap();
+    drop(w);
+    // Another value, as the dynamic decoder gives it, changed a little.
+    let mut changed = no_hash();
+    changed.short = "changed".into();
+    changed.tree.insert(1_000, true);
+    let (_, value) = value_of(&changed);
+    let mut raw = shmstate::RawWriter::options().open_existing_raw(name.as_str()).unwrap();
+    assert_eq!(raw.schema(), &schema_of::<NoHash>());
+    let g = raw.publish_value(&value).unwrap();
+    assert_eq!(g.get(), 2);
+    let mut r = shmstate::Reader::<NoHash>::open(name.as_str()).unwrap();
+    let snap = r.read().unwrap();
+    assert_eq!(rkyv::deserialize::<NoHash, RkyvError>(&*snap).unwrap(), changed);
+    // A value of another shape is refused and publishes nothing.
+    let err = raw.publish_value(&Value::U64(1)).unwrap_err().to_string();
+    assert!(err.contains("expected the struct NoHash, found the integer 1"), "{err}");
+    assert_eq!(raw.next_generation().get(), 3);
+}
+
+#[test]
+fn a_schema_survives_its_json_file_and_bad_files_are_refused() {
+    let schema = schema_of::<NoHash>();
+    let back = shmstate::schema::SchemaDoc::from_json(&schema.to_json()).unwrap();
+    assert_eq!(back, schema);
+    assert_eq!(back.fingerprint(), schema.fingerprint());
+    let broken = schema.to_json().replacen("\"root\": ", "\"root\": 9999", 1);
+    assert!(shmstate::schema::SchemaDoc::from_json(&broken).is_err());
+    assert!(shmstate::schema::SchemaDoc::from_json("[]").unwrap_err().to_string().contains("not a schema file"));
 }

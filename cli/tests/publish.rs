@@ -88,7 +88,7 @@ struct Config {
     levels: BTreeSet<u16>,
     mode: Mode,
     modes: Vec<Mode>,
-    tls: Option<Box<String>>,
+    tls: Option<Box<u32>>,
     bind: SocketAddr,
     gateways: BTreeMap<Ipv4Addr, IpAddr>,
     timeout: Duration,
@@ -110,7 +110,7 @@ fn config(n: u32) -> Config {
         levels: (0..n as u16).map(|i| i * 3).collect(),
         mode: Mode::Replica { of: "primary.example".into(), lag: Some(Duration::from_millis(250)) },
         modes: vec![Mode::Primary, Mode::Weighted(3, 0.5), Mode::Replica { of: "x".into(), lag: None }],
-        tls: (n % 2 == 1).then(|| Box::new("cert.pem".to_owned())),
+        tls: (n % 2 == 1).then(|| Box::new(443)),
         bind: "[::1]:9000".parse().unwrap(),
         gateways: BTreeMap::from([(Ipv4Addr::new(10, 0, 0, 1), IpAddr::V4(Ipv4Addr::new(10, 0, 0, 254)))]),
         timeout: Duration::new(3, 5),
@@ -178,7 +178,8 @@ fn bad_json_is_refused_naming_its_path_and_publishes_nothing() {
     w.publish(&config(2)).unwrap();
     drop(w);
     let good = serde_json::to_value(config(2)).unwrap();
-    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    type Breaker = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(Breaker, &str)> = vec![
         (Box::new(|j| j["port"] = 70000.into()), "at .port: 70000 is out of range for u16"),
         (Box::new(|j| j["hosts"][1] = 5.into()), "at .hosts[1]: expected a string for String, found the number 5"),
         (

@@ -20,6 +20,13 @@
 //! [`RawReader::read`](crate::RawReader::read) with its
 //! [`schema`](crate::RawReader::schema)).
 //!
+//! The other way, [`encode`] turns a [`Value`] into the archive rkyv writes
+//! for the Rust value, under the schema: what
+//! [`RawWriter::publish_value`](crate::RawWriter::publish_value), the
+//! `shmstate publish` command and bindings to other languages publish
+//! without the Rust type (with the `serde` feature, [`from_json`] reads the
+//! JSON that `shmstate dump --json` prints back into a `Value`).
+//!
 //! ## Guarantees
 //! The bytes come from shared memory and are untrusted: another process may
 //! have written anything there. Decoding never panics and never reads outside
