@@ -24,7 +24,7 @@
 //! for the Rust value, under the schema: what
 //! [`RawWriter::publish_value`](crate::RawWriter::publish_value), the
 //! `shmstate publish` command and bindings to other languages publish
-//! without the Rust type (with the `serde` feature, [`from_json`] reads the
+//! without the Rust type (with the `serde` feature, `from_json` reads the
 //! JSON that `shmstate dump --json` prints back into a `Value`).
 //!
 //! ## Guarantees

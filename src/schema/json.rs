@@ -4,7 +4,8 @@
 //! that exists nowhere yet. The JSON is serde's form of the description
 //! (`{"root": 0, "types": [{"name": "Config", "size": 24, "align": 8,
 //! "kind": {"Struct": {…}}}, …]}`); it carries the layout, so the fingerprint
-//! of a loaded file is that of the type it was saved from.
+//! of a loaded file is that of the type it was saved from. A Rust program
+//! exports its type's with `schema_of::<T>().to_json()`.
 
 use super::{SchemaDoc, SchemaError};
 

@@ -4,7 +4,7 @@
 //! and publishes it through [`RawWriter::publish_bytes`], which validates it
 //! like every untyped publish; [`open_existing_raw`](WriterOptions::open_existing_raw)
 //! takes over an object with the schema stored in it. With a schema file
-//! ([`SchemaDoc::from_json`], the `serde` feature) or another object's schema
+//! (`SchemaDoc::from_json`, the `serde` feature) or another object's schema
 //! ([`SchemaDoc::of_object`]), `create_raw` / `open_or_create_raw` make new ones.
 
 use std::time::Duration;
