@@ -570,3 +570,23 @@ fn a_schema_survives_its_json_file_and_bad_files_are_refused() {
     assert!(shmstate::schema::SchemaDoc::from_json(&broken).is_err());
     assert!(shmstate::schema::SchemaDoc::from_json("[]").unwrap_err().to_string().contains("not a schema file"));
 }
+
+#[shmstate::shared]
+#[derive(Debug, Clone, PartialEq)]
+struct EmptyShared {
+    blob: Arc<[u8]>,
+    note: Rc<String>,
+}
+
+#[test]
+fn an_empty_shared_slice_takes_a_byte_as_rkyvs_does() {
+    // rkyv pads a byte after a shared target that took none, so that the
+    // string's target does not start where the empty slice's does (the
+    // validators would take them for one target of two types and refuse).
+    let v = EmptyShared { blob: Arc::from([]), note: Rc::new("x".into()) };
+    let theirs = rkyv_bytes(&v);
+    assert_same_bytes(&re_encode::<EmptyShared>(&theirs), &theirs);
+    let v = (Arc::<[u8]>::from([]), Rc::<str>::from(""), Arc::new(()), Rc::new(1u8));
+    let theirs = rkyv_bytes(&v);
+    assert_same_bytes(&re_encode::<(Arc<[u8]>, Rc<str>, Arc<()>, Rc<u8>)>(&theirs), &theirs);
+}

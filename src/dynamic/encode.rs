@@ -163,6 +163,15 @@ impl<'s> Encoder<'s> {
         Ok(())
     }
 
+    /// The end of a pointer target written at `at`: rkyv's `ArchivedRc`
+    /// pads one byte after a shared target that took none (an empty `Arc<[T]>`),
+    /// so that every shared target has an address of its own.
+    fn end_target(&mut self, t: &TypeDesc, at: usize) {
+        if is_shared(t) && self.out.len() == at {
+            self.out.push(0);
+        }
+    }
+
     /// rkyv's `serialize`: writes what `v` (of type `idx`) points to, checking
     /// that it fits the type, and returns where.
     pub(super) fn serialize(&mut self, idx: TypeIndex, v: &Value) -> Result<Res, EncodeError> {
@@ -199,17 +208,19 @@ impl<'s> Encoder<'s> {
                     // `Box<str>` and friends: the bytes, as `str::serialize_unsized`.
                     let at = self.out.len();
                     self.out.extend_from_slice(bytes);
+                    self.end_target(t, at);
                     return Ok(Res::At(at));
                 }
                 let items = self.seq(t, v)?;
                 self.length(items.len())?;
-                self.slice(*e, items).map(Res::At)
+                self.slice(idx, *e, items).map(Res::At)
             }
             Kind::Box(e) => {
                 let r = self.serialize(*e, v)?;
                 let inner = self.ty(*e)?;
                 let at = self.pad_to(inner.align);
                 self.write_inline(*e, v, r)?;
+                self.end_target(t, at);
                 Ok(Res::At(at))
             }
             Kind::Option(e) => match v {
@@ -259,16 +270,17 @@ impl<'s> Encoder<'s> {
 
     /// rkyv's `[T]::serialize_unsized`: every element's targets, then the
     /// elements, aligned; returns where they start.
-    fn slice(&mut self, e: TypeIndex, items: &[Value]) -> Result<usize, EncodeError> {
+    fn slice(&mut self, idx: TypeIndex, e: TypeIndex, items: &[Value]) -> Result<usize, EncodeError> {
         let mut parts = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             parts.push(self.with(Seg::Index(i), |enc| enc.serialize(e, item))?);
         }
-        let elem = self.ty(e)?;
+        let (t, elem) = (self.ty(idx)?, self.ty(e)?);
         let at = self.pad_to(elem.align);
         for (item, r) in items.iter().zip(parts) {
             self.write_inline(e, item, r)?;
         }
+        self.end_target(t, at);
         Ok(at)
     }
 
@@ -653,6 +665,12 @@ impl<'s> Encoder<'s> {
             other => self.fail(format!("expected a map for {}, found {}", t.name, kind_of(other))),
         }
     }
+}
+
+/// `Arc<T>`, `Rc<T>`, `Arc<[T]>`, `Rc<[T]>`, `Arc<str>`, `Rc<str>`, as the
+/// decoder tells them (claims.rs).
+fn is_shared(t: &TypeDesc) -> bool {
+    matches!(t.kind, Kind::Box(_) | Kind::Vec(_)) && (t.name.starts_with("Arc<") || t.name.starts_with("Rc<"))
 }
 
 /// The part of `buf` from `at` (empty past its end: the sizes were checked).
