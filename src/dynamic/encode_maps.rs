@@ -19,7 +19,8 @@
 
 use std::cmp::Ordering;
 
-use super::encode::{kind_of, Encoder, Res, Seg};
+use super::encode::{Encoder, Res, Seg};
+use super::encode_shape::kind_of;
 use super::maps::{entry_layout, NodeLayout, BTREE_E, GROUP_WIDTH, INVALID_REL};
 use super::{EncodeError, Fields, Value};
 use crate::schema::{Kind, Primitive, TypeDesc, TypeIndex};

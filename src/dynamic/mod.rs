@@ -75,6 +75,7 @@ mod decode;
 mod display;
 mod encode;
 mod encode_maps;
+mod encode_shape;
 mod error;
 #[cfg(feature = "serde")]
 mod from_json;
