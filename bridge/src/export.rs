@@ -240,7 +240,7 @@ async fn export_object(
         .expect("spawn a thread");
     // The key's latest revision, whoever wrote it.
     let (written_tx, mut written) = watch::channel(0u64);
-    let watcher = tokio::spawn(watch_key(nats.clone(), name.to_string(), written_tx));
+    let watcher = tokio::spawn(watch_key(nats.clone(), name.to_string(), id, written_tx));
     let _stop_watcher = AbortOnDrop(watcher);
     let key = Key { config, nats, name, id, signing, stats };
     let mut claimed: Option<u64> = None;
@@ -251,8 +251,7 @@ async fn export_object(
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return Ok(()) },
             _ = written.changed() => {
-                // Our own writes come back here too: only a revision past ours
-                // is someone else's.
+                // Only a revision past ours is news.
                 let revision = *written.borrow_and_update();
                 if claimed.is_none_or(|ours| revision <= ours) {
                     continue;
@@ -292,9 +291,10 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Sends the revision of every write of `key` (puts, deletes, purges) to
-/// `written`, watching again (from the latest value) after a failure.
-async fn watch_key(nats: Nats, key: String, written: watch::Sender<u64>) {
+/// Sends the revision of every write of `key` (puts, deletes, purges) that is
+/// not an envelope of exporter `id` to `written`, watching again (from the
+/// latest value) after a failure.
+async fn watch_key(nats: Nats, key: String, id: u64, written: watch::Sender<u64>) {
     let mut backoff = Backoff::new();
     let mut first = true;
     loop {
@@ -306,6 +306,10 @@ async fn watch_key(nats: Nats, key: String, written: watch::Sender<u64>) {
                 first = false;
                 backoff = Backoff::new();
                 while let Some(Ok(entry)) = watch.next().await {
+                    // (A write of ours whose reply was lost comes back here too.)
+                    if Envelope::decode(&entry.value).is_ok_and(|e| e.exporter == id) {
+                        continue;
+                    }
                     written.send_modify(|r| *r = (*r).max(entry.revision));
                 }
             }
