@@ -131,12 +131,7 @@ struct Snapshot {
 /// exported once it exists. A glob-matched object whose key another live
 /// exporter owns is logged, counted in `Stats::not_exported` and tried again
 /// with back-off (up to every 30 s).
-pub async fn export(
-    config: Config,
-    nats: Nats,
-    options: ExportOptions,
-    stats: Arc<Stats>,
-) -> Result<(), ExportError> {
+pub async fn export(config: Config, nats: Nats, options: ExportOptions, stats: Arc<Stats>) -> Result<(), ExportError> {
     let ExportOptions { patterns, signing } = options;
     if config.host.is_empty() || config.host.len() > 255 {
         return Err(ExportError::InvalidHost(config.host));

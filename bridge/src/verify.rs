@@ -244,7 +244,10 @@ impl Verifier {
                 sequence.exporter, sequence.incarnation, env.generation
             );
             if env.generation < last.generation {
-                return Err(format!("{what} goes back (generation {} was published): rollback or replay", last.generation));
+                return Err(format!(
+                    "{what} goes back (generation {} was published): rollback or replay",
+                    last.generation
+                ));
             }
             if env.generation == last.generation {
                 // (Version 1 has no digest: its bytes cannot be compared.)

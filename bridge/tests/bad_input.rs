@@ -158,9 +158,17 @@ fn rollbacks_replays_and_rewritten_generations_are_refused() {
     let value = |generation, version| envelope(generation, fp, &schema, &archived(&Routes::new(version, 8)));
     let old = value(4, 4);
     rig.put(&names.source, old.clone());
-    eventually(DEADLINE, || "generation 4".into(), || (mirror_value(&names.mirror())? == Routes::new(4, 8)).then_some(()));
+    eventually(
+        DEADLINE,
+        || "generation 4".into(),
+        || (mirror_value(&names.mirror())? == Routes::new(4, 8)).then_some(()),
+    );
     rig.put(&names.source, value(5, 5));
-    eventually(DEADLINE, || "generation 5".into(), || (mirror_value(&names.mirror())? == Routes::new(5, 8)).then_some(()));
+    eventually(
+        DEADLINE,
+        || "generation 5".into(),
+        || (mirror_value(&names.mirror())? == Routes::new(5, 8)).then_some(()),
+    );
     // An old generation put again, and generation 5 with other bytes.
     for (i, bad) in [old, value(3, 3), value(5, 6)].into_iter().enumerate() {
         rig.put(&names.source, bad);
@@ -174,7 +182,11 @@ fn rollbacks_replays_and_rewritten_generations_are_refused() {
     // A replay of the current value is not published again; the next is.
     rig.put(&names.source, value(5, 5));
     rig.put(&names.source, value(6, 6));
-    eventually(DEADLINE, || "generation 6".into(), || (mirror_value(&names.mirror())? == Routes::new(6, 8)).then_some(()));
+    eventually(
+        DEADLINE,
+        || "generation 6".into(),
+        || (mirror_value(&names.mirror())? == Routes::new(6, 8)).then_some(()),
+    );
     assert_eq!(rig.stats.imported.load(Relaxed), 3, "generations 4, 5 and 6");
     assert_eq!(rig.stats.refused.load(Relaxed), 3);
 }

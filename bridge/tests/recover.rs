@@ -94,11 +94,8 @@ fn with_pinned_keys_only_values_signed_by_them_are_imported() {
     let (names, bucket) = (Names::new("signed"), bucket("signed"));
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("host-a.key");
-    let out = Command::new(env!("CARGO_BIN_EXE_shmstate-bridge"))
-        .args(["keygen", "--out"])
-        .arg(&secret)
-        .output()
-        .unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_shmstate-bridge")).args(["keygen", "--out"]).arg(&secret).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let trusted = dir.path().join("trusted");
     std::fs::write(&trusted, &out.stdout).unwrap();
