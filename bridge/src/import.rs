@@ -15,6 +15,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::connect::{Backoff, Nats};
 use crate::envelope::{Body, Envelope};
+use crate::verify::{Verdict, Verifier};
 use crate::{glob, log, Stats};
 
 /// What to import and where.
@@ -24,6 +25,8 @@ pub struct ImportOptions {
     pub patterns: Vec<String>,
     /// Prepended to each key to make the local name (e.g. `"mirror."`).
     pub prefix: String,
+    /// Accept only values signed by these exporter keys (`verify`).
+    pub trusted_keys: Option<crate::verify::TrustedKeys>,
 }
 
 /// The local side of one key.
@@ -40,6 +43,7 @@ struct Local {
 /// logged and the watch starts again from the latest values.
 pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
     let mut locals: HashMap<String, Local> = HashMap::new();
+    let mut verifier = Verifier::new(options.trusted_keys.clone());
     let mut backoff = Backoff::new();
     loop {
         let mut watch = match nats.kv.watch_with_history(">").await {
@@ -62,7 +66,7 @@ pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
                         continue;
                     }
                     let local = format!("{}{}", options.prefix, entry.key);
-                    match receive(&nats, &entry, &local, &mut locals).await {
+                    match receive(&nats, &entry, &local, &mut locals, &mut verifier).await {
                         Ok(true) => {
                             stats.imported.fetch_add(1, Relaxed);
                         }
@@ -86,7 +90,13 @@ pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
 
 /// Checks one entry and publishes it into `local`. `Ok(false)`: already
 /// published (the same entry seen again).
-async fn receive(nats: &Nats, entry: &Entry, local: &str, locals: &mut HashMap<String, Local>) -> Result<bool, String> {
+async fn receive(
+    nats: &Nats,
+    entry: &Entry,
+    local: &str,
+    locals: &mut HashMap<String, Local>,
+    verifier: &mut Verifier,
+) -> Result<bool, String> {
     if locals.get(local).is_some_and(|l| l.revision == entry.revision) {
         return Ok(false);
     }
@@ -126,6 +136,11 @@ async fn receive(nats: &Nats, entry: &Entry, local: &str, locals: &mut HashMap<S
             &fetched
         }
     };
+    // Signature, digest, generation order (bridge/src/verify.rs).
+    let admitted = match verifier.check(&entry.key, &entry.value, &env, bytes)? {
+        Verdict::Publish(admitted) => admitted,
+        Verdict::Duplicate => return Ok(false),
+    };
     shmstate::dynamic::validate(&schema, bytes, shmstate::dynamic::Limits::default())
         .map_err(|e| format!("the snapshot does not decode: {e}"))?;
     let l = match locals.entry(local.to_string()) {
@@ -147,6 +162,7 @@ async fn receive(nats: &Nats, entry: &Entry, local: &str, locals: &mut HashMap<S
         e => format!("publish: {e}"),
     })?;
     l.revision = entry.revision;
+    verifier.record(admitted);
     Ok(true)
 }
 

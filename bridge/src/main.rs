@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use shmstate_bridge::{connect, export, import, log, Config, ImportOptions, Stats};
+use shmstate_bridge::verify::{hex, SigningIdentity, TrustedKeys};
+use shmstate_bridge::{connect, export, import, log, Config, ExportOptions, ImportOptions, Stats};
 
 /// Exit code for a server URL that does not parse.
 const EXIT_USAGE: u8 = 2;
@@ -39,6 +40,17 @@ enum Command {
         /// Object names or globs (`*`, `?`), e.g. 'cfg.*'.
         #[arg(required = true)]
         patterns: Vec<String>,
+        /// Sign every envelope with the Ed25519 key in FILE (64 hex digits,
+        /// mode 0600; `keygen` makes one). Importers pin its public key.
+        #[arg(long, value_name = "FILE")]
+        signing_key: Option<std::path::PathBuf>,
+    },
+    /// Make a signing key: writes the secret to FILE (mode 0600) and prints
+    /// the public key, for the importers' `--trusted-keys` file.
+    Keygen {
+        /// Where to write the secret key (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
     },
     /// Publish the bucket's values into local objects.
     Import {
@@ -47,12 +59,19 @@ enum Command {
         prefix: String,
         /// Keys or globs to import (default: all).
         patterns: Vec<String>,
+        /// Accept only values signed by one of the Ed25519 public keys in
+        /// FILE (one per line, 64 hex digits, then an optional name).
+        #[arg(long, value_name = "FILE")]
+        trusted_keys: Option<std::path::PathBuf>,
     },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Keygen { out } = &cli.command {
+        return keygen(out);
+    }
     let mut config = Config::new(cli.servers[0].clone());
     config.servers = cli.servers;
     config.bucket = cli.bucket;
@@ -68,15 +87,28 @@ async fn main() -> ExitCode {
     let work = {
         let stats = stats.clone();
         async move {
-            let nats = connect(&config).await.map_err(|e| (EXIT_USAGE, e))?;
+            // Key files are read before connecting: a bad one is a usage error now.
             match cli.command {
-                Command::Export { patterns } => {
-                    export(config, nats, patterns, stats).await.map_err(|e| (EXIT_REFUSED, e.to_string()))
+                Command::Export { patterns, signing_key } => {
+                    let signing = match signing_key {
+                        Some(path) => Some(Arc::new(SigningIdentity::from_file(&path).map_err(|e| (EXIT_USAGE, e))?)),
+                        None => None,
+                    };
+                    let nats = connect(&config).await.map_err(|e| (EXIT_USAGE, e))?;
+                    export(config, nats, ExportOptions { patterns, signing }, stats)
+                        .await
+                        .map_err(|e| (EXIT_REFUSED, e.to_string()))
                 }
-                Command::Import { prefix, patterns } => {
-                    import(nats, ImportOptions { patterns, prefix }, stats).await;
+                Command::Import { prefix, patterns, trusted_keys } => {
+                    let trusted_keys = match trusted_keys {
+                        Some(path) => Some(TrustedKeys::from_file(&path).map_err(|e| (EXIT_USAGE, e))?),
+                        None => None,
+                    };
+                    let nats = connect(&config).await.map_err(|e| (EXIT_USAGE, e))?;
+                    import(nats, ImportOptions { patterns, prefix, trusted_keys }, stats).await;
                     Ok(())
                 }
+                Command::Keygen { .. } => unreachable!("handled above"),
             }
         }
     };
@@ -93,12 +125,40 @@ async fn main() -> ExitCode {
         _ = term.recv() => ExitCode::SUCCESS,
     };
     log!(
-        "exported {}, imported {}, refused {}, retries {}, re-watches {}",
+        "exported {}, imported {}, refused {}, retries {}, re-watches {}, reclaimed {}, not exported {}",
         stats.exported.load(Relaxed),
         stats.imported.load(Relaxed),
         stats.refused.load(Relaxed),
         stats.retries.load(Relaxed),
-        stats.rewatches.load(Relaxed)
+        stats.rewatches.load(Relaxed),
+        stats.reclaimed.load(Relaxed),
+        stats.not_exported.load(Relaxed)
     );
     code
+}
+
+/// `keygen --out FILE`.
+fn keygen(out: &std::path::Path) -> ExitCode {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let written = SigningIdentity::generate().and_then(|id| {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(out)?;
+        writeln!(file, "{}", id.secret_hex())?;
+        Ok(id)
+    });
+    match written {
+        Ok(id) => {
+            println!("{} {}", hex(&id.public_key()), config_host());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log!("keygen: {}: {e}", out.display());
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// The default host name, as a name for the printed public key.
+fn config_host() -> String {
+    shmstate_bridge::connect::host_name()
 }
