@@ -12,6 +12,7 @@
 //! the architecture, the guarantees and the limits.
 
 pub mod connect;
+mod credentials;
 pub mod envelope;
 pub mod export;
 mod glob;
@@ -20,7 +21,7 @@ mod owner;
 
 use std::sync::atomic::AtomicU64;
 
-pub use connect::{connect, Config, Nats};
+pub use connect::{connect, Auth, ClientCert, Config, ConnectError, Nats, Tls};
 pub use export::{export, ExportError};
 pub use import::{import, ImportOptions};
 
