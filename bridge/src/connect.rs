@@ -119,7 +119,9 @@ impl std::fmt::Display for ConnectError {
             ),
             ConnectError::File { what, path, reason } => write!(f, "{what} {}: {reason}", path.display()),
             ConnectError::Usage(why) => f.write_str(why),
-            ConnectError::Refused { servers, reason } => write!(f, "nats: {servers} refused the connection: {reason}"),
+            ConnectError::Refused { servers, reason } => {
+                write!(f, "nats: cannot connect to {servers}, and retrying cannot help: {reason}")
+            }
         }
     }
 }

@@ -335,7 +335,7 @@ fn tls_required_against_a_plain_server_fails_clearly() {
     let server = NatsServer::start();
     let (code, log) = run_to_exit(&server.url(), &["--tls-required", "import"]);
     assert_eq!(code, Some(2), "{log}");
-    assert!(log.contains("refused the connection") && log.contains("TLS is required"), "{log}");
+    assert!(log.contains("retrying cannot help") && log.contains("TLS is required"), "{log}");
 }
 
 // --- The recommended permissions ---
