@@ -12,6 +12,7 @@
 //! the architecture, the guarantees and the limits.
 
 pub mod connect;
+mod credentials;
 pub mod envelope;
 pub mod export;
 mod glob;
@@ -21,7 +22,7 @@ pub mod verify;
 
 use std::sync::atomic::AtomicU64;
 
-pub use connect::{connect, Config, Nats};
+pub use connect::{connect, Auth, ClientCert, Config, ConnectError, Nats, Tls};
 pub use export::{export, ExportError, ExportOptions};
 pub use import::{import, ImportOptions};
 

@@ -1,14 +1,20 @@
 //! `shmstate-bridge`: mirror shmstate objects across hosts through NATS JetStream.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use shmstate_bridge::verify::{hex, SigningIdentity, TrustedKeys};
-use shmstate_bridge::{connect, export, import, log, Config, ExportOptions, ImportOptions, Stats};
+use shmstate_bridge::{
+    connect, export, import, log, Auth, ClientCert, Config, ExportOptions, ImportOptions, Stats, Tls,
+};
 
-/// Exit code for a server URL that does not parse.
+/// Exit code for a configuration that the bridge or the server refuses: a
+/// server URL that does not parse or carries credentials, an unusable
+/// credentials or certificate file, credentials the server rejects, a TLS
+/// failure.
 const EXIT_USAGE: u8 = 2;
 /// Exit code when another exporter owns an object (one writer per object).
 const EXIT_REFUSED: u8 = 3;
@@ -29,8 +35,70 @@ struct Cli {
     /// This host's name in exported envelopes (default: the kernel's host name).
     #[arg(long)]
     host: Option<String>,
+    #[command(flatten)]
+    security: Security,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Credentials and TLS. Secrets are read from files, never taken on the
+/// command line (other users can read it); a server URL with
+/// `user:password@` is refused.
+#[derive(Args)]
+struct Security {
+    /// NATS credentials file (user JWT and NKey seed, as `nsc` writes it).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["nkey", "user", "token_file"])]
+    creds: Option<PathBuf>,
+    /// File holding a user NKey seed (SU…).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["user", "token_file"])]
+    nkey: Option<PathBuf>,
+    /// User name (with --password-file).
+    #[arg(long, requires = "password_file", conflicts_with = "token_file")]
+    user: Option<String>,
+    /// File holding the user's password (one line).
+    #[arg(long, value_name = "FILE", requires = "user")]
+    password_file: Option<PathBuf>,
+    /// File holding an authentication token (one line).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// PEM file of the certificate authorities to trust (instead of the
+    /// system's); implies --tls-required.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate, PEM, for mutual TLS (with --tls-key); implies
+    /// --tls-required.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The client certificate's private key, PEM.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Refuse to connect without TLS.
+    #[arg(long)]
+    tls_required: bool,
+}
+
+impl Security {
+    fn auth(&self) -> Auth {
+        if let Some(path) = &self.creds {
+            Auth::Creds(path.clone())
+        } else if let Some(path) = &self.nkey {
+            Auth::NKey(path.clone())
+        } else if let (Some(user), Some(password_file)) = (&self.user, &self.password_file) {
+            Auth::UserPassword { user: user.clone(), password_file: password_file.clone() }
+        } else if let Some(path) = &self.token_file {
+            Auth::Token(path.clone())
+        } else {
+            Auth::None
+        }
+    }
+
+    fn tls(&self) -> Tls {
+        let client_cert = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(ClientCert { cert: cert.clone(), key: key.clone() }),
+            _ => None,
+        };
+        Tls { ca: self.tls_ca.clone(), client_cert, required: self.tls_required }
+    }
 }
 
 #[derive(Subcommand)]
@@ -76,6 +144,8 @@ async fn main() -> ExitCode {
     config.servers = cli.servers;
     config.bucket = cli.bucket;
     config.replicas = cli.replicas;
+    config.auth = cli.security.auth();
+    config.tls = cli.security.tls();
     if let Some(host) = cli.host {
         config.host = host;
     }
@@ -94,7 +164,7 @@ async fn main() -> ExitCode {
                         Some(path) => Some(Arc::new(SigningIdentity::from_file(&path).map_err(|e| (EXIT_USAGE, e))?)),
                         None => None,
                     };
-                    let nats = connect(&config).await.map_err(|e| (EXIT_USAGE, e))?;
+                    let nats = connect(&config).await.map_err(|e| (EXIT_USAGE, e.to_string()))?;
                     export(config, nats, ExportOptions { patterns, signing }, stats)
                         .await
                         .map_err(|e| (EXIT_REFUSED, e.to_string()))
@@ -104,7 +174,7 @@ async fn main() -> ExitCode {
                         Some(path) => Some(TrustedKeys::from_file(&path).map_err(|e| (EXIT_USAGE, e))?),
                         None => None,
                     };
-                    let nats = connect(&config).await.map_err(|e| (EXIT_USAGE, e))?;
+                    let nats = connect(&config).await.map_err(|e| (EXIT_USAGE, e.to_string()))?;
                     import(nats, ImportOptions { patterns, prefix, trusted_keys }, stats).await;
                     Ok(())
                 }
