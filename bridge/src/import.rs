@@ -15,18 +15,26 @@ use tokio::io::AsyncReadExt;
 
 use crate::connect::{Backoff, Nats};
 use crate::envelope::{Body, Envelope};
+use crate::limits::{shm_bytes_of, ImportLimits};
 use crate::verify::{Verdict, Verifier};
 use crate::{glob, log, Stats};
 
 /// What to import and where.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
+    /// What the importer may take from this host (`Default`: protective).
+    pub limits: ImportLimits,
     /// Keys to import: names or globs (`*`, `?`); empty = every key.
     pub patterns: Vec<String>,
     /// Prepended to each key to make the local name (e.g. `"mirror."`).
     pub prefix: String,
     /// Accept only values signed by these exporter keys (`verify`).
     pub trusted_keys: Option<crate::verify::TrustedKeys>,
+    /// Also publish into existing local objects that are not mirrors (no
+    /// origin: a local program wrote them). Off by default: a key put by
+    /// anyone with write access to the bucket must not replace a local
+    /// program's state.
+    pub into_local_objects: bool,
 }
 
 /// The local side of one key.
@@ -36,6 +44,10 @@ struct Local {
     /// again after a re-watch is not published twice. (Not the source
     /// generation: a source object created again starts at 1 again.)
     revision: u64,
+    /// Shared memory the object held after its latest publish.
+    shm_bytes: u64,
+    /// This importer created the object.
+    created: bool,
 }
 
 /// Imports until the task is dropped: each key's latest value first (no replay
@@ -66,7 +78,7 @@ pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
                         continue;
                     }
                     let local = format!("{}{}", options.prefix, entry.key);
-                    match receive(&nats, &entry, &local, &mut locals, &mut verifier).await {
+                    match receive(&nats, &entry, &local, &mut locals, &mut verifier, &options).await {
                         Ok(true) => {
                             stats.imported.fetch_add(1, Relaxed);
                         }
@@ -96,7 +108,14 @@ async fn receive(
     local: &str,
     locals: &mut HashMap<String, Local>,
     verifier: &mut Verifier,
+    options: &ImportOptions,
 ) -> Result<bool, String> {
+    let limits = &options.limits;
+    if let Some(c) = entry.key.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        // `@` names a lane, which only a local writer makes; exporters send
+        // object names only ([A-Za-z0-9._-]).
+        return Err(format!("a key with {c:?}: no exporter sends one (object names are [A-Za-z0-9._-])"));
+    }
     if locals.get(local).is_some_and(|l| l.revision == entry.revision) {
         return Ok(false);
     }
@@ -126,6 +145,25 @@ async fn receive(
             ));
         }
     }
+    if env.len > limits.max_value_bytes {
+        return Err(format!("a snapshot of {} bytes, above --max-value-bytes {}", env.len, limits.max_value_bytes));
+    }
+    let held: u64 = locals.values().map(|l| l.shm_bytes).sum();
+    // A publish may add a slot of the snapshot's size to what the object holds.
+    if held.saturating_add(env.len) > limits.max_shm_bytes {
+        return Err(format!(
+            "the importer's objects hold {held} bytes of shared memory; this snapshot of {} bytes could pass \
+             --max-shm-bytes {}",
+            env.len, limits.max_shm_bytes
+        ));
+    }
+    if !locals.contains_key(local) && locals.len() >= limits.max_objects {
+        return Err(format!(
+            "the importer has {} local objects, --max-objects {}: not creating another",
+            locals.len(),
+            limits.max_objects
+        ));
+    }
     // The decoder needs no alignment (it reads bytes; offsets are checked
     // against the buffer's start) and `publish_bytes` copies into an aligned slot.
     let fetched;
@@ -146,31 +184,78 @@ async fn receive(
     let l = match locals.entry(local.to_string()) {
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {
-            let writer = RawWriter::options().open_or_create_raw(local, &schema).map_err(|e| match e {
-                OpenError::WriterBusy { .. } => format!("a local writer owns {local:?}: refusing to import over it"),
-                e => format!("cannot open the local object: {e}"),
-            })?;
-            log!("import {}: publishing into local object {local:?}", entry.key);
-            v.insert(Local { writer, revision: 0 })
+            let (writer, created) = open_local(local, &schema, options.into_local_objects)?;
+            log!(
+                "import {}: publishing into {} local object {local:?}",
+                entry.key,
+                if created { "new" } else { "the mirrored" }
+            );
+            v.insert(Local { writer, revision: 0, shm_bytes: 0, created })
         }
     };
     l.writer.set_origin(env.host, Generation::new(env.generation));
     // `publish_bytes` checks the bytes against the schema (the same
     // decoder as above) before anything becomes current.
-    l.writer.publish_bytes(bytes).map_err(|e| match e {
-        shmstate::PublishError::Invalid { reason, .. } => format!("the snapshot does not decode: {reason}"),
-        e => format!("publish: {e}"),
-    })?;
+    if let Err(e) = l.writer.publish_bytes(bytes) {
+        // An object created for this value and never published would be
+        // left without an origin: a later importer would take it for a
+        // local program's. Remove it.
+        if l.created && l.revision == 0 {
+            locals.remove(local);
+            let _ = shmstate::remove(local);
+        }
+        return Err(match e {
+            shmstate::PublishError::Invalid { reason, .. } => format!("the snapshot does not decode: {reason}"),
+            e => format!("publish: {e}"),
+        });
+    }
     l.revision = entry.revision;
+    l.shm_bytes = shm_bytes_of(local);
     verifier.record(admitted);
     Ok(true)
 }
 
-/// Reads a large snapshot from the object store.
+/// Opens the local object `local` for a key: creates it, or opens an
+/// existing one only when it is a mirror (it has an origin: some importer
+/// published into it), or when `into_local_objects`. Whether it was created.
+fn open_local(local: &str, schema: &SchemaDoc, into_local_objects: bool) -> Result<(RawWriter, bool), String> {
+    let busy = |e: OpenError| match e {
+        OpenError::WriterBusy { .. } => format!("a local writer owns {local:?}: refusing to import over it"),
+        e => format!("cannot open the local object: {e}"),
+    };
+    match RawWriter::options().create_raw(local, schema) {
+        Ok(writer) => return Ok((writer, true)),
+        Err(OpenError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(busy(e)),
+    }
+    if !into_local_objects {
+        match shmstate::inspect(local) {
+            Ok(info) if info.writer_alive => return Err(busy(OpenError::WriterBusy { name: local.into() })),
+            Ok(info) if info.origin.is_none() => {
+                return Err(format!(
+                    "{local:?} is a local object, not a mirror (no origin): refusing to import into it \
+                     (--into-local-objects allows it)"
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("cannot inspect the local object: {e}")),
+        }
+    }
+    RawWriter::options().open_or_create_raw(local, schema).map(|w| (w, false)).map_err(busy)
+}
+
+/// Reads a large snapshot of `len` bytes (already checked against the
+/// limit) from the object store: its size in the store's info must be `len`
+/// before a byte is read, and the read stops after `len + 1` bytes whatever
+/// the chunks hold, so a lying envelope or object costs at most `len`.
 async fn fetch(nats: &Nats, name: &str, len: u64) -> Result<Vec<u8>, String> {
-    let mut object = nats.objects.get(name).await.map_err(|e| format!("object {name:?}: {e}"))?;
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
-    object.read_to_end(&mut bytes).await.map_err(|e| format!("object {name:?}: {e}"))?;
+    let object = nats.objects.get(name).await.map_err(|e| format!("object {name:?}: {e}"))?;
+    let size = object.info().size as u64;
+    if size != len {
+        return Err(format!("object {name:?} has {size} bytes, its envelope says {len}"));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).map_err(|_| "a snapshot larger than memory")?);
+    object.take(len + 1).read_to_end(&mut bytes).await.map_err(|e| format!("object {name:?}: {e}"))?;
     if bytes.len() as u64 != len {
         return Err(format!("object {name:?} has {} bytes, its envelope says {len}", bytes.len()));
     }

@@ -17,6 +17,7 @@ pub mod envelope;
 pub mod export;
 mod glob;
 pub mod import;
+pub mod limits;
 mod owner;
 pub mod verify;
 
@@ -25,6 +26,7 @@ use std::sync::atomic::AtomicU64;
 pub use connect::{connect, Auth, ClientCert, Config, ConnectError, Nats, Tls};
 pub use export::{export, ExportError, ExportOptions};
 pub use import::{import, ImportOptions};
+pub use limits::ImportLimits;
 
 /// Counters of one bridge process. SYNC(stats): every update and load is
 /// `Relaxed`: statistics only, no decision depends on them.

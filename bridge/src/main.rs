@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use shmstate_bridge::verify::{hex, SigningIdentity, TrustedKeys};
 use shmstate_bridge::{
-    connect, export, import, log, Auth, ClientCert, Config, ExportOptions, ImportOptions, Stats, Tls,
+    connect, export, import, log, Auth, ClientCert, Config, ExportOptions, ImportLimits, ImportOptions, Stats, Tls,
 };
 
 /// Exit code for a configuration that the bridge or the server refuses: a
@@ -123,10 +123,28 @@ enum Command {
     /// Publish the bucket's values into local objects.
     Import {
         /// Prepended to each key to make the local object's name.
-        #[arg(long, default_value = "")]
-        prefix: String,
-        /// Keys or globs to import (default: all).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Keys or globs to import ('*' for every key). Without a pattern,
+        /// --prefix is required: an importer takes keys into a name space
+        /// of its own or an explicit list, never every name on the host.
         patterns: Vec<String>,
+        /// Also publish into existing local objects that are not mirrors (a
+        /// local program created them). Off: such a key is refused.
+        #[arg(long)]
+        into_local_objects: bool,
+        /// Largest snapshot accepted (bytes; K, M, G suffixes are powers of
+        /// 1024). Default 64M.
+        #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+        max_value_bytes: Option<u64>,
+        /// Local objects this importer creates or opens at most. Default
+        /// 1000, fewer if the open-file limit cannot hold them (3 each).
+        #[arg(long, value_name = "N")]
+        max_objects: Option<usize>,
+        /// Shared memory the imported objects may hold together (bytes; K,
+        /// M, G suffixes). Default half of /dev/shm.
+        #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+        max_shm_bytes: Option<u64>,
         /// Accept only values signed by one of the Ed25519 public keys in
         /// FILE (one per line, 64 hex digits, then an optional name).
         #[arg(long, value_name = "FILE")]
@@ -169,13 +187,36 @@ async fn main() -> ExitCode {
                         .await
                         .map_err(|e| (EXIT_REFUSED, e.to_string()))
                 }
-                Command::Import { prefix, patterns, trusted_keys } => {
+                Command::Import {
+                    prefix,
+                    patterns,
+                    trusted_keys,
+                    into_local_objects,
+                    max_value_bytes,
+                    max_objects,
+                    max_shm_bytes,
+                } => {
+                    if patterns.is_empty() && prefix.is_none() {
+                        return Err((
+                            EXIT_USAGE,
+                            "import: name the keys to import (e.g. 'cfg.*', or '*' for every key) or give --prefix: \
+                             an importer that takes every key under its own name could replace any object of this \
+                             host"
+                                .to_string(),
+                        ));
+                    }
+                    let mut limits = ImportLimits::default();
+                    limits.max_value_bytes = max_value_bytes.unwrap_or(limits.max_value_bytes);
+                    limits.max_objects = max_objects.unwrap_or(limits.max_objects);
+                    limits.max_shm_bytes = max_shm_bytes.unwrap_or(limits.max_shm_bytes);
                     let trusted_keys = match trusted_keys {
                         Some(path) => Some(TrustedKeys::from_file(&path).map_err(|e| (EXIT_USAGE, e))?),
                         None => None,
                     };
                     let nats = connect(&config).await.map_err(|e| (EXIT_USAGE, e.to_string()))?;
-                    import(nats, ImportOptions { patterns, prefix, trusted_keys }, stats).await;
+                    let prefix = prefix.unwrap_or_default();
+                    let options = ImportOptions { patterns, prefix, trusted_keys, into_local_objects, limits };
+                    import(nats, options, stats).await;
                     Ok(())
                 }
                 Command::Keygen { .. } => unreachable!("handled above"),
@@ -205,6 +246,19 @@ async fn main() -> ExitCode {
         stats.not_exported.load(Relaxed)
     );
     code
+}
+
+/// A byte count: digits, then an optional K, M, G or T (powers of 1024).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let (digits, shift) = match s.as_bytes().last() {
+        Some(b'K' | b'k') => (&s[..s.len() - 1], 10),
+        Some(b'M' | b'm') => (&s[..s.len() - 1], 20),
+        Some(b'G' | b'g') => (&s[..s.len() - 1], 30),
+        Some(b'T' | b't') => (&s[..s.len() - 1], 40),
+        _ => (s, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a byte count (e.g. 65536, 64M, 2G)"))?;
+    n.checked_mul(1 << shift).ok_or_else(|| format!("{s:?} is more than 2^64 bytes"))
 }
 
 /// `keygen --out FILE`.

@@ -117,14 +117,14 @@ fn run_to_exit(url: &str, args: &[&str]) -> (Option<i32>, String) {
 fn credentials_in_a_url_are_refused_and_no_log_line_shows_them() {
     let server = NatsServer::start();
     let with_password = format!("nats://alice:pw-in-url-1@127.0.0.1:{}", server.port);
-    let (code, log) = run_to_exit(&with_password, &["import"]);
+    let (code, log) = run_to_exit(&with_password, &["import", "*"]);
     assert_eq!(code, Some(2), "{log}");
     assert!(log.contains("--password-file") && log.contains("nats://***@127.0.0.1"), "{log}");
     assert!(!log.contains("pw-in-url-1"), "the password is in the log:\n{log}");
 
     // A token as the user part, and a URL that does not parse: redacted too.
     for url in ["nats://tok-in-url-2@127.0.0.1:4222", "nats://alice:tok-in-url-2@127.0.0.1:notaport"] {
-        let (code, log) = run_to_exit(url, &["import"]);
+        let (code, log) = run_to_exit(url, &["import", "*"]);
         assert_eq!(code, Some(2), "{log}");
         assert!(!log.contains("tok-in-url-2"), "the secret is in the log:\n{log}");
     }
@@ -138,12 +138,12 @@ fn user_and_password_file_mirror_and_a_wrong_password_is_refused_at_start() {
     mirrors_through(&server.url(), "userpw", &args, &args);
 
     let wrong = server.file("wrong.pw", "pw-wrong-4\n");
-    let (code, log) = run_to_exit(&server.url(), &["--user", "alice", "--password-file", &wrong, "import"]);
+    let (code, log) = run_to_exit(&server.url(), &["--user", "alice", "--password-file", &wrong, "import", "*"]);
     assert_eq!(code, Some(2), "{log}");
     assert!(log.contains("authorization violation"), "{log}");
     assert!(!log.contains("pw-wrong-4") && !log.contains("pw-alice-3"), "a password is in the log:\n{log}");
     // No credentials at all: refused the same way, not retried for ever.
-    let (code, log) = run_to_exit(&server.url(), &["import"]);
+    let (code, log) = run_to_exit(&server.url(), &["import", "*"]);
     assert_eq!(code, Some(2), "{log}");
 }
 
@@ -154,7 +154,7 @@ fn a_token_file_mirrors() {
     let args = ["--token-file", &token];
     mirrors_through(&server.url(), "token", &args, &args);
     let empty = server.file("empty", "\n");
-    let (code, log) = run_to_exit(&server.url(), &["--token-file", &empty, "import"]);
+    let (code, log) = run_to_exit(&server.url(), &["--token-file", &empty, "import", "*"]);
     assert_eq!(code, Some(2), "{log}");
     assert!(log.contains("token file") && log.contains("is empty"), "{log}");
 }
@@ -170,7 +170,7 @@ fn an_nkey_seed_file_mirrors() {
     // Another user's seed: refused by the server; the seed is never printed.
     let other = nkeys::KeyPair::new_user().seed().unwrap();
     let other_file = server.file("other.nk", &other);
-    let (code, log) = run_to_exit(&server.url(), &["--nkey", &other_file, "import"]);
+    let (code, log) = run_to_exit(&server.url(), &["--nkey", &other_file, "import", "*"]);
     assert_eq!(code, Some(2), "{log}");
     assert!(!log.contains(&other) && !log.contains(&seed), "a seed is in the log:\n{log}");
 }
@@ -258,7 +258,7 @@ fn a_creds_file_of_an_operator_signed_user_mirrors() {
         serde_json::json!({"type": "user", "version": 2}),
     );
     let stranger_file = server.file("stranger.creds", &creds(&stranger_jwt, &stranger.seed().unwrap()));
-    let (code, log) = run_to_exit(&server.url(), &["--creds", &stranger_file, "import"]);
+    let (code, log) = run_to_exit(&server.url(), &["--creds", &stranger_file, "import", "*"]);
     assert_eq!(code, Some(2), "{log}");
     assert!(!log.contains(&seed) && !log.contains(&stranger.seed().unwrap()), "a seed is in the log:\n{log}");
 }
@@ -311,7 +311,7 @@ fn tls_with_a_private_ca_mirrors_and_the_system_roots_refuse_the_server() {
     let args = ["--tls-ca", &pki.ca];
     mirrors_through(&server.url(), "tls", &args, &args);
     // The system's authorities do not know our CA: a TLS failure, at once.
-    let (code, log) = run_to_exit(&server.url(), &["--tls-required", "import"]);
+    let (code, log) = run_to_exit(&server.url(), &["--tls-required", "import", "*"]);
     assert_eq!(code, Some(2), "{log}");
     assert!(log.contains("TLS"), "{log}");
 }
@@ -326,14 +326,14 @@ fn mutual_tls_mirrors_with_the_client_certificate_and_is_refused_without() {
     ));
     let args = ["--tls-ca", &pki.ca, "--tls-cert", &pki.client_cert, "--tls-key", &pki.client_key];
     mirrors_through(&server.url(), "mtls", &args, &args);
-    let (code, log) = run_to_exit(&server.url(), &["--tls-ca", &pki.ca, "import"]);
+    let (code, log) = run_to_exit(&server.url(), &["--tls-ca", &pki.ca, "import", "*"]);
     assert_eq!(code, Some(2), "{log}");
 }
 
 #[test]
 fn tls_required_against_a_plain_server_fails_clearly() {
     let server = NatsServer::start();
-    let (code, log) = run_to_exit(&server.url(), &["--tls-required", "import"]);
+    let (code, log) = run_to_exit(&server.url(), &["--tls-required", "import", "*"]);
     assert_eq!(code, Some(2), "{log}");
     assert!(log.contains("retrying cannot help") && log.contains("TLS is required"), "{log}");
 }
