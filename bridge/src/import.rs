@@ -12,6 +12,8 @@ use futures::StreamExt;
 use shmstate::schema::SchemaDoc;
 use shmstate::{Generation, OpenError, RawWriter};
 use tokio::io::AsyncReadExt;
+use tokio::sync::Semaphore;
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::connect::{Backoff, Nats};
 use crate::envelope::{Body, Envelope};
@@ -50,12 +52,38 @@ struct Local {
     created: bool,
 }
 
+/// Object-store fetches at once: a large snapshot of one key does not delay
+/// the others, and memory for fetches stays below this many times
+/// `max_value_bytes`.
+const MAX_FETCHES: usize = 4;
+
+/// What became of one entry.
+enum Received {
+    /// Published into the local object.
+    Published,
+    /// Already published (the same entry seen again, or a duplicate).
+    Duplicate,
+    /// Checked so far; the snapshot must be fetched from the object store.
+    Fetch { object: String, len: u64 },
+}
+
+/// A fetch finished (or failed) for this entry.
+type Fetched = (Entry, Result<Vec<u8>, String>);
+
 /// Imports until the task is dropped: each key's latest value first (no replay
 /// of history), then every change. A lost connection or a failed watch is
-/// logged and the watch starts again from the latest values.
+/// logged and the watch starts again from the latest values. Object-store
+/// snapshots are fetched concurrently (at most `MAX_FETCHES`), so one large
+/// value does not hold up the other keys; a newer value of a key cancels the
+/// fetch of the older one.
 pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
-    let mut locals: HashMap<String, Local> = HashMap::new();
-    let mut verifier = Verifier::new(options.trusted_keys.clone());
+    let mut state = State {
+        locals: HashMap::new(),
+        verifier: Verifier::new(options.trusted_keys.clone()),
+        pending: HashMap::new(),
+        fetching: JoinSet::new(),
+        permits: Arc::new(Semaphore::new(MAX_FETCHES)),
+    };
     let mut backoff = Backoff::new();
     loop {
         let mut watch = match nats.kv.watch_with_history(">").await {
@@ -68,48 +96,106 @@ pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
             }
         };
         backoff = Backoff::new();
-        while let Some(entry) = watch.next().await {
-            match entry {
-                Ok(entry) => {
-                    if entry.operation != Operation::Put
-                        || !(options.patterns.is_empty()
-                            || options.patterns.iter().any(|p| glob::matches(p, &entry.key)))
-                    {
+        loop {
+            tokio::select! {
+                next = watch.next() => match next {
+                    Some(Ok(entry)) => {
+                        if entry.operation != Operation::Put
+                            || !(options.patterns.is_empty()
+                                || options.patterns.iter().any(|p| glob::matches(p, &entry.key)))
+                        {
+                            continue;
+                        }
+                        // A newer value supersedes a fetch still running for the key.
+                        if let Some((_, fetch)) = state.pending.remove(&entry.key) {
+                            fetch.abort();
+                        }
+                        state.handle(&nats, &options, &stats, entry, None);
+                    }
+                    Some(Err(e)) => {
+                        log!("import: watch failed ({e}); watching again from the latest values");
+                        break;
+                    }
+                    None => break,
+                },
+                Some(done) = state.fetching.join_next() => {
+                    // A cancelled fetch (superseded) has nothing to say.
+                    let Ok((entry, fetched)) = done else { continue };
+                    if state.pending.get(&entry.key).is_none_or(|(revision, _)| *revision != entry.revision) {
                         continue;
                     }
-                    let local = format!("{}{}", options.prefix, entry.key);
-                    match receive(&nats, &entry, &local, &mut locals, &mut verifier, &options).await {
-                        Ok(true) => {
-                            stats.imported.fetch_add(1, Relaxed);
-                        }
-                        Ok(false) => {}
-                        Err(why) => {
-                            stats.refused.fetch_add(1, Relaxed);
-                            log!("import {}: revision {} refused: {why}", entry.key, entry.revision);
-                        }
+                    state.pending.remove(&entry.key);
+                    match fetched {
+                        Ok(bytes) => state.handle(&nats, &options, &stats, entry, Some(bytes)),
+                        Err(why) => state.refuse(&stats, &entry, &why),
                     }
-                }
-                Err(e) => {
-                    log!("import: watch failed ({e}); watching again from the latest values");
-                    break;
                 }
             }
         }
+        // The new watch delivers every key's latest value again.
+        state.fetching.abort_all();
+        state.pending.clear();
         stats.rewatches.fetch_add(1, Relaxed);
         tokio::time::sleep(backoff.next()).await;
     }
 }
 
-/// Checks one entry and publishes it into `local`. `Ok(false)`: already
-/// published (the same entry seen again).
-async fn receive(
-    nats: &Nats,
+/// The importer's state across watches.
+struct State {
+    locals: HashMap<String, Local>,
+    verifier: Verifier,
+    /// Keys whose snapshot is being fetched: the entry's revision and the task.
+    pending: HashMap<String, (u64, AbortHandle)>,
+    fetching: JoinSet<Fetched>,
+    permits: Arc<Semaphore>,
+}
+
+impl State {
+    /// Checks and publishes one entry; `fetched`: its object-store snapshot,
+    /// once fetched. An entry that needs one starts its fetch.
+    fn handle(&mut self, nats: &Nats, options: &ImportOptions, stats: &Stats, entry: Entry, fetched: Option<Vec<u8>>) {
+        let local = format!("{}{}", options.prefix, entry.key);
+        match receive(&entry, &local, &mut self.locals, &mut self.verifier, options, fetched) {
+            Ok(Received::Published) => {
+                stats.imported.fetch_add(1, Relaxed);
+            }
+            Ok(Received::Duplicate) => {}
+            Ok(Received::Fetch { object, len }) => {
+                let (nats, permits, key, revision) =
+                    (nats.clone(), self.permits.clone(), entry.key.clone(), entry.revision);
+                let within = options.limits.fetch_timeout;
+                let task = self.fetching.spawn(async move {
+                    let _permit = permits.acquire_owned().await;
+                    // The time limit starts once a slot is free.
+                    let fetched = match tokio::time::timeout(within, fetch(&nats, &object, len)).await {
+                        Ok(fetched) => fetched,
+                        Err(_) => Err(format!("object {object:?}: not fetched within {within:?}")),
+                    };
+                    (entry, fetched)
+                });
+                self.pending.insert(key, (revision, task));
+            }
+            Err(why) => self.refuse(stats, &entry, &why),
+        }
+    }
+
+    fn refuse(&self, stats: &Stats, entry: &Entry, why: &str) {
+        stats.refused.fetch_add(1, Relaxed);
+        log!("import {}: revision {} refused: {why}", entry.key, entry.revision);
+    }
+}
+
+/// Checks one entry and publishes it into `local`, or says which snapshot
+/// to fetch first (everything that can be checked without it is, so a value
+/// that would be refused is not fetched).
+fn receive(
     entry: &Entry,
     local: &str,
     locals: &mut HashMap<String, Local>,
     verifier: &mut Verifier,
     options: &ImportOptions,
-) -> Result<bool, String> {
+    fetched: Option<Vec<u8>>,
+) -> Result<Received, String> {
     let limits = &options.limits;
     if let Some(c) = entry.key.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
         // `@` names a lane, which only a local writer makes; exporters send
@@ -117,7 +203,7 @@ async fn receive(
         return Err(format!("a key with {c:?}: no exporter sends one (object names are [A-Za-z0-9._-])"));
     }
     if locals.get(local).is_some_and(|l| l.revision == entry.revision) {
-        return Ok(false);
+        return Ok(Received::Duplicate);
     }
     let env = Envelope::decode(&entry.value).map_err(|e| e.to_string())?;
     if env.rkyv_format != shmstate::schema::fp::RKYV_FORMAT {
@@ -166,18 +252,15 @@ async fn receive(
     }
     // The decoder needs no alignment (it reads bytes; offsets are checked
     // against the buffer's start) and `publish_bytes` copies into an aligned slot.
-    let fetched;
-    let bytes: &[u8] = match env.body {
-        Body::Inline(bytes) => bytes,
-        Body::Object(name) => {
-            fetched = fetch(nats, name, env.len).await?;
-            &fetched
-        }
+    let bytes: &[u8] = match (&env.body, &fetched) {
+        (Body::Inline(bytes), _) => bytes,
+        (Body::Object(_), Some(fetched)) => fetched,
+        (Body::Object(name), None) => return Ok(Received::Fetch { object: name.to_string(), len: env.len }),
     };
     // Signature, digest, generation order (bridge/src/verify.rs).
     let admitted = match verifier.check(&entry.key, &entry.value, &env, bytes)? {
         Verdict::Publish(admitted) => admitted,
-        Verdict::Duplicate => return Ok(false),
+        Verdict::Duplicate => return Ok(Received::Duplicate),
     };
     shmstate::dynamic::validate(&schema, bytes, shmstate::dynamic::Limits::default())
         .map_err(|e| format!("the snapshot does not decode: {e}"))?;
@@ -212,7 +295,7 @@ async fn receive(
     l.revision = entry.revision;
     l.shm_bytes = shm_bytes_of(local);
     verifier.record(admitted);
-    Ok(true)
+    Ok(Received::Published)
 }
 
 /// Opens the local object `local` for a key: creates it, or opens an

@@ -4,6 +4,7 @@
 //! is allocated, fetched or created for it.
 
 use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
 
 /// Limits of one importer. `Default` gives limits that protect the host
 /// (see each field); `ImportLimits::unlimited()` none.
@@ -20,6 +21,9 @@ pub struct ImportLimits {
     /// of `/dev/shm`'s size, so the host's other users keep the rest). A
     /// publish that could pass it is refused.
     pub max_shm_bytes: u64,
+    /// How long one object-store fetch may take (default 60 s); a stalled
+    /// or withheld object is then refused and its fetch slot freed.
+    pub fetch_timeout: Duration,
 }
 
 /// Files of object `N` in /dev/shm: `shmstate.N`, `shmstate.N.readers`,
@@ -36,14 +40,24 @@ impl Default for ImportLimits {
             .current
             .map_or(u64::MAX, |n| n.saturating_sub(FDS_SPARE) / FDS_PER_OBJECT);
         let shm = rustix::fs::statvfs("/dev/shm").map_or(u64::MAX, |s| s.f_blocks.saturating_mul(s.f_frsize));
-        ImportLimits { max_value_bytes: 64 << 20, max_objects: by_fds.min(1000) as usize, max_shm_bytes: shm / 2 }
+        ImportLimits {
+            max_value_bytes: 64 << 20,
+            max_objects: by_fds.min(1000) as usize,
+            max_shm_bytes: shm / 2,
+            fetch_timeout: Duration::from_secs(60),
+        }
     }
 }
 
 impl ImportLimits {
     /// No limits (for tests and programs that bound their input otherwise).
     pub fn unlimited() -> Self {
-        ImportLimits { max_value_bytes: u64::MAX, max_objects: usize::MAX, max_shm_bytes: u64::MAX }
+        ImportLimits {
+            max_value_bytes: u64::MAX,
+            max_objects: usize::MAX,
+            max_shm_bytes: u64::MAX,
+            fetch_timeout: Duration::MAX,
+        }
     }
 }
 

@@ -145,6 +145,10 @@ enum Command {
         /// M, G suffixes). Default half of /dev/shm.
         #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
         max_shm_bytes: Option<u64>,
+        /// Seconds one object-store fetch may take before it is refused.
+        /// Default 60.
+        #[arg(long, value_name = "SECONDS")]
+        fetch_timeout: Option<u64>,
         /// Accept only values signed by one of the Ed25519 public keys in
         /// FILE (one per line, 64 hex digits, then an optional name).
         #[arg(long, value_name = "FILE")]
@@ -195,6 +199,7 @@ async fn main() -> ExitCode {
                     max_value_bytes,
                     max_objects,
                     max_shm_bytes,
+                    fetch_timeout,
                 } => {
                     if patterns.is_empty() && prefix.is_none() {
                         return Err((
@@ -209,6 +214,7 @@ async fn main() -> ExitCode {
                     limits.max_value_bytes = max_value_bytes.unwrap_or(limits.max_value_bytes);
                     limits.max_objects = max_objects.unwrap_or(limits.max_objects);
                     limits.max_shm_bytes = max_shm_bytes.unwrap_or(limits.max_shm_bytes);
+                    limits.fetch_timeout = fetch_timeout.map_or(limits.fetch_timeout, std::time::Duration::from_secs);
                     let trusted_keys = match trusted_keys {
                         Some(path) => Some(TrustedKeys::from_file(&path).map_err(|e| (EXIT_USAGE, e))?),
                         None => None,
