@@ -262,8 +262,9 @@ fn receive(
         Verdict::Publish(admitted) => admitted,
         Verdict::Duplicate => return Ok(Received::Duplicate),
     };
-    shmstate::dynamic::validate(&schema, bytes, shmstate::dynamic::Limits::default())
-        .map_err(|e| format!("the snapshot does not decode: {e}"))?;
+    // No validation here: `publish_bytes` validates before anything becomes
+    // current (once: the snapshot may be large), and an object created for
+    // bytes it refuses is removed below.
     let l = match locals.entry(local.to_string()) {
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {
