@@ -262,9 +262,6 @@ fn receive(
         Verdict::Publish(admitted) => admitted,
         Verdict::Duplicate => return Ok(Received::Duplicate),
     };
-    // No validation here: `publish_bytes` validates before anything becomes
-    // current (once: the snapshot may be large), and an object created for
-    // bytes it refuses is removed below.
     let l = match locals.entry(local.to_string()) {
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {
@@ -278,8 +275,9 @@ fn receive(
         }
     };
     l.writer.set_origin(env.host, Generation::new(env.generation));
-    // `publish_bytes` checks the bytes against the schema (the same
-    // decoder as above) before anything becomes current.
+    // `publish_bytes` checks the bytes against the schema
+    // (`dynamic::validate`) before anything becomes current: the only
+    // validation on this path (the snapshot may be large).
     if let Err(e) = l.writer.publish_bytes(bytes) {
         // An object created for this value and never published would be
         // left without an origin: a later importer would take it for a
