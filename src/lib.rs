@@ -101,7 +101,7 @@ pub use {
     error::{Errno, OpenError, PublishError, ReadError, RemoveError, WaitError},
     object::name::MAX_NAME_LEN,
     object::{
-        inspect, list, remove, removed_users, LaneInfo, ObjectInfo, Origin, ReaderInfo, RemovedUser, SlotInfo,
+        inspect, list, remove, removed_users, LaneInfo, ObjectInfo, Origin, ReaderInfo, RemovedUser, SlotInfo, WriterInfo,
         WriterSeen,
     },
     protocol::generation::Generation,
