@@ -9,6 +9,7 @@ mod lanes;
 pub(crate) mod options;
 pub(crate) mod raw_writer;
 pub(crate) mod shared;
+mod value_writer;
 mod writer;
 
 pub use options::WriterOptions;
