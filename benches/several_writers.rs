@@ -69,8 +69,10 @@ fn child(role: &str) {
         }
         ["standby", name] => {
             println!("WAITING");
-            let mut w =
-                Writer::<Counter>::options().wait_for_lock(Duration::from_secs(60)).open_or_create(name).expect("standby");
+            let mut w = Writer::<Counter>::options()
+                .wait_for_lock(Duration::from_secs(60))
+                .open_or_create(name)
+                .expect("standby");
             w.publish(&Counter { value: 2, note: "s".into() }).unwrap();
             println!("PUBLISHED {}", mono_ns());
         }

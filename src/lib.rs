@@ -101,8 +101,8 @@ pub use {
     error::{Errno, OpenError, PublishError, ReadError, RemoveError, WaitError},
     object::name::MAX_NAME_LEN,
     object::{
-        inspect, list, remove, removed_users, LaneInfo, ObjectInfo, Origin, ReaderInfo, RemovedUser, SlotInfo, WriterInfo,
-        WriterSeen,
+        inspect, list, remove, removed_users, LaneInfo, ObjectInfo, Origin, ReaderInfo, RemovedUser, SlotInfo,
+        WriterInfo, WriterSeen,
     },
     protocol::generation::Generation,
     read::{

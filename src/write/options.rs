@@ -189,6 +189,9 @@ impl<T> WriterOptions<T> {
         if self.mode & 0o600 != 0o600 {
             return bad(format!("mode {:#o} must let the owner read and write", self.mode));
         }
+        if self.shared && self.remove_on_drop {
+            return bad("remove_on_drop with shared writers (the first to go would remove the others' object)".into());
+        }
         if self.shared && !self.lanes.is_empty() {
             return bad("lanes with shared writers (not supported yet: docs/SEVERAL_WRITERS.md)".into());
         }

@@ -73,6 +73,8 @@ pub struct RawWriter {
 struct SharedSeat {
     seat: u32,
     table: WriterTable,
+    /// The turn count this writer left at the publish lock (`WriterTable::take_turn`).
+    turn: u64,
 }
 
 /// Releases the publish lock of a shared object when dropped, on every path
@@ -147,8 +149,11 @@ impl RawWriter {
         // finds an object not yet initialised knows its creator died. On an
         // error below, closing `lock` (its only descriptor) releases it.
         let table = if opts.shared {
-            shared::lock_publish(lock.fd(), true)
-                .map_err(|errno| OpenError::Os { name: name.into(), op: "taking the publish lock", errno })?;
+            shared::lock_publish(lock.fd(), true).map_err(|errno| OpenError::Os {
+                name: name.into(),
+                op: "taking the publish lock",
+                errno,
+            })?;
             Some(WriterTable::open(name, &lock)?)
         } else {
             None
@@ -239,9 +244,11 @@ impl RawWriter {
             shared: None,
         };
         let mut w = w;
-        w.shared = seat.zip(table).map(|(seat, table)| SharedSeat { seat, table });
-        if let Some(s) = &w.shared {
+        w.shared = seat.zip(table).map(|(seat, table)| SharedSeat { seat, table, turn: 0 });
+        if let Some(s) = &mut w.shared {
             s.table.enter(s.seat);
+            // This open caught up (`recover` above): the turn is counted.
+            s.table.take_turn(&mut s.turn);
             shared::unlock_publish(w._lock.fd());
         }
         let h = w.tables.data.header();
@@ -443,14 +450,17 @@ impl RawWriter {
         block: bool,
         f: impl FnOnce(&mut Self) -> Result<R, PublishError>,
     ) -> Result<Option<R>, PublishError> {
-        let Some(seat) = &self.shared else { return f(self).map(Some) };
+        let Some(seat) = &mut self.shared else { return f(self).map(Some) };
         let lock_err = |errno| PublishError::Os { name: self.name.clone(), op: "taking the publish lock", errno };
         if !shared::lock_publish(self._lock.fd(), block).map_err(lock_err)? {
             return Ok(None);
         }
         seat.table.set_holder(Some(seat.seat));
+        let others_came = seat.table.take_turn(&mut seat.turn);
         let _unlock = PublishLock { fd: std::os::fd::AsRawFd::as_raw_fd(&self._lock.fd()) };
-        self.catch_up()?;
+        if others_came {
+            self.catch_up()?;
+        }
         let r = f(self);
         if let Some(seat) = &self.shared {
             seat.table.set_holder(None);

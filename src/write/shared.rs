@@ -15,8 +15,9 @@
 //!   seat is held (`DataSegment::writer_alive`).
 //!
 //! The `.lock` file also holds, for tools, each seat's pid and open time and
-//! the seat of the writer holding the publish lock (`WriterTable`): plain
-//! words in a page that only writers (its owner) can open.
+//! the seat of the writer holding the publish lock, and, for the writers, the
+//! count of turns taken at the publish lock (`WriterTable`): plain words in a
+//! page that only writers (its owner) can open.
 
 use std::os::fd::BorrowedFd;
 
@@ -35,6 +36,8 @@ const TABLE_MAGIC: u64 = u64::from_le_bytes(*b"SHMSTWR1");
 /// Where the seat entries start; each is `ENTRY` bytes: pid (u32), 0 (u32),
 /// open time (u64, ns since the Unix epoch).
 const ENTRIES: usize = 64;
+/// Turns taken at the publish lock (u64, `take_turn`).
+const TURNS: usize = 16;
 const ENTRY: usize = 16;
 
 /// One writer's view of the writer table in the `.lock` file.
@@ -92,6 +95,22 @@ impl WriterTable {
     pub(crate) fn leave(&self, seat: u32) {
         // SYNC(writer-table): Relaxed, diagnostics.
         self.word32(ENTRIES + seat as usize * ENTRY).store(0, Relaxed);
+    }
+
+    /// Takes a turn at the publish lock (the caller holds it): counts the
+    /// turn and says whether another writer took one since `mine`, this
+    /// writer's last turn. When none did, no other writer, live or dead, has
+    /// touched the object since this one let go, and it skips catching up.
+    /// The count is taken on entry, so a writer that dies holding the lock
+    /// has counted its turn.
+    pub(crate) fn take_turn(&self, mine: &mut u64) -> bool {
+        // SYNC(writer-turns): Relaxed; only the holder of the publish lock
+        // touches the word, and taking the lock orders us after its last holder.
+        let turns = self.word64(TURNS).load(Relaxed);
+        let others = turns != *mine;
+        *mine = turns.wrapping_add(1);
+        self.word64(TURNS).store(*mine, Relaxed);
+        others
     }
 
     /// Marks seat `seat` (or nobody, `None`) as holding the publish lock.

@@ -156,7 +156,10 @@ impl<T: Shared> Writer<T> {
                 let archived = match current {
                     None => None,
                     Some(bytes) => Some(rkyv::access::<T::Archived, rkyv::rancor::BoxedError>(bytes).map_err(|e| {
-                        PublishError::Corrupt { name: raw.name().to_string(), what: format!("the latest snapshot: {e}") }
+                        PublishError::Corrupt {
+                            name: raw.name().to_string(),
+                            what: format!("the latest snapshot: {e}"),
+                        }
                     })?),
                 };
                 next(archived)
