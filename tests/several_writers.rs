@@ -68,6 +68,7 @@ fn __child() {
     let code = match parts[..] {
         ["updater", name, me, count] => updater(name, me.parse().unwrap(), count.parse().unwrap()),
         ["forever", name, me] => updater(name, me.parse().unwrap(), u64::MAX),
+        ["hold", name] => hold(name),
         ["active", name] => active(name),
         ["standby", name] => standby(name),
         _ => {
@@ -90,6 +91,21 @@ fn updater(name: &str, me: usize, count: u64) -> i32 {
 }
 
 /// An exclusive writer that publishes 5 generations, says `READY`, and stays until killed.
+/// Takes the publish lock (inside an update) and keeps it until killed.
+fn hold(name: &str) -> i32 {
+    let mut w = shared_writer(name).expect("shared writer");
+    let _ = w.update(|cur| {
+        println!("HOLDING");
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            if cur.is_none() {
+                break Tally::empty(); // never: the parent published first
+            }
+        }
+    });
+    1
+}
+
 fn active(name: &str) -> i32 {
     let mut w = Writer::<Tally>::create(name).expect("active writer");
     for _ in 0..5 {
@@ -331,6 +347,25 @@ fn readers_see_a_live_writer_while_any_shared_writer_lives() {
     assert_eq!(info.shared_writers.len(), 1);
     drop(second);
     assert!(!shmstate::inspect(name.as_str()).unwrap().writer_alive);
+}
+
+#[test]
+fn a_writer_killed_holding_the_publish_lock_stalls_nobody() {
+    let name = TestName::new("holder");
+    let mut w = shared_writer(name.as_str()).unwrap();
+    assert_eq!(w.update(|cur| Tally::bumped(cur, 0)).unwrap().get(), 1);
+    let mut holder = Proc::spawn(&format!("hold:{}", name.as_str()));
+    holder.expect("HOLDING");
+    assert!(matches!(w.try_update(|_| unreachable!("busy")), Err(PublishError::Busy { .. })));
+    drop(holder); // SIGKILL, inside its update
+                  // The lock word still names the dead writer; its seat lock is gone, so
+                  // this update takes the lock over and continues from generation 1.
+    assert_eq!(w.update(|cur| Tally::bumped(cur, 0)).unwrap().get(), 2);
+    let snap = Reader::<Tally>::open(name.as_str()).unwrap().read().map(|s| consistent(&s)).unwrap();
+    assert_eq!(snap.unwrap(), 2);
+    // And a writer that opens now (it catches up under the lock) is not stalled either.
+    let mut late = shared_writer(name.as_str()).unwrap();
+    assert_eq!(late.update(|cur| Tally::bumped(cur, 1)).unwrap().get(), 3);
 }
 
 #[test]

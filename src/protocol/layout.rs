@@ -45,9 +45,9 @@ pub(crate) const WRITER_LOCK_BYTE: u64 = 0;
 pub(crate) const SHARED_WRITER_BASE: u64 = 1 << 39;
 /// The most writer processes that share one object.
 pub(crate) const MAX_SHARED_WRITERS: u32 = 64;
-/// Shared writers: the publish lock, a write lock on this byte of the
-/// object's `.lock` file, held by the writer that publishes (or opens).
-pub(crate) const PUBLISH_LOCK_BYTE: u64 = 0;
+/// Shared writers: the open lock, a write lock on this byte of the object's
+/// `.lock` file, held by a shared writer while it opens.
+pub(crate) const OPEN_LOCK_BYTE: u64 = 0;
 
 /// Reader entry `i` is owned by whoever write-locks byte `READER_LOCK_BASE + i`
 /// of the reader table (bytes past the end of the object are lockable).

@@ -72,27 +72,29 @@ pub struct RawWriter {
 #[derive(Debug)]
 struct SharedSeat {
     seat: u32,
-    table: WriterTable,
+    /// Boxed: publish-lock guards point at it while the writer is borrowed.
+    table: Box<WriterTable>,
     /// The turn count this writer left at the publish lock (`WriterTable::take_turn`).
     turn: u64,
 }
 
 /// Releases the publish lock of a shared object when dropped, on every path
-/// out of a publish (a panic in the caller's closure included; the writer
-/// table's holder mark is cleared on the normal path only: it is a diagnostic).
+/// out of a publish (a panic in the caller's closure included).
 struct PublishLock {
-    /// The `.lock` file's descriptor; it belongs to the writer, which
-    /// outlives this guard (the guard lives inside one of its methods).
-    fd: std::os::fd::RawFd,
+    /// The writer table of the writer that holds the lock; the writer outlives
+    /// this guard (the guard lives inside one of its methods).
+    table: *const WriterTable,
 }
 
 impl Drop for PublishLock {
     fn drop(&mut self) {
-        // SAFETY: `fd` is the writer's open `.lock` descriptor, which stays
-        // open for as long as the writer, and so for this guard's life.
+        // SAFETY: `table` points into a `Box<WriterTable>` of the writer
+        // (`SharedSeat::table`, or the box `open_with` is about to move into
+        // it): boxes do not move their contents, and the box outlives every
+        // guard made from it (see where guards are made).
         #[allow(unsafe_code)]
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
-        shared::unlock_publish(fd);
+        let table = unsafe { &*self.table };
+        table.unlock();
     }
 }
 
@@ -149,12 +151,12 @@ impl RawWriter {
         // finds an object not yet initialised knows its creator died. On an
         // error below, closing `lock` (its only descriptor) releases it.
         let table = if opts.shared {
-            shared::lock_publish(lock.fd(), true).map_err(|errno| OpenError::Os {
+            shared::lock_opening(lock.fd()).map_err(|errno| OpenError::Os {
                 name: name.into(),
-                op: "taking the publish lock",
+                op: "taking the open lock",
                 errno,
             })?;
-            Some(WriterTable::open(name, &lock)?)
+            Some(Box::new(WriterTable::open(name, &lock)?))
         } else {
             None
         };
@@ -205,6 +207,20 @@ impl RawWriter {
             },
             Err(e) => return Err(open_errno(name, "data segment", "creating the data segment", e)),
         };
+        // Shared: the slot table is the other writers' too from here on
+        // (recovery below rewrites it): under the publish lock, released when
+        // `_publishing` drops, after the table has moved (boxed) into `w`.
+        let _publishing = match (&table, seat) {
+            (Some(t), Some(me)) => {
+                t.lock(me, true, &data.obj).map_err(|errno| OpenError::Os {
+                    name: name.into(),
+                    op: "taking the publish lock",
+                    errno,
+                })?;
+                Some(PublishLock { table: &**t })
+            }
+            _ => None,
+        };
         let incarnation = data.header().incarnation.load(Relaxed);
         let lock_pins = data.header().pin_mode.load(Relaxed) == layout::pin_mode::LOCKS;
         let readers = if lock_pins {
@@ -249,7 +265,7 @@ impl RawWriter {
             s.table.enter(s.seat);
             // This open caught up (`recover` above): the turn is counted.
             s.table.take_turn(&mut s.turn);
-            shared::unlock_publish(w._lock.fd());
+            shared::unlock_opening(w._lock.fd());
         }
         let h = w.tables.data.header();
         h.writer_pid.store(os::pid(), Relaxed);
@@ -452,20 +468,16 @@ impl RawWriter {
     ) -> Result<Option<R>, PublishError> {
         let Some(seat) = &mut self.shared else { return f(self).map(Some) };
         let lock_err = |errno| PublishError::Os { name: self.name.clone(), op: "taking the publish lock", errno };
-        if !shared::lock_publish(self._lock.fd(), block).map_err(lock_err)? {
+        if !seat.table.lock(seat.seat, block, &self.tables.data.obj).map_err(lock_err)? {
             return Ok(None);
         }
-        seat.table.set_holder(Some(seat.seat));
-        let others_came = seat.table.take_turn(&mut seat.turn);
-        let _unlock = PublishLock { fd: std::os::fd::AsRawFd::as_raw_fd(&self._lock.fd()) };
-        if others_came {
+        // The box stays in `self.shared` (private: `f` cannot take it) for
+        // longer than the guard.
+        let _unlock = PublishLock { table: &*seat.table };
+        if seat.table.take_turn(&mut seat.turn) {
             self.catch_up()?;
         }
-        let r = f(self);
-        if let Some(seat) = &self.shared {
-            seat.table.set_holder(None);
-        }
-        r.map(Some)
+        f(self).map(Some)
     }
 
     /// A shared writer that just took the publish lock: maps what another

@@ -6,10 +6,17 @@
 //!
 //! - the `.lock` file's `flock` is *shared* by the shared writers (an
 //!   exclusive writer, which takes it exclusively, and they exclude each other);
-//! - the publish lock, a write lock on `PUBLISH_LOCK_BYTE` of the `.lock`
-//!   file, is held around every open, publish and update: one writer at a time
-//!   touches the slot table, and the next one starts with `slots::recover`,
-//!   exactly as a writer taking over from a dead one;
+//! - the open lock, a write lock on `OPEN_LOCK_BYTE` of the `.lock` file,
+//!   serializes opens: whoever finds an object not yet initialised knows its
+//!   creator died;
+//! - the publish lock, a futex word in the writer table (`lock`), is held
+//!   around every publish and update (and the catching up of an open): one
+//!   writer at a time touches the slot table, and one that comes after
+//!   another starts with `slots::recover`, exactly as a writer taking over
+//!   from a dead one. Taking it free costs one compare-and-swap. The kernel
+//!   does not release a futex of a dead process, so the word names the
+//!   holder's seat, and a waiter that finds that seat's lock gone (below)
+//!   takes the lock over;
 //! - each writer holds a seat, a write lock on one byte of the data segment's
 //!   shared-writer range, for its life: readers see a live writer while any
 //!   seat is held (`DataSegment::writer_alive`).
@@ -20,13 +27,15 @@
 //! page that only writers (its owner) can open.
 
 use std::os::fd::BorrowedFd;
+use std::time::Duration;
 
 use crate::error::{Errno, OpenError};
+use crate::os::LockProbe;
 use crate::os::{self, Mapping, ShmObject};
-use crate::protocol::layout::{MAX_SHARED_WRITERS, PUBLISH_LOCK_BYTE, SHARED_WRITER_BASE};
-// Plain std atomics: the writer table is tools' diagnostics, outside the
-// protocol that loom checks.
-use std::sync::atomic::Ordering::Relaxed;
+use crate::protocol::layout::{MAX_SHARED_WRITERS, OPEN_LOCK_BYTE, SHARED_WRITER_BASE};
+// Plain std atomics: the writer table is shared by writer processes only
+// (loom models the protocol between the writer and its readers).
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// Size of the `.lock` file of a shared object: the writer table.
@@ -38,6 +47,13 @@ const TABLE_MAGIC: u64 = u64::from_le_bytes(*b"SHMSTWR1");
 const ENTRIES: usize = 64;
 /// Turns taken at the publish lock (u64, `take_turn`).
 const TURNS: usize = 16;
+/// The publish lock (u32): 0 when free, else the holder's seat + 1, with
+/// `CONTENDED` set while writers may be asleep waiting for it.
+const LOCK: usize = 8;
+const CONTENDED: u32 = 1 << 31;
+/// How long a waiting writer sleeps before it looks again whether the
+/// holder died (nobody wakes it then): the longest a dead holder stalls others.
+const DEATH_POLL: Duration = Duration::from_millis(1);
 const ENTRY: usize = 16;
 
 /// One writer's view of the writer table in the `.lock` file.
@@ -113,11 +129,72 @@ impl WriterTable {
         others
     }
 
-    /// Marks seat `seat` (or nobody, `None`) as holding the publish lock.
-    pub(crate) fn set_holder(&self, seat: Option<u32>) {
-        // SYNC(writer-table): Relaxed, diagnostics.
-        self.word32(8).store(seat.map_or(0, |s| s + 1), Relaxed);
+    /// Takes the publish lock for seat `me`, waiting for it (`block`) or
+    /// returning `Ok(false)` at once when a live writer holds it. A holder
+    /// whose seat lock in `data` is gone died holding it: the lock is taken
+    /// over (the turn it counted makes the new holder catch up).
+    pub(crate) fn lock(&self, me: u32, block: bool, data: &ShmObject) -> Result<bool, Errno> {
+        let word = self.word32(LOCK);
+        let mine = me + 1;
+        // SYNC(publish-lock): Acquire on every successful CAS below pairs with
+        // the Release swap in `unlock` of the previous holder: what it wrote
+        // to the slot table and the turn count is visible to the next.
+        let mut seen = match word.compare_exchange(0, mine, Acquire, Relaxed) {
+            Ok(_) => return Ok(true),
+            Err(w) => w,
+        };
+        loop {
+            let holder = seen & !CONTENDED;
+            // Free, or its holder is dead: take it, contended, since other
+            // writers may be asleep on it and our `unlock` must wake one.
+            if holder == 0 || holder_dead(holder, data)? {
+                match word.compare_exchange(seen, mine | CONTENDED, Acquire, Relaxed) {
+                    Ok(_) => return Ok(true),
+                    Err(w) => {
+                        seen = w;
+                        continue;
+                    }
+                }
+            }
+            if !block {
+                return Ok(false);
+            }
+            if seen & CONTENDED == 0 {
+                // SYNC(publish-lock): Relaxed; only tells the holder to wake us.
+                if let Err(w) = word.compare_exchange(seen, seen | CONTENDED, Relaxed, Relaxed) {
+                    seen = w;
+                    continue;
+                }
+                seen |= CONTENDED;
+            }
+            os::futex_wait(word, seen, DEATH_POLL);
+            seen = word.load(Relaxed);
+        }
     }
+
+    /// Releases the publish lock, waking one waiting writer if any may wait.
+    pub(crate) fn unlock(&self) {
+        let word = self.word32(LOCK);
+        // SYNC(publish-lock): Release pairs with the Acquire CAS in `lock` of
+        // the next holder.
+        if word.swap(0, Release) & CONTENDED != 0 {
+            os::futex_wake(word, 1);
+        }
+    }
+}
+
+/// Whether the writer that the lock word `holder` (seat + 1) names is gone:
+/// its seat lock is not held (a write lock on a seat byte can only be a live
+/// writer's; a read lock there is a reader's, after the writer left). A
+/// seat number past the range is no writer's. Our own seat reads as free
+/// (locks of one's own open file description are not reported): a word that
+/// names it is a dead predecessor's, since we hold no lock outside `lock`.
+fn holder_dead(holder: u32, data: &ShmObject) -> Result<bool, Errno> {
+    let seat = holder - 1;
+    if seat >= MAX_SHARED_WRITERS {
+        return Ok(true);
+    }
+    Ok(os::probe_lock(data.fd(), SHARED_WRITER_BASE + seat as u64, 1)? != LockProbe::WriteLocked)
 }
 
 /// A shared writer's tables, as tools read them (`inspect`).
@@ -137,7 +214,7 @@ pub(crate) fn parse_writer_table(bytes: &[u8]) -> Option<WriterTableView> {
     if u64_at(0)? != TABLE_MAGIC {
         return None;
     }
-    let holder = u32_at(8)?.checked_sub(1).filter(|&s| s < MAX_SHARED_WRITERS);
+    let holder = (u32_at(LOCK)? & !CONTENDED).checked_sub(1).filter(|&s| s < MAX_SHARED_WRITERS);
     let entries = (0..MAX_SHARED_WRITERS)
         .filter_map(|s| {
             let at = ENTRIES + s as usize * ENTRY;
@@ -168,19 +245,14 @@ pub(crate) fn leave_seat(data: &ShmObject, seat: u32) {
     let _ = os::unlock(data.fd(), SHARED_WRITER_BASE + seat as u64, 1);
 }
 
-/// Takes the publish lock on the `.lock` file `lock`: waits for it
-/// (`block`), or returns `Ok(false)` at once when another writer holds it.
-pub(crate) fn lock_publish(lock: BorrowedFd<'_>, block: bool) -> Result<bool, Errno> {
-    if block {
-        os::write_lock_wait(lock, PUBLISH_LOCK_BYTE, 1).map(|()| true)
-    } else {
-        os::try_write_lock(lock, PUBLISH_LOCK_BYTE, 1)
-    }
+/// Takes the open lock on the `.lock` file `lock` (waits for it).
+pub(crate) fn lock_opening(lock: BorrowedFd<'_>) -> Result<(), Errno> {
+    os::write_lock_wait(lock, OPEN_LOCK_BYTE, 1)
 }
 
-/// Releases the publish lock.
-pub(crate) fn unlock_publish(lock: BorrowedFd<'_>) {
-    let _ = os::unlock(lock, PUBLISH_LOCK_BYTE, 1);
+/// Releases the open lock.
+pub(crate) fn unlock_opening(lock: BorrowedFd<'_>) {
+    let _ = os::unlock(lock, OPEN_LOCK_BYTE, 1);
 }
 
 #[cfg(test)]
@@ -193,7 +265,7 @@ mod tests {
         assert_eq!(parse_writer_table(&[0; 4096]), None);
         let mut b = vec![0u8; 4096];
         b[..8].copy_from_slice(&TABLE_MAGIC.to_le_bytes());
-        b[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        b[LOCK..LOCK + 4].copy_from_slice(&(u32::MAX & !CONTENDED).to_le_bytes());
         b[ENTRIES..ENTRIES + 4].copy_from_slice(&42u32.to_le_bytes());
         let v = parse_writer_table(&b).unwrap();
         assert_eq!(v.holder, None, "a seat number past the range is no holder");
