@@ -357,10 +357,18 @@ fn a_writer_killed_holding_the_publish_lock_stalls_nobody() {
     let mut holder = Proc::spawn(&format!("hold:{}", name.as_str()));
     holder.expect("HOLDING");
     assert!(matches!(w.try_update(|_| unreachable!("busy")), Err(PublishError::Busy { .. })));
-    drop(holder); // SIGKILL, inside its update
-                  // The lock word still names the dead writer; its seat lock is gone, so
-                  // this update takes the lock over and continues from generation 1.
-    assert_eq!(w.update(|cur| Tally::bumped(cur, 0)).unwrap().get(), 2);
+    // SIGKILL, inside its update. The lock word still names the dead writer;
+    // its seat lock is gone, so this update takes the lock over and continues
+    // from generation 1 (a minute's guard: without the takeover it would wait
+    // for ever).
+    drop(holder);
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let g = w.update(|cur| Tally::bumped(cur, 0)).unwrap().get();
+        done.send((g, w)).unwrap();
+    });
+    let (g, _w) = finished.recv_timeout(Duration::from_secs(60)).expect("the update is stuck behind the dead holder");
+    assert_eq!(g, 2);
     let snap = Reader::<Tally>::open(name.as_str()).unwrap().read().map(|s| consistent(&s)).unwrap();
     assert_eq!(snap.unwrap(), 2);
     // And a writer that opens now (it catches up under the lock) is not stalled either.
