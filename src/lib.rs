@@ -110,7 +110,7 @@ pub use {
         DEFAULT_WRITER_GRACE,
     },
     schema::Schema,
-    write::{RawWriter, Writer, WriterOptions},
+    write::{RawWriter, Writer, WriterOptions, WriterStats},
 };
 
 /// `#[shmstate::shared]`: rkyv `Archive`/`Serialize`/`Deserialize` + [`Schema`].

@@ -25,6 +25,7 @@ use crate::protocol::MAX_GENERATION;
 use crate::schema::SchemaDoc;
 use crate::write::options::WriterOptions;
 use crate::write::shared::{self, WriterTable};
+use crate::write::WriterStats;
 use crate::Generation;
 
 impl WriterOptions<RawWriter> {
@@ -66,6 +67,8 @@ pub struct RawWriter {
     last_waits_scan: Option<Instant>,
     /// With `WriterOptions::shared`: this writer's seat and the writer table.
     shared: Option<SharedSeat>,
+    /// What this handle has done (`stats`).
+    stats: WriterStats,
 }
 
 /// A shared writer's place among the writers of its object (`write/shared.rs`).
@@ -258,6 +261,7 @@ impl RawWriter {
             woken: 0,
             last_waits_scan: None,
             shared: None,
+            stats: WriterStats::default(),
         };
         let mut w = w;
         w.shared = seat.zip(table).map(|(seat, table)| SharedSeat { seat, table, turn: 0 });
@@ -469,12 +473,14 @@ impl RawWriter {
         let Some(seat) = &mut self.shared else { return f(self).map(Some) };
         let lock_err = |errno| PublishError::Os { name: self.name.clone(), op: "taking the publish lock", errno };
         if !seat.table.lock(seat.seat, block, &self.tables.data.obj).map_err(lock_err)? {
+            self.stats.busy += 1;
             return Ok(None);
         }
         // The box stays in `self.shared` (private: `f` cannot take it) for
         // longer than the guard.
         let _unlock = PublishLock { table: &*seat.table };
         if seat.table.take_turn(&mut seat.turn) {
+            self.stats.caught_up += 1;
             self.catch_up()?;
         }
         f(self).map(Some)
@@ -527,8 +533,40 @@ impl RawWriter {
     /// (inside [`serialized`](Self::serialized)).
     pub(crate) fn publish_locked(
         &mut self,
-        mut fill: impl FnMut(SlotWriter) -> Result<SlotWriter, String>,
+        fill: impl FnMut(SlotWriter) -> Result<SlotWriter, String>,
     ) -> Result<Generation, PublishError> {
+        let published = self.publish_counted(fill);
+        match &published {
+            Ok((_, len)) => {
+                let s = &mut self.stats;
+                s.publishes += 1;
+                s.bytes_published += len;
+                s.largest_snapshot = s.largest_snapshot.max(*len);
+                s.woken += u64::from(self.woken);
+            }
+            Err(_) => self.stats.failed_publishes += 1,
+        }
+        published.map(|(g, _)| g)
+    }
+
+    /// What this handle has done since it opened, and the object's counters.
+    pub fn stats(&self) -> WriterStats {
+        let h = self.tables.data.header();
+        // SYNC(counters): Relaxed; diagnostics, ordered with nothing.
+        WriterStats {
+            object_publishes: h.publishes.load(Relaxed),
+            object_growths: h.growths.load(Relaxed),
+            object_reclaimed_pins: h.reclaimed_pins.load(Relaxed),
+            ..self.stats
+        }
+    }
+
+    /// [`publish_locked`](Self::publish_locked): the generation and the
+    /// snapshot's length.
+    fn publish_counted(
+        &mut self,
+        mut fill: impl FnMut(SlotWriter) -> Result<SlotWriter, String>,
+    ) -> Result<(Generation, u64), PublishError> {
         if self.next_gen > MAX_GENERATION {
             return Err(PublishError::GenerationsExhausted { name: self.name.clone() });
         }
@@ -561,7 +599,7 @@ impl RawWriter {
         if counted && self.woken == 0 {
             self.look_for_dead_waiters();
         }
-        Ok(Generation(gen))
+        Ok((Generation(gen), len))
     }
 
     /// A wake-up found nobody asleep although `waiters` was not 0: waiters

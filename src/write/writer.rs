@@ -68,6 +68,25 @@ impl<T: Shared> Writer<T> {
         self.lanes.name()
     }
 
+    /// What this writer has published (of its own layout; a lane's publishes
+    /// are counted in the lane's object), and the object's counters: plain
+    /// numbers to export with a service's own metrics library.
+    ///
+    /// ```
+    /// # #[shmstate::shared] #[derive(Debug, Clone)] struct Flags { on: bool }
+    /// # let name = format!("doc-stats-{}", std::process::id());
+    /// let mut w = shmstate::Writer::<Flags>::create(&name)?;
+    /// w.publish(&Flags { on: true })?;
+    /// let stats = w.stats();
+    /// assert_eq!((stats.publishes, stats.failed_publishes), (1, 0));
+    /// assert!(stats.bytes_published > 0);
+    /// # drop(w); shmstate::remove(&name)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stats(&self) -> crate::WriterStats {
+        self.raw.stats()
+    }
+
     /// The fingerprints of the layouts this writer publishes: its own
     /// first, then one per [`lane`](WriterOptions::lane).
     pub fn fingerprints(&self) -> Vec<u64> {
