@@ -131,7 +131,11 @@ pub fn name_of(code: i32) -> *const c_char {
 }
 
 pub fn from_open(e: OpenError) -> Error {
-    let code = match &e {
+    Error::new(open_code(&e), e.to_string())
+}
+
+fn open_code(e: &OpenError) -> Code {
+    match e {
         OpenError::NotFound { .. } => NOT_FOUND,
         OpenError::PermissionDenied { .. } | OpenError::NotOwner { .. } => PERMISSION_DENIED,
         OpenError::InvalidName { .. } | OpenError::InvalidOption { .. } => INVALID_ARGUMENT,
@@ -141,8 +145,7 @@ pub fn from_open(e: OpenError) -> Error {
         OpenError::NotInitialized { .. } => NOT_INITIALIZED,
         OpenError::ReaderTableFull { .. } => READERS_FULL,
         _ => OS,
-    };
-    Error::new(code, e.to_string())
+    }
 }
 
 pub fn from_read(e: ReadError) -> Error {
@@ -151,25 +154,10 @@ pub fn from_read(e: ReadError) -> Error {
         ReadError::Invalid { .. } => INVALID_DATA,
         ReadError::Corrupt { .. } => CORRUPT,
         ReadError::Replaced { .. } => REPLACED,
-        ReadError::Open(o) => return from_open_ref(o, e.to_string()),
+        ReadError::Open(o) => open_code(o),
         _ => OS,
     };
     Error::new(code, e.to_string())
-}
-
-fn from_open_ref(o: &OpenError, message: String) -> Error {
-    let code = from_open_code(o);
-    Error::new(code, message)
-}
-
-fn from_open_code(o: &OpenError) -> Code {
-    match o {
-        OpenError::NotFound { .. } => NOT_FOUND,
-        OpenError::Corrupt { .. } => CORRUPT,
-        OpenError::TypeMismatch { .. } => TYPE_MISMATCH,
-        OpenError::FormatVersion { .. } => FORMAT_VERSION,
-        _ => OS,
-    }
 }
 
 pub fn from_wait(e: WaitError) -> Error {

@@ -272,6 +272,22 @@ fn c_sees_a_type_change_as_replaced_or_follows_it() {
 }
 
 #[test]
+fn c_reads_through_the_shared_library() {
+    let name = TestName::new("shared-lib");
+    let mut w = Writer::<Config>::create(&name.0).unwrap();
+    w.publish(&config(1)).unwrap();
+    let mut child = spawn(&build::c_reader_shared(), "fields", &name.0);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    expect_line(&mut out, "held 1");
+    w.publish(&config(2)).unwrap();
+    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    assert_eq!(expect_line(&mut out, "read "), "2");
+    child.stdout = Some(out.into_inner());
+    let (_, output) = finish(child);
+    assert!(output.status.success());
+}
+
+#[test]
 fn cpp_reads_through_the_raii_header() {
     let program = build::cpp_reader();
     let name = TestName::new("cpp");

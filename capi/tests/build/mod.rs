@@ -35,9 +35,16 @@ fn manifest() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Compiles `source` with `compiler` into the test's scratch directory.
-pub fn compile(compiler: &str, source: &str, std: &str, out: &str) -> PathBuf {
+/// Compiles `source` with `compiler` into the test's scratch directory,
+/// linked with `libshmstate.a`, or with `libshmstate.so` if `shared`.
+pub fn compile(compiler: &str, source: &str, std: &str, out: &str, shared: bool) -> PathBuf {
     let lib = build_lib();
+    let link: Vec<std::ffi::OsString> = if shared {
+        let dir = lib.parent().unwrap().display().to_string();
+        vec![format!("-L{dir}").into(), "-lshmstate".into(), format!("-Wl,-rpath,{dir}").into()]
+    } else {
+        vec![lib.into()]
+    };
     let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join(out);
     let status = Command::new(compiler)
         .arg(std)
@@ -46,7 +53,7 @@ pub fn compile(compiler: &str, source: &str, std: &str, out: &str) -> PathBuf {
         .arg("-I")
         .arg(manifest().join("include"))
         .arg(manifest().join(source))
-        .arg(&lib)
+        .args(&link)
         .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lutil", "-lgcc_s"])
         .arg("-o")
         .arg(&exe)
@@ -58,10 +65,16 @@ pub fn compile(compiler: &str, source: &str, std: &str, out: &str) -> PathBuf {
 
 pub fn c_reader() -> PathBuf {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| compile("cc", "tests/c/reader.c", "-std=c11", "c_reader")).clone()
+    EXE.get_or_init(|| compile("cc", "tests/c/reader.c", "-std=c11", "c_reader", false)).clone()
+}
+
+/// The same program linked with `libshmstate.so`.
+pub fn c_reader_shared() -> PathBuf {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| compile("cc", "tests/c/reader.c", "-std=c11", "c_reader_shared", true)).clone()
 }
 
 pub fn cpp_reader() -> PathBuf {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| compile("c++", "tests/cpp/reader.cpp", "-std=c++17", "cpp_reader")).clone()
+    EXE.get_or_init(|| compile("c++", "tests/cpp/reader.cpp", "-std=c++17", "cpp_reader", false)).clone()
 }
