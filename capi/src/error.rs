@@ -77,7 +77,7 @@ impl Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 thread_local! {
-    /// The message of the last failure on this thread (empty after a success).
+    /// The message of the last failure on this thread.
     static LAST: RefCell<CString> = RefCell::new(CString::default());
 }
 
@@ -89,14 +89,13 @@ fn set_last(message: &str) {
 }
 
 /// Runs the body of an exported function: a panic becomes `PANIC`, an error
-/// sets the thread's message, a success clears it.
+/// sets the thread's message. A success leaves the message alone (as
+/// `errno`): it costs nothing on the fast path.
+#[inline]
 pub fn guard(body: impl FnOnce() -> Result<()>) -> Code {
     let outcome = catch_unwind(AssertUnwindSafe(body));
     match outcome {
-        Ok(Ok(())) => {
-            set_last("");
-            OK
-        }
+        Ok(Ok(())) => OK,
         Ok(Err(e)) => {
             set_last(&e.message);
             e.code

@@ -93,8 +93,8 @@ fn put<T>(out: *mut T, v: T, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// A NUL-terminated UTF-8 string from C, borrowed for the call.
-fn text<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
+/// A NUL-terminated string from C (without the NUL), borrowed for the call.
+fn c_bytes<'a>(p: *const c_char, what: &str) -> Result<&'a [u8]> {
     if p.is_null() {
         return Err(null(what));
     }
@@ -103,7 +103,12 @@ fn text<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
     // all `'a` is used for (callers never keep it).
     #[allow(unsafe_code)]
     let c = unsafe { CStr::from_ptr(p) };
-    c.to_str().map_err(|_| Error::new(error::INVALID_ARGUMENT, format!("{what} is not UTF-8")))
+    Ok(c.to_bytes())
+}
+
+/// A NUL-terminated UTF-8 string from C, borrowed for the call.
+fn text<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
+    std::str::from_utf8(c_bytes(p, what)?).map_err(|_| Error::new(error::INVALID_ARGUMENT, format!("{what} is not UTF-8")))
 }
 
 /// `len` bytes from C, borrowed for the call, as UTF-8.
@@ -201,6 +206,21 @@ fn walk<'a>(mut at: At<'a>, path: &str) -> Result<At<'a>> {
             Step::Key(_) => at.lookup(&step.key().expect("a key"))?,
         };
     }
+    Ok(at)
+}
+
+/// `path` from the root of the held snapshot; a path walked before in the
+/// same snapshot is one hash lookup.
+fn from_root<'a>(snap: *const shmstate_snapshot, path: *const c_char) -> Result<At<'a>> {
+    let reader = snapshot(snap)?;
+    reader.snapshot()?;
+    let bytes = c_bytes(path, "the path")?;
+    if let Some(node) = reader.path_node(bytes) {
+        return Ok(At { reader, node });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| Error::new(error::INVALID_ARGUMENT, "the path is not UTF-8"))?;
+    let at = walk(At::root(reader)?, text)?;
+    reader.remember_path(bytes, at.node);
     Ok(at)
 }
 
@@ -381,10 +401,7 @@ pub unsafe extern "C" fn shmstate_get(
     path: *const c_char,
     out: *mut shmstate_value,
 ) -> Code {
-    guard(|| {
-        let root = At::root(snapshot(snap)?)?;
-        put_value(out, &walk(root, text(path, "the path")?)?)
-    })
+    guard(|| put_value(out, &from_root(snap, path)?))
 }
 
 /// Defines `shmstate_get_<T>(snap, path, &out)`: `shmstate_get` then the leaf.
@@ -392,11 +409,7 @@ macro_rules! get_leaf {
     ($name:ident, $ty:ty, $method:ident) => {
         #[no_mangle]
         pub unsafe extern "C" fn $name(snap: *const shmstate_snapshot, path: *const c_char, out: *mut $ty) -> Code {
-            guard(|| {
-                let root = At::root(snapshot(snap)?)?;
-                let v = walk(root, text(path, "the path")?)?.$method()?;
-                put(out, v, "the output")
-            })
+            guard(|| put(out, from_root(snap, path)?.$method()?, "the output"))
         }
     };
 }
@@ -413,8 +426,7 @@ pub unsafe extern "C" fn shmstate_get_str(
     len: *mut usize,
 ) -> Code {
     guard(|| {
-        let root = At::root(snapshot(snap)?)?;
-        let (p, n) = walk(root, text(path, "the path")?)?.str()?;
+        let (p, n) = from_root(snap, path)?.str()?;
         if len.is_null() {
             return Err(null("the length output"));
         }

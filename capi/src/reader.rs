@@ -9,9 +9,12 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
-use shmstate_core::dynamic::{validate, Cursor, Limits};
+use std::rc::Rc;
+
+use shmstate_core::dynamic::{validate, Cursor, DecodeError, Limits, Node, Shape};
 use shmstate_core::schema::SchemaDoc;
 use shmstate_core::{Generation, RawReader};
 
@@ -57,9 +60,12 @@ pub struct Reader {
     /// The object that replaced this one under the name (when following),
     /// until it has published.
     successor: Option<(RawReader, SchemaDoc)>,
-    /// Strings handed to C, copied out of the snapshot once each (by byte
-    /// position), freed when the snapshot is.
-    strings: RefCell<HashMap<usize, Box<str>>>,
+    /// Per held snapshot (immutable while held), cleared with it: each
+    /// node's expansion (strings handed to C live in them) and each path's
+    /// node. A second look at the same value is a hash lookup instead of a
+    /// decoding step.
+    shapes: RefCell<FastMap<Node, Rc<Shape>>>,
+    paths: RefCell<FastMap<Box<[u8]>, Node>>,
     /// The schema as text, made on first request.
     schema_text: Option<String>,
 }
@@ -88,7 +94,8 @@ impl Reader {
             name_checked: Instant::now(),
             check_now: false,
             successor: None,
-            strings: RefCell::new(HashMap::new()),
+            shapes: RefCell::default(),
+            paths: RefCell::default(),
             schema_text: None,
         })
     }
@@ -151,7 +158,8 @@ impl Reader {
     pub fn release(&mut self) {
         if self.held.take().is_some() {
             self.raw.release();
-            self.strings.get_mut().clear();
+            self.shapes.get_mut().clear();
+            self.paths.get_mut().clear();
         }
         self.epoch = self.epoch.wrapping_add(1);
     }
@@ -258,10 +266,62 @@ impl Reader {
         Ok(Cursor::new(&self.schema, bytes, Limits::default()))
     }
 
-    /// A string of the snapshot, kept until the snapshot is released.
-    pub fn keep_string(&self, at: usize, s: String) -> (*const u8, usize) {
-        let mut strings = self.strings.borrow_mut();
-        let kept = strings.entry(at).or_insert_with(|| s.into_boxed_str());
-        (kept.as_ptr(), kept.len())
+    /// `node` one level deep (`Cursor::expand`), once per held snapshot.
+    pub fn expand(&self, node: Node) -> Result<Rc<Shape>> {
+        if let Some(shape) = self.shapes.borrow().get(&node) {
+            return Ok(Rc::clone(shape));
+        }
+        let shape = Rc::new(self.cursor()?.expand(node).map_err(|e| self.decode_error(e))?);
+        self.shapes.borrow_mut().insert(node, Rc::clone(&shape));
+        Ok(shape)
+    }
+
+    pub fn decode_error(&self, e: DecodeError) -> Error {
+        let generation = self.held.map_or(0, |h| h.generation.get());
+        error::from_decode(&self.name, generation, e)
+    }
+
+    /// The node a path from the root led to in the held snapshot, if walked before.
+    pub fn path_node(&self, path: &[u8]) -> Option<Node> {
+        self.paths.borrow().get(path).copied()
+    }
+
+    pub fn remember_path(&self, path: &[u8], node: Node) {
+        self.paths.borrow_mut().insert(path.into(), node);
+    }
+}
+
+/// The caches' maps. Their keys are byte positions inside one snapshot and
+/// the caller's own paths: a fast multiplicative hash will do (the default
+/// SipHash costs more than the lookup it serves). Colliding keys could only
+/// slow lookups down, never change what they find.
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+#[derive(Default)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }

@@ -3,6 +3,8 @@
 //! value it is asked for (checked as the decoder checks everything), the
 //! snapshot having been validated whole once for its generation.
 
+use std::rc::Rc;
+
 use shmstate_core::dynamic::{Node, NodeFields, Shape, Value};
 use shmstate_core::schema::{Kind, Primitive, TypeDesc};
 
@@ -47,18 +49,13 @@ pub struct At<'r> {
     pub node: Node,
 }
 
-fn decode_err(r: &Reader, e: shmstate_core::dynamic::DecodeError) -> Error {
-    let generation = r.snapshot().map(|(g, _)| g.get()).unwrap_or(0);
-    error::from_decode(r.name(), generation, e)
-}
-
 fn wrong(r: &Reader, ty: &TypeDesc, wanted: &str) -> Error {
     Error::new(error::WRONG_TYPE, format!("{}: the value is a {}, not {wanted}", r.name(), ty.name))
 }
 
 impl<'r> At<'r> {
     pub fn root(reader: &'r Reader) -> Result<Self> {
-        let node = reader.cursor()?.root().map_err(|e| decode_err(reader, e))?;
+        let node = reader.cursor()?.root().map_err(|e| reader.decode_error(e))?;
         Ok(At { reader, node })
     }
 
@@ -82,8 +79,8 @@ impl<'r> At<'r> {
         Err(Error::new(error::CORRUPT, format!("{}: the schema's boxes form a cycle", self.reader.name())))
     }
 
-    pub fn expand(&self) -> Result<Shape> {
-        self.reader.cursor()?.expand(self.node).map_err(|e| decode_err(self.reader, e))
+    pub fn expand(&self) -> Result<Rc<Shape>> {
+        self.reader.expand(self.node)
     }
 
     pub fn kind(&self) -> Result<i32> {
@@ -127,7 +124,7 @@ impl<'r> At<'r> {
     /// positional ones).
     pub fn field(&self, name: &str) -> Result<At<'r>> {
         let ty = self.ty()?;
-        match self.expand()? {
+        match &*self.expand()? {
             Shape::Struct { fields, .. } | Shape::Enum { fields, .. } => {
                 let found = match &fields {
                     NodeFields::Named(f) => f.iter().find(|(n, _)| n == name).map(|(_, n)| *n),
@@ -142,7 +139,7 @@ impl<'r> At<'r> {
                 .and_then(|i| items.get(i))
                 .map(|n| self.at(*n))
                 .ok_or_else(|| self.no_such(format!("{} has no field `{name}`", ty.name))),
-            Shape::Option(Some(inner)) => self.at(inner).field(name),
+            Shape::Option(Some(inner)) => self.at(*inner).field(name),
             Shape::Option(None) => Err(self.no_such(format!("{} is None (looking for `{name}`)", ty.name))),
             _ => Err(wrong(self.reader, ty, "a struct, an enum or a tuple")),
         }
@@ -155,7 +152,7 @@ impl<'r> At<'r> {
         let shape = self.expand()?;
         let out_of = |len: usize| self.no_such(format!("index {i} is out of range: {} has {len}", ty.name));
         let pick = |items: &[Node]| usize::try_from(i).ok().and_then(|i| items.get(i)).copied();
-        match &shape {
+        match &*shape {
             Shape::Seq { len, .. } => {
                 let cursor = self.reader.cursor()?;
                 cursor.element(&shape, i).map(|n| self.at(n)).ok_or_else(|| out_of(*len as usize))
@@ -178,8 +175,8 @@ impl<'r> At<'r> {
     /// Element, field or entry count.
     pub fn len(&self) -> Result<u64> {
         let ty = self.ty()?;
-        Ok(match self.expand()? {
-            Shape::Seq { len, .. } => len,
+        Ok(match &*self.expand()? {
+            Shape::Seq { len, .. } => *len,
             Shape::Tuple(items) | Shape::Set(items) => items.len() as u64,
             Shape::Map(entries) => entries.len() as u64,
             Shape::Struct { fields, .. } | Shape::Enum { fields, .. } => match fields {
@@ -214,10 +211,10 @@ impl<'r> At<'r> {
     pub fn variant_name(&self) -> Result<&'r str> {
         let ty = self.ty()?;
         let Kind::Enum { variants, .. } = &ty.kind else { return Err(wrong(self.reader, ty, "an enum")) };
-        match self.expand()? {
+        match &*self.expand()? {
             Shape::Enum { variant, .. } => variants
                 .iter()
-                .find(|v| v.name == variant)
+                .find(|v| v.name == *variant)
                 .map(|v| v.name.as_str())
                 .ok_or_else(|| Error::new(error::CORRUPT, format!("variant {variant} not in the schema"))),
             _ => Err(wrong(self.reader, ty, "an enum")),
@@ -227,7 +224,7 @@ impl<'r> At<'r> {
     /// `Some`'s value, or `None`.
     pub fn option(&self) -> Result<Option<At<'r>>> {
         let ty = self.ty()?;
-        match self.expand()? {
+        match &*self.expand()? {
             Shape::Option(o) => Ok(o.map(|n| self.at(n))),
             _ => Err(wrong(self.reader, ty, "an Option")),
         }
@@ -236,7 +233,7 @@ impl<'r> At<'r> {
     /// Entry `i` of a map (key, value).
     pub fn entry(&self, i: u64) -> Result<(At<'r>, At<'r>)> {
         let ty = self.ty()?;
-        match self.expand()? {
+        match &*self.expand()? {
             Shape::Map(entries) => {
                 let len = entries.len();
                 let e = usize::try_from(i).ok().and_then(|i| entries.get(i)).copied();
@@ -250,88 +247,92 @@ impl<'r> At<'r> {
     /// The value under `key` in a map (a linear scan of its entries).
     pub fn lookup(&self, key: &Key) -> Result<At<'r>> {
         let ty = self.ty()?;
-        let shape = match self.expand()? {
-            Shape::Option(Some(inner)) => return self.at(inner).lookup(key),
-            s => s,
+        let shape = self.expand()?;
+        let entries = match &*shape {
+            Shape::Option(Some(inner)) => return self.at(*inner).lookup(key),
+            Shape::Map(entries) => entries,
+            _ => return Err(wrong(self.reader, ty, "a map")),
         };
-        let Shape::Map(entries) = shape else { return Err(wrong(self.reader, ty, "a map")) };
         for (k, v) in entries {
-            if let Shape::Leaf(leaf) = self.at(k).expand()? {
-                if key.matches(&leaf) {
-                    return Ok(self.at(v));
+            if let Shape::Leaf(leaf) = &*self.at(*k).expand()? {
+                if key.matches(leaf) {
+                    return Ok(self.at(*v));
                 }
             }
         }
         Err(self.no_such(format!("{} has no key {key}", ty.name)))
     }
 
-    pub fn leaf(&self) -> Result<(&'r TypeDesc, Value)> {
+    /// Runs `f` on the leaf value (decoded once per snapshot, then cached).
+    fn leaf<T>(&self, f: impl FnOnce(&'r TypeDesc, &Value) -> Result<T>) -> Result<T> {
         let ty = self.ty()?;
-        match self.expand()? {
-            Shape::Leaf(v) => Ok((ty, v)),
+        match &*self.expand()? {
+            Shape::Leaf(v) => f(ty, v),
             _ => Err(wrong(self.reader, ty, "a number, bool, char or string")),
         }
     }
 
+    fn out_of_range(&self, v: &Value, what: &str) -> Error {
+        Error::new(error::OUT_OF_RANGE, format!("{}: {v:?} does not fit {what}", self.reader.name()))
+    }
+
     pub fn u64(&self) -> Result<u64> {
-        let (ty, v) = self.leaf()?;
-        let range = || Error::new(error::OUT_OF_RANGE, format!("{}: {v:?} does not fit a u64", self.reader.name()));
-        match &v {
+        self.leaf(|ty, v| match v {
             Value::U64(x) => Ok(*x),
-            Value::I64(x) => u64::try_from(*x).map_err(|_| range()),
-            Value::U128(x) => u64::try_from(*x).map_err(|_| range()),
-            Value::I128(x) => u64::try_from(*x).map_err(|_| range()),
+            Value::I64(x) => u64::try_from(*x).map_err(|_| self.out_of_range(v, "a u64")),
+            Value::U128(x) => u64::try_from(*x).map_err(|_| self.out_of_range(v, "a u64")),
+            Value::I128(x) => u64::try_from(*x).map_err(|_| self.out_of_range(v, "a u64")),
             _ => Err(wrong(self.reader, ty, "an integer")),
-        }
+        })
     }
 
     pub fn i64(&self) -> Result<i64> {
-        let (ty, v) = self.leaf()?;
-        let range = || Error::new(error::OUT_OF_RANGE, format!("{}: {v:?} does not fit an i64", self.reader.name()));
-        match &v {
+        self.leaf(|ty, v| match v {
             Value::I64(x) => Ok(*x),
-            Value::U64(x) => i64::try_from(*x).map_err(|_| range()),
-            Value::U128(x) => i64::try_from(*x).map_err(|_| range()),
-            Value::I128(x) => i64::try_from(*x).map_err(|_| range()),
+            Value::U64(x) => i64::try_from(*x).map_err(|_| self.out_of_range(v, "an i64")),
+            Value::U128(x) => i64::try_from(*x).map_err(|_| self.out_of_range(v, "an i64")),
+            Value::I128(x) => i64::try_from(*x).map_err(|_| self.out_of_range(v, "an i64")),
             _ => Err(wrong(self.reader, ty, "an integer")),
-        }
+        })
     }
 
     pub fn f64(&self) -> Result<f64> {
-        match self.leaf()? {
-            (_, Value::F64(x)) => Ok(x),
-            (_, Value::F32(x)) => Ok(f64::from(x)),
-            (ty, _) => Err(wrong(self.reader, ty, "a float")),
-        }
+        self.leaf(|ty, v| match v {
+            Value::F64(x) => Ok(*x),
+            Value::F32(x) => Ok(f64::from(*x)),
+            _ => Err(wrong(self.reader, ty, "a float")),
+        })
     }
 
     pub fn bool(&self) -> Result<bool> {
-        match self.leaf()? {
-            (_, Value::Bool(x)) => Ok(x),
-            (ty, _) => Err(wrong(self.reader, ty, "a bool")),
-        }
+        self.leaf(|ty, v| match v {
+            Value::Bool(x) => Ok(*x),
+            _ => Err(wrong(self.reader, ty, "a bool")),
+        })
     }
 
     pub fn char(&self) -> Result<u32> {
-        match self.leaf()? {
-            (_, Value::Char(x)) => Ok(u32::from(x)),
-            (ty, _) => Err(wrong(self.reader, ty, "a char")),
-        }
+        self.leaf(|ty, v| match v {
+            Value::Char(x) => Ok(u32::from(*x)),
+            _ => Err(wrong(self.reader, ty, "a char")),
+        })
     }
 
-    /// A string's UTF-8 bytes, kept with the snapshot.
+    /// A string's UTF-8 bytes. They live in the reader's cache of decoded
+    /// values, which keeps them (at the same address) until the snapshot is
+    /// released.
     pub fn str(&self) -> Result<(*const u8, usize)> {
-        match self.leaf()? {
-            (_, Value::String(s)) => Ok(self.reader.keep_string(self.node.at, s)),
-            (ty, _) => Err(wrong(self.reader, ty, "a string")),
-        }
+        self.leaf(|ty, v| match v {
+            Value::String(s) => Ok((s.as_ptr(), s.len())),
+            _ => Err(wrong(self.reader, ty, "a string")),
+        })
     }
 
     /// A vector or array of numbers, in place: the first element and the count.
     pub fn numbers(&self, want: i32) -> Result<(*const u8, u64)> {
         let ty = self.ty()?;
         let shape = self.expand()?;
-        let Shape::Seq { elem, start, len, .. } = shape else {
+        let Shape::Seq { elem, start, len, .. } = *shape else {
             return Err(wrong(self.reader, ty, "a vector or array of numbers"));
         };
         // As stored, boxes not looked through (a `Vec<Box<f64>>` is no vector of numbers).
