@@ -72,6 +72,7 @@ const DEFAULTS: shmstate_open_options = shmstate_open_options {
 
 // ---- pointer helpers (the crate's unsafe, each with its contract) ----
 
+#[cold]
 fn null(what: &str) -> Error {
     Error::new(error::INVALID_ARGUMENT, format!("{what} is NULL"))
 }
@@ -330,15 +331,29 @@ pub unsafe extern "C" fn shmstate_reader_schema(
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_read(reader: *mut shmstate_reader, out: *mut *const shmstate_snapshot) -> Code {
     guard(|| {
-        let r = reader_mut(reader)?;
-        if out.is_null() {
-            return Err(null("the output snapshot"));
+        // The fast path (the held snapshot is the latest) is inline here, with
+        // no argument error to format; everything else is `read_slow`.
+        if !reader.is_null() && !out.is_null() {
+            let r = reader_mut(reader)?;
+            if r.holds_latest() {
+                return put(out, reader.cast_const().cast(), "the output snapshot");
+            }
         }
-        let read = r.read();
-        let snap = if read.is_ok() { reader.cast_const().cast() } else { std::ptr::null() };
-        put(out, snap, "the output snapshot")?;
-        read
+        read_slow(reader, out)
     })
+}
+
+#[cold]
+#[inline(never)]
+fn read_slow(reader: *mut shmstate_reader, out: *mut *const shmstate_snapshot) -> Result<()> {
+    let r = reader_mut(reader)?;
+    if out.is_null() {
+        return Err(null("the output snapshot"));
+    }
+    let read = r.read();
+    let snap = if read.is_ok() { reader.cast_const().cast() } else { std::ptr::null() };
+    put(out, snap, "the output snapshot")?;
+    read
 }
 
 #[no_mangle]

@@ -123,14 +123,19 @@ impl Reader {
         self.raw.generation()
     }
 
+    /// Whether the snapshot held is the latest (and no replacement is to be
+    /// looked at): one load.
+    #[inline]
+    pub fn holds_latest(&self) -> bool {
+        self.held.as_ref().is_some_and(|h| self.raw.generation() == h.generation) && !self.check_now
+    }
+
     /// Pins the latest snapshot (validated once per generation), keeping the
     /// one held if it is still the latest: then one load and nothing else.
     #[inline]
     pub fn read(&mut self) -> Result<()> {
-        if let Some(h) = &self.held {
-            if self.raw.generation() == h.generation && !self.check_now {
-                return Ok(());
-            }
+        if self.holds_latest() {
+            return Ok(());
         }
         self.read_slow()
     }
