@@ -298,3 +298,24 @@ fn cpp_reads_through_the_raii_header() {
     assert!(out.contains("weights 4 sum 7.5"), "{out}");
     assert!(out.contains("missing SHMSTATE_ERR_NO_SUCH_FIELD"), "{out}");
 }
+
+#[test]
+fn the_readme_c_example_compiles_and_reads() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let at = readme.find("## From C and C++").expect("README has a C section");
+    let start = at + readme[at..].find("```c\n").unwrap() + "```c\n".len();
+    let block = &readme[start..start + readme[start..].find("```\n").unwrap()];
+    let name = TestName::new("readme");
+    let program = format!(
+        "#include <stdio.h>\n#include \"shmstate.h\"\nint main(void) {{\n{}\nreturn 0;\n}}\n",
+        block.replace("myapp.config", &name.0)
+    );
+    let source = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("readme.c");
+    std::fs::write(&source, program).unwrap();
+    let exe = build::compile("cc", source.to_str().unwrap(), "-std=c11", "readme_c", false);
+    let mut w = Writer::<Config>::create(&name.0).unwrap();
+    w.publish(&config(1)).unwrap();
+    let out = Command::new(exe).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "generation 1: 1024\n");
+}
