@@ -125,7 +125,8 @@ pub fn last_message_ptr() -> *const c_char {
 }
 
 pub fn name_of(code: i32) -> *const c_char {
-    let name: &[u8] = usize::try_from(code).ok().and_then(|i| NAMES.get(i)).copied().unwrap_or(b"SHMSTATE_ERR_UNKNOWN\0");
+    let name: &[u8] =
+        usize::try_from(code).ok().and_then(|i| NAMES.get(i)).copied().unwrap_or(b"SHMSTATE_ERR_UNKNOWN\0");
     name.as_ptr().cast()
 }
 
@@ -173,4 +174,43 @@ pub fn from_wait(e: WaitError) -> Error {
 /// A snapshot (or a step into one) that does not decode under the schema.
 pub fn from_decode(name: &str, generation: u64, e: DecodeError) -> Error {
     Error::new(INVALID_DATA, format!("{name}: generation {generation} is not a valid snapshot of its schema: {e}"))
+}
+
+#[cfg(test)]
+#[allow(unsafe_code)] // reading the C strings handed out
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn last() -> String {
+        // SAFETY: the pointer is this thread's message, NUL-terminated, valid
+        // until the next call into the module on this thread.
+        unsafe { CStr::from_ptr(last_message_ptr()) }.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_code_and_a_message() {
+        assert_eq!(guard(|| panic!("boom {}", 7)), PANIC);
+        assert!(last().contains("boom 7"), "{}", last());
+        assert_eq!(guard_value(5, || -> i32 { panic!("again") }), 5);
+    }
+
+    #[test]
+    fn an_error_sets_the_message_and_a_success_keeps_it() {
+        assert_eq!(guard(|| Err(Error::new(TIMEOUT, "waited \0 long"))), TIMEOUT);
+        assert_eq!(last(), "waited ", "cut at the NUL");
+        assert_eq!(guard(|| Ok(())), OK);
+        assert_eq!(last(), "waited ");
+    }
+
+    #[test]
+    fn every_code_has_its_name() {
+        // SAFETY: `name_of` returns static NUL-terminated strings.
+        let name = |c| unsafe { CStr::from_ptr(name_of(c)) }.to_str().unwrap();
+        assert_eq!(name(OK), "SHMSTATE_OK");
+        assert_eq!(name(PANIC), "SHMSTATE_ERR_PANIC");
+        assert_eq!(name(REPLACED), "SHMSTATE_ERR_REPLACED");
+        assert_eq!(name(-1), "SHMSTATE_ERR_UNKNOWN");
+        assert_eq!(name(PANIC + 1), "SHMSTATE_ERR_UNKNOWN");
+    }
 }

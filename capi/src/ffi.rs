@@ -109,7 +109,8 @@ fn c_bytes<'a>(p: *const c_char, what: &str) -> Result<&'a [u8]> {
 
 /// A NUL-terminated UTF-8 string from C, borrowed for the call.
 fn text<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
-    std::str::from_utf8(c_bytes(p, what)?).map_err(|_| Error::new(error::INVALID_ARGUMENT, format!("{what} is not UTF-8")))
+    std::str::from_utf8(c_bytes(p, what)?)
+        .map_err(|_| Error::new(error::INVALID_ARGUMENT, format!("{what} is not UTF-8")))
 }
 
 /// `len` bytes from C, borrowed for the call, as UTF-8.
@@ -556,12 +557,20 @@ pub unsafe extern "C" fn shmstate_value_lookup_str(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn shmstate_value_lookup_u64(v: *const shmstate_value, key: u64, out: *mut shmstate_value) -> Code {
+pub unsafe extern "C" fn shmstate_value_lookup_u64(
+    v: *const shmstate_value,
+    key: u64,
+    out: *mut shmstate_value,
+) -> Code {
     guard(|| put_value(out, &value(v)?.lookup(&Key::U64(key))?))
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn shmstate_value_lookup_i64(v: *const shmstate_value, key: i64, out: *mut shmstate_value) -> Code {
+pub unsafe extern "C" fn shmstate_value_lookup_i64(
+    v: *const shmstate_value,
+    key: i64,
+    out: *mut shmstate_value,
+) -> Code {
     guard(|| put_value(out, &value(v)?.lookup(&Key::I64(key))?))
 }
 
@@ -586,7 +595,11 @@ pub unsafe extern "C" fn shmstate_value_bool(v: *const shmstate_value, out: *mut
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn shmstate_value_str(v: *const shmstate_value, data: *mut *const c_char, len: *mut usize) -> Code {
+pub unsafe extern "C" fn shmstate_value_str(
+    v: *const shmstate_value,
+    data: *mut *const c_char,
+    len: *mut usize,
+) -> Code {
     guard(|| {
         let (p, n) = value(v)?.str()?;
         if len.is_null() {

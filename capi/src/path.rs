@@ -66,10 +66,7 @@ impl Step {
     pub fn key(&self) -> Option<Key<'_>> {
         match self {
             Step::Key(s) => Some(Key::Str(s)),
-            Step::Index(n) => u64::try_from(*n)
-                .map(Key::U64)
-                .ok()
-                .or_else(|| i64::try_from(*n).ok().map(Key::I64)),
+            Step::Index(n) => u64::try_from(*n).map(Key::U64).ok().or_else(|| i64::try_from(*n).ok().map(Key::I64)),
             Step::Field(_) => None,
         }
     }

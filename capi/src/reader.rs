@@ -181,9 +181,10 @@ impl Reader {
                 return Ok(());
             }
             self.name_checked = Instant::now();
-            let superseded = self.raw.superseded().map_err(|errno| {
-                Error::new(error::OS, format!("{}: checking the name: {errno}", self.name))
-            })?;
+            let superseded = self
+                .raw
+                .superseded()
+                .map_err(|errno| Error::new(error::OS, format!("{}: checking the name: {errno}", self.name)))?;
             if !superseded {
                 return Ok(());
             }
@@ -239,7 +240,10 @@ impl Reader {
                 // The next `read` switches (not the fast path of the old snapshot).
                 self.check_now = true;
                 if g == Generation::NONE {
-                    return Err(Error::new(error::TIMEOUT, format!("{}: the replacing object has not published yet", self.name)));
+                    return Err(Error::new(
+                        error::TIMEOUT,
+                        format!("{}: the replacing object has not published yet", self.name),
+                    ));
                 }
                 Ok(g)
             }

@@ -92,9 +92,12 @@ impl<'r> At<'r> {
             Kind::Primitive(p) => match p {
                 Primitive::Unit => kind::UNIT,
                 Primitive::Bool => kind::BOOL,
-                Primitive::U8 | Primitive::U16 | Primitive::U32 | Primitive::U64 | Primitive::U128 | Primitive::Usize => {
-                    kind::UINT
-                }
+                Primitive::U8
+                | Primitive::U16
+                | Primitive::U32
+                | Primitive::U64
+                | Primitive::U128
+                | Primitive::Usize => kind::UINT,
                 Primitive::F32 | Primitive::F64 => kind::FLOAT,
                 Primitive::Char => kind::CHAR,
                 _ => kind::INT,
@@ -157,7 +160,9 @@ impl<'r> At<'r> {
                 let cursor = self.reader.cursor()?;
                 cursor.element(&shape, i).map(|n| self.at(n)).ok_or_else(|| out_of(*len as usize))
             }
-            Shape::Tuple(items) | Shape::Set(items) => pick(items).map(|n| self.at(n)).ok_or_else(|| out_of(items.len())),
+            Shape::Tuple(items) | Shape::Set(items) => {
+                pick(items).map(|n| self.at(n)).ok_or_else(|| out_of(items.len()))
+            }
             Shape::Struct { fields, .. } | Shape::Enum { fields, .. } => {
                 let nodes: Vec<Node> = match fields {
                     NodeFields::Named(f) => f.iter().map(|(_, n)| *n).collect(),
@@ -358,7 +363,12 @@ impl<'r> At<'r> {
         if is == 0 || is != want {
             return Err(Error::new(
                 error::WRONG_TYPE,
-                format!("{}: the value is a {} (of {}), not a vector of the requested number type", self.reader.name(), ty.name, elem_ty.name),
+                format!(
+                    "{}: the value is a {} (of {}), not a vector of the requested number type",
+                    self.reader.name(),
+                    ty.name,
+                    elem_ty.name
+                ),
             ));
         }
         let (_, bytes) = self.reader.snapshot()?;
@@ -370,7 +380,10 @@ impl<'r> At<'r> {
         let ptr = bytes.get(start..).map(<[u8]>::as_ptr);
         match ptr {
             Some(p) if inside && (p as usize) % (elem_ty.align as usize).max(1) == 0 => Ok((p, len)),
-            _ => Err(Error::new(error::INVALID_DATA, format!("{}: a vector at byte {start} is misplaced", self.reader.name()))),
+            _ => Err(Error::new(
+                error::INVALID_DATA,
+                format!("{}: a vector at byte {start} is misplaced", self.reader.name()),
+            )),
         }
     }
 }

@@ -145,6 +145,23 @@ fn c_reads_every_field_kind_and_holds_a_snapshot_while_the_writer_publishes() {
     finish(child);
 }
 
+#[test]
+fn c_reads_whole_snapshots_while_the_writer_publishes() {
+    let name = TestName::new("live");
+    let mut w = Writer::<Config>::create(&name.0).unwrap();
+    let mut child = spawn(&build::c_reader(), "live", &name.0);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    expect_line(&mut out, "ready");
+    for _ in 0..500 {
+        let g = w.next_generation().get();
+        w.publish(&config(g)).unwrap();
+    }
+    let last = expect_line(&mut out, "last ");
+    assert!(last.starts_with("500 reads "), "{last}");
+    child.stdout = Some(out.into_inner());
+    finish(child);
+}
+
 fn probe(name: &str) -> String {
     let child = spawn(&build::c_reader(), "probe", name);
     finish(child).0

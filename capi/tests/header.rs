@@ -91,9 +91,7 @@ fn codes_kinds_and_number_types_agree_with_the_library() {
     header_errors.extend(header_values(&header, "SHMSTATE_").into_iter().filter(|(n, _)| n == "OK"));
     assert_eq!(header_errors, rust_values(&errors, None));
     assert_eq!(header_values(&header, "SHMSTATE_KIND_"), rust_values(&values, Some("kind")));
-    let numbers: BTreeSet<_> = header_values(&header, "SHMSTATE_")
-        .into_iter()
-        .filter(|(n, _)| n.len() <= 3 && n != "OK")
-        .collect();
+    let numbers: BTreeSet<_> =
+        header_values(&header, "SHMSTATE_").into_iter().filter(|(n, _)| n.len() <= 3 && n != "OK").collect();
     assert_eq!(numbers, rust_values(&values, Some("number")));
 }

@@ -284,9 +284,50 @@ static int mode_replace(const char *name) {
     return failures != 0;
 }
 
+/* Reads while the writer publishes: every snapshot is whole (its stamp is
+ * its generation, its vector intact), generations only go up, waits end. */
+static int mode_live(const char *name) {
+    shmstate_reader *r = NULL;
+    OK(shmstate_reader_open(name, NULL, &r));
+    if (!r) return 1;
+    uint64_t last = 0, reads = 0;
+    printf("ready\n");
+    fflush(stdout);
+    while (last < 500) {
+        const shmstate_snapshot *snap = NULL;
+        int code = shmstate_read(r, &snap);
+        if (code == SHMSTATE_ERR_EMPTY) {
+            OK(shmstate_wait_newer(r, 0, 20000000000ull, NULL));
+            continue;
+        }
+        OK(code);
+        if (!snap) return 1;
+        uint64_t g = shmstate_snapshot_generation(snap), stamp = 0;
+        CHECK(g >= last);
+        OK(shmstate_get_u64(snap, "stamp", &stamp));
+        CHECK(stamp == g);
+        shmstate_value v;
+        const double *w = NULL;
+        uint64_t n = 0;
+        OK(shmstate_get(snap, "weights", &v));
+        OK(shmstate_value_f64s(&v, &w, &n));
+        CHECK(n == 4 && w[0] == 0.5 && w[1] == 1.0 && w[2] == 2.0 && w[3] == 4.0);
+        last = g;
+        reads++;
+        if (reads % 2 == 0 && last < 500) {
+            code = shmstate_wait_newer(r, last, 20000000000ull, NULL);
+            CHECK(code == SHMSTATE_OK);
+        }
+        if (failures) break;
+    }
+    printf("last %" PRIu64 " reads %" PRIu64 "\n", last, reads);
+    shmstate_reader_close(r);
+    return failures != 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: %s fields|probe|crash|replace NAME\n", argv[0]);
+        fprintf(stderr, "usage: %s fields|probe|crash|replace|live NAME\n", argv[0]);
         return 2;
     }
     const char *mode = argv[1], *name = argv[2];
@@ -295,6 +336,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "probe")) rc = mode_probe(name);
     else if (!strcmp(mode, "crash")) rc = mode_crash(name);
     else if (!strcmp(mode, "replace")) rc = mode_replace(name);
+    else if (!strcmp(mode, "live")) rc = mode_live(name);
     /* NULL everywhere is refused, never a crash. */
     CHECK(shmstate_reader_open(NULL, NULL, NULL) == SHMSTATE_ERR_INVALID_ARGUMENT);
     CHECK(shmstate_read(NULL, NULL) == SHMSTATE_ERR_INVALID_ARGUMENT);
