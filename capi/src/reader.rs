@@ -234,7 +234,11 @@ impl Reader {
             Err(shmstate_core::WaitError::Replaced { .. }) if self.options.follow => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let wait = Options { wait_for_writer: Some(left), ..self.options };
-                let next = open_raw(&self.name, &wait)?;
+                let next = open_raw(&self.name, &wait).map_err(|e| match e.code {
+                    // Removed, and nothing created under the name within the timeout.
+                    error::NOT_FOUND => Error::new(error::TIMEOUT, e.message),
+                    _ => e,
+                })?;
                 let g = next.0.generation();
                 self.successor = Some(next);
                 // The next `read` switches (not the fast path of the old snapshot).

@@ -162,6 +162,21 @@ fn c_reads_whole_snapshots_while_the_writer_publishes() {
     finish(child);
 }
 
+#[test]
+fn c_opens_before_the_writer_and_waits_for_its_first_publish() {
+    let name = TestName::new("wait-open");
+    let probe = probe(&name.0);
+    assert!(probe.contains("open SHMSTATE_ERR_NOT_FOUND"), "without the flag: {probe}");
+    let mut child = spawn(&build::c_reader(), "wait-open", &name.0);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    expect_line(&mut out, "ready");
+    let mut w = Writer::<Config>::create(&name.0).unwrap();
+    w.publish(&config(1)).unwrap();
+    assert_eq!(expect_line(&mut out, "opened "), "1");
+    child.stdout = Some(out.into_inner());
+    finish(child);
+}
+
 fn probe(name: &str) -> String {
     let child = spawn(&build::c_reader(), "probe", name);
     finish(child).0

@@ -325,9 +325,30 @@ static int mode_live(const char *name) {
     return failures != 0;
 }
 
+/* Opened before the object exists: the open waits for its first publish. */
+static int mode_wait_open(const char *name) {
+    shmstate_open_options o;
+    OK(shmstate_open_options_init(&o));
+    o.flags = SHMSTATE_OPEN_WAIT_FOR_WRITER;
+    o.wait_for_writer_ns = 20000000000ull;
+    printf("ready\n");
+    fflush(stdout);
+    shmstate_reader *r = NULL;
+    OK(shmstate_reader_open(name, &o, &r));
+    if (!r) return 1;
+    const shmstate_snapshot *snap = NULL;
+    OK(shmstate_read(r, &snap));
+    if (snap) {
+        check_config(snap, shmstate_snapshot_generation(snap));
+        printf("opened %" PRIu64 "\n", shmstate_snapshot_generation(snap));
+    }
+    shmstate_reader_close(r);
+    return failures != 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: %s fields|probe|crash|replace|live NAME\n", argv[0]);
+        fprintf(stderr, "usage: %s fields|probe|crash|replace|live|wait-open NAME\n", argv[0]);
         return 2;
     }
     const char *mode = argv[1], *name = argv[2];
@@ -337,6 +358,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "crash")) rc = mode_crash(name);
     else if (!strcmp(mode, "replace")) rc = mode_replace(name);
     else if (!strcmp(mode, "live")) rc = mode_live(name);
+    else if (!strcmp(mode, "wait-open")) rc = mode_wait_open(name);
     /* NULL everywhere is refused, never a crash. */
     CHECK(shmstate_reader_open(NULL, NULL, NULL) == SHMSTATE_ERR_INVALID_ARGUMENT);
     CHECK(shmstate_read(NULL, NULL) == SHMSTATE_ERR_INVALID_ARGUMENT);
