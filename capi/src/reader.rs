@@ -10,9 +10,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::time::{Duration, Instant};
-
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use shmstate_core::dynamic::{validate, Cursor, DecodeError, Limits, Node, Shape};
 use shmstate_core::schema::SchemaDoc;
@@ -43,6 +42,10 @@ struct Held {
 
 /// What `shmstate_reader *` points to (and `shmstate_snapshot *`: a reader
 /// holds at most one snapshot, so the snapshot handle is the reader itself).
+///
+/// Not `Send` (its caches are `Rc`s), yet C may move a reader to another
+/// thread between calls: every `Rc` lives inside the reader, so it moves
+/// whole, and the caller's hand-over orders the two threads' accesses.
 pub struct Reader {
     name: String,
     raw: RawReader,
