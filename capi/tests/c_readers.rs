@@ -320,6 +320,39 @@ fn c_reads_through_the_shared_library() {
 }
 
 #[test]
+fn c_builds_from_the_installed_library_with_pkg_config() {
+    let lib = build::build_lib();
+    let prefix = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("prefix");
+    let _ = std::fs::remove_dir_all(&prefix);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/capi-install.sh");
+    let status = Command::new("bash").arg(script).arg(&prefix).arg(lib.parent().unwrap()).status().unwrap();
+    assert!(status.success(), "capi-install.sh");
+    let flags = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "shmstate"])
+        .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+        .output()
+        .expect("pkg-config");
+    assert!(flags.status.success(), "{}", String::from_utf8_lossy(&flags.stderr));
+    let flags = String::from_utf8(flags.stdout).unwrap();
+    let exe = prefix.join("reader");
+    let built = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Werror"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/c/reader.c"))
+        .args(flags.split_whitespace())
+        .arg(format!("-Wl,-rpath,{}", prefix.join("lib").display()))
+        .arg("-o")
+        .arg(&exe)
+        .status()
+        .unwrap();
+    assert!(built.success(), "cc with pkg-config's flags ({flags})");
+    let name = TestName::new("pkg-config");
+    let mut w = Writer::<Config>::create(&name.0).unwrap();
+    w.publish(&config(1)).unwrap();
+    let (out, _) = finish(spawn(&exe, "probe", &name.0));
+    assert!(out.contains("read SHMSTATE_OK"), "{out}");
+}
+
+#[test]
 fn cpp_reads_through_the_raii_header() {
     let program = build::cpp_reader();
     let name = TestName::new("cpp");

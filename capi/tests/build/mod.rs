@@ -14,7 +14,7 @@ pub fn lib_dir() -> PathBuf {
 
 /// Builds `libshmstate.a` (cargo does not rebuild a package's `staticlib`
 /// for its integration tests), with the profile of this test binary.
-fn build_lib() -> PathBuf {
+pub fn build_lib() -> PathBuf {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
         let dir = lib_dir();
