@@ -3,15 +3,25 @@
 //! `include/shmstate.h` and docs/C_API.md.
 //!
 //! # Safety
-//! Every `unsafe` block of the crate but one (reader.rs) is here, in the few
+//! Every `unsafe` block of the library but one (reader.rs) is here, in the few
 //! helpers that turn C's pointers into Rust references: each relies on the
 //! caller keeping the header's contract (a pointer is NULL or valid for what
 //! the header says; a handle is not used after it is closed; one thread at a
 //! time uses a reader). NULL is always checked and refused; what cannot be
 //! checked (a dangling pointer) is the caller's part, as in any C library.
-#![allow(unsafe_code, non_camel_case_types, clippy::missing_safety_doc)]
-// (`missing_safety_doc` is allowed for the `extern "C"` functions only: their
-// safety contract is the header's, written once there, not repeated here.)
+//!
+//! The `unsafe extern "C"` functions' `# Safety` sections name which of these
+//! rules (the header's, for C callers) their arguments follow:
+//! - **R**: `reader` is NULL or a reader from `shmstate_reader_open` that is
+//!   not closed, used by no other thread during the call;
+//! - **S**: `snap` is NULL or the snapshot a reader keeping **R** returned;
+//! - **V**: `v` is NULL or points to a readable `shmstate_value` whose
+//!   `snapshot` keeps **S** (a value of a released snapshot is refused);
+//! - **O**: every output pointer is NULL (where the header allows it) or
+//!   valid for writing one value of its type;
+//! - **T**: every string is NULL or NUL-terminated, and `(key, key_len)` is
+//!   `key_len` readable bytes, unmodified during the call.
+#![allow(unsafe_code, non_camel_case_types)]
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::time::Duration;
@@ -232,21 +242,25 @@ fn duration(ns: u64) -> Duration {
 
 // ---- library ----
 
+/// `shmstate_abi_version` (shmstate.h): takes no pointer, safe to call.
 #[no_mangle]
 pub extern "C" fn shmstate_abi_version() -> u32 {
     ABI_VERSION
 }
 
+/// `shmstate_version` (shmstate.h): takes no pointer, safe to call.
 #[no_mangle]
 pub extern "C" fn shmstate_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
 
+/// `shmstate_error_name` (shmstate.h): takes no pointer, safe to call.
 #[no_mangle]
 pub extern "C" fn shmstate_error_name(code: c_int) -> *const c_char {
     error::name_of(code)
 }
 
+/// `shmstate_last_error_message` (shmstate.h): takes no pointer, safe to call.
 #[no_mangle]
 pub extern "C" fn shmstate_last_error_message() -> *const c_char {
     guard_value(c"".as_ptr(), error::last_message_ptr)
@@ -254,11 +268,19 @@ pub extern "C" fn shmstate_last_error_message() -> *const c_char {
 
 // ---- readers ----
 
+/// `shmstate_open_options_init` (shmstate.h).
+///
+/// # Safety
+/// O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_open_options_init(options: *mut shmstate_open_options) -> Code {
     guard(|| put(options, DEFAULTS, "the options"))
 }
 
+/// `shmstate_reader_open` (shmstate.h).
+///
+/// # Safety
+/// T (`name`), O; `options` is NULL or a readable `shmstate_open_options` (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_reader_open(
     name: *const c_char,
@@ -299,6 +321,10 @@ pub unsafe extern "C" fn shmstate_reader_open(
     })
 }
 
+/// `shmstate_reader_close` (shmstate.h).
+///
+/// # Safety
+/// R, and the reader is not used again (nor its snapshot and values) (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_reader_close(reader: *mut shmstate_reader) {
     guard_value((), || {
@@ -312,11 +338,19 @@ pub unsafe extern "C" fn shmstate_reader_close(reader: *mut shmstate_reader) {
     })
 }
 
+/// `shmstate_reader_generation` (shmstate.h).
+///
+/// # Safety
+/// R (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_reader_generation(reader: *const shmstate_reader) -> u64 {
     guard_value(0, || reader_ref(reader).map_or(0, |r| r.latest().get()))
 }
 
+/// `shmstate_reader_schema` (shmstate.h).
+///
+/// # Safety
+/// R, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_reader_schema(
     reader: *mut shmstate_reader,
@@ -329,6 +363,10 @@ pub unsafe extern "C" fn shmstate_reader_schema(
     })
 }
 
+/// `shmstate_read` (shmstate.h).
+///
+/// # Safety
+/// R, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_read(reader: *mut shmstate_reader, out: *mut *const shmstate_snapshot) -> Code {
     guard(|| {
@@ -357,6 +395,10 @@ fn read_slow(reader: *mut shmstate_reader, out: *mut *const shmstate_snapshot) -
     read
 }
 
+/// `shmstate_release` (shmstate.h).
+///
+/// # Safety
+/// R (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_release(reader: *mut shmstate_reader) {
     guard_value((), || {
@@ -366,6 +408,10 @@ pub unsafe extern "C" fn shmstate_release(reader: *mut shmstate_reader) {
     })
 }
 
+/// `shmstate_wait_newer` (shmstate.h).
+///
+/// # Safety
+/// R, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_wait_newer(
     reader: *mut shmstate_reader,
@@ -385,11 +431,19 @@ pub unsafe extern "C" fn shmstate_wait_newer(
 
 // ---- snapshots ----
 
+/// `shmstate_snapshot_generation` (shmstate.h).
+///
+/// # Safety
+/// S (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_snapshot_generation(snap: *const shmstate_snapshot) -> u64 {
     guard_value(0, || snapshot(snap).and_then(|r| r.snapshot()).map_or(0, |(g, _)| g.get()))
 }
 
+/// `shmstate_snapshot_bytes` (shmstate.h).
+///
+/// # Safety
+/// S, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_snapshot_bytes(
     snap: *const shmstate_snapshot,
@@ -406,11 +460,19 @@ pub unsafe extern "C" fn shmstate_snapshot_bytes(
     })
 }
 
+/// `shmstate_root` (shmstate.h).
+///
+/// # Safety
+/// S, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_root(snap: *const shmstate_snapshot, out: *mut shmstate_value) -> Code {
     guard(|| put_value(out, &At::root(snapshot(snap)?)?))
 }
 
+/// `shmstate_get` (shmstate.h).
+///
+/// # Safety
+/// S, T, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_get(
     snap: *const shmstate_snapshot,
@@ -423,6 +485,10 @@ pub unsafe extern "C" fn shmstate_get(
 /// Defines `shmstate_get_<T>(snap, path, &out)`: `shmstate_get` then the leaf.
 macro_rules! get_leaf {
     ($name:ident, $ty:ty, $method:ident) => {
+        /// `shmstate_get_<number>` (shmstate.h).
+        ///
+        /// # Safety
+        /// S, T, O (see the module docs).
         #[no_mangle]
         pub unsafe extern "C" fn $name(snap: *const shmstate_snapshot, path: *const c_char, out: *mut $ty) -> Code {
             guard(|| put(out, from_root(snap, path)?.$method()?, "the output"))
@@ -434,6 +500,10 @@ get_leaf!(shmstate_get_u64, u64, u64);
 get_leaf!(shmstate_get_i64, i64, i64);
 get_leaf!(shmstate_get_f64, f64, f64);
 
+/// `shmstate_get_str` (shmstate.h).
+///
+/// # Safety
+/// S, T, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_get_str(
     snap: *const shmstate_snapshot,
@@ -453,6 +523,10 @@ pub unsafe extern "C" fn shmstate_get_str(
 
 // ---- values ----
 
+/// `shmstate_value_get` (shmstate.h).
+///
+/// # Safety
+/// V, T, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_value_get(
     v: *const shmstate_value,
@@ -462,11 +536,19 @@ pub unsafe extern "C" fn shmstate_value_get(
     guard(|| put_value(out, &walk(value(v)?, text(path, "the path")?)?))
 }
 
+/// `shmstate_value_kind` (shmstate.h).
+///
+/// # Safety
+/// V, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_value_kind(v: *const shmstate_value, out: *mut c_int) -> Code {
     guard(|| put(out, value(v)?.kind()?, "the output kind"))
 }
 
+/// `shmstate_value_type_name` (shmstate.h).
+///
+/// # Safety
+/// V, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_value_type_name(
     v: *const shmstate_value,
@@ -476,11 +558,19 @@ pub unsafe extern "C" fn shmstate_value_type_name(
     guard(|| put_text(name, len, &value(v)?.ty()?.name))
 }
 
+/// `shmstate_value_len` (shmstate.h).
+///
+/// # Safety
+/// V, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_value_len(v: *const shmstate_value, out: *mut u64) -> Code {
     guard(|| put(out, value(v)?.len()?, "the output length"))
 }
 
+/// `shmstate_value_field` (shmstate.h).
+///
+/// # Safety
+/// V, T, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_value_field(
     v: *const shmstate_value,
@@ -490,11 +580,19 @@ pub unsafe extern "C" fn shmstate_value_field(
     guard(|| put_value(out, &value(v)?.field(text(name, "the field name")?)?))
 }
 
+/// `shmstate_value_index` (shmstate.h).
+///
+/// # Safety
+/// V, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_value_index(v: *const shmstate_value, i: u64, out: *mut shmstate_value) -> Code {
     guard(|| put_value(out, &value(v)?.index(i)?))
 }
 
+/// `shmstate_value_field_name` (shmstate.h).
+///
+/// # Safety
+/// V, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_value_field_name(
     v: *const shmstate_value,
@@ -505,6 +603,10 @@ pub unsafe extern "C" fn shmstate_value_field_name(
     guard(|| put_text(name, len, value(v)?.field_name(i)?))
 }
 
+/// `shmstate_value_variant` (shmstate.h).
+///
+/// # Safety
+/// V, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_value_variant(
     v: *const shmstate_value,
@@ -514,6 +616,10 @@ pub unsafe extern "C" fn shmstate_value_variant(
     guard(|| put_text(name, len, value(v)?.variant_name()?))
 }
 
+/// `shmstate_value_option` (shmstate.h).
+///
+/// # Safety
+/// V, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_value_option(
     v: *const shmstate_value,
@@ -532,6 +638,10 @@ pub unsafe extern "C" fn shmstate_value_option(
     })
 }
 
+/// `shmstate_value_entry` (shmstate.h).
+///
+/// # Safety
+/// V, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_value_entry(
     v: *const shmstate_value,
@@ -546,6 +656,10 @@ pub unsafe extern "C" fn shmstate_value_entry(
     })
 }
 
+/// `shmstate_value_lookup_str` (shmstate.h).
+///
+/// # Safety
+/// V, T, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_value_lookup_str(
     v: *const shmstate_value,
@@ -556,6 +670,10 @@ pub unsafe extern "C" fn shmstate_value_lookup_str(
     guard(|| put_value(out, &value(v)?.lookup(&Key::Str(text_n(key, key_len, "the key")?))?))
 }
 
+/// `shmstate_value_lookup_u64` (shmstate.h).
+///
+/// # Safety
+/// V, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_value_lookup_u64(
     v: *const shmstate_value,
@@ -565,6 +683,10 @@ pub unsafe extern "C" fn shmstate_value_lookup_u64(
     guard(|| put_value(out, &value(v)?.lookup(&Key::U64(key))?))
 }
 
+/// `shmstate_value_lookup_i64` (shmstate.h).
+///
+/// # Safety
+/// V, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_value_lookup_i64(
     v: *const shmstate_value,
@@ -577,6 +699,10 @@ pub unsafe extern "C" fn shmstate_value_lookup_i64(
 /// Defines `shmstate_value_<T>(v, &out)`.
 macro_rules! value_leaf {
     ($name:ident, $ty:ty, $method:ident) => {
+        /// `shmstate_value_<leaf>` (shmstate.h).
+        ///
+        /// # Safety
+        /// V, O (see the module docs).
         #[no_mangle]
         pub unsafe extern "C" fn $name(v: *const shmstate_value, out: *mut $ty) -> Code {
             guard(|| put(out, value(v)?.$method()?, "the output"))
@@ -589,11 +715,19 @@ value_leaf!(shmstate_value_i64, i64, i64);
 value_leaf!(shmstate_value_f64, f64, f64);
 value_leaf!(shmstate_value_char, u32, char);
 
+/// `shmstate_value_bool` (shmstate.h).
+///
+/// # Safety
+/// V, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_value_bool(v: *const shmstate_value, out: *mut c_int) -> Code {
     guard(|| put(out, c_int::from(value(v)?.bool()?), "the output"))
 }
 
+/// `shmstate_value_str` (shmstate.h).
+///
+/// # Safety
+/// V, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_value_str(
     v: *const shmstate_value,
@@ -610,6 +744,10 @@ pub unsafe extern "C" fn shmstate_value_str(
     })
 }
 
+/// `shmstate_value_numbers` (shmstate.h).
+///
+/// # Safety
+/// V, O (see the module docs).
 #[no_mangle]
 pub unsafe extern "C" fn shmstate_value_numbers(
     v: *const shmstate_value,
