@@ -56,7 +56,11 @@ enum shmstate_error {
     SHMSTATE_ERR_READERS_FULL = 18,    /* the object's reader table is full */
     SHMSTATE_ERR_NOT_INITIALIZED = 19, /* the writer is still creating the object */
     SHMSTATE_ERR_OS = 20,              /* a system call failed (the message names it) */
-    SHMSTATE_ERR_PANIC = 21            /* a bug in shmstate, caught at the boundary; please report it */
+    SHMSTATE_ERR_PANIC = 21,           /* a bug in shmstate, caught at the boundary; please report it */
+    SHMSTATE_ERR_WRITER_BUSY = 22,     /* another live writer holds the object */
+    SHMSTATE_ERR_NO_SPACE = 23,        /* /dev/shm is full (the message says how much is needed and free) */
+    SHMSTATE_ERR_TOO_LARGE = 24,       /* the snapshot exceeds the object's size limit */
+    SHMSTATE_ERR_ALL_SLOTS_PINNED = 25 /* every slot is pinned by readers; publish again later */
 };
 
 /* What a value is (shmstate_value_kind). New kinds may be appended. */
@@ -91,6 +95,8 @@ typedef enum shmstate_number {
     SHMSTATE_F64 = 10
 } shmstate_number_t;
 
+/* A writer of one object (publishes JSON values under its schema). Opaque. */
+typedef struct shmstate_writer shmstate_writer;
 /* A reader of one object: owns one pin of it. Opaque. */
 typedef struct shmstate_reader shmstate_reader;
 /* The snapshot a reader holds. Opaque; owned by the reader, never freed. */
@@ -272,6 +278,27 @@ static inline shmstate_error_t shmstate_value_i32s(const shmstate_value *v, cons
 static inline shmstate_error_t shmstate_value_u8s(const shmstate_value *v, const uint8_t **data, uint64_t *len) {
     return shmstate_value_numbers(v, SHMSTATE_U8, (const void **)data, len);
 }
+
+/* ---- writers ---- */
+
+/* Opens `name` for writing. With `schema_json` (a schema file's text, as
+ * `shmstate schema NAME` prints it) the object is created, or taken over if
+ * it exists with that schema; with NULL the existing object is taken over
+ * under its stored schema. Another live writer is WRITER_BUSY. On success
+ * *out is a new writer, to be closed with shmstate_writer_close. One thread
+ * at a time per writer. */
+shmstate_error_t shmstate_writer_open(const char *name, const char *schema_json, shmstate_writer **out);
+/* Closes the writer (the object stays, readers keep reading it). NULL is ignored. */
+void shmstate_writer_close(shmstate_writer *writer);
+/* Publishes the JSON value `json` (`len` bytes, UTF-8, the form `shmstate
+ * dump --json` prints) under the writer's schema: encoded by the library's
+ * schema-driven encoder and validated before it becomes current, so readers
+ * in any language see it as if a Rust writer had published it. Stores the
+ * new generation in *generation (NULL allowed). Errors: INVALID_ARGUMENT
+ * (not JSON), INVALID_DATA (does not fit the schema: the message names the
+ * path), TOO_LARGE, ALL_SLOTS_PINNED, NO_SPACE, OS; nothing is published then. */
+shmstate_error_t shmstate_publish_json(shmstate_writer *writer, const char *json, size_t len,
+                                       uint64_t *generation);
 
 #ifdef __cplusplus
 }

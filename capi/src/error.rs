@@ -6,7 +6,7 @@ use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use shmstate_core::dynamic::DecodeError;
-use shmstate_core::{OpenError, ReadError, WaitError};
+use shmstate_core::{OpenError, PublishError, ReadError, WaitError};
 
 /// `shmstate_error_t`: 0 is success, every failure a positive code. The
 /// numbers are part of the ABI: never renumbered, only appended to.
@@ -34,9 +34,13 @@ pub const READERS_FULL: Code = 18;
 pub const NOT_INITIALIZED: Code = 19;
 pub const OS: Code = 20;
 pub const PANIC: Code = 21;
+pub const WRITER_BUSY: Code = 22;
+pub const NO_SPACE: Code = 23;
+pub const TOO_LARGE: Code = 24;
+pub const ALL_SLOTS_PINNED: Code = 25;
 
 /// The names `shmstate_error_name` returns, by code.
-const NAMES: [&[u8]; 22] = [
+const NAMES: [&[u8]; 26] = [
     b"SHMSTATE_OK\0",
     b"SHMSTATE_ERR_INVALID_ARGUMENT\0",
     b"SHMSTATE_ERR_NOT_FOUND\0",
@@ -59,6 +63,10 @@ const NAMES: [&[u8]; 22] = [
     b"SHMSTATE_ERR_NOT_INITIALIZED\0",
     b"SHMSTATE_ERR_OS\0",
     b"SHMSTATE_ERR_PANIC\0",
+    b"SHMSTATE_ERR_WRITER_BUSY\0",
+    b"SHMSTATE_ERR_NO_SPACE\0",
+    b"SHMSTATE_ERR_TOO_LARGE\0",
+    b"SHMSTATE_ERR_ALL_SLOTS_PINNED\0",
 ];
 
 /// A failure on its way to C: the code and the message.
@@ -144,6 +152,8 @@ fn open_code(e: &OpenError) -> Code {
         OpenError::Corrupt { .. } => CORRUPT,
         OpenError::NotInitialized { .. } => NOT_INITIALIZED,
         OpenError::ReaderTableFull { .. } => READERS_FULL,
+        OpenError::WriterBusy { .. } => WRITER_BUSY,
+        OpenError::NoSpace { .. } => NO_SPACE,
         _ => OS,
     }
 }
@@ -155,6 +165,18 @@ pub fn from_read(e: ReadError) -> Error {
         ReadError::Corrupt { .. } => CORRUPT,
         ReadError::Replaced { .. } => REPLACED,
         ReadError::Open(o) => open_code(o),
+        _ => OS,
+    };
+    Error::new(code, e.to_string())
+}
+
+pub fn from_publish(e: PublishError) -> Error {
+    let code = match &e {
+        PublishError::TooLarge { .. } => TOO_LARGE,
+        PublishError::AllSlotsPinned { .. } => ALL_SLOTS_PINNED,
+        PublishError::Serialize { .. } | PublishError::Invalid { .. } => INVALID_DATA,
+        PublishError::GenerationsExhausted { .. } => OUT_OF_RANGE,
+        PublishError::NoSpace { .. } => NO_SPACE,
         _ => OS,
     };
     Error::new(code, e.to_string())
@@ -211,6 +233,7 @@ mod tests {
         assert_eq!(name(PANIC), "SHMSTATE_ERR_PANIC");
         assert_eq!(name(REPLACED), "SHMSTATE_ERR_REPLACED");
         assert_eq!(name(-1), "SHMSTATE_ERR_UNKNOWN");
-        assert_eq!(name(PANIC + 1), "SHMSTATE_ERR_UNKNOWN");
+        assert_eq!(name(ALL_SLOTS_PINNED), "SHMSTATE_ERR_ALL_SLOTS_PINNED");
+        assert_eq!(name(ALL_SLOTS_PINNED + 1), "SHMSTATE_ERR_UNKNOWN");
     }
 }

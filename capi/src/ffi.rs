@@ -20,7 +20,9 @@
 //! - **O**: every output pointer is NULL (where the header allows it) or
 //!   valid for writing one value of its type;
 //! - **T**: every string is NULL or NUL-terminated, and `(key, key_len)` is
-//!   `key_len` readable bytes, unmodified during the call.
+//!   `key_len` readable bytes, unmodified during the call;
+//! - **W**: `writer` is NULL or a writer from `shmstate_writer_open` that is
+//!   not closed, used by no other thread during the call.
 #![allow(unsafe_code, non_camel_case_types)]
 
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -32,6 +34,7 @@ use crate::error::{self, guard, guard_value, Code, Error, Result};
 use crate::path::{self, Step};
 use crate::reader::{Options, Reader};
 use crate::value::{kind, At, Key};
+use crate::writer::Writer;
 
 /// The ABI's version (`SHMSTATE_ABI_VERSION`): bumped on any incompatible
 /// change of a function, a struct or a code.
@@ -43,6 +46,11 @@ pub const OPEN_WAIT_FOR_WRITER: u32 = 2;
 
 /// Opaque to C: a [`Reader`].
 pub struct shmstate_reader {
+    _private: [u8; 0],
+}
+
+/// Opaque to C: a [`Writer`].
+pub struct shmstate_writer {
     _private: [u8; 0],
 }
 
@@ -762,5 +770,73 @@ pub unsafe extern "C" fn shmstate_value_numbers(
         }
         put(data, p.cast(), "the data output")?;
         put(len, n, "the length output")
+    })
+}
+
+// ---- writers ----
+
+fn writer_mut<'a>(w: *mut shmstate_writer) -> Result<&'a mut Writer> {
+    if w.is_null() {
+        return Err(null("the writer"));
+    }
+    // SAFETY: not NULL (checked); a `shmstate_writer *` comes from
+    // `shmstate_writer_open` (a leaked `Box<Writer>`) and is not closed yet,
+    // and the header allows one thread at a time per writer.
+    Ok(unsafe { &mut *w.cast::<Writer>() })
+}
+
+/// `shmstate_writer_open` (shmstate.h).
+///
+/// # Safety
+/// T (`name`, `schema_json`, which may be NULL), O (see the module docs).
+#[no_mangle]
+pub unsafe extern "C" fn shmstate_writer_open(
+    name: *const c_char,
+    schema_json: *const c_char,
+    out: *mut *mut shmstate_writer,
+) -> Code {
+    guard(|| {
+        put(out, std::ptr::null_mut(), "the output writer")?;
+        let name = text(name, "the name")?;
+        let schema = if schema_json.is_null() { None } else { Some(text(schema_json, "the schema")?) };
+        let writer = Box::new(Writer::open(name, schema)?);
+        put(out, Box::into_raw(writer).cast(), "the output writer")
+    })
+}
+
+/// `shmstate_writer_close` (shmstate.h).
+///
+/// # Safety
+/// W, and the writer is not used again (see the module docs).
+#[no_mangle]
+pub unsafe extern "C" fn shmstate_writer_close(writer: *mut shmstate_writer) {
+    guard_value((), || {
+        if !writer.is_null() {
+            // SAFETY: not NULL; a writer comes from `Box::into_raw` in
+            // `shmstate_writer_open` and, by the header's contract, is closed
+            // once and not used afterwards.
+            drop(unsafe { Box::from_raw(writer.cast::<Writer>()) });
+        }
+    })
+}
+
+/// `shmstate_publish_json` (shmstate.h).
+///
+/// # Safety
+/// W, T (`json`, `len` bytes), O (`generation` may be NULL) (see the module docs).
+#[no_mangle]
+pub unsafe extern "C" fn shmstate_publish_json(
+    writer: *mut shmstate_writer,
+    json: *const c_char,
+    len: usize,
+    generation: *mut u64,
+) -> Code {
+    guard(|| {
+        let w = writer_mut(writer)?;
+        let g = w.publish_json(text_n(json, len, "the JSON")?)?;
+        if generation.is_null() {
+            return Ok(());
+        }
+        put(generation, g, "the output generation")
     })
 }

@@ -6,7 +6,8 @@
 //! generation, `dynamic::Cursor` for each step): the same checks as the
 //! `shmstate` command and the Python package, no second decoder. The
 //! contract (ownership, lifetimes, errors, threads, versioning) is
-//! docs/C_API.md; this crate exports nothing to Rust.
+//! docs/C_API.md; this crate exports nothing to Rust. Writers publish JSON
+//! values through the library's schema-driven encoder.
 #![deny(unsafe_code)]
 
 mod error;
@@ -14,3 +15,4 @@ mod ffi;
 mod path;
 mod reader;
 mod value;
+mod writer;

@@ -177,6 +177,45 @@ fn c_opens_before_the_writer_and_waits_for_its_first_publish() {
     finish(child);
 }
 
+/// `config(stamp)` as `shmstate dump --json` prints it, on one line.
+fn config_json(stamp: u64) -> String {
+    let name = TestName::new("json");
+    let mut w = Writer::<Config>::create(&name.0).unwrap();
+    w.publish(&config(stamp)).unwrap();
+    let snap = shmstate_core::dynamic::Reader::open(&name.0).unwrap().read().unwrap();
+    serde_json::to_string(&snap.value).unwrap()
+}
+
+/// Runs the C writer with `schema` ("-": the stored one) and the JSON.
+fn c_write(name: &str, schema: &str, json: &str) -> u64 {
+    let mut child = spawn(&build::c_reader(), "write", name);
+    writeln!(child.stdin.as_mut().unwrap(), "{schema}\n{json}").unwrap();
+    let (out, _) = finish(child);
+    out.lines().find_map(|l| l.strip_prefix("published ")).expect("published").parse().unwrap()
+}
+
+#[test]
+fn c_publishes_json_that_a_typed_rust_reader_reads() {
+    let json = config_json(5);
+    // Taking an object over (its Rust writer is gone).
+    let name = TestName::new("c-writes");
+    {
+        let mut w = Writer::<Config>::create(&name.0).unwrap();
+        w.publish(&config(1)).unwrap();
+    }
+    assert_eq!(c_write(&name.0, "-", &json), 2);
+    let mut r = shmstate_core::Reader::<Config>::open(&name.0).unwrap();
+    assert_eq!(r.read().unwrap().to_value().unwrap(), config(5));
+
+    // Creating one under a schema file.
+    let name = TestName::new("c-creates");
+    let schema: serde_json::Value =
+        serde_json::from_str(&shmstate_core::schema::schema_of::<Config>().to_json()).unwrap();
+    assert_eq!(c_write(&name.0, &schema.to_string(), &json), 1);
+    let mut r = shmstate_core::Reader::<Config>::open(&name.0).unwrap();
+    assert_eq!(r.read().unwrap().to_value().unwrap(), config(5));
+}
+
 fn probe(name: &str) -> String {
     let child = spawn(&build::c_reader(), "probe", name);
     finish(child).0

@@ -346,9 +346,33 @@ static int mode_wait_open(const char *name) {
     return failures != 0;
 }
 
+/* Publishes from C: stdin holds a schema line ("-" to take the object over
+ * with its stored schema) and a JSON value line. */
+static int mode_write(const char *name) {
+    static char schema[65536], json[65536];
+    if (!fgets(schema, sizeof schema, stdin) || !fgets(json, sizeof json, stdin)) return 1;
+    schema[strcspn(schema, "\n")] = 0;
+    json[strcspn(json, "\n")] = 0;
+    shmstate_writer *w = NULL;
+    OK(shmstate_writer_open(name, strcmp(schema, "-") ? schema : NULL, &w));
+    if (!w) return 1;
+    shmstate_writer *second = NULL;
+    CHECK(shmstate_writer_open(name, NULL, &second) == SHMSTATE_ERR_WRITER_BUSY && second == NULL);
+    uint64_t g = 0;
+    CHECK(shmstate_publish_json(w, "{", 1, &g) == SHMSTATE_ERR_INVALID_ARGUMENT);
+    const char *wrong = "{\"stamp\": \"seven\"}";
+    CHECK(shmstate_publish_json(w, wrong, strlen(wrong), &g) == SHMSTATE_ERR_INVALID_DATA);
+    CHECK(strstr(shmstate_last_error_message(), "stamp") != NULL);
+    OK(shmstate_publish_json(w, json, strlen(json), &g));
+    printf("published %" PRIu64 "\n", g);
+    shmstate_writer_close(w);
+    shmstate_writer_close(NULL);
+    return failures != 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: %s fields|probe|crash|replace|live|wait-open NAME\n", argv[0]);
+        fprintf(stderr, "usage: %s fields|probe|crash|replace|live|wait-open|write NAME\n", argv[0]);
         return 2;
     }
     const char *mode = argv[1], *name = argv[2];
@@ -359,6 +383,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "replace")) rc = mode_replace(name);
     else if (!strcmp(mode, "live")) rc = mode_live(name);
     else if (!strcmp(mode, "wait-open")) rc = mode_wait_open(name);
+    else if (!strcmp(mode, "write")) rc = mode_write(name);
     /* NULL everywhere is refused, never a crash. */
     CHECK(shmstate_reader_open(NULL, NULL, NULL) == SHMSTATE_ERR_INVALID_ARGUMENT);
     CHECK(shmstate_read(NULL, NULL) == SHMSTATE_ERR_INVALID_ARGUMENT);
