@@ -180,6 +180,37 @@ private:
     shmstate_reader *raw_ = nullptr;
 };
 
+// A writer: opened by the constructor (schema_json NULL: take the existing
+// object over with its stored schema), closed by the destructor. Movable.
+class writer {
+public:
+    explicit writer(const char *name, const char *schema_json = nullptr) {
+        detail::check(shmstate_writer_open(name, schema_json, &raw_));
+    }
+    writer(writer &&other) noexcept : raw_(other.raw_) { other.raw_ = nullptr; }
+    writer &operator=(writer &&other) noexcept {
+        if (this != &other) {
+            shmstate_writer_close(raw_);
+            raw_ = other.raw_;
+            other.raw_ = nullptr;
+        }
+        return *this;
+    }
+    writer(const writer &) = delete;
+    writer &operator=(const writer &) = delete;
+    ~writer() { shmstate_writer_close(raw_); }
+
+    // Publishes a JSON value under the object's schema; returns its generation.
+    uint64_t publish_json(std::string_view json) {
+        uint64_t generation = 0;
+        detail::check(shmstate_publish_json(raw_, json.data(), json.size(), &generation));
+        return generation;
+    }
+
+private:
+    shmstate_writer *raw_ = nullptr;
+};
+
 }  // namespace shmstate
 
 #endif  // SHMSTATE_HPP

@@ -395,9 +395,18 @@ fn c_builds_from_the_installed_library_with_pkg_config() {
 fn cpp_reads_through_the_raii_header() {
     let program = build::cpp_reader();
     let name = TestName::new("cpp");
-    let mut w = Writer::<Config>::create(&name.0).unwrap();
-    w.publish(&config(1)).unwrap();
-    let (out, _) = finish(spawn(&program, "fields", &name.0));
+    {
+        let mut w = Writer::<Config>::create(&name.0).unwrap();
+        w.publish(&config(1)).unwrap();
+    }
+    let json = config_json(9);
+    let mut child = spawn(&program, "fields", &name.0);
+    writeln!(child.stdin.as_mut().unwrap(), "{json}").unwrap();
+    let (out, _) = finish(child);
+    assert!(out.contains("bad json SHMSTATE_ERR_INVALID_DATA"), "{out}");
+    assert!(out.contains("published 2"), "{out}");
+    let mut r = shmstate_core::Reader::<Config>::open(&name.0).unwrap();
+    assert_eq!(r.read().unwrap().to_value().unwrap(), config(9));
     assert!(out.contains("max_conns 1024"), "{out}");
     assert!(out.contains("weights 4 sum 7.5"), "{out}");
     assert!(out.contains("missing SHMSTATE_ERR_NO_SUCH_FIELD"), "{out}");

@@ -1,8 +1,9 @@
 // The C++ side of capi/tests/c_readers.rs: the RAII layer (shmstate.hpp)
-// over the object Rust publishes. `reader fields NAME`.
+// over the object Rust publishes, then a writer taking it over. `reader fields NAME`.
 #include <cstdio>
 #include <cstring>
 #include <numeric>
+#include <string>
 
 #include "shmstate.hpp"
 
@@ -26,6 +27,17 @@ int main(int argc, char **argv) {
         }
         shmstate::reader moved = std::move(r);
         if (moved.generation() != snap.generation()) return 1;
+        // The Rust writer is gone: take the object over and publish from C++.
+        shmstate::writer w(argv[2]);
+        try {
+            w.publish_json("{\"stamp\": -1}");
+            return 1;
+        } catch (const shmstate::error &e) {
+            std::printf("bad json %s\n", shmstate_error_name(e.code()));
+        }
+        std::string json;
+        for (int c; (c = std::getchar()) != EOF && c != '\n';) json.push_back(static_cast<char>(c));
+        std::printf("published %llu\n", static_cast<unsigned long long>(w.publish_json(json)));
     } catch (const shmstate::error &e) {
         std::fprintf(stderr, "%s\n", e.what());
         return 1;
