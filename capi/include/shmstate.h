@@ -185,6 +185,18 @@ void shmstate_release(shmstate_reader *reader);
 shmstate_error_t shmstate_wait_newer(shmstate_reader *reader, uint64_t than, uint64_t timeout_ns,
                                      uint64_t *next);
 
+/* A file descriptor for event loops (poll, epoll, libuv): it becomes readable
+ * when a generation newer than the last one signalled is published, and when
+ * a wait would end with an error (WRITER_DEAD, REPLACED, REMOVED). Then read
+ * 8 bytes from it (eventfd semantics; it is non-blocking) and call
+ * shmstate_read or shmstate_wait_newer(reader, g, 0, NULL) to find out what
+ * happened. It may also signal when nothing changed (once at the start, and
+ * about once a second while the writer is dead). A helper thread per reader
+ * waits on the futex; the same fd is returned on every call. Owned by the
+ * reader: do not close it; remove it from your event loop before
+ * shmstate_reader_close, which ends the helper. */
+shmstate_error_t shmstate_reader_fd(shmstate_reader *reader, int *fd);
+
 /* ---- snapshots ---- */
 
 /* The held snapshot's generation (0 if none is held). */

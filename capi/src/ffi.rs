@@ -437,6 +437,18 @@ pub unsafe extern "C" fn shmstate_wait_newer(
     })
 }
 
+/// `shmstate_reader_fd` (shmstate.h).
+///
+/// # Safety
+/// R, O (see the module docs).
+#[no_mangle]
+pub unsafe extern "C" fn shmstate_reader_fd(reader: *mut shmstate_reader, fd: *mut c_int) -> Code {
+    guard(|| {
+        let r = reader_mut(reader)?;
+        put(fd, r.fd()?, "the output fd")
+    })
+}
+
 // ---- snapshots ----
 
 /// `shmstate_snapshot_generation` (shmstate.h).

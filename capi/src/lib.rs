@@ -12,6 +12,7 @@
 
 mod error;
 mod ffi;
+mod notify;
 mod path;
 mod reader;
 mod value;

@@ -71,6 +71,8 @@ pub struct Reader {
     paths: RefCell<FastMap<Box<[u8]>, Node>>,
     /// The schema as text, made on first request.
     schema_text: Option<String>,
+    /// `shmstate_reader_fd`'s helper, started on first request.
+    notifier: Option<crate::notify::Notifier>,
 }
 
 fn open_raw(name: &str, options: &Options) -> Result<(RawReader, SchemaDoc)> {
@@ -100,6 +102,7 @@ impl Reader {
             shapes: RefCell::default(),
             paths: RefCell::default(),
             schema_text: None,
+            notifier: None,
         })
     }
 
@@ -114,6 +117,15 @@ impl Reader {
     pub fn schema_text(&mut self) -> &str {
         let schema = &self.schema;
         self.schema_text.get_or_insert_with(|| schema.to_string())
+    }
+
+    /// The event fd (`shmstate_reader_fd`), the same one on every call.
+    pub fn fd(&mut self) -> Result<std::os::fd::RawFd> {
+        if self.notifier.is_none() {
+            let n = crate::notify::Notifier::start(&self.name, self.options.follow, self.options.writer_grace)?;
+            self.notifier = Some(n);
+        }
+        Ok(self.notifier.as_ref().expect("started above").fd())
     }
 
     pub fn epoch(&self) -> u32 {

@@ -216,6 +216,20 @@ fn c_publishes_json_that_a_typed_rust_reader_reads() {
     assert_eq!(r.read().unwrap().to_value().unwrap(), config(5));
 }
 
+#[test]
+fn c_event_loop_polls_the_reader_fd() {
+    let name = TestName::new("fd");
+    let mut w = Writer::<Config>::create(&name.0).unwrap();
+    w.publish(&config(1)).unwrap();
+    let mut child = spawn(&build::c_reader(), "fd", &name.0);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    expect_line(&mut out, "ready");
+    w.publish(&config(2)).unwrap();
+    assert_eq!(expect_line(&mut out, "woke "), "2");
+    child.stdout = Some(out.into_inner());
+    finish(child);
+}
+
 fn probe(name: &str) -> String {
     let child = spawn(&build::c_reader(), "probe", name);
     finish(child).0

@@ -4,6 +4,8 @@
  * unexpected (with the reason on stderr). Built with
  * -fsanitize=address,undefined by the test. */
 #include <inttypes.h>
+#include <poll.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -370,9 +372,47 @@ static int mode_write(const char *name) {
     return failures != 0;
 }
 
+/* Waits for fd readiness (up to 20 s); returns 1 if readable, and resets it. */
+static int fd_fired(int fd) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 20000) != 1) return 0;
+    uint64_t n = 0;
+    return read(fd, &n, sizeof n) == (ssize_t)sizeof n && n > 0;
+}
+
+/* An event loop: poll() on the reader's fd until a newer generation is read. */
+static int mode_fd(const char *name) {
+    shmstate_reader *r = NULL;
+    OK(shmstate_reader_open(name, NULL, &r));
+    if (!r) return 1;
+    int fd = -1, again = -1;
+    OK(shmstate_reader_fd(r, &fd));
+    OK(shmstate_reader_fd(r, &again));
+    CHECK(fd >= 0 && again == fd);
+    CHECK(fd_fired(fd)); /* the start signal */
+    const shmstate_snapshot *snap = NULL;
+    OK(shmstate_read(r, &snap));
+    if (!snap) return 1;
+    uint64_t first = shmstate_snapshot_generation(snap), now = first;
+    printf("ready\n");
+    fflush(stdout);
+    while (now == first) {
+        if (!fd_fired(fd)) {
+            fprintf(stderr, "the fd did not fire\n");
+            return 1;
+        }
+        OK(shmstate_read(r, &snap));
+        if (!snap) return 1;
+        now = shmstate_snapshot_generation(snap);
+    }
+    printf("woke %" PRIu64 "\n", now);
+    shmstate_reader_close(r);
+    return failures != 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: %s fields|probe|crash|replace|live|wait-open|write NAME\n", argv[0]);
+        fprintf(stderr, "usage: %s fields|probe|crash|replace|live|wait-open|write|fd NAME\n", argv[0]);
         return 2;
     }
     const char *mode = argv[1], *name = argv[2];
@@ -384,6 +424,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "live")) rc = mode_live(name);
     else if (!strcmp(mode, "wait-open")) rc = mode_wait_open(name);
     else if (!strcmp(mode, "write")) rc = mode_write(name);
+    else if (!strcmp(mode, "fd")) rc = mode_fd(name);
     /* NULL everywhere is refused, never a crash. */
     CHECK(shmstate_reader_open(NULL, NULL, NULL) == SHMSTATE_ERR_INVALID_ARGUMENT);
     CHECK(shmstate_read(NULL, NULL) == SHMSTATE_ERR_INVALID_ARGUMENT);
