@@ -3,7 +3,7 @@
 //! `include/shmstate.h` and docs/C_API.md.
 //!
 //! # Safety
-//! Every `unsafe` block of the library but one (reader.rs) is here, in the few
+//! Every `unsafe` block of the library but three (reader.rs, notify.rs) is here, in the few
 //! helpers that turn C's pointers into Rust references: each relies on the
 //! caller keeping the header's contract (a pointer is NULL or valid for what
 //! the header says; a handle is not used after it is closed; one thread at a
