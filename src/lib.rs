@@ -102,7 +102,7 @@ pub use {
     object::name::MAX_NAME_LEN,
     object::{
         inspect, list, remove, removed_users, LaneInfo, ObjectInfo, Origin, ReaderInfo, RemovedUser, SlotInfo,
-        WriterSeen,
+        WriterInfo, WriterSeen,
     },
     protocol::generation::Generation,
     read::{

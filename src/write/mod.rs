@@ -8,6 +8,7 @@ mod lane_spec;
 mod lanes;
 pub(crate) mod options;
 pub(crate) mod raw_writer;
+pub(crate) mod shared;
 mod value_writer;
 mod writer;
 
