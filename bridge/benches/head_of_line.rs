@@ -114,6 +114,8 @@ fn main() {
             each.join(", ")
         )
     };
+    // Its mirror is under B's prefix: not removed by `big`'s drop.
+    let _ = shmstate::remove(&big_mirror);
     println!(
         "10 KB value of another key, {rounds} rounds: alone {}; put 50 ms after a 256 MiB object-store value {}; \
          the 256 MiB value readable after {} (its fetch and publish: what a sequential importer made B wait)",
