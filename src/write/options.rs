@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 
 use crate::error::OpenError;
 use crate::object::segment::MAX_READERS;
+use crate::protocol::layout::{FORMAT_VERSION, PREVIOUS_FORMAT};
 use crate::protocol::MAX_SLOTS;
 use crate::write::lane_spec::LaneSpec;
 use crate::Shared;
@@ -22,6 +23,8 @@ pub struct WriterOptions<T> {
     pub(crate) max_size: u64,
     pub(crate) remove_on_drop: bool,
     lock_pins: Option<bool>,
+    /// The shm format to write, if chosen (`format_version`).
+    format: Option<u32>,
     /// Layouts published besides `T`'s own (`lane`).
     pub(crate) lanes: Vec<LaneSpec<T>>,
     _type: PhantomData<fn(&T)>,
@@ -37,6 +40,7 @@ impl<T> Clone for WriterOptions<T> {
             max_size: self.max_size,
             remove_on_drop: self.remove_on_drop,
             lock_pins: self.lock_pins,
+            format: self.format,
             lanes: self.lanes.clone(),
             _type: PhantomData,
         }
@@ -53,6 +57,7 @@ impl<T> std::fmt::Debug for WriterOptions<T> {
             .field("max_size", &self.max_size)
             .field("remove_on_drop", &self.remove_on_drop)
             .field("lock_pins", &self.lock_pins)
+            .field("format", &self.format)
             .field("lanes", &self.lanes.iter().map(|l| l.schema.root().name.clone()).collect::<Vec<_>>())
             .finish()
     }
@@ -68,6 +73,7 @@ impl<T> Default for WriterOptions<T> {
             max_size: 1 << 34,
             remove_on_drop: false,
             lock_pins: None,
+            format: None,
             lanes: Vec::new(),
             _type: PhantomData,
         }
@@ -135,6 +141,32 @@ impl<T> WriterOptions<T> {
         self
     }
 
+    /// The shm format the writer writes (docs/COMPATIBILITY.md, "Upgrading
+    /// the library across a fleet"): 3, this build's (the default), or 2,
+    /// the previous one, which builds that know only format 2 read and
+    /// write. A format 2 object is format 3 without the per-slot pin counts:
+    /// each publish then loads every reader's pin (O(readers), as format 2
+    /// builds do) instead of one count per slot.
+    ///
+    /// Without this option a writer creates objects in format 3, takes over
+    /// an object of either format and refuses one of the other with
+    /// [`OpenError::FormatVersion`]. With it, `open_or_create` creates the
+    /// object in `version`, takes it over if it is in `version`, and
+    /// otherwise (no live writer holds it) **replaces** it by a new object
+    /// in `version` under the same name: readers that follow
+    /// ([`ReaderOptions::follow`](crate::ReaderOptions::follow)) move to it
+    /// at its first publish and read the old one until then; readers that
+    /// do not follow get `Replaced`. Other versions are `InvalidOption`.
+    pub fn format_version(mut self, version: u32) -> Self {
+        self.format = Some(version);
+        self
+    }
+
+    /// The format this writer writes, and whether it was chosen.
+    pub(crate) fn format(&self) -> (u32, bool) {
+        (self.format.unwrap_or(FORMAT_VERSION), self.format.is_some())
+    }
+
     pub(crate) fn uses_lock_pins(&self) -> bool {
         self.lock_pins.unwrap_or(self.mode & 0o077 != 0)
     }
@@ -149,6 +181,9 @@ impl<T> WriterOptions<T> {
         }
         if self.max_slots() > MAX_SLOTS {
             return bad(format!("slots + max_readers too large ({} slots, limit {MAX_SLOTS})", self.max_slots()));
+        }
+        if let Some(v) = self.format.filter(|&v| v != FORMAT_VERSION && v != PREVIOUS_FORMAT) {
+            return bad(format!("format_version = {v} (this build writes {PREVIOUS_FORMAT} and {FORMAT_VERSION})"));
         }
         if self.mode & !0o777 != 0 {
             return bad(format!("mode {:#o} has bits outside 0o777", self.mode));

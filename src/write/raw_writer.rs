@@ -21,7 +21,7 @@ use crate::protocol::locks::ByteLocks;
 use crate::protocol::slots::{self, Slots};
 use crate::protocol::sync::AtomicU64;
 use crate::protocol::sync::Ordering::{Relaxed, Release};
-use crate::protocol::MAX_GENERATION;
+use crate::protocol::{self, MAX_GENERATION};
 use crate::schema::SchemaDoc;
 use crate::write::options::WriterOptions;
 use crate::Generation;
@@ -115,6 +115,7 @@ impl RawWriter {
         }
         let lock = Self::take_lock(name)?;
         let existing = ShmObject::create_new(&crate::object::name::data(name), opts.mode);
+        let mut first_gen = 1;
         let (data, created, liveness_held) = match existing {
             Ok(obj) => {
                 let seg = Self::initialise(name, obj, opts, schema)?;
@@ -130,20 +131,41 @@ impl RawWriter {
                     if geo.fingerprint != schema.fingerprint() {
                         return Err(mismatch(&seg, &geo));
                     }
-                    // A lane an earlier writer marked moved is published
-                    // again from here: readers that open it may stay.
-                    // SYNC(moved): Relaxed, ordered before readers' view by
-                    // our first publish's Release.
-                    seg.header().moved.store(0, Relaxed);
-                    (seg, false, held)
+                    let (format, chosen) = opts.format();
+                    if geo.format_version != format && !chosen {
+                        return Err(OpenError::FormatVersion {
+                            name: name.into(),
+                            found: geo.format_version,
+                            supported: format,
+                        });
+                    }
+                    if geo.format_version != format {
+                        // Asked to write another format than the object's
+                        // (`WriterOptions::format_version`): a new object in
+                        // that format replaces it, as `shmstate rm` and a
+                        // restart would; its readers keep their mappings and,
+                        // if they follow, move to the new one.
+                        // Generations go on upward, as after a takeover.
+                        // Relaxed: the old writer is gone (we hold its locks).
+                        let last = protocol::generation_of(seg.header().current.load(Relaxed));
+                        first_gen = last.saturating_add(1).min(MAX_GENERATION);
+                        drop(seg);
+                        let seg = Self::replace_data_segment(name, opts, schema)?;
+                        let held = take_liveness_lock(name, &seg)?;
+                        (seg, true, held)
+                    } else {
+                        // A lane an earlier writer marked moved is published
+                        // again from here: readers that open it may stay.
+                        // SYNC(moved): Relaxed, ordered before readers' view by
+                        // our first publish's Release.
+                        seg.header().moved.store(0, Relaxed);
+                        (seg, false, held)
+                    }
                 }
                 // A creator that died before finishing: we hold the lock, so
                 // nobody else is initialising it. Start afresh under the name.
                 Err(OpenError::NotInitialized { .. }) => {
-                    let _ = ShmObject::unlink(&crate::object::name::data(name));
-                    let obj = ShmObject::create_new(&crate::object::name::data(name), opts.mode)
-                        .map_err(|e| open_errno(name, "data segment", "creating the data segment", e))?;
-                    let seg = Self::initialise(name, obj, opts, schema)?;
+                    let seg = Self::replace_data_segment(name, opts, schema)?;
                     let held = take_liveness_lock(name, &seg)?;
                     (seg, true, held)
                 }
@@ -168,12 +190,12 @@ impl RawWriter {
             // segment pin there and nowhere else.
             let t = ReaderTable::open_paired(name, incarnation, true).map_err(|e| e.into_open_error(name))?;
             check_owner(name, "reader table", &t.obj)?;
-            t.check_counts(name, data.header().max_slots.load(Relaxed))?;
+            t.check_counts(name, &data.check(name)?)?;
             Some(t)
         };
         let max_slots = data.header().max_slots.load(Relaxed);
         let tables = ObjectTables { name: name.to_string(), data, readers, max_size: opts.max_size };
-        let next_gen = if created { 1 } else { slots::recover(&tables)? };
+        let next_gen = if created { first_gen } else { slots::recover(&tables)? };
         let w = RawWriter {
             name: name.to_string(),
             _lock: lock,
@@ -212,6 +234,19 @@ impl RawWriter {
         }
     }
 
+    /// Unlinks the data segment under `name` and creates a new one in its
+    /// place (we hold the `.lock`, so nobody else creates it meanwhile).
+    fn replace_data_segment<O>(
+        name: &str,
+        opts: &WriterOptions<O>,
+        schema: &SchemaDoc,
+    ) -> Result<DataSegment, OpenError> {
+        let _ = ShmObject::unlink(&crate::object::name::data(name));
+        let obj = ShmObject::create_new(&crate::object::name::data(name), opts.mode)
+            .map_err(|e| open_errno(name, "data segment", "creating the data segment", e))?;
+        Self::initialise(name, obj, opts, schema)
+    }
+
     /// Lays out a freshly created data segment.
     fn initialise<O>(
         name: &str,
@@ -241,7 +276,7 @@ impl RawWriter {
         {
             let region = seg.region();
             let h = seg.header();
-            h.format_version.store(layout::FORMAT_VERSION, Relaxed);
+            h.format_version.store(opts.format().0, Relaxed);
             h.header_size.store(header_size as u32, Relaxed);
             h.fingerprint.store(fingerprint, Relaxed);
             h.rkyv_format.store(crate::schema::fp::RKYV_FORMAT, Relaxed);
@@ -601,7 +636,9 @@ fn create_reader_table<O>(
         r => r,
     }
     .map_err(|e| open_errno(name, "reader table", "creating the reader table", e))?;
-    let size = layout::reader_table_size(opts.max_readers, max_slots);
+    // Format 2 tables have no pin counts (`count_slots` 0 was padding there).
+    let counts = if opts.format().0 == layout::PREVIOUS_FORMAT { 0 } else { max_slots };
+    let size = layout::reader_table_size(opts.max_readers, counts);
     obj.grow_to(size).map_err(|e| OpenError::allocating(name, "allocating the reader table", size, e))?;
     let map = Mapping::new(&obj, size, true).map_err(|errno| OpenError::Os { name: name.into(), op: "mmap", errno })?;
     {
@@ -609,7 +646,7 @@ fn create_reader_table<O>(
         let h = region.readers_header().expect("reader table holds its header");
         // SYNC(init): Relaxed; published by the Release magic store below.
         h.capacity.store(opts.max_readers, Relaxed);
-        h.count_slots.store(max_slots, Relaxed);
+        h.count_slots.store(counts, Relaxed);
         h.incarnation.store(incarnation, Relaxed);
         // SYNC(init): Release pairs with the Acquire load in `ReaderTable::from_object`.
         h.magic.store(READERS_MAGIC, Release);
