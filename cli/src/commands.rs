@@ -19,6 +19,8 @@ pub fn run(cmd: Cmd) -> Result<(), Failure> {
         Cmd::Dump { name, json, compact, max_depth, max_values, timeout } => {
             dump(&name, json, compact, Limits { max_depth, max_values }, timeout)
         }
+        Cmd::Schema { name, text } => crate::publish::schema(&name, text),
+        Cmd::Publish { name, file, schema } => crate::publish::publish(&name, &file, schema.as_deref()),
         Cmd::Rm { names, force } => rm(&names, force),
         Cmd::Gc { prefix, yes, json } => gc(prefix.as_deref(), yes, json),
         Cmd::Metrics { prefix, openmetrics, listen, textfile, interval } => {

@@ -1,4 +1,4 @@
-//! `shmstate`: list, inspect, watch, dump and remove shmstate objects.
+//! `shmstate`: list, inspect, watch, dump, publish and remove shmstate objects.
 
 mod commands;
 mod doctor;
@@ -6,6 +6,7 @@ mod errors;
 mod json;
 mod metrics;
 mod serve;
+mod publish;
 mod table;
 
 use std::io::Write as _;
@@ -99,6 +100,30 @@ pub enum Cmd {
         /// How long to wait for an object that is still being created.
         #[arg(long, value_parser = parse_duration, default_value = "1s")]
         timeout: Duration,
+    },
+    /// Print an object's schema: a schema file (JSON) for `publish --schema`.
+    Schema {
+        /// Object name.
+        name: String,
+        /// Print the Rust-like text instead (as `inspect` shows it).
+        #[arg(long)]
+        text: bool,
+    },
+    /// Publish a value given as JSON (the form `dump --json` prints).
+    ///
+    /// Takes over the object with its stored schema (its writer must be
+    /// gone), or creates it, or takes it over, with the type of a schema
+    /// file. Exits when published: readers keep the snapshot; the object's
+    /// writer is dead until another takes over.
+    Publish {
+        /// Object name.
+        name: String,
+        /// The JSON value (`-` for stdin).
+        file: String,
+        /// Create the object with this schema file (`shmstate schema NAME`
+        /// output) if it does not exist.
+        #[arg(long)]
+        schema: Option<String>,
     },
     /// Remove objects (their data segment, reader table and writer lock).
     ///
