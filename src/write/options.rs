@@ -143,20 +143,40 @@ impl<T> WriterOptions<T> {
 
     /// The shm format the writer writes (docs/COMPATIBILITY.md, "Upgrading
     /// the library across a fleet"): 3, this build's (the default), or 2,
-    /// the previous one, which builds that know only format 2 read and
-    /// write. A format 2 object is format 3 without the per-slot pin counts:
-    /// each publish then loads every reader's pin (O(readers), as format 2
-    /// builds do) instead of one count per slot.
+    /// the previous one, which the builds that know only format 2 read and
+    /// write. A format 2 object is format 3 without the per-slot pin counts,
+    /// and its readers do not pass wake-ups on: each publish then loads every
+    /// reader's pin (O(readers), as format 2 builds do) instead of one count
+    /// per slot, and wakes every waiting reader instead of one. Readers of
+    /// this build read both formats.
     ///
     /// Without this option a writer creates objects in format 3, takes over
-    /// an object of either format and refuses one of the other with
-    /// [`OpenError::FormatVersion`]. With it, `open_or_create` creates the
-    /// object in `version`, takes it over if it is in `version`, and
-    /// otherwise (no live writer holds it) **replaces** it by a new object
-    /// in `version` under the same name: readers that follow
+    /// one in format 3, and refuses one in format 2 with
+    /// [`OpenError::FormatVersion`] (which says to choose). With it,
+    /// `open_or_create` creates the object in `version`, takes it over if it
+    /// is in `version`, and otherwise (no live writer holds it) **replaces**
+    /// it by a new object in `version` under the same name, whose
+    /// generations continue above the old one's: readers that follow
     /// ([`ReaderOptions::follow`](crate::ReaderOptions::follow)) move to it
-    /// at its first publish and read the old one until then; readers that
-    /// do not follow get `Replaced`. Other versions are `InvalidOption`.
+    /// at its first publish and read the old one until then; readers that do
+    /// not follow get `Replaced`. `create` creates in `version`. Other
+    /// versions are `InvalidOption`.
+    ///
+    /// ```
+    /// # #[shmstate::shared] struct Config { port: u16 }
+    /// # let name = format!("doc.format2.{}", std::process::id());
+    /// // While programs built with a format 2 shmstate still share the object:
+    /// let mut w = shmstate::Writer::<Config>::options().format_version(2).open_or_create(&name)?;
+    /// w.publish(&Config { port: 80 })?;
+    /// assert_eq!(shmstate::inspect(&name)?.format_version, 2);
+    /// drop(w);
+    /// // Once every program is upgraded: the same object, now in format 3.
+    /// let mut w = shmstate::Writer::<Config>::options().format_version(3).open_or_create(&name)?;
+    /// let g = w.publish(&Config { port: 81 })?;
+    /// assert_eq!((shmstate::inspect(&name)?.format_version, g.get()), (3, 2));
+    /// # shmstate::remove(&name)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn format_version(mut self, version: u32) -> Self {
         self.format = Some(version);
         self

@@ -45,7 +45,8 @@ impl WriterOptions<RawWriter> {
 /// `RawWriter::options().open_or_create_raw(name, &schema)`.
 pub struct RawWriter {
     name: String,
-    _lock: ShmObject,
+    /// The `.lock` object's flock (`None` once handed on by `into_lock`).
+    lock: Option<ShmObject>,
     tables: ObjectTables,
     slots: Slots,
     next_gen: u64,
@@ -58,8 +59,12 @@ pub struct RawWriter {
     /// drop (see `RawReader`'s `opener`).
     opener: u32,
     /// Waiters the last publish's futex wake woke (0 or 1: the woken one
-    /// passes it on, `watch::pass_on_wake`).
+    /// passes it on, `watch::pass_on_wake`; every waiter in a format 2 object).
     woken: u32,
+    /// A format 2 object: each publish wakes every waiter, as format 2's
+    /// writers did, because readers of format 2 builds do not pass wake-ups
+    /// on (docs/COMPATIBILITY.md).
+    wakes_all: bool,
     /// When a wake-up last woke nobody while `waiters` was not 0 and the
     /// writer looked for dead waiters (`slots::reclaim_dead_waits`).
     last_waits_scan: Option<Instant>,
@@ -113,7 +118,7 @@ impl RawWriter {
             let limit = crate::object::segment::MAX_SCHEMA_LEN;
             return Err(bad_schema(format!("schema description of {encoded} bytes (readers accept {limit})")));
         }
-        let lock = Self::take_lock(name)?;
+        let mut lock = Self::take_lock(name)?;
         let existing = ShmObject::create_new(&crate::object::name::data(name), opts.mode);
         let mut first_gen = 1;
         let (data, created, liveness_held) = match existing {
@@ -142,14 +147,18 @@ impl RawWriter {
                     if geo.format_version != format {
                         // Asked to write another format than the object's
                         // (`WriterOptions::format_version`): a new object in
-                        // that format replaces it, as `shmstate rm` and a
-                        // restart would; its readers keep their mappings and,
-                        // if they follow, move to the new one.
+                        // that format replaces it. First, as the writer of the
+                        // old one, mark it moved and publish its value once
+                        // more (docs/PROTOCOL.md, "Moved objects"), so that its
+                        // readers leave it at their next read, even on the fast
+                        // path: readers that follow then move to the new object
+                        // at its first publish, the others get `Replaced`.
+                        let mut old = Self::assemble(name, opts, schema, lock, seg, false, held, 1)?;
+                        old.remove_on_drop = false;
+                        let last = old.republish_moved()?;
                         // Generations go on upward, as after a takeover.
-                        // Relaxed: the old writer is gone (we hold its locks).
-                        let last = protocol::generation_of(seg.header().current.load(Relaxed));
                         first_gen = last.saturating_add(1).min(MAX_GENERATION);
-                        drop(seg);
+                        lock = old.into_lock();
                         let seg = Self::replace_data_segment(name, opts, schema)?;
                         let held = take_liveness_lock(name, &seg)?;
                         (seg, true, held)
@@ -173,6 +182,22 @@ impl RawWriter {
             },
             Err(e) => return Err(open_errno(name, "data segment", "creating the data segment", e)),
         };
+        Self::assemble(name, opts, schema, lock, data, created, liveness_held, first_gen)
+    }
+
+    /// The writer of `data` (just created, or taken over): pairs or creates
+    /// its reader table, recovers, and sets the magic.
+    #[allow(clippy::too_many_arguments)]
+    fn assemble<O>(
+        name: &str,
+        opts: &WriterOptions<O>,
+        schema: &SchemaDoc,
+        lock: ShmObject,
+        data: DataSegment,
+        created: bool,
+        liveness_held: bool,
+        first_gen: u64,
+    ) -> Result<Self, OpenError> {
         let incarnation = data.header().incarnation.load(Relaxed);
         let lock_pins = data.header().pin_mode.load(Relaxed) == layout::pin_mode::LOCKS;
         let readers = if lock_pins {
@@ -194,11 +219,13 @@ impl RawWriter {
             Some(t)
         };
         let max_slots = data.header().max_slots.load(Relaxed);
+        // Relaxed: written at creation, before the magic this open checked.
+        let wakes_all = data.header().format_version.load(Relaxed) == layout::PREVIOUS_FORMAT;
         let tables = ObjectTables { name: name.to_string(), data, readers, max_size: opts.max_size };
         let next_gen = if created { first_gen } else { slots::recover(&tables)? };
         let w = RawWriter {
             name: name.to_string(),
-            _lock: lock,
+            lock: Some(lock),
             tables,
             slots: Slots::new(lock_pins, max_slots),
             next_gen,
@@ -208,6 +235,7 @@ impl RawWriter {
             remove_on_drop: opts.remove_on_drop,
             opener: os::pid(),
             woken: 0,
+            wakes_all,
             last_waits_scan: None,
         };
         let h = w.tables.data.header();
@@ -396,6 +424,39 @@ impl RawWriter {
         self.tables.data.header().moved.store(1, Relaxed);
     }
 
+    /// Marks the object moved and publishes its current value once more, the
+    /// last publish of the object, which tells its readers (a new publish
+    /// word). Returns the generation of that publish (the last one, if
+    /// nothing was ever published: then no reader holds a value to leave).
+    fn republish_moved(&mut self) -> Result<u64, OpenError> {
+        let name = self.name.clone();
+        // Relaxed: only this writer stores `current`.
+        let word = self.tables.data.header().current.load(Relaxed);
+        if word == 0 {
+            return Ok(self.next_gen - 1);
+        }
+        let region = self.tables.data.region();
+        let corrupt =
+            || OpenError::Corrupt { name: name.clone(), what: "the current slot lies outside the segment".into() };
+        let entry = region.slot(protocol::slot_of(word)).ok_or_else(corrupt)?;
+        // Relaxed: sealed before we took the object over (we hold its locks).
+        let len = entry.len.load(Relaxed);
+        let ptr = region.range_ptr(entry.offset.load(Relaxed), len).ok_or_else(corrupt)?;
+        // SAFETY: `range_ptr` checked that the `len` bytes lie inside our
+        // mapping; the slot is current, so nobody writes it (we are its only
+        // writer, and we copy them before choosing a slot to publish in).
+        #[allow(unsafe_code)]
+        let bytes = unsafe { core::slice::from_raw_parts(ptr, len as usize) }.to_vec();
+        self.mark_moved();
+        self.copy_bytes(&bytes).map(|g| g.0).map_err(|e| republish_error(&name, e))
+    }
+
+    /// The `.lock` object's flock, for the writer that replaces this object
+    /// under the same name; dropping `self` then lets go of the rest.
+    fn into_lock(mut self) -> ShmObject {
+        self.lock.take().expect("a writer holds its lock until dropped")
+    }
+
     /// Publishes the snapshot `fill` writes into a [`SlotWriter`] over a free
     /// slot. `fill` may be called twice: when the first pass does not fit, the
     /// writer makes room for the length it counted and calls it again.
@@ -434,8 +495,10 @@ impl RawWriter {
         self.next_gen += 1;
         // One waiter, whatever their number: each one woken wakes the next
         // ones, so no publish pays for every waiter (docs/PROTOCOL.md, "Wake-ups").
+        // Format 2: all of them, since its readers do not pass a wake-up on.
         let counted = slots::announce(&self.tables);
-        self.woken = if counted { os::futex_wake(&h.notify, 1) } else { 0 };
+        let n = if self.wakes_all { i32::MAX as u32 } else { 1 };
+        self.woken = if counted { os::futex_wake(&h.notify, n) } else { 0 };
         if counted && self.woken == 0 {
             self.look_for_dead_waiters();
         }
@@ -570,7 +633,9 @@ impl Drop for RawWriter {
             if self.liveness_held {
                 let _ = self.tables.data.obj.unlock(layout::WRITER_LOCK_BYTE);
             }
-            let _ = self._lock.unlock_flock();
+            if let Some(lock) = &self.lock {
+                let _ = lock.unlock_flock();
+            }
         }
     }
 }
@@ -653,4 +718,13 @@ fn create_reader_table<O>(
     }
     drop(map);
     ReaderTable::from_object(name, obj, true)
+}
+
+/// A failed last publish of a replaced object, as the error of the open.
+fn republish_error(name: &str, e: PublishError) -> OpenError {
+    match e {
+        PublishError::NoSpace { needed, shm, .. } => OpenError::NoSpace { name: name.into(), needed, shm },
+        PublishError::Os { op, errno, .. } => OpenError::Os { name: name.into(), op, errno },
+        other => OpenError::Corrupt { name: name.into(), what: format!("republishing before replacing it: {other}") },
+    }
 }
