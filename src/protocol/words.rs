@@ -279,10 +279,12 @@ pub(crate) fn pin_uncounted(current: &AtomicU64, pin: &AtomicU64) -> Pinned {
         // this store also drops the previous pin. P: sequenced before F_R.
         pin.store(c1, Ordering::Release);
         // SYNC(pin-scan): F_R; pairs with F_W in `scan_pins`.
-        fence(Ordering::SeqCst);
+        if !crate::protocol::sync::mutation("pin-no-fence") {
+            fence(Ordering::SeqCst);
+        }
         // SYNC(publish): Acquire pairs with the Release in `publish`.
         let c2 = current.load(Ordering::Acquire);
-        if c2 == c1 {
+        if c2 == c1 || crate::protocol::sync::mutation("pin-no-recheck") {
             return Pinned::Word(c1);
         }
         c1 = c2;
