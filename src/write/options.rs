@@ -170,10 +170,12 @@ impl<T> WriterOptions<T> {
     /// w.publish(&Config { port: 80 })?;
     /// assert_eq!(shmstate::inspect(&name)?.format_version, 2);
     /// drop(w);
-    /// // Once every program is upgraded: the same object, now in format 3.
+    /// // Once every program is upgraded: the object anew, in format 3 (the
+    /// // old one's last publish, generation 2, repeated value 80 to tell its
+    /// // readers to leave).
     /// let mut w = shmstate::Writer::<Config>::options().format_version(3).open_or_create(&name)?;
     /// let g = w.publish(&Config { port: 81 })?;
-    /// assert_eq!((shmstate::inspect(&name)?.format_version, g.get()), (3, 2));
+    /// assert_eq!((shmstate::inspect(&name)?.format_version, g.get()), (3, 3));
     /// # shmstate::remove(&name)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
