@@ -25,6 +25,10 @@ pub struct WriterOptions<T> {
     lock_pins: Option<bool>,
     /// The shm format to write, if chosen (`format_version`).
     format: Option<u32>,
+    /// Several writer processes share the object (`shared`).
+    pub(crate) shared: bool,
+    /// How long to wait for another writer to let go (`wait_for_lock`).
+    pub(crate) wait_for_lock: Option<std::time::Duration>,
     /// Layouts published besides `T`'s own (`lane`).
     pub(crate) lanes: Vec<LaneSpec<T>>,
     _type: PhantomData<fn(&T)>,
@@ -41,6 +45,8 @@ impl<T> Clone for WriterOptions<T> {
             remove_on_drop: self.remove_on_drop,
             lock_pins: self.lock_pins,
             format: self.format,
+            shared: self.shared,
+            wait_for_lock: self.wait_for_lock,
             lanes: self.lanes.clone(),
             _type: PhantomData,
         }
@@ -58,6 +64,8 @@ impl<T> std::fmt::Debug for WriterOptions<T> {
             .field("remove_on_drop", &self.remove_on_drop)
             .field("lock_pins", &self.lock_pins)
             .field("format", &self.format)
+            .field("shared", &self.shared)
+            .field("wait_for_lock", &self.wait_for_lock)
             .field("lanes", &self.lanes.iter().map(|l| l.schema.root().name.clone()).collect::<Vec<_>>())
             .finish()
     }
@@ -74,6 +82,8 @@ impl<T> Default for WriterOptions<T> {
             remove_on_drop: false,
             lock_pins: None,
             format: None,
+            shared: false,
+            wait_for_lock: None,
             lanes: Vec::new(),
             _type: PhantomData,
         }
@@ -159,8 +169,10 @@ impl<T> WriterOptions<T> {
     /// generations continue above the old one's: readers that follow
     /// ([`ReaderOptions::follow`](crate::ReaderOptions::follow)) move to it
     /// at its first publish and read the old one until then; readers that do
-    /// not follow get `Replaced`. `create` creates in `version`. Other
-    /// versions are `InvalidOption`.
+    /// not follow get `Replaced`. `create` creates in `version`. Shared
+    /// writers ([`shared`](Self::shared)) never replace: an object of
+    /// another format is `FormatVersion` to them. Other versions are
+    /// `InvalidOption`.
     ///
     /// ```
     /// # #[shmstate::shared] struct Config { port: u16 }
@@ -189,6 +201,29 @@ impl<T> WriterOptions<T> {
         (self.format.unwrap_or(FORMAT_VERSION), self.format.is_some())
     }
 
+    /// Lets several processes write the object (docs/SEVERAL_WRITERS.md).
+    ///
+    /// Every process that opens it with `shared(true)` gets a writer; their
+    /// publishes (and [`Writer::update`](crate::Writer::update)s) are
+    /// serialized by a lock the kernel releases when its holder dies, and each
+    /// continues the generations of the others: readers see nothing new.
+    /// A writer that opens without it gets `WriterBusy` while shared writers
+    /// live, and the other way round. Not with lanes (yet). Default `false`.
+    pub fn shared(mut self, yes: bool) -> Self {
+        self.shared = yes;
+        self
+    }
+
+    /// Waits up to `timeout` for the writer that holds the object to go away
+    /// (`open_or_create` only), instead of failing at once with `WriterBusy`:
+    /// a standby process becomes the writer as soon as the active one exits
+    /// or dies (the kernel releases its lock), and continues its generations.
+    /// It looks for the lock every millisecond.
+    pub fn wait_for_lock(mut self, timeout: std::time::Duration) -> Self {
+        self.wait_for_lock = Some(timeout);
+        self
+    }
+
     pub(crate) fn uses_lock_pins(&self) -> bool {
         self.lock_pins.unwrap_or(self.mode & 0o077 != 0)
     }
@@ -212,6 +247,12 @@ impl<T> WriterOptions<T> {
         }
         if self.mode & 0o600 != 0o600 {
             return bad(format!("mode {:#o} must let the owner read and write", self.mode));
+        }
+        if self.shared && self.remove_on_drop {
+            return bad("remove_on_drop with shared writers (the first to go would remove the others' object)".into());
+        }
+        if self.shared && !self.lanes.is_empty() {
+            return bad("lanes with shared writers (not supported yet: docs/SEVERAL_WRITERS.md)".into());
         }
         Ok(())
     }
