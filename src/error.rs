@@ -103,7 +103,7 @@ pub enum OpenError {
         name: String,
         /// Version found in the object.
         found: u32,
-        /// Version this build reads.
+        /// The newest version this build reads (and, by default, writes).
         supported: u32,
     },
     /// The object is not a shmstate object, or its bytes are inconsistent.
@@ -388,7 +388,18 @@ impl fmt::Display for OpenError {
                 )
             }
             OpenError::FormatVersion { name, found, supported } => {
-                write!(f, "object {name:?} has shm format version {found}; this build of shmstate reads version {supported}: ")?;
+                let previous = crate::protocol::layout::PREVIOUS_FORMAT;
+                write!(f, "object {name:?} has shm format version {found}; ")?;
+                if *found == previous && *supported > previous {
+                    // Only a writer refuses the previous format (readers read it).
+                    return write!(
+                        f,
+                        "this build writes version {supported} unless told otherwise: open the writer with \
+                         `WriterOptions::format_version({found})` while programs of older builds share the \
+                         object, or `format_version({supported})` to replace it (docs/COMPATIBILITY.md)"
+                    );
+                }
+                write!(f, "this build of shmstate reads versions {previous} and {supported}: ")?;
                 if found > supported {
                     write!(f, "its writer uses a newer shmstate, so upgrade this program's (docs/COMPATIBILITY.md)")
                 } else {
@@ -607,10 +618,13 @@ mod tests {
     #[test]
     fn a_format_version_mismatch_names_both_versions_and_which_side_to_upgrade() {
         let newer = OpenError::FormatVersion { name: "a".into(), found: 4, supported: 3 }.to_string();
-        assert!(newer.contains("format version 4; this build of shmstate reads version 3"), "{newer}");
+        assert!(newer.contains("format version 4; this build of shmstate reads versions 2 and 3"), "{newer}");
         assert!(newer.contains("upgrade this program's"), "{newer}");
-        let older = OpenError::FormatVersion { name: "a".into(), found: 2, supported: 3 }.to_string();
+        let older = OpenError::FormatVersion { name: "a".into(), found: 1, supported: 3 }.to_string();
         assert!(older.contains("its writer uses an older shmstate: upgrade the writer"), "{older}");
+        // A writer of this build that meets a format 2 object.
+        let previous = OpenError::FormatVersion { name: "a".into(), found: 2, supported: 3 }.to_string();
+        assert!(previous.contains("`WriterOptions::format_version(2)`"), "{previous}");
     }
 
     #[test]

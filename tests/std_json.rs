@@ -287,7 +287,7 @@ fn json_of_every_std_type_equals_serde_json_of_the_original() {
 }
 
 #[test]
-fn text_of_addresses_durations_and_sets_is_their_debug() {
+fn text_of_addresses_durations_ranges_and_sets_is_their_debug() {
     let name = TestName::new("std-text");
     let mut w = Writer::<AllStd>::create(name.as_str()).unwrap();
     let v = all_std();
@@ -310,6 +310,9 @@ fn text_of_addresses_durations_and_sets_is_their_debug() {
         ("gateway", format!("{:?}", v.gateway)),
         ("waits", format!("{:?}", v.waits)),
         ("tree_set", format!("{:?}", v.tree_set)),
+        ("range", format!("{:?}", v.range)),
+        ("closed", format!("{:?}", v.closed)),
+        ("ranges", format!("{:?}", v.ranges)),
         ("empty_set", format!("{:?}", v.empty_set)),
         ("boxed_str", format!("{:?}", v.boxed_str)),
         ("long_boxed_str", format!("{:?}", v.long_boxed_str)),
@@ -333,6 +336,7 @@ fn text_of_addresses_durations_and_sets_is_their_debug() {
         "    scoped: [fe80::1%7]:22,\n",
         "    tree_set: {0, 7, 14, 21, 28, 35, 42, 49, 56, 63, 70, 77},\n",
         "    by_ip: {1.2.3.4: 1, ::1: 2},\n",
+        "    closed: -1..=127,\n",
     ] {
         assert!(pretty.contains(needle), "missing {needle:?} in\n{pretty}");
     }
@@ -394,4 +398,126 @@ fn a_user_type_with_the_std_name_and_description_is_the_std_type() {
     let got = decoded(&name);
     assert_eq!(got.to_string(), "1.2.3.4");
     assert_eq!(serde_json::to_value(&got).unwrap(), json!("1.2.3.4"));
+}
+
+#[shmstate::shared]
+#[rkyv(derive(PartialEq, Eq, PartialOrd, Ord, Hash))]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+enum Color {
+    Red,
+    Green,
+}
+
+#[shmstate::shared]
+#[rkyv(derive(PartialEq, Eq, PartialOrd, Ord, Hash))]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+struct Id(u32);
+
+#[shmstate::shared]
+#[rkyv(derive(PartialEq, Eq, PartialOrd, Ord, Hash))]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+struct Zone {
+    zone: u8,
+}
+
+/// Maps whose keys serde_json writes as object keys (after stringifying
+/// them), and sets, of every key kind `Schema` describes.
+#[shmstate::shared]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct StringKeys {
+    bools: BTreeMap<bool, u8>,
+    chars: HashMap<char, u8>,
+    bytes: BTreeMap<u8, u8>,
+    negatives: BTreeMap<i16, u8>,
+    wide: BTreeMap<u128, u8>,
+    wide_signed: BTreeMap<i128, u8>,
+    non_zero: BTreeMap<NonZeroU16, u8>,
+    variants: BTreeMap<Color, u8>,
+    newtypes: HashMap<Id, u8>,
+    boxed: HashMap<Box<u32>, u8>,
+    v6: HashMap<Ipv6Addr, u8>,
+    sock6: BTreeMap<SocketAddrV6, u8>,
+    empty_of_tuples: HashMap<(u8, u8), u8>,
+    addr_set: HashSet<SocketAddr>,
+    ip_set: BTreeSet<IpAddr>,
+    char_set: BTreeSet<char>,
+    variant_set: BTreeSet<Color>,
+    nested_sets: HashMap<String, BTreeSet<u8>>,
+    sets_in_a_list: Vec<BTreeSet<String>>,
+    map_of_maps: BTreeMap<u8, BTreeMap<u16, Vec<u8>>>,
+}
+
+#[test]
+fn maps_with_keys_serde_json_stringifies_and_sets_equal_serde_json_of_the_original() {
+    let name = TestName::new("std-json-keys");
+    let mut w = Writer::<StringKeys>::create(name.as_str()).unwrap();
+    let value = StringKeys {
+        bools: BTreeMap::from([(false, 0), (true, 1)]),
+        chars: HashMap::from([('x', 1)]),
+        bytes: BTreeMap::from([(0, 1), (255, 2)]),
+        negatives: BTreeMap::from([(-300, 1), (7, 2)]),
+        wide: BTreeMap::from([(u128::MAX, 1), (3, 2)]),
+        wide_signed: BTreeMap::from([(i128::MIN, 1)]),
+        non_zero: BTreeMap::from([(NonZeroU16::new(9).unwrap(), 1)]),
+        variants: BTreeMap::from([(Color::Red, 1), (Color::Green, 2)]),
+        newtypes: HashMap::from([(Id(42), 1)]),
+        boxed: HashMap::from([(Box::new(5), 1)]),
+        v6: HashMap::from([(Ipv6Addr::LOCALHOST, 1)]),
+        sock6: BTreeMap::from([(SocketAddrV6::new(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1), 22, 0, 3), 1)]),
+        empty_of_tuples: HashMap::new(),
+        addr_set: HashSet::from([SocketAddr::from(([10, 0, 0, 1], 80))]),
+        ip_set: BTreeSet::from([IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), IpAddr::V6(Ipv6Addr::LOCALHOST)]),
+        char_set: BTreeSet::from(['b', 'a']),
+        variant_set: BTreeSet::from([Color::Green]),
+        nested_sets: HashMap::from([("n".into(), BTreeSet::from([3, 1]))]),
+        sets_in_a_list: vec![BTreeSet::from(["z".into(), "y".into()]), BTreeSet::new()],
+        map_of_maps: BTreeMap::from([(1, BTreeMap::from([(2, vec![3])]))]),
+    };
+    w.publish(&value).unwrap();
+    let got = serde_json::to_value(decoded(&name)).unwrap();
+    let expected = serde_json::to_value(&value).unwrap();
+    let (g, e) = (got.as_object().unwrap(), expected.as_object().unwrap());
+    let wrong: Vec<String> = e
+        .iter()
+        .filter(|(k, v)| g.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k}: got {}, expected {v}", g.get(k).map_or("nothing".into(), |x| x.to_string())))
+        .collect();
+    assert!(wrong.is_empty(), "{} fields differ:\n{}", wrong.len(), wrong.join("\n"));
+    assert_eq!(got, expected);
+    assert_eq!(got["wide"], json!({ "3": 2, "340282366920938463463374607431768211455": 1 }));
+    assert_eq!(got["variants"], json!({ "Red": 1, "Green": 2 }));
+}
+
+/// Where serde_json itself fails ("key must be a string"), `dump --json`
+/// prints the map as `[key, value]` pairs (docs/CLI.md), which is what
+/// serde_json gives for the map's entries as a list, and `publish` reads back.
+/// Where serde_json itself fails ("key must be a string"), `dump --json`
+/// prints the map as `[key, value]` pairs (docs/CLI.md): what serde_json
+/// gives for the map's entries as a list, and what `publish` reads back.
+#[test]
+fn maps_whose_keys_serde_json_refuses_are_lists_of_pairs() {
+    macro_rules! check {
+        ($key:ty, $a:expr, $b:expr) => {{
+            #[shmstate::shared]
+            #[derive(Debug, Clone, PartialEq, Serialize)]
+            struct Pairs {
+                map: BTreeMap<$key, u8>,
+            }
+            let value = Pairs { map: BTreeMap::from([($a, 1), ($b, 2)]) };
+            let err = serde_json::to_value(&value).expect_err("serde_json refuses these keys");
+            assert!(err.to_string().contains("key must be"), "{err}");
+            let name = TestName::new("std-json-pairs");
+            let mut w = Writer::<Pairs>::create(name.as_str()).unwrap();
+            w.publish(&value).unwrap();
+            let got = serde_json::to_value(decoded(&name)).unwrap();
+            let pairs: Vec<(&$key, &u8)> = value.map.iter().collect();
+            assert_eq!(got["map"], serde_json::to_value(&pairs).unwrap(), "keys {}", stringify!($key));
+        }};
+    }
+    check!((u8, u8), (1, 2), (3, 4));
+    check!(Option<u8>, None, Some(5));
+    check!(Duration, Duration::from_secs(1), Duration::from_millis(1500));
+    check!(Zone, Zone { zone: 1 }, Zone { zone: 2 });
+    check!(Vec<u8>, vec![1], vec![2, 3]);
+    check!([u8; 2], [0, 1], [1, 2]);
 }

@@ -2,7 +2,7 @@
 //! value. `{}` is one line; `{:#}` wraps at 100 columns with 4-space indentation
 //! (a member per line where the one-line form does not fit). Addresses and
 //! durations print as their `Debug` does (`127.0.0.1:80`, `[::1]:80`, `1.5s`),
-//! always on one line; sets as `{a, b}`.
+//! always on one line, and so do ranges (`3..17`, `-1..=127`); sets as `{a, b}`.
 
 use core::fmt;
 
@@ -34,6 +34,13 @@ fn inline(v: &Value, out: &mut String, limit: usize) -> bool {
     if let Some(std) = Std::of(v) {
         let _ = write!(out, "{std:?}");
         return out.len() <= limit;
+    }
+    if let Some((start, op, end)) = range(v) {
+        // As `Range`'s `Debug`: the bounds' forms around the operator.
+        return inline(start, out, limit) && {
+            out.push_str(op);
+            inline(end, out, limit)
+        };
     }
     // Writing to a String cannot fail.
     let _ = match v {
@@ -80,6 +87,24 @@ fn inline(v: &Value, out: &mut String, limit: usize) -> bool {
     out.len() <= limit
 }
 
+/// The bounds of a `Range` (`..`) or `RangeInclusive` (`..=`): a struct of
+/// that name (with its type argument) and the fields `start` and `end`.
+fn range(v: &Value) -> Option<(&Value, &'static str, &Value)> {
+    let Value::Struct { name, fields: Fields::Named(fields) } = v else { return None };
+    let [(s, start), (e, end)] = fields.as_slice() else { return None };
+    if s != "start" || e != "end" {
+        return None;
+    }
+    let op = if name.starts_with("Range<") {
+        ".."
+    } else if name.starts_with("RangeInclusive<") {
+        "..="
+    } else {
+        return None;
+    };
+    Some((start, op, end))
+}
+
 fn inline_fields(fields: &Fields, out: &mut String, limit: usize) -> bool {
     match fields {
         Fields::Unit => out.len() <= limit,
@@ -120,8 +145,8 @@ fn pretty(v: &Value, indent: usize, width: usize, out: &mut String) {
         out.push_str(&one);
         return;
     }
-    if Std::of(v).is_some() {
-        // An address or a duration is one token, however deep.
+    if Std::of(v).is_some() || range(v).is_some() {
+        // An address, a duration or a range is one token, however deep.
         inline(v, out, usize::MAX);
         return;
     }

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Errno, OpenError};
 use crate::os::{self, LockProbe, Mapping, ShmObject};
-use crate::protocol::layout::{self, Header, Region, FIXED_HEADER, FORMAT_VERSION, MAGIC, READERS_MAGIC, SLOT_ALIGN};
+use crate::protocol::layout::{
+    self, Header, Region, FIXED_HEADER, FORMAT_VERSION, MAGIC, PREVIOUS_FORMAT, READERS_MAGIC, SLOT_ALIGN,
+};
 use crate::protocol::sync::Ordering::{Acquire, Relaxed};
 use crate::protocol::MAX_SLOTS;
 
@@ -29,6 +31,8 @@ pub(crate) struct Geometry {
     pub max_readers: u32,
     /// Random id of this incarnation of the object (non-zero).
     pub incarnation: u64,
+    /// `FORMAT_VERSION` or `PREVIOUS_FORMAT`.
+    pub format_version: u32,
 }
 
 /// An opened, mapped data segment.
@@ -107,7 +111,7 @@ impl DataSegment {
         let h = self.header();
         let corrupt = |what: String| Err(OpenError::Corrupt { name: name.into(), what });
         let version = h.format_version.load(Relaxed);
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != PREVIOUS_FORMAT {
             return Err(OpenError::FormatVersion { name: name.into(), found: version, supported: FORMAT_VERSION });
         }
         let size = self.obj.size().map_err(|errno| OpenError::Os { name: name.into(), op: "fstat", errno })?;
@@ -152,6 +156,7 @@ impl DataSegment {
         }
         Ok(Geometry {
             incarnation,
+            format_version: version,
             fingerprint: h.fingerprint.load(Relaxed),
             max_slots,
             header_size,
@@ -340,14 +345,25 @@ impl ReaderTable {
     }
 
     /// A table that pins must hold one pin count per slot of its data
-    /// segment: with fewer, readers could not count (they would report
-    /// `Corrupt`) and the writer would scan every pin at each publish.
-    pub(crate) fn check_counts(&self, name: &str, max_slots: u32) -> Result<(), OpenError> {
-        if self.count_slots == max_slots {
+    /// segment (format 3): with fewer, readers could not count (they would
+    /// report `Corrupt`) and the writer would scan every pin at each publish.
+    /// A format 2 table has none (`count_slots` was padding, zero): its
+    /// readers pin without counting ([`Self::counts_pins`]).
+    pub(crate) fn check_counts(&self, name: &str, geo: &Geometry) -> Result<(), OpenError> {
+        let expected = if geo.format_version == PREVIOUS_FORMAT { 0 } else { geo.max_slots };
+        if self.count_slots == expected {
             return Ok(());
         }
-        let what = format!("reader table has {} pin counts for {max_slots} slots", self.count_slots);
+        let (n, v) = (self.count_slots, geo.format_version);
+        let what = format!("reader table has {n} pin counts for {} slots of format {v}", geo.max_slots);
         Err(OpenError::Corrupt { name: name.into(), what })
+    }
+
+    /// Whether readers count their pins in this table (format 3; after
+    /// `check_counts`, false exactly for a format 2 object).
+    #[inline]
+    pub(crate) fn counts_pins(&self) -> bool {
+        self.count_slots != 0
     }
 
     /// Slot `k`'s pin count (`protocol/words.rs`), if the table has one.

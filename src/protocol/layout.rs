@@ -29,6 +29,13 @@ pub(crate) const READERS_MAGIC: u64 = u64::from_le_bytes(*b"shmrdrs\x01");
 /// Version of this layout and protocol (2: incarnation ids; slots are unlocked
 /// before they are published; 3: per-slot pin counts in the reader table).
 pub(crate) const FORMAT_VERSION: u32 = 3;
+/// The previous format, which this build still reads and writes
+/// (`WriterOptions::format_version`, docs/COMPATIBILITY.md): the same bytes
+/// as format 3 but for the pin counts, which a format 2 reader table does
+/// not have (`count_slots` is 0, padding in format 2). Readers then pin
+/// without counting, and the writer finds pinned slots by every reader's
+/// pin only (its slow path, which is format 2's algorithm).
+pub(crate) const PREVIOUS_FORMAT: u32 = 2;
 /// Size of the fixed header fields; the slot table follows.
 pub(crate) const FIXED_HEADER: u64 = 256;
 /// Size of one slot entry and one reader entry (a cache line each).

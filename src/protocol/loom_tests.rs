@@ -244,6 +244,13 @@ impl ModelObject {
         o
     }
 
+    /// `new` with table pins and a reader table without pin counts (format 2).
+    fn new_uncounted(slots: u32, readers: u32) -> Arc<Self> {
+        let Ok(mut o) = Arc::try_unwrap(Self::new(slots, readers, false)) else { panic!("shared model object") };
+        o.counts.clear();
+        Arc::new(o)
+    }
+
     fn region(&self, offset: u64) -> &[AtomicU64; WORDS] {
         let i = offset.checked_sub(DATA_START).map(|d| (d / CAP) as usize);
         i.and_then(|i| self.regions.get(i)).unwrap_or_else(|| panic!("offset {offset} outside the model"))
@@ -399,6 +406,21 @@ fn table_reads(o: &ModelObject, owner: u32, i: u32, reads: usize) {
     fd.file.drop_all(owner);
 }
 
+/// A reader of a format 2 object (no pin counts): claims an entry, pins with
+/// `pin_uncounted` and checks `reads` times, unpins, exits.
+fn uncounted_reader(o: &ModelObject, owner: u32, reads: usize) {
+    let i = claim(o, owner);
+    let fd = Fd { file: o.reader_file.clone(), owner };
+    let pin = &o.entries[i as usize].pin;
+    let mut last = 0;
+    for _ in 0..reads {
+        let Pinned::Word(w) = protocol::pin_uncounted(&o.header.current, pin) else { panic!("published before start") };
+        last = check_pinned(o, w, last);
+    }
+    protocol::unpin(pin, |k| o.count(k));
+    fd.file.drop_all(owner);
+}
+
 /// A lock-pin reader process (the real `pin_with_locks`).
 fn lock_reader(o: &ModelObject, owner: u32, reads: usize) {
     let fd = Fd { file: o.data_file.clone(), owner };
@@ -522,6 +544,33 @@ fn loom_table_pins_catch_count_after_the_fence() {
 #[should_panic(expected = "torn view")]
 fn loom_table_pins_catch_counts_loaded_before_the_fence() {
     table_pins("counts-loaded-before-fence");
+}
+
+/// A format 2 object (`WriterOptions::format_version(2)`): no pin counts, so
+/// the writer finds pinned slots by the pins alone and readers pin with
+/// format 2's handshake. The writer with two slots, a reader pinning twice.
+fn format2_pins(mutation: &'static str) {
+    model(mutation, || {
+        let o = ModelObject::new_uncounted(2, 1);
+        publish_while_reading(&o, 1, |o, owner| uncounted_reader(o, owner, 2));
+    });
+}
+
+#[test]
+fn loom_format2_table_pins() {
+    format2_pins("");
+}
+
+#[test]
+#[should_panic(expected = "torn view")]
+fn loom_format2_table_pins_catch_missing_fence() {
+    format2_pins("pin-no-fence");
+}
+
+#[test]
+#[should_panic(expected = "torn view")]
+fn loom_format2_table_pins_catch_missing_recheck() {
+    format2_pins("pin-no-recheck");
 }
 
 /// A reader that claims a NEW entry (entry 0 is held by an idle live reader,

@@ -63,8 +63,9 @@ pub(crate) mod waiters;
 mod words;
 
 pub(crate) use words::{
-    claim_entry, clear_stale_count, count_for, count_of, generation_of, pin_current, pinned_region, publish,
-    release_entry, reset_count, scan_counts, scan_pins, slot_of, unpin, word, Pinned, MAX_GENERATION, MAX_SLOTS,
+    claim_entry, clear_stale_count, count_for, count_of, generation_of, pin_current, pin_uncounted, pinned_region,
+    publish, release_entry, reset_count, scan_counts, scan_pins, slot_of, unpin, word, Pinned, MAX_GENERATION,
+    MAX_SLOTS,
 };
 
 /// Protocol and validation tests on a heap region, runnable under Miri.

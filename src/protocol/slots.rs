@@ -92,9 +92,8 @@ impl Slots {
         self.release_held(t);
         for attempt in 0..2 {
             for by_counts in [true, false] {
-                if by_counts {
-                    self.scan_counts(t);
-                } else if !self.scan_pins(t) {
+                let scanned = if by_counts { self.scan_counts(t) } else { self.scan_pins(t) };
+                if !scanned {
                     continue;
                 }
                 self.order_slots(t);
@@ -118,12 +117,18 @@ impl Slots {
     }
 
     /// Table pins, fast path: marks the slots whose pin count is not zero
-    /// (`protocol::scan_counts`).
-    fn scan_counts<T: Tables>(&mut self, t: &T) {
+    /// (`protocol::scan_counts`). Returns false for a table without counts
+    /// (format 2: only the pins say what is pinned), so that the slow path
+    /// decides alone; true with lock pins (the slot's lock decides).
+    fn scan_counts<T: Tables>(&mut self, t: &T) -> bool {
         if let Pins::Table { pinned } = &mut self.pins {
+            if t.pin_count(0).is_none() {
+                return false;
+            }
             let count = (t.header().slot_count.load(Relaxed) as usize).min(pinned.len());
             protocol::scan_counts(|k| t.pin_count(k), &mut pinned[..count]);
         }
+        true
     }
 
     /// Table pins, slow path: marks the slots some reader's pin names

@@ -258,6 +258,40 @@ pub(crate) fn pin_current<'a>(
     }
 }
 
+/// Reader of a format 2 object (no pin counts in its reader table): pins
+/// the current snapshot with format 2's handshake, the pin store P, F_R and
+/// the re-check. Its writer finds pinned slots only by `scan_pins` (the slow
+/// path: with no count word, `scan_counts` marks every slot pinned), so the
+/// store-buffering argument of `scan_pins` alone keeps the slot from it.
+///
+/// Lock-free: it retries only when a publish happened in between.
+pub(crate) fn pin_uncounted(current: &AtomicU64, pin: &AtomicU64) -> Pinned {
+    // SYNC(publish): Acquire pairs with the Release in `publish`.
+    let mut c1 = current.load(Ordering::Acquire);
+    loop {
+        if c1 == 0 {
+            // SYNC(unpin): Release, as every pin store; pairs with the
+            // writer's Acquire pin loads in `scan_pins`.
+            pin.store(0, Ordering::Release);
+            return Pinned::Empty;
+        }
+        // SYNC(unpin): Release pairs with the Acquire loads in `scan_pins`;
+        // this store also drops the previous pin. P: sequenced before F_R.
+        pin.store(c1, Ordering::Release);
+        // SYNC(pin-scan): F_R; pairs with F_W in `scan_pins`.
+        if !crate::protocol::sync::mutation("pin-no-fence") {
+            fence(Ordering::SeqCst);
+        }
+        // SYNC(publish): Acquire pairs with the Release in `publish`.
+        let c2 = current.load(Ordering::Acquire);
+        if c2 == c1 || crate::protocol::sync::mutation("pin-no-recheck") {
+            return Pinned::Word(c1);
+        }
+        c1 = c2;
+        crate::protocol::sync::spin_hint();
+    }
+}
+
 /// Reader: where the slot named by the pinned word `word` keeps its bytes,
 /// `(offset, len)`, checked against its entry (sealed at that generation, a
 /// 64-aligned offset past `data_start`). The caller still checks the range

@@ -80,7 +80,7 @@ impl RawReader {
             // between. Pin only in the table of this data segment's incarnation.
             match ReaderTable::open_paired(name, geo.incarnation, true) {
                 Ok(readers) => {
-                    readers.check_counts(name, geo.max_slots)?;
+                    readers.check_counts(name, &geo)?;
                     let entry = claim_entry(name, &readers)?;
                     let pins = Pins::Table { readers, entry };
                     return Ok(RawReader { name: name.to_string(), data, geo, pins, opener: os::pid() });
@@ -189,10 +189,14 @@ impl RawReader {
     /// with the bytes inside the mapping.
     pub(crate) fn pin_latest(&mut self) -> Result<(u64, u64, u64), ReadError> {
         let pinned = match &mut self.pins {
-            Pins::Table { readers, entry } => {
+            Pins::Table { readers, entry } if readers.counts_pins() => {
                 protocol::pin_current(&self.data.header().current, &Self::my_entry(readers, *entry).pin, |k| {
                     readers.pin_count(k)
                 })
+            }
+            // A format 2 object: its table has no pin counts.
+            Pins::Table { readers, entry } => {
+                protocol::pin_uncounted(&self.data.header().current, &Self::my_entry(readers, *entry).pin)
             }
             Pins::Locks { held, .. } => {
                 let mut slot = held.get();

@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 
 use crate::error::OpenError;
 use crate::object::segment::MAX_READERS;
+use crate::protocol::layout::{FORMAT_VERSION, PREVIOUS_FORMAT};
 use crate::protocol::MAX_SLOTS;
 use crate::write::lane_spec::LaneSpec;
 use crate::Shared;
@@ -22,6 +23,8 @@ pub struct WriterOptions<T> {
     pub(crate) max_size: u64,
     pub(crate) remove_on_drop: bool,
     lock_pins: Option<bool>,
+    /// The shm format to write, if chosen (`format_version`).
+    format: Option<u32>,
     /// Several writer processes share the object (`shared`).
     pub(crate) shared: bool,
     /// How long to wait for another writer to let go (`wait_for_lock`).
@@ -41,6 +44,7 @@ impl<T> Clone for WriterOptions<T> {
             max_size: self.max_size,
             remove_on_drop: self.remove_on_drop,
             lock_pins: self.lock_pins,
+            format: self.format,
             shared: self.shared,
             wait_for_lock: self.wait_for_lock,
             lanes: self.lanes.clone(),
@@ -59,6 +63,7 @@ impl<T> std::fmt::Debug for WriterOptions<T> {
             .field("max_size", &self.max_size)
             .field("remove_on_drop", &self.remove_on_drop)
             .field("lock_pins", &self.lock_pins)
+            .field("format", &self.format)
             .field("shared", &self.shared)
             .field("wait_for_lock", &self.wait_for_lock)
             .field("lanes", &self.lanes.iter().map(|l| l.schema.root().name.clone()).collect::<Vec<_>>())
@@ -76,6 +81,7 @@ impl<T> Default for WriterOptions<T> {
             max_size: 1 << 34,
             remove_on_drop: false,
             lock_pins: None,
+            format: None,
             shared: false,
             wait_for_lock: None,
             lanes: Vec::new(),
@@ -145,6 +151,56 @@ impl<T> WriterOptions<T> {
         self
     }
 
+    /// The shm format the writer writes (docs/COMPATIBILITY.md, "Upgrading
+    /// the library across a fleet"): 3, this build's (the default), or 2,
+    /// the previous one, which the builds that know only format 2 read and
+    /// write. A format 2 object is format 3 without the per-slot pin counts,
+    /// and its readers do not pass wake-ups on: each publish then loads every
+    /// reader's pin (O(readers), as format 2 builds do) instead of one count
+    /// per slot, and wakes every waiting reader instead of one. Readers of
+    /// this build read both formats.
+    ///
+    /// Without this option a writer creates objects in format 3, takes over
+    /// one in format 3, and refuses one in format 2 with
+    /// [`OpenError::FormatVersion`] (which says to choose). With it,
+    /// `open_or_create` creates the object in `version`, takes it over if it
+    /// is in `version`, and otherwise (no live writer holds it) **replaces**
+    /// it by a new object in `version` under the same name, whose
+    /// generations continue above the old one's: readers that follow
+    /// ([`ReaderOptions::follow`](crate::ReaderOptions::follow)) move to it
+    /// at its first publish and read the old one until then; readers that do
+    /// not follow get `Replaced`. `create` creates in `version`. Shared
+    /// writers ([`shared`](Self::shared)) never replace: an object of
+    /// another format is `FormatVersion` to them. Other versions are
+    /// `InvalidOption`.
+    ///
+    /// ```
+    /// # #[shmstate::shared] struct Config { port: u16 }
+    /// # let name = format!("doc.format2.{}", std::process::id());
+    /// // While programs built with a format 2 shmstate still share the object:
+    /// let mut w = shmstate::Writer::<Config>::options().format_version(2).open_or_create(&name)?;
+    /// w.publish(&Config { port: 80 })?;
+    /// assert_eq!(shmstate::inspect(&name)?.format_version, 2);
+    /// drop(w);
+    /// // Once every program is upgraded: the object anew, in format 3 (the
+    /// // old one's last publish, generation 2, repeated value 80 to tell its
+    /// // readers to leave).
+    /// let mut w = shmstate::Writer::<Config>::options().format_version(3).open_or_create(&name)?;
+    /// let g = w.publish(&Config { port: 81 })?;
+    /// assert_eq!((shmstate::inspect(&name)?.format_version, g.get()), (3, 3));
+    /// # shmstate::remove(&name)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn format_version(mut self, version: u32) -> Self {
+        self.format = Some(version);
+        self
+    }
+
+    /// The format this writer writes, and whether it was chosen.
+    pub(crate) fn format(&self) -> (u32, bool) {
+        (self.format.unwrap_or(FORMAT_VERSION), self.format.is_some())
+    }
+
     /// Lets several processes write the object (docs/SEVERAL_WRITERS.md).
     ///
     /// Every process that opens it with `shared(true)` gets a writer; their
@@ -182,6 +238,9 @@ impl<T> WriterOptions<T> {
         }
         if self.max_slots() > MAX_SLOTS {
             return bad(format!("slots + max_readers too large ({} slots, limit {MAX_SLOTS})", self.max_slots()));
+        }
+        if let Some(v) = self.format.filter(|&v| v != FORMAT_VERSION && v != PREVIOUS_FORMAT) {
+            return bad(format!("format_version = {v} (this build writes {PREVIOUS_FORMAT} and {FORMAT_VERSION})"));
         }
         if self.mode & !0o777 != 0 {
             return bad(format!("mode {:#o} has bits outside 0o777", self.mode));

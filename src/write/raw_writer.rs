@@ -21,7 +21,7 @@ use crate::protocol::locks::ByteLocks;
 use crate::protocol::slots::{self, Slots};
 use crate::protocol::sync::AtomicU64;
 use crate::protocol::sync::Ordering::{Acquire, Relaxed, Release};
-use crate::protocol::MAX_GENERATION;
+use crate::protocol::{self, MAX_GENERATION};
 use crate::schema::SchemaDoc;
 use crate::write::options::WriterOptions;
 use crate::write::shared::{self, WriterTable};
@@ -47,7 +47,8 @@ impl WriterOptions<RawWriter> {
 /// `RawWriter::options().open_or_create_raw(name, &schema)`.
 pub struct RawWriter {
     name: String,
-    _lock: ShmObject,
+    /// The `.lock` object's flock (`None` once handed on by `into_lock`).
+    lock: Option<ShmObject>,
     tables: ObjectTables,
     slots: Slots,
     next_gen: u64,
@@ -60,8 +61,12 @@ pub struct RawWriter {
     /// drop (see `RawReader`'s `opener`).
     opener: u32,
     /// Waiters the last publish's futex wake woke (0 or 1: the woken one
-    /// passes it on, `watch::pass_on_wake`).
+    /// passes it on, `watch::pass_on_wake`; every waiter in a format 2 object).
     woken: u32,
+    /// A format 2 object: each publish wakes every waiter, as format 2's
+    /// writers did, because readers of format 2 builds do not pass wake-ups
+    /// on (docs/COMPATIBILITY.md).
+    wakes_all: bool,
     /// When a wake-up last woke nobody while `waiters` was not 0 and the
     /// writer looked for dead waiters (`slots::reclaim_dead_waits`).
     last_waits_scan: Option<Instant>,
@@ -149,7 +154,7 @@ impl RawWriter {
             let limit = crate::object::segment::MAX_SCHEMA_LEN;
             return Err(bad_schema(format!("schema description of {encoded} bytes (readers accept {limit})")));
         }
-        let lock = Self::take_lock(name, opts.shared, opts.wait_for_lock)?;
+        let mut lock = Self::take_lock(name, opts.shared, opts.wait_for_lock)?;
         // Shared writers open one at a time, under the publish lock: whoever
         // finds an object not yet initialised knows its creator died. On an
         // error below, closing `lock` (its only descriptor) releases it.
@@ -174,6 +179,7 @@ impl RawWriter {
             }
         };
         let existing = ShmObject::create_new(&crate::object::name::data(name), opts.mode);
+        let mut first_gen = 1;
         let (data, created, (liveness_held, seat)) = match existing {
             Ok(obj) => {
                 let seg = Self::initialise(name, obj, opts, schema)?;
@@ -189,20 +195,47 @@ impl RawWriter {
                     if geo.fingerprint != schema.fingerprint() {
                         return Err(mismatch(&seg, &geo));
                     }
-                    // A lane an earlier writer marked moved is published
-                    // again from here: readers that open it may stay.
-                    // SYNC(moved): Relaxed, ordered before readers' view by
-                    // our first publish's Release.
-                    seg.header().moved.store(0, Relaxed);
-                    (seg, false, held)
+                    let (format, chosen) = opts.format();
+                    // Shared writers keep the object's format (one of them
+                    // cannot replace the object under the others).
+                    if geo.format_version != format && (!chosen || opts.shared) {
+                        return Err(OpenError::FormatVersion {
+                            name: name.into(),
+                            found: geo.format_version,
+                            supported: format,
+                        });
+                    }
+                    if geo.format_version != format {
+                        // Asked to write another format than the object's
+                        // (`WriterOptions::format_version`): a new object in
+                        // that format replaces it. First, as the writer of the
+                        // old one, mark it moved and publish its value once
+                        // more (docs/PROTOCOL.md, "Moved objects"), so that its
+                        // readers leave it at their next read, even on the fast
+                        // path: readers that follow then move to the new object
+                        // at its first publish, the others get `Replaced`.
+                        let mut old = Self::assemble(name, opts, schema, lock, None, seg, false, held, 1)?;
+                        old.remove_on_drop = false;
+                        let last = old.republish_moved()?;
+                        // Generations go on upward, as after a takeover.
+                        first_gen = last.saturating_add(1).min(MAX_GENERATION);
+                        lock = old.into_lock();
+                        let seg = Self::replace_data_segment(name, opts, schema)?;
+                        let held = liveness(&seg)?;
+                        (seg, true, held)
+                    } else {
+                        // A lane an earlier writer marked moved is published
+                        // again from here: readers that open it may stay.
+                        // SYNC(moved): Relaxed, ordered before readers' view by
+                        // our first publish's Release.
+                        seg.header().moved.store(0, Relaxed);
+                        (seg, false, held)
+                    }
                 }
                 // A creator that died before finishing: we hold the lock, so
                 // nobody else is initialising it. Start afresh under the name.
                 Err(OpenError::NotInitialized { .. }) => {
-                    let _ = ShmObject::unlink(&crate::object::name::data(name));
-                    let obj = ShmObject::create_new(&crate::object::name::data(name), opts.mode)
-                        .map_err(|e| open_errno(name, "data segment", "creating the data segment", e))?;
-                    let seg = Self::initialise(name, obj, opts, schema)?;
+                    let seg = Self::replace_data_segment(name, opts, schema)?;
                     let held = liveness(&seg)?;
                     (seg, true, held)
                 }
@@ -210,6 +243,24 @@ impl RawWriter {
             },
             Err(e) => return Err(open_errno(name, "data segment", "creating the data segment", e)),
         };
+        Self::assemble(name, opts, schema, lock, table, data, created, (liveness_held, seat), first_gen)
+    }
+
+    /// The writer of `data` (just created, or taken over), holding `lock`
+    /// (and, shared, its seat in `table`): pairs or creates the reader table,
+    /// recovers, and sets the magic.
+    #[allow(clippy::too_many_arguments)]
+    fn assemble<O>(
+        name: &str,
+        opts: &WriterOptions<O>,
+        schema: &SchemaDoc,
+        lock: ShmObject,
+        table: Option<Box<WriterTable>>,
+        data: DataSegment,
+        created: bool,
+        (liveness_held, seat): (bool, Option<u32>),
+        first_gen: u64,
+    ) -> Result<Self, OpenError> {
         // Shared: the slot table is the other writers' too from here on
         // (recovery below rewrites it): under the publish lock, released when
         // `_publishing` drops, after the table has moved (boxed) into `w`.
@@ -241,15 +292,17 @@ impl RawWriter {
             // segment pin there and nowhere else.
             let t = ReaderTable::open_paired(name, incarnation, true).map_err(|e| e.into_open_error(name))?;
             check_owner(name, "reader table", &t.obj)?;
-            t.check_counts(name, data.header().max_slots.load(Relaxed))?;
+            t.check_counts(name, &data.check(name)?)?;
             Some(t)
         };
         let max_slots = data.header().max_slots.load(Relaxed);
+        // Relaxed: written at creation, before the magic this open checked.
+        let wakes_all = data.header().format_version.load(Relaxed) == layout::PREVIOUS_FORMAT;
         let tables = ObjectTables { name: name.to_string(), data, readers, max_size: opts.max_size };
-        let next_gen = if created { 1 } else { slots::recover(&tables)? };
+        let next_gen = if created { first_gen } else { slots::recover(&tables)? };
         let w = RawWriter {
             name: name.to_string(),
-            _lock: lock,
+            lock: Some(lock),
             tables,
             slots: Slots::new(lock_pins, max_slots),
             next_gen,
@@ -259,6 +312,7 @@ impl RawWriter {
             remove_on_drop: opts.remove_on_drop,
             opener: os::pid(),
             woken: 0,
+            wakes_all,
             last_waits_scan: None,
             shared: None,
             stats: WriterStats::default(),
@@ -269,7 +323,9 @@ impl RawWriter {
             s.table.enter(s.seat);
             // This open caught up (`recover` above): the turn is counted.
             s.table.take_turn(&mut s.turn);
-            shared::unlock_opening(w._lock.fd());
+            if let Some(lock) = &w.lock {
+                shared::unlock_opening(lock.fd());
+            }
         }
         let h = w.tables.data.header();
         h.writer_pid.store(os::pid(), Relaxed);
@@ -296,6 +352,19 @@ impl RawWriter {
                 Err(errno) => return Err(OpenError::Os { name: name.into(), op: "flock", errno }),
             }
         }
+    }
+
+    /// Unlinks the data segment under `name` and creates a new one in its
+    /// place (we hold the `.lock`, so nobody else creates it meanwhile).
+    fn replace_data_segment<O>(
+        name: &str,
+        opts: &WriterOptions<O>,
+        schema: &SchemaDoc,
+    ) -> Result<DataSegment, OpenError> {
+        let _ = ShmObject::unlink(&crate::object::name::data(name));
+        let obj = ShmObject::create_new(&crate::object::name::data(name), opts.mode)
+            .map_err(|e| open_errno(name, "data segment", "creating the data segment", e))?;
+        Self::initialise(name, obj, opts, schema)
     }
 
     /// Lays out a freshly created data segment.
@@ -327,7 +396,7 @@ impl RawWriter {
         {
             let region = seg.region();
             let h = seg.header();
-            h.format_version.store(layout::FORMAT_VERSION, Relaxed);
+            h.format_version.store(opts.format().0, Relaxed);
             h.header_size.store(header_size as u32, Relaxed);
             h.fingerprint.store(fingerprint, Relaxed);
             h.rkyv_format.store(crate::schema::fp::RKYV_FORMAT, Relaxed);
@@ -445,6 +514,39 @@ impl RawWriter {
         // SYNC(moved): Relaxed; the Release store of the next publish orders
         // it before every reader that sees that publish (`DataSegment::moved`).
         self.tables.data.header().moved.store(1, Relaxed);
+    }
+
+    /// Marks the object moved and publishes its current value once more, the
+    /// last publish of the object, which tells its readers (a new publish
+    /// word). Returns the generation of that publish (the last one, if
+    /// nothing was ever published: then no reader holds a value to leave).
+    fn republish_moved(&mut self) -> Result<u64, OpenError> {
+        let name = self.name.clone();
+        // Relaxed: only this writer stores `current`.
+        let word = self.tables.data.header().current.load(Relaxed);
+        if word == 0 {
+            return Ok(self.next_gen - 1);
+        }
+        let region = self.tables.data.region();
+        let corrupt =
+            || OpenError::Corrupt { name: name.clone(), what: "the current slot lies outside the segment".into() };
+        let entry = region.slot(protocol::slot_of(word)).ok_or_else(corrupt)?;
+        // Relaxed: sealed before we took the object over (we hold its locks).
+        let len = entry.len.load(Relaxed);
+        let ptr = region.range_ptr(entry.offset.load(Relaxed), len).ok_or_else(corrupt)?;
+        // SAFETY: `range_ptr` checked that the `len` bytes lie inside our
+        // mapping; the slot is current, so nobody writes it (we are its only
+        // writer, and we copy them before choosing a slot to publish in).
+        #[allow(unsafe_code)]
+        let bytes = unsafe { core::slice::from_raw_parts(ptr, len as usize) }.to_vec();
+        self.mark_moved();
+        self.copy_bytes(&bytes).map(|g| g.0).map_err(|e| republish_error(&name, e))
+    }
+
+    /// The `.lock` object's flock, for the writer that replaces this object
+    /// under the same name; dropping `self` then lets go of the rest.
+    fn into_lock(mut self) -> ShmObject {
+        self.lock.take().expect("a writer holds its lock until dropped")
     }
 
     /// Publishes the snapshot `fill` writes into a [`SlotWriter`] over a free
@@ -594,8 +696,10 @@ impl RawWriter {
         self.next_gen += 1;
         // One waiter, whatever their number: each one woken wakes the next
         // ones, so no publish pays for every waiter (docs/PROTOCOL.md, "Wake-ups").
+        // Format 2: all of them, since its readers do not pass a wake-up on.
         let counted = slots::announce(&self.tables);
-        self.woken = if counted { os::futex_wake(&h.notify, 1) } else { 0 };
+        let n = if self.wakes_all { i32::MAX as u32 } else { 1 };
+        self.woken = if counted { os::futex_wake(&h.notify, n) } else { 0 };
         if counted && self.woken == 0 {
             self.look_for_dead_waiters();
         }
@@ -734,7 +838,9 @@ impl Drop for RawWriter {
             if self.liveness_held {
                 let _ = self.tables.data.obj.unlock(layout::WRITER_LOCK_BYTE);
             }
-            let _ = self._lock.unlock_flock();
+            if let Some(lock) = &self.lock {
+                let _ = lock.unlock_flock();
+            }
         }
     }
 }
@@ -800,7 +906,9 @@ fn create_reader_table<O>(
         r => r,
     }
     .map_err(|e| open_errno(name, "reader table", "creating the reader table", e))?;
-    let size = layout::reader_table_size(opts.max_readers, max_slots);
+    // Format 2 tables have no pin counts (`count_slots` 0 was padding there).
+    let counts = if opts.format().0 == layout::PREVIOUS_FORMAT { 0 } else { max_slots };
+    let size = layout::reader_table_size(opts.max_readers, counts);
     obj.grow_to(size).map_err(|e| OpenError::allocating(name, "allocating the reader table", size, e))?;
     let map = Mapping::new(&obj, size, true).map_err(|errno| OpenError::Os { name: name.into(), op: "mmap", errno })?;
     {
@@ -808,11 +916,20 @@ fn create_reader_table<O>(
         let h = region.readers_header().expect("reader table holds its header");
         // SYNC(init): Relaxed; published by the Release magic store below.
         h.capacity.store(opts.max_readers, Relaxed);
-        h.count_slots.store(max_slots, Relaxed);
+        h.count_slots.store(counts, Relaxed);
         h.incarnation.store(incarnation, Relaxed);
         // SYNC(init): Release pairs with the Acquire load in `ReaderTable::from_object`.
         h.magic.store(READERS_MAGIC, Release);
     }
     drop(map);
     ReaderTable::from_object(name, obj, true)
+}
+
+/// A failed last publish of a replaced object, as the error of the open.
+fn republish_error(name: &str, e: PublishError) -> OpenError {
+    match e {
+        PublishError::NoSpace { needed, shm, .. } => OpenError::NoSpace { name: name.into(), needed, shm },
+        PublishError::Os { op, errno, .. } => OpenError::Os { name: name.into(), op, errno },
+        other => OpenError::Corrupt { name: name.into(), what: format!("republishing before replacing it: {other}") },
+    }
 }
