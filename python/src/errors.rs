@@ -5,24 +5,31 @@
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 
-/// The exception for a Rust error: the class named after its variant (read
-/// from its `Debug` form, the variant name first; an `Open(..)` read error is
-/// its open error's), with its `Display` as the message.
-pub(crate) fn to_py<E: std::fmt::Debug + std::fmt::Display>(e: E) -> PyErr {
-    let debug = format!("{e:?}");
-    raise(variant(&debug), e.to_string())
+/// The exception for a Rust error: the class named after its variant, with
+/// its `Display` as the message.
+pub(crate) fn to_py<E: std::fmt::Debug + std::fmt::Display + 'static>(e: E) -> PyErr {
+    let (kind, message) = kind_of(e);
+    raise(&kind, message)
 }
 
 /// The class name and message of `to_py(e)`, to raise once the GIL is held
-/// again (`raise(&kind, message)`).
-pub(crate) fn kind_of<E: std::fmt::Debug + std::fmt::Display>(e: E) -> (String, String) {
-    (variant(&format!("{e:?}")).to_string(), e.to_string())
+/// again (`raise(&kind, message)`). The library's `Debug` forms end in
+/// `(Type::Variant)`; a read error that is an open error is its open error's.
+pub(crate) fn kind_of<E: std::fmt::Debug + std::fmt::Display + 'static>(e: E) -> (String, String) {
+    let debug = match (&e as &dyn std::any::Any).downcast_ref::<shmstate::ReadError>() {
+        Some(shmstate::ReadError::Open(open)) => format!("{open:?}"),
+        _ => format!("{e:?}"),
+    };
+    (variant(&debug).to_string(), e.to_string())
 }
 
 fn variant(debug: &str) -> &str {
-    let s = debug.strip_prefix("Open(").unwrap_or(debug);
-    let end = s.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(s.len());
-    &s[..end]
+    debug
+        .strip_suffix(')')
+        .and_then(|d| d.rsplit_once("::"))
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or("Error")
 }
 
 /// An exception of the class `kind` of `shmstate` (its base `Error` if there

@@ -93,7 +93,7 @@ impl Reader {
         }
         let g = st.probe.generation().get();
         if let Some(s) = &st.latest {
-            if s.get().is_latest(g) {
+            if s.get().is_latest(st.object.incarnation, g) {
                 return Ok(s.clone_ref(py));
             }
         }
@@ -226,7 +226,7 @@ impl Reader {
         let now = coarse_now();
         self.with_state(|st| {
             if let Some(s) = &st.latest {
-                if s.get().is_latest(st.probe.generation().get())
+                if s.get().is_latest(st.object.incarnation, st.probe.generation().get())
                     && !st.check_now
                     && now.saturating_sub(st.checked) < NAME_CHECK_INTERVAL
                 {

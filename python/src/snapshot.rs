@@ -16,6 +16,8 @@ use crate::view::{wrap, View};
 #[pyclass(frozen, module = "shmstate", name = "Snapshot")]
 pub(crate) struct Snapshot {
     generation: u64,
+    /// The object it was read from (`Object::incarnation`).
+    incarnation: u64,
     size: usize,
     type_name: String,
     /// The root value (a `View`, or a leaf's value) and the pin, until released.
@@ -33,6 +35,7 @@ impl Snapshot {
         let value = wrap(py, &pin, root)?;
         Ok(Snapshot {
             generation: pin.generation,
+            incarnation: pin.object.incarnation,
             size: pin.len(),
             type_name,
             held: Mutex::new(Some((pin, value))),
@@ -40,10 +43,11 @@ impl Snapshot {
         })
     }
 
-    /// Whether it still holds its pin; `current` is the object's latest generation.
+    /// Whether it is the latest snapshot of the object (`incarnation`) whose
+    /// latest generation is `generation`, and still holds its pin.
     #[inline]
-    pub(crate) fn is_latest(&self, current: u64) -> bool {
-        self.generation == current && !self.released.load(Relaxed)
+    pub(crate) fn is_latest(&self, incarnation: u64, generation: u64) -> bool {
+        self.generation == generation && self.incarnation == incarnation && !self.released.load(Relaxed)
     }
 
     fn root(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
