@@ -31,6 +31,19 @@ fn info_dict<'py>(py: Python<'py>, info: &ObjectInfo) -> PyResult<Bound<'py, PyD
     d.set_item("held_old_bytes", info.held_old_bytes())?;
     d.set_item("pin_mode", info.pin_mode)?;
     d.set_item("lane_of", &info.lane_of)?;
+    let slots = pyo3::types::PyList::empty(py);
+    for slot in &info.slots {
+        let sd = PyDict::new(py);
+        sd.set_item("index", slot.index)?;
+        sd.set_item("state", slot.state)?;
+        sd.set_item("generation", slot.generation)?;
+        sd.set_item("offset", slot.offset)?;
+        sd.set_item("capacity", slot.capacity)?;
+        sd.set_item("len", slot.len)?;
+        sd.set_item("current", slot.current)?;
+        slots.append(sd)?;
+    }
+    d.set_item("slot_table", slots)?;
     let lanes: Vec<&str> = info.lanes.iter().map(|l| l.name.as_str()).collect();
     d.set_item("lanes", lanes)?;
     Ok(d)

@@ -31,9 +31,7 @@ def bins():
     return {"fixture": os.path.join(target, "examples", "python_fixture"), "cli": os.path.join(target, "shmstate")}
 
 
-@pytest.fixture
-def name():
-    """A fresh object name, removed afterwards."""
+def _fresh_name():
     n = f"pytest.{os.getpid()}.{next(_names)}"
     yield n
     for path in (f"/dev/shm/shmstate.{n}", f"/dev/shm/shmstate.{n}.readers"):
@@ -41,6 +39,18 @@ def name():
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+
+@pytest.fixture
+def name():
+    """A fresh object name (the `writer` fixture's), removed afterwards."""
+    yield from _fresh_name()
+
+
+@pytest.fixture
+def other_name():
+    """Another fresh object name, removed afterwards."""
+    yield from _fresh_name()
 
 
 class RustWriter:
