@@ -10,7 +10,7 @@
 //!     v2                        #   removes NAME, creates it holding `ConfigV2` -> "published G"
 //!     quit                      #   removes NAME and exits
 //! python_fixture check NAME     # a Reader<Config> of NAME prints its fields
-//! python_fixture schema         # Config's schema file (schema_of::<Config>().to_json())
+//! python_fixture schema [v2]    # Config's (ConfigV2's) schema file (schema_of::<T>().to_json())
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -209,6 +209,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             say(&shmstate::schema::schema_of::<Config>().to_json());
             Ok(())
         }
-        other => Err(format!("usage: python_fixture serve NAME | check NAME | schema (got {other:?})").into()),
+        ["schema", "v2"] => {
+            say(&shmstate::schema::schema_of::<ConfigV2>().to_json());
+            Ok(())
+        }
+        other => Err(format!("usage: python_fixture serve NAME | check NAME | schema [v2] (got {other:?})").into()),
     }
 }

@@ -7,11 +7,16 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use pyo3::exceptions::PyAttributeError;
 use pyo3::prelude::*;
+use pyo3::types::PyString;
 use pyo3::IntoPyObjectExt;
 
 use crate::errors::{invalid, raise};
 use crate::pin::Pin;
-use crate::view::{wrap, View};
+use crate::view::{generic_getattr, wrap, View};
+
+/// The snapshot's own attributes: they come before the root's fields of the
+/// same name (which `snap.value.NAME` reaches).
+const OWN: [&str; 7] = ["generation", "size", "type_name", "value", "released", "release", "to_python"];
 
 #[pyclass(frozen, module = "shmstate", name = "Snapshot")]
 pub(crate) struct Snapshot {
@@ -102,12 +107,26 @@ impl Snapshot {
         self.released.load(Relaxed)
     }
 
-    fn __getattr__(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
-        let root = self.root(py)?;
-        match root.bind(py).cast::<View>() {
-            Ok(view) => view.get().attr(py, name),
-            Err(_) => Err(PyAttributeError::new_err(format!("{} has no field {name:?}", self.type_name))),
+    /// The snapshot's own attributes, then the root value's fields.
+    fn __getattribute__(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let s = name.to_str()?;
+        if s.starts_with('_') || OWN.contains(&s) {
+            return generic_getattr(slf.as_any(), name);
         }
+        let this = slf.get();
+        let root = this.root(py)?;
+        if let Ok(view) = root.bind(py).cast::<View>() {
+            if let Some(v) = view.get().field(py, s)? {
+                return Ok(v);
+            }
+        }
+        generic_getattr(slf.as_any(), name)
+    }
+
+    /// Called after `__getattribute__` found nothing: the message.
+    fn __getattr__(&self, name: &str) -> PyResult<Py<PyAny>> {
+        Err(PyAttributeError::new_err(format!("{} has no field {name:?}", self.type_name)))
     }
 
     fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use pyo3::exceptions::{PyAttributeError, PyBufferError, PyIndexError, PyKeyError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PySlice};
+use pyo3::types::{PyDict, PyList, PySlice, PyString};
 use pyo3::{ffi, IntoPyObjectExt};
 use shmstate::dynamic::{Node, NodeFields, Shape, Value};
 use shmstate::schema::{Kind, Primitive};
@@ -32,6 +32,14 @@ pub(crate) struct View {
     keys: OnceLock<(Vec<Py<PyAny>>, Py<PyDict>)>,
     /// For the buffer protocol: element count and size (`shape`, `strides`).
     dims: [isize; 2],
+}
+
+/// Python's own attribute lookup (methods, getters) on `obj`.
+pub(crate) fn generic_getattr(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> PyResult<Py<PyAny>> {
+    // SAFETY: `obj` and `name` are live objects borrowed for the call, which
+    // returns a new reference, or NULL with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(obj.py(), ffi::PyObject_GenericGetAttr(obj.as_ptr(), name.as_ptr())) }
+        .map(Bound::unbind)
 }
 
 /// `node` as Python: a leaf as its value, `None`/`Some` as `None`/the value,
@@ -159,16 +167,22 @@ impl View {
         })
     }
 
-    pub(crate) fn attr(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
+    /// The field `name` (or an enum's `variant`), if there is one.
+    pub(crate) fn field(&self, py: Python<'_>, name: &str) -> PyResult<Option<Py<PyAny>>> {
         if let Shape::Enum { variant, .. } = &self.shape {
             if name == "variant" {
-                return variant.into_py_any(py);
+                return variant.into_py_any(py).map(Some);
             }
         }
         match self.names().get(name) {
-            Some(node) => wrap(py, &self.pin, *node),
-            None => Err(PyAttributeError::new_err(format!("{} has no field {name:?}", self.type_name()))),
+            Some(node) => wrap(py, &self.pin, *node).map(Some),
+            None => Ok(None),
         }
+    }
+
+    pub(crate) fn attr(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
+        self.field(py, name)?
+            .ok_or_else(|| PyAttributeError::new_err(format!("{} has no field {name:?}", self.type_name())))
     }
 
     pub(crate) fn item(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
@@ -226,8 +240,22 @@ impl View {
 
 #[pymethods]
 impl View {
-    fn __getattr__(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
-        self.attr(py, name)
+    /// Fields first (one hash lookup, no AttributeError raised and caught
+    /// on the way), then the methods; dunder names go to the methods only.
+    fn __getattribute__(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let s = name.to_str()?;
+        if !s.starts_with("__") {
+            if let Some(v) = slf.get().field(py, s)? {
+                return Ok(v);
+            }
+        }
+        generic_getattr(slf.as_any(), name)
+    }
+
+    /// Called after `__getattribute__` found nothing: the message.
+    fn __getattr__(&self, name: &str) -> PyResult<Py<PyAny>> {
+        Err(PyAttributeError::new_err(format!("{} has no field {name:?}", self.type_name())))
     }
 
     fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
@@ -278,8 +306,8 @@ impl View {
     }
 
     /// The type's name as the schema spells it.
-    #[getter]
-    fn type_name_(&self) -> String {
+    #[getter(type_name)]
+    fn py_type_name(&self) -> String {
         self.type_name()
     }
 
