@@ -58,6 +58,38 @@ def fmt(ns):
     return f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"
 
 
+def dict_libraries():
+    """The same 1 M f64 through shared-memory-dict and UltraDict, if installed
+    (`pip install shared-memory-dict UltraDict`): a second handle reads `[0]`."""
+    out = []
+    arr = np.arange(N, dtype=np.float64)
+    try:
+        from shared_memory_dict import SharedMemoryDict
+    except ImportError:
+        print("shared-memory-dict not installed: its rows are left out", file=sys.stderr)
+    else:
+        writer = SharedMemoryDict(name=f"smd{os.getpid()}", size=16 << 20)
+        writer["w"] = arr
+        reader = SharedMemoryDict(name=f"smd{os.getpid()}", size=16 << 20)
+        out.append(("1 M f64: shared-memory-dict `d['w'][0]`", per_call(lambda: reader["w"][0], 20)))
+        writer.shm.close()
+        writer.shm.unlink()
+    try:
+        from UltraDict import UltraDict
+    except ImportError:
+        print("UltraDict not installed: its rows are left out", file=sys.stderr)
+    else:
+        writer = UltraDict(name=f"ud{os.getpid()}", create=True, buffer_size=16 << 20)
+        writer["w"] = arr
+        out.append(("1 M f64: UltraDict, a new handle's `d['w'][0]`",
+                    per_call(lambda: UltraDict(name=f"ud{os.getpid()}", create=False)["w"][0], 20)))
+        reader = UltraDict(name=f"ud{os.getpid()}", create=False)
+        out.append(("1 M f64: UltraDict, an attached handle's `d['w'][0]` (unchanged)",
+                    per_call(lambda: reader["w"][0], 2000)))
+        writer.unlink()
+    return out
+
+
 def main():
     exe = fixture()
     name = f"bench.py.{os.getpid()}"
@@ -102,6 +134,7 @@ def main():
         finally:
             seg.close()
             seg.unlink()
+        rows.extend(dict_libraries())
     finally:
         w.stdin.write("quit\n")
         w.stdin.flush()
