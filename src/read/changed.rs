@@ -147,7 +147,15 @@ impl Changed {
         grace: Duration,
         follow: Option<Arc<dyn Rewatch>>,
     ) -> Self {
-        Changed { watcher, than, grace, dead_writer: DeadWriter::default(), key: None, follow, awaiting_successor: false }
+        Changed {
+            watcher,
+            than,
+            grace,
+            dead_writer: DeadWriter::default(),
+            key: None,
+            follow,
+            awaiting_successor: false,
+        }
     }
 
     /// Waits `grace` for a dead writer instead (before the first poll).

@@ -246,13 +246,12 @@ impl<R: Resolve> Rewatch for Watched<R> {
                 }
                 other => other,
             };
-            let raw =
-                crate::read::await_writer::open_when_published(left, self.options.writer_grace(), open).map_err(|e| {
-                    match e {
-                        OpenError::NotFound { .. } | OpenError::NotInitialized { .. } => timed_out(),
-                        _ => WaitError::Replaced { name: self.name.clone() },
-                    }
-                })?;
+            let raw = crate::read::await_writer::open_when_published(left, self.options.writer_grace(), open).map_err(
+                |e| match e {
+                    OpenError::NotFound { .. } | OpenError::NotInitialized { .. } => timed_out(),
+                    _ => WaitError::Replaced { name: self.name.clone() },
+                },
+            )?;
             if let Some(next) = self.successor(old, &raw) {
                 return Ok(next);
             }
