@@ -26,7 +26,8 @@ N = 1_000_000
 
 
 def fixture():
-    subprocess.run(["cargo", "build", "-q", "--features", "serde", "--example", "python_fixture"], cwd=REPO, check=True)
+    subprocess.run(["cargo", "build", "-q", "-p", "shmstate-examples", "--features", "serde", "--example", "python_fixture"],
+                   cwd=REPO, check=True)
     meta = json.loads(subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=REPO,
                                      check=True, capture_output=True, text=True).stdout)
     return os.path.join(meta["target_directory"], "debug", "examples", "python_fixture")
