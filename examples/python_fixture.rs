@@ -8,6 +8,8 @@
 //!     pub                       #   the next value          -> "published G"
 //!     big N                     #   weights of N elements    -> "published G"
 //!     v2                        #   removes NAME, creates it holding `ConfigV2` -> "published G"
+//!     lane                      #   a ConfigV2 writer with a Config lane takes NAME over -> "published G"
+//!     retire                    #   the ConfigV2 writer again, without the lane (Config retired) -> "published G"
 //!     quit                      #   removes NAME and exits
 //! python_fixture check NAME     # a Reader<Config> of NAME prints its fields
 //! python_fixture schema [v2]    # Config's (ConfigV2's) schema file (schema_of::<T>().to_json())
@@ -92,6 +94,11 @@ pub struct ConfigV2 {
     pub label: String,
 }
 
+/// What the ConfigV2 writer publishes for Config readers (its lane).
+fn to_v1(c: &ConfigV2) -> Config {
+    Config { port: c.port as u16, ..config(u64::from(c.port), 8) }
+}
+
 fn config(seq: u64, weights: usize) -> Config {
     Config {
         seq,
@@ -144,10 +151,10 @@ fn say(line: &str) {
 }
 
 fn serve(name: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let mut w = Writer::<Config>::options().capacity(1 << 20).open_or_create(name)?;
+    let mut w = Some(Writer::<Config>::options().capacity(1 << 20).open_or_create(name)?);
     let mut v2: Option<Writer<ConfigV2>> = None;
     let mut seq = 1;
-    say(&format!("published {}", w.publish(&config(seq, 8))?));
+    say(&format!("published {}", w.as_mut().unwrap().publish(&config(seq, 8))?));
     for line in std::io::stdin().lock().lines() {
         let line = line?;
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -158,11 +165,27 @@ fn serve(name: &str) -> Result<(), Box<dyn std::error::Error>> {
             }
             ["pub"] => {
                 seq += 1;
-                w.publish(&config(seq, 8))?
+                w.as_mut().ok_or("no Config writer")?.publish(&config(seq, 8))?
             }
             ["big", n] => {
                 seq += 1;
-                w.publish(&config(seq, n.parse()?))?
+                w.as_mut().ok_or("no Config writer")?.publish(&config(seq, n.parse()?))?
+            }
+            ["lane"] => {
+                w = None;
+                let mut next = Writer::<ConfigV2>::options().lane(to_v1).open_or_create(name)?;
+                seq += 1;
+                let g = next.publish(&ConfigV2 { port: 9000 + seq as u32, label: format!("v2 #{seq}") })?;
+                v2 = Some(next);
+                g
+            }
+            ["retire"] => {
+                drop(v2.take());
+                let mut next = Writer::<ConfigV2>::open_or_create(name)?;
+                seq += 1;
+                let g = next.publish(&ConfigV2 { port: 9000 + seq as u32, label: format!("v2 #{seq}") })?;
+                v2 = Some(next);
+                g
             }
             ["v2"] => {
                 shmstate::remove(name)?;

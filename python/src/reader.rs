@@ -53,6 +53,22 @@ fn timeout_of(t: Option<f64>) -> PyResult<Duration> {
     t.map_or(Ok(Duration::from_secs(u64::from(u32::MAX))), seconds)
 }
 
+/// The object to read under `name` now; for a lane (`NAME@<16 hex digits>`)
+/// whose layout moved or that is gone, the plain name's, where its layout
+/// went (docs/DEPLOYING.md "Retiring V1"), as `dynamic::Watch` follows it.
+fn resolve(name: &str) -> Result<RawReader, OpenError> {
+    let plain = name
+        .rsplit_once('@')
+        .filter(|(_, fp)| fp.len() == 16 && fp.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|(plain, _)| plain);
+    let Some(plain) = plain else { return RawReader::open(name, Duration::ZERO) };
+    match RawReader::open(name, Duration::ZERO) {
+        Ok(raw) if !raw.moved() => Ok(raw),
+        Ok(_) | Err(OpenError::NotFound { .. }) => RawReader::open(plain, Duration::ZERO),
+        Err(e) => Err(e),
+    }
+}
+
 fn open_object(probe: &RawReader) -> Result<Arc<Object>, OpenError> {
     let schema = probe
         .schema()
@@ -129,7 +145,7 @@ impl Reader {
 
     /// Moves to the object under the name now if it has published; whether it did.
     fn switch(&self, st: &mut State) -> PyResult<bool> {
-        let next = match RawReader::open(&self.name, Duration::ZERO) {
+        let next = match resolve(&self.name) {
             Ok(next) => next,
             Err(OpenError::NotFound { .. } | OpenError::NotInitialized { .. }) => return Ok(false),
             Err(e) => return Err(to_py(e)),

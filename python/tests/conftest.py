@@ -108,3 +108,13 @@ def run_python():
         )
 
     return run
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A skipped test fails: these tests install or build what they need."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid} skipped ({report.longrepr}): the Python tests never skip"

@@ -2,7 +2,9 @@
 reader reads the new type (no silently stale reader: DESIGN.md), old views
 keep the old one; a reader that does not follow is told."""
 
+import gc
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -63,3 +65,50 @@ def test_no_follow_raises_replaced(writer):
     with pytest.raises((shmstate.Replaced, shmstate.Removed)):
         r.wait_newer(r.generation, timeout=60)
         r.read()
+
+
+def read_until(r, done):
+    """The first snapshot for which done(snapshot) holds, waiting for each
+    newer generation (a 60 s guard against a hang, not a timing)."""
+    for _ in range(600):
+        s = r.read()
+        if done(s):
+            return s
+        try:
+            r.wait_newer(s.generation, timeout=0.1)
+        except shmstate.Timeout:
+            pass  # a move under the name is seen by the next read()
+    raise AssertionError(f"never reached; last {s!r}")
+
+
+def test_rolling_upgrade_through_a_lane(writer):
+    """A ConfigV2 writer takes the name over with a Config lane, then is
+    redeployed without it (docs/DEPLOYING.md "Retiring V1"): a Python reader
+    of the plain name reads Config throughout, then is told its writer is dead
+    (not left reading a stale value in silence); a reader of the lane follows
+    ConfigV2 into the plain name once the Config reader is gone."""
+    plain = shmstate.Reader(writer.name, writer_grace=0.2)
+    assert plain.read().type_name == "Config"
+    writer.send("lane")
+    s = read_until(plain, lambda s: s.port >= 9000)
+    assert s.type_name == "Config" and s.hosts[0] == "alpha.internal"
+    (lane_name,) = shmstate.inspect(writer.name)["lanes"]
+    lane = shmstate.Reader(lane_name)
+    assert lane.read().type_name == "ConfigV2"
+
+    writer.send("retire")
+    with pytest.raises(shmstate.WriterDead):
+        plain.wait_newer(plain.read().generation, timeout=60)  # after the 0.2 s grace
+    del s, plain
+    gc.collect()
+
+    # The writer retires Config once nobody reads it (it counts at a publish,
+    # once per second), and moves ConfigV2 to the plain name.
+    deadline = time.monotonic() + 60
+    while shmstate.inspect(writer.name)["type"] != "ConfigV2":
+        assert time.monotonic() < deadline, "Config never retired"
+        writer.send("pub")
+    g = writer.send("pub")
+    s = read_until(lane, lambda s: s.generation == g)
+    assert s.type_name == "ConfigV2" and s.label == f"v2 #{s.port - 9000}"
+    assert lane.generation == g
