@@ -4,6 +4,7 @@ describes, lazily and in place."""
 import gc
 import json
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -147,3 +148,15 @@ def test_tools(writer, bins):
     assert "class Config:" in stub and "    weights: Sequence[float]" in stub and "class Snapshot:" in stub
     schema = subprocess.run([bins["cli"], "schema", writer.name], check=True, capture_output=True, text=True)
     assert json.loads(shmstate.schema(writer.name)) == json.loads(schema.stdout)
+
+
+def test_command_line(writer, tmp_path, other_name):
+    out = tmp_path / "config.pyi"
+    done = subprocess.run([sys.executable, "-m", "shmstate", "stubgen", writer.name, "-o", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == shmstate.stubgen(writer.name)
+    done = subprocess.run([sys.executable, "-m", "shmstate", "inspect", writer.name], capture_output=True, text=True)
+    assert json.loads(done.stdout)["type"] == "Config"
+    done = subprocess.run([sys.executable, "-m", "shmstate", "inspect", other_name], capture_output=True, text=True)
+    assert done.returncode == 1 and done.stderr.startswith("NotFound: ")
