@@ -48,6 +48,7 @@ echo "== python: pip install ./python, pytest python/tests"
 python3 -m pip install --quiet --disable-pip-version-check "maturin>=1.9,<2" pytest numpy
 python3 -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./python
 python3 -m pytest -q -p no:cacheprovider python/tests
-echo "== python: clippy and rustfmt of the extension crate (not in the workspace's)"
+echo "== python: clippy and rustfmt of the extension crate (not in the workspace's) and of its Rust fixture"
 cargo clippy --manifest-path python/Cargo.toml --all-targets -- -D warnings
+cargo clippy -p shmstate-examples --features serde --examples -- -D warnings
 cargo fmt --manifest-path python/Cargo.toml --check
