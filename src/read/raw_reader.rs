@@ -132,6 +132,7 @@ impl RawReader {
 
     /// The latest published generation (`Generation::NONE` before the first
     /// publish), without pinning anything.
+    #[inline]
     pub fn generation(&self) -> Generation {
         // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
         Generation(protocol::generation_of(self.header().current.load(Acquire)))
