@@ -42,3 +42,17 @@ cargo test --workspace
 
 echo "== fault injection (writer killed inside a growth and before a publish; stopped after publishing)"
 cargo test --features fault-injection --test crash_campaign --test soundness
+
+# The Python package (python/, outside the workspace like fuzz/: a PyO3
+# extension module leaves Python's symbols to the interpreter, so `cargo test`
+# cannot link it). pip builds it with maturin; its tests run against real Rust
+# writer processes (examples/python_fixture.rs, the CLI), which conftest.py
+# builds with cargo.
+echo "== python: pip install ./python, pytest python/tests"
+python3 -m pip install --quiet --disable-pip-version-check "maturin>=1.9,<2" pytest numpy
+python3 -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./python
+python3 -m pytest -q -p no:cacheprovider python/tests
+echo "== python: clippy and rustfmt of the extension crate (not in the workspace's) and of its Rust fixture"
+cargo clippy --manifest-path python/Cargo.toml --all-targets -- -D warnings
+cargo clippy -p shmstate-examples --features serde --examples -- -D warnings
+cargo fmt --manifest-path python/Cargo.toml --check

@@ -389,6 +389,38 @@ fn a_v2_reader_started_first_can_wait_for_its_layout() {
 }
 
 #[test]
+fn a_dynamic_watch_of_a_lane_follows_its_layout_into_the_plain_name() {
+    // An untyped watch (what the Python package waits with) opened on a lane:
+    // when V1 is retired, the lane's layout moves to the plain name and the
+    // lane is removed; the watch finds it there (it used to look for the
+    // removed lane until its timeout).
+    let name = TestName::new("dynlane");
+    let mut w1 = Writer::<v1::Conf>::create(name.as_str()).unwrap();
+    w1.publish(&v1_value(1, 1)).unwrap();
+    drop(w1);
+    let mut w2 = Writer::<v2::Conf>::options().lane(to_v1).open_or_create(name.as_str()).unwrap();
+    w2.publish(&value(2, 2)).unwrap();
+    drop(w2);
+    let lane_name = lane(name.as_str(), fp::<v2::Conf>());
+    let watch = shmstate::dynamic::Watch::open(&lane_name, true, Duration::from_secs(60)).unwrap();
+    // Redeployed without the V1 lane; V1 has no reader, so the next check retires it.
+    let mut w3 = Writer::<v2::Conf>::open_or_create(name.as_str()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut g = 3;
+    while shmstate::inspect(name.as_str()).ok().map(|i| i.fingerprint) != Some(fp::<v2::Conf>()) {
+        assert!(Instant::now() < deadline, "V1 never retired");
+        w3.publish(&value(g, 3)).unwrap();
+        g += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(lanes_of(name.as_str()).is_empty());
+    let last = w3.publish(&value(g, 3)).unwrap();
+    let seen = watch.wait_newer(shmstate::Generation::new(last.get() - 1), Duration::from_secs(10)).unwrap();
+    assert_eq!(seen, last);
+    assert_eq!(watch.generation(), last);
+}
+
+#[test]
 fn a_lane_reader_wait_sees_the_layout_move() {
     // A reader blocked in wait_newer on a lane that is removed because its
     // layout moved is told at once (Replaced), not after the grace period.

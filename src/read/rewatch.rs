@@ -73,8 +73,18 @@ pub(crate) struct AnyLayout {
 }
 
 impl Resolve for AnyLayout {
+    /// `name`'s object; for a lane whose layout moved (retired into the
+    /// plain name, the lane then removed: docs/DEPLOYING.md "Retiring V1"),
+    /// the plain name's, where the layout went.
     fn resolve(&self, name: &str) -> Result<RawReader, OpenError> {
-        RawReader::open(name, Duration::ZERO)
+        let Some((plain, _)) = crate::object::name::split_lane(name) else {
+            return RawReader::open(name, Duration::ZERO);
+        };
+        match RawReader::open(name, Duration::ZERO) {
+            Ok(raw) if !raw.moved() => Ok(raw),
+            Ok(_) | Err(OpenError::NotFound { .. }) => RawReader::open(plain, Duration::ZERO),
+            Err(e) => Err(e),
+        }
     }
     fn writer_grace(&self) -> Duration {
         self.writer_grace
