@@ -21,7 +21,7 @@ pub struct WriterOptions<T> {
     pub(crate) max_readers: u32,
     pub(crate) max_size: u64,
     pub(crate) remove_on_drop: bool,
-    lock_pins: Option<bool>,
+    pub(crate) lock_pins: Option<bool>,
     /// Layouts published besides `T`'s own (`lane`).
     pub(crate) lanes: Vec<LaneSpec<T>>,
     _type: PhantomData<fn(&T)>,
