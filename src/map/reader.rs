@@ -44,6 +44,7 @@ impl<K: MapKey, V: Shared> MapReader<K, V> {
     /// Opens the map `name`: its root object (checked as any `Reader` checks
     /// it), its first root record (key and value types) and its pages segment.
     pub fn open(name: &str) -> Result<Self, OpenError> {
+        const { assert!(core::mem::align_of::<V::Archived>() <= 16, "archived alignment above 16 is not supported") };
         let value_fingerprint = crate::schema::fingerprint_of::<V>();
         for _ in 0..OPEN_ATTEMPTS {
             let mut root = Reader::<MapRoot>::open(name)?;

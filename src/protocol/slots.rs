@@ -224,6 +224,9 @@ impl Slots {
         let Pins::Table { pinned } = &self.pins else { return None };
         // Relaxed: only this writer stores `current` and the slot entries.
         let mut oldest = protocol::generation_of(t.header().current.load(Relaxed));
+        if crate::protocol::sync::mutation("map-reuse-ignores-pins") {
+            return Some(oldest);
+        }
         let count = (t.header().slot_count.load(Relaxed) as usize).min(pinned.len());
         for k in (0..count).filter(|&k| pinned[k]) {
             // A held slot is never refilled, so its sealed generation is the
