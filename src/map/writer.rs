@@ -95,30 +95,29 @@ impl<K: MapKey, V: Shared> MapWriter<K, V> {
             return Err(refuse("the object uses lock pins: it is no map"));
         }
         let value_fingerprint = crate::schema::fingerprint_of::<V>();
-        let mut w = if root.next_generation().get() == 1 {
-            // Nothing published yet: a new map (or a creator that died before its first commit).
-            let incarnation = crate::os::random_id();
-            let pages = Pages::create(name, mode, incarnation)?;
-            MapWriter {
-                name: name.into(),
-                root,
-                pages,
-                blocks: Blocks::new(),
-                tree: Tree::empty(),
-                staged: BTreeMap::new(),
-                max_size,
-                incarnation,
-                value_fingerprint,
-                scratch: AlignedVec::new(),
-                last_thorough: None,
-                _key: PhantomData,
-            }
-        } else {
-            Self::take_over(name, root, max_size, value_fingerprint)?
-        };
-        if w.root.next_generation().get() == 1 {
-            w.commit().map_err(|e| OpenError::Corrupt { name: name.into(), what: format!("first commit: {e}") })?;
+        // Nothing published yet: a new map, or a creator that died before
+        // its first commit was published.
+        let fresh = root.next_generation().get() == 1 || !has_published(name)?;
+        if !fresh {
+            return Self::take_over(name, root, max_size, value_fingerprint);
         }
+        let incarnation = crate::os::random_id();
+        let pages = Pages::create(name, mode, incarnation)?;
+        let mut w = MapWriter {
+            name: name.into(),
+            root,
+            pages,
+            blocks: Blocks::new(),
+            tree: Tree::empty(),
+            staged: BTreeMap::new(),
+            max_size,
+            incarnation,
+            value_fingerprint,
+            scratch: AlignedVec::new(),
+            last_thorough: None,
+            _key: PhantomData,
+        };
+        w.commit().map_err(|e| OpenError::Corrupt { name: name.into(), what: format!("first commit: {e}") })?;
         Ok(w)
     }
 
@@ -286,6 +285,15 @@ impl<K: MapKey, V: Shared> MapWriter<K, V> {
         let r = self.blocks.alloc(len as u64, &mut self.pages, self.max_size)?;
         self.pages.write(r.offset, &self.scratch[..len]);
         Ok(r)
+    }
+}
+
+/// Whether the root object `name` has a published generation.
+fn has_published(name: &str) -> Result<bool, OpenError> {
+    match Reader::<MapRoot>::open(name)?.read() {
+        Ok(_) => Ok(true),
+        Err(crate::ReadError::Empty { .. }) => Ok(false),
+        Err(e) => Err(OpenError::Corrupt { name: name.into(), what: format!("reading the root record: {e}") }),
     }
 }
 
