@@ -27,13 +27,62 @@ impl ArchivedBlockRef {
 
 /// One tree node. In a leaf `refs[i]` is the value block of `keys[i]`; in a
 /// branch `refs[i]` is the child whose smallest key is `keys[i]`. Keys are
-/// `MapKey` encodings, compared as bytes.
+/// `MapKey` encodings, compared as bytes; `prefixes[i]` is `prefix_of(keys[i])`,
+/// inline in the node, so a search compares words and reads a key's bytes
+/// only on a tie.
 #[derive(Debug, Clone, Default, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(crate = rkyv)]
 pub(crate) struct Node {
     pub(crate) leaf: bool,
+    pub(crate) prefixes: Vec<u64>,
     pub(crate) keys: Vec<Vec<u8>>,
     pub(crate) refs: Vec<BlockRef>,
+}
+
+/// The first 8 bytes of `key`, zero-padded, as a big-endian word: if
+/// `prefix_of(a) < prefix_of(b)` then `a < b` (so equal prefixes need the bytes).
+#[inline]
+pub(crate) fn prefix_of(key: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    let n = key.len().min(8);
+    word[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(word)
+}
+
+impl ArchivedNode {
+    /// How key `i` compares with `q` (whose prefix is `qp`); `i` < len.
+    #[inline]
+    fn cmp_key(&self, i: usize, q: &[u8], qp: u64) -> core::cmp::Ordering {
+        match self.prefixes[i].to_native().cmp(&qp) {
+            core::cmp::Ordering::Equal => self.keys[i].as_slice().cmp(q),
+            other => other,
+        }
+    }
+
+    /// How many keys are below `q` (`or_equal`: at or below). Needs
+    /// `prefixes.len() == keys.len()`, which `View::node` checks.
+    #[inline]
+    pub(crate) fn count_below(&self, q: &[u8], or_equal: bool) -> usize {
+        let qp = prefix_of(q);
+        let (mut lo, mut hi) = (0, self.keys.len().min(self.prefixes.len()));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let o = self.cmp_key(mid, q, qp);
+            if o.is_lt() || (or_equal && o.is_eq()) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// The index of key `q`, if present.
+    #[inline]
+    pub(crate) fn find(&self, q: &[u8]) -> Option<usize> {
+        let i = self.count_below(q, false);
+        (i < self.keys.len().min(self.prefixes.len()) && self.cmp_key(i, q, prefix_of(q)).is_eq()).then_some(i)
+    }
 }
 
 /// The snapshot a map publishes in its root object: where its tree is and
@@ -123,6 +172,18 @@ const _: () = assert!(core::mem::size_of::<PagesHeader>() as u64 <= PAGES_HEADER
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixes_keep_the_byte_order() {
+        let keys: [&[u8]; 7] = [b"", b"\0", b"a", b"a\0", b"a\0\0\0\0\0\0\0x", b"ab", b"abcdefghij"];
+        for a in keys {
+            for b in keys {
+                if prefix_of(a) < prefix_of(b) {
+                    assert!(a < b, "{a:?} {b:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn classes_are_powers_of_two_from_32() {

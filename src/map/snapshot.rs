@@ -60,13 +60,13 @@ impl<'a, K: MapKey, V: Shared> MapSnapshot<'a, K, V> {
         for depth in 1..=self.view.height {
             let node = self.view.node(r, depth)?;
             if node.leaf {
-                return match node.keys.binary_search_by(|k| k.as_slice().cmp(q)) {
-                    Ok(i) => self.view.value::<V>(node.refs[i].get()).map(Some),
-                    Err(_) => Ok(None),
+                return match node.find(q) {
+                    Some(i) => self.view.value::<V>(node.refs[i].get()).map(Some),
+                    None => Ok(None),
                 };
             }
             // The last child whose first key is <= q; none: q is below every key.
-            let i = node.keys.partition_point(|k| k.as_slice() <= q);
+            let i = node.count_below(q, true);
             let Some(i) = i.checked_sub(1) else { return Ok(None) };
             r = node.refs[i].get();
         }
@@ -127,14 +127,11 @@ impl<'a, K: MapKey, V: Shared> MapIter<'a, K, V> {
         let mut r = self.view.root;
         for depth in 1..=self.view.height {
             let node = self.view.node(r, depth)?;
-            let keys = node.keys.as_slice();
             let i = match (&self.lower, node.leaf) {
                 (Bound::Unbounded, _) => 0,
-                (Bound::Included(q), true) => keys.partition_point(|k| k.as_slice() < q.as_slice()),
-                (Bound::Excluded(q), true) => keys.partition_point(|k| k.as_slice() <= q.as_slice()),
-                (Bound::Included(q) | Bound::Excluded(q), false) => {
-                    keys.partition_point(|k| k.as_slice() <= q.as_slice()).saturating_sub(1)
-                }
+                (Bound::Included(q), true) => node.count_below(q, false),
+                (Bound::Excluded(q), true) => node.count_below(q, true),
+                (Bound::Included(q) | Bound::Excluded(q), false) => node.count_below(q, true).saturating_sub(1),
             };
             self.stack.push((node, i));
             if node.leaf {

@@ -6,7 +6,9 @@
 #![allow(unsafe_code)]
 
 use crate::error::PublishError;
-use crate::map::format::{class_of, ArchivedNode, BlockRef, Node, MAX_HEIGHT, MAX_KEYS, MIN_CLASS, MIN_KEYS};
+use crate::map::format::{
+    class_of, prefix_of, ArchivedNode, BlockRef, Node, MAX_HEIGHT, MAX_KEYS, MIN_CLASS, MIN_KEYS,
+};
 use crate::map::pages::Pages;
 
 /// One staged change, its value already written.
@@ -32,11 +34,11 @@ pub(crate) struct MemNode {
 
 impl MemNode {
     fn leaf() -> Self {
-        MemNode { node: Node { leaf: true, keys: Vec::new(), refs: Vec::new() }, kids: Vec::new(), block: None }
+        MemNode { node: Node { leaf: true, ..Node::default() }, kids: Vec::new(), block: None }
     }
 
     fn branch(kids: Vec<MemNode>) -> Self {
-        let mut n = MemNode { node: Node { leaf: false, keys: Vec::new(), refs: Vec::new() }, kids, block: None };
+        let mut n = MemNode { node: Node::default(), kids, block: None };
         n.refresh();
         n
     }
@@ -163,6 +165,11 @@ impl Load<'_> {
         let node: Node = rkyv::deserialize::<Node, rkyv::rancor::BoxedError>(archived)
             .map_err(|e| format!("node at {}: {e}", r.offset))?;
         check_shape(&node, depth == self.height).map_err(|e| format!("node at {}: {e}", r.offset))?;
+        let prefixes_ok = node.prefixes.len() == node.keys.len()
+            && node.keys.iter().zip(&node.prefixes).all(|(k, &p)| prefix_of(k) == p);
+        if !prefixes_ok {
+            return Err(format!("node at {}: prefixes that are not its keys'", r.offset));
+        }
         self.extents.push((r.offset, class_of(r.len as u64)));
         if node.leaf {
             for &v in &node.refs {
@@ -210,6 +217,8 @@ fn write_node(
     for i in 0..n.kids.len() {
         n.node.refs[i] = write_node(&mut n.kids[i], write)?;
     }
+    // Only written nodes carry prefixes (the mirror's edits leave them stale).
+    n.node.prefixes = n.node.keys.iter().map(|k| prefix_of(k)).collect();
     let b = write(&n.node)?;
     n.block = Some(b);
     Ok(b)
@@ -336,7 +345,7 @@ fn split(mut node: MemNode) -> Vec<MemNode> {
         let kids = if node.node.leaf { Vec::new() } else { node.kids.split_off(at) };
         let keys = node.node.keys.split_off(at);
         let refs = node.node.refs.split_off(at);
-        out.push(MemNode { node: Node { leaf: node.node.leaf, keys, refs }, kids, block: None });
+        out.push(MemNode { node: Node { leaf: node.node.leaf, prefixes: Vec::new(), keys, refs }, kids, block: None });
     }
     node.block = None;
     out.push(node);

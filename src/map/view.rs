@@ -59,14 +59,11 @@ impl<'a> View<'a> {
             node
         };
         let bottom = depth == self.height;
-        if node.leaf != bottom || node.keys.len() != node.refs.len() || node.keys.is_empty() {
+        let (keys, refs, prefixes) = (node.keys.len(), node.refs.len(), node.prefixes.len());
+        if node.leaf != bottom || keys != refs || keys != prefixes || keys == 0 {
             return Err(self.corrupt(format!(
-                "node at offset {}: leaf {} at depth {depth} of {}, {} keys, {} refs",
-                r.offset,
-                node.leaf,
-                self.height,
-                node.keys.len(),
-                node.refs.len()
+                "node at offset {}: leaf {} at depth {depth} of {}, {keys} keys, {refs} refs, {prefixes} prefixes",
+                r.offset, node.leaf, self.height,
             )));
         }
         Ok(node)
