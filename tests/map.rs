@@ -359,7 +359,6 @@ fn garbage_in_the_pages_is_an_error_never_undefined_behaviour() {
             }
         }
         // A writer taking over checks the whole tree: garbage in a node is refused.
-        drop(snap);
         drop(r);
         let takeover = MapWriter::<u64, Entry>::open_or_create(name.as_str());
         if seed < 8 {

@@ -135,7 +135,7 @@ impl Blocks {
             }
             None => {
                 let offset = self.end;
-                let end = offset.checked_add(class).unwrap_or(u64::MAX);
+                let end = offset.saturating_add(class);
                 pages.grow_for(end, max_size)?;
                 self.end = end;
                 offset

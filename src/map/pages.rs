@@ -153,17 +153,17 @@ impl Pages {
     /// The bytes of block `r`, if inside the mapping and aligned.
     ///
     /// # Safety
-    /// Nobody writes these bytes during `'a`: a root reaching `r` is pinned
-    /// for `'a` (readers), or `r` is a block of the writer's own current
+    /// Nobody writes these bytes while the returned borrow lives: a root
+    /// reaching `r` is pinned for that long (readers), or `r` is a block of the writer's own current
     /// tree (the writer, which only writes unreachable blocks).
-    pub(crate) unsafe fn block<'a>(&'a self, r: BlockRef, limit: u64) -> Option<&'a [u8]> {
+    pub(crate) unsafe fn block(&self, r: BlockRef, limit: u64) -> Option<&[u8]> {
         if !self.in_bounds(r, limit) {
             return None;
         }
         let p = self.map.ptr().wrapping_add(r.offset as usize);
         // SAFETY:
-        // - inside the mapping (`in_bounds`), which lives for `'a`;
-        // - nobody writes the bytes during `'a` (this function's contract);
+        // - inside the mapping (`in_bounds`), which outlives the borrow of `self`;
+        // - nobody writes the bytes while the borrow lives (this function's contract);
         // - shared memory is always initialised (zero-filled), and `u8` has
         //   no other validity or alignment requirement.
         Some(unsafe { core::slice::from_raw_parts(p, r.len as usize) })

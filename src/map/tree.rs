@@ -287,7 +287,7 @@ fn apply_leaf(leaf: &mut Node, ops: &[(Vec<u8>, Op)], len: &mut u64, retire: &mu
             (_, Op::Put(r)) => {
                 keys.push(k.clone());
                 refs.push(*r);
-                *len += u64::from(!existing.is_some());
+                *len += u64::from(existing.is_none());
             }
             (true, Op::Delete) => *len -= 1,
             (false, Op::Delete) => {}

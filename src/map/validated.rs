@@ -20,9 +20,12 @@ pub(crate) enum Kind {
 /// Entries kept before the cache starts over (forgetting only costs checks).
 const MAX_ENTRIES: usize = 1 << 20;
 
+/// A block's identity: offset, length, serial, and what it was checked as.
+type BlockId = (u64, u32, u64, Kind);
+
 #[derive(Debug, Default)]
 pub(crate) struct Validated {
-    seen: RefCell<HashSet<(u64, u32, u64, Kind), BuildHasherDefault<MixHasher>>>,
+    seen: RefCell<HashSet<BlockId, BuildHasherDefault<MixHasher>>>,
 }
 
 impl Validated {
