@@ -37,4 +37,4 @@ echo "== cargo test --workspace"
 cargo test --workspace
 
 echo "== fault injection (writer killed inside a growth and before a publish; stopped after publishing)"
-cargo test --features fault-injection --test crash_campaign --test soundness
+cargo test --features fault-injection --test crash_campaign --test soundness --test map

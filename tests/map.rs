@@ -101,6 +101,7 @@ fn __child() {
         "writer" => endless_writer(name),
         "reader" => checking_reader(name, arg.parse().unwrap()),
         "hold" => hold(name),
+        "fault-writer" => fault_writer(name),
         other => {
             eprintln!("unknown role {other}");
             2
@@ -152,6 +153,17 @@ fn checking_reader(name: &str, until: u64) -> i32 {
     }
     println!("RESULT seen={seen} last={last}");
     i32::from(last < until)
+}
+
+/// Takes over (or creates) the map and commits once; `SHMSTATE_FAULT` aborts it inside.
+fn fault_writer(name: &str) -> i32 {
+    let mut w = MapWriter::<u64, Entry>::open_or_create(name).expect("take over");
+    for k in 0..3_000 {
+        w.insert(k, entry(k, 999));
+    }
+    w.remove(&1);
+    w.commit().expect("commit");
+    0
 }
 
 /// Pins the current generation, says so, and waits to be killed.
@@ -445,4 +457,67 @@ fn readers_of_another_type_are_refused() {
     assert!(matches!(MapReader::<u64, String>::open(name.as_str()), Err(shmstate::OpenError::TypeMismatch { .. })));
     assert!(matches!(MapReader::<i64, Entry>::open(name.as_str()), Err(shmstate::OpenError::TypeMismatch { .. })));
     assert!(MapReader::<u64, Entry>::open(name.as_str()).is_ok());
+}
+
+/// A writer aborted at a crash point inside a commit (`map-before-publish`:
+/// the new blocks written, the root not published; `after-seal`: the root
+/// record sealed in its slot, not published), and at its very first commit
+/// (`after-seal` of generation 1): the previous generation stays current and
+/// whole, and a new writer takes over and goes on.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_writer_aborted_inside_a_commit_leaves_the_last_generation_whole() {
+    use std::process::{Command, Stdio};
+    let run_faulty = |name: &str, point: &str| {
+        let status = Command::new(std::env::current_exe().unwrap())
+            .args(["__child", "--exact", "--ignored", "--nocapture", "--test-threads=1", "-q"])
+            .env(common::ROLE_VAR, format!("fault-writer:{name}"))
+            .env("SHMSTATE_FAULT", point)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!status.success(), "the writer was to abort at {point}");
+    };
+    for point in ["map-before-publish", "after-seal"] {
+        let name = TestName::new("map-fault");
+        let mut model = BTreeMap::new();
+        {
+            let mut w = MapWriter::<u64, Entry>::create(name.as_str()).unwrap();
+            for g in 0..3u64 {
+                for k in (g..2_000).step_by(3) {
+                    w.insert(k, entry(k, g));
+                    model.insert(k, g);
+                }
+                w.commit().unwrap();
+            }
+        }
+        let mut r = MapReader::<u64, Entry>::open(name.as_str()).unwrap();
+        let before = r.read().unwrap().generation();
+        run_faulty(name.as_str(), point);
+        let whole = |r: &mut MapReader<u64, Entry>, model: &BTreeMap<u64, u64>| {
+            let snap = r.read().unwrap();
+            let got: Vec<(u64, u64)> =
+                snap.iter().map(|e| e.map(|(k, v)| (k, v.commit.to_native())).unwrap()).collect();
+            assert_eq!(got, model.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(), "{point}");
+            snap.generation()
+        };
+        assert_eq!(whole(&mut r, &model), before, "{point}: the aborted commit was published");
+        let mut w = MapWriter::<u64, Entry>::open_or_create(name.as_str()).expect("take over");
+        assert_eq!(w.len(), model.len() as u64);
+        w.insert(5, entry(5, 7));
+        model.insert(5, 7);
+        w.remove(&6);
+        model.remove(&6);
+        let g = w.commit().unwrap();
+        assert!(g > before);
+        assert_eq!(whole(&mut r, &model), g, "{point}");
+    }
+    // The very first commit (the empty map) aborted after its seal.
+    let name = TestName::new("map-fault-first");
+    run_faulty(name.as_str(), "after-seal");
+    let mut w = MapWriter::<u64, Entry>::open_or_create(name.as_str()).expect("start afresh");
+    w.insert(1, entry(1, 1));
+    w.commit().unwrap();
+    let mut r = MapReader::<u64, Entry>::open(name.as_str()).unwrap();
+    assert_eq!(r.read().unwrap().len(), 1);
 }
