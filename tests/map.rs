@@ -457,6 +457,12 @@ fn readers_of_another_type_are_refused() {
     assert!(matches!(MapReader::<u64, String>::open(name.as_str()), Err(shmstate::OpenError::TypeMismatch { .. })));
     assert!(matches!(MapReader::<i64, Entry>::open(name.as_str()), Err(shmstate::OpenError::TypeMismatch { .. })));
     assert!(MapReader::<u64, Entry>::open(name.as_str()).is_ok());
+    // A map has one writer (its mirror of the tree is the free-space map) and table pins.
+    let other = TestName::new("map-options");
+    for opts in [MapWriter::<u64, Entry>::options().shared(true), MapWriter::<u64, Entry>::options().lock_pins(true)] {
+        let refused = MapWriter::<u64, Entry>::create_with(other.as_str(), opts);
+        assert!(matches!(refused, Err(shmstate::OpenError::InvalidOption { .. })), "{refused:?}");
+    }
 }
 
 /// A writer aborted at a crash point inside a commit (`map-before-publish`:

@@ -445,6 +445,28 @@ fn inspect_shows_schema_slots_and_readers() {
 }
 
 #[test]
+fn inspect_names_the_shared_writers() {
+    let name = Name::new("sharedw");
+    let shared = || Writer::<Person>::options().shared(true).open_or_create(name.as_str()).unwrap();
+    let (mut a, b) = (shared(), shared());
+    a.update(|_| Person { name: "x".into(), age: 1, tags: vec![], home: None }).unwrap();
+    let pid = std::process::id();
+    let v = json(&cli(&["inspect", name.as_str(), "--json"]));
+    let writers = v["shared_writers"].as_array().unwrap();
+    assert_eq!(writers.iter().map(|w| w["seat"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1], "{v}");
+    assert!(writers.iter().all(|w| w["pid"] == pid && w["publishing"] == false), "{v}");
+    let text = ok(&cli(&["inspect", name.as_str()]));
+    assert!(text.contains(&format!("seat 0: pid {pid}, seat 1: pid {pid}")), "{text}");
+    drop(a);
+    let v = json(&cli(&["inspect", name.as_str(), "--json"]));
+    assert_eq!(v["shared_writers"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["writer_alive"], true, "seat 1 lives on");
+    drop(b);
+    let text = ok(&cli(&["inspect", name.as_str()]));
+    assert!(text.lines().any(|l| l.starts_with("shared writers:") && l.ends_with("none")), "{text}");
+}
+
+#[test]
 fn inspect_shows_the_memory_idle_readers_keep() {
     let name = Name::new("inspect-held");
     let mut w = Writer::<Person>::options().capacity(8192).create(name.as_str()).unwrap();

@@ -85,8 +85,9 @@ impl<K: MapKey, V: Shared> MapWriter<K, V> {
     fn open_with(name: &str, mut opts: WriterOptions<MapRoot>, take_over: bool) -> Result<Self, OpenError> {
         const { assert!(core::mem::align_of::<V::Archived>() <= 16, "archived alignment above 16 is not supported") };
         let refuse = |what: &str| OpenError::InvalidOption { name: name.into(), what: what.into() };
-        if opts.lock_pins == Some(true) || !opts.lanes.is_empty() {
-            return Err(refuse("a map's root object needs table pins and no lanes"));
+        if opts.lock_pins == Some(true) || !opts.lanes.is_empty() || opts.shared {
+            // One writer's mirror of the tree is the map's only free-space map.
+            return Err(refuse("a map's root object needs table pins, no lanes and a single writer"));
         }
         opts.lock_pins = Some(false);
         let (max_size, mode) = (opts.max_size, opts.mode);
