@@ -41,7 +41,7 @@ echo "== cargo test --workspace"
 cargo test --workspace
 
 echo "== fault injection (writer killed inside a growth and before a publish; stopped after publishing)"
-cargo test --features fault-injection --test crash_campaign --test soundness
+cargo test --features fault-injection --test crash_campaign --test soundness --test map
 
 # The Python package (python/, outside the workspace like fuzz/: a PyO3
 # extension module leaves Python's symbols to the interpreter, so `cargo test`

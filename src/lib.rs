@@ -81,6 +81,8 @@ mod archive;
 pub mod dynamic;
 mod error;
 #[cfg(not(loom))]
+pub mod map;
+#[cfg(not(loom))]
 mod object;
 #[cfg(not(loom))]
 mod os;

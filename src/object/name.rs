@@ -1,13 +1,16 @@
 //! Object names and the shm objects behind them.
 //!
 //! A name `N` maps to three objects in `/dev/shm`: `shmstate.N` (data),
-//! `shmstate.N.readers` (reader table) and `shmstate.N.lock` (writer lock). The
+//! `shmstate.N.readers` (reader table) and `shmstate.N.lock` (writer lock), and
+//! for a map `shmstate.N.pages` (its nodes and values). The
 //! prefix keeps `list`/`gc` away from other programs' objects.
 
 /// Prefix of every object shmstate creates.
 pub const PREFIX: &str = "shmstate.";
 const READERS_SUFFIX: &str = ".readers";
 const LOCK_SUFFIX: &str = ".lock";
+/// A map's pages segment (`shmstate::map`).
+const PAGES_SUFFIX: &str = ".pages";
 /// Longest accepted name (the longest object name must fit NAME_MAX = 255).
 pub const MAX_NAME_LEN: usize = 255 - PREFIX.len() - READERS_SUFFIX.len();
 /// Separates an object's name from a lane's fingerprint: `name@<16 hex digits>`.
@@ -74,8 +77,8 @@ fn validate_base(name: &str) -> Result<(), &'static str> {
     if name.starts_with('.') {
         return Err("must not start with '.'");
     }
-    if name.ends_with(READERS_SUFFIX) || name.ends_with(LOCK_SUFFIX) {
-        return Err("must not end with \".readers\" or \".lock\"");
+    if name.ends_with(READERS_SUFFIX) || name.ends_with(LOCK_SUFFIX) || name.ends_with(PAGES_SUFFIX) {
+        return Err("must not end with \".readers\", \".lock\" or \".pages\"");
     }
     Ok(())
 }
@@ -100,6 +103,11 @@ pub(crate) fn lock(name: &str) -> String {
     format!("/{PREFIX}{name}{LOCK_SUFFIX}")
 }
 
+/// A map's pages segment's shm name.
+pub(crate) fn pages(name: &str) -> String {
+    format!("/{PREFIX}{name}{PAGES_SUFFIX}")
+}
+
 /// The user name of a data-segment file name in `/dev/shm`, if it is one.
 pub(crate) fn from_data_file(file: &str) -> Option<&str> {
     let n = file.strip_prefix(PREFIX)?;
@@ -122,8 +130,9 @@ mod tests {
         let long = "x".repeat(MAX_NAME_LEN + 1);
         let bad_lanes =
             ["x@0123", "x@0123456789ABCDEF", "@0123456789abcdef", "x@0123456789abcdeg", "x@y@0123456789abcdef"];
-        for n in
-            ["", "a/b", "../x", ".hidden", "x.readers", "x.lock", "sp ace", "é", "a@b", &long].iter().chain(&bad_lanes)
+        for n in ["", "a/b", "../x", ".hidden", "x.readers", "x.lock", "x.pages", "sp ace", "é", "a@b", &long]
+            .iter()
+            .chain(&bad_lanes)
         {
             assert!(validate(n).is_err(), "{n:?} accepted");
         }

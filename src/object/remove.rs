@@ -5,7 +5,7 @@ use crate::object::name;
 use crate::os;
 
 /// Removes every shm object of `name` (data segment, reader table, writer
-/// lock), and of its lanes (`name@<fingerprint>`, docs/DEPLOYING.md "Lanes").
+/// lock, a map's pages segment), and of its lanes (`name@<fingerprint>`, docs/DEPLOYING.md "Lanes").
 ///
 /// Processes that have them open keep working on the old objects; new ones get
 /// `NotFound`. `NotFound` if none of them existed.
@@ -27,7 +27,7 @@ pub fn remove(name: &str) -> Result<(), RemoveError> {
 pub(crate) fn remove_object(name: &str) -> Result<bool, RemoveError> {
     name::validate(name).map_err(|reason| RemoveError::InvalidName { name: name.into(), reason })?;
     let mut found = false;
-    for object in [name::data(name), name::readers(name), name::lock(name)] {
+    for object in [name::data(name), name::readers(name), name::lock(name), name::pages(name)] {
         match os::ShmObject::unlink(&object) {
             Ok(()) => found = true,
             Err(Errno::NOENT) => {}

@@ -7,8 +7,10 @@
 //! instruction; the test sends SIGCONT or SIGKILL). Points: `after-grow` (in
 //! `Writer::allocate`, after the object grew and before `segment_len` records
 //! it), `after-seal` (in `Writer::publish`, after the slot is sealed and before
-//! it is published) and `after-publish` (right after the publish store).
-//! `tests/crash_campaign.rs` (`fault_*`) uses them.
+//! it is published), `after-publish` (right after the publish store) and
+//! `map-before-publish` (in `MapWriter::commit`, after the tree's new blocks
+//! are written and before the root record is published).
+//! `tests/crash_campaign.rs` (`fault_*`) and `tests/map.rs` use them.
 
 /// Aborts or stops the process if `SHMSTATE_FAULT` names this point.
 pub(crate) fn point(name: &str) {

@@ -8,7 +8,8 @@
 //!   `high_water` and stale-count clearing, slot order, dead-pin reclaim,
 //!   growth by `add_slot`; `begin_fill`, `commit`: seal, count reset, unlock,
 //!   publish), `slots::announce`, `slots::recover` and
-//!   `slots::take_liveness_lock` (takeover), `slots::reclaim_dead_waits`;
+//!   `slots::take_liveness_lock` (takeover), `slots::reclaim_dead_waits`,
+//!   `Slots::oldest_held` (a map's block reuse rule);
 //! - readers: `protocol::claim_entry`, `protocol::pin_current`,
 //!   `protocol::pinned_region`, `protocol::unpin` (table pins),
 //!   `lock_pins::pin_with_locks` / `release` (lock pins), and
@@ -625,6 +626,78 @@ fn loom_reclaim_under_entry_lock() {
 #[should_panic(expected = "torn view")]
 fn loom_reclaim_catches_probe_then_clear() {
     reclaim("reclaim-probe-then-clear");
+}
+
+// ---------------------------------------------------------- map block reuse
+
+/// A map's blocks (docs/MAP.md, "Reclamation"): generation `g`'s root reaches
+/// block `roots[g]`, which holds `g`. Generation 1 (published by
+/// `ModelObject::new`) reaches block 0. The writer publishes generation 2 in
+/// a fresh block 1 (block 0 is then freed at 2), asks `Slots::oldest_held`
+/// (the real code) and reuses block 0 for generation 3 only if every held
+/// generation is at or past 2; else it takes a fresh block 2. A reader pins
+/// (the real `pin_current`), reads its generation's block, yields and reads
+/// it again: a reused block under a held generation is a torn view.
+fn map_reuse(mutation: &'static str, thorough: bool) {
+    model(mutation, move || {
+        let o = ModelObject::new(2, 1, false);
+        let roots = Arc::new([a64(), a64(), a64(), a64()]);
+        let blocks = Arc::new([AtomicU64::new(1), a64(), a64()]);
+        let reader = {
+            let (o, roots, blocks) = (o.clone(), roots.clone(), blocks.clone());
+            thread::spawn(move || {
+                let owner = 1;
+                let i = claim(&o, owner);
+                let pin = &o.entries[i as usize].pin;
+                for _ in 0..2 {
+                    let Pinned::Word(w) = protocol::pin_current(&o.header.current, pin, |k| o.count(k)) else {
+                        panic!("bad pin")
+                    };
+                    let g = generation_of(w);
+                    let b = roots[g as usize].load(Ordering::Relaxed) as usize;
+                    for _ in 0..2 {
+                        let v = blocks[b].load(Ordering::Relaxed);
+                        assert_eq!(v, g, "torn view: block {b} holds {v} under generation {g}");
+                        thread::yield_now();
+                    }
+                }
+                protocol::unpin(pin, |k| o.count(k));
+                o.reader_file.drop_all(owner);
+            })
+        };
+        let mut w = ModelWriter::new(&o, 0);
+        blocks[1].store(2, Ordering::Relaxed);
+        roots[2].store(1, Ordering::Relaxed);
+        w.publish(2);
+        let oldest = w.slots.oldest_held(&w.t, thorough).expect("table pins");
+        let b = if oldest >= 2 { 0 } else { 2 };
+        blocks[b].store(3, Ordering::Relaxed);
+        roots[3].store(b as u64, Ordering::Relaxed);
+        w.publish(3);
+        reader.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_map_reuse_waits_for_the_oldest_held_generation() {
+    map_reuse("", false);
+}
+
+#[test]
+fn loom_map_reuse_thorough_waits_for_the_oldest_held_generation() {
+    map_reuse("", true);
+}
+
+#[test]
+#[should_panic(expected = "torn view")]
+fn loom_map_reuse_catches_ignoring_the_pins() {
+    map_reuse("map-reuse-ignores-pins", false);
+}
+
+#[test]
+#[should_panic(expected = "torn view")]
+fn loom_map_reuse_catches_a_scan_before_the_fence() {
+    map_reuse("counts-loaded-before-fence", false);
 }
 
 // ------------------------------------------------------------ reader crashes

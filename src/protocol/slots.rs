@@ -207,6 +207,43 @@ impl Slots {
         }
     }
 
+    /// Table pins: the oldest generation a reader may still hold, evaluated
+    /// after the last publish (a map's reclaim rule, docs/MAP.md
+    /// "Reclamation"): the minimum of the current generation and the
+    /// generations of the slots readers hold. Fast (`thorough == false`): by
+    /// the pin counts (`scan_counts`, whose SeqCst fence F_W pairs with each
+    /// reader's F_R); a dead reader's count then still holds its slot.
+    /// Thorough: reclaims dead readers' entries first, then asks the pins
+    /// themselves (`scan_pins`, which also clears the counts no pin names).
+    /// `None` with lock pins (no generation per pin is visible).
+    pub(crate) fn oldest_held<T: Tables>(&mut self, t: &T, thorough: bool) -> Option<u64> {
+        if !matches!(self.pins, Pins::Table { .. }) {
+            return None;
+        }
+        if thorough {
+            self.reclaim_dead_pins(t);
+            self.scan_pins(t);
+        } else {
+            self.scan_counts(t);
+        }
+        let Pins::Table { pinned } = &self.pins else { return None };
+        // Relaxed: only this writer stores `current` and the slot entries.
+        let mut oldest = protocol::generation_of(t.header().current.load(Relaxed));
+        if crate::protocol::sync::mutation("map-reuse-ignores-pins") {
+            return Some(oldest);
+        }
+        let count = (t.header().slot_count.load(Relaxed) as usize).min(pinned.len());
+        for k in (0..count).filter(|&k| pinned[k]) {
+            // A held slot is never refilled, so its sealed generation is the
+            // one its readers hold (0: never published, nothing to hold).
+            let g = Self::entry(t, k as u32).gen.load(Relaxed);
+            if g != 0 {
+                oldest = oldest.min(g);
+            }
+        }
+        Some(oldest)
+    }
+
     /// Table pins: reclaims the reader entries whose owner died: clears their
     /// pins (lock pins need none: the kernel drops a dead reader's locks) and
     /// takes their waits back from `waiters` (`waiters::settle_dead_waits`).

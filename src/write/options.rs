@@ -22,7 +22,7 @@ pub struct WriterOptions<T> {
     pub(crate) max_readers: u32,
     pub(crate) max_size: u64,
     pub(crate) remove_on_drop: bool,
-    lock_pins: Option<bool>,
+    pub(crate) lock_pins: Option<bool>,
     /// The shm format to write, if chosen (`format_version`).
     format: Option<u32>,
     /// Several writer processes share the object (`shared`).

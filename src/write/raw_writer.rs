@@ -445,6 +445,12 @@ impl RawWriter {
         self.next_gen = self.next_gen.max(g.0);
     }
 
+    /// The oldest generation a reader may still hold (`Slots::oldest_held`;
+    /// `thorough` also reclaims dead readers); `None` with lock pins.
+    pub(crate) fn oldest_held(&mut self, thorough: bool) -> Option<u64> {
+        self.slots.oldest_held(&self.tables, thorough)
+    }
+
     /// The fingerprint of the type this writer publishes.
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint

@@ -107,6 +107,11 @@ impl<T: Shared> Writer<T> {
         self.raw.woken_by_last_publish()
     }
 
+    /// The oldest generation a reader may still hold (see `RawWriter::oldest_held`).
+    pub(crate) fn oldest_held(&mut self, thorough: bool) -> Option<u64> {
+        self.raw.oldest_held(thorough)
+    }
+
     /// Serializes `value` straight into a free slot and publishes it.
     ///
     /// Never waits for readers: a slot pinned by a reader is skipped; dead
