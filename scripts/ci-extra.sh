@@ -24,5 +24,11 @@ fi
 # --allow-dirty: the same check on a work tree with uncommitted changes.
 echo "-- package"
 start=$(date +%s)
+# Cargo unpacks the crates of its temporary local registry into
+# $CARGO_HOME/registry/src/-<hash of the registry path>/ and reuses what it
+# finds there: on a machine that ran this before from the same path, the CLI
+# and bridge would be verified against an older unpacked `shmstate` (CI failed
+# that way: "no field `writer_seen`"). Those directories hold only our crates.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/shmstate-*
 cargo package --workspace --allow-dirty
 echo "package: 4 crates packaged and verified in $(( $(date +%s) - start )) s"

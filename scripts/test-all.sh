@@ -7,14 +7,19 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v strace >/dev/null 2>&1 || need_apt+=(strace)   # tests/soundness.rs forces interleavings with it
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)   # cli/tests/operating.rs lints `shmstate metrics` with promtool
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     if [ "$(id -u)" -eq 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
     else
-        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
     fi
 fi
+
+# cli/tests/operating.rs parses `shmstate metrics` with the Python client's parsers.
+python3 -c "import prometheus_client" 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check "prometheus-client==0.26.*"
 
 # The bridge's tests start real nats-server processes (JetStream, clusters).
 # Debian's nats-server (2.9) answers JetStream requests in a form the async-nats

@@ -100,7 +100,10 @@ pub use {
     archive::{Shared, SlotWriter},
     error::{Errno, OpenError, PublishError, ReadError, RemoveError, WaitError},
     object::name::MAX_NAME_LEN,
-    object::{inspect, list, remove, removed_users, LaneInfo, ObjectInfo, Origin, ReaderInfo, RemovedUser, SlotInfo},
+    object::{
+        inspect, list, remove, removed_users, LaneInfo, ObjectInfo, Origin, ReaderInfo, RemovedUser, SlotInfo,
+        WriterSeen,
+    },
     protocol::generation::Generation,
     read::{
         RawReader, Reader, ReaderOptions, Receiver, Releasing, SharedReader, SharedSnapshot, Snapshot,

@@ -621,6 +621,29 @@ fn dynamic_differential_case_on_random_patches() {
     assert!(accepted > 100, "{accepted} accepted");
 }
 
+/// The `encode` fuzz target's check over real archives of the four
+/// differential types, unpatched and with pseudo-random byte flips: what
+/// decodes encodes to bytes that validate and pass bytecheck, as a fixpoint,
+/// and unpatched archives come back as they were (byte for byte where rkyv's
+/// bytes do not depend on a hash map's iteration order or shared pointers).
+#[test]
+fn encode_case_on_real_and_patched_archives() {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut accepted = 0;
+    for i in 0..2_000u32 {
+        let mut input = vec![2, (i % 4) as u8, (i / 4 % 251) as u8];
+        for _ in 0..(i % 3) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            input.extend(&x.to_le_bytes()[..2]);
+        }
+        accepted += u32::from(harness::encode_case(&input));
+    }
+    println!("encode: {accepted} of 2000 decoded and re-encoded");
+    assert!(accepted > 700, "{accepted} accepted");
+}
+
 /// Replays the seed corpus and every minimized crasher in fuzz/regressions/
 /// through the same code paths as the fuzz targets (fuzz/harness.rs).
 #[test]
@@ -629,7 +652,8 @@ fn fuzz_regressions_replay() {
     let mut replayed = 0;
     let mut rig = None;
     for dir in ["regressions", "seeds"] {
-        for target in ["header", "payload", "schema", "ops", "fingerprint", "dynamic", "dynamic_differential"] {
+        for target in ["header", "payload", "schema", "ops", "fingerprint", "dynamic", "dynamic_differential", "encode"]
+        {
             let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else { continue };
             let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
             files.sort();
@@ -653,6 +677,9 @@ fn fuzz_regressions_replay() {
                     }
                     "dynamic_differential" => {
                         harness::dynamic_differential_case(&data);
+                    }
+                    "encode" => {
+                        harness::encode_case(&data);
                     }
                     _ => harness::ops_case(&data),
                 }

@@ -19,8 +19,14 @@ pub fn run(cmd: Cmd) -> Result<(), Failure> {
         Cmd::Dump { name, json, compact, max_depth, max_values, timeout } => {
             dump(&name, json, compact, Limits { max_depth, max_values }, timeout)
         }
+        Cmd::Schema { name, text } => crate::publish::schema(&name, text),
+        Cmd::Publish { name, file, schema } => crate::publish::publish(&name, &file, schema.as_deref()),
         Cmd::Rm { names, force } => rm(&names, force),
         Cmd::Gc { prefix, yes, json } => gc(prefix.as_deref(), yes, json),
+        Cmd::Metrics { prefix, openmetrics, listen, textfile, interval } => {
+            metrics(prefix.as_deref(), openmetrics, listen, textfile.as_deref(), interval)
+        }
+        Cmd::Doctor { json, root } => doctor(json, &root),
     }
 }
 
@@ -40,10 +46,31 @@ fn pretty_json(v: &Value) -> String {
 }
 
 fn writer_cell(info: &ObjectInfo) -> String {
-    if info.writer_alive {
-        format!("alive ({})", info.writer_pid)
-    } else {
-        "dead".into()
+    if !info.writer_alive {
+        return "dead".into();
+    }
+    match info.writer_seen {
+        shmstate::WriterSeen::Pid(here) if here != info.writer_pid => {
+            format!("alive ({here}, {} in its ns)", info.writer_pid)
+        }
+        shmstate::WriterSeen::Hidden => format!("alive (other pid ns: {})", info.writer_pid),
+        _ => format!("alive ({})", info.writer_pid),
+    }
+}
+
+/// A live writer's pid as this PID namespace sees it, and as its own
+/// namespace does when that differs (a writer in a container records its
+/// namespace's pid in the header).
+pub fn writer_where(info: &ObjectInfo) -> String {
+    match info.writer_seen {
+        shmstate::WriterSeen::Pid(here) if here == info.writer_pid => format!("pid {here}"),
+        shmstate::WriterSeen::Pid(here) => {
+            format!("pid {here}; pid {} in its own PID namespace", info.writer_pid)
+        }
+        shmstate::WriterSeen::Hidden => {
+            format!("in another PID namespace, not visible here; pid {} there", info.writer_pid)
+        }
+        _ => format!("pid {}", info.writer_pid),
     }
 }
 
@@ -178,7 +205,7 @@ fn inspect_text(info: &ObjectInfo) -> String {
         None => "nothing published yet".into(),
     };
     let writer = if info.writer_alive {
-        format!("alive (pid {})", info.writer_pid)
+        format!("alive ({})", writer_where(info))
     } else {
         format!("dead (last pid {})", info.writer_pid)
     };
@@ -596,4 +623,48 @@ fn gc(prefix: Option<&str>, yes: bool, json: bool) -> Result<(), Failure> {
         out(&s)?;
     }
     code.map_or(Ok(()), |c| Err(Failure::new(c, "")))
+}
+
+/// One scrape of every object (under `prefix`), as text in `format`.
+fn scrape(prefix: Option<&str>, format: crate::metrics::Format) -> Result<String, Failure> {
+    let objs = objects(prefix)?;
+    let scrape = crate::metrics::Scrape { objects: &objs, now_ns: now_ns() };
+    Ok(crate::metrics::render(&crate::metrics::families(&scrape), format))
+}
+
+fn metrics(
+    prefix: Option<&str>,
+    openmetrics: bool,
+    listen: Option<std::net::SocketAddr>,
+    textfile: Option<&std::path::Path>,
+    interval: Option<Duration>,
+) -> Result<(), Failure> {
+    use crate::metrics::Format;
+    let format = if openmetrics { Format::OpenMetrics } else { Format::Prometheus };
+    if let Some(addr) = listen {
+        // A scrape that cannot list /dev/shm answers with that reason as a comment
+        // and no samples, rather than dropping the connection.
+        return crate::serve::listen(addr, |f| scrape(prefix, f).unwrap_or_else(|e| format!("# {}\n", e.message)));
+    }
+    let Some(dir) = textfile else { return out(&scrape(prefix, format)?) };
+    loop {
+        crate::serve::write_textfile(dir, &scrape(prefix, format)?)?;
+        let Some(every) = interval else { return Ok(()) };
+        std::thread::sleep(every);
+    }
+}
+
+fn doctor(json: bool, root: &std::path::Path) -> Result<(), Failure> {
+    use crate::doctor::Severity;
+    let objs = objects(None)?;
+    let findings = crate::doctor::run(&crate::doctor::Host { objects: &objs, root });
+    if json {
+        out(&pretty_json(&crate::doctor::json(&findings)))?;
+    } else {
+        out(&crate::doctor::text(&findings))?;
+    }
+    if findings.iter().any(|f| f.severity == Severity::Problem) {
+        return Err(Failure::new(code::PROBLEM, ""));
+    }
+    Ok(())
 }

@@ -26,6 +26,8 @@ pub mod code {
     pub const WRITER_DEAD: u8 = 6;
     /// `rm` refused: live readers use the object (`--force` overrides).
     pub const IN_USE: u8 = 7;
+    /// `doctor` found at least one problem.
+    pub const PROBLEM: u8 = 8;
 }
 
 /// A stable machine-readable name for an open failure (JSON `error` field).

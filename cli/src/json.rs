@@ -24,6 +24,13 @@ pub fn summary(info: &ObjectInfo) -> Value {
         "last_publish_ns": info.last_publish_ns,
         "writer_alive": info.writer_alive,
         "writer_pid": info.writer_pid,
+        // The writer's pid as this PID namespace sees it; null when it runs in
+        // a namespace this one cannot see (or no writer is alive).
+        "writer_pid_here": match info.writer_seen {
+            shmstate::WriterSeen::Pid(p) => Some(p),
+            _ => None,
+        },
+        "writer_in_hidden_namespace": info.writer_seen == shmstate::WriterSeen::Hidden,
         "origin": info.origin.as_ref().map(|o| json!({"host": o.host, "generation": o.generation})),
         "live_readers": info.live_readers(),
         "lane_of": info.lane_of,

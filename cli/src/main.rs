@@ -1,8 +1,12 @@
-//! `shmstate`: list, inspect, watch, dump and remove shmstate objects.
+//! `shmstate`: list, inspect, watch, dump, publish and remove shmstate objects.
 
 mod commands;
+mod doctor;
 mod errors;
 mod json;
+mod metrics;
+mod serve;
+mod publish;
 mod table;
 
 use std::io::Write as _;
@@ -26,7 +30,8 @@ Exit codes:
   4  permission denied
   5  corrupt object, unknown format version, or undecodable type/snapshot
   6  the writer died (watch)
-  7  not removed: live readers use the object (rm without --force)";
+  7  not removed: live readers use the object (rm without --force)
+  8  doctor found a problem";
 
 /// Inspect and manage shmstate shared-memory objects.
 #[derive(Parser, Debug)]
@@ -96,6 +101,30 @@ pub enum Cmd {
         #[arg(long, value_parser = parse_duration, default_value = "1s")]
         timeout: Duration,
     },
+    /// Print an object's schema: a schema file (JSON) for `publish --schema`.
+    Schema {
+        /// Object name.
+        name: String,
+        /// Print the Rust-like text instead (as `inspect` shows it).
+        #[arg(long)]
+        text: bool,
+    },
+    /// Publish a value given as JSON (the form `dump --json` prints).
+    ///
+    /// Takes over the object with its stored schema (its writer must be
+    /// gone), or creates it, or takes it over, with the type of a schema
+    /// file. Exits when published: readers keep the snapshot; the object's
+    /// writer is dead until another takes over.
+    Publish {
+        /// Object name.
+        name: String,
+        /// The JSON value (`-` for stdin).
+        file: String,
+        /// Create the object with this schema file (`shmstate schema NAME`
+        /// output) if it does not exist.
+        #[arg(long)]
+        schema: Option<String>,
+    },
     /// Remove objects (their data segment, reader table and writer lock).
     ///
     /// Processes that have them open keep working on the old objects.
@@ -107,6 +136,44 @@ pub enum Cmd {
         /// removed object until they notice: `Replaced`, or follow the new one).
         #[arg(long)]
         force: bool,
+    },
+    /// Print every object's counters and health as Prometheus metrics.
+    ///
+    /// Reads shared memory only (nothing is pinned, locked or written). Writes
+    /// the Prometheus text format to stdout, or serves it over HTTP
+    /// (--listen), or writes it for node_exporter's textfile collector
+    /// (--textfile). Metric names: docs/OPERATING.md.
+    Metrics {
+        /// Only objects whose name starts with this prefix.
+        prefix: Option<String>,
+        /// OpenMetrics 1.0 text instead of the Prometheus text format (over
+        /// HTTP the scrape's Accept header chooses).
+        #[arg(long)]
+        openmetrics: bool,
+        /// Serve GET /metrics on this address (e.g. 127.0.0.1:9187) until stopped.
+        #[arg(long, conflicts_with = "textfile")]
+        listen: Option<std::net::SocketAddr>,
+        /// Write DIR/shmstate.prom atomically (node_exporter's textfile collector).
+        #[arg(long, value_name = "DIR")]
+        textfile: Option<std::path::PathBuf>,
+        /// With --textfile: write it again every interval until stopped.
+        #[arg(long, requires = "textfile", value_parser = parse_duration)]
+        interval: Option<Duration>,
+    },
+    /// Check this host for what breaks shared state, and say what to do.
+    ///
+    /// /dev/shm size against the objects' growth, systemd-logind's RemoveIPC,
+    /// owners and modes, unreadable and unused objects, writers in other PID
+    /// namespaces, the cgroup memory limit, kernel features. Exits 8 when it
+    /// finds a problem.
+    Doctor {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Read the host's configuration files (/etc/systemd/logind.conf, ...)
+        /// under this directory instead of / (an image's root, or a test's).
+        #[arg(long, default_value = "/")]
+        root: std::path::PathBuf,
     },
     /// Remove objects whose writer is dead and that have no live readers.
     ///

@@ -7,17 +7,17 @@ use super::{DecodeError, Value};
 use crate::schema::{TypeDesc, TypeIndex};
 
 /// Entries per B-tree node in rkyv's `ArchivedBTreeMap` (its default `E`).
-const BTREE_E: usize = 5;
+pub(super) const BTREE_E: usize = 5;
 /// Width of a SwissTable probe group (`MAX_GROUP_WIDTH`): the control bytes run
 /// `cap.next_multiple_of(16) + 15` bytes.
-const GROUP_WIDTH: usize = 16;
+pub(super) const GROUP_WIDTH: usize = 16;
 /// A relative pointer with this offset is rkyv's "invalid" (null) pointer.
-const INVALID_REL: i32 = 1;
+pub(super) const INVALID_REL: i32 = 1;
 
 type Entries = Vec<(Value, Value)>;
 
 /// Layout of `repr(C) { key: K, value: V }`: (value offset, size, align).
-fn entry_layout(k: &TypeDesc, v: &TypeDesc) -> (usize, usize, usize) {
+pub(super) fn entry_layout(k: &TypeDesc, v: &TypeDesc) -> (usize, usize, usize) {
     let align = k.align.max(v.align).max(1) as usize;
     let value_at = round_up(k.size as usize, v.align as usize);
     (value_at, round_up(value_at + v.size as usize, align), align)
@@ -198,24 +198,24 @@ struct Tree<'s, 'l> {
 /// Byte layout of rkyv's B-tree nodes for given key and value types:
 /// `Node = repr(C) { kind: u8, keys: [K; 5], values: [V; 5] }`, then either
 /// `len: u32` (leaf) or `lesser: [rel; 5], greater: rel` (inner).
-struct NodeLayout {
+pub(super) struct NodeLayout {
     /// The common part (`Node`): its size and alignment.
-    node_size: usize,
-    node_align: usize,
-    keys: usize,
-    key_size: usize,
-    values: usize,
-    value_size: usize,
-    leaf_len: usize,
-    leaf_size: usize,
+    pub(super) node_size: usize,
+    pub(super) node_align: usize,
+    pub(super) keys: usize,
+    pub(super) key_size: usize,
+    pub(super) values: usize,
+    pub(super) value_size: usize,
+    pub(super) leaf_len: usize,
+    pub(super) leaf_size: usize,
     /// Alignment of the leaf and inner nodes.
-    outer_align: usize,
-    children: usize,
-    inner_size: usize,
+    pub(super) outer_align: usize,
+    pub(super) children: usize,
+    pub(super) inner_size: usize,
 }
 
 impl NodeLayout {
-    fn new(k: &TypeDesc, v: &TypeDesc) -> Self {
+    pub(super) fn new(k: &TypeDesc, v: &TypeDesc) -> Self {
         let node_align = k.align.max(v.align).max(1) as usize;
         let keys = round_up(1, k.align as usize);
         let values = round_up(keys + BTREE_E * k.size as usize, v.align as usize);

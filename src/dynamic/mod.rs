@@ -20,6 +20,13 @@
 //! [`RawReader::read`](crate::RawReader::read) with its
 //! [`schema`](crate::RawReader::schema)).
 //!
+//! The other way, [`encode`] turns a [`Value`] into the archive rkyv writes
+//! for the Rust value, under the schema: what
+//! [`RawWriter::publish_value`](crate::RawWriter::publish_value), the
+//! `shmstate publish` command and bindings to other languages publish
+//! without the Rust type (with the `serde` feature, `from_json` reads the
+//! JSON that `shmstate dump --json` prints back into a `Value`).
+//!
 //! ## Guarantees
 //! The bytes come from shared memory and are untrusted: another process may
 //! have written anything there. Decoding never panics and never reads outside
@@ -66,7 +73,12 @@
 mod claims;
 mod decode;
 mod display;
+mod encode;
+mod encode_maps;
+mod encode_shape;
 mod error;
+#[cfg(feature = "serde")]
+mod from_json;
 mod maps;
 mod reader;
 #[cfg(feature = "serde")]
@@ -75,7 +87,10 @@ mod std_types;
 mod value;
 
 pub use decode::{decode, decode_with, validate, Limits};
+pub use encode::{encode, EncodeError, MAX_ENCODE_DEPTH};
 pub use error::{DecodeError, Error};
+#[cfg(feature = "serde")]
+pub use from_json::from_json;
 pub use reader::{Reader, Snapshot};
 pub use value::{Fields, Value};
 

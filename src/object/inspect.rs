@@ -52,8 +52,13 @@ pub struct ObjectInfo {
     pub origin: Option<Origin>,
     /// Whether a live writer holds the object (lock probe).
     pub writer_alive: bool,
-    /// Pid recorded by the last writer (diagnostic: may be stale or from another namespace).
+    /// Pid recorded by the last writer: its `getpid()` in *its* PID namespace
+    /// (diagnostic: stale once it exits; see [`writer_seen`](Self::writer_seen)).
     pub writer_pid: u32,
+    /// The live writer as this process's PID namespace sees it (from
+    /// `/proc/locks`): its pid here, or that it runs in a namespace this one
+    /// cannot see. Differs from `writer_pid` for a writer in a container.
+    pub writer_seen: crate::object::WriterSeen,
     /// Counters.
     pub publishes: u64,
     /// Segment growths.
@@ -276,6 +281,7 @@ fn inspect_with(name: &str, lanes: impl FnOnce() -> Vec<(String, u64)>) -> Resul
             write_locked: lock_pins && seg.slot_write_locked(k),
         })
         .collect();
+    let writer_alive = seg.writer_alive().unwrap_or(false);
     Ok(ObjectInfo {
         name: name.to_string(),
         type_name: schema.as_ref().ok().map(|d| d.root().name.clone()),
@@ -294,8 +300,9 @@ fn inspect_with(name: &str, lanes: impl FnOnce() -> Vec<(String, u64)>) -> Resul
         created_ns: h.created_ns.load(Relaxed),
         last_publish_ns: h.last_publish_ns.load(Relaxed),
         origin: origin(h),
-        writer_alive: seg.writer_alive().unwrap_or(false),
+        writer_alive,
         writer_pid: h.writer_pid.load(Relaxed),
+        writer_seen: crate::object::holder::writer_seen(name, writer_alive),
         publishes: h.publishes.load(Relaxed),
         growths: h.growths.load(Relaxed),
         reclaimed_pins: h.reclaimed_pins.load(Relaxed),

@@ -120,7 +120,9 @@ impl Watcher {
         Watcher { name: name.into(), data, readers, entry: OnceLock::new(), opener: os::pid() }
     }
 
-    /// The reader table's waiter count, if the object has a table.
+    /// The reader table's waiter count, if the object has a table (for the
+    /// async helper, which passes wake-ups on).
+    #[cfg(feature = "tokio")]
     pub(crate) fn waiters(&self) -> Option<&AtomicU32> {
         self.readers.as_ref().and_then(|t| t.region().readers_header()).map(|h| &h.waiters)
     }

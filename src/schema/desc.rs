@@ -8,6 +8,7 @@ use core::fmt;
 pub type TypeIndex = u32;
 
 /// A whole schema: every type reachable from `root`.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct SchemaDoc {
     /// The type stored in the segment.
@@ -17,6 +18,7 @@ pub struct SchemaDoc {
 }
 
 /// One type: its Rust name, the size and alignment of its archived form, its shape.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct TypeDesc {
     /// Rust spelling, e.g. `Config`, `Vec<u64>`.
@@ -36,6 +38,7 @@ impl TypeDesc {
 }
 
 /// Primitive types (archived little-endian, aligned).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug, Clone, Copy, PartialEq, Eq))]
 #[allow(missing_docs)]
@@ -60,6 +63,7 @@ pub enum Primitive {
 }
 
 /// A named (or positional) field at a byte offset inside its archived parent.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Field {
     /// Field name; `"0"`, `"1"`… for tuple fields.
@@ -72,6 +76,7 @@ pub struct Field {
 }
 
 /// One enum variant.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Variant {
     /// Variant name.
@@ -89,6 +94,7 @@ pub struct Variant {
 /// Offsets written "rel" are little-endian `i32`s counted from the address of
 /// the field that holds them; lengths are little-endian `u32`s (the crate pins
 /// `pointer_width_32`). Element types are described by their own [`TypeDesc`].
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum Kind {
     /// A primitive, little-endian; `bool` is one byte 0/1, `char` a `u32` scalar,

@@ -26,6 +26,8 @@ mod diff;
 mod display;
 mod fingerprint;
 pub mod fp;
+#[cfg(feature = "serde")]
+mod json;
 mod std_impls;
 mod std_structs;
 mod validate;

@@ -8,6 +8,7 @@ mod lane_spec;
 mod lanes;
 pub(crate) mod options;
 pub(crate) mod raw_writer;
+mod value_writer;
 mod writer;
 
 pub use options::WriterOptions;

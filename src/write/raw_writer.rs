@@ -50,8 +50,8 @@ pub struct RawWriter {
     slots: Slots,
     next_gen: u64,
     fingerprint: u64,
-    /// What `publish_bytes` checks the bytes against.
-    schema: SchemaDoc,
+    /// What `publish_bytes` checks the bytes against (and `publish_value` encodes with).
+    pub(super) schema: SchemaDoc,
     liveness_held: bool,
     remove_on_drop: bool,
     /// The process that opened the writer: only it lets go of the locks at
