@@ -5,8 +5,8 @@ mod doctor;
 mod errors;
 mod json;
 mod metrics;
-mod serve;
 mod publish;
+mod serve;
 mod table;
 
 use std::io::Write as _;

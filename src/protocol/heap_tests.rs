@@ -231,6 +231,33 @@ fn heap_region_bounds() {
     assert!(small.region().header().is_none());
 }
 
+/// `Region::pin_counts` (what `RawReader` locates once at open) is the
+/// counts `pin_count` gives, one by one, and refuses a table too short for
+/// them. Under Miri (scripts/miri.sh) this also checks that a count reached
+/// through `add(k)` from it is inside the pointer's provenance.
+#[test]
+fn heap_pin_counts_pointer_reaches_every_count() {
+    let (capacity, slots) = (4u32, 6u32);
+    let buf = HeapBuf::new(4096);
+    let r = buf.region();
+    let first = r.pin_counts(capacity, slots).unwrap();
+    for k in 0..slots {
+        // SAFETY: `k < slots`, and `pin_counts` checked that all `slots` counts
+        // lie inside the region, which `buf` keeps alive for this test.
+        let by_pointer = unsafe { &*first.add(k as usize) };
+        let by_index = r.pin_count(capacity, slots, k).unwrap();
+        assert!(core::ptr::eq(by_pointer, by_index), "count {k}");
+        by_pointer.store(100 + k as u64, Relaxed);
+        assert_eq!(by_index.load(Relaxed), 100 + k as u64);
+    }
+    assert!(r.pin_counts(capacity, 0).is_none());
+    // The counts start after the table header and `capacity` entries.
+    let fits = (4096 - 64 * (capacity as u64 + 1)) as u32 / 8;
+    assert!(r.pin_count(capacity, u32::MAX, fits - 1).is_some() && r.pin_count(capacity, u32::MAX, fits).is_none());
+    assert!(r.pin_counts(capacity, fits).is_some());
+    assert!(r.pin_counts(capacity, fits + 1).is_none());
+}
+
 /// The stored schema description decodes, and every truncation or bit flip of
 /// it is an error or a valid document, never a panic.
 #[test]

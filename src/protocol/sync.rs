@@ -18,7 +18,7 @@ pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 /// `mfence` after it orders nothing more and cost the pin about 2.5 ns here
 /// (BENCHMARKS.md, "New-generation read"), so there F_R is a compiler fence
 /// only, which keeps the compiler from moving the re-load of `current` above
-/// the RMW (and `COUNT_RMW` = Release keeps the pin store above it). The
+/// the RMW (and `COUNT_RMW` = SeqCst keeps the pin store above it). The
 /// same choice as crossbeam-epoch's `pin` on x86. Everywhere else, and under
 /// loom and Miri (which check the protocol with the fence, as C11 states
 /// it), the SeqCst fence itself.
@@ -30,12 +30,14 @@ pub(crate) fn fence_after_count() {
     fence(Ordering::SeqCst);
 }
 
-/// The success ordering of the reader's count RMW: Release on x86-64 (free
-/// there: every `lock` RMW is one), which keeps the compiler from moving the
-/// pin store below it when F_R is only a compiler fence
-/// ([`fence_after_count`]); Relaxed elsewhere, where the SeqCst fence orders it.
+/// The success ordering of the reader's count RMW: SeqCst on x86-64 (free
+/// there: every ordering of a `lock cmpxchg` is the same instruction), which
+/// keeps the compiler from moving the pin store below it or the re-load of
+/// `current` above it when F_R is only a compiler fence
+/// ([`fence_after_count`]), exactly as crossbeam-epoch's `pin` orders its
+/// `compare_exchange`; Relaxed elsewhere, where the SeqCst fence orders it.
 #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
-pub(crate) const COUNT_RMW: Ordering = Ordering::Release;
+pub(crate) const COUNT_RMW: Ordering = Ordering::SeqCst;
 #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
 pub(crate) const COUNT_RMW: Ordering = Ordering::Relaxed;
 

@@ -175,9 +175,9 @@ pub(crate) enum Pinned {
 fn count<'a>(word: u64, count_at: &impl Fn(u32) -> Option<&'a AtomicU64>) -> bool {
     let Some(c) = count_at(slot_of(word)) else { return false };
     let tag = count_tag(word);
-    // SYNC(count): Relaxed (Release on x86-64, `sync::COUNT_RMW`); sequenced
-    // before F_R in `pin_current`, which pairs with F_W in `scan_counts` (the
-    // fences order it).
+    // SYNC(count): Relaxed (SeqCst on x86-64, `sync::COUNT_RMW`, where this
+    // `lock cmpxchg` is F_R's barrier); sequenced before F_R in `pin_current`,
+    // which pairs with F_W in `scan_counts` (the fences order it).
     c.fetch_update(crate::protocol::sync::COUNT_RMW, Ordering::Relaxed, |v| {
         (v >> COUNT_BITS == tag && count_of(v) != u32::MAX).then_some(v + 1)
     })

@@ -66,9 +66,9 @@ struct PinWords {
 impl PinWords {
     fn locate(readers: &ReaderTable, entry: u32) -> Option<PinWords> {
         let pin = &readers.region().reader(entry)?.pin;
-        let counts = readers.pin_count(0)?;
-        // The last count inside the table: so is every one before it.
-        readers.pin_count(readers.count_slots.checked_sub(1)?)?;
+        // Every count inside the table, as one pointer with the mapping's
+        // provenance (not derived from a `&AtomicU64` of the first).
+        let counts = readers.region().pin_counts(readers.capacity, readers.count_slots)?;
         Some(PinWords { pin, counts, count_slots: readers.count_slots })
     }
 
