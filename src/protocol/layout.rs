@@ -301,6 +301,7 @@ impl<'a> Region<'a> {
     }
 
     /// Slot entry `i` (`None` if outside the region).
+    #[inline]
     pub(crate) fn slot(&self, i: u32) -> Option<&'a SlotEntry> {
         self.at(FIXED_HEADER + i as u64 * ENTRY)
     }

@@ -215,7 +215,7 @@ impl RawReader {
     ///
     /// The path of every new-generation read: what is not the pin or a
     /// bound check (building errors, remapping) is out of line.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pin_latest(&mut self) -> Result<Pin, ReadError> {
         let pinned = match &mut self.pins {
             Pins::Table { words, .. } => {
