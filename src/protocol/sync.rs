@@ -15,13 +15,14 @@ pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 /// and no later load is performed before it (Intel SDM vol. 3A §9.2.2,
 /// "Locked instructions have a total order", "Reads or writes cannot be
 /// reordered with ... locked instructions"; AMD APM vol. 2 §7.4.2). An
-/// `mfence` after it orders nothing more and cost the pin about 2.5 ns here
-/// (BENCHMARKS.md, "New-generation read"), so there F_R is a compiler fence
-/// only, which keeps the compiler from moving the re-load of `current` above
-/// the RMW (and `COUNT_RMW` = SeqCst keeps the pin store above it). The
-/// same choice as crossbeam-epoch's `pin` on x86. Everywhere else, and under
-/// loom and Miri (which check the protocol with the fence, as C11 states
-/// it), the SeqCst fence itself.
+/// `mfence` after it orders nothing more (without it the pin's atomics take
+/// 0.74–0.84× the time: BENCHMARKS.md, "New-generation read"), so there F_R
+/// is a compiler fence only, which keeps the compiler from moving the
+/// re-load of `current` above the RMW (and `COUNT_RMW` = SeqCst keeps the
+/// pin store above it). The writer's F_W stays an `mfence`. The same choice
+/// as crossbeam-epoch's `pin` on x86. Everywhere else, and under loom and
+/// Miri (which check the protocol with the fence, as C11 states it), the
+/// SeqCst fence itself (docs/PROTOCOL.md, "F_R on x86-64").
 #[inline(always)]
 pub(crate) fn fence_after_count() {
     #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
