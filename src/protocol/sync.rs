@@ -16,7 +16,7 @@ pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 /// "Locked instructions have a total order", "Reads or writes cannot be
 /// reordered with ... locked instructions"; AMD APM vol. 2 §7.4.2). An
 /// `mfence` after it orders nothing more (without it the pin's atomics take
-/// 0.74–0.84× the time: BENCHMARKS.md, "New-generation read"), so there F_R
+/// 0.61–0.84× the time: BENCHMARKS.md, "New-generation read"), so there F_R
 /// is a compiler fence only, which keeps the compiler from moving the
 /// re-load of `current` above the RMW (and `COUNT_RMW` = SeqCst keeps the
 /// pin store above it). The writer's F_W stays an `mfence`. The same choice
