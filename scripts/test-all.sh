@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v strace >/dev/null 2>&1 || need_apt+=(strace)   # tests/soundness.rs forces interleavings with it
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)   # cli/tests/operating.rs lints `shmstate metrics` with promtool
+# capi/tests compile C and C++ programs with -fsanitize=address,undefined (gcc ships the runtimes).
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)   # capi/tests: the installed library's shmstate.pc
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     if [ "$(id -u)" -eq 0 ]; then

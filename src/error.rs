@@ -213,6 +213,20 @@ pub enum PublishError {
         /// The error.
         errno: Errno,
     },
+    /// `try_publish` / `try_update` of a shared writer: another writer
+    /// holds the publish lock right now; nothing was published.
+    Busy {
+        /// The object name.
+        name: String,
+    },
+    /// The slot table a shared writer took over from another writer is
+    /// inconsistent (as `OpenError::Corrupt` for a writer taking over).
+    Corrupt {
+        /// The object name.
+        name: String,
+        /// What is wrong.
+        what: String,
+    },
 }
 
 /// Why [`Reader::read`](crate::Reader::read) failed.
@@ -421,6 +435,8 @@ impl fmt::Display for PublishError {
             PublishError::GenerationsExhausted { name } => write!(f, "the generation counter of {name:?} is exhausted"),
             PublishError::NoSpace { name, needed, shm } => no_space(f, name, "growing it needs another", *needed, *shm),
             PublishError::Os { name, op, errno } => write!(f, "{op} for {name:?}: {errno}"),
+            PublishError::Busy { name } => write!(f, "another writer is publishing {name:?}: nothing published"),
+            PublishError::Corrupt { name, what } => write!(f, "corrupt object {name:?}: {what}"),
         }
     }
 }
@@ -498,7 +514,7 @@ debug_as_display! {
         NotFound AlreadyExists PermissionDenied InvalidName NotOwner WriterBusy TypeMismatch
         FormatVersion Corrupt NotInitialized ReaderTableFull NoSpace InvalidOption Os
     }
-    PublishError { TooLarge AllSlotsPinned Serialize Invalid GenerationsExhausted NoSpace Os }
+    PublishError { TooLarge AllSlotsPinned Serialize Invalid GenerationsExhausted NoSpace Os Busy Corrupt }
     ReadError { Empty Invalid Corrupt Replaced Os Open ThreadExiting }
     WaitError { Timeout WriterDead Replaced Removed Os }
     RemoveError { NotFound InvalidName PermissionDenied Os }

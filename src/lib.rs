@@ -102,7 +102,7 @@ pub use {
     object::name::MAX_NAME_LEN,
     object::{
         inspect, list, remove, removed_users, LaneInfo, ObjectInfo, Origin, ReaderInfo, RemovedUser, SlotInfo,
-        WriterSeen,
+        WriterInfo, WriterSeen,
     },
     protocol::generation::Generation,
     read::{
@@ -110,7 +110,7 @@ pub use {
         DEFAULT_WRITER_GRACE,
     },
     schema::Schema,
-    write::{RawWriter, Writer, WriterOptions},
+    write::{RawWriter, Writer, WriterOptions, WriterStats},
 };
 
 /// `#[shmstate::shared]`: rkyv `Archive`/`Serialize`/`Deserialize` + [`Schema`].

@@ -175,14 +175,18 @@ fn floor_latency(url: &str, tag: &str, size: usize, samples: usize) -> Vec<Durat
             // What the exporter does per generation: archive, envelope, put.
             let bytes = shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::Error>(&blob(seq, size)).unwrap();
             let env = Envelope {
+                version: shmstate_bridge::envelope::VERSION,
                 fingerprint: 1,
                 rkyv_format: 1,
                 generation: seq,
                 exporter: 1,
+                incarnation: 1,
+                digest: None,
                 host: "bench",
                 schema: &schema,
                 len: bytes.len() as u64,
                 body: Body::Inline(&bytes),
+                seal: None,
             }
             .encode();
             kv.put("k", env.into()).await.unwrap();

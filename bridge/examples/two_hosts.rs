@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shmstate::{Reader, Writer};
-use shmstate_bridge::{connect, export, import, Config, ImportOptions, Stats};
+use shmstate_bridge::{connect, export, import, Config, ExportOptions, ImportOptions, Stats};
 
 #[shmstate::shared]
 #[derive(Debug)]
@@ -53,8 +53,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut host_a = Config::new(url.clone());
     host_a.host = "host-a".into();
     let nats = rt.block_on(connect(&host_a))?;
-    rt.spawn(export(host_a, nats.clone(), vec![name.clone()], stats.clone()));
-    let options = ImportOptions { patterns: vec![], prefix: "hostb.".into() };
+    let what = ExportOptions { patterns: vec![name.clone()], ..Default::default() };
+    rt.spawn(export(host_a, nats.clone(), what, stats.clone()));
+    let options = ImportOptions { patterns: vec![], prefix: "hostb.".into(), ..Default::default() };
     rt.spawn(import(nats, options, stats.clone()));
 
     // Host B: an ordinary reader of the mirrored object.

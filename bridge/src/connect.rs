@@ -1,11 +1,16 @@
 //! Connecting to NATS and opening the buckets, retrying with back-off until
-//! the servers answer (saying so on stderr meanwhile).
+//! the servers answer (saying so on stderr meanwhile). Credentials and TLS
+//! are in `credentials`; what the server refuses (credentials, TLS, a bad
+//! URL) ends `connect` with an error instead of a retry.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, object_store, stream::StorageType};
+use async_nats::{ConnectErrorKind, Event, ServerAddr, ServerError};
 
-use crate::log;
+pub use crate::credentials::{redact_url, Auth, ClientCert, Tls};
+use crate::{credentials, log};
 
 /// Where the bridge meets the fleet.
 #[derive(Debug, Clone)]
@@ -18,12 +23,25 @@ pub struct Config {
     pub replicas: usize,
     /// This host's name, written into every exported envelope.
     pub host: String,
+    /// Credentials (default: none). Secrets are read from files.
+    pub auth: Auth,
+    /// TLS (default: whatever the server asks for, checked against the
+    /// system's certificate authorities).
+    pub tls: Tls,
 }
 
 impl Config {
-    /// One server, bucket `shmstate`, one replica, this machine's host name.
+    /// One server, bucket `shmstate`, one replica, this machine's host name,
+    /// no credentials, TLS if the server asks for it.
     pub fn new(server: impl Into<String>) -> Self {
-        Config { servers: vec![server.into()], bucket: "shmstate".into(), replicas: 1, host: host_name() }
+        Config {
+            servers: vec![server.into()],
+            bucket: "shmstate".into(),
+            replicas: 1,
+            host: host_name(),
+            auth: Auth::None,
+            tls: Tls::default(),
+        }
     }
 
     /// The object-store bucket for snapshots above the server's max payload.
@@ -50,28 +68,121 @@ impl Nats {
     }
 }
 
+/// Why `connect` gave up. No variant carries a secret: URLs are redacted
+/// and files are named by their path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectError {
+    /// A server URL does not parse (user info redacted).
+    BadUrl {
+        /// The URL, user info replaced by `***`.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A server URL carries a user, password or token: the command line is
+    /// visible to every user of the host, and URLs are logged.
+    CredentialsInUrl {
+        /// The URL, user info replaced by `***`.
+        url: String,
+    },
+    /// A credentials, key or certificate file cannot be used.
+    File {
+        /// Which file (`"password file"`, `"CA file"`, …).
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// Why (never its content).
+        reason: String,
+    },
+    /// Options that do not go together.
+    Usage(String),
+    /// The server refused the credentials, or TLS failed (a certificate
+    /// not trusted, TLS required and the server does not offer it, …):
+    /// retrying cannot help.
+    Refused {
+        /// The servers tried (redacted).
+        servers: String,
+        /// The client's or the server's reason.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::BadUrl { url, reason } => write!(f, "server URL {url:?}: {reason}"),
+            ConnectError::CredentialsInUrl { url } => write!(
+                f,
+                "server URL {url:?} carries credentials, which other users can read in the command line and \
+                 which would be logged: refused; give the password with --user and --password-file, a token with \
+                 --token-file (library: Config::auth)"
+            ),
+            ConnectError::File { what, path, reason } => write!(f, "{what} {}: {reason}", path.display()),
+            ConnectError::Usage(why) => f.write_str(why),
+            ConnectError::Refused { servers, reason } => {
+                write!(f, "nats: cannot connect to {servers}, and retrying cannot help: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// The server URLs, parsed; user info in any of them is refused.
+fn parse_servers(urls: &[String]) -> Result<Vec<ServerAddr>, ConnectError> {
+    if urls.is_empty() {
+        return Err(ConnectError::Usage("no server URL".into()));
+    }
+    urls.iter()
+        .map(|url| {
+            let shown = redact_url(url);
+            if shown != *url {
+                return Err(ConnectError::CredentialsInUrl { url: shown });
+            }
+            let addr = url
+                .parse::<ServerAddr>()
+                .map_err(|e| ConnectError::BadUrl { url: shown.clone(), reason: e.to_string() })?;
+            if addr.username().is_some() || addr.password().is_some() {
+                return Err(ConnectError::CredentialsInUrl { url: shown });
+            }
+            Ok(addr)
+        })
+        .collect()
+}
+
 /// Connects to `config.servers` and opens (or creates) the buckets, retrying
-/// every step with back-off (100 ms doubling to 5 s) for as long as it takes.
-/// Fails only for a server URL that does not parse.
-pub async fn connect(config: &Config) -> Result<Nats, String> {
-    let servers = config
-        .servers
-        .iter()
-        .map(|url| url.parse::<async_nats::ServerAddr>().map_err(|e| format!("server URL {url:?}: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
+/// every step with back-off (100 ms doubling to 5 s) while the servers are
+/// unreachable or JetStream is not ready. Fails at once for what retrying
+/// cannot mend: a server URL that does not parse or carries credentials, a
+/// credentials or certificate file that cannot be used, credentials the
+/// server refuses, a TLS failure (see [`ConnectError`]).
+pub async fn connect(config: &Config) -> Result<Nats, ConnectError> {
+    let servers = parse_servers(&config.servers)?;
+    let loaded = credentials::load(&config.auth, &config.tls)?;
+    credentials::warn_if_cleartext(&config.auth, &config.tls, &servers);
+    let shown = config.servers.iter().map(|s| redact_url(s)).collect::<Vec<_>>().join(",");
     let mut backoff = Backoff::new();
     let client = loop {
-        let options = async_nats::ConnectOptions::new()
+        let bucket = config.bucket.clone();
+        let options = loaded
+            .apply(async_nats::ConnectOptions::new())?
             .name(format!("shmstate-bridge@{}", config.host))
             .connection_timeout(Duration::from_secs(2))
             .request_timeout(Some(Duration::from_secs(5)))
             .max_reconnects(None)
-            .event_callback(|event| async move { log!("nats: {event}") });
+            .event_callback(move |event| {
+                let line = describe(&event, &bucket);
+                async move { log!("nats: {line}") }
+            });
         match async_nats::connect_with_options(servers.clone(), options).await {
             Ok(client) => break client,
             Err(e) => {
+                let (reason, permanent) = connect_failure(&e, config.tls.is_required());
+                if permanent {
+                    return Err(ConnectError::Refused { servers: shown, reason });
+                }
                 let wait = backoff.next();
-                log!("nats: cannot connect to {} ({e}); retrying in {wait:?}", config.servers.join(","));
+                log!("nats: cannot connect to {shown} ({reason}); retrying in {wait:?}");
                 tokio::time::sleep(wait).await;
             }
         }
@@ -131,6 +242,65 @@ where
             }
         }
     }
+}
+
+/// The client's connect error with its cause (async-nats keeps the cause in
+/// `source`), and whether retrying cannot help: credentials refused, or TLS
+/// failed (rustls reports a failed handshake as `InvalidData`: an untrusted
+/// certificate, a missing client certificate, a server without TLS).
+fn connect_failure(e: &async_nats::ConnectError, tls_required: bool) -> (String, bool) {
+    let source = std::error::Error::source(e);
+    let mut reason = e.to_string();
+    if let Some(source) = source.map(|s| s.to_string()) {
+        if !reason.contains(&source) {
+            reason = format!("{reason}: {source}");
+        }
+    }
+    let tls_failed = e.kind() == ConnectErrorKind::Tls
+        || (e.kind() == ConnectErrorKind::Io
+            && source
+                .and_then(|s| s.downcast_ref::<std::io::Error>())
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData));
+    match e.kind() {
+        ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
+            reason.push_str(" (the server does not accept these credentials, or needs some)");
+            (reason, true)
+        }
+        _ if tls_failed => {
+            if tls_required {
+                reason.push_str(
+                    " (TLS is required here, by --tls-required, --tls-ca or --tls-cert: check that the server has \
+                     TLS enabled and that its certificate is signed by the CA given)",
+                );
+            } else {
+                reason.push_str(
+                    " (the server asked for TLS: give its CA with --tls-ca, and --tls-cert if it verifies clients)",
+                );
+            }
+            (reason, true)
+        }
+        _ => (reason, false),
+    }
+}
+
+/// One client event as a log line; a permissions violation says what the
+/// user may not do.
+fn describe(event: &Event, bucket: &str) -> String {
+    let Event::ServerError(ServerError::Other(message)) = event else { return event.to_string() };
+    if !message.to_lowercase().starts_with("permissions violation") {
+        return event.to_string();
+    }
+    let subject = message.split('"').nth(1).unwrap_or("");
+    let kv = format!("$KV.{bucket}.");
+    let direct_get = format!("$JS.API.DIRECT.GET.KV_{bucket}.{kv}");
+    let what = if let Some(key) = subject.strip_prefix(&direct_get) {
+        format!("key {key:?} of bucket {bucket:?} is outside this user's permissions (it may not read it)")
+    } else if let Some(key) = subject.strip_prefix(&kv) {
+        format!("key {key:?} of bucket {bucket:?} is outside this user's permissions (it may not write it)")
+    } else {
+        "the user's permissions do not allow it".to_string()
+    };
+    format!("the server refused: {message}: {what} (docs/ACROSS_HOSTS.md, \"Permissions\")")
 }
 
 /// 100 ms doubling to 5 s.

@@ -12,18 +12,31 @@ use futures::StreamExt;
 use shmstate::schema::SchemaDoc;
 use shmstate::{Generation, OpenError, RawWriter};
 use tokio::io::AsyncReadExt;
+use tokio::sync::Semaphore;
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::connect::{Backoff, Nats};
 use crate::envelope::{Body, Envelope};
+use crate::limits::{shm_bytes_of, ImportLimits};
+use crate::verify::{Verdict, Verifier};
 use crate::{glob, log, Stats};
 
 /// What to import and where.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
+    /// What the importer may take from this host (`Default`: protective).
+    pub limits: ImportLimits,
     /// Keys to import: names or globs (`*`, `?`); empty = every key.
     pub patterns: Vec<String>,
     /// Prepended to each key to make the local name (e.g. `"mirror."`).
     pub prefix: String,
+    /// Accept only values signed by these exporter keys (`verify`).
+    pub trusted_keys: Option<crate::verify::TrustedKeys>,
+    /// Also publish into existing local objects that are not mirrors (no
+    /// origin: a local program wrote them). Off by default: a key put by
+    /// anyone with write access to the bucket must not replace a local
+    /// program's state.
+    pub into_local_objects: bool,
 }
 
 /// The local side of one key.
@@ -33,13 +46,44 @@ struct Local {
     /// again after a re-watch is not published twice. (Not the source
     /// generation: a source object created again starts at 1 again.)
     revision: u64,
+    /// Shared memory the object held after its latest publish.
+    shm_bytes: u64,
+    /// This importer created the object.
+    created: bool,
 }
+
+/// Object-store fetches at once: a large snapshot of one key does not delay
+/// the others, and memory for fetches stays below this many times
+/// `max_value_bytes`.
+const MAX_FETCHES: usize = 4;
+
+/// What became of one entry.
+enum Received {
+    /// Published into the local object.
+    Published,
+    /// Already published (the same entry seen again, or a duplicate).
+    Duplicate,
+    /// Checked so far; the snapshot must be fetched from the object store.
+    Fetch { object: String, len: u64 },
+}
+
+/// A fetch finished (or failed) for this entry.
+type Fetched = (Entry, Result<Vec<u8>, String>);
 
 /// Imports until the task is dropped: each key's latest value first (no replay
 /// of history), then every change. A lost connection or a failed watch is
-/// logged and the watch starts again from the latest values.
+/// logged and the watch starts again from the latest values. Object-store
+/// snapshots are fetched concurrently (at most `MAX_FETCHES`), so one large
+/// value does not hold up the other keys; a newer value of a key cancels the
+/// fetch of the older one.
 pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
-    let mut locals: HashMap<String, Local> = HashMap::new();
+    let mut state = State {
+        locals: HashMap::new(),
+        verifier: Verifier::new(options.trusted_keys.clone()),
+        pending: HashMap::new(),
+        fetching: JoinSet::new(),
+        permits: Arc::new(Semaphore::new(MAX_FETCHES)),
+    };
     let mut backoff = Backoff::new();
     loop {
         let mut watch = match nats.kv.watch_with_history(">").await {
@@ -52,43 +96,114 @@ pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
             }
         };
         backoff = Backoff::new();
-        while let Some(entry) = watch.next().await {
-            match entry {
-                Ok(entry) => {
-                    if entry.operation != Operation::Put
-                        || !(options.patterns.is_empty()
-                            || options.patterns.iter().any(|p| glob::matches(p, &entry.key)))
-                    {
+        loop {
+            tokio::select! {
+                next = watch.next() => match next {
+                    Some(Ok(entry)) => {
+                        if entry.operation != Operation::Put
+                            || !(options.patterns.is_empty()
+                                || options.patterns.iter().any(|p| glob::matches(p, &entry.key)))
+                        {
+                            continue;
+                        }
+                        // A newer value supersedes a fetch still running for the key.
+                        if let Some((_, fetch)) = state.pending.remove(&entry.key) {
+                            fetch.abort();
+                        }
+                        state.handle(&nats, &options, &stats, entry, None);
+                    }
+                    Some(Err(e)) => {
+                        log!("import: watch failed ({e}); watching again from the latest values");
+                        break;
+                    }
+                    None => break,
+                },
+                Some(done) = state.fetching.join_next() => {
+                    // A cancelled fetch (superseded) has nothing to say.
+                    let Ok((entry, fetched)) = done else { continue };
+                    if state.pending.get(&entry.key).is_none_or(|(revision, _)| *revision != entry.revision) {
                         continue;
                     }
-                    let local = format!("{}{}", options.prefix, entry.key);
-                    match receive(&nats, &entry, &local, &mut locals).await {
-                        Ok(true) => {
-                            stats.imported.fetch_add(1, Relaxed);
-                        }
-                        Ok(false) => {}
-                        Err(why) => {
-                            stats.refused.fetch_add(1, Relaxed);
-                            log!("import {}: revision {} refused: {why}", entry.key, entry.revision);
-                        }
+                    state.pending.remove(&entry.key);
+                    match fetched {
+                        Ok(bytes) => state.handle(&nats, &options, &stats, entry, Some(bytes)),
+                        Err(why) => state.refuse(&stats, &entry, &why),
                     }
-                }
-                Err(e) => {
-                    log!("import: watch failed ({e}); watching again from the latest values");
-                    break;
                 }
             }
         }
+        // The new watch delivers every key's latest value again.
+        state.fetching.abort_all();
+        state.pending.clear();
         stats.rewatches.fetch_add(1, Relaxed);
         tokio::time::sleep(backoff.next()).await;
     }
 }
 
-/// Checks one entry and publishes it into `local`. `Ok(false)`: already
-/// published (the same entry seen again).
-async fn receive(nats: &Nats, entry: &Entry, local: &str, locals: &mut HashMap<String, Local>) -> Result<bool, String> {
+/// The importer's state across watches.
+struct State {
+    locals: HashMap<String, Local>,
+    verifier: Verifier,
+    /// Keys whose snapshot is being fetched: the entry's revision and the task.
+    pending: HashMap<String, (u64, AbortHandle)>,
+    fetching: JoinSet<Fetched>,
+    permits: Arc<Semaphore>,
+}
+
+impl State {
+    /// Checks and publishes one entry; `fetched`: its object-store snapshot,
+    /// once fetched. An entry that needs one starts its fetch.
+    fn handle(&mut self, nats: &Nats, options: &ImportOptions, stats: &Stats, entry: Entry, fetched: Option<Vec<u8>>) {
+        let local = format!("{}{}", options.prefix, entry.key);
+        match receive(&entry, &local, &mut self.locals, &mut self.verifier, options, fetched) {
+            Ok(Received::Published) => {
+                stats.imported.fetch_add(1, Relaxed);
+            }
+            Ok(Received::Duplicate) => {}
+            Ok(Received::Fetch { object, len }) => {
+                let (nats, permits, key, revision) =
+                    (nats.clone(), self.permits.clone(), entry.key.clone(), entry.revision);
+                let within = options.limits.fetch_timeout;
+                let task = self.fetching.spawn(async move {
+                    let _permit = permits.acquire_owned().await;
+                    // The time limit starts once a slot is free.
+                    let fetched = match tokio::time::timeout(within, fetch(&nats, &object, len)).await {
+                        Ok(fetched) => fetched,
+                        Err(_) => Err(format!("object {object:?}: not fetched within {within:?}")),
+                    };
+                    (entry, fetched)
+                });
+                self.pending.insert(key, (revision, task));
+            }
+            Err(why) => self.refuse(stats, &entry, &why),
+        }
+    }
+
+    fn refuse(&self, stats: &Stats, entry: &Entry, why: &str) {
+        stats.refused.fetch_add(1, Relaxed);
+        log!("import {}: revision {} refused: {why}", entry.key, entry.revision);
+    }
+}
+
+/// Checks one entry and publishes it into `local`, or says which snapshot
+/// to fetch first (everything that can be checked without it is, so a value
+/// that would be refused is not fetched).
+fn receive(
+    entry: &Entry,
+    local: &str,
+    locals: &mut HashMap<String, Local>,
+    verifier: &mut Verifier,
+    options: &ImportOptions,
+    fetched: Option<Vec<u8>>,
+) -> Result<Received, String> {
+    let limits = &options.limits;
+    if let Some(c) = entry.key.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        // `@` names a lane, which only a local writer makes; exporters send
+        // object names only ([A-Za-z0-9._-]).
+        return Err(format!("a key with {c:?}: no exporter sends one (object names are [A-Za-z0-9._-])"));
+    }
     if locals.get(local).is_some_and(|l| l.revision == entry.revision) {
-        return Ok(false);
+        return Ok(Received::Duplicate);
     }
     let env = Envelope::decode(&entry.value).map_err(|e| e.to_string())?;
     if env.rkyv_format != shmstate::schema::fp::RKYV_FORMAT {
@@ -116,45 +231,115 @@ async fn receive(nats: &Nats, entry: &Entry, local: &str, locals: &mut HashMap<S
             ));
         }
     }
+    if env.len > limits.max_value_bytes {
+        return Err(format!("a snapshot of {} bytes, above --max-value-bytes {}", env.len, limits.max_value_bytes));
+    }
+    let held: u64 = locals.values().map(|l| l.shm_bytes).sum();
+    // A publish may add a slot of the snapshot's size to what the object holds.
+    if held.saturating_add(env.len) > limits.max_shm_bytes {
+        return Err(format!(
+            "the importer's objects hold {held} bytes of shared memory; this snapshot of {} bytes could pass \
+             --max-shm-bytes {}",
+            env.len, limits.max_shm_bytes
+        ));
+    }
+    if !locals.contains_key(local) && locals.len() >= limits.max_objects {
+        return Err(format!(
+            "the importer has {} local objects, --max-objects {}: not creating another",
+            locals.len(),
+            limits.max_objects
+        ));
+    }
     // The decoder needs no alignment (it reads bytes; offsets are checked
     // against the buffer's start) and `publish_bytes` copies into an aligned slot.
-    let fetched;
-    let bytes: &[u8] = match env.body {
-        Body::Inline(bytes) => bytes,
-        Body::Object(name) => {
-            fetched = fetch(nats, name, env.len).await?;
-            &fetched
-        }
+    let bytes: &[u8] = match (&env.body, &fetched) {
+        (Body::Inline(bytes), _) => bytes,
+        (Body::Object(_), Some(fetched)) => fetched,
+        (Body::Object(name), None) => return Ok(Received::Fetch { object: name.to_string(), len: env.len }),
     };
-    shmstate::dynamic::validate(&schema, bytes, shmstate::dynamic::Limits::default())
-        .map_err(|e| format!("the snapshot does not decode: {e}"))?;
+    // Signature, digest, generation order (bridge/src/verify.rs).
+    let admitted = match verifier.check(&entry.key, &entry.value, &env, bytes)? {
+        Verdict::Publish(admitted) => admitted,
+        Verdict::Duplicate => return Ok(Received::Duplicate),
+    };
     let l = match locals.entry(local.to_string()) {
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {
-            let writer = RawWriter::options().open_or_create_raw(local, &schema).map_err(|e| match e {
-                OpenError::WriterBusy { .. } => format!("a local writer owns {local:?}: refusing to import over it"),
-                e => format!("cannot open the local object: {e}"),
-            })?;
-            log!("import {}: publishing into local object {local:?}", entry.key);
-            v.insert(Local { writer, revision: 0 })
+            let (writer, created) = open_local(local, &schema, options.into_local_objects)?;
+            log!(
+                "import {}: publishing into {} local object {local:?}",
+                entry.key,
+                if created { "new" } else { "the mirrored" }
+            );
+            v.insert(Local { writer, revision: 0, shm_bytes: 0, created })
         }
     };
     l.writer.set_origin(env.host, Generation::new(env.generation));
-    // `publish_bytes` checks the bytes against the schema (the same
-    // decoder as above) before anything becomes current.
-    l.writer.publish_bytes(bytes).map_err(|e| match e {
-        shmstate::PublishError::Invalid { reason, .. } => format!("the snapshot does not decode: {reason}"),
-        e => format!("publish: {e}"),
-    })?;
+    // `publish_bytes` checks the bytes against the schema
+    // (`dynamic::validate`) before anything becomes current: the only
+    // validation on this path (the snapshot may be large).
+    if let Err(e) = l.writer.publish_bytes(bytes) {
+        // An object created for this value and never published would be
+        // left without an origin: a later importer would take it for a
+        // local program's. Remove it.
+        if l.created && l.revision == 0 {
+            locals.remove(local);
+            let _ = shmstate::remove(local);
+        }
+        return Err(match e {
+            shmstate::PublishError::Invalid { reason, .. } => format!("the snapshot does not decode: {reason}"),
+            e => format!("publish: {e}"),
+        });
+    }
     l.revision = entry.revision;
-    Ok(true)
+    l.shm_bytes = shm_bytes_of(local);
+    verifier.record(admitted);
+    Ok(Received::Published)
 }
 
-/// Reads a large snapshot from the object store.
+/// Opens the local object `local` for a key: creates it, or opens an
+/// existing one only when it is a mirror (it has an origin: some importer
+/// published into it), or when `into_local_objects`. Whether it was created.
+fn open_local(local: &str, schema: &SchemaDoc, into_local_objects: bool) -> Result<(RawWriter, bool), String> {
+    let busy = |e: OpenError| match e {
+        OpenError::WriterBusy { .. } => format!("a local writer owns {local:?}: refusing to import over it"),
+        e => format!("cannot open the local object: {e}"),
+    };
+    match RawWriter::options().create_raw(local, schema) {
+        Ok(writer) => return Ok((writer, true)),
+        Err(OpenError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(busy(e)),
+    }
+    if !into_local_objects {
+        match shmstate::inspect(local) {
+            Ok(info) if info.writer_alive => return Err(busy(OpenError::WriterBusy { name: local.into() })),
+            Ok(info) if info.origin.is_none() => {
+                return Err(format!(
+                    "{local:?} is a local object, not a mirror (no origin): refusing to import into it \
+                     (--into-local-objects allows it)"
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("cannot inspect the local object: {e}")),
+        }
+    }
+    RawWriter::options().open_or_create_raw(local, schema).map(|w| (w, false)).map_err(busy)
+}
+
+/// Reads a large snapshot of `len` bytes (already checked against the
+/// limit) from the object store: its size in the store's info must be `len`
+/// before a byte is read, and the read stops after `len + 1` bytes whatever
+/// the chunks hold, so a lying envelope or object costs at most `len`.
 async fn fetch(nats: &Nats, name: &str, len: u64) -> Result<Vec<u8>, String> {
-    let mut object = nats.objects.get(name).await.map_err(|e| format!("object {name:?}: {e}"))?;
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
-    object.read_to_end(&mut bytes).await.map_err(|e| format!("object {name:?}: {e}"))?;
+    let object = nats.objects.get(name).await.map_err(|e| format!("object {name:?}: {e}"))?;
+    let size = object.info().size as u64;
+    if size != len {
+        return Err(format!("object {name:?} has {size} bytes, its envelope says {len}"));
+    }
+    // Nothing reserved from a declared length beyond one chunk's worth: the
+    // buffer grows with the bytes that actually arrive.
+    let mut bytes = Vec::with_capacity(usize::try_from(len.min(1 << 20)).unwrap_or(0));
+    object.take(len + 1).read_to_end(&mut bytes).await.map_err(|e| format!("object {name:?}: {e}"))?;
     if bytes.len() as u64 != len {
         return Err(format!("object {name:?} has {} bytes, its envelope says {len}", bytes.len()));
     }

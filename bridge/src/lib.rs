@@ -12,17 +12,21 @@
 //! the architecture, the guarantees and the limits.
 
 pub mod connect;
+mod credentials;
 pub mod envelope;
 pub mod export;
 mod glob;
 pub mod import;
+pub mod limits;
 mod owner;
+pub mod verify;
 
 use std::sync::atomic::AtomicU64;
 
-pub use connect::{connect, Config, Nats};
-pub use export::{export, ExportError};
+pub use connect::{connect, Auth, ClientCert, Config, ConnectError, Nats, Tls};
+pub use export::{export, ExportError, ExportOptions};
 pub use import::{import, ImportOptions};
+pub use limits::ImportLimits;
 
 /// Counters of one bridge process. SYNC(stats): every update and load is
 /// `Relaxed`: statistics only, no decision depends on them.
@@ -38,6 +42,12 @@ pub struct Stats {
     pub retries: AtomicU64,
     /// Watches started again after a failure.
     pub rewatches: AtomicU64,
+    /// Objects matched by an export glob that this exporter does not export
+    /// now (another live exporter owns the key); retried with back-off.
+    pub not_exported: AtomicU64,
+    /// Keys this exporter took back after someone else wrote them (a stray
+    /// write whose "exporter" does not answer).
+    pub reclaimed: AtomicU64,
 }
 
 /// One line on stderr, prefixed with the program's name.

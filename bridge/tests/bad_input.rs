@@ -21,15 +21,24 @@ struct Flags {
 }
 
 fn envelope(generation: u64, fingerprint: u64, schema: &[u8], bytes: &[u8]) -> Vec<u8> {
+    envelope_of(1, generation, fingerprint, schema, bytes)
+}
+
+/// An envelope from exporter 5, source incarnation `incarnation`.
+fn envelope_of(incarnation: u64, generation: u64, fingerprint: u64, schema: &[u8], bytes: &[u8]) -> Vec<u8> {
     Envelope {
+        version: shmstate_bridge::envelope::VERSION,
         fingerprint,
         rkyv_format: shmstate::schema::fp::RKYV_FORMAT,
         generation,
         exporter: 5,
+        incarnation,
+        digest: Some(shmstate_bridge::verify::digest(bytes)),
         host: "host-a",
         schema,
         len: bytes.len() as u64,
         body: Body::Inline(bytes),
+        seal: None,
     }
     .encode()
 }
@@ -55,7 +64,8 @@ impl Rig {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let nats = rt.block_on(connect(&config)).unwrap();
         let stats = Arc::new(Stats::default());
-        let options = ImportOptions { patterns: vec![names.source.clone()], prefix: names.prefix.clone() };
+        let options =
+            ImportOptions { patterns: vec![names.source.clone()], prefix: names.prefix.clone(), ..Default::default() };
         rt.spawn(import(nats.clone(), options, stats.clone()));
         Rig { _server: server, rt, nats, stats }
     }
@@ -122,13 +132,14 @@ fn every_kind_of_bad_value_is_refused_counted_and_the_last_good_stays() {
 
 #[test]
 fn a_source_created_again_is_imported_from_its_first_generation() {
-    // The same exporter, the same source generation, new bytes: the source
-    // object was removed and created again (generations start at 1 again).
+    // The same exporter, the same source generation, new bytes, a new
+    // incarnation: the source object was removed and created again
+    // (generations start at 1 again).
     let names = Names::new("again");
     let rig = Rig::start(&names, "again");
     let (schema, fp) = (schema_of::<Routes>().encode(), fingerprint_of::<Routes>());
     for version in [1, 2] {
-        let value = envelope(1, fp, &schema, &archived(&Routes::new(version, 8)));
+        let value = envelope_of(version, 1, fp, &schema, &archived(&Routes::new(version, 8)));
         rig.put(&names.source, value);
         eventually(
             DEADLINE,
@@ -137,4 +148,45 @@ fn a_source_created_again_is_imported_from_its_first_generation() {
         );
     }
     assert_eq!(rig.stats.imported.load(Relaxed), 2);
+}
+
+#[test]
+fn rollbacks_replays_and_rewritten_generations_are_refused() {
+    let names = Names::new("rollback");
+    let rig = Rig::start(&names, "rollback");
+    let (schema, fp) = (schema_of::<Routes>().encode(), fingerprint_of::<Routes>());
+    let value = |generation, version| envelope(generation, fp, &schema, &archived(&Routes::new(version, 8)));
+    let old = value(4, 4);
+    rig.put(&names.source, old.clone());
+    eventually(
+        DEADLINE,
+        || "generation 4".into(),
+        || (mirror_value(&names.mirror())? == Routes::new(4, 8)).then_some(()),
+    );
+    rig.put(&names.source, value(5, 5));
+    eventually(
+        DEADLINE,
+        || "generation 5".into(),
+        || (mirror_value(&names.mirror())? == Routes::new(5, 8)).then_some(()),
+    );
+    // An old generation put again, and generation 5 with other bytes.
+    for (i, bad) in [old, value(3, 3), value(5, 6)].into_iter().enumerate() {
+        rig.put(&names.source, bad);
+        eventually(
+            DEADLINE,
+            || format!("refusal {i}"),
+            || (rig.stats.refused.load(Relaxed) == i as u64 + 1).then_some(()),
+        );
+        assert_eq!(mirror_value(&names.mirror()), Some(Routes::new(5, 8)));
+    }
+    // A replay of the current value is not published again; the next is.
+    rig.put(&names.source, value(5, 5));
+    rig.put(&names.source, value(6, 6));
+    eventually(
+        DEADLINE,
+        || "generation 6".into(),
+        || (mirror_value(&names.mirror())? == Routes::new(6, 8)).then_some(()),
+    );
+    assert_eq!(rig.stats.imported.load(Relaxed), 3, "generations 4, 5 and 6");
+    assert_eq!(rig.stats.refused.load(Relaxed), 3);
 }

@@ -45,7 +45,7 @@ fn importer_on_its_own_host_serves_ordinary_readers() {
     let mut writer = Writer::<Routes>::create(&names.source).unwrap();
     writer.publish(&Routes::new(1, 64)).unwrap();
     let _export = Bridge::spawn(&[server.url()], &bucket, "host-a", &["export", &names.source]);
-    let import = Bridge::spawn_on_own_host(&[server.url()], &bucket, "host-b", &["import"]);
+    let import = Bridge::spawn_on_own_host(&[server.url()], &bucket, "host-b", &["import", "*"]);
     let pid = import.pid();
     eventually(DEADLINE, || import.log(), || read_via_nsenter(pid, &names.source, 1).then_some(()));
     for v in 2..=10 {

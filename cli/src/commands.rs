@@ -198,6 +198,18 @@ fn origin_line(info: &ObjectInfo) -> String {
     }
 }
 
+/// `none`, or each shared writer as `seat 0: pid 4711 (publishing)`.
+fn shared_writers_line(info: &ObjectInfo) -> String {
+    if info.shared_writers.is_empty() {
+        return "none".into();
+    }
+    let one = |w: &shmstate::WriterInfo| {
+        let pid = w.pid.map_or("pid ?".into(), |p| format!("pid {p}"));
+        format!("seat {}: {pid}{}", w.seat, if w.publishing { " (publishing)" } else { "" })
+    };
+    info.shared_writers.iter().map(one).collect::<Vec<_>>().join(", ")
+}
+
 fn inspect_text(info: &ObjectInfo) -> String {
     let mut s = String::new();
     let current = match info.current_slot {
@@ -220,6 +232,7 @@ fn inspect_text(info: &ObjectInfo) -> String {
         ("created", timestamp(info.created_ns)),
         ("published", format!("{}, {current}", timestamp(info.last_publish_ns))),
         ("writer", writer),
+        ("shared writers", shared_writers_line(info)),
         ("origin", origin_line(info)),
         ("pins", info.pin_mode.to_string()),
         (

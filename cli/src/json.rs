@@ -87,6 +87,12 @@ pub fn full(info: &ObjectInfo) -> Value {
             "pin_count": s.pin_count,
             "lock_pinned": s.lock_pinned,
         })).collect::<Vec<_>>(),
+        "shared_writers": info.shared_writers.iter().map(|w| json!({
+            "seat": w.seat,
+            "pid": w.pid,
+            "opened_ns": w.opened_ns,
+            "publishing": w.publishing,
+        })).collect::<Vec<_>>(),
         "readers": info.readers.iter().map(|r| json!({
             "index": r.index,
             "alive": r.alive,

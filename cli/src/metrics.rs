@@ -151,6 +151,8 @@ pub fn families(scrape: &Scrape<'_>) -> Vec<Family> {
     let opens = b.family("shmstate_reader_opens", Counter, None, "Reader handles ever opened on the reader table.");
     let waiters = b.family("shmstate_waiters", Gauge, None, "Readers blocked waiting for a new generation now.");
     let lanes = b.family("shmstate_lanes", Gauge, None, "Other layouts (lanes) the object carries.");
+    let shared_writers =
+        b.family("shmstate_shared_writers", Gauge, None, "Shared writers (WriterOptions::shared) holding a seat now.");
     let origin_generation = b.family(
         "shmstate_origin_generation",
         Gauge,
@@ -213,6 +215,7 @@ pub fn families(scrape: &Scrape<'_>) -> Vec<Family> {
         b.sample(opens, n(), info_r.reader_opens as f64);
         b.sample(waiters, n(), f64::from(info_r.waiters));
         b.sample(lanes, n(), info_r.lanes.len() as f64);
+        b.sample(shared_writers, n(), info_r.shared_writers.len() as f64);
         if let Some(o) = &info_r.origin {
             b.sample(origin_generation, n(), o.generation as f64);
         }

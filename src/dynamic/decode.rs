@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::claims::Shared;
+use super::cursor::Node;
 use super::{DecodeError, Fields, Value};
 use crate::schema::{Field, Kind, Primitive, SchemaDoc, TypeDesc, TypeIndex, Variant};
 
@@ -81,7 +82,7 @@ pub fn validate(schema: &SchemaDoc, bytes: &[u8], limits: Limits) -> Result<(), 
 }
 
 impl<'s, 'b> Decoder<'s, 'b> {
-    fn new(doc: &'s SchemaDoc, bytes: &'b [u8], limits: Limits, checking: bool) -> Self {
+    pub(super) fn new(doc: &'s SchemaDoc, bytes: &'b [u8], limits: Limits, checking: bool) -> Self {
         Decoder {
             doc,
             bytes,
@@ -92,6 +93,9 @@ impl<'s, 'b> Decoder<'s, 'b> {
             checking,
             range: 0..bytes.len(),
             shared: HashMap::new(),
+            lazy: false,
+            children: Vec::new(),
+            seq: None,
         }
     }
 
@@ -140,6 +144,12 @@ pub(super) struct Decoder<'s, 'b> {
     /// Targets of the shared pointers met so far, by target byte (which may
     /// lie outside the snapshot: the claim that follows then fails).
     pub(super) shared: HashMap<i128, Shared>,
+    /// `Cursor::expand`: the values one level down are not decoded but
+    /// recorded in `children`, each standing in the result as `Value::U64`
+    /// of its index; a vector or array records its range in `seq`.
+    pub(super) lazy: bool,
+    pub(super) children: Vec<Node>,
+    pub(super) seq: Option<(usize, u64)>,
 }
 
 pub(super) fn round_up(x: usize, align: usize) -> usize {
@@ -244,6 +254,10 @@ impl<'s> Decoder<'s, '_> {
 
     /// Decodes the value of type `idx` stored at byte `at`.
     pub(super) fn value(&mut self, idx: TypeIndex, at: usize) -> Result<Value, DecodeError> {
+        if self.lazy && self.depth > 0 {
+            self.children.push(Node { ty: idx, at });
+            return Ok(Value::U64(self.children.len() as u64 - 1));
+        }
         self.enter("the value")?;
         let r = self.value_here(idx, at);
         self.depth -= 1;
@@ -280,9 +294,18 @@ impl<'s> Decoder<'s, '_> {
                 self.pointee(idx, t, p, size, elem.align, Some(u64::from(len)), |d, start| {
                     if std_rule(d.doc, t) == StdRule::Str {
                         let bytes = d.slice(start, len as usize, &t.name)?;
-                        if let Err(e) = std::str::from_utf8(bytes) {
-                            return d.fail(format!("the {} at byte {start} is not valid UTF-8 ({e})", t.name));
+                        match std::str::from_utf8(bytes) {
+                            Err(e) => {
+                                return d.fail(format!("the {} at byte {start} is not valid UTF-8 ({e})", t.name))
+                            }
+                            // A leaf to a cursor (`refine` keeps a string as it is).
+                            Ok(s) if d.lazy => return Ok(Value::String(s.to_owned())),
+                            Ok(_) => {}
                         }
+                    }
+                    if d.lazy {
+                        d.seq = Some((start, u64::from(len)));
+                        return Ok(Value::Seq(Vec::new()));
                     }
                     if d.checking && is_plain(d.doc, elem) {
                         return Ok(Value::Seq(Vec::new()));
@@ -293,6 +316,10 @@ impl<'s> Decoder<'s, '_> {
             }
             Kind::Array(e, n) => {
                 let elem = self.ty(*e)?;
+                if self.lazy {
+                    self.seq = Some((at, *n));
+                    return Ok(Value::Seq(Vec::new()));
+                }
                 if self.checking && is_plain(self.doc, elem) {
                     let len = u128::from(*n) * u128::from(elem.size);
                     self.slice(at, usize::try_from(len).unwrap_or(usize::MAX), &t.name)?;

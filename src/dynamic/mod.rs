@@ -16,6 +16,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`Cursor`] reads one value at a time instead, for bytes [`validate`] has
+//! accepted (the Python package's views), and [`Watch`] waits for new
+//! generations of an object of any type, following it as the typed readers
+//! do.
+//!
 //! [`decode`] / [`decode_with`] do the same for bytes at hand (from
 //! [`RawReader::read`](crate::RawReader::read) with its
 //! [`schema`](crate::RawReader::schema)).
@@ -71,6 +76,7 @@
 //! original Rust value (see docs/CLI.md for the table).
 
 mod claims;
+mod cursor;
 mod decode;
 mod display;
 mod encode;
@@ -85,7 +91,9 @@ mod reader;
 mod serialize;
 mod std_types;
 mod value;
+mod watch;
 
+pub use cursor::{Cursor, Node, NodeFields, Shape};
 pub use decode::{decode, decode_with, validate, Limits};
 pub use encode::{encode, EncodeError, MAX_ENCODE_DEPTH};
 pub use error::{DecodeError, Error};
@@ -93,6 +101,7 @@ pub use error::{DecodeError, Error};
 pub use from_json::from_json;
 pub use reader::{Reader, Snapshot};
 pub use value::{Fields, Value};
+pub use watch::Watch;
 
 #[cfg(doc)]
 use crate::schema::SchemaDoc;

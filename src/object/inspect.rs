@@ -82,11 +82,29 @@ pub struct ObjectInfo {
     pub slots: Vec<SlotInfo>,
     /// Reader entries that are in use (live) or still pin or wait (dead).
     pub readers: Vec<ReaderInfo>,
+    /// With shared writers (`WriterOptions::shared`): each live writer
+    /// process, by seat; empty for an object with one exclusive writer.
+    pub shared_writers: Vec<WriterInfo>,
     /// For a lane (`name@<fingerprint>`): the name it is a lane of.
     pub lane_of: Option<String>,
     /// The other layouts the object carries (its lanes, docs/DEPLOYING.md
     /// "Lanes"), each with its own readers; empty for a lane itself.
     pub lanes: Vec<LaneInfo>,
+}
+
+/// One live writer of an object with shared writers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriterInfo {
+    /// Its seat (the lock byte it holds).
+    pub seat: u32,
+    /// Its pid as it recorded it (its own PID namespace's), if the writer
+    /// table (in the owner-only `.lock` file) could be read.
+    pub pid: Option<u32>,
+    /// When it opened (ns since the Unix epoch; 0 = unknown).
+    pub opened_ns: u64,
+    /// Whether it holds the publish lock now (as it last recorded it).
+    pub publishing: bool,
 }
 
 /// One lane of an object: another layout of its type, published by the same
@@ -284,6 +302,7 @@ fn inspect_with(name: &str, lanes: impl FnOnce() -> Vec<(String, u64)>) -> Resul
         })
         .collect();
     let writer_alive = seg.writer_alive().unwrap_or(false);
+    let shared_writers = shared_writers(name, &seg);
     Ok(ObjectInfo {
         name: name.to_string(),
         type_name: schema.as_ref().ok().map(|d| d.root().name.clone()),
@@ -315,9 +334,33 @@ fn inspect_with(name: &str, lanes: impl FnOnce() -> Vec<(String, u64)>) -> Resul
         pin_mode: if lock_pins { "locks" } else { "reader table" },
         slots,
         readers,
+        shared_writers,
         lane_of: crate::object::name::split_lane(name).map(|(base, _)| base.to_string()),
         lanes: if crate::object::name::split_lane(name).is_some() { Vec::new() } else { lanes_of(lanes()) },
     })
+}
+
+/// The live shared writers of `name`: the seats held in `seg`, with what the
+/// writer table in the `.lock` file says of each (when this process may read it).
+fn shared_writers(name: &str, seg: &DataSegment) -> Vec<WriterInfo> {
+    let seats = seg.shared_writer_seats();
+    if seats.is_empty() {
+        return Vec::new();
+    }
+    let path = format!("/dev/shm{}", crate::object::name::lock(name));
+    let table = std::fs::read(path).ok().and_then(|b| crate::write::shared::parse_writer_table(&b)).unwrap_or_default();
+    seats
+        .into_iter()
+        .map(|seat| {
+            let entry = table.entries.iter().find(|e| e.0 == seat);
+            WriterInfo {
+                seat,
+                pid: entry.map(|e| e.1).filter(|&p| p != 0),
+                opened_ns: entry.map_or(0, |e| e.2),
+                publishing: table.holder == Some(seat),
+            }
+        })
+        .collect()
 }
 
 /// What the `lanes` of an object hold.

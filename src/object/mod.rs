@@ -15,7 +15,7 @@ mod removed;
 pub(crate) mod segment;
 
 pub use holder::WriterSeen;
-pub use inspect::{inspect, list, LaneInfo, ObjectInfo, Origin, ReaderInfo, SlotInfo};
+pub use inspect::{inspect, list, LaneInfo, ObjectInfo, Origin, ReaderInfo, SlotInfo, WriterInfo};
 pub use remove::remove;
 pub(crate) use remove::remove_object;
 pub use removed::{removed_users, RemovedUser};

@@ -216,9 +216,22 @@ impl DataSegment {
         self.header().moved.load(Acquire) != 0
     }
 
-    /// Whether a live writer holds this segment (its OFD lock on the first byte).
+    /// Whether a live writer holds this segment: its OFD lock on the first
+    /// byte, or, for shared writers, any write lock on their range (one more
+    /// `F_OFD_GETLK`, only when the first byte is free).
     pub(crate) fn writer_alive(&self) -> Result<bool, Errno> {
-        Ok(self.probe(layout::WRITER_LOCK_BYTE)? == LockProbe::WriteLocked)
+        if self.probe(layout::WRITER_LOCK_BYTE)? == LockProbe::WriteLocked {
+            return Ok(true);
+        }
+        let range = os::probe_lock(self.obj.fd(), layout::SHARED_WRITER_BASE, layout::MAX_SHARED_WRITERS as u64)?;
+        Ok(range == LockProbe::WriteLocked)
+    }
+
+    /// Shared writers: which of the writer seats are held (one probe each; for tools).
+    pub(crate) fn shared_writer_seats(&self) -> Vec<u32> {
+        (0..layout::MAX_SHARED_WRITERS)
+            .filter(|&i| self.probe(layout::SHARED_WRITER_BASE + i as u64) == Ok(LockProbe::WriteLocked))
+            .collect()
     }
 }
 

@@ -47,6 +47,20 @@ pub(crate) fn try_write_lock(fd: impl AsFd, start: u64, len: u64) -> Result<bool
     }
 }
 
+/// Takes a write lock on `[start, start + len)`, sleeping in the kernel until
+/// no other open file description holds a conflicting lock (`F_OFD_SETLKW`;
+/// a holder that dies releases at once). Retried when a signal interrupts it.
+pub(crate) fn write_lock_wait(fd: impl AsFd, start: u64, len: u64) -> Result<(), Errno> {
+    let fd = fd.as_fd();
+    loop {
+        let mut fl = flock_struct(libc::F_WRLCK as libc::c_short, start, len);
+        match fcntl(fd, libc::F_OFD_SETLKW, &mut fl) {
+            Err(Errno::INTR) => continue,
+            r => return r,
+        }
+    }
+}
+
 /// Takes a read lock on `[start, start + len)` without blocking (a read-only
 /// descriptor may). `Ok(false)` when a write lock is held there.
 pub(crate) fn try_read_lock(fd: impl AsFd, start: u64, len: u64) -> Result<bool, Errno> {

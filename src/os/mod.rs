@@ -14,7 +14,7 @@ mod shm;
 mod watch;
 
 pub(crate) use crate::protocol::locks::LockProbe;
-pub(crate) use lock::{probe_lock, try_read_lock, try_write_lock, unlock};
+pub(crate) use lock::{probe_lock, try_read_lock, try_write_lock, unlock, write_lock_wait};
 pub(crate) use shm::{Mapping, ShmObject, UnderName};
 pub(crate) use watch::ShmDirWatch;
 

@@ -80,6 +80,16 @@ impl ShmObject {
         }
     }
 
+    /// Takes a shared `flock` without blocking; `Ok(false)` if another open
+    /// file description holds an exclusive one.
+    pub(crate) fn try_flock_shared(&self) -> Result<bool, Errno> {
+        match rustix::fs::flock(&self.fd, rustix::fs::FlockOperation::NonBlockingLockShared) {
+            Ok(()) => Ok(true),
+            Err(Errno::WOULDBLOCK) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Releases the `flock` taken with `try_flock_exclusive`, for every
     /// descriptor of this open file description (a forked child's copies too).
     pub(crate) fn unlock_flock(&self) -> Result<(), Errno> {

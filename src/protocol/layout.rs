@@ -39,6 +39,16 @@ pub(crate) const SLOT_ALIGN: u64 = 64;
 pub(crate) const PAGE: u64 = 4096;
 /// The writer's liveness lock: byte 0 of the data segment.
 pub(crate) const WRITER_LOCK_BYTE: u64 = 0;
+/// Shared writers (`WriterOptions::shared`): writer `i` holds a write lock on
+/// byte `SHARED_WRITER_BASE + i` of the data segment for its life (liveness
+/// when it does not hold `WRITER_LOCK_BYTE`), for `i < MAX_SHARED_WRITERS`.
+pub(crate) const SHARED_WRITER_BASE: u64 = 1 << 39;
+/// The most writer processes that share one object.
+pub(crate) const MAX_SHARED_WRITERS: u32 = 64;
+/// Shared writers: the open lock, a write lock on this byte of the object's
+/// `.lock` file, held by a shared writer while it opens.
+pub(crate) const OPEN_LOCK_BYTE: u64 = 0;
+
 /// Reader entry `i` is owned by whoever write-locks byte `READER_LOCK_BASE + i`
 /// of the reader table (bytes past the end of the object are lockable).
 pub(crate) const READER_LOCK_BASE: u64 = 1 << 40;

@@ -44,15 +44,7 @@ impl<T: Shared> SharedReader<T> {
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub fn changed(&self, than: Generation) -> Changed {
         let (watcher, follow) = self.watched();
-        Changed {
-            watcher,
-            than,
-            grace: self.writer_grace(),
-            dead_writer: DeadWriter::default(),
-            key: None,
-            follow,
-            awaiting_successor: false,
-        }
+        Changed::new(watcher, than, self.writer_grace(), follow)
     }
 }
 
@@ -147,6 +139,25 @@ impl Future for Changed {
 }
 
 impl Changed {
+    /// The future of a generation newer than `than` in `watcher`'s object,
+    /// following with `follow`.
+    pub(crate) fn new(
+        watcher: Arc<Watcher>,
+        than: Generation,
+        grace: Duration,
+        follow: Option<Arc<dyn Rewatch>>,
+    ) -> Self {
+        Changed {
+            watcher,
+            than,
+            grace,
+            dead_writer: DeadWriter::default(),
+            key: None,
+            follow,
+            awaiting_successor: false,
+        }
+    }
+
     /// Waits `grace` for a dead writer instead (before the first poll).
     pub(crate) fn with_grace(mut self, grace: Duration) -> Changed {
         self.grace = grace;

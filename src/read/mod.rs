@@ -10,14 +10,14 @@
 
 mod await_writer;
 #[cfg(feature = "tokio")]
-mod changed;
+pub(crate) mod changed;
 mod convert;
 mod options;
 pub(crate) mod raw_reader;
 mod reader;
 mod receiver;
 mod resolve;
-mod rewatch;
+pub(crate) mod rewatch;
 mod shared_reader;
 mod snapshot;
 pub(crate) mod watch;

@@ -187,15 +187,44 @@ impl RawReader {
 
     /// The latest published generation (`Generation::NONE` before the first
     /// publish), without pinning anything.
+    #[inline]
     pub fn generation(&self) -> Generation {
         // SYNC(publish): Acquire pairs with the Release in `protocol::publish`.
         Generation(protocol::generation_of(self.header().current.load(Acquire)))
     }
 
     /// Whether the writer has moved this object's layout elsewhere under the
-    /// name (`DataSegment::moved`).
-    pub(crate) fn moved(&self) -> bool {
+    /// name: its last publish here carried the mark (docs/PROTOCOL.md "Moved
+    /// objects"). One load.
+    pub fn moved(&self) -> bool {
         self.data.moved()
+    }
+
+    /// Whether the object to read under this handle's name is no longer this
+    /// one: its layout [`moved`](Self::moved), the name refers to another
+    /// object (removed and created again), or, for a lane (`NAME@<fp>`), to
+    /// nothing (a lane is removed when its layout moves). An object removed
+    /// and not created again is still the one to read. Two `stat`s unless
+    /// moved: for slow paths (what `ReaderOptions::follow` looks at).
+    pub fn superseded(&self) -> Result<bool, Errno> {
+        if self.moved() {
+            return Ok(true);
+        }
+        let lane = self.name.contains('@');
+        Ok(match self.under_name()? {
+            UnderName::Another => true,
+            UnderName::Nothing => lane,
+            UnderName::This => false,
+        })
+    }
+
+    /// Opens `name` once it exists and has published, waiting up to
+    /// `timeout` (inotify on `/dev/shm`, then the object's futex; a creator
+    /// that dies before its first publish is waited past for `grace`, for a
+    /// writer that takes over). At the timeout: the object if it exists
+    /// (maybe with nothing published), else `NotFound`.
+    pub fn open_when_published(name: &str, timeout: Duration, grace: Duration) -> Result<Self, OpenError> {
+        crate::read::await_writer::open_when_published(timeout, grace, || RawReader::open(name, Duration::ZERO))
     }
 
     /// Whether a live writer holds the object (an OFD-lock probe: one syscall).

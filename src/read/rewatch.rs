@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -20,7 +20,7 @@ use crate::read::options::ReaderOptions;
 use crate::read::raw_reader::RawReader;
 use crate::read::resolve::open_resolved;
 use crate::read::watch::Watcher;
-use crate::Shared;
+use crate::{Generation, Shared};
 
 /// How a wait finds the object to watch next, without knowing the type.
 pub(crate) trait Rewatch: Send + Sync {
@@ -37,11 +37,61 @@ pub(crate) trait Rewatch: Send + Sync {
     fn wait_for_successor(&self, old: &Arc<Watcher>, timeout: Duration) -> Result<Arc<Watcher>, WaitError>;
 }
 
-/// The watched object of one `SharedReader`, and what resolving its name
-/// needs: the name and the reader options (owner, converter).
-pub(crate) struct Watched<T> {
+/// How a name is resolved to the object to watch, and how waits on it behave.
+pub(crate) trait Resolve: Send + Sync + 'static {
+    /// Opens the object that carries the layout under `name` now.
+    fn resolve(&self, name: &str) -> Result<RawReader, OpenError>;
+    /// How long a dead writer is waited for.
+    fn writer_grace(&self) -> Duration;
+    /// Whether waits follow a moved layout or a replaced object.
+    fn follow(&self) -> bool;
+    /// How long a wait spins before it blocks.
+    fn wait_spin(&self) -> Duration;
+}
+
+/// A typed reader's resolution: `T`'s layout, the plain name or its lane.
+impl<T: Shared> Resolve for ReaderOptions<T> {
+    fn resolve(&self, name: &str) -> Result<RawReader, OpenError> {
+        open_resolved::<T>(name, Duration::ZERO, self.owner, self.converter.as_deref())
+    }
+    fn writer_grace(&self) -> Duration {
+        self.writer_grace
+    }
+    fn follow(&self) -> bool {
+        self.follow
+    }
+    fn wait_spin(&self) -> Duration {
+        self.get_wait_spin()
+    }
+}
+
+/// An untyped reader's resolution (`dynamic::Watch`): whatever object is
+/// under the name.
+pub(crate) struct AnyLayout {
+    pub(crate) writer_grace: Duration,
+    pub(crate) follow: bool,
+}
+
+impl Resolve for AnyLayout {
+    fn resolve(&self, name: &str) -> Result<RawReader, OpenError> {
+        RawReader::open(name, Duration::ZERO)
+    }
+    fn writer_grace(&self) -> Duration {
+        self.writer_grace
+    }
+    fn follow(&self) -> bool {
+        self.follow
+    }
+    fn wait_spin(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// The watched object of one `SharedReader` (or `dynamic::Watch`), and what
+/// resolving its name needs: the name and the resolution (owner, converter).
+pub(crate) struct Watched<R> {
     name: String,
-    options: ReaderOptions<T>,
+    options: R,
     current: Mutex<Arc<Watcher>>,
     /// How many times `current` moved on to an object that numbers its
     /// generations anew (a replacement; not a moved layout, which keeps its
@@ -49,8 +99,8 @@ pub(crate) struct Watched<T> {
     renumbered: AtomicU64,
 }
 
-impl<T: Shared> Watched<T> {
-    pub(crate) fn new(name: &str, options: ReaderOptions<T>, first: Watcher) -> Self {
+impl<R: Resolve> Watched<R> {
+    pub(crate) fn new(name: &str, options: R, first: Watcher) -> Self {
         Watched { name: name.into(), options, current: Mutex::new(Arc::new(first)), renumbered: AtomicU64::new(0) }
     }
 
@@ -64,7 +114,73 @@ impl<T: Shared> Watched<T> {
     }
 
     fn open(&self) -> Result<RawReader, OpenError> {
-        open_resolved::<T>(&self.name, Duration::ZERO, self.options.owner, self.options.converter.as_deref())
+        self.options.resolve(&self.name)
+    }
+
+    /// The resolution.
+    pub(crate) fn options(&self) -> &R {
+        &self.options
+    }
+
+    /// The watcher of the object the name resolves to, found again first if
+    /// the one watched is moved (and following), with the numbering it
+    /// belongs to (`current_numbered`).
+    pub(crate) fn watcher_numbered(&self) -> (Arc<Watcher>, u64) {
+        let (now, numbering) = self.current_numbered();
+        if self.options.follow() && now.moved() && self.rewatch(&now).is_some() {
+            return self.current_numbered();
+        }
+        (now, numbering)
+    }
+
+    /// Blocks until a generation newer than `than` (of the given numbering:
+    /// on an object numbered anew since, anything published is newer), a
+    /// writer dead for `grace`, or `timeout`; following as the resolution says.
+    pub(crate) fn wait_newer_in(
+        &self,
+        than: Generation,
+        numbering: u64,
+        timeout: Duration,
+        grace: Duration,
+    ) -> Result<Generation, WaitError> {
+        let follow = self.options.follow();
+        let spin = self.options.wait_spin().min(timeout);
+        let start = Instant::now();
+        while !spin.is_zero() {
+            let now = self.watcher_numbered().0.generation();
+            if now > than {
+                return Ok(now);
+            }
+            if start.elapsed() >= spin {
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        let (mut than, mut numbering) = (than, numbering);
+        loop {
+            let (watcher, numbered) = self.watcher_numbered();
+            if numbered != numbering {
+                // Followed (maybe by another thread) to a new object.
+                (than, numbering) = (Generation::NONE, numbered);
+            }
+            let left = timeout.saturating_sub(start.elapsed());
+            let outcome = watcher.wait_newer(than, left, grace);
+            match outcome {
+                // The moved object's last publish is no generation of the
+                // layout's new home: never returned.
+                Ok(_) if watcher.moved() && !follow => {
+                    return Err(WaitError::Replaced { name: watcher.name().to_string() })
+                }
+                Ok(_) if watcher.moved() => {}
+                Err(WaitError::Replaced { .. }) if follow => {
+                    // A new object: its generations start again from 1.
+                    than = Generation::NONE;
+                }
+                other => return other,
+            }
+            let left = timeout.saturating_sub(start.elapsed());
+            self.wait_for_successor(&watcher, left)?;
+        }
     }
 
     /// The numbering of [`current_numbered`](Self::current_numbered), without
@@ -101,7 +217,7 @@ impl<T: Shared> Watched<T> {
     }
 }
 
-impl<T: Shared> Rewatch for Watched<T> {
+impl<R: Resolve> Rewatch for Watched<R> {
     fn current(&self) -> Arc<Watcher> {
         self.current.lock().clone()
     }
@@ -130,13 +246,12 @@ impl<T: Shared> Rewatch for Watched<T> {
                 }
                 other => other,
             };
-            let raw =
-                crate::read::await_writer::open_when_published(left, self.options.writer_grace, open).map_err(|e| {
-                    match e {
-                        OpenError::NotFound { .. } | OpenError::NotInitialized { .. } => timed_out(),
-                        _ => WaitError::Replaced { name: self.name.clone() },
-                    }
-                })?;
+            let raw = crate::read::await_writer::open_when_published(left, self.options.writer_grace(), open).map_err(
+                |e| match e {
+                    OpenError::NotFound { .. } | OpenError::NotInitialized { .. } => timed_out(),
+                    _ => WaitError::Replaced { name: self.name.clone() },
+                },
+            )?;
             if let Some(next) = self.successor(old, &raw) {
                 return Ok(next);
             }

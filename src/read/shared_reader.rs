@@ -7,7 +7,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -97,7 +97,7 @@ pub struct SharedReader<T: Shared> {
     registry: Arc<Registry>,
     /// Waits and generation checks, from any thread, without pinning; they
     /// follow the name as the readers do (`rewatch.rs`).
-    watched: Arc<Watched<T>>,
+    watched: Arc<Watched<ReaderOptions<T>>>,
     name: String,
     options: ReaderOptions<T>,
     /// The reader opened (and type-checked) by `open`, for the first thread.
@@ -230,11 +230,7 @@ impl<T: Shared> SharedReader<T> {
     /// [`watcher`](Self::watcher), with the numbering it belongs to
     /// (`Watched::current_numbered`).
     pub(crate) fn watcher_numbered(&self) -> (Arc<Watcher>, u64) {
-        let (now, numbering) = self.watched.current_numbered();
-        if self.options.follow && now.moved() && self.watched.rewatch(&now).is_some() {
-            return self.watched.current_numbered();
-        }
-        (now, numbering)
+        self.watched.watcher_numbered()
     }
 
     /// How many times the waits followed to an object numbered anew
@@ -470,43 +466,7 @@ impl<T: Shared> SharedReader<T> {
         grace: Option<Duration>,
     ) -> Result<Generation, WaitError> {
         let grace = grace.unwrap_or(self.options.get_writer_grace());
-        let spin = self.options.get_wait_spin().min(timeout);
-        let start = Instant::now();
-        while !spin.is_zero() {
-            let now = self.watcher().generation();
-            if now > than {
-                return Ok(now);
-            }
-            if start.elapsed() >= spin {
-                break;
-            }
-            core::hint::spin_loop();
-        }
-        let (mut than, mut numbering) = (than, numbering);
-        loop {
-            let (watcher, numbered) = self.watcher_numbered();
-            if numbered != numbering {
-                // Followed (maybe by another thread) to a new object.
-                (than, numbering) = (Generation::NONE, numbered);
-            }
-            let left = timeout.saturating_sub(start.elapsed());
-            let outcome = watcher.wait_newer(than, left, grace);
-            match outcome {
-                // The moved object's last publish is no generation of the
-                // layout's new home: never returned.
-                Ok(_) if watcher.moved() && !self.options.follow => {
-                    return Err(WaitError::Replaced { name: watcher.name().to_string() })
-                }
-                Ok(_) if watcher.moved() => {}
-                Err(WaitError::Replaced { .. }) if self.options.follow => {
-                    // A new object: its generations start again from 1.
-                    than = Generation::NONE;
-                }
-                other => return other,
-            }
-            let left = timeout.saturating_sub(start.elapsed());
-            self.watched.wait_for_successor(&watcher, left)?;
-        }
+        self.watched.wait_newer_in(than, numbering, timeout, grace)
     }
 
     /// What the async waits watch, and how they follow (`None` without

@@ -119,7 +119,7 @@ impl<T: Shared> LaneSet<T> {
             Some(_) => {
                 // The plain name holds a layout we do not publish: keep it
                 // (its readers keep their last snapshot) until it is unread.
-                let lock = RawWriter::take_lock(name)?;
+                let lock = RawWriter::take_lock(name, false, None)?;
                 set.retiring.push(Retiring { object: name.into(), plain_lock: Some(lock) });
                 open_object(&lane_name(own_fp), &set.opts, &own_schema, true)?
             }

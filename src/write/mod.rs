@@ -8,9 +8,12 @@ mod lane_spec;
 mod lanes;
 pub(crate) mod options;
 pub(crate) mod raw_writer;
+pub(crate) mod shared;
+mod stats;
 mod value_writer;
 mod writer;
 
 pub use options::WriterOptions;
 pub use raw_writer::RawWriter;
+pub use stats::WriterStats;
 pub use writer::Writer;

@@ -22,6 +22,10 @@ pub struct WriterOptions<T> {
     pub(crate) max_size: u64,
     pub(crate) remove_on_drop: bool,
     lock_pins: Option<bool>,
+    /// Several writer processes share the object (`shared`).
+    pub(crate) shared: bool,
+    /// How long to wait for another writer to let go (`wait_for_lock`).
+    pub(crate) wait_for_lock: Option<std::time::Duration>,
     /// Layouts published besides `T`'s own (`lane`).
     pub(crate) lanes: Vec<LaneSpec<T>>,
     _type: PhantomData<fn(&T)>,
@@ -37,6 +41,8 @@ impl<T> Clone for WriterOptions<T> {
             max_size: self.max_size,
             remove_on_drop: self.remove_on_drop,
             lock_pins: self.lock_pins,
+            shared: self.shared,
+            wait_for_lock: self.wait_for_lock,
             lanes: self.lanes.clone(),
             _type: PhantomData,
         }
@@ -53,6 +59,8 @@ impl<T> std::fmt::Debug for WriterOptions<T> {
             .field("max_size", &self.max_size)
             .field("remove_on_drop", &self.remove_on_drop)
             .field("lock_pins", &self.lock_pins)
+            .field("shared", &self.shared)
+            .field("wait_for_lock", &self.wait_for_lock)
             .field("lanes", &self.lanes.iter().map(|l| l.schema.root().name.clone()).collect::<Vec<_>>())
             .finish()
     }
@@ -68,6 +76,8 @@ impl<T> Default for WriterOptions<T> {
             max_size: 1 << 34,
             remove_on_drop: false,
             lock_pins: None,
+            shared: false,
+            wait_for_lock: None,
             lanes: Vec::new(),
             _type: PhantomData,
         }
@@ -138,6 +148,29 @@ impl<T> WriterOptions<T> {
         self
     }
 
+    /// Lets several processes write the object (docs/SEVERAL_WRITERS.md).
+    ///
+    /// Every process that opens it with `shared(true)` gets a writer; their
+    /// publishes (and [`Writer::update`](crate::Writer::update)s) are
+    /// serialized by a lock the kernel releases when its holder dies, and each
+    /// continues the generations of the others: readers see nothing new.
+    /// A writer that opens without it gets `WriterBusy` while shared writers
+    /// live, and the other way round. Not with lanes (yet). Default `false`.
+    pub fn shared(mut self, yes: bool) -> Self {
+        self.shared = yes;
+        self
+    }
+
+    /// Waits up to `timeout` for the writer that holds the object to go away
+    /// (`open_or_create` only), instead of failing at once with `WriterBusy`:
+    /// a standby process becomes the writer as soon as the active one exits
+    /// or dies (the kernel releases its lock), and continues its generations.
+    /// It looks for the lock every millisecond.
+    pub fn wait_for_lock(mut self, timeout: std::time::Duration) -> Self {
+        self.wait_for_lock = Some(timeout);
+        self
+    }
+
     pub(crate) fn uses_lock_pins(&self) -> bool {
         self.lock_pins.unwrap_or(self.mode & 0o077 != 0)
     }
@@ -158,6 +191,12 @@ impl<T> WriterOptions<T> {
         }
         if self.mode & 0o600 != 0o600 {
             return bad(format!("mode {:#o} must let the owner read and write", self.mode));
+        }
+        if self.shared && self.remove_on_drop {
+            return bad("remove_on_drop with shared writers (the first to go would remove the others' object)".into());
+        }
+        if self.shared && !self.lanes.is_empty() {
+            return bad("lanes with shared writers (not supported yet: docs/SEVERAL_WRITERS.md)".into());
         }
         Ok(())
     }

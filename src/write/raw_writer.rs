@@ -20,10 +20,12 @@ use crate::protocol::layout::{
 use crate::protocol::locks::ByteLocks;
 use crate::protocol::slots::{self, Slots};
 use crate::protocol::sync::AtomicU64;
-use crate::protocol::sync::Ordering::{Relaxed, Release};
+use crate::protocol::sync::Ordering::{Acquire, Relaxed, Release};
 use crate::protocol::MAX_GENERATION;
 use crate::schema::SchemaDoc;
 use crate::write::options::WriterOptions;
+use crate::write::shared::{self, WriterTable};
+use crate::write::WriterStats;
 use crate::Generation;
 
 impl WriterOptions<RawWriter> {
@@ -63,6 +65,40 @@ pub struct RawWriter {
     /// When a wake-up last woke nobody while `waiters` was not 0 and the
     /// writer looked for dead waiters (`slots::reclaim_dead_waits`).
     last_waits_scan: Option<Instant>,
+    /// With `WriterOptions::shared`: this writer's seat and the writer table.
+    shared: Option<SharedSeat>,
+    /// What this handle has done (`stats`).
+    stats: WriterStats,
+}
+
+/// A shared writer's place among the writers of its object (`write/shared.rs`).
+#[derive(Debug)]
+struct SharedSeat {
+    seat: u32,
+    /// Boxed: publish-lock guards point at it while the writer is borrowed.
+    table: Box<WriterTable>,
+    /// The turn count this writer left at the publish lock (`WriterTable::take_turn`).
+    turn: u64,
+}
+
+/// Releases the publish lock of a shared object when dropped, on every path
+/// out of a publish (a panic in the caller's closure included).
+struct PublishLock {
+    /// The writer table of the writer that holds the lock; the writer outlives
+    /// this guard (the guard lives inside one of its methods).
+    table: *const WriterTable,
+}
+
+impl Drop for PublishLock {
+    fn drop(&mut self) {
+        // SAFETY: `table` points into a `Box<WriterTable>` of the writer
+        // (`SharedSeat::table`, or the box `open_with` is about to move into
+        // it): boxes do not move their contents, and the box outlives every
+        // guard made from it (see where guards are made).
+        #[allow(unsafe_code)]
+        let table = unsafe { &*self.table };
+        table.unlock();
+    }
 }
 
 /// The writer's mappings of the object, as `slots::Tables` for the protocol code.
@@ -113,12 +149,35 @@ impl RawWriter {
             let limit = crate::object::segment::MAX_SCHEMA_LEN;
             return Err(bad_schema(format!("schema description of {encoded} bytes (readers accept {limit})")));
         }
-        let lock = Self::take_lock(name)?;
+        let lock = Self::take_lock(name, opts.shared, opts.wait_for_lock)?;
+        // Shared writers open one at a time, under the publish lock: whoever
+        // finds an object not yet initialised knows its creator died. On an
+        // error below, closing `lock` (its only descriptor) releases it.
+        let table = if opts.shared {
+            shared::lock_opening(lock.fd()).map_err(|errno| OpenError::Os {
+                name: name.into(),
+                op: "taking the open lock",
+                errno,
+            })?;
+            Some(Box::new(WriterTable::open(name, &lock)?))
+        } else {
+            None
+        };
+        let liveness = |seg: &DataSegment| -> Result<(bool, Option<u32>), OpenError> {
+            if opts.shared {
+                let seat = shared::take_seat(name, &seg.obj)?;
+                // Byte 0 too when free: readers of earlier builds look only there.
+                let first = matches!(seg.obj.try_write_lock(layout::WRITER_LOCK_BYTE), Ok(true));
+                Ok((first, Some(seat)))
+            } else {
+                Ok((take_liveness_lock(name, seg)?, None))
+            }
+        };
         let existing = ShmObject::create_new(&crate::object::name::data(name), opts.mode);
-        let (data, created, liveness_held) = match existing {
+        let (data, created, (liveness_held, seat)) = match existing {
             Ok(obj) => {
                 let seg = Self::initialise(name, obj, opts, schema)?;
-                let held = take_liveness_lock(name, &seg)?;
+                let held = liveness(&seg)?;
                 (seg, true, held)
             }
             Err(Errno::EXIST) if take_over => match DataSegment::open(name, true, Duration::ZERO) {
@@ -126,7 +185,7 @@ impl RawWriter {
                     check_owner(name, "data segment", &seg.obj)?;
                     // Before anything is written: a live writer (whose `.lock`
                     // was unlinked under it) keeps the object.
-                    let held = take_liveness_lock(name, &seg)?;
+                    let held = liveness(&seg)?;
                     if geo.fingerprint != schema.fingerprint() {
                         return Err(mismatch(&seg, &geo));
                     }
@@ -144,12 +203,26 @@ impl RawWriter {
                     let obj = ShmObject::create_new(&crate::object::name::data(name), opts.mode)
                         .map_err(|e| open_errno(name, "data segment", "creating the data segment", e))?;
                     let seg = Self::initialise(name, obj, opts, schema)?;
-                    let held = take_liveness_lock(name, &seg)?;
+                    let held = liveness(&seg)?;
                     (seg, true, held)
                 }
                 Err(e) => return Err(e),
             },
             Err(e) => return Err(open_errno(name, "data segment", "creating the data segment", e)),
+        };
+        // Shared: the slot table is the other writers' too from here on
+        // (recovery below rewrites it): under the publish lock, released when
+        // `_publishing` drops, after the table has moved (boxed) into `w`.
+        let _publishing = match (&table, seat) {
+            (Some(t), Some(me)) => {
+                t.lock(me, true, &data.obj).map_err(|errno| OpenError::Os {
+                    name: name.into(),
+                    op: "taking the publish lock",
+                    errno,
+                })?;
+                Some(PublishLock { table: &**t })
+            }
+            _ => None,
         };
         let incarnation = data.header().incarnation.load(Relaxed);
         let lock_pins = data.header().pin_mode.load(Relaxed) == layout::pin_mode::LOCKS;
@@ -187,7 +260,17 @@ impl RawWriter {
             opener: os::pid(),
             woken: 0,
             last_waits_scan: None,
+            shared: None,
+            stats: WriterStats::default(),
         };
+        let mut w = w;
+        w.shared = seat.zip(table).map(|(seat, table)| SharedSeat { seat, table, turn: 0 });
+        if let Some(s) = &mut w.shared {
+            s.table.enter(s.seat);
+            // This open caught up (`recover` above): the turn is counted.
+            s.table.take_turn(&mut s.turn);
+            shared::unlock_opening(w._lock.fd());
+        }
         let h = w.tables.data.header();
         h.writer_pid.store(os::pid(), Relaxed);
         // SYNC(init): Release pairs with the Acquire load of `magic` in
@@ -196,14 +279,17 @@ impl RawWriter {
         Ok(w)
     }
 
-    /// The owner-only lock object: exclusive flock, released by the kernel on death.
-    pub(crate) fn take_lock(name: &str) -> Result<ShmObject, OpenError> {
+    /// The owner-only lock object: its flock, exclusive (or `shared` by the
+    /// shared writers), released by the kernel on death. Waits `wait` (at
+    /// least `INHERITED_LOCK_PATIENCE`) for a holder to go away.
+    pub(crate) fn take_lock(name: &str, shared: bool, wait: Option<Duration>) -> Result<ShmObject, OpenError> {
         let lock = ShmObject::open_or_create(&crate::object::name::lock(name), 0o600)
             .map_err(|e| open_errno(name, "writer lock", "opening the writer lock", e))?;
         check_owner(name, "writer lock", &lock)?;
-        let deadline = Instant::now() + INHERITED_LOCK_PATIENCE;
+        let deadline = Instant::now() + wait.unwrap_or_default().max(INHERITED_LOCK_PATIENCE);
         loop {
-            match lock.try_flock_exclusive() {
+            let taken = if shared { lock.try_flock_shared() } else { lock.try_flock_exclusive() };
+            match taken {
                 Ok(true) => return Ok(lock),
                 Ok(false) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
                 Ok(false) => return Err(OpenError::WriterBusy { name: name.into() }),
@@ -370,8 +456,117 @@ impl RawWriter {
     /// segment grows (never shrinks). On error the previous snapshot stays current.
     pub(crate) fn publish_with(
         &mut self,
-        mut fill: impl FnMut(SlotWriter) -> Result<SlotWriter, String>,
+        fill: impl FnMut(SlotWriter) -> Result<SlotWriter, String>,
     ) -> Result<Generation, PublishError> {
+        self.serialized(true, |w| w.publish_locked(fill)).map(|g| g.expect("a blocking lock is always taken"))
+    }
+
+    /// Runs `f` as the only writer of the object: at once for an exclusive
+    /// writer; for a shared writer under the publish lock (waiting for it when
+    /// `block`, else `Ok(None)` if another writer holds it), after catching
+    /// up with what the other writers published ([`catch_up`](Self::catch_up)).
+    pub(crate) fn serialized<R>(
+        &mut self,
+        block: bool,
+        f: impl FnOnce(&mut Self) -> Result<R, PublishError>,
+    ) -> Result<Option<R>, PublishError> {
+        let Some(seat) = &mut self.shared else { return f(self).map(Some) };
+        let lock_err = |errno| PublishError::Os { name: self.name.clone(), op: "taking the publish lock", errno };
+        if !seat.table.lock(seat.seat, block, &self.tables.data.obj).map_err(lock_err)? {
+            self.stats.busy += 1;
+            return Ok(None);
+        }
+        // The box stays in `self.shared` (private: `f` cannot take it) for
+        // longer than the guard.
+        let _unlock = PublishLock { table: &*seat.table };
+        if seat.table.take_turn(&mut seat.turn) {
+            self.stats.caught_up += 1;
+            self.catch_up()?;
+        }
+        f(self).map(Some)
+    }
+
+    /// A shared writer that just took the publish lock: maps what another
+    /// writer grew, and recovers the slot table as a writer taking over does
+    /// (`slots::recover`: a writer that died mid-publish left a slot
+    /// `WRITING`), which also gives the next generation.
+    fn catch_up(&mut self) -> Result<(), PublishError> {
+        let corrupt = |what: String| PublishError::Corrupt { name: self.name.clone(), what };
+        // SYNC(segment-len): Acquire pairs with the Release store in `allocate`
+        // of the writer that grew it; the publish lock orders us after it anyway.
+        let len = self.tables.data.header().segment_len.load(Acquire);
+        match self.tables.data.ensure_mapped(len) {
+            Ok(true) => {}
+            Ok(false) => return Err(corrupt(format!("segment_len {len} beyond the object's size"))),
+            Err(errno) => return Err(PublishError::Os { name: self.name.clone(), op: "mmap", errno }),
+        }
+        self.next_gen = slots::recover(&self.tables).map_err(|e| match e {
+            OpenError::Corrupt { what, .. } => corrupt(what),
+            other => corrupt(other.to_string()),
+        })?;
+        Ok(())
+    }
+
+    /// The latest published snapshot's bytes, if any (the caller is the only
+    /// writer for now: `serialized`).
+    pub(crate) fn current_bytes(&self) -> Result<Option<&[u8]>, PublishError> {
+        let h = self.tables.data.header();
+        // SYNC(publish): Acquire pairs with the Release in `protocol::publish`
+        // (ours, or another shared writer's before it let go of the lock).
+        let current = h.current.load(Acquire);
+        if current == 0 {
+            return Ok(None);
+        }
+        let corrupt = |what: String| PublishError::Corrupt { name: self.name.clone(), what };
+        let k = crate::protocol::slot_of(current);
+        let e = self.tables.data.region().slot(k).ok_or_else(|| corrupt(format!("published slot {k}")))?;
+        let (offset, len) = (e.offset.load(Relaxed), e.len.load(Relaxed));
+        // SAFETY: the published slot is sealed and never written while it is
+        // current, and only a writer (the caller, now the only one) could make
+        // another slot current; `bytes` checks the range against the mapping.
+        #[allow(unsafe_code)]
+        let bytes = unsafe { self.tables.data.region().bytes(offset, len) };
+        bytes.map(Some).ok_or_else(|| corrupt(format!("published slot {k} outside the segment")))
+    }
+
+    /// [`publish_with`](Self::publish_with) once this writer is the only one
+    /// (inside [`serialized`](Self::serialized)).
+    pub(crate) fn publish_locked(
+        &mut self,
+        fill: impl FnMut(SlotWriter) -> Result<SlotWriter, String>,
+    ) -> Result<Generation, PublishError> {
+        let published = self.publish_counted(fill);
+        match &published {
+            Ok((_, len)) => {
+                let s = &mut self.stats;
+                s.publishes += 1;
+                s.bytes_published += len;
+                s.largest_snapshot = s.largest_snapshot.max(*len);
+                s.woken += u64::from(self.woken);
+            }
+            Err(_) => self.stats.failed_publishes += 1,
+        }
+        published.map(|(g, _)| g)
+    }
+
+    /// What this handle has done since it opened, and the object's counters.
+    pub fn stats(&self) -> WriterStats {
+        let h = self.tables.data.header();
+        // SYNC(counters): Relaxed; diagnostics, ordered with nothing.
+        WriterStats {
+            object_publishes: h.publishes.load(Relaxed),
+            object_growths: h.growths.load(Relaxed),
+            object_reclaimed_pins: h.reclaimed_pins.load(Relaxed),
+            ..self.stats
+        }
+    }
+
+    /// [`publish_locked`](Self::publish_locked): the generation and the
+    /// snapshot's length.
+    fn publish_counted(
+        &mut self,
+        mut fill: impl FnMut(SlotWriter) -> Result<SlotWriter, String>,
+    ) -> Result<(Generation, u64), PublishError> {
         if self.next_gen > MAX_GENERATION {
             return Err(PublishError::GenerationsExhausted { name: self.name.clone() });
         }
@@ -404,7 +599,7 @@ impl RawWriter {
         if counted && self.woken == 0 {
             self.look_for_dead_waiters();
         }
-        Ok(Generation(gen))
+        Ok((Generation(gen), len))
     }
 
     /// A wake-up found nobody asleep although `waiters` was not 0: waiters
@@ -532,6 +727,10 @@ impl Drop for RawWriter {
         // `INHERITED_LOCK_PATIENCE`) for that long. Unlocking through our
         // descriptor releases them for every copy of it.
         if os::pid() == self.opener {
+            if let Some(s) = &self.shared {
+                s.table.leave(s.seat);
+                shared::leave_seat(&self.tables.data.obj, s.seat);
+            }
             if self.liveness_held {
                 let _ = self.tables.data.obj.unlock(layout::WRITER_LOCK_BYTE);
             }

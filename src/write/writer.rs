@@ -68,6 +68,25 @@ impl<T: Shared> Writer<T> {
         self.lanes.name()
     }
 
+    /// What this writer has published (of its own layout; a lane's publishes
+    /// are counted in the lane's object), and the object's counters: plain
+    /// numbers to export with a service's own metrics library.
+    ///
+    /// ```
+    /// # #[shmstate::shared] #[derive(Debug, Clone)] struct Flags { on: bool }
+    /// # let name = format!("doc-stats-{}", std::process::id());
+    /// let mut w = shmstate::Writer::<Flags>::create(&name)?;
+    /// w.publish(&Flags { on: true })?;
+    /// let stats = w.stats();
+    /// assert_eq!((stats.publishes, stats.failed_publishes), (1, 0));
+    /// assert!(stats.bytes_published > 0);
+    /// # drop(w); shmstate::remove(&name)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stats(&self) -> crate::WriterStats {
+        self.raw.stats()
+    }
+
     /// The fingerprints of the layouts this writer publishes: its own
     /// first, then one per [`lane`](WriterOptions::lane).
     pub fn fingerprints(&self) -> Vec<u64> {
@@ -98,11 +117,81 @@ impl<T: Shared> Writer<T> {
     /// converted and published in each lane under the same generation. An
     /// error in a lane is returned after the other lanes were published
     /// (the generation is then missing from that lane only).
+    ///
+    /// A [shared](WriterOptions::shared) writer waits for the other writers'
+    /// publishes in progress (never for readers); [`try_publish`](Self::try_publish)
+    /// does not wait.
     pub fn publish(&mut self, value: &T) -> Result<Generation, PublishError> {
         let arena = &mut self.arena;
         let g = self.raw.publish_with(|out| serialize_into(value, arena, out))?;
+        self.after_publish(value, g)
+    }
+
+    /// The lanes' part of a publish of `value` as generation `g`.
+    fn after_publish(&mut self, value: &T, g: Generation) -> Result<Generation, PublishError> {
+        let arena = &mut self.arena;
         let in_lanes = self.lanes.publish(value, g, arena);
         self.lanes.retire_unread(value, g, &mut self.raw, arena);
         in_lanes.map(|()| g)
     }
+
+    /// [`publish`](Self::publish), but a shared writer returns
+    /// `PublishError::Busy` at once, publishing nothing, when another writer
+    /// is publishing (an exclusive writer never is busy).
+    pub fn try_publish(&mut self, value: &T) -> Result<Generation, PublishError> {
+        let arena = &mut self.arena;
+        let g = self.raw.serialized(false, |raw| raw.publish_locked(|out| serialize_into(value, arena, out)));
+        let g = g?.ok_or_else(|| PublishError::Busy { name: self.name().to_string() })?;
+        self.after_publish(value, g)
+    }
+
+    /// Reads the latest snapshot, builds the next one from it with `next`,
+    /// and publishes it, with no other writer's publish in between: for
+    /// [shared](WriterOptions::shared) writers, a read-modify-write that
+    /// loses no other writer's update (docs/SEVERAL_WRITERS.md). `next` gets
+    /// `None` before the first publish. The snapshot is validated (bytecheck)
+    /// before `next` sees it: another writer's bytes are input like any other.
+    ///
+    /// A shared writer holds the publish lock while `next` runs: keep it short.
+    pub fn update(&mut self, next: impl FnOnce(Option<&T::Archived>) -> T) -> Result<Generation, PublishError> {
+        self.update_with(true, next)?.ok_or_else(|| unreachable_busy(self.name()))
+    }
+
+    /// [`update`](Self::update), but `PublishError::Busy` at once (without
+    /// calling `next`) when another shared writer is publishing.
+    pub fn try_update(&mut self, next: impl FnOnce(Option<&T::Archived>) -> T) -> Result<Generation, PublishError> {
+        self.update_with(false, next)?.ok_or_else(|| PublishError::Busy { name: self.name().to_string() })
+    }
+
+    fn update_with(
+        &mut self,
+        block: bool,
+        next: impl FnOnce(Option<&T::Archived>) -> T,
+    ) -> Result<Option<Generation>, PublishError> {
+        let arena = &mut self.arena;
+        let done = self.raw.serialized(block, |raw| {
+            let value = {
+                let current = raw.current_bytes()?;
+                let archived = match current {
+                    None => None,
+                    Some(bytes) => Some(rkyv::access::<T::Archived, rkyv::rancor::BoxedError>(bytes).map_err(|e| {
+                        PublishError::Corrupt {
+                            name: raw.name().to_string(),
+                            what: format!("the latest snapshot: {e}"),
+                        }
+                    })?),
+                };
+                next(archived)
+            };
+            let g = raw.publish_locked(|out| serialize_into(&value, arena, out))?;
+            Ok((value, g))
+        })?;
+        let Some((value, g)) = done else { return Ok(None) };
+        self.after_publish(&value, g).map(Some)
+    }
+}
+
+/// A blocking `serialized` always runs its closure.
+fn unreachable_busy(name: &str) -> PublishError {
+    PublishError::Busy { name: name.to_string() }
 }

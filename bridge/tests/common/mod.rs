@@ -245,6 +245,24 @@ impl Bridge {
         Bridge { child: Some(child), log }
     }
 
+    /// As `spawn`, run through `wrapper` (e.g. `sh -c 'ulimit -v N && exec "$0" "$@"'`).
+    pub fn spawn_wrapped(wrapper: &[&str], servers: &[String], bucket: &str, host: &str, args: &[&str]) -> Bridge {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..]).arg(env!("CARGO_BIN_EXE_shmstate-bridge"));
+        for s in servers {
+            cmd.args(["--server", s]);
+        }
+        cmd.args(["--bucket", bucket, "--host", host]).args(args);
+        let child = cmd.stdout(Stdio::null()).stderr(log.reopen().unwrap()).spawn().expect("start the wrapper");
+        Bridge { child: Some(child), log }
+    }
+
+    /// The exit code if the process has exited (`Some(None)`: by a signal).
+    pub fn try_exit(&mut self) -> Option<Option<i32>> {
+        self.child.as_mut().unwrap().try_wait().unwrap().map(|s| s.code())
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }

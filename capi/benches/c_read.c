@@ -1,0 +1,70 @@
+/* The C half of capi/examples/compare.rs: times reads of the object Rust
+ * publishes. `c_read NAME ITERATIONS`; prints `<case> <ns per op>` lines. */
+#define _POSIX_C_SOURCE 199309L
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "shmstate.h"
+
+/* CPU time of this thread: on a loaded machine wall time counts the time
+ * the scheduler gave to others (the Rust side measures the same way). */
+static double now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+#define DIE(what) do { fprintf(stderr, "%s: %s\n", what, shmstate_last_error_message()); return 1; } while (0)
+
+int main(int argc, char **argv) {
+    if (argc != 3) return 2;
+    long n = atol(argv[2]);
+    shmstate_reader *r = NULL;
+    const shmstate_snapshot *snap = NULL;
+    if (shmstate_reader_open(argv[1], NULL, &r)) DIE("open");
+    if (shmstate_read(r, &snap)) DIE("read");
+    volatile uint64_t sink = 0;
+
+    double t = now_ns();
+    for (long i = 0; i < n; i++) {
+        if (shmstate_read(r, &snap)) DIE("read");
+        sink += (uintptr_t)snap;
+    }
+    printf("unchanged_read %.2f\n", (now_ns() - t) / n);
+
+    /* The field looked up by path on every read. */
+    t = now_ns();
+    for (long i = 0; i < n; i++) {
+        uint64_t v = 0;
+        if (shmstate_read(r, &snap) || shmstate_get_u64(snap, "limits.max_conns", &v)) DIE("path");
+        sink += v;
+    }
+    printf("field_by_path %.2f\n", (now_ns() - t) / n);
+
+    /* The field's value resolved once per snapshot, read on every read. */
+    shmstate_value field;
+    if (shmstate_get(snap, "limits.max_conns", &field)) DIE("get");
+    t = now_ns();
+    for (long i = 0; i < n; i++) {
+        uint64_t v = 0;
+        if (shmstate_read(r, &snap) || shmstate_value_u64(&field, &v)) DIE("value");
+        sink += v;
+    }
+    printf("field_by_value %.2f\n", (now_ns() - t) / n);
+
+    /* A vector of 1000 f64 viewed in place and summed. */
+    shmstate_value weights;
+    if (shmstate_get(snap, "weights", &weights)) DIE("weights");
+    t = now_ns();
+    for (long i = 0; i < n; i++) {
+        const double *w = NULL;
+        uint64_t len = 0;
+        if (shmstate_read(r, &snap) || shmstate_value_f64s(&weights, &w, &len)) DIE("view");
+        sink += (uint64_t)w[len - 1];
+    }
+    printf("vector_view %.2f\n", (now_ns() - t) / n);
+    shmstate_reader_close(r);
+    return sink == 42; /* keeps the loops */
+}
