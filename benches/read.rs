@@ -108,6 +108,22 @@ fn bench_pin_floor(c: &mut Criterion) {
             black_box(current.load(Ordering::Acquire) == word)
         })
     });
+    // The same on x86-64 as `protocol::pin_current` runs it there: the new
+    // count's `lock cmpxchg` is F_R, no `mfence` (`sync::fence_after_count`).
+    // The difference to `ref_pin_floor` is what the `mfence` cost.
+    #[cfg(target_arch = "x86_64")]
+    g.bench_function("ref_pin_floor_rmw_as_fence", |b| {
+        let mut k = 0usize;
+        b.iter(|| {
+            k ^= 1;
+            let _ = counts[k ^ 1].fetch_update(Ordering::Release, Ordering::Relaxed, |v| v.checked_sub(1));
+            let word = current.load(Ordering::Acquire);
+            pin.store(word, Ordering::Release);
+            let _ = counts[k].fetch_update(Ordering::Release, Ordering::Relaxed, |v| Some(v + 1));
+            std::sync::atomic::compiler_fence(Ordering::SeqCst);
+            black_box(current.load(Ordering::Acquire) == word)
+        })
+    });
     g.finish();
 }
 

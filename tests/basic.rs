@@ -280,14 +280,20 @@ fn wait_newer_with_spin_sees_publishes_and_still_times_out() {
         r.wait_newer(Generation::NONE, Duration::from_millis(20)),
         Err(WaitError::Timeout { name: name.as_str().into() })
     );
+    // Generation 2 comes only once the reader has seen 1 (on a loaded machine
+    // the reader could otherwise wake after both). The sleeps only make the
+    // waits likely to spin (2 ms) and then to block past the spin (30 ms).
+    let (seen_first, first_seen) = std::sync::mpsc::channel();
     let t = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(2));
         w.publish(&Checked::new(1, 1)).unwrap();
+        first_seen.recv_timeout(Duration::from_secs(10)).expect("the reader saw generation 1");
         std::thread::sleep(Duration::from_millis(30));
         w.publish(&Checked::new(2, 1)).unwrap();
         w
     });
     assert_eq!(r.wait_newer(Generation::NONE, Duration::from_secs(10)).unwrap().get(), 1);
+    seen_first.send(()).unwrap();
     assert_eq!(r.wait_newer(Generation::new(1), Duration::from_secs(10)).unwrap().get(), 2);
     drop(t.join().unwrap());
 }

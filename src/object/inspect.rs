@@ -180,8 +180,10 @@ pub struct SlotInfo {
     pub pin_count: Option<u32>,
     /// With lock pins: whether at least one reader holds this slot.
     pub lock_pinned: bool,
-    /// With lock pins: whether the writer holds it to fill it (never the
-    /// published slot: the writer unlocks a slot before publishing it).
+    /// With lock pins: whether someone write-locks it. Writers of this version
+    /// never do (they probe a slot's byte before filling it); earlier writers
+    /// held the slot they filled, never the published one (they unlocked a
+    /// slot before publishing it).
     pub write_locked: bool,
 }
 

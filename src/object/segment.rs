@@ -205,7 +205,8 @@ impl DataSegment {
         self.probe(layout::SLOT_LOCK_BASE + k as u64) == Ok(LockProbe::ReadLocked)
     }
 
-    /// With lock pins: whether the writer holds slot `k` to fill it.
+    /// With lock pins: whether someone write-locks slot `k` (only an earlier
+    /// writer, while it fills the slot: `SlotInfo::write_locked`).
     pub(crate) fn slot_write_locked(&self, k: u32) -> bool {
         self.probe(layout::SLOT_LOCK_BASE + k as u64) == Ok(LockProbe::WriteLocked)
     }

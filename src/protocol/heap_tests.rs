@@ -231,6 +231,33 @@ fn heap_region_bounds() {
     assert!(small.region().header().is_none());
 }
 
+/// `Region::pin_counts` (what `RawReader` locates once at open) is the
+/// counts `pin_count` gives, one by one, and refuses a table too short for
+/// them. Under Miri (scripts/miri.sh) this also checks that a count reached
+/// through `add(k)` from it is inside the pointer's provenance.
+#[test]
+fn heap_pin_counts_pointer_reaches_every_count() {
+    let (capacity, slots) = (4u32, 6u32);
+    let buf = HeapBuf::new(4096);
+    let r = buf.region();
+    let first = r.pin_counts(capacity, slots).unwrap();
+    for k in 0..slots {
+        // SAFETY: `k < slots`, and `pin_counts` checked that all `slots` counts
+        // lie inside the region, which `buf` keeps alive for this test.
+        let by_pointer = unsafe { &*first.add(k as usize) };
+        let by_index = r.pin_count(capacity, slots, k).unwrap();
+        assert!(core::ptr::eq(by_pointer, by_index), "count {k}");
+        by_pointer.store(100 + k as u64, Relaxed);
+        assert_eq!(by_index.load(Relaxed), 100 + k as u64);
+    }
+    assert!(r.pin_counts(capacity, 0).is_none());
+    // The counts start after the table header and `capacity` entries.
+    let fits = (4096 - 64 * (capacity as u64 + 1)) as u32 / 8;
+    assert!(r.pin_count(capacity, u32::MAX, fits - 1).is_some() && r.pin_count(capacity, u32::MAX, fits).is_none());
+    assert!(r.pin_counts(capacity, fits).is_some());
+    assert!(r.pin_counts(capacity, fits + 1).is_none());
+}
+
 /// The stored schema description decodes, and every truncation or bit flip of
 /// it is an error or a valid document, never a panic.
 #[test]
@@ -262,22 +289,33 @@ struct HeapTables {
     capacity: u32,
     max_slots: u32,
     entries_read: std::cell::Cell<u32>,
+    locks: NoLocks,
 }
 
 /// OFD locks nobody holds: every reader entry looks dead to the writer.
-struct NoLocks;
+/// Counts the calls that would be syscalls: those that take or drop a lock,
+/// and probes.
+#[derive(Default)]
+struct NoLocks {
+    changes: std::cell::Cell<u32>,
+    probes: std::cell::Cell<u32>,
+}
 
 impl crate::protocol::locks::ByteLocks for NoLocks {
     fn try_write_lock(&self, _byte: u64) -> Result<bool, rustix::io::Errno> {
+        self.changes.set(self.changes.get() + 1);
         Ok(true)
     }
     fn try_read_lock(&self, _byte: u64) -> Result<bool, rustix::io::Errno> {
+        self.changes.set(self.changes.get() + 1);
         Ok(true)
     }
     fn unlock(&self, _byte: u64) -> Result<(), rustix::io::Errno> {
+        self.changes.set(self.changes.get() + 1);
         Ok(())
     }
     fn probe(&self, _byte: u64) -> Result<crate::protocol::locks::LockProbe, rustix::io::Errno> {
+        self.probes.set(self.probes.get() + 1);
         Ok(crate::protocol::locks::LockProbe::Unlocked)
     }
 }
@@ -302,7 +340,14 @@ impl HeapTables {
         rh.capacity.store(capacity, Relaxed);
         rh.high_water.store(capacity, Relaxed);
         rh.count_slots.store(max_slots, Relaxed);
-        HeapTables { data, readers, capacity, max_slots, entries_read: std::cell::Cell::new(0) }
+        HeapTables {
+            data,
+            readers,
+            capacity,
+            max_slots,
+            entries_read: std::cell::Cell::new(0),
+            locks: NoLocks::default(),
+        }
     }
 
     /// Reader `i` pins the current snapshot (`protocol::pin_current`).
@@ -342,10 +387,10 @@ impl crate::protocol::slots::Tables for HeapTables {
         self.data.region().slot(k)
     }
     fn data_locks(&self) -> &NoLocks {
-        &NoLocks
+        &self.locks
     }
     fn reader_table(&self) -> Option<(&layout::ReaderTableHeader, u32, &NoLocks)> {
-        Some((self.readers.region().readers_header()?, self.capacity, &NoLocks))
+        Some((self.readers.region().readers_header()?, self.capacity, &self.locks))
     }
     fn reader(&self, i: u32) -> Option<&layout::ReaderEntry> {
         self.entries_read.set(self.entries_read.get() + 1);
@@ -399,6 +444,22 @@ fn a_dead_readers_count_is_cleared_when_its_slot_is_needed() {
     assert_eq!(t.count(0), 0);
     assert_eq!(t.readers.region().reader(0).unwrap().pin.load(Relaxed), 0, "the dead reader's pin is reclaimed");
     assert_eq!(t.header().slot_count.load(Relaxed), 2);
+}
+
+/// Issue 26: with lock pins the writer chooses a slot with one probe of its
+/// byte and takes no lock (it locked the slot and unlocked it before the
+/// publish: two syscalls more per publish, for no reader's safety: a reader
+/// that locks the slot meanwhile finds its word replaced on its re-check).
+#[test]
+fn a_lock_pin_publish_probes_one_slot_byte_and_locks_nothing() {
+    let mut t = HeapTables::new(0, 4, 4);
+    let mut slots = crate::protocol::slots::Slots::new(true, 4);
+    for g in 1..=10 {
+        let (changes, probes) = (t.locks.changes.get(), t.locks.probes.get());
+        t.publish(&mut slots, g);
+        assert_eq!(t.locks.changes.get() - changes, 0, "publish {g} took or dropped a lock");
+        assert_eq!(t.locks.probes.get() - probes, 1, "publish {g}: probes");
+    }
 }
 
 /// A reader table header of zeroed atomics (for unit tests of `protocol`).

@@ -242,6 +242,7 @@ pub(crate) fn reader_table_size(capacity: u32, slots: u32) -> u64 {
 
 /// Size of one pin count.
 const COUNT: u64 = 8;
+const _: () = assert!(COUNT == size_of::<AtomicU64>() as u64);
 
 /// Where the pin counts of a reader table with `capacity` entries start.
 fn counts_offset(capacity: u32) -> u64 {
@@ -317,6 +318,7 @@ impl<'a> Region<'a> {
     }
 
     /// Slot entry `i` (`None` if outside the region).
+    #[inline]
     pub(crate) fn slot(&self, i: u32) -> Option<&'a SlotEntry> {
         self.at(FIXED_HEADER + i as u64 * ENTRY)
     }
@@ -339,5 +341,18 @@ impl<'a> Region<'a> {
             return None;
         }
         self.at(counts_offset(capacity) + k as u64 * COUNT)
+    }
+
+    /// The first of the `slots` pin counts of a reader table of `capacity`
+    /// entries, if all of them lie inside the region (`None` for none). A raw
+    /// pointer carrying the region's provenance, so that `add(k)` for
+    /// `k < slots` is the count `pin_count` gives (they are contiguous,
+    /// `COUNT` = `size_of::<AtomicU64>()` apart) and stays inside the region.
+    pub(crate) fn pin_counts(&self, capacity: u32, slots: u32) -> Option<*const AtomicU64> {
+        let offset = counts_offset(capacity);
+        if slots == 0 || offset % align_of::<AtomicU64>() as u64 != 0 {
+            return None;
+        }
+        self.range_ptr(offset, slots as u64 * COUNT).map(|p| p.cast_const().cast::<AtomicU64>())
     }
 }

@@ -14,10 +14,14 @@ use crate::protocol::{self, Pinned};
 /// Read-locks the current slot's lock byte and confirms it is still current;
 /// `held` is the slot this reader holds (replaced by the pinned one).
 ///
-/// The writer write-locks a slot's byte only while it fills a slot that is not
-/// current, and unlocks it before publishing it; the kernel orders the locks.
-/// So a failed lock or a changed word means a publish happened: retry. The
-/// loop never waits for the writer (lock-free, like `protocol::pin_current`).
+/// The writer takes a slot only if a probe of its byte, made after the slot
+/// stopped being current, finds no read lock there, and it never locks a slot
+/// itself; the kernel orders our lock against its probe. So a lock taken
+/// after the probe comes with a changed word on the re-check (retry), and a
+/// lock taken before it keeps the writer off the slot. A failed lock (a
+/// writer of an older build write-locked the slot to fill it) also means a
+/// publish happened. The loop never waits for the writer (lock-free, like
+/// `protocol::pin_current`); docs/PROTOCOL.md, "Why lock pins are correct".
 pub(crate) fn pin_with_locks(
     locks: &impl ByteLocks,
     current: &AtomicU64,
@@ -36,7 +40,8 @@ pub(crate) fn pin_with_locks(
             // `max_readers + 2` slots always leave the writer one.
             release(locks, held)?;
             if !locks.try_read_lock(SLOT_LOCK_BASE + k as u64)? {
-                // The writer is filling it, so it is not current: our word is stale.
+                // Only a writer of an older build write-locks a slot, while it
+                // fills one that is not current: our word is stale.
                 // SYNC(publish): as above.
                 c1 = current.load(Ordering::Acquire);
                 crate::protocol::sync::spin_hint();
@@ -47,7 +52,9 @@ pub(crate) fn pin_with_locks(
         if crate::protocol::sync::mutation("lock-pin-no-recheck") {
             return Ok(Pinned::Word(c1));
         }
-        // SYNC(publish): the lock syscall orders this load after our lock.
+        // SYNC(publish): Acquire pairs with the Release in `protocol::publish`;
+        // the lock syscall (the kernel's lock-list spinlock, which the
+        // writer's probe also takes) orders this load after our lock.
         let c2 = current.load(Ordering::Acquire);
         if c2 == c1 {
             return Ok(Pinned::Word(c1));

@@ -34,7 +34,10 @@
 //! ```
 //! Either S sees P (k is skipped), or C sees W (so `c2 != c1` and the reader
 //! retries). A slot k that is not current was replaced by a publish W that
-//! precedes F_W, so a reader holding `c1` naming k sees a change.
+//! precedes F_W, so a reader holding `c1` naming k sees a change. (On x86-64
+//! F_R is the `lock cmpxchg` of the reader's pin count, sequenced between P
+//! and C, with no `mfence`: `sync::fence_after_count`, docs/PROTOCOL.md
+//! "F_R on x86-64". F_W is always a fence.)
 //!
 //! # Pin counts (format 3)
 //! Scanning every pin costs the writer O(readers) per publish. So a reader

@@ -16,7 +16,7 @@ use crate::protocol;
 use crate::protocol::layout::{
     self, slot_state, Header, ReaderEntry, ReaderTableHeader, SlotEntry, READER_LOCK_BASE, SLOT_ALIGN, SLOT_LOCK_BASE,
 };
-use crate::protocol::locks::ByteLocks;
+use crate::protocol::locks::{ByteLocks, LockProbe};
 use crate::protocol::sync::AtomicU64;
 use crate::protocol::sync::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crate::protocol::waiters;
@@ -60,7 +60,8 @@ pub(crate) struct Slots {
 enum Pins {
     /// Pin words in the reader table; `pinned` is what the last scan found.
     Table { pinned: Vec<bool> },
-    /// OFD locks on slot bytes; `held` is the slot we write-lock while filling it.
+    /// OFD read locks on slot bytes; `held` is the slot we fill (found
+    /// unlocked by a probe).
     Locks { held: Option<u32> },
 }
 
@@ -89,7 +90,7 @@ impl Slots {
     /// up to `max_slots`).
     pub(crate) fn free_slot<T: Tables>(&mut self, t: &mut T) -> Result<u32, PublishError> {
         // A lock held since a failed publish: let it go before choosing again.
-        self.release_held(t);
+        self.release_held();
         for attempt in 0..2 {
             for by_counts in [true, false] {
                 let scanned = if by_counts { self.scan_counts(t) } else { self.scan_pins(t) };
@@ -190,15 +191,16 @@ impl Slots {
 
     /// Makes slot `k` ours to fill if no reader uses it. Table pins: the last
     /// scan saw no pin on it (`fresh`: it did not exist at the scan, so no
-    /// reader can have pinned it). Lock pins: we take the write lock on its
-    /// byte, which succeeds only if no reader holds a read lock there (the
-    /// kernel orders the two).
+    /// reader can have pinned it). Lock pins: a probe of its byte finds no
+    /// reader's read lock there (one `F_OFD_GETLK`, which takes nothing: a
+    /// reader that locks the byte after the probe finds its word replaced on
+    /// its re-check, docs/PROTOCOL.md "Why lock pins are correct").
     fn try_take<T: Tables>(&mut self, t: &T, k: u32, fresh: bool) -> bool {
         match &mut self.pins {
             Pins::Table { pinned } => fresh || !pinned[k as usize],
             Pins::Locks { held } => {
                 let ok = crate::protocol::sync::mutation("writer-ignores-slot-locks")
-                    || matches!(t.data_locks().try_write_lock(SLOT_LOCK_BASE + k as u64), Ok(true));
+                    || matches!(t.data_locks().probe(SLOT_LOCK_BASE + k as u64), Ok(LockProbe::Unlocked));
                 if ok {
                     *held = Some(k);
                 }
@@ -328,25 +330,23 @@ impl Slots {
         e.state.store(slot_state::SEALED, Release);
         #[cfg(all(feature = "fault-injection", not(loom)))]
         crate::os::fault::point("after-seal");
-        // Lock pins: unlock the sealed slot BEFORE publishing it, so that no
-        // published slot is ever write-locked: a reader that finds the word
-        // never waits for a writer that stalls here (docs/PROTOCOL.md, "Why
-        // lock pins are correct"). A reader that locks the slot in the window
-        // sees the old word on its re-check and moves on.
-        self.release_held(t);
+        // Lock pins: the writer never locks a slot (it probes), so no slot is
+        // ever write-locked and a reader never waits for a writer that stalls
+        // here (docs/PROTOCOL.md, "Why lock pins are correct"). A reader that
+        // locks the slot before the publish sees the old word on its re-check
+        // and moves on.
+        self.release_held();
         protocol::publish(&t.header().current, protocol::word(gen, slot));
         #[cfg(all(feature = "fault-injection", not(loom)))]
         crate::os::fault::point("after-publish");
         self.last_len = len;
     }
 
-    /// Lock pins: lets go of the slot we hold (after a failed publish, or
-    /// before publishing it).
-    pub(crate) fn release_held<T: Tables>(&mut self, t: &T) {
+    /// Lock pins: forgets the slot we chose (after a failed publish, or
+    /// before publishing it). Nothing to unlock: the writer only probes.
+    pub(crate) fn release_held(&mut self) {
         if let Pins::Locks { held } = &mut self.pins {
-            if let Some(k) = held.take() {
-                let _ = t.data_locks().unlock(SLOT_LOCK_BASE + k as u64);
-            }
+            *held = None;
         }
     }
 }

@@ -7,6 +7,41 @@ pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
+/// F_R of a pin (`words::pin_current`) placed right after the reader's
+/// count, a read-modify-write that succeeded (`count`, ordered [`COUNT_RMW`]).
+///
+/// On x86-64 that RMW is a `lock cmpxchg`, which the hardware already orders
+/// as a full barrier: the pin store before it is globally visible before it,
+/// and no later load is performed before it (Intel SDM vol. 3A §9.2.2,
+/// "Locked instructions have a total order", "Reads or writes cannot be
+/// reordered with ... locked instructions"; AMD APM vol. 2 §7.4.2). An
+/// `mfence` after it orders nothing more (without it the pin's atomics take
+/// 0.61–0.84× the time: BENCHMARKS.md, "New-generation read"), so there F_R
+/// is a compiler fence only, which keeps the compiler from moving the
+/// re-load of `current` above the RMW (and `COUNT_RMW` = SeqCst keeps the
+/// pin store above it). The writer's F_W stays an `mfence`. The same choice
+/// as crossbeam-epoch's `pin` on x86. Everywhere else, and under loom and
+/// Miri (which check the protocol with the fence, as C11 states it), the
+/// SeqCst fence itself (docs/PROTOCOL.md, "F_R on x86-64").
+#[inline(always)]
+pub(crate) fn fence_after_count() {
+    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+    fence(Ordering::SeqCst);
+}
+
+/// The success ordering of the reader's count RMW: SeqCst on x86-64 (free
+/// there: every ordering of a `lock cmpxchg` is the same instruction), which
+/// keeps the compiler from moving the pin store below it or the re-load of
+/// `current` above it when F_R is only a compiler fence
+/// ([`fence_after_count`]), exactly as crossbeam-epoch's `pin` orders its
+/// `compare_exchange`; Relaxed elsewhere, where the SeqCst fence orders it.
+#[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+pub(crate) const COUNT_RMW: Ordering = Ordering::SeqCst;
+#[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+pub(crate) const COUNT_RMW: Ordering = Ordering::Relaxed;
+
 /// Spin-loop hint (a yield under loom, so the model makes progress).
 #[inline]
 pub(crate) fn spin_hint() {

@@ -175,9 +175,10 @@ pub(crate) enum Pinned {
 fn count<'a>(word: u64, count_at: &impl Fn(u32) -> Option<&'a AtomicU64>) -> bool {
     let Some(c) = count_at(slot_of(word)) else { return false };
     let tag = count_tag(word);
-    // SYNC(count): Relaxed; sequenced before F_R in `pin_current`, which pairs
-    // with F_W in `scan_counts` (the fences order it).
-    c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+    // SYNC(count): Relaxed (SeqCst on x86-64, `sync::COUNT_RMW`, where this
+    // `lock cmpxchg` is F_R's barrier); sequenced before F_R in `pin_current`,
+    // which pairs with F_W in `scan_counts` (the fences order it).
+    c.fetch_update(crate::protocol::sync::COUNT_RMW, Ordering::Relaxed, |v| {
         (v >> COUNT_BITS == tag && count_of(v) != u32::MAX).then_some(v + 1)
     })
     .is_ok()
@@ -229,8 +230,14 @@ pub(crate) fn pin_current<'a>(
         let mut counted = !late && count(c1, &count_at);
         crate::protocol::sync::crash_point("pin-after-count");
         // SYNC(pin-scan): F_R; pairs with F_W in `scan_pins` and `scan_counts`.
+        // After a count that succeeded, the RMW's own barrier on x86-64
+        // (`sync::fence_after_count`); else (nothing will be confirmed) a fence.
         if !crate::protocol::sync::mutation("pin-no-fence") {
-            fence(Ordering::SeqCst);
+            if counted {
+                crate::protocol::sync::fence_after_count();
+            } else {
+                fence(Ordering::SeqCst);
+            }
         }
         if late {
             counted = count(c1, &count_at);
@@ -296,8 +303,12 @@ pub(crate) fn pin_uncounted(current: &AtomicU64, pin: &AtomicU64) -> Pinned {
 /// `(offset, len)`, checked against its entry (sealed at that generation, a
 /// 64-aligned offset past `data_start`). The caller still checks the range
 /// against the object's size before touching it.
-pub(crate) fn pinned_region(e: &SlotEntry, word: u64, data_start: u64) -> Result<(u64, u64), String> {
-    let slot = slot_of(word);
+///
+/// The error carries the numbers, not a message: this runs on every
+/// new-generation read, and a `String` built here (even only on the error
+/// path) cost the read about 20 instructions of set-up.
+#[inline]
+pub(crate) fn pinned_region(e: &SlotEntry, word: u64, data_start: u64) -> Result<(u64, u64), BadRegion> {
     // Relaxed suffices: these were written before the Release publish of
     // `word`, which the reader's Acquire load of `current` saw, and the pin
     // keeps the writer off them.
@@ -305,15 +316,38 @@ pub(crate) fn pinned_region(e: &SlotEntry, word: u64, data_start: u64) -> Result
         (e.offset.load(Ordering::Relaxed), e.len.load(Ordering::Relaxed), e.gen.load(Ordering::Relaxed));
     let state = e.state.load(Ordering::Relaxed);
     if state != slot_state::SEALED || gen != generation_of(word) {
-        return Err(format!(
-            "published slot {slot} holds generation {gen} (state {state}), expected {}",
-            generation_of(word)
-        ));
+        return Err(BadRegion::NotSealed { word, gen, state });
     }
     if offset % SLOT_ALIGN != 0 || offset < data_start || offset.checked_add(len).is_none() {
-        return Err(format!("slot {slot} has offset {offset} and length {len}"));
+        return Err(BadRegion::OutOfPlace { word, offset, len });
     }
     Ok((offset, len))
+}
+
+/// Why [`pinned_region`] refused a slot entry (the object is corrupt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadRegion {
+    /// The entry is not sealed at the word's generation.
+    NotSealed { word: u64, gen: u64, state: u32 },
+    /// Its region is misaligned, inside the header or wraps around.
+    OutOfPlace { word: u64, offset: u64, len: u64 },
+}
+
+impl core::fmt::Display for BadRegion {
+    #[cold]
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            BadRegion::NotSealed { word, gen, state } => write!(
+                f,
+                "published slot {} holds generation {gen} (state {state}), expected {}",
+                slot_of(word),
+                generation_of(word)
+            ),
+            BadRegion::OutOfPlace { word, offset, len } => {
+                write!(f, "slot {} has offset {offset} and length {len}", slot_of(word))
+            }
+        }
+    }
 }
 
 /// Reader: drops its pin (and the count it holds for it).

@@ -40,11 +40,66 @@ pub struct RawReader {
     opener: u32,
 }
 
+/// Where a pinned snapshot is, from [`RawReader::pin_latest`].
+pub(crate) struct Pin {
+    /// The publish word the pin holds.
+    pub(crate) word: u64,
+    offset: u64,
+    len: u64,
+    /// The segment had grown: the mapping moved (and so did the publish word).
+    pub(crate) remapped: bool,
+}
+
+/// With table pins: this handle's pin word and the slots' pin counts, located
+/// once at open in the reader table's mapping, which never moves (it is
+/// never remapped and lives as long as the handle): the pin of a new
+/// generation then takes no bound checks but the slot index's.
+#[derive(Debug)]
+struct PinWords {
+    /// Our entry's pin word.
+    pin: *const AtomicU64,
+    /// `count_slots` contiguous pin counts.
+    counts: *const AtomicU64,
+    count_slots: u32,
+}
+
+impl PinWords {
+    fn locate(readers: &ReaderTable, entry: u32) -> Option<PinWords> {
+        let pin = &readers.region().reader(entry)?.pin;
+        // Every count inside the table, as one pointer with the mapping's
+        // provenance (not derived from a `&AtomicU64` of the first).
+        // A format 2 table has none (`count_slots` 0: `count` finds none).
+        let counts = match readers.count_slots {
+            0 => std::ptr::null(),
+            n => readers.region().pin_counts(readers.capacity, n)?,
+        };
+        Some(PinWords { pin, counts, count_slots: readers.count_slots })
+    }
+
+    fn pin(&self) -> &AtomicU64 {
+        // SAFETY: located in the reader table's mapping at open (`locate`),
+        // which lives, unmoved, as long as the handle that owns `self`.
+        #[allow(unsafe_code)]
+        unsafe {
+            &*self.pin
+        }
+    }
+
+    #[inline]
+    fn count(&self, k: u32) -> Option<&AtomicU64> {
+        // SAFETY: `k < count_slots`, and the `count_slots` counts starting at
+        // `counts` are inside the reader table's mapping (`locate`), which
+        // lives, unmoved, as long as the handle that owns `self`.
+        #[allow(unsafe_code)]
+        (k < self.count_slots).then(|| unsafe { &*self.counts.add(k as usize) })
+    }
+}
+
 /// How this handle pins (the object's `pin_mode`).
 #[derive(Debug)]
 enum Pins {
     /// A reader-table entry, held by an OFD lock; its pin word names the slot.
-    Table { readers: ReaderTable, entry: u32 },
+    Table { readers: ReaderTable, entry: u32, words: PinWords },
     /// An OFD read lock on the lock byte of the slot in use (if any), and one
     /// on the reader's seat (which bounds readers at `max_readers`).
     /// (`held` is a `Cell` so that a snapshot can release it through a shared
@@ -82,7 +137,11 @@ impl RawReader {
                 Ok(readers) => {
                     readers.check_counts(name, &geo)?;
                     let entry = claim_entry(name, &readers)?;
-                    let pins = Pins::Table { readers, entry };
+                    let Some(words) = PinWords::locate(&readers, entry) else {
+                        let what = "reader entry or pin counts outside the reader table".to_string();
+                        return Err(OpenError::Corrupt { name: name.into(), what });
+                    };
+                    let pins = Pins::Table { readers, entry, words };
                     return Ok(RawReader { name: name.to_string(), data, geo, pins, opener: os::pid() });
                 }
                 Err(e) if e.retry() && attempt < OPEN_ATTEMPTS => {
@@ -180,63 +239,104 @@ impl RawReader {
     /// Pins the latest snapshot and returns its generation and bytes (rkyv's
     /// root is at the end). Not validated: decode it defensively.
     pub fn read(&mut self) -> Result<(Generation, &[u8]), ReadError> {
-        let (word, offset, len) = self.pin_latest()?;
-        let bytes = self.pinned_bytes(offset, len)?;
-        Ok((Generation(protocol::generation_of(word)), bytes))
+        let pin = self.pin_latest()?;
+        Ok((Generation(protocol::generation_of(pin.word)), self.pinned_bytes(&pin)?))
     }
 
-    /// Pins the current snapshot; returns its publish word, offset and length,
-    /// with the bytes inside the mapping.
-    pub(crate) fn pin_latest(&mut self) -> Result<(u64, u64, u64), ReadError> {
+    /// Pins the current snapshot and says where its bytes are, remapping
+    /// first if the segment grew past the mapping.
+    ///
+    /// The path of every new-generation read: what is not the pin or a
+    /// bound check (building errors, remapping) is out of line.
+    #[inline(always)]
+    pub(crate) fn pin_latest(&mut self) -> Result<Pin, ReadError> {
         let pinned = match &mut self.pins {
-            Pins::Table { readers, entry } if readers.counts_pins() => {
-                protocol::pin_current(&self.data.header().current, &Self::my_entry(readers, *entry).pin, |k| {
-                    readers.pin_count(k)
-                })
+            Pins::Table { readers, words, .. } if readers.counts_pins() => {
+                protocol::pin_current(&self.data.header().current, words.pin(), |k| words.count(k))
             }
             // A format 2 object: its table has no pin counts.
-            Pins::Table { readers, entry } => {
-                protocol::pin_uncounted(&self.data.header().current, &Self::my_entry(readers, *entry).pin)
-            }
+            Pins::Table { words, .. } => protocol::pin_uncounted(&self.data.header().current, words.pin()),
             Pins::Locks { held, .. } => {
                 let mut slot = held.get();
                 let pinned = lock_pins::pin_with_locks(&self.data.obj, &self.data.header().current, &mut slot);
                 held.set(slot);
-                pinned.map_err(|errno| ReadError::Os { name: self.name.clone(), op: "locking a slot", errno })?
+                match pinned {
+                    Ok(p) => p,
+                    Err(errno) => return Err(self.os_error("locking a slot", errno)),
+                }
             }
         };
-        let word = match pinned {
-            Pinned::Empty => return Err(ReadError::Empty { name: self.name.clone() }),
-            Pinned::Word(w) => w,
-            Pinned::BadCount(w) => {
-                let what = format!("slot {}'s pin count does not belong to its published word", protocol::slot_of(w));
-                return Err(ReadError::Corrupt { name: self.name.clone(), what });
-            }
+        let Pinned::Word(word) = pinned else { return Err(self.not_pinned(pinned)) };
+        let slot = protocol::slot_of(word);
+        let region = match self.data.region().slot(slot).filter(|_| slot < self.geo.max_slots) {
+            Some(e) => protocol::pinned_region(e, word, self.geo.data_start),
+            None => return Err(self.bad_slot(word)),
         };
-        let (offset, len) = self.locate(word)?;
-        let ok = self.data.ensure_mapped(offset + len).map_err(|errno| ReadError::Os {
-            name: self.name.clone(),
-            op: "remapping",
-            errno,
-        })?;
-        if !ok {
-            return Err(ReadError::Corrupt {
-                name: self.name.clone(),
-                what: format!("slot [{offset}, {}) lies beyond the end of the object", offset + len),
-            });
+        let (offset, len) = match region {
+            Ok(r) => r,
+            Err(bad) => return Err(self.corrupt(bad.to_string())),
+        };
+        let mut remapped = false;
+        // `pinned_region` checked that `offset + len` does not overflow.
+        if offset + len > self.data.map.len() {
+            self.remap_for(offset, len)?;
+            remapped = true;
         }
-        Ok((word, offset, len))
+        Ok(Pin { word, offset, len, remapped })
     }
 
-    /// The bytes of the slot pinned by the last `pin_latest`.
-    pub(crate) fn pinned_bytes(&self, offset: u64, len: u64) -> Result<&[u8], ReadError> {
+    /// The bytes of the slot `pin` (the last `pin_latest`) pinned.
+    #[inline]
+    pub(crate) fn pinned_bytes(&self, pin: &Pin) -> Result<&[u8], ReadError> {
         // SAFETY: the slot is pinned and the pin was confirmed against `current`
         // after a SeqCst fence (protocol/words.rs), so the writer will not write these
         // bytes until our pin changes, which needs `&mut self` (the returned
         // slice borrows `self`); `pin_latest` made them part of the mapping.
         #[allow(unsafe_code)]
-        let bytes = unsafe { self.data.region().bytes(offset, len) };
-        bytes.ok_or_else(|| ReadError::Corrupt { name: self.name.clone(), what: "slot outside the mapping".into() })
+        let bytes = unsafe { self.data.region().bytes(pin.offset, pin.len) };
+        match bytes {
+            Some(bytes) => Ok(bytes),
+            None => Err(self.corrupt("slot outside the mapping".into())),
+        }
+    }
+
+    /// The mapping does not reach `[offset, offset + len)`: remaps if the
+    /// object grew that far (else the slot lies beyond its end: `Corrupt`).
+    #[cold]
+    fn remap_for(&mut self, offset: u64, len: u64) -> Result<(), ReadError> {
+        match self.data.ensure_mapped(offset + len) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                Err(self.corrupt(format!("slot [{offset}, {}) lies beyond the end of the object", offset + len)))
+            }
+            Err(errno) => Err(self.os_error("remapping", errno)),
+        }
+    }
+
+    #[cold]
+    fn not_pinned(&self, pinned: Pinned) -> ReadError {
+        match pinned {
+            Pinned::BadCount(w) => {
+                self.corrupt(format!("slot {}'s pin count does not belong to its published word", protocol::slot_of(w)))
+            }
+            Pinned::Empty | Pinned::Word(_) => ReadError::Empty { name: self.name.clone() },
+        }
+    }
+
+    #[cold]
+    fn bad_slot(&self, word: u64) -> ReadError {
+        let slot = protocol::slot_of(word);
+        self.corrupt(format!("published slot {slot} beyond max_slots {}", self.geo.max_slots))
+    }
+
+    #[cold]
+    fn corrupt(&self, what: String) -> ReadError {
+        ReadError::Corrupt { name: self.name.clone(), what }
+    }
+
+    #[cold]
+    fn os_error(&self, op: &'static str, errno: Errno) -> ReadError {
+        ReadError::Os { name: self.name.clone(), op, errno }
     }
 
     /// Counts a validation failure in the shared counters (for tools).
@@ -247,18 +347,6 @@ impl RawReader {
                 h.validation_failures.fetch_add(1, Relaxed);
             }
         }
-    }
-
-    /// Where the pinned slot's bytes are, checked against the geometry.
-    fn locate(&self, word: u64) -> Result<(u64, u64), ReadError> {
-        let slot = protocol::slot_of(word);
-        if slot >= self.geo.max_slots {
-            let what = format!("published slot {slot} beyond max_slots {}", self.geo.max_slots);
-            return Err(ReadError::Corrupt { name: self.name.clone(), what });
-        }
-        let e = self.data.region().slot(slot).expect("slot table inside the checked header");
-        protocol::pinned_region(e, word, self.geo.data_start)
-            .map_err(|what| ReadError::Corrupt { name: self.name.clone(), what })
     }
 
     /// Drops the pin, letting the writer reuse the slot.
@@ -273,9 +361,7 @@ impl RawReader {
     /// thread at a time (`RawReader` is not `Sync`).
     pub(crate) fn unpin(&self) {
         match &self.pins {
-            Pins::Table { readers, entry } => {
-                protocol::unpin(&Self::my_entry(readers, *entry).pin, |k| readers.pin_count(k))
-            }
+            Pins::Table { words, .. } => protocol::unpin(words.pin(), |k| words.count(k)),
             Pins::Locks { held, .. } => {
                 let mut slot = held.get();
                 let _ = lock_pins::release(&self.data.obj, &mut slot);
@@ -307,7 +393,7 @@ impl RawReader {
         // With table pins our waits are also marked in our entry, so that the
         // writer takes them back if we die waiting (`protocol/waiters.rs`).
         let count = match &self.pins {
-            Pins::Table { readers, entry } => readers
+            Pins::Table { readers, entry, .. } => readers
                 .region()
                 .readers_header()
                 .map(|rh| WaitCount { waiters: &rh.waiters, mark: Some(&Self::my_entry(readers, *entry).waiting) }),
@@ -334,8 +420,8 @@ impl Drop for RawReader {
         // the lock for every copy of it.
         let mine = os::pid() == self.opener;
         match &self.pins {
-            Pins::Table { readers, entry } => {
-                protocol::unpin(&Self::my_entry(readers, *entry).pin, |k| readers.pin_count(k));
+            Pins::Table { readers, entry, words } => {
+                protocol::unpin(words.pin(), |k| words.count(k));
                 // After the unpin: once unlocked, the entry may be claimed again.
                 if mine {
                     let _ = os::unlock(readers.obj.fd(), layout::READER_LOCK_BASE + *entry as u64, 1);

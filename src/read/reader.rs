@@ -263,15 +263,13 @@ impl<T: Shared> Reader<T> {
             }
         }
         self.cached.set(None);
-        let pinned = self.raw.pin_latest();
-        // `pin_latest` may have remapped a grown segment.
-        if !self.known_replaced() {
+        let pin = self.raw.pin_latest()?;
+        if pin.remapped && !self.known_replaced() {
+            // The publish word moved with the mapping.
             self.current.set(self.raw.current_ptr());
         }
-        let (word, offset, len) = pinned?;
-        let generation = protocol::generation_of(word);
-        let bytes = self.raw.pinned_bytes(offset, len)?;
-        let invalid = |reason: String| ReadError::Invalid { name: self.raw.name().into(), generation, reason };
+        let word = pin.word;
+        let bytes = self.raw.pinned_bytes(&pin)?;
         // A publish word names one snapshot for the life of an incarnation
         // (generations only grow, and the writer never writes the published
         // slot), so bytes that passed bytecheck under this word and are pinned
@@ -286,10 +284,7 @@ impl<T: Shared> Reader<T> {
                 .and_then(|n| rkyv::access::<T::Archived, BoxedError>(&self.converted[..n]).map_err(|e| e.to_string()));
             match converted {
                 Ok(a) => a,
-                Err(reason) => {
-                    self.raw.count_validation_failure();
-                    return Err(invalid(reason));
-                }
+                Err(reason) => return Err(self.invalid(word, reason)),
             }
         } else if validate && self.validated != seen {
             match rkyv::access::<T::Archived, BoxedError>(bytes) {
@@ -297,10 +292,7 @@ impl<T: Shared> Reader<T> {
                     self.validated = seen;
                     a
                 }
-                Err(e) => {
-                    self.raw.count_validation_failure();
-                    return Err(invalid(e.to_string()));
-                }
+                Err(e) => return Err(self.invalid(word, e.to_string())),
             }
         } else {
             // SAFETY: the caller of `read_unchecked` vouches for the bytes, or
@@ -316,7 +308,14 @@ impl<T: Shared> Reader<T> {
         // for); the snapshot borrows `self`, so neither pin nor mapping can change.
         #[allow(unsafe_code)]
         let archived = unsafe { &*root };
-        Ok(Snapshot::new(archived, Generation(generation)))
+        Ok(Snapshot::new(archived, Generation(protocol::generation_of(word))))
+    }
+
+    /// The snapshot of `word` failed bytecheck (or its conversion failed).
+    #[cold]
+    fn invalid(&self, word: u64, reason: String) -> ReadError {
+        self.raw.count_validation_failure();
+        ReadError::Invalid { name: self.raw.name().into(), generation: protocol::generation_of(word), reason }
     }
 
     /// Like [`read`](Self::read), but the snapshot releases the pin when it is

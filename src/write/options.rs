@@ -141,11 +141,14 @@ impl<T> WriterOptions<T> {
     /// one another (a hostile one could clear another's pin or truncate the
     /// table). `true`: pins are OFD read locks on the data segment, taken with a
     /// read-only descriptor: readers need no write access at all and cannot
-    /// disturb each other or the writer, for syscalls: per publish two lock
-    /// calls plus a futex wake (readers cannot register as waiters), per new
-    /// generation read two lock calls (about 2.4 µs and 1.4 µs on the 2-vCPU VM
-    /// of BENCHMARKS.md; unchanged reads stay one load). Default: `true` exactly
-    /// when `mode` lets other users read the object.
+    /// disturb each other or the writer, for syscalls: per publish a probe of
+    /// the chosen slot's lock byte (one more per candidate slot a reader holds)
+    /// plus a futex wake (readers cannot register as waiters), per
+    /// new-generation read an unlock of the old slot and a lock of the new one.
+    /// That is microseconds where table pins take tens of nanoseconds at small
+    /// sizes (BENCHMARKS.md, "Side by side", has the figures of its 2-vCPU VM);
+    /// unchanged reads stay one load. Default: `true` exactly when `mode` lets
+    /// other users read the object.
     pub fn lock_pins(mut self, yes: bool) -> Self {
         self.lock_pins = Some(yes);
         self

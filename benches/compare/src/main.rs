@@ -3,7 +3,8 @@
 //!
 //! `cargo run --release` from `benches/compare` (see BENCHMARKS.md). Prints
 //! one markdown table with ratios to shmstate, writes `results/latest.csv`
-//! and the plots in `../plots/`. `QUICK=1` makes a short smoke run.
+//! and the plots in `../plots/`. `QUICK=1` makes a short smoke run;
+//! `CLOCK=cpu` times the batched rows in thread CPU time (a loaded machine).
 //!
 //! Timing: batched `Instant` loops calibrated to ~4 ms per sample; each
 //! implementation's sample is taken in turn (round-robin) and the figure is
@@ -81,13 +82,37 @@ impl<'a> Case<'a> {
     }
 }
 
-/// Times `body` `iters` times as one batch.
+/// Times `body` `iters` times as one batch: wall time, or with `CLOCK=cpu`
+/// this thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), which leaves out the
+/// time the scheduler gave other processes: for a shared, loaded machine.
 fn batch(iters: u64, mut body: impl FnMut()) -> Duration {
+    if cpu_clock() {
+        let t = thread_cpu_time();
+        for _ in 0..iters {
+            body();
+        }
+        return thread_cpu_time().saturating_sub(t);
+    }
     let t = Instant::now();
     for _ in 0..iters {
         body();
     }
     t.elapsed()
+}
+
+/// Whether `CLOCK=cpu` asks `batch` for thread CPU time.
+fn cpu_clock() -> bool {
+    static CPU: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CPU.get_or_init(|| std::env::var("CLOCK").is_ok_and(|c| c == "cpu"))
+}
+
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant
+    // every Linux has.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -771,8 +796,9 @@ fn main() {
         .spawn(move || {
             let mut rows = Vec::new();
             eprintln!(
-                "Instant pair overhead: {:.1} ns (all rows are batched; none is timed per op)",
-                instant_overhead()
+                "Instant pair overhead: {:.1} ns (all rows are batched; none is timed per op); batches timed in {}",
+                instant_overhead(),
+                if cpu_clock() { "thread CPU time (CLOCK=cpu)" } else { "wall time" }
             );
             let touch_small: fn(&types::ArchivedSmall) -> u64 = |a| a.generation.to_native() + a.ids.len() as u64;
             size_suite::<_, _, 256>(
