@@ -8,6 +8,7 @@
 //! - `slots.rs`: the writer's side (choosing, sealing, publishing, reclaiming).
 //! - `waiters.rs`: the waiter count and the entries' waiting marks.
 //! - `lock_pins.rs`: the reader's side of lock pins; `locks.rs`: the lock interface.
+//! - `publish_lock.rs`: the shared writers' publish lock on one word.
 //! - `sync.rs`: std atomics, or loom's under `--cfg loom`.
 //! - `generation.rs`: the public generation number.
 //!
@@ -60,6 +61,7 @@ pub(crate) mod generation;
 pub(crate) mod layout;
 pub(crate) mod lock_pins;
 pub(crate) mod locks;
+pub(crate) mod publish_lock;
 pub(crate) mod slots;
 pub(crate) mod sync;
 pub(crate) mod waiters;

@@ -80,6 +80,8 @@ pub struct RawWriter {
 #[derive(Debug)]
 struct SharedSeat {
     seat: u32,
+    /// Its id in the publish lock word (`WriterTable::claim`).
+    id: u32,
     /// Boxed: publish-lock guards point at it while the writer is borrowed.
     table: Box<WriterTable>,
     /// The turn count this writer left at the publish lock (`WriterTable::take_turn`).
@@ -264,9 +266,10 @@ impl RawWriter {
         // Shared: the slot table is the other writers' too from here on
         // (recovery below rewrites it): under the publish lock, released when
         // `_publishing` drops, after the table has moved (boxed) into `w`.
-        let _publishing = match (&table, seat) {
-            (Some(t), Some(me)) => {
-                t.lock(me, true, &data.obj).map_err(|errno| OpenError::Os {
+        let writer_id = table.as_ref().zip(seat).map(|(t, me)| t.claim(me));
+        let _publishing = match (&table, writer_id) {
+            (Some(t), Some(id)) => {
+                t.lock(id, true, &data.obj).map_err(|errno| OpenError::Os {
                     name: name.into(),
                     op: "taking the publish lock",
                     errno,
@@ -318,7 +321,7 @@ impl RawWriter {
             stats: WriterStats::default(),
         };
         let mut w = w;
-        w.shared = seat.zip(table).map(|(seat, table)| SharedSeat { seat, table, turn: 0 });
+        w.shared = seat.zip(table).zip(writer_id).map(|((seat, table), id)| SharedSeat { seat, id, table, turn: 0 });
         if let Some(s) = &mut w.shared {
             s.table.enter(s.seat);
             // This open caught up (`recover` above): the turn is counted.
@@ -580,7 +583,7 @@ impl RawWriter {
     ) -> Result<Option<R>, PublishError> {
         let Some(seat) = &mut self.shared else { return f(self).map(Some) };
         let lock_err = |errno| PublishError::Os { name: self.name.clone(), op: "taking the publish lock", errno };
-        if !seat.table.lock(seat.seat, block, &self.tables.data.obj).map_err(lock_err)? {
+        if !seat.table.lock(seat.id, block, &self.tables.data.obj).map_err(lock_err)? {
             self.stats.busy += 1;
             return Ok(None);
         }

@@ -33,28 +33,45 @@ use crate::error::{Errno, OpenError};
 use crate::os::LockProbe;
 use crate::os::{self, Mapping, ShmObject};
 use crate::protocol::layout::{MAX_SHARED_WRITERS, OPEN_LOCK_BYTE, SHARED_WRITER_BASE};
+use crate::protocol::publish_lock;
 // Plain std atomics: the writer table is shared by writer processes only
 // (loom models the protocol between the writer and its readers).
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// Size of the `.lock` file of a shared object: the writer table.
 pub(crate) const WRITER_TABLE_LEN: u64 = 4096;
 /// "SHMSTWR1": the table is laid out as below.
 const TABLE_MAGIC: u64 = u64::from_le_bytes(*b"SHMSTWR1");
-/// Where the seat entries start; each is `ENTRY` bytes: pid (u32), 0 (u32),
-/// open time (u64, ns since the Unix epoch).
+/// Where the seat entries start; each is `ENTRY` bytes: pid (u32), the
+/// seat's incarnation (u32: counts the writers that took the seat, below
+/// `INCARNATIONS`), open time (u64, ns since the Unix epoch).
 const ENTRIES: usize = 64;
 /// Turns taken at the publish lock (u64, `take_turn`).
 const TURNS: usize = 16;
-/// The publish lock (u32): 0 when free, else the holder's seat + 1, with
-/// `CONTENDED` set while writers may be asleep waiting for it.
+/// The publish lock (u32, `protocol::publish_lock`): 0 when free, else the
+/// holder's id (`writer_id`).
 const LOCK: usize = 8;
-const CONTENDED: u32 = 1 << 31;
 /// How long a waiting writer sleeps before it looks again whether the
 /// holder died (nobody wakes it then): the longest a dead holder stalls others.
 const DEATH_POLL: Duration = Duration::from_millis(1);
 const ENTRY: usize = 16;
+/// Incarnations of a seat wrap at this: a writer's id in the lock word
+/// (`writer_id`) stays below `publish_lock::CONTENDED`.
+const INCARNATIONS: u32 = 1 << 24;
+
+/// The id a writer puts in the publish lock word: its seat and the seat's
+/// incarnation, so that a writer that takes the seat of a dead holder has
+/// another id (no waiter can mistake one for the other: a compare-and-swap
+/// on the dead holder's id cannot succeed on the new writer's).
+fn writer_id(seat: u32, incarnation: u32) -> u32 {
+    1 + seat + MAX_SHARED_WRITERS * incarnation
+}
+
+/// The seat and incarnation of a lock word's holder id.
+fn seat_of(id: u32) -> (u32, u32) {
+    ((id - 1) % MAX_SHARED_WRITERS, (id - 1) / MAX_SHARED_WRITERS)
+}
 
 /// One writer's view of the writer table in the `.lock` file.
 pub(crate) struct WriterTable {
@@ -99,6 +116,17 @@ impl WriterTable {
         }
     }
 
+    /// Counts a new incarnation of seat `seat`, just taken (under the open
+    /// lock), and returns this writer's id for the publish lock.
+    pub(crate) fn claim(&self, seat: u32) -> u32 {
+        let word = self.word32(ENTRIES + seat as usize * ENTRY + 4);
+        // SYNC(writer-table): Relaxed; a prober that reads the previous value
+        // sees the seat lock held (ours) and looks again later.
+        let incarnation = word.load(Relaxed).wrapping_add(1) % INCARNATIONS;
+        word.store(incarnation, Relaxed);
+        writer_id(seat, incarnation)
+    }
+
     /// Records `pid` (and the time) in seat `seat`'s entry.
     pub(crate) fn enter(&self, seat: u32) {
         let at = ENTRIES + seat as usize * ENTRY;
@@ -133,68 +161,35 @@ impl WriterTable {
     /// returning `Ok(false)` at once when a live writer holds it. A holder
     /// whose seat lock in `data` is gone died holding it: the lock is taken
     /// over (the turn it counted makes the new holder catch up).
-    pub(crate) fn lock(&self, me: u32, block: bool, data: &ShmObject) -> Result<bool, Errno> {
+    pub(crate) fn lock(&self, id: u32, block: bool, data: &ShmObject) -> Result<bool, Errno> {
         let word = self.word32(LOCK);
-        let mine = me + 1;
-        // SYNC(publish-lock): Acquire on every successful CAS below pairs with
-        // the Release swap in `unlock` of the previous holder: what it wrote
-        // to the slot table and the turn count is visible to the next.
-        let mut seen = match word.compare_exchange(0, mine, Acquire, Relaxed) {
-            Ok(_) => return Ok(true),
-            Err(w) => w,
-        };
-        loop {
-            let holder = seen & !CONTENDED;
-            // Free, or its holder is dead: take it, contended, since other
-            // writers may be asleep on it and our `unlock` must wake one.
-            if holder == 0 || holder_dead(holder, data)? {
-                match word.compare_exchange(seen, mine | CONTENDED, Acquire, Relaxed) {
-                    Ok(_) => return Ok(true),
-                    Err(w) => {
-                        seen = w;
-                        continue;
-                    }
-                }
-            }
-            if !block {
-                return Ok(false);
-            }
-            if seen & CONTENDED == 0 {
-                // SYNC(publish-lock): Relaxed; only tells the holder to wake us.
-                if let Err(w) = word.compare_exchange(seen, seen | CONTENDED, Relaxed, Relaxed) {
-                    seen = w;
-                    continue;
-                }
-                seen |= CONTENDED;
-            }
-            os::futex_wait(word, seen, DEATH_POLL);
-            seen = word.load(Relaxed);
+        let sleep = |seen| os::futex_wait(word, seen, DEATH_POLL);
+        publish_lock::lock(word, id, block, |holder| self.holder_dead(holder, data), sleep)
+    }
+
+    /// Whether the writer `holder` (an id in the lock word) is gone: its
+    /// seat's incarnation moved on (another writer took the seat, which the
+    /// holder kept while alive), or its seat lock is not held (a write lock on
+    /// a seat byte can only be a live writer's; a read lock there is a
+    /// reader's, after the writer left). Our own seat's lock reads as free
+    /// (locks of one's own open file description are not reported), but a
+    /// word naming our seat names an earlier incarnation.
+    fn holder_dead(&self, holder: u32, data: &ShmObject) -> Result<bool, Errno> {
+        let (seat, incarnation) = seat_of(holder);
+        // SYNC(writer-table): Relaxed, as in `claim`.
+        if self.word32(ENTRIES + seat as usize * ENTRY + 4).load(Relaxed) != incarnation {
+            return Ok(true);
         }
+        Ok(os::probe_lock(data.fd(), SHARED_WRITER_BASE + seat as u64, 1)? != LockProbe::WriteLocked)
     }
 
     /// Releases the publish lock, waking one waiting writer if any may wait.
     pub(crate) fn unlock(&self) {
         let word = self.word32(LOCK);
-        // SYNC(publish-lock): Release pairs with the Acquire CAS in `lock` of
-        // the next holder.
-        if word.swap(0, Release) & CONTENDED != 0 {
+        publish_lock::unlock(word, || {
             os::futex_wake(word, 1);
-        }
+        });
     }
-}
-
-/// Whether the writer that the lock word `holder` (seat + 1) names is gone:
-/// its seat lock is not held (a write lock on a seat byte can only be a live
-/// writer's; a read lock there is a reader's, after the writer left). A
-/// seat number past the range is no writer's. Our own seat reads as free
-/// (locks of one's own open file description are not reported): a word that
-/// names it is a dead predecessor's, since we hold no lock outside `lock`.
-fn holder_dead(holder: u32, data: &ShmObject) -> Result<bool, Errno> {
-    let seat = holder - 1;
-    if seat >= MAX_SHARED_WRITERS {
-        return Ok(true);
-    }
-    Ok(os::probe_lock(data.fd(), SHARED_WRITER_BASE + seat as u64, 1)? != LockProbe::WriteLocked)
 }
 
 /// A shared writer's tables, as tools read them (`inspect`).
@@ -214,7 +209,7 @@ pub(crate) fn parse_writer_table(bytes: &[u8]) -> Option<WriterTableView> {
     if u64_at(0)? != TABLE_MAGIC {
         return None;
     }
-    let holder = (u32_at(LOCK)? & !CONTENDED).checked_sub(1).filter(|&s| s < MAX_SHARED_WRITERS);
+    let holder = publish_lock::holder(u32_at(LOCK)?).map(|h| seat_of(h).0);
     let entries = (0..MAX_SHARED_WRITERS)
         .filter_map(|s| {
             let at = ENTRIES + s as usize * ENTRY;
@@ -265,7 +260,7 @@ mod tests {
         assert_eq!(parse_writer_table(&[0; 4096]), None);
         let mut b = vec![0u8; 4096];
         b[..8].copy_from_slice(&TABLE_MAGIC.to_le_bytes());
-        b[LOCK..LOCK + 4].copy_from_slice(&(!CONTENDED).to_le_bytes());
+        b[LOCK..LOCK + 4].copy_from_slice(&(!publish_lock::CONTENDED).to_le_bytes());
         b[ENTRIES..ENTRIES + 4].copy_from_slice(&42u32.to_le_bytes());
         let v = parse_writer_table(&b).unwrap();
         assert_eq!(v.holder, None, "a seat number past the range is no holder");
