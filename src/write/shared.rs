@@ -209,7 +209,8 @@ pub(crate) fn parse_writer_table(bytes: &[u8]) -> Option<WriterTableView> {
     if u64_at(0)? != TABLE_MAGIC {
         return None;
     }
-    let holder = publish_lock::holder(u32_at(LOCK)?).map(|h| seat_of(h).0);
+    // An id past the incarnations a seat can have is garbage: nobody's.
+    let holder = publish_lock::holder(u32_at(LOCK)?).map(seat_of).filter(|&(_, i)| i < INCARNATIONS).map(|(s, _)| s);
     let entries = (0..MAX_SHARED_WRITERS)
         .filter_map(|s| {
             let at = ENTRIES + s as usize * ENTRY;
@@ -263,7 +264,9 @@ mod tests {
         b[LOCK..LOCK + 4].copy_from_slice(&(!publish_lock::CONTENDED).to_le_bytes());
         b[ENTRIES..ENTRIES + 4].copy_from_slice(&42u32.to_le_bytes());
         let v = parse_writer_table(&b).unwrap();
-        assert_eq!(v.holder, None, "a seat number past the range is no holder");
+        assert_eq!(v.holder, None, "an id past the range is no holder");
+        b[LOCK..LOCK + 4].copy_from_slice(&(writer_id(5, 7) | publish_lock::CONTENDED).to_le_bytes());
+        assert_eq!(parse_writer_table(&b).unwrap().holder, Some(5));
         assert_eq!(v.entries[0], (0, 42, 0));
         assert_eq!(v.entries.len(), MAX_SHARED_WRITERS as usize);
         // Cut short: only the entries that fit.
