@@ -118,14 +118,27 @@ impl Heap {
         let current = protocol::slot_of(h.current.load(Relaxed));
         // The writer's two ways of finding a free slot, alternately: by the
         // pin counts (fast path) and by the pins (slow path).
-        if g % 2 == 0 {
-            protocol::scan_counts(|k| rt.pin_count(READERS, SLOTS, k), pinned);
-        } else {
+        let by_pins = |pinned: &mut [bool]| {
             pinned.iter_mut().for_each(|p| *p = false);
             let high_water = &rt.readers_header().unwrap().high_water;
             protocol::scan_pins(high_water, READERS, |i| rt.reader(i).map(|r| &r.pin), pinned);
+        };
+        if g % 2 == 0 {
+            protocol::scan_counts(|k| rt.pin_count(READERS, SLOTS, k), pinned);
+        } else {
+            by_pins(pinned);
         }
-        let k = (0..SLOTS).find(|&k| k != current && !pinned[k as usize]).expect("a free slot");
+        let free = |pinned: &[bool]| (0..SLOTS).find(|&k| k != current && !pinned[k as usize]);
+        // The counts may also hold readers about to retry, which can leave no
+        // slot free by counts; the pins then decide, as in `Slots::free_slot`
+        // (each reader's pin names one slot: one is always free).
+        let k = match free(pinned) {
+            Some(k) => k,
+            None => {
+                by_pins(pinned);
+                free(pinned).expect("a free slot")
+            }
+        };
         let e = region.slot(k).unwrap();
         let (offset, capacity) = (e.offset.load(Relaxed), e.capacity.load(Relaxed));
         e.state.store(slot_state::WRITING, Relaxed);
