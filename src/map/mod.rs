@@ -35,20 +35,28 @@
 //! - `tree.rs`: the writer's mirror of the tree and the copy-on-write batch.
 //! - `validated.rs`, `view.rs`: a reader's per-block validation.
 //! - `key.rs`: order-preserving key encodings.
+//! - `walk.rs`: lookup and in-order walk, whatever the types.
+//! - `raw.rs`, `key_kind.rs`: [`RawMapReader`], a map read without its
+//!   Rust types (values through the dynamic decoder and the stored schema).
 
 mod blocks;
 mod format;
 mod key;
+mod key_kind;
 mod pages;
+mod raw;
 mod reader;
 mod snapshot;
 mod tree;
 mod validated;
 mod view;
+mod walk;
 mod writer;
 
 pub use format::{ArchivedMapRoot, MapRoot};
 pub use key::MapKey;
+pub use key_kind::MapKeyKind;
+pub use raw::{MapStats, RawMapIter, RawMapReader, RawMapSnapshot};
 pub use reader::MapReader;
 pub use snapshot::{MapIter, MapSnapshot};
 pub use writer::MapWriter;
