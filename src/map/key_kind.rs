@@ -158,7 +158,8 @@ impl MapKeyKind {
 
     fn encode_signed(self, v: i128) -> Result<Vec<u8>, String> {
         let MapKeyKind::Signed(bits) = self else { return self.encode_unsigned(v as u128) };
-        let (min, max) = if bits == 128 { (i128::MIN, i128::MAX) } else { (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1) };
+        let (min, max) =
+            if bits == 128 { (i128::MIN, i128::MAX) } else { (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1) };
         if v < min || v > max {
             return Err(format!("{v} is out of range of {}", self.name()));
         }
@@ -175,7 +176,10 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     (0..digits.len())
         .step_by(2)
         .map(|i| {
-            digits.get(i..i + 2).and_then(|d| u8::from_str_radix(d, 16).ok()).ok_or_else(|| format!("{text:?} is no hex"))
+            digits
+                .get(i..i + 2)
+                .and_then(|d| u8::from_str_radix(d, 16).ok())
+                .ok_or_else(|| format!("{text:?} is no hex"))
         })
         .collect()
 }

@@ -154,7 +154,10 @@ impl<K: MapKey, V: Shared> MapWriter<K, V> {
             .map_err(|e| corrupt(format!("the current tree: {e}")))?;
         if let Some(schema) = pages.schema() {
             if !pages.in_bounds(schema, pages_len) {
-                return Err(corrupt(format!("a value schema block [{}, +{}) outside the pages", schema.offset, schema.len)));
+                return Err(corrupt(format!(
+                    "a value schema block [{}, +{}) outside the pages",
+                    schema.offset, schema.len
+                )));
             }
             extents.push((schema.offset, crate::map::format::class_of(schema.len as u64)));
         }
