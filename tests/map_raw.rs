@@ -171,3 +171,21 @@ fn junk_values_are_errors() {
         + (0..100u64).filter(|k| snap.get(&k.to_be_bytes()).is_err()).count();
     assert!(errors > 0, "junk over every node and value went unnoticed");
 }
+
+#[test]
+fn pinned_is_the_last_read_generation_until_released() {
+    let name = TestName::new("map-raw-pinned");
+    let mut w = MapWriter::<u64, Entry>::create(name.as_str()).unwrap();
+    w.insert(1, entry(1, 1));
+    let g1 = w.commit().unwrap();
+    let mut r = RawMapReader::open(name.as_str()).unwrap();
+    assert!(r.pinned().is_none());
+    assert_eq!(r.read().unwrap().generation(), g1);
+    w.insert(1, entry(1, 2));
+    w.commit().unwrap();
+    let again = r.pinned().expect("still pinned");
+    assert_eq!(again.generation(), g1);
+    assert_eq!(again.get(&1u64.to_be_bytes()).unwrap(), Some(value_of(&entry(1, 1))));
+    r.release();
+    assert!(r.pinned().is_none());
+}

@@ -122,11 +122,15 @@ impl MapKeyKind {
     /// `Seq` of bytes), as [`decode`](Self::decode) gives them.
     pub fn encode(self, key: &Value) -> Result<Vec<u8>, String> {
         let wrong = || format!("a {} key, not {key}", self.name());
+        let int = matches!(self, MapKeyKind::Unsigned(_) | MapKeyKind::Signed(_));
         match (self, key) {
-            (MapKeyKind::Unsigned(_) | MapKeyKind::Signed(_), Value::U64(v)) => self.encode_int(*v as i128),
-            (MapKeyKind::Unsigned(_) | MapKeyKind::Signed(_), Value::I64(v)) => self.encode_int(*v as i128),
+            (_, Value::U64(v)) if int => self.encode_int(*v as i128),
+            (_, Value::I64(v)) if int => self.encode_int(*v as i128),
+            (_, Value::I128(v)) if int => self.encode_int(*v),
             (MapKeyKind::Unsigned(_), Value::U128(v)) => self.encode_unsigned(*v),
-            (MapKeyKind::Signed(_), Value::I128(v)) => self.encode_signed(*v),
+            (MapKeyKind::Signed(_), Value::U128(v)) => {
+                self.encode_signed(i128::try_from(*v).map_err(|_| format!("{v} is out of range of {}", self.name()))?)
+            }
             (MapKeyKind::String, Value::String(s)) => Ok(s.as_bytes().to_vec()),
             (MapKeyKind::Bytes, Value::Seq(items)) => items
                 .iter()
@@ -225,6 +229,10 @@ mod tests {
         assert!(MapKeyKind::Bytes.parse("zz").is_err());
         assert!(MapKeyKind::String.decode(&[0xff]).is_none());
         assert!(MapKeyKind::Unsigned(64).parse_prefix("1").is_err());
+        assert_eq!(MapKeyKind::Unsigned(128).encode(&Value::I128(5)).unwrap(), 5u128.to_key_bytes());
+        assert_eq!(MapKeyKind::Signed(16).encode(&Value::U128(5)).unwrap(), 5i16.to_key_bytes());
+        assert!(MapKeyKind::Signed(16).encode(&Value::U64(1 << 15)).is_err());
+        assert!(MapKeyKind::String.encode(&Value::U64(1)).is_err());
         assert_eq!(MapKeyKind::from_name("u7"), None);
         assert_eq!(MapKeyKind::from_name(""), None);
     }

@@ -32,6 +32,17 @@ pub struct RawMapReader {
     value_fingerprint: u64,
     checked: u64,
     limits: Limits,
+    /// The generation the last `read` pinned (until the next `read` or `release`).
+    pinned: Option<Pinned>,
+}
+
+/// What a snapshot of the pinned generation needs from its root record.
+#[derive(Debug, Clone, Copy)]
+struct Pinned {
+    generation: u64,
+    root: BlockRef,
+    height: u32,
+    stats: MapStats,
 }
 
 impl std::fmt::Debug for RawMapReader {
@@ -79,6 +90,7 @@ impl RawMapReader {
             value_fingerprint: fingerprint,
             checked: 0,
             limits: Limits::default(),
+            pinned: None,
         })
     }
 
@@ -111,21 +123,13 @@ impl RawMapReader {
     /// Pins the latest committed generation until the next `read` or
     /// [`release`](Self::release) (the same checks as the typed reader).
     pub fn read(&mut self) -> Result<RawMapSnapshot<'_>, ReadError> {
+        self.pinned = None;
         let snap = self.root.read()?;
         let generation = snap.generation().get();
         if generation != self.checked {
             check_generation(&self.name, &mut self.pages, &snap, &self.key_name, self.value_fingerprint)?;
             self.checked = generation;
         }
-        let view = View {
-            pages: &self.pages,
-            validated: &self.validated,
-            name: &self.name,
-            limit: snap.pages_len.to_native(),
-            root: snap.root(),
-            height: snap.height.to_native(),
-            generation,
-        };
         let stats = MapStats {
             len: snap.len.to_native(),
             pages_len: snap.pages_len.to_native(),
@@ -134,11 +138,36 @@ impl RawMapReader {
             free_bytes: snap.free_bytes.to_native(),
             height: snap.height.to_native(),
         };
-        Ok(RawMapSnapshot { view, stats, key_kind: self.key_kind, schema: &self.schema, limits: self.limits })
+        let pinned = Pinned { generation, root: snap.root(), height: stats.height, stats };
+        self.pinned = Some(pinned);
+        Ok(self.snapshot(pinned))
+    }
+
+    /// The generation the last [`read`](Self::read) pinned, again (no new
+    /// pin, no newer generation); `None` after [`release`](Self::release)
+    /// or before the first read.
+    pub fn pinned(&self) -> Option<RawMapSnapshot<'_>> {
+        self.pinned.map(|p| self.snapshot(p))
+    }
+
+    fn snapshot(&self, p: Pinned) -> RawMapSnapshot<'_> {
+        // The root object's pin on `p.generation` lasts until the next
+        // `read` or `release`, which both take `&mut self`.
+        let view = View {
+            pages: &self.pages,
+            validated: &self.validated,
+            name: &self.name,
+            limit: p.stats.pages_len,
+            root: p.root,
+            height: p.height,
+            generation: p.generation,
+        };
+        RawMapSnapshot { view, stats: p.stats, key_kind: self.key_kind, schema: &self.schema, limits: self.limits }
     }
 
     /// Drops the pin on the generation read last.
     pub fn release(&mut self) {
+        self.pinned = None;
         self.root.release();
     }
 
