@@ -101,7 +101,7 @@ fn a_held_raw_snapshot_keeps_its_generation_across_commits() {
         assert_eq!(k, &Value::String(format!("a{n:04}")));
         assert_eq!(v, &value_of(&entry(n, 0)), "the held generation's value");
     }
-    drop(snap);
+    let _ = snap;
     let now = r.read().unwrap();
     assert_eq!(now.len(), 2999, "each round put back the key the one before removed");
     assert_eq!(now.get(b"a0019").unwrap(), None);

@@ -305,7 +305,8 @@ impl Reader {
         let h = self.held.as_ref().ok_or_else(|| {
             Error::new(error::NO_SNAPSHOT, format!("{}: no snapshot is held (call shmstate_read first)", self.name))
         })?;
-        // SAFETY (or, for a map's values, `hold_value`'s contract):
+        // SAFETY:
+        // (for a map's value holder, `hold_value`'s contract gives the same)
         // - `ptr..ptr+len` is the slot `RawReader::read` returned, inside the mapping;
         // - the slot is still pinned: `held` is cleared (and the pin dropped) before
         //   any re-pin, remap or switch of `raw` (`release`, `read_slow`);

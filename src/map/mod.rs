@@ -56,7 +56,7 @@ mod writer;
 pub use format::{ArchivedMapRoot, MapRoot};
 pub use key::MapKey;
 pub use key_kind::MapKeyKind;
-pub use raw::{MapStats, RawMapIter, RawMapReader, RawMapSnapshot};
+pub use raw::{MapStats, RawEntry, RawMapIter, RawMapReader, RawMapSnapshot};
 pub use reader::MapReader;
 pub use snapshot::{MapIter, MapSnapshot};
 pub use writer::MapWriter;

@@ -349,6 +349,9 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// An entry undecoded: the key's encoding and the value's archived bytes.
+pub type RawEntry<'a> = (&'a [u8], &'a [u8]);
+
 /// Entries of a [`RawMapSnapshot`] in key order, decoded: `(key, value)`, or
 /// the error met at a bad block (then the iteration ends).
 pub struct RawMapIter<'a> {
@@ -366,7 +369,7 @@ impl std::fmt::Debug for RawMapIter<'_> {
 impl<'a> RawMapIter<'a> {
     /// The next entry with its value undecoded: the key's encoding and the
     /// value's archived bytes (validated against the schema).
-    pub fn next_bytes(&mut self) -> Option<Result<(&'a [u8], &'a [u8]), ReadError>> {
+    pub fn next_bytes(&mut self) -> Option<Result<RawEntry<'a>, ReadError>> {
         self.step(|p, k, r| Ok((k, p.value_bytes(r)?)))
     }
 
