@@ -189,3 +189,37 @@ fn pinned_is_the_last_read_generation_until_released() {
     r.release();
     assert!(r.pinned().is_none());
 }
+
+#[shmstate::shared]
+#[derive(Debug, Clone, PartialEq)]
+struct Marker;
+
+#[test]
+fn zero_sized_values_are_stored_and_read() {
+    let name = TestName::new("map-zst");
+    let mut w = MapWriter::<String, ()>::create(name.as_str()).unwrap();
+    w.extend((0..200).map(|i| (format!("member{i:03}"), ())));
+    w.commit().unwrap();
+    w.remove(&"member007".to_string());
+    w.commit().unwrap();
+    let mut r = shmstate::map::MapReader::<String, ()>::open(name.as_str()).unwrap();
+    let snap = r.read().unwrap();
+    assert_eq!(snap.len(), 199);
+    assert!(snap.get(&"member008".to_string()).unwrap().is_some());
+    assert!(snap.get(&"member007".to_string()).unwrap().is_none());
+    assert_eq!(snap.iter().count(), 199);
+    let mut raw = RawMapReader::open(name.as_str()).unwrap();
+    let rs = raw.read().unwrap();
+    assert_eq!(rs.get(b"member008").unwrap(), Some(Value::Unit));
+    assert_eq!(rs.prefix(b"member01").count(), 10);
+
+    let other = TestName::new("map-zst-struct");
+    let mut w = MapWriter::<u8, Marker>::create(other.as_str()).unwrap();
+    w.insert(3, Marker);
+    w.commit().unwrap();
+    let mut r = shmstate::map::MapReader::<u8, Marker>::open(other.as_str()).unwrap();
+    assert!(r.read().unwrap().get(&3).unwrap().is_some());
+    let mut raw = RawMapReader::open(other.as_str()).unwrap();
+    let got = raw.read().unwrap().get(&[3]).unwrap();
+    assert!(matches!(got, Some(Value::Struct { ref name, .. }) if name == "Marker"), "{got:?}");
+}

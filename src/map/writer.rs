@@ -295,11 +295,19 @@ impl<K: MapKey, V: Shared> MapWriter<K, V> {
     fn write_value(&mut self, value: &V) -> Result<BlockRef, PublishError> {
         let len = crate::archive::archive_into(value, &mut self.scratch)
             .map_err(|message| PublishError::Serialize { name: self.name.clone(), message })?;
-        let r = self.blocks.alloc(len as u64, &mut self.pages, self.max_size)?;
-        self.pages.write(r.offset, &self.scratch[..len]);
+        // A value whose archive is empty (`()`, a unit struct, `[T; 0]`) is
+        // stored as `ZERO_SIZED_VALUE` zero bytes: blocks are never empty, and
+        // the root (at the end) stays aligned for any archive alignment up to
+        // 16; rkyv and the dynamic decoder ignore the bytes before a root.
+        let bytes: &[u8] = if len == 0 { &[0; ZERO_SIZED_VALUE] } else { &self.scratch[..len] };
+        let r = self.blocks.alloc(bytes.len() as u64, &mut self.pages, self.max_size)?;
+        self.pages.write(r.offset, bytes);
         Ok(r)
     }
 }
+
+/// The block length of a value whose archive is empty (`BLOCK_ALIGN`).
+const ZERO_SIZED_VALUE: usize = crate::map::format::BLOCK_ALIGN as usize;
 
 /// Whether the root object `name` has a published generation.
 fn has_published(name: &str) -> Result<bool, OpenError> {
