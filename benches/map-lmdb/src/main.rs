@@ -185,7 +185,8 @@ fn run(n: u64, text_len: usize) {
         let kvs: Vec<_> = keys.iter().map(|&k| (k, archive(&entry(k, round, text_len)))).collect();
         lmdb.put_all(&kvs);
         let mut r = MapReader::<u64, Entry>::open(&name).unwrap();
-        drop(r.read().unwrap());
+        // The pin stays on this generation until the next read.
+        let _ = r.read().unwrap();
         readers.push(r);
         txns.push(lmdb.env.read_txn().unwrap());
     }
