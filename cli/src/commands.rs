@@ -85,6 +85,11 @@ fn list(prefix: Option<&str>, json: bool) -> Result<(), Failure> {
         let v: Vec<Value> = objs
             .iter()
             .map(|(name, r)| match r {
+                Ok(info) if crate::map::is_map(info) => {
+                    let mut v = js::summary(info);
+                    v["map"] = crate::map::inspect_json(name);
+                    v
+                }
                 Ok(info) => js::summary(info),
                 Err(e) => js::failed(name, e),
             })

@@ -129,6 +129,9 @@ fn list_and_inspect_say_it_is_a_map_and_what_its_memory_holds() {
     let (mut w, _) = written(name.as_str());
     let list = ok(&cli(&["list", name.as_str()]));
     assert!(list.contains("map<String, Entry> (500 entries, pages"), "{list}");
+    let listed = json(&cli(&["list", name.as_str(), "--json"]));
+    assert_eq!(listed[0]["map"]["entries"], 500, "{listed}");
+    assert_eq!(listed[0]["map"]["types"], "map<String, Entry>");
 
     // A reader holds this generation while the writer replaces every value.
     let mut r = MapReader::<String, Entry>::open(name.as_str()).unwrap();
