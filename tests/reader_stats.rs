@@ -214,3 +214,22 @@ fn a_raw_reader_counts_its_reads_and_waits() {
     // Every raw read pins; nothing is validated.
     check(r.stats(), Expect { reads: 3, errors: 1, slow_reads: 4, waits: 1, wakeups: 1, ..Expect::default() });
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "uses shm")]
+fn a_dynamic_reader_counts_each_decode_as_a_validation() {
+    let name = TestName::new("rstats-dyn");
+    let mut w = RawWriter::options().create_raw(name.as_str(), &schema_of::<Config>()).unwrap();
+    let good = shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::Error>(&config(1)).unwrap();
+    w.publish_bytes(&good).unwrap();
+    let mut r = shmstate::dynamic::Reader::open(name.as_str()).unwrap();
+    r.read().unwrap();
+    r.read().unwrap();
+    // SAFETY: no reader of this object uses `read_unchecked`.
+    unsafe { w.publish_bytes_unchecked(&[0xFF; 16]) }.unwrap();
+    assert!(matches!(r.read(), Err(shmstate::dynamic::Error::Decode { .. })));
+    check(
+        r.stats(),
+        Expect { reads: 2, errors: 1, slow_reads: 3, validations: 3, validation_failures: 1, ..Expect::default() },
+    );
+}

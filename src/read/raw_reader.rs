@@ -259,7 +259,6 @@ impl RawReader {
         self.counts.slow_reads.bump();
         let pin = self.pin_latest().inspect_err(|_| self.counts.errors.bump())?;
         let bytes = self.pinned_bytes(&pin).inspect_err(|_| self.counts.errors.bump())?;
-        self.counts.reads.bump();
         Ok((Generation(protocol::generation_of(pin.word)), bytes))
     }
 

@@ -221,7 +221,7 @@ impl<T: Shared> Reader<T> {
         let word = self.load_current();
         if let Some(Cached { word: w, root, validated: true }) = self.cached.get() {
             if w == word {
-                self.counts.reads.bump();
+                self.counts.fast_reads.bump();
                 return Ok(self.cached_snapshot(root, word));
             }
         }
@@ -252,7 +252,7 @@ impl<T: Shared> Reader<T> {
         let word = self.load_current();
         if let Some(Cached { word: w, root, .. }) = self.cached.get() {
             if w == word {
-                self.counts.reads.bump();
+                self.counts.fast_reads.bump();
                 return Ok(self.cached_snapshot(root, word));
             }
         }
@@ -286,12 +286,10 @@ impl<T: Shared> Reader<T> {
 
     #[cold]
     fn read_slow(&mut self, validate: bool) -> Result<Snapshot<'_, T>, ReadError> {
+        // (Reads that succeed are counted as slow paths less errors.)
         self.counts.slow_reads.bump();
         match self.pin_view(validate) {
-            Ok((root, word)) => {
-                self.counts.reads.bump();
-                Ok(self.cached_snapshot(root, word))
-            }
+            Ok((root, word)) => Ok(self.cached_snapshot(root, word)),
             Err(e) => {
                 self.counts.errors.bump();
                 Err(e)

@@ -98,7 +98,9 @@ impl Count {
 /// the fields of [`ReaderStats`], as plain counters of the handle.
 #[derive(Debug, Default)]
 pub(crate) struct ReadCounts {
-    pub(crate) reads: Count,
+    /// Reads of an unchanged generation: the slow paths that did not fail
+    /// are the other reads, so the slow path counts no read of its own.
+    pub(crate) fast_reads: Count,
     pub(crate) errors: Count,
     pub(crate) slow_reads: Count,
     pub(crate) validations: Count,
@@ -112,7 +114,7 @@ pub(crate) struct ReadCounts {
 impl ReadCounts {
     pub(crate) fn get(&self) -> ReaderStats {
         ReaderStats {
-            reads: self.reads.get(),
+            reads: self.fast_reads.get() + self.slow_reads.get() - self.errors.get(),
             errors: self.errors.get(),
             slow_reads: self.slow_reads.get(),
             validations: self.validations.get(),
