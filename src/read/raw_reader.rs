@@ -131,14 +131,7 @@ impl RawReader {
             let (data, geo) = DataSegment::open(name, false, init_timeout)?;
             if geo.pin_mode == layout::pin_mode::LOCKS {
                 let pins = Pins::Locks { held: Cell::new(None), seat: claim_seat(name, &data, geo.max_readers)? };
-                return Ok(RawReader {
-                    name: name.to_string(),
-                    data,
-                    geo,
-                    pins,
-                    opener: os::pid(),
-                    counts: ReadCounts::default(),
-                });
+                return Ok(RawReader::opened(name, data, geo, pins));
             }
             // The data segment and the reader table are opened by name, one
             // after the other: the object may be removed and created again in
@@ -152,14 +145,7 @@ impl RawReader {
                         return Err(OpenError::Corrupt { name: name.into(), what });
                     };
                     let pins = Pins::Table { readers, entry, words };
-                    return Ok(RawReader {
-                        name: name.to_string(),
-                        data,
-                        geo,
-                        pins,
-                        opener: os::pid(),
-                        counts: ReadCounts::default(),
-                    });
+                    return Ok(RawReader::opened(name, data, geo, pins));
                 }
                 Err(e) if e.retry() && attempt < OPEN_ATTEMPTS => {
                     attempt += 1;
@@ -168,6 +154,11 @@ impl RawReader {
                 Err(e) => return Err(e.into_open_error(name)),
             }
         }
+    }
+
+    /// The handle, once its segment is open and its pin claimed.
+    fn opened(name: &str, data: DataSegment, geo: Geometry, pins: Pins) -> Self {
+        RawReader { name: name.to_string(), data, geo, pins, opener: os::pid(), counts: ReadCounts::default() }
     }
 
     /// Random id of the incarnation of the object this handle reads (a name
