@@ -27,7 +27,7 @@
 use super::encode_maps;
 use super::encode_shape::kind_of;
 use super::Value;
-use crate::schema::{Field, Kind, SchemaDoc, TypeDesc, TypeIndex};
+use crate::schema::{Field, Kind, Primitive, SchemaDoc, TypeDesc, TypeIndex};
 use core::fmt;
 
 /// Why a [`Value`] cannot be encoded under a schema.
@@ -195,6 +195,9 @@ impl<'s> Encoder<'s> {
                 }
                 let items = self.seq(t, v)?;
                 self.length(items.len())?;
+                if let Kind::Primitive(p) = self.ty(*e)?.kind {
+                    return self.primitive_slice(idx, *e, p, items).map(Res::At);
+                }
                 self.slice(idx, *e, items).map(Res::At)
             }
             Kind::Box(e) => {
@@ -261,6 +264,38 @@ impl<'s> Encoder<'s> {
         let at = self.pad_to(elem.align);
         for (item, r) in items.iter().zip(parts) {
             self.write_inline(e, item, r)?;
+        }
+        self.end_target(t, at);
+        Ok(at)
+    }
+
+    /// [`slice`](Self::slice) of numbers, bools or chars: nothing points
+    /// out of them, so each element's bytes go straight after the last (no
+    /// resolver, no buffer per element, no path step unless one does not fit).
+    fn primitive_slice(
+        &mut self,
+        idx: TypeIndex,
+        e: TypeIndex,
+        p: Primitive,
+        items: &[Value],
+    ) -> Result<usize, EncodeError> {
+        let (t, elem) = (self.ty(idx)?, self.ty(e)?);
+        let size = elem.size as usize;
+        let at = self.pad_to(elem.align);
+        self.out.reserve(items.len().saturating_mul(size));
+        for (i, item) in items.iter().enumerate() {
+            match self.primitive(elem, p, item) {
+                Ok((bytes, n)) if n <= size => {
+                    self.out.extend_from_slice(&bytes[..n]);
+                    self.out.resize(self.out.len() + (size - n), 0);
+                }
+                Ok((_, n)) => {
+                    return self.with(Seg::Index(i as u64), |enc| {
+                        enc.fail(format!("{} is {size} bytes, its value takes {n}", elem.name))
+                    })
+                }
+                Err(_) => return self.with(Seg::Index(i as u64), |enc| enc.primitive(elem, p, item).map(|_| at)),
+            }
         }
         self.end_target(t, at);
         Ok(at)
