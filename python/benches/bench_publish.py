@@ -9,7 +9,6 @@ fixture (examples/python_fixture.rs) with cargo for its schema. Medians of
 holds 1 MiB, passed as a numpy array and as a list.
 """
 
-import json
 import os
 import statistics
 import subprocess
@@ -19,15 +18,7 @@ import numpy as np
 
 import shmstate
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def fixture():
-    subprocess.run(["cargo", "build", "-q", "-p", "shmstate-examples", "--features", "serde", "--example", "python_fixture"],
-                   cwd=REPO, check=True)
-    meta = json.loads(subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=REPO,
-                                     check=True, capture_output=True, text=True).stdout)
-    return os.path.join(meta["target_directory"], "debug", "examples", "python_fixture")
+from bench_python import fixture, rust_config
 
 
 def median_ms(fn, rounds=7):
@@ -43,13 +34,7 @@ def main():
     exe = fixture()
     schema = subprocess.run([exe, "schema"], check=True, capture_output=True, text=True).stdout
     name = f"bench-publish.{os.getpid()}"
-    src = f"{name}.src"
-    p = subprocess.Popen([exe, "serve", src], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    p.stdout.readline()
-    base = shmstate.Reader(src).read().to_python()
-    p.stdin.write("quit\n")
-    p.stdin.flush()
-    p.wait()
+    base = rust_config(exe, f"{name}.src")
     print("| elements | as | `Writer.publish` |")
     print("| ---: | --- | ---: |")
     with shmstate.Writer.open(name, schema=schema) as w:
