@@ -108,7 +108,7 @@ pub use {
     },
     protocol::generation::Generation,
     read::{
-        RawReader, Reader, ReaderOptions, Receiver, Releasing, SharedReader, SharedSnapshot, Snapshot,
+        RawReader, Reader, ReaderOptions, ReaderStats, Receiver, Releasing, SharedReader, SharedSnapshot, Snapshot,
         DEFAULT_WRITER_GRACE,
     },
     schema::Schema,

@@ -590,3 +590,106 @@ fn an_empty_shared_slice_takes_a_byte_as_rkyvs_does() {
     let theirs = rkyv_bytes(&v);
     assert_same_bytes(&re_encode::<(Arc<[u8]>, Rc<str>, Arc<()>, Rc<u8>)>(&theirs), &theirs);
 }
+
+#[shmstate::shared]
+#[derive(Debug, Clone, PartialEq)]
+struct Numbers {
+    u8s: Vec<u8>,
+    u16s: Vec<u16>,
+    u32s: Vec<u32>,
+    u64s: Vec<u64>,
+    u128s: Vec<u128>,
+    i8s: Vec<i8>,
+    i16s: Vec<i16>,
+    i32s: Vec<i32>,
+    i64s: Vec<i64>,
+    i128s: Vec<i128>,
+    f32s: Vec<f32>,
+    f64s: Vec<f64>,
+    bools: Vec<bool>,
+    chars: Vec<char>,
+    nonzero: Vec<NonZeroU16>,
+    boxed: Box<[u32]>,
+    empty: Vec<f64>,
+}
+
+fn numbers() -> Numbers {
+    Numbers {
+        u8s: (0..=255).collect(),
+        u16s: vec![0, 1, u16::MAX],
+        u32s: vec![0, 7, u32::MAX],
+        u64s: vec![0, u64::MAX],
+        u128s: vec![0, u128::MAX],
+        i8s: vec![i8::MIN, -1, 0, i8::MAX],
+        i16s: vec![i16::MIN, i16::MAX],
+        i32s: vec![i32::MIN, -7, i32::MAX],
+        i64s: vec![i64::MIN, i64::MAX],
+        i128s: vec![i128::MIN, i128::MAX],
+        f32s: vec![0.5, -1.25, f32::MAX, f32::MIN_POSITIVE],
+        f64s: (0..1000).map(|i| f64::from(i) * 0.1 - 3.0).collect(),
+        bools: vec![true, false, true],
+        chars: vec!['a', 'é', '🦀'],
+        nonzero: vec![NonZeroU16::new(1).unwrap(), NonZeroU16::MAX],
+        boxed: vec![1, 2, 3].into_boxed_slice(),
+        empty: vec![],
+    }
+}
+
+/// Vectors of every primitive (the encoder's and `from_json`'s fast path):
+/// rkyv's own bytes, straight from the `Value` and through its JSON form.
+#[test]
+fn numeric_vectors_of_every_type_encode_to_rkyvs_own_bytes_and_round_trip_through_json() {
+    let original = numbers();
+    let theirs = rkyv_bytes(&original);
+    let (schema, value) = value_of(&original);
+    assert_same_bytes(&dynamic::encode(&schema, &value).unwrap(), &theirs);
+    let json = serde_json::to_value(&value).unwrap();
+    let from_json = dynamic::from_json(&schema, &json).unwrap();
+    let ours = dynamic::encode(&schema, &from_json).unwrap();
+    assert_same_bytes(&ours, &theirs);
+    let back = rkyv::from_bytes::<Numbers, RkyvError>(&aligned(&ours)).unwrap();
+    assert_eq!(back, original);
+}
+
+/// An element that does not fit its vector's type is an error naming its
+/// index, from the `Value` and from JSON; nothing else is.
+#[test]
+fn a_numeric_element_that_does_not_fit_is_an_error_naming_its_index() {
+    let (schema, value) = value_of(&numbers());
+    let mut json = serde_json::to_value(&value).unwrap();
+    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+        ("u8s", serde_json::json!([1, 2, 256]), "at .u8s[2]: 256 is out of range for u8"),
+        ("u8s", serde_json::json!([1, 2.5]), "at .u8s[1]: expected an integer for u8, found 2.5"),
+        ("i16s", serde_json::json!([0, -40000]), "at .i16s[1]: -40000 is out of range for i16"),
+        ("f64s", serde_json::json!([1.0, "x"]), "at .f64s[1]: expected a number"),
+        ("nonzero", serde_json::json!([3, 0]), "at .nonzero[1]: NonZeroU16 cannot be zero"),
+        ("bools", serde_json::json!([true, 1]), "at .bools[1]: expected true or false"),
+    ];
+    for (field, bad, want) in cases {
+        let good = json[field].clone();
+        json[field] = bad;
+        let err = dynamic::from_json(&schema, &json).unwrap_err().to_string();
+        assert!(err.starts_with(want), "{field}: {err}");
+        json[field] = good;
+    }
+    // The encoder checks each element too (a `Value` built by hand).
+    let Value::Struct { name, fields: Fields::Named(mut fields) } = value else { panic!("not a struct") };
+    let set = |fields: &mut Vec<(String, Value)>, field: &str, v: Value| {
+        fields.iter_mut().find(|(n, _)| n == field).unwrap().1 = v;
+    };
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("u16s", Value::Seq(vec![Value::U64(1), Value::U64(70_000)]), "at .u16s[1]: 70000 is out of range for u16"),
+        ("f32s", Value::Seq(vec![Value::F64(1.0), Value::Bool(true)]), "at .f32s[1]: expected a number for f32"),
+        ("i8s", Value::Seq(vec![Value::String("x".into())]), "at .i8s[0]: expected an integer"),
+        ("chars", Value::Seq(vec![Value::Char('a'), Value::String("ab".into())]), "at .chars[1]: expected a char"),
+    ];
+    for (field, bad, want) in cases {
+        let mut broken = fields.clone();
+        set(&mut broken, field, bad);
+        let v = Value::Struct { name: name.clone(), fields: Fields::Named(broken) };
+        let err = dynamic::encode(&schema, &v).unwrap_err().to_string();
+        assert!(err.starts_with(want), "{field}: {err}");
+    }
+    set(&mut fields, "u8s", Value::Seq(vec![Value::U64(9)]));
+    assert!(dynamic::encode(&schema, &Value::Struct { name, fields: Fields::Named(fields) }).is_ok());
+}

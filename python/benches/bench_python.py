@@ -33,6 +33,17 @@ def fixture():
     return os.path.join(meta["target_directory"], "debug", "examples", "python_fixture")
 
 
+def rust_config(exe, src):
+    """A full Config value, as Python sees it: from a Rust writer's object `src`."""
+    p = subprocess.Popen([exe, "serve", src], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    p.stdout.readline()
+    value = shmstate.Reader(src).read().to_python()
+    p.stdin.write("quit\n")
+    p.stdin.flush()
+    p.wait()
+    return value
+
+
 def per_call(fn, loops=10_000, rounds=7):
     """Median over rounds of the time per call, in ns."""
     out = []
@@ -159,14 +170,7 @@ def main():
             pass
         with shmstate.Writer.open(obj, schema=schemas[schema]) as pw:
             if schema == "v1" and base is None:
-                # A full Config value: from a Rust writer's object.
-                src = f"{name}.src"
-                p = subprocess.Popen([exe, "serve", src], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-                p.stdout.readline()
-                base = shmstate.Reader(src).read().to_python()
-                p.stdin.write("quit\n")
-                p.stdin.flush()
-                p.wait()
+                base = rust_config(exe, f"{name}.src")
             reader = shmstate.Reader(obj)
             i = [0]
 

@@ -139,3 +139,42 @@ def test_rust_reader_follows_a_python_writer_started_later(bins, name, schema_fi
     with shmstate.Writer.open(name) as w:  # the stored schema, writer gone
         assert w.publish(value(9, [3.0, 4.0])) == 2
     assert check(bins, name)["weights_sum"] == "7"
+
+
+def test_numeric_buffers_of_each_dtype_round_trip(name, schema_file):
+    """numpy arrays go in whole (one copy, the encoder's vector fast path):
+    each dtype that fits the field's type reads back equal."""
+    cases = [
+        ("weights", np.linspace(-1.0, 1.0, 10_001), np.float64),
+        ("weights", np.array([0.5, -2.25, 3e38], dtype=np.float32), np.float64),
+        ("ids", np.array([0, 1, 2**32 - 1], dtype=np.uint32), np.uint32),
+        ("ids", np.arange(300, dtype=np.int64), np.uint32),
+        ("ids", np.arange(200, dtype=np.uint8), np.uint32),
+        ("deltas", np.array([-(2**15), -1, 0, 2**15 - 1], dtype=np.int16), np.int16),
+        ("deltas", np.array([-128, 127], dtype=np.int8), np.int16),
+        ("blob", np.arange(256, dtype=np.uint8), np.uint8),
+        ("blob", bytes(range(256)), np.uint8),
+    ]
+    with shmstate.Writer.open(name, schema=schema_file) as w:
+        for field, array, stored in cases:
+            w.publish({**value(1, [1.0]), field: array})
+            got = np.asarray(getattr(shmstate.Reader(name).read(), field))
+            want = np.frombuffer(array, dtype=np.uint8) if isinstance(array, bytes) else array
+            assert got.dtype == stored and np.array_equal(got, want.astype(stored)), (field, array.dtype if hasattr(array, "dtype") else "bytes")
+
+
+def test_a_buffer_of_the_wrong_dtype_is_a_clear_error(name, schema_file):
+    with shmstate.Writer.open(name, schema=schema_file) as w:
+        w.publish(value(1, [1.0]))
+        # Floats for a vector of u32: the first element that is no integer.
+        with pytest.raises(shmstate.Invalid, match=r"\.ids\[0\]: expected an integer for u32, found 0.5"):
+            w.publish({**value(2, [1.0]), "ids": np.array([0.5, 1.0])})
+        # Integers out of the field's range.
+        with pytest.raises(shmstate.Invalid, match=r"\.deltas\[1\]: 40000 is out of range for i16"):
+            w.publish({**value(2, [1.0]), "deltas": np.array([1, 40000], dtype=np.int32)})
+        with pytest.raises(shmstate.Invalid, match=r"\.ids\[2\]: -1 is out of range for u32"):
+            w.publish({**value(2, [1.0]), "ids": np.array([1, 2, -1], dtype=np.int64)})
+        # A dtype that is no plain number.
+        with pytest.raises(TypeError, match="cannot publish a ndarray"):
+            w.publish({**value(2, [1.0]), "weights": np.array([1 + 2j])})
+    assert shmstate.Reader(name).read().generation == 1

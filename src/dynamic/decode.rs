@@ -116,17 +116,7 @@ impl<'s, 'b> Decoder<'s, 'b> {
     }
 }
 
-/// One step of the path to the value being decoded, for error messages.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Seg<'s> {
-    Field(&'s str),
-    Index(u64),
-    Variant(&'s str),
-    Key(u64),
-    Value(u64),
-    Some,
-    Deref,
-}
+pub(super) use super::path::Seg;
 
 pub(super) struct Decoder<'s, 'b> {
     pub(super) doc: &'s SchemaDoc,
@@ -158,22 +148,7 @@ pub(super) fn round_up(x: usize, align: usize) -> usize {
 
 impl<'s> Decoder<'s, '_> {
     pub(super) fn fail<T>(&self, what: String) -> Result<T, DecodeError> {
-        let mut path = String::new();
-        for seg in &self.path {
-            match seg {
-                Seg::Field(n) => {
-                    path.push('.');
-                    path.push_str(n);
-                }
-                Seg::Index(i) => path.push_str(&format!("[{i}]")),
-                Seg::Variant(v) => path.push_str(&format!("::{v}")),
-                Seg::Key(i) => path.push_str(&format!("<key {i}>")),
-                Seg::Value(i) => path.push_str(&format!("<value {i}>")),
-                Seg::Some => path.push_str("<Some>"),
-                Seg::Deref => path.push_str("<*>"),
-            }
-        }
-        Err(DecodeError { what, path })
+        Err(DecodeError { what, path: super::path::render(&self.path) })
     }
 
     pub(super) fn ty(&self, idx: TypeIndex) -> Result<&'s TypeDesc, DecodeError> {

@@ -27,7 +27,7 @@
 use super::encode_maps;
 use super::encode_shape::kind_of;
 use super::Value;
-use crate::schema::{Field, Kind, SchemaDoc, TypeDesc, TypeIndex};
+use crate::schema::{Field, Kind, Primitive, SchemaDoc, TypeDesc, TypeIndex};
 use core::fmt;
 
 /// Why a [`Value`] cannot be encoded under a schema.
@@ -89,21 +89,13 @@ pub(super) enum Res {
     Parts(Vec<Res>),
 }
 
-/// One step of the path to the value being encoded, for error messages.
-#[derive(Debug, Clone)]
-pub(super) enum Seg {
-    Field(String),
-    Index(usize),
-    Variant(String),
-    Key(usize),
-    Value(usize),
-}
+pub(super) use super::path::Seg;
 
 pub(super) struct Encoder<'s> {
     pub(super) doc: &'s SchemaDoc,
     /// The archive so far (positions count from its start, as rkyv's).
     pub(super) out: Vec<u8>,
-    pub(super) path: Vec<Seg>,
+    pub(super) path: Vec<Seg<'s>>,
     depth: usize,
 }
 
@@ -114,20 +106,7 @@ const MAX_STRING: usize = (1 << 30) - 1;
 
 impl<'s> Encoder<'s> {
     pub(super) fn fail<T>(&self, what: impl Into<String>) -> Result<T, EncodeError> {
-        let mut path = String::new();
-        for seg in &self.path {
-            match seg {
-                Seg::Field(n) => {
-                    path.push('.');
-                    path.push_str(n);
-                }
-                Seg::Index(i) => path.push_str(&format!("[{i}]")),
-                Seg::Variant(v) => path.push_str(&format!("::{v}")),
-                Seg::Key(i) => path.push_str(&format!("<key {i}>")),
-                Seg::Value(i) => path.push_str(&format!("<value {i}>")),
-            }
-        }
-        Err(EncodeError { what: what.into(), path })
+        Err(EncodeError { what: what.into(), path: super::path::render(&self.path) })
     }
 
     pub(super) fn ty(&self, idx: TypeIndex) -> Result<&'s TypeDesc, EncodeError> {
@@ -139,7 +118,7 @@ impl<'s> Encoder<'s> {
 
     pub(super) fn with<T>(
         &mut self,
-        seg: Seg,
+        seg: Seg<'s>,
         f: impl FnOnce(&mut Self) -> Result<T, EncodeError>,
     ) -> Result<T, EncodeError> {
         self.path.push(seg);
@@ -216,6 +195,9 @@ impl<'s> Encoder<'s> {
                 }
                 let items = self.seq(t, v)?;
                 self.length(items.len())?;
+                if let Kind::Primitive(p) = self.ty(*e)?.kind {
+                    return self.primitive_slice(idx, *e, p, items).map(Res::At);
+                }
                 self.slice(idx, *e, items).map(Res::At)
             }
             Kind::Box(e) => {
@@ -255,7 +237,7 @@ impl<'s> Encoder<'s> {
             }
             Kind::Enum { variants, .. } => {
                 let (variant, values) = self.match_variant(t, variants, v)?;
-                let seg = Seg::Variant(variant.name.clone());
+                let seg = Seg::Variant(&variant.name);
                 self.with(seg, |e| e.field_parts(&variant.fields, variant.tuple, &values))
             }
             Kind::HashMap(k, val) => {
@@ -276,7 +258,7 @@ impl<'s> Encoder<'s> {
     fn slice(&mut self, idx: TypeIndex, e: TypeIndex, items: &[Value]) -> Result<usize, EncodeError> {
         let mut parts = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            parts.push(self.with(Seg::Index(i), |enc| enc.serialize(e, item))?);
+            parts.push(self.with(Seg::Index(i as u64), |enc| enc.serialize(e, item))?);
         }
         let (t, elem) = (self.ty(idx)?, self.ty(e)?);
         let at = self.pad_to(elem.align);
@@ -287,18 +269,50 @@ impl<'s> Encoder<'s> {
         Ok(at)
     }
 
-    fn parts(&mut self, items: Vec<(TypeIndex, &Value)>, seg: fn(usize) -> Seg) -> Result<Res, EncodeError> {
+    /// [`slice`](Self::slice) of numbers, bools or chars: nothing points
+    /// out of them, so each element's bytes go straight after the last (no
+    /// resolver, no buffer per element, no path step unless one does not fit).
+    fn primitive_slice(
+        &mut self,
+        idx: TypeIndex,
+        e: TypeIndex,
+        p: Primitive,
+        items: &[Value],
+    ) -> Result<usize, EncodeError> {
+        let (t, elem) = (self.ty(idx)?, self.ty(e)?);
+        let size = elem.size as usize;
+        let at = self.pad_to(elem.align);
+        self.out.reserve(items.len().saturating_mul(size));
+        for (i, item) in items.iter().enumerate() {
+            match self.primitive(elem, p, item) {
+                Ok((bytes, n)) if n <= size => {
+                    self.out.extend_from_slice(&bytes[..n]);
+                    self.out.resize(self.out.len() + (size - n), 0);
+                }
+                Ok((_, n)) => {
+                    return self.with(Seg::Index(i as u64), |enc| {
+                        enc.fail(format!("{} is {size} bytes, its value takes {n}", elem.name))
+                    })
+                }
+                Err(_) => return self.with(Seg::Index(i as u64), |enc| enc.primitive(elem, p, item).map(|_| at)),
+            }
+        }
+        self.end_target(t, at);
+        Ok(at)
+    }
+
+    fn parts(&mut self, items: Vec<(TypeIndex, &Value)>, seg: fn(u64) -> Seg<'s>) -> Result<Res, EncodeError> {
         let mut parts = Vec::with_capacity(items.len());
         for (i, (ty, item)) in items.into_iter().enumerate() {
-            parts.push(self.with(seg(i), |e| e.serialize(ty, item))?);
+            parts.push(self.with(seg(i as u64), |e| e.serialize(ty, item))?);
         }
         Ok(Res::Parts(parts))
     }
 
-    fn field_parts(&mut self, fields: &[Field], tuple: bool, values: &[&Value]) -> Result<Res, EncodeError> {
+    fn field_parts(&mut self, fields: &'s [Field], tuple: bool, values: &[&Value]) -> Result<Res, EncodeError> {
         let mut parts = Vec::with_capacity(fields.len());
         for (i, (f, item)) in fields.iter().zip(values).enumerate() {
-            let seg = if tuple { Seg::Index(i) } else { Seg::Field(f.name.clone()) };
+            let seg = if tuple { Seg::Index(i as u64) } else { Seg::Field(&f.name) };
             parts.push(self.with(seg, |e| e.serialize(f.ty, item))?);
         }
         Ok(Res::Parts(parts))

@@ -53,7 +53,7 @@ pub(super) fn hash_table(
     let mut hashes = Vec::with_capacity(len);
     for (i, (key, _)) in entries.iter().enumerate() {
         let mut h = FxHasher64::default();
-        enc.with(Seg::Key(i), |enc| hash_key(enc, k, key, &mut h))?;
+        enc.with(Seg::Key(i as u64), |enc| hash_key(enc, k, key, &mut h))?;
         hashes.push(h.0);
     }
     check_unique(enc, t, k, entries)?;
@@ -93,8 +93,8 @@ pub(super) fn hash_table(
     let mut parts = Vec::with_capacity(len);
     for &i in buckets.iter().flatten() {
         let (key, value) = entries[i];
-        let kr = enc.with(Seg::Key(i), |enc| enc.serialize(k, key))?;
-        let vr = enc.with(Seg::Value(i), |enc| enc.serialize(v, value))?;
+        let kr = enc.with(Seg::Key(i as u64), |enc| enc.serialize(k, key))?;
+        let vr = enc.with(Seg::Value(i as u64), |enc| enc.serialize(v, value))?;
         parts.push((kr, vr));
     }
     enc.pad_to(ealign as u32);
@@ -127,7 +127,7 @@ pub(super) fn btree(
         return Ok(0);
     }
     for (i, (key, _)) in entries.iter().enumerate() {
-        enc.with(Seg::Key(i), |enc| orderable(enc, k, key))?;
+        enc.with(Seg::Key(i as u64), |enc| orderable(enc, k, key))?;
     }
     entries.sort_by(|a, b| key_cmp(enc, k, a.0, b.0));
     if let Some(w) = entries.windows(2).find(|w| key_cmp(enc, k, w[0].0, w[1].0) == Ordering::Equal) {
@@ -210,8 +210,8 @@ impl Builder<'_, '_, '_> {
         let mut out = Vec::new();
         for i in items {
             let (key, value) = self.entries[i];
-            let kr = self.enc.with(Seg::Key(i), |enc| enc.serialize(k, key))?;
-            let vr = self.enc.with(Seg::Value(i), |enc| enc.serialize(v, value))?;
+            let kr = self.enc.with(Seg::Key(i as u64), |enc| enc.serialize(k, key))?;
+            let vr = self.enc.with(Seg::Value(i as u64), |enc| enc.serialize(v, value))?;
             out.push((i, kr, vr));
         }
         Ok(out)

@@ -28,7 +28,7 @@ impl<'s> Encoder<'s> {
             _ => return Ok(()),
         };
         if nanos >= 1_000_000_000 {
-            return self.with(Seg::Field("nanos".into()), |e| {
+            return self.with(Seg::Field("nanos"), |e| {
                 e.fail(format!("{nanos} is out of range for Duration nanoseconds (at most 999 999 999)"))
             });
         }

@@ -138,9 +138,27 @@ impl<'s> Reader<'s> {
     }
 
     fn items(&mut self, e: TypeIndex, items: &[Json]) -> Result<Vec<Value>, EncodeError> {
+        let t = self.ty(e)?;
+        if let Kind::Primitive(p) = t.kind {
+            return self.primitives(t, p, items);
+        }
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             out.push(self.at(format!("[{i}]"), |r| r.value(e, item))?);
+        }
+        Ok(out)
+    }
+
+    /// `items` for numbers, bools and chars: no path step per element (a
+    /// vector of a million numbers formatted a million of them), only for
+    /// the one that does not fit.
+    fn primitives(&mut self, t: &TypeDesc, p: Primitive, items: &[Json]) -> Result<Vec<Value>, EncodeError> {
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match self.primitive(t, p, item) {
+                Ok(v) => out.push(v),
+                Err(_) => return self.at(format!("[{i}]"), |r| r.primitive(t, p, item).map(|_| Vec::new())),
+            }
         }
         Ok(out)
     }

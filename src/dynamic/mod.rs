@@ -86,6 +86,7 @@ mod error;
 #[cfg(feature = "serde")]
 mod from_json;
 mod maps;
+mod path;
 mod reader;
 #[cfg(feature = "serde")]
 mod serialize;

@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use super::{decode_with, Error, Limits, Value};
+use crate::read::stats::Count;
 use crate::schema::SchemaDoc;
-use crate::{Generation, OpenError, RawReader, WaitError};
+use crate::{Generation, OpenError, RawReader, ReaderStats, WaitError};
 
 /// A reader that needs no Rust type: it decodes each snapshot into a [`Value`]
 /// with the schema stored in the object.
@@ -17,6 +18,9 @@ pub struct Reader {
     raw: RawReader,
     schema: SchemaDoc,
     limits: Limits,
+    /// Snapshots decoded, and those that did not decode (`stats`).
+    decodes: Count,
+    decode_failures: Count,
 }
 
 /// A decoded snapshot.
@@ -44,7 +48,13 @@ impl Reader {
         let raw = RawReader::open(name, init_timeout)?;
         let schema =
             raw.schema().map_err(|e| OpenError::Corrupt { name: name.into(), what: format!("stored schema: {e}") })?;
-        Ok(Reader { raw, schema, limits: Limits::default() })
+        Ok(Reader {
+            raw,
+            schema,
+            limits: Limits::default(),
+            decodes: Count::default(),
+            decode_failures: Count::default(),
+        })
     }
 
     /// Decodes within `limits` from now on (default [`Limits::default`]).
@@ -82,10 +92,28 @@ impl Reader {
         let size = bytes.len();
         let value = decode_with(&self.schema, bytes, self.limits);
         self.raw.release();
+        self.decodes.bump();
+        if value.is_err() {
+            self.decode_failures.bump();
+        }
         match value {
             Ok(value) => Ok(Snapshot { generation, size, value }),
             Err(error) => Err(Error::Decode { generation, error }),
         }
+    }
+
+    /// What this handle's reads and waits have done since it opened, as
+    /// [`crate::Reader::stats`]: every read pins (`slow_reads`), and each
+    /// decode counts as a validation (a snapshot that does not decode is a
+    /// validation failure and an error, not a read).
+    pub fn stats(&self) -> ReaderStats {
+        let mut s = self.raw.stats();
+        let failed = self.decode_failures.get();
+        s.validations = self.decodes.get();
+        s.validation_failures = failed;
+        s.reads -= failed;
+        s.errors += failed;
+        s
     }
 
     /// Blocks until a generation newer than `than` is published (and returns

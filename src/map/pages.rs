@@ -126,15 +126,7 @@ impl Pages {
     /// Reader: maps at least `needed` bytes (remapping to the object's size
     /// if it grew); `Ok(false)` if the object is shorter than that.
     pub(crate) fn ensure_mapped(&mut self, needed: u64) -> Result<bool, Errno> {
-        if needed <= self.map.len() {
-            return Ok(true);
-        }
-        let size = self.obj.size()?;
-        if needed > size {
-            return Ok(false);
-        }
-        self.map = Mapping::new(&self.obj, size, self.writable)?;
-        Ok(true)
+        self.map.cover(&self.obj, needed, self.writable)
     }
 
     /// Writer: grows the object to hold `end` bytes (at least doubling, within

@@ -178,15 +178,7 @@ impl DataSegment {
 
     /// Remaps to the object's current size if `needed` lies beyond the mapping.
     pub(crate) fn ensure_mapped(&mut self, needed: u64) -> Result<bool, Errno> {
-        if needed <= self.map.len() {
-            return Ok(true);
-        }
-        let size = self.obj.size()?;
-        if needed > size {
-            return Ok(false);
-        }
-        self.map = Mapping::new(&self.obj, size, self.writable)?;
-        Ok(true)
+        self.map.cover(&self.obj, needed, self.writable)
     }
 
     /// What lock is held on `byte` of the segment by another descriptor (one

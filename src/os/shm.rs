@@ -163,6 +163,21 @@ impl Mapping {
     pub(crate) fn len(&self) -> u64 {
         self.map.len() as u64
     }
+
+    /// Makes the mapping reach `needed` bytes of `obj`: remaps to the
+    /// object's current size if they lie beyond it; `Ok(false)` if the
+    /// object is shorter than `needed` (a reader's view of a grown segment).
+    pub(crate) fn cover(&mut self, obj: &ShmObject, needed: u64, writable: bool) -> Result<bool, Errno> {
+        if needed <= self.len() {
+            return Ok(true);
+        }
+        let size = obj.size()?;
+        if needed > size {
+            return Ok(false);
+        }
+        *self = Mapping::new(obj, size, writable)?;
+        Ok(true)
+    }
 }
 
 /// The object's OFD byte locks, through this descriptor.

@@ -20,6 +20,7 @@ mod resolve;
 pub(crate) mod rewatch;
 mod shared_reader;
 mod snapshot;
+pub(crate) mod stats;
 pub(crate) mod watch;
 
 #[cfg(feature = "tokio")]
@@ -30,3 +31,4 @@ pub use reader::Reader;
 pub use receiver::Receiver;
 pub use shared_reader::{SharedReader, SharedSnapshot};
 pub use snapshot::{Releasing, Snapshot};
+pub use stats::ReaderStats;

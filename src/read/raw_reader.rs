@@ -14,6 +14,7 @@ use crate::protocol::sync::AtomicU64;
 use crate::protocol::sync::Ordering::{Acquire, Relaxed};
 use crate::protocol::waiters::WaitCount;
 use crate::protocol::{self, Pinned};
+use crate::read::stats::{ReadCounts, ReaderStats};
 use crate::schema::{SchemaDoc, SchemaError};
 use crate::Generation;
 
@@ -38,6 +39,8 @@ pub struct RawReader {
     /// drop (a forked child that drops an inherited copy must not free the
     /// parent's entry, see the crate docs, "`fork()`").
     opener: u32,
+    /// What [`stats`](RawReader::stats) reports: `read` and the waits.
+    counts: ReadCounts,
 }
 
 /// Where a pinned snapshot is, from [`RawReader::pin_latest`].
@@ -128,7 +131,7 @@ impl RawReader {
             let (data, geo) = DataSegment::open(name, false, init_timeout)?;
             if geo.pin_mode == layout::pin_mode::LOCKS {
                 let pins = Pins::Locks { held: Cell::new(None), seat: claim_seat(name, &data, geo.max_readers)? };
-                return Ok(RawReader { name: name.to_string(), data, geo, pins, opener: os::pid() });
+                return Ok(RawReader::opened(name, data, geo, pins));
             }
             // The data segment and the reader table are opened by name, one
             // after the other: the object may be removed and created again in
@@ -142,7 +145,7 @@ impl RawReader {
                         return Err(OpenError::Corrupt { name: name.into(), what });
                     };
                     let pins = Pins::Table { readers, entry, words };
-                    return Ok(RawReader { name: name.to_string(), data, geo, pins, opener: os::pid() });
+                    return Ok(RawReader::opened(name, data, geo, pins));
                 }
                 Err(e) if e.retry() && attempt < OPEN_ATTEMPTS => {
                     attempt += 1;
@@ -151,6 +154,11 @@ impl RawReader {
                 Err(e) => return Err(e.into_open_error(name)),
             }
         }
+    }
+
+    /// The handle, once its segment is open and its pin claimed.
+    fn opened(name: &str, data: DataSegment, geo: Geometry, pins: Pins) -> Self {
+        RawReader { name: name.to_string(), data, geo, pins, opener: os::pid(), counts: ReadCounts::default() }
     }
 
     /// Random id of the incarnation of the object this handle reads (a name
@@ -239,8 +247,18 @@ impl RawReader {
     /// Pins the latest snapshot and returns its generation and bytes (rkyv's
     /// root is at the end). Not validated: decode it defensively.
     pub fn read(&mut self) -> Result<(Generation, &[u8]), ReadError> {
-        let pin = self.pin_latest()?;
-        Ok((Generation(protocol::generation_of(pin.word)), self.pinned_bytes(&pin)?))
+        self.counts.slow_reads.bump();
+        let pin = self.pin_latest().inspect_err(|_| self.counts.errors.bump())?;
+        let bytes = self.pinned_bytes(&pin).inspect_err(|_| self.counts.errors.bump())?;
+        Ok((Generation(protocol::generation_of(pin.word)), bytes))
+    }
+
+    /// What this handle's [`read`](Self::read) and waits have done since it
+    /// opened (every read pins: `slow_reads` counts them all; nothing is
+    /// validated). Plain numbers kept in the handle, as
+    /// [`Reader::stats`](crate::Reader::stats).
+    pub fn stats(&self) -> ReaderStats {
+        self.counts.get()
     }
 
     /// Pins the current snapshot and says where its bytes are, remapping
@@ -388,6 +406,16 @@ impl RawReader {
         timeout: Duration,
         grace: Duration,
     ) -> Result<Generation, WaitError> {
+        self.counts.waits.bump();
+        let woke = self.wait_counted(than, timeout, grace);
+        if woke.is_ok() {
+            self.counts.wakeups.bump();
+        }
+        woke
+    }
+
+    /// The wait of `wait_newer_with_grace`.
+    fn wait_counted(&self, than: Generation, timeout: Duration, grace: Duration) -> Result<Generation, WaitError> {
         // With lock pins there is no table to count waiters in; the writer then
         // always wakes.
         // With table pins our waits are also marked in our entry, so that the

@@ -22,6 +22,7 @@ use crate::read::options::ReaderOptions;
 use crate::read::raw_reader::RawReader;
 use crate::read::resolve::open_resolved;
 use crate::read::snapshot::{Cached, Releasing, Snapshot};
+use crate::read::stats::{ReadCounts, ReaderStats};
 use crate::{Generation, Shared};
 
 /// What `Reader::current` points at once the object is known replaced: never
@@ -81,6 +82,8 @@ pub struct Reader<T: Shared> {
     /// Following a replaced object: the last generation of the new object
     /// that `wait_newer` returned (before `read` moves to it).
     followed: Cell<Generation>,
+    /// What [`stats`](Reader::stats) reports: the handle's own counters.
+    counts: ReadCounts,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -147,6 +150,7 @@ impl<T: Shared> Reader<T> {
             converting,
             converted: AlignedVec::new(),
             followed: Cell::new(Generation::NONE),
+            counts: ReadCounts::default(),
             _type: PhantomData,
         })
     }
@@ -184,6 +188,32 @@ impl<T: Shared> Reader<T> {
         self.raw.writer_alive()
     }
 
+    /// What this handle has done since it opened: reads, slow paths,
+    /// validations and their failures, conversions, waits, follows. Plain
+    /// numbers, kept in the handle (no shared memory, no atomics), to export
+    /// with a service's own metrics library (docs/OPERATING.md, "Stats from
+    /// inside a service"). The object's own counters, which every process
+    /// adds to, are in [`inspect`](crate::inspect).
+    ///
+    /// ```
+    /// # #[shmstate::shared] #[derive(Debug, Clone)] struct Flags { on: bool }
+    /// # let name = format!("doc-rstats-{}", std::process::id());
+    /// let mut w = shmstate::Writer::<Flags>::create(&name)?;
+    /// w.publish(&Flags { on: true })?;
+    /// let mut r = shmstate::Reader::<Flags>::open(&name)?;
+    /// for _ in 0..3 {
+    ///     r.read()?;
+    /// }
+    /// let stats = r.stats();
+    /// // The first read pinned and validated; the other two were one load each.
+    /// assert_eq!((stats.reads, stats.slow_reads, stats.validations), (3, 1, 1));
+    /// # drop(w); shmstate::remove(&name)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stats(&self) -> ReaderStats {
+        self.counts.get()
+    }
+
     /// The latest snapshot, validated with bytecheck on the first read of each
     /// generation. Reading an unchanged generation again is a single atomic load.
     #[inline]
@@ -191,6 +221,7 @@ impl<T: Shared> Reader<T> {
         let word = self.load_current();
         if let Some(Cached { word: w, root, validated: true }) = self.cached.get() {
             if w == word {
+                self.counts.fast_reads.bump();
                 return Ok(self.cached_snapshot(root, word));
             }
         }
@@ -221,6 +252,7 @@ impl<T: Shared> Reader<T> {
         let word = self.load_current();
         if let Some(Cached { word: w, root, .. }) = self.cached.get() {
             if w == word {
+                self.counts.fast_reads.bump();
                 return Ok(self.cached_snapshot(root, word));
             }
         }
@@ -254,11 +286,27 @@ impl<T: Shared> Reader<T> {
 
     #[cold]
     fn read_slow(&mut self, validate: bool) -> Result<Snapshot<'_, T>, ReadError> {
+        // (Reads that succeed are counted as slow paths less errors.)
+        self.counts.slow_reads.bump();
+        match self.pin_view(validate) {
+            Ok((root, word)) => Ok(self.cached_snapshot(root, word)),
+            Err(e) => {
+                self.counts.errors.bump();
+                Err(e)
+            }
+        }
+    }
+
+    /// The slow path of `read`: pins the current snapshot, validates it (once
+    /// per generation) or converts it, and caches the view, which it returns
+    /// with its publish word.
+    #[inline(always)]
+    fn pin_view(&mut self, validate: bool) -> Result<(*const T::Archived, u64), ReadError> {
         if self.notice_replacement()? {
             // Following, and the new object has nothing yet: the old snapshot.
             if let Some(Cached { word, root, validated }) = self.cached.get() {
                 if validated || !validate {
-                    return Ok(self.cached_snapshot(root, word));
+                    return Ok((root, word));
                 }
             }
         }
@@ -277,6 +325,7 @@ impl<T: Shared> Reader<T> {
         // same generation costs a pin, not a second validation.
         let seen = (self.raw.incarnation(), word);
         let root: *const T::Archived = if self.converting {
+            self.counts.conversions.bump();
             // A copy: the other layout, converted and archived as a `T`.
             let converter = self.converter.as_ref().expect("a converting reader has a converter");
             let converted = converter
@@ -287,6 +336,7 @@ impl<T: Shared> Reader<T> {
                 Err(reason) => return Err(self.invalid(word, reason)),
             }
         } else if validate && self.validated != seen {
+            self.counts.validations.bump();
             match rkyv::access::<T::Archived, BoxedError>(bytes) {
                 Ok(a) => {
                     self.validated = seen;
@@ -304,16 +354,13 @@ impl<T: Shared> Reader<T> {
             }
         };
         self.cached.set(Some(Cached { word, root, validated: validate || self.converting }));
-        // SAFETY: `root` points into the pinned, mapped slot (validated or vouched
-        // for); the snapshot borrows `self`, so neither pin nor mapping can change.
-        #[allow(unsafe_code)]
-        let archived = unsafe { &*root };
-        Ok(Snapshot::new(archived, Generation(protocol::generation_of(word))))
+        Ok((root, word))
     }
 
     /// The snapshot of `word` failed bytecheck (or its conversion failed).
     #[cold]
     fn invalid(&self, word: u64, reason: String) -> ReadError {
+        self.counts.validation_failures.bump();
         self.raw.count_validation_failure();
         ReadError::Invalid { name: self.raw.name().into(), generation: protocol::generation_of(word), reason }
     }

@@ -6,6 +6,8 @@
 use std::cell::{Cell, UnsafeCell};
 use std::marker::PhantomData;
 use std::ops::Deref;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ use threads::{free_lanes, lanes_in_use, Erased, Lane, Registered, Registry, Thre
 use crate::error::{OpenError, ReadError, WaitError};
 use crate::read::rewatch::{Rewatch, Watched};
 use crate::read::snapshot::Snapshot;
+use crate::read::stats::{ReaderStats, ThreadCounts};
 use crate::read::watch::Watcher;
 use crate::{Generation, Reader, ReaderOptions, Shared};
 
@@ -102,6 +105,10 @@ pub struct SharedReader<T: Shared> {
     options: ReaderOptions<T>,
     /// The reader opened (and type-checked) by `open`, for the first thread.
     spare: Mutex<Option<Reader<T>>>,
+    /// Blocking waits begun and those that returned a generation, from any
+    /// thread (an atomic add per wait, next to its syscalls).
+    waits: AtomicU64,
+    wakeups: AtomicU64,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -191,11 +198,13 @@ impl<T: Shared> SharedReader<T> {
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(SharedReader {
             id,
-            registry: Arc::new(Registry { id, threads: Mutex::new(Vec::new()) }),
+            registry: Arc::new(Registry { id, threads: Mutex::new(Vec::new()), retired: Mutex::default() }),
             watched,
             name: name.to_string(),
             options,
             spare: Mutex::new(Some(first)),
+            waits: AtomicU64::new(0),
+            wakeups: AtomicU64::new(0),
             _type: PhantomData,
         })
     }
@@ -203,6 +212,42 @@ impl<T: Shared> SharedReader<T> {
     /// The object's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What the loads and waits of every thread did through this handle since
+    /// it opened (threads that exited included), as [`Reader::stats`].
+    ///
+    /// Each thread counts its own loads where only it writes (an unchanged
+    /// load adds one increment of a thread-local field, no atomic
+    /// read-modify-write); this call adds them up under the handle's lock,
+    /// so it costs a lock and a few loads per reading thread: call it when
+    /// a metrics scrape asks, not per load. A thread's count may lag its
+    /// last few loads (no ordering with them). Async waits (`changed`) are
+    /// not counted in `waits`.
+    ///
+    /// ```
+    /// # #[shmstate::shared] #[derive(Debug, Clone)] struct Flags { on: bool }
+    /// # let name = format!("doc-srstats-{}", std::process::id());
+    /// let mut w = shmstate::Writer::<Flags>::create(&name)?;
+    /// w.publish(&Flags { on: true })?;
+    /// let shared = shmstate::SharedReader::<Flags>::open(&name)?;
+    /// std::thread::scope(|s| {
+    ///     for _ in 0..2 {
+    ///         s.spawn(|| (0..5).for_each(|_| drop(shared.load().unwrap())));
+    ///     }
+    /// });
+    /// let stats = shared.stats();
+    /// // Each thread pinned and validated the generation once.
+    /// assert_eq!((stats.reads, stats.slow_reads, stats.validations), (10, 2, 2));
+    /// # drop(w); shmstate::remove(&name)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stats(&self) -> ReaderStats {
+        let mut total = self.registry.counts();
+        // SYNC(stats): Relaxed: statistics, paired with nothing.
+        total.waits = self.waits.load(Relaxed);
+        total.wakeups = self.wakeups.load(Relaxed);
+        total
     }
 
     /// Threads that currently hold readers of this handle.
@@ -282,6 +327,7 @@ impl<T: Shared> SharedReader<T> {
             // to it lives (`busy` is false).
             let reader = unsafe { &*lane.reader.get() };
             if let Some((root, generation)) = reader.current_view() {
+                lanes.counts.fast_loads.add(1);
                 return Ok(Self::guard(lane, root, generation));
             }
         }
@@ -347,8 +393,14 @@ impl<T: Shared> SharedReader<T> {
                     latest: Cell::new(std::ptr::null()),
                     busy: Cell::new(false),
                     renumbered: Cell::new(self.watched.numbering()),
-                })) as *mut ();
-                self.registry.threads.lock().push(Erased { lanes, in_use: lanes_in_use::<T>, free: free_lanes::<T> });
+                    counts: ThreadCounts::default(),
+                }));
+                // SAFETY: just boxed; the registry frees it after dropping
+                // the entry that points at its counts.
+                let counts = unsafe { std::ptr::addr_of!((*lanes).counts) };
+                let lanes = lanes as *mut ();
+                let erased = Erased { lanes, in_use: lanes_in_use::<T>, free: free_lanes::<T>, counts };
+                self.registry.threads.lock().push(erased);
                 entries.0.push(Registered { id, lanes, registry: Arc::downgrade(&self.registry) });
                 lanes
             })
@@ -385,7 +437,8 @@ impl<T: Shared> SharedReader<T> {
         let lane_ptr = match pick {
             Some(l) => l,
             None => {
-                let reader = self.claim_reader().map_err(ReadError::Open)?;
+                let reader =
+                    self.claim_reader().map_err(ReadError::Open).inspect_err(|_| lanes.counts.errors.add(1))?;
                 let lane = Box::into_raw(Box::new(Lane { reader: UnsafeCell::new(reader), guards: Cell::new(0) }));
                 list.push(lane);
                 lane
@@ -397,10 +450,10 @@ impl<T: Shared> SharedReader<T> {
         // which `read` may move), and no other reference to its reader lives.
         let reader = unsafe { &mut *lane.reader.get() };
         let before = reader.incarnation();
-        let (root, generation) = {
-            let snap = reader.read()?;
-            (&*snap as *const T::Archived, snap.generation())
-        };
+        let counted = reader.stats();
+        let read = reader.read().map(|snap| (&*snap as *const T::Archived, snap.generation()));
+        lanes.counts.add(&reader.stats().since(&counted));
+        let (root, generation) = read?;
         if reader.incarnation() != before {
             // This thread's reader followed the name on its own: have the
             // waits follow too, which moves the count every thread's fast
@@ -466,7 +519,13 @@ impl<T: Shared> SharedReader<T> {
         grace: Option<Duration>,
     ) -> Result<Generation, WaitError> {
         let grace = grace.unwrap_or(self.options.get_writer_grace());
-        self.watched.wait_newer_in(than, numbering, timeout, grace)
+        // SYNC(stats): Relaxed: statistics, paired with nothing.
+        self.waits.fetch_add(1, Relaxed);
+        let woke = self.watched.wait_newer_in(than, numbering, timeout, grace);
+        if woke.is_ok() {
+            self.wakeups.fetch_add(1, Relaxed);
+        }
+        woke
     }
 
     /// What the async waits watch, and how they follow (`None` without

@@ -135,6 +135,7 @@ impl<T: Shared> Reader<T> {
     fn switch_to(&mut self, next: RawReader) {
         // The old view points into the old mapping, which goes now.
         self.cached.set(None);
+        self.counts.follows.bump();
         self.converting = next.fingerprint() != crate::schema::fingerprint_of::<T>();
         self.raw = next;
         self.followed.set(Generation::NONE);
@@ -151,6 +152,16 @@ impl<T: Shared> Reader<T> {
     /// returns its first generation (numbered from 1 again; the next `read`
     /// moves to it).
     pub fn wait_newer(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
+        self.counts.waits.bump();
+        let woke = self.wait_spun(than, timeout);
+        if woke.is_ok() {
+            self.counts.wakeups.bump();
+        }
+        woke
+    }
+
+    /// `wait_newer`: spinning first if the options say so, then the kernel wait.
+    fn wait_spun(&self, than: Generation, timeout: Duration) -> Result<Generation, WaitError> {
         if !self.wait_spin.is_zero() {
             let start = std::time::Instant::now();
             let spin = self.wait_spin.min(timeout);

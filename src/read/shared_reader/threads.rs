@@ -9,6 +9,7 @@ use std::sync::Weak;
 
 use parking_lot::Mutex;
 
+use crate::read::stats::{ReaderStats, ThreadCounts};
 use crate::{Reader, Shared};
 
 /// One reader of one thread, with the number of live guards on its pin.
@@ -36,6 +37,9 @@ pub(super) struct ThreadLanes<T: Shared> {
     /// has followed the name to a new object, the fast path sees the count
     /// move and sends every reader of this thread to look at the name.
     pub(super) renumbered: Cell<u64>,
+    /// What this thread's loads did (`SharedReader::stats`): written by
+    /// this thread only, read by any under the registry's lock.
+    pub(super) counts: ThreadCounts,
 }
 
 impl<T: Shared> ThreadLanes<T> {
@@ -69,6 +73,9 @@ pub(super) struct Registry {
     /// dropped handle can never match a live one.
     pub(super) id: u64,
     pub(super) threads: Mutex<Vec<Erased>>,
+    /// The counts of threads whose lanes were released (locked after
+    /// `threads`, when both are).
+    pub(super) retired: Mutex<ReaderStats>,
 }
 
 /// A `Box<ThreadLanes<T>>` with its type's operations.
@@ -76,6 +83,8 @@ pub(super) struct Erased {
     pub(super) lanes: *mut (),
     pub(super) in_use: unsafe fn(*mut ()) -> bool,
     pub(super) free: unsafe fn(*mut ()),
+    /// The lanes' `counts`, alive while the entry is in the registry.
+    pub(super) counts: *const ThreadCounts,
 }
 
 /// # Safety
@@ -104,6 +113,19 @@ unsafe impl Send for Registry {}
 unsafe impl Sync for Registry {}
 
 impl Registry {
+    /// The counts of every thread that read through the handle, released
+    /// or not.
+    pub(super) fn counts(&self) -> ReaderStats {
+        let threads = self.threads.lock();
+        let mut total = *self.retired.lock();
+        for e in threads.iter() {
+            // SAFETY: an entry's lanes live until it leaves the list, which
+            // needs the lock we hold; `ThreadCounts` is atomics only.
+            total = total.plus(&unsafe { &*e.counts }.get());
+        }
+        total
+    }
+
     /// Called by thread-local destructors: frees that thread's lanes unless a
     /// guard still refers to them (a guard kept in another thread-local); those
     /// are freed with the registry.
@@ -115,7 +137,12 @@ impl Registry {
             if unsafe { (threads[i].in_use)(lanes) } {
                 return;
             }
-            threads.swap_remove(i)
+            let entry = threads.swap_remove(i);
+            // SAFETY: the lanes (and their counts) are freed only below.
+            let counts = unsafe { &*entry.counts }.get();
+            let mut retired = self.retired.lock();
+            *retired = retired.plus(&counts);
+            entry
         };
         // SAFETY: removed from the registry, on its own thread, no guard: nobody
         // uses it any more. Freed outside the lock (closing descriptors).
