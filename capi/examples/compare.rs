@@ -93,6 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let row = |what: &str, rust: f64, c: f64| println!("| {what} | {rust:.2} ns | {c:.2} ns | {:.2}× |", c / rust);
     row("unchanged snapshot (`read`)", unchanged, c("unchanged_read"));
     row("unchanged snapshot, Rust behind an `#[inline(never)]` call", unchanged_call, c("unchanged_read"));
+    row("unchanged snapshot, C `shmstate_read_fast` (inline)", unchanged, c("unchanged_read_fast"));
     row("`limits.max_conns` by path (`shmstate_get_u64`)", field, c("field_by_path"));
     row("`limits.max_conns` from a held value (`shmstate_value_u64`)", field, c("field_by_value"));
     row("1000 × f64 in place (`shmstate_value_f64s`)", view, c("vector_view"));

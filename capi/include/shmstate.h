@@ -172,6 +172,45 @@ shmstate_error_t shmstate_reader_schema(shmstate_reader *reader, const char **te
  * Errors: EMPTY, CORRUPT, INVALID_DATA, REPLACED (not following), OS. */
 shmstate_error_t shmstate_read(shmstate_reader *reader, const shmstate_snapshot **out);
 
+/* The reader's fast-path state, for shmstate_read_fast: owned by the reader
+ * (valid, at the same address, until shmstate_reader_close), updated by the
+ * library on every call that changes what is held; never write to it. NULL
+ * if reader is NULL. Its fields:
+ *   current          the object's publish word in the shared mapping, a
+ *                    64-bit word `generation << generation_shift | slot` that
+ *                    the writer stores (Release) on each publish. Only to be
+ *                    loaded while `generation` != 0 (the mapping may move
+ *                    when nothing is held), with an Acquire load.
+ *   generation       the held snapshot's generation; 0 when none is held or
+ *                    the next read must take the library's slow path.
+ *   snapshot         the handle shmstate_read stores on its fast path.
+ *   generation_shift see `current`. */
+typedef struct shmstate_fast_path {
+    const uint64_t *current;
+    uint64_t generation;
+    const shmstate_snapshot *snapshot;
+    uint32_t generation_shift;
+} shmstate_fast_path;
+const shmstate_fast_path *shmstate_reader_fast_path(const shmstate_reader *reader);
+
+/* shmstate_read with its fast path inlined into the caller: when the held
+ * snapshot is still the latest, one Acquire load of the publish word and a
+ * compare, no call (the check shmstate_read makes, and the Rust reader's:
+ * docs/PROTOCOL.md, "Reading"; the Acquire pairs with the writer's Release
+ * publish, so the snapshot's bytes are visible before its word). Otherwise,
+ * or if fast is NULL, it calls shmstate_read. `fast` must be
+ * shmstate_reader_fast_path(reader). Same contract and results as
+ * shmstate_read. Needs GCC or Clang (__atomic builtins). */
+static inline shmstate_error_t shmstate_read_fast(shmstate_reader *reader, const shmstate_fast_path *fast,
+                                                  const shmstate_snapshot **out) {
+    if (fast != NULL && out != NULL && fast->generation != 0 &&
+        (__atomic_load_n(fast->current, __ATOMIC_ACQUIRE) >> fast->generation_shift) == fast->generation) {
+        *out = fast->snapshot;
+        return SHMSTATE_OK;
+    }
+    return shmstate_read(reader, out);
+}
+
 /* Releases the held snapshot (if any), letting the writer reuse its slot. */
 void shmstate_release(shmstate_reader *reader);
 

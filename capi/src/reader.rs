@@ -32,6 +32,27 @@ pub struct Options {
     pub wait_for_writer: Option<Duration>,
 }
 
+/// `shmstate_fast_path` (shmstate.h): what the header's inline
+/// `shmstate_read_fast` checks, kept by the library in step with the reader,
+/// and what [`Reader::holds_latest`] checks too (one definition of "the held
+/// snapshot is the latest").
+#[repr(C)]
+#[derive(Debug)]
+pub struct FastPath {
+    /// The object's publish word (`generation << generation_shift | slot`)
+    /// in the current mapping. Dereferenced only while `generation != 0`:
+    /// the mapping it points into changes only on a slow path, which sets
+    /// this again before `generation` becomes non-zero.
+    pub current: *const u64,
+    /// The held snapshot's generation, or 0: nothing held, or the next read
+    /// must take the slow path (a replacement to look at).
+    pub generation: u64,
+    /// What `shmstate_read` stores on its fast path (the snapshot handle).
+    pub snapshot: *const std::ffi::c_void,
+    /// [`RawReader::GENERATION_SHIFT`].
+    pub generation_shift: u32,
+}
+
 /// The pinned snapshot.
 #[derive(Debug, Clone, Copy)]
 struct Held {
@@ -73,6 +94,9 @@ pub struct Reader {
     schema_text: Option<String>,
     /// `shmstate_reader_fd`'s helper, started on first request.
     notifier: Option<crate::notify::Notifier>,
+    /// The fast path's state, handed to C by `shmstate_reader_fast_path`
+    /// (a pointer taken from the handle, not from a reference).
+    pub(crate) fast: FastPath,
 }
 
 fn open_raw(name: &str, options: &Options) -> Result<(RawReader, SchemaDoc)> {
@@ -88,7 +112,14 @@ fn open_raw(name: &str, options: &Options) -> Result<(RawReader, SchemaDoc)> {
 impl Reader {
     pub fn open(name: &str, options: Options) -> Result<Self> {
         let (raw, schema) = open_raw(name, &options)?;
+        let fast = FastPath {
+            current: raw.current_ptr().cast(),
+            generation: 0,
+            snapshot: std::ptr::null(),
+            generation_shift: RawReader::GENERATION_SHIFT,
+        };
         Ok(Reader {
+            fast,
             name: name.to_string(),
             raw,
             schema,
@@ -139,10 +170,26 @@ impl Reader {
     }
 
     /// Whether the snapshot held is the latest (and no replacement is to be
-    /// looked at): one load.
+    /// looked at): one load, the check `shmstate_read_fast` makes inline.
     #[inline]
     pub fn holds_latest(&self) -> bool {
-        self.held.as_ref().is_some_and(|h| self.raw.generation() == h.generation) && !self.check_now
+        self.fast.generation != 0 && self.raw.generation().get() == self.fast.generation
+    }
+
+    /// Sets what `shmstate_read` stores on its fast path (the handle's own
+    /// address, known once the reader is boxed).
+    pub fn set_snapshot_handle(&mut self, handle: *const std::ffi::c_void) {
+        self.fast.snapshot = handle;
+    }
+
+    /// Brings `fast` in step with `raw`, `held` and `check_now`: called
+    /// after each of them changes.
+    fn sync_fast(&mut self) {
+        self.fast.current = self.raw.current_ptr().cast();
+        self.fast.generation = match self.held {
+            Some(h) if !self.check_now => h.generation.get(),
+            _ => 0,
+        };
     }
 
     /// Pins the latest snapshot (validated once per generation), keeping the
@@ -171,6 +218,7 @@ impl Reader {
         }
         self.validated = Some((incarnation, generation));
         self.held = Some(Held { generation, ptr, len });
+        self.sync_fast();
         Ok(())
     }
 
@@ -182,6 +230,7 @@ impl Reader {
             self.paths.get_mut().clear();
         }
         self.epoch = self.epoch.wrapping_add(1);
+        self.sync_fast();
     }
 
     /// On a slow path: has the name come to refer to another object (or the
@@ -230,6 +279,7 @@ impl Reader {
             self.schema_text = None;
             self.validated = None;
             self.name_checked = Instant::now();
+            self.sync_fast();
         }
     }
 
@@ -238,6 +288,12 @@ impl Reader {
     /// following, ends the wait with the new object's generation once it has
     /// published (the next `read` switches to it).
     pub fn wait_newer(&mut self, than: Generation, timeout: Duration) -> Result<Generation> {
+        let waited = self.wait_newer_inner(than, timeout);
+        self.sync_fast();
+        waited
+    }
+
+    fn wait_newer_inner(&mut self, than: Generation, timeout: Duration) -> Result<Generation> {
         let deadline = Instant::now() + timeout;
         if let Some((raw, _)) = &self.successor {
             if raw.generation() > Generation::NONE {

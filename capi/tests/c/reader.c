@@ -265,13 +265,14 @@ static int mode_replace(const char *name) {
 
     int code = shmstate_wait_newer(plain, g, 20000000000ull, NULL);
     printf("plain wait %s\n", shmstate_error_name(code));
-    code = shmstate_read(plain, &a);
+    /* The inline fast path must see the replacement the wait found too. */
+    code = shmstate_read_fast(plain, shmstate_reader_fast_path(plain), &a);
     printf("plain read %s\n", shmstate_error_name(code));
 
     uint64_t next = 0;
     code = shmstate_wait_newer(follow, g, 20000000000ull, &next);
     printf("follow wait %s\n", shmstate_error_name(code));
-    OK(shmstate_read(follow, &b));
+    OK(shmstate_read_fast(follow, shmstate_reader_fast_path(follow), &b));
     if (b) {
         uint64_t extra = 0;
         OK(shmstate_get_u64(b, "extra", &extra));
@@ -293,11 +294,14 @@ static int mode_live(const char *name) {
     OK(shmstate_reader_open(name, NULL, &r));
     if (!r) return 1;
     uint64_t last = 0, reads = 0;
+    /* Every read through the inline fast path: it must notice each publish. */
+    const shmstate_fast_path *fast = shmstate_reader_fast_path(r);
+    CHECK(fast != NULL && shmstate_reader_fast_path(NULL) == NULL);
     printf("ready\n");
     fflush(stdout);
     while (last < 500) {
         const shmstate_snapshot *snap = NULL;
-        int code = shmstate_read(r, &snap);
+        int code = shmstate_read_fast(r, fast, &snap);
         if (code == SHMSTATE_ERR_EMPTY) {
             OK(shmstate_wait_newer(r, 0, 20000000000ull, NULL));
             continue;
@@ -322,6 +326,16 @@ static int mode_live(const char *name) {
         }
         if (failures) break;
     }
+    /* Released, the fast path pins again instead of handing out the old snapshot. */
+    const shmstate_snapshot *snap = NULL;
+    OK(shmstate_read_fast(r, fast, &snap));
+    shmstate_value root;
+    int kind = 0;
+    OK(shmstate_root(snap, &root));
+    shmstate_release(r);
+    CHECK(shmstate_value_kind(&root, &kind) == SHMSTATE_ERR_STALE_VALUE);
+    OK(shmstate_read_fast(r, fast, &snap));
+    CHECK(snap != NULL && shmstate_snapshot_generation(snap) == last);
     printf("last %" PRIu64 " reads %" PRIu64 "\n", last, reads);
     shmstate_reader_close(r);
     return failures != 0;
