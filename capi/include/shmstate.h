@@ -297,8 +297,9 @@ shmstate_error_t shmstate_value_f64(const shmstate_value *v, double *out);
 shmstate_error_t shmstate_value_bool(const shmstate_value *v, int *out);
 /* A char as its Unicode scalar value. */
 shmstate_error_t shmstate_value_char(const shmstate_value *v, uint32_t *out);
-/* A string's UTF-8 bytes, NOT NUL-terminated (copied once per snapshot into
- * memory the snapshot owns). */
+/* A string's UTF-8 bytes in place, zero-copy, NOT NUL-terminated: *data
+ * points into the shared mapping (read-only; checked UTF-8), *len bytes,
+ * valid until the snapshot is released, as for shmstate_value_numbers. */
 shmstate_error_t shmstate_value_str(const shmstate_value *v, const char **data, size_t *len);
 
 /* A SEQ of numbers in place, zero-copy: *data points into the shared mapping

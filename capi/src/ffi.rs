@@ -328,7 +328,9 @@ pub unsafe extern "C" fn shmstate_reader_open(
         // SAFETY: `reader` was just made by `Box::into_raw`: valid, and not
         // shared with C yet.
         #[allow(unsafe_code)]
-        unsafe { (*reader).set_snapshot_handle(reader.cast_const().cast()) };
+        unsafe {
+            (*reader).set_snapshot_handle(reader.cast_const().cast())
+        };
         put(out, reader.cast(), "the output reader")
     })
 }

@@ -85,9 +85,8 @@ pub struct Reader {
     /// until it has published.
     successor: Option<(RawReader, SchemaDoc)>,
     /// Per held snapshot (immutable while held), cleared with it: each
-    /// node's expansion (strings handed to C live in them) and each path's
-    /// node. A second look at the same value is a hash lookup instead of a
-    /// decoding step.
+    /// node's expansion and each path's node. A second look at the same
+    /// value is a hash lookup instead of a decoding step.
     shapes: RefCell<FastMap<Node, Rc<Shape>>>,
     paths: RefCell<FastMap<Box<[u8]>, Node>>,
     /// The schema as text, made on first request.

@@ -323,14 +323,14 @@ impl<'r> At<'r> {
         })
     }
 
-    /// A string's UTF-8 bytes. They live in the reader's cache of decoded
-    /// values, which keeps them (at the same address) until the snapshot is
-    /// released.
+    /// A string's UTF-8 bytes in place: a slice of the held snapshot (its
+    /// bounds and UTF-8 checked by the decoder), no copy.
     pub fn str(&self) -> Result<(*const u8, usize)> {
-        self.leaf(|ty, v| match v {
-            Value::String(s) => Ok((s.as_ptr(), s.len())),
-            _ => Err(wrong(self.reader, ty, "a string")),
-        })
+        let ty = self.ty()?;
+        match self.reader.cursor()?.text(self.node).map_err(|e| self.reader.decode_error(e))? {
+            Some(s) => Ok((s.as_ptr(), s.len())),
+            None => Err(wrong(self.reader, ty, "a string")),
+        }
     }
 
     /// A vector or array of numbers, in place: the first element and the count.

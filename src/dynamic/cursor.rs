@@ -174,6 +174,30 @@ impl<'s, 'b> Cursor<'s, 'b> {
         self.decoder().fail(format!("pointers nest deeper than {} levels", self.limits.max_depth))
     }
 
+    /// A string node's UTF-8 in place (a slice of the snapshot, checked as
+    /// [`expand`](Self::expand) checks it), looking through pointers;
+    /// `None` if `node` is no string.
+    pub fn text(&self, node: Node) -> Result<Option<&'b str>, DecodeError> {
+        let mut node = node;
+        for _ in 0..=self.limits.max_depth {
+            let mut d = self.decoder();
+            d.lazy = true;
+            let value = d.value(node.ty, node.at)?;
+            return match (&d.ty(node.ty)?.kind, value) {
+                (Kind::Box(_), Value::U64(i)) => match d.children.get(i as usize) {
+                    Some(n) => {
+                        node = *n;
+                        continue;
+                    }
+                    None => d.fail(format!("the cursor lost child {i}")),
+                },
+                (_, Value::String(_)) => Ok(d.text),
+                _ => Ok(None),
+            };
+        }
+        self.decoder().fail(format!("pointers nest deeper than {} levels", self.limits.max_depth))
+    }
+
     /// Element `i` of a [`Shape::Seq`], if `i < len`.
     pub fn element(&self, seq: &Shape, i: u64) -> Option<Node> {
         match *seq {

@@ -348,3 +348,67 @@ fn reader_decodes_the_latest_snapshot_and_keeps_no_pin() {
     assert!(format!("{}", snap.value).starts_with("Small { id: 8,"), "{}", snap.value);
     assert!(r.writer_alive());
 }
+
+#[crate::shared(crate = crate)]
+#[derive(Debug, Clone, PartialEq)]
+struct Texts {
+    short: String,
+    long: String,
+    boxed: Box<str>,
+    wrapped: Box<String>,
+    n: u32,
+}
+
+/// The fields of a struct root, by name.
+fn root_fields(c: &Cursor<'_, '_>) -> Vec<(String, crate::dynamic::Node)> {
+    match c.expand(c.root().unwrap()).unwrap() {
+        Shape::Struct { fields: NodeFields::Named(f), .. } => f,
+        other => panic!("not a struct: {other:?}"),
+    }
+}
+
+#[test]
+fn cursor_text_is_the_string_in_place() {
+    let doc = schema_of::<Texts>();
+    let v = Texts {
+        short: "inline".into(),
+        long: "out of line: more than eight bytes".into(),
+        boxed: "a boxed str".into(),
+        wrapped: Box::new("behind a Box".into()),
+        n: 3,
+    };
+    let b = bytes(&v);
+    let c = Cursor::new(&doc, &b, Limits::default());
+    let inside = b.as_ptr_range();
+    let mut seen = 0;
+    for (name, node) in root_fields(&c) {
+        let want = match name.as_str() {
+            "short" => "inline",
+            "long" => &*v.long,
+            "boxed" => &*v.boxed,
+            "wrapped" => v.wrapped.as_str(),
+            _ => {
+                assert_eq!(c.text(node).unwrap(), None, "{name} is no string");
+                continue;
+            }
+        };
+        let t = c.text(node).unwrap().unwrap_or_else(|| panic!("{name}: no text"));
+        assert_eq!(t, want);
+        assert!(inside.contains(&t.as_ptr()), "{name} is read in place, not copied");
+        seen += 1;
+    }
+    assert_eq!(seen, 4);
+}
+
+#[test]
+fn cursor_text_refuses_bytes_that_are_not_utf8() {
+    let doc = schema_of::<Texts>();
+    let v = Texts { short: "inline".into(), long: "x".repeat(20), boxed: "b".into(), wrapped: Box::default(), n: 0 };
+    let mut b = bytes(&v).to_vec();
+    let at = b.windows(20).position(|w| w == "x".repeat(20).as_bytes()).unwrap();
+    b[at + 3] = 0xFF;
+    let c = Cursor::new(&doc, &b, Limits::default());
+    let long = root_fields(&c).into_iter().find(|(n, _)| n == "long").unwrap().1;
+    let e = c.text(long).unwrap_err();
+    assert!(e.what.contains("not valid UTF-8"), "{e}");
+}

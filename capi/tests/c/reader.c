@@ -72,6 +72,11 @@ static void check_config(const shmstate_snapshot *snap, uint64_t stamp) {
     size_t size = 0;
     OK(shmstate_snapshot_bytes(snap, &bytes, &size));
     CHECK((const uint8_t *)weights >= bytes && (const uint8_t *)(weights + len) <= bytes + size);
+    /* Strings too, short (stored inline) and long. */
+    OK(shmstate_get_str(snap, "name", &s, &n));
+    CHECK((const uint8_t *)s >= bytes && (const uint8_t *)(s + n) <= bytes + size);
+    OK(shmstate_get_str(snap, "by_id[1]", &s, &n));
+    CHECK(str_is(s, n, "one") && (const uint8_t *)s >= bytes && (const uint8_t *)(s + n) <= bytes + size);
     CHECK(shmstate_value_u64s(&v, (const uint64_t **)&weights, &len) == SHMSTATE_ERR_WRONG_TYPE);
     const uint32_t *ids = NULL;
     OK(shmstate_get(snap, "ids", &v));
@@ -173,6 +178,11 @@ static int mode_fields(const char *name) {
     uint64_t n = 0;
     OK(shmstate_get(snap, "weights", &weights));
     OK(shmstate_value_f64s(&weights, &w, &n));
+    shmstate_value name_v;
+    const char *name_s = NULL;
+    size_t name_n = 0;
+    OK(shmstate_get(snap, "name", &name_v));
+    OK(shmstate_value_str(&name_v, &name_s, &name_n));
     printf("held %" PRIu64 "\n", held);
     fflush(stdout);
     wait_for_go();
@@ -182,6 +192,7 @@ static int mode_fields(const char *name) {
     CHECK(shmstate_snapshot_generation(snap) == held);
     check_config(snap, held);
     CHECK(n == 4 && w[0] == 0.5 && w[3] == 4.0);
+    CHECK(str_is(name_s, name_n, "edge-router"));
 
     const shmstate_snapshot *newer = NULL;
     OK(shmstate_read(r, &newer));
@@ -190,6 +201,7 @@ static int mode_fields(const char *name) {
     check_config(newer, latest);
     /* A value of the released snapshot is refused, not misread. */
     CHECK(shmstate_value_f64s(&weights, &w, &n) == SHMSTATE_ERR_STALE_VALUE);
+    CHECK(shmstate_value_str(&name_v, &name_s, &name_n) == SHMSTATE_ERR_STALE_VALUE);
     /* The same generation again: the same snapshot, values still good. */
     shmstate_value stamp;
     OK(shmstate_get(newer, "stamp", &stamp));
