@@ -283,7 +283,9 @@ shmstate_error_t shmstate_value_option(const shmstate_value *v, int *is_some, sh
 /* Entry i of a MAP (BTreeMap in key order, HashMap in bucket order). */
 shmstate_error_t shmstate_value_entry(const shmstate_value *v, uint64_t i, shmstate_value *key,
                                       shmstate_value *value);
-/* The value under a key of a MAP (a linear scan of its entries). */
+/* The value under a key of a MAP: string keys by their bytes, integer keys
+ * of any width by value. The first lookup in a map per snapshot indexes its
+ * keys (one pass over the map); later ones are a hash lookup. */
 shmstate_error_t shmstate_value_lookup_str(const shmstate_value *v, const char *key, size_t key_len,
                                            shmstate_value *out);
 shmstate_error_t shmstate_value_lookup_u64(const shmstate_value *v, uint64_t key, shmstate_value *out);

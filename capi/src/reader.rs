@@ -89,6 +89,8 @@ pub struct Reader {
     /// value is a hash lookup instead of a decoding step.
     shapes: RefCell<FastMap<Node, Rc<Shape>>>,
     paths: RefCell<FastMap<Box<[u8]>, Node>>,
+    /// Each map looked up in: its keys' index (`At::lookup`).
+    maps: RefCell<FastMap<Node, Rc<MapIndex>>>,
     /// The schema as text, made on first request.
     schema_text: Option<String>,
     /// `shmstate_reader_fd`'s helper, started on first request.
@@ -131,6 +133,7 @@ impl Reader {
             successor: None,
             shapes: RefCell::default(),
             paths: RefCell::default(),
+            maps: RefCell::default(),
             schema_text: None,
             notifier: None,
         })
@@ -227,6 +230,7 @@ impl Reader {
             self.raw.release();
             self.shapes.get_mut().clear();
             self.paths.get_mut().clear();
+            self.maps.get_mut().clear();
         }
         self.epoch = self.epoch.wrapping_add(1);
         self.sync_fast();
@@ -369,16 +373,35 @@ impl Reader {
         self.paths.borrow().get(path).copied()
     }
 
+    /// The index of the map at `node`, built by `build` on the first lookup
+    /// in it per held snapshot.
+    pub fn map_index(&self, node: Node, build: impl FnOnce() -> Result<MapIndex>) -> Result<Rc<MapIndex>> {
+        if let Some(index) = self.maps.borrow().get(&node) {
+            return Ok(Rc::clone(index));
+        }
+        let index = Rc::new(build()?);
+        self.maps.borrow_mut().insert(node, Rc::clone(&index));
+        Ok(index)
+    }
+
     pub fn remember_path(&self, path: &[u8], node: Node) {
         self.paths.borrow_mut().insert(path.into(), node);
     }
+}
+
+/// A map's string and integer keys (all integer widths compare by value),
+/// each with its value's node: the keys C can ask for (others are left out).
+#[derive(Default)]
+pub struct MapIndex {
+    pub strs: FastMap<Box<str>, Node>,
+    pub ints: FastMap<i128, Node>,
 }
 
 /// The caches' maps. Their keys are byte positions inside one snapshot and
 /// the caller's own paths: a fast multiplicative hash will do (the default
 /// SipHash costs more than the lookup it serves). Colliding keys could only
 /// slow lookups down, never change what they find.
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 #[derive(Default)]
 pub struct FastHasher(u64);

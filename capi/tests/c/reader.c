@@ -101,10 +101,23 @@ static void check_config(const shmstate_snapshot *snap, uint64_t stamp) {
     OK(shmstate_value_lookup_u64(&v, 42, &x));
     OK(shmstate_value_str(&x, &s, &n));
     CHECK(str_is(s, n, "answer"));
+    /* Keys of any integer width compare by value; a second lookup uses the
+     * map's index (built by the first). */
+    OK(shmstate_value_lookup_i64(&v, 1, &x));
+    OK(shmstate_value_str(&x, &s, &n));
+    CHECK(str_is(s, n, "one"));
+    CHECK(shmstate_value_lookup_i64(&v, -1, &x) == SHMSTATE_ERR_NO_SUCH_FIELD);
+    CHECK(shmstate_value_lookup_str(&v, "42", 2, &x) == SHMSTATE_ERR_NO_SUCH_FIELD);
     OK(shmstate_get(snap, "by_name", &v));
     OK(shmstate_value_lookup_str(&v, "us-2", 4, &x));
     OK(shmstate_value_u64(&x, &u));
     CHECK(u == 22);
+    OK(shmstate_value_lookup_str(&v, "eu-1", 4, &x));
+    OK(shmstate_value_u64(&x, &u));
+    CHECK(u == 11);
+    CHECK(shmstate_value_lookup_str(&v, "eu-1x", 4, &x) == SHMSTATE_OK); /* key_len bytes only */
+    CHECK(shmstate_value_lookup_str(&v, "eu", 2, &x) == SHMSTATE_ERR_NO_SUCH_FIELD);
+    CHECK(shmstate_value_lookup_u64(&v, 11, &x) == SHMSTATE_ERR_NO_SUCH_FIELD);
 
     /* Enums, options, tuples, chars, bools. */
     OK(shmstate_get(snap, "mode", &v));
