@@ -89,6 +89,9 @@ pub struct Reader {
     /// value is a hash lookup instead of a decoding step.
     shapes: RefCell<FastMap<Node, Rc<Shape>>>,
     paths: RefCell<FastMap<Box<[u8]>, Node>>,
+    /// Each string read: where its bytes lie in the snapshot (`None`: the
+    /// node is no string).
+    texts: RefCell<FastMap<Node, Option<(*const u8, usize)>>>,
     /// Each map looked up in: its keys' index (`At::lookup`).
     maps: RefCell<FastMap<Node, Rc<MapIndex>>>,
     /// The schema as text, made on first request.
@@ -134,6 +137,7 @@ impl Reader {
             shapes: RefCell::default(),
             paths: RefCell::default(),
             maps: RefCell::default(),
+            texts: RefCell::default(),
             schema_text: None,
             notifier: None,
         })
@@ -231,6 +235,7 @@ impl Reader {
             self.shapes.get_mut().clear();
             self.paths.get_mut().clear();
             self.maps.get_mut().clear();
+            self.texts.get_mut().clear();
         }
         self.epoch = self.epoch.wrapping_add(1);
         self.sync_fast();
@@ -371,6 +376,18 @@ impl Reader {
     /// The node a path from the root led to in the held snapshot, if walked before.
     pub fn path_node(&self, path: &[u8]) -> Option<Node> {
         self.paths.borrow().get(path).copied()
+    }
+
+    /// The string at `node`, in place (`Cursor::text`): its first byte in
+    /// the held snapshot and its length, found once per held snapshot.
+    pub fn text(&self, node: Node) -> Result<Option<(*const u8, usize)>> {
+        if let Some(known) = self.texts.borrow().get(&node) {
+            return Ok(*known);
+        }
+        let text = self.cursor()?.text(node).map_err(|e| self.decode_error(e))?;
+        let found = text.map(|t| (t.as_ptr(), t.len()));
+        self.texts.borrow_mut().insert(node, found);
+        Ok(found)
     }
 
     /// The index of the map at `node`, built by `build` on the first lookup

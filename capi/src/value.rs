@@ -126,6 +126,11 @@ impl<'r> At<'r> {
     /// A named field of a struct or of an enum's variant (`"0"`, `"1"`… for
     /// positional ones).
     pub fn field(&self, name: &str) -> Result<At<'r>> {
+        // Structs and tuples: by the schema, nothing decoded or allocated.
+        let cursor = self.reader.cursor()?;
+        if let Some(node) = cursor.field(self.node, name).map_err(|e| self.reader.decode_error(e))? {
+            return Ok(self.at(node));
+        }
         let ty = self.ty()?;
         match &*self.expand()? {
             Shape::Struct { fields, .. } | Shape::Enum { fields, .. } => {
@@ -356,10 +361,7 @@ impl<'r> At<'r> {
     /// bounds and UTF-8 checked by the decoder), no copy.
     pub fn str(&self) -> Result<(*const u8, usize)> {
         let ty = self.ty()?;
-        match self.reader.cursor()?.text(self.node).map_err(|e| self.reader.decode_error(e))? {
-            Some(s) => Ok((s.as_ptr(), s.len())),
-            None => Err(wrong(self.reader, ty, "a string")),
-        }
+        self.reader.text(self.node)?.ok_or_else(|| wrong(self.reader, ty, "a string"))
     }
 
     /// A vector or array of numbers, in place: the first element and the count.

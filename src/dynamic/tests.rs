@@ -412,3 +412,24 @@ fn cursor_text_refuses_bytes_that_are_not_utf8() {
     let e = c.text(long).unwrap_err();
     assert!(e.what.contains("not valid UTF-8"), "{e}");
 }
+
+#[test]
+fn cursor_field_finds_struct_and_tuple_fields_by_the_schema() {
+    let doc = schema_of::<Small>();
+    let b = bytes(&small());
+    let c = Cursor::new(&doc, &b, Limits::default());
+    let root = c.root().unwrap();
+    let expanded = root_fields(&c);
+    for (name, node) in &expanded {
+        assert_eq!(c.field(root, name).unwrap(), Some(*node), "{name}: the node expand gives");
+    }
+    let pair = c.field(root, "pair").unwrap().unwrap();
+    let second = c.field(pair, "1").unwrap().unwrap();
+    assert_eq!(c.decode(second).unwrap(), Value::Char('λ'));
+    assert_eq!(c.field(root, "nope").unwrap(), None);
+    let id = c.field(root, "id").unwrap().unwrap();
+    assert_eq!(c.field(id, "x").unwrap(), None, "a number has no fields");
+    // A root that does not fit the snapshot is an error, not a read past it.
+    let moved = crate::dynamic::Node { ty: root.ty, at: b.len() - 1 };
+    assert!(c.field(moved, "id").unwrap_err().what.contains("outside the snapshot"));
+}
