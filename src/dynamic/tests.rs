@@ -355,6 +355,8 @@ struct Texts {
     short: String,
     long: String,
     boxed: Box<str>,
+    // A `Box` the cursor looks through, around a string.
+    #[allow(clippy::box_collection)]
     wrapped: Box<String>,
     n: u32,
 }
