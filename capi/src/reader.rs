@@ -414,6 +414,16 @@ pub struct MapIndex {
     pub ints: FastMap<i128, Node>,
 }
 
+impl MapIndex {
+    /// Room for `n` keys (all of one kind, usually) without rehashing.
+    pub fn with_capacity(n: usize) -> Self {
+        MapIndex {
+            strs: FastMap::with_capacity_and_hasher(n, Default::default()),
+            ints: FastMap::with_capacity_and_hasher(n, Default::default()),
+        }
+    }
+}
+
 /// The caches' maps. Their keys are byte positions inside one snapshot and
 /// the caller's own paths: a fast multiplicative hash will do (the default
 /// SipHash costs more than the lookup it serves). Colliding keys could only

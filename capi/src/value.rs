@@ -266,7 +266,7 @@ impl<'r> At<'r> {
             _ => return Err(wrong(self.reader, ty, "a map")),
         };
         let index = self.reader.map_index(self.node, || {
-            let mut index = MapIndex::default();
+            let mut index = MapIndex::with_capacity(entries.len());
             for (k, v) in entries {
                 match self.at(*k).index_key()? {
                     Some(IndexKey::Str(s)) => index.strs.insert(s.into(), *v),
