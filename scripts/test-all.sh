@@ -12,6 +12,7 @@ command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)   # cli/tests/oper
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)   # capi/tests: the installed library's shmstate.pc
+command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)   # capi/tests again, under memcheck (below)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     if [ "$(id -u)" -eq 0 ]; then
@@ -39,6 +40,9 @@ export NATS_SERVER="$tools/bin/nats-server"
 
 echo "== cargo test --workspace"
 cargo test --workspace
+
+echo "== capi: the C and C++ test programs again, unsanitized, under valgrind memcheck (about a minute)"
+SHMSTATE_CAPI_VALGRIND=1 cargo test -p shmstate-capi --test c_readers
 
 echo "== fault injection (writer killed inside a growth and before a publish; stopped after publishing)"
 cargo test --features fault-injection --test crash_campaign --test soundness --test map

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "shmstate.h"
@@ -33,6 +34,15 @@ int main(int argc, char **argv) {
         sink += (uintptr_t)snap;
     }
     printf("unchanged_read %.2f\n", (now_ns() - t) / n);
+
+    /* The same through the header's inline fast path (no call when unchanged). */
+    const shmstate_fast_path *fast = shmstate_reader_fast_path(r);
+    t = now_ns();
+    for (long i = 0; i < n; i++) {
+        if (shmstate_read_fast(r, fast, &snap)) DIE("read_fast");
+        sink += (uintptr_t)snap;
+    }
+    printf("unchanged_read_fast %.2f\n", (now_ns() - t) / n);
 
     /* The field looked up by path on every read. */
     t = now_ns();
@@ -65,6 +75,73 @@ int main(int argc, char **argv) {
         sink += (uint64_t)w[len - 1];
     }
     printf("vector_view %.2f\n", (now_ns() - t) / n);
+
+    /* A string viewed in place. */
+    shmstate_value name;
+    if (shmstate_get(snap, "name", &name)) DIE("name");
+    t = now_ns();
+    for (long i = 0; i < n; i++) {
+        const char *s = NULL;
+        size_t len = 0;
+        if (shmstate_read(r, &snap) || shmstate_value_str(&name, &s, &len)) DIE("string");
+        sink += len;
+    }
+    printf("string_view %.2f\n", (now_ns() - t) / n);
+
+    /* Map lookups by key, the keys the Rust side asks for. */
+    shmstate_value by_name, by_id;
+    if (shmstate_get(snap, "by_name", &by_name) || shmstate_get(snap, "by_id", &by_id)) DIE("maps");
+    char keys[1000][8];
+    for (int k = 0; k < 1000; k++) snprintf(keys[k], sizeof keys[k], "k%d", k);
+    long k = 0;
+    t = now_ns();
+    for (long i = 0; i < n; i++) {
+        shmstate_value x;
+        uint64_t v = 0;
+        k = (k + 7) % 1000;
+        if (shmstate_read(r, &snap) || shmstate_value_lookup_str(&by_name, keys[k], strlen(keys[k]), &x) ||
+            shmstate_value_u64(&x, &v))
+            DIE("hash lookup");
+        sink += v;
+    }
+    printf("hash_lookup %.2f\n", (now_ns() - t) / n);
+    t = now_ns();
+    for (long i = 0; i < n; i++) {
+        shmstate_value x;
+        uint64_t v = 0;
+        k = (k + 7) % 1000;
+        if (shmstate_read(r, &snap) || shmstate_value_lookup_u64(&by_id, (uint64_t)k, &x) ||
+            shmstate_value_u64(&x, &v))
+            DIE("btree lookup");
+        sink += v;
+    }
+    printf("btree_lookup %.2f\n", (now_ns() - t) / n);
+
+    /* Per snapshot: release and read again (validated already: a re-pin),
+     * with and without the first walk of a path / first map lookup. */
+    long m = n / 100 > 1000 ? n / 100 : 1000;
+    t = now_ns();
+    for (long i = 0; i < m; i++) {
+        shmstate_release(r);
+        if (shmstate_read(r, &snap)) DIE("re-read");
+    }
+    double repin = (now_ns() - t) / m;
+    t = now_ns();
+    for (long i = 0; i < m; i++) {
+        uint64_t v = 0;
+        shmstate_release(r);
+        if (shmstate_read(r, &snap) || shmstate_get_u64(snap, "limits.max_conns", &v)) DIE("first walk");
+        sink += v;
+    }
+    printf("first_walk %.2f\n", (now_ns() - t) / m - repin);
+    t = now_ns();
+    for (long i = 0; i < m; i++) {
+        uint64_t v = 0;
+        shmstate_release(r);
+        if (shmstate_read(r, &snap) || shmstate_get_u64(snap, "by_name[\"k500\"]", &v)) DIE("first lookup");
+        sink += v;
+    }
+    printf("first_lookup %.2f\n", (now_ns() - t) / m - repin);
     shmstate_reader_close(r);
     return sink == 42; /* keeps the loops */
 }

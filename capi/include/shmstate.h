@@ -174,6 +174,45 @@ shmstate_error_t shmstate_reader_schema(shmstate_reader *reader, const char **te
  * Errors: EMPTY, CORRUPT, INVALID_DATA, REPLACED (not following), OS. */
 shmstate_error_t shmstate_read(shmstate_reader *reader, const shmstate_snapshot **out);
 
+/* The reader's fast-path state, for shmstate_read_fast: owned by the reader
+ * (valid, at the same address, until shmstate_reader_close), updated by the
+ * library on every call that changes what is held; never write to it. NULL
+ * if reader is NULL. Its fields:
+ *   current          the object's publish word in the shared mapping, a
+ *                    64-bit word `generation << generation_shift | slot` that
+ *                    the writer stores (Release) on each publish. Only to be
+ *                    loaded while `generation` != 0 (the mapping may move
+ *                    when nothing is held), with an Acquire load.
+ *   generation       the held snapshot's generation; 0 when none is held or
+ *                    the next read must take the library's slow path.
+ *   snapshot         the handle shmstate_read stores on its fast path.
+ *   generation_shift see `current`. */
+typedef struct shmstate_fast_path {
+    const uint64_t *current;
+    uint64_t generation;
+    const shmstate_snapshot *snapshot;
+    uint32_t generation_shift;
+} shmstate_fast_path;
+const shmstate_fast_path *shmstate_reader_fast_path(const shmstate_reader *reader);
+
+/* shmstate_read with its fast path inlined into the caller: when the held
+ * snapshot is still the latest, one Acquire load of the publish word and a
+ * compare, no call (the check shmstate_read makes, and the Rust reader's:
+ * docs/PROTOCOL.md, "Reading"; the Acquire pairs with the writer's Release
+ * publish, so the snapshot's bytes are visible before its word). Otherwise,
+ * or if fast is NULL, it calls shmstate_read. `fast` must be
+ * shmstate_reader_fast_path(reader). Same contract and results as
+ * shmstate_read. Needs GCC or Clang (__atomic builtins). */
+static inline shmstate_error_t shmstate_read_fast(shmstate_reader *reader, const shmstate_fast_path *fast,
+                                                  const shmstate_snapshot **out) {
+    if (fast != NULL && out != NULL && fast->generation != 0 &&
+        (__atomic_load_n(fast->current, __ATOMIC_ACQUIRE) >> fast->generation_shift) == fast->generation) {
+        *out = fast->snapshot;
+        return SHMSTATE_OK;
+    }
+    return shmstate_read(reader, out);
+}
+
 /* Releases the held snapshot (if any), letting the writer reuse its slot. */
 void shmstate_release(shmstate_reader *reader);
 
@@ -246,7 +285,9 @@ shmstate_error_t shmstate_value_option(const shmstate_value *v, int *is_some, sh
 /* Entry i of a MAP (BTreeMap in key order, HashMap in bucket order). */
 shmstate_error_t shmstate_value_entry(const shmstate_value *v, uint64_t i, shmstate_value *key,
                                       shmstate_value *value);
-/* The value under a key of a MAP (a linear scan of its entries). */
+/* The value under a key of a MAP: string keys by their bytes, integer keys
+ * of any width by value. The first lookup in a map per snapshot indexes its
+ * keys (one pass over the map); later ones are a hash lookup. */
 shmstate_error_t shmstate_value_lookup_str(const shmstate_value *v, const char *key, size_t key_len,
                                            shmstate_value *out);
 shmstate_error_t shmstate_value_lookup_u64(const shmstate_value *v, uint64_t key, shmstate_value *out);
@@ -260,8 +301,9 @@ shmstate_error_t shmstate_value_f64(const shmstate_value *v, double *out);
 shmstate_error_t shmstate_value_bool(const shmstate_value *v, int *out);
 /* A char as its Unicode scalar value. */
 shmstate_error_t shmstate_value_char(const shmstate_value *v, uint32_t *out);
-/* A string's UTF-8 bytes, NOT NUL-terminated (copied once per snapshot into
- * memory the snapshot owns). */
+/* A string's UTF-8 bytes in place, zero-copy, NOT NUL-terminated: *data
+ * points into the shared mapping (read-only; checked UTF-8), *len bytes,
+ * valid until the snapshot is released, as for shmstate_value_numbers. */
 shmstate_error_t shmstate_value_str(const shmstate_value *v, const char **data, size_t *len);
 
 /* A SEQ of numbers in place, zero-copy: *data points into the shared mapping

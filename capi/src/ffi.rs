@@ -32,7 +32,7 @@ use shmstate_core::Generation;
 
 use crate::error::{self, guard, guard_value, Code, Error, Result};
 use crate::path::{self, Step};
-use crate::reader::{Options, Reader};
+use crate::reader::{FastPath, Options, Reader};
 use crate::value::{kind, At, Key};
 use crate::writer::Writer;
 
@@ -324,8 +324,14 @@ pub unsafe extern "C" fn shmstate_reader_open(
             writer_grace: duration(o.writer_grace_ns),
             wait_for_writer: (o.flags & OPEN_WAIT_FOR_WRITER != 0).then(|| duration(o.wait_for_writer_ns)),
         };
-        let reader = Box::new(Reader::open(name, options)?);
-        put(out, Box::into_raw(reader).cast(), "the output reader")
+        let reader = Box::into_raw(Box::new(Reader::open(name, options)?));
+        // SAFETY: `reader` was just made by `Box::into_raw`: valid, and not
+        // shared with C yet.
+        #[allow(unsafe_code)]
+        unsafe {
+            (*reader).set_snapshot_handle(reader.cast_const().cast())
+        };
+        put(out, reader.cast(), "the output reader")
     })
 }
 
@@ -401,6 +407,25 @@ fn read_slow(reader: *mut shmstate_reader, out: *mut *const shmstate_snapshot) -
     let snap = if read.is_ok() { reader.cast_const().cast() } else { std::ptr::null() };
     put(out, snap, "the output snapshot")?;
     read
+}
+
+/// `shmstate_reader_fast_path` (shmstate.h).
+///
+/// # Safety
+/// R (see the module docs).
+#[no_mangle]
+pub unsafe extern "C" fn shmstate_reader_fast_path(reader: *const shmstate_reader) -> *const FastPath {
+    if reader.is_null() {
+        return std::ptr::null();
+    }
+    // SAFETY: not NULL (checked) and, by R, a live boxed `Reader`. The
+    // address is taken from the handle without making a reference, so it
+    // stays usable across later calls (each of which borrows the reader
+    // afresh); the reader's box keeps it at this address until closed.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::ptr::addr_of!((*reader.cast::<Reader>()).fast)
+    }
 }
 
 /// `shmstate_release` (shmstate.h).

@@ -32,6 +32,27 @@ pub struct Options {
     pub wait_for_writer: Option<Duration>,
 }
 
+/// `shmstate_fast_path` (shmstate.h): what the header's inline
+/// `shmstate_read_fast` checks, kept by the library in step with the reader,
+/// and what [`Reader::holds_latest`] checks too (one definition of "the held
+/// snapshot is the latest").
+#[repr(C)]
+#[derive(Debug)]
+pub struct FastPath {
+    /// The object's publish word (`generation << generation_shift | slot`)
+    /// in the current mapping. Dereferenced only while `generation != 0`:
+    /// the mapping it points into changes only on a slow path, which sets
+    /// this again before `generation` becomes non-zero.
+    pub current: *const u64,
+    /// The held snapshot's generation, or 0: nothing held, or the next read
+    /// must take the slow path (a replacement to look at).
+    pub generation: u64,
+    /// What `shmstate_read` stores on its fast path (the snapshot handle).
+    pub snapshot: *const std::ffi::c_void,
+    /// [`RawReader::GENERATION_SHIFT`].
+    pub generation_shift: u32,
+}
+
 /// The pinned snapshot.
 #[derive(Debug, Clone, Copy)]
 struct Held {
@@ -64,15 +85,22 @@ pub struct Reader {
     /// until it has published.
     successor: Option<(RawReader, SchemaDoc)>,
     /// Per held snapshot (immutable while held), cleared with it: each
-    /// node's expansion (strings handed to C live in them) and each path's
-    /// node. A second look at the same value is a hash lookup instead of a
-    /// decoding step.
+    /// node's expansion and each path's node. A second look at the same
+    /// value is a hash lookup instead of a decoding step.
     shapes: RefCell<FastMap<Node, Rc<Shape>>>,
     paths: RefCell<FastMap<Box<[u8]>, Node>>,
+    /// Each string read: where its bytes lie in the snapshot (`None`: the
+    /// node is no string).
+    texts: RefCell<FastMap<Node, Option<(*const u8, usize)>>>,
+    /// Each map looked up in: its keys' index (`At::lookup`).
+    maps: RefCell<FastMap<Node, Rc<MapIndex>>>,
     /// The schema as text, made on first request.
     schema_text: Option<String>,
     /// `shmstate_reader_fd`'s helper, started on first request.
     notifier: Option<crate::notify::Notifier>,
+    /// The fast path's state, handed to C by `shmstate_reader_fast_path`
+    /// (a pointer taken from the handle, not from a reference).
+    pub(crate) fast: FastPath,
 }
 
 fn open_raw(name: &str, options: &Options) -> Result<(RawReader, SchemaDoc)> {
@@ -88,7 +116,14 @@ fn open_raw(name: &str, options: &Options) -> Result<(RawReader, SchemaDoc)> {
 impl Reader {
     pub fn open(name: &str, options: Options) -> Result<Self> {
         let (raw, schema) = open_raw(name, &options)?;
+        let fast = FastPath {
+            current: raw.current_ptr().cast(),
+            generation: 0,
+            snapshot: std::ptr::null(),
+            generation_shift: RawReader::GENERATION_SHIFT,
+        };
         Ok(Reader {
+            fast,
             name: name.to_string(),
             raw,
             schema,
@@ -101,6 +136,8 @@ impl Reader {
             successor: None,
             shapes: RefCell::default(),
             paths: RefCell::default(),
+            maps: RefCell::default(),
+            texts: RefCell::default(),
             schema_text: None,
             notifier: None,
         })
@@ -166,10 +203,26 @@ impl Reader {
     }
 
     /// Whether the snapshot held is the latest (and no replacement is to be
-    /// looked at): one load.
+    /// looked at): one load, the check `shmstate_read_fast` makes inline.
     #[inline]
     pub fn holds_latest(&self) -> bool {
-        self.held.as_ref().is_some_and(|h| self.raw.generation() == h.generation) && !self.check_now
+        self.fast.generation != 0 && self.raw.generation().get() == self.fast.generation
+    }
+
+    /// Sets what `shmstate_read` stores on its fast path (the handle's own
+    /// address, known once the reader is boxed).
+    pub fn set_snapshot_handle(&mut self, handle: *const std::ffi::c_void) {
+        self.fast.snapshot = handle;
+    }
+
+    /// Brings `fast` in step with `raw`, `held` and `check_now`: called
+    /// after each of them changes.
+    fn sync_fast(&mut self) {
+        self.fast.current = self.raw.current_ptr().cast();
+        self.fast.generation = match self.held {
+            Some(h) if !self.check_now => h.generation.get(),
+            _ => 0,
+        };
     }
 
     /// Pins the latest snapshot (validated once per generation), keeping the
@@ -198,6 +251,7 @@ impl Reader {
         }
         self.validated = Some((incarnation, generation));
         self.held = Some(Held { generation, ptr, len });
+        self.sync_fast();
         Ok(())
     }
 
@@ -207,8 +261,11 @@ impl Reader {
             self.raw.release();
             self.shapes.get_mut().clear();
             self.paths.get_mut().clear();
+            self.maps.get_mut().clear();
+            self.texts.get_mut().clear();
         }
         self.epoch = self.epoch.wrapping_add(1);
+        self.sync_fast();
     }
 
     /// On a slow path: has the name come to refer to another object (or the
@@ -257,6 +314,7 @@ impl Reader {
             self.schema_text = None;
             self.validated = None;
             self.name_checked = Instant::now();
+            self.sync_fast();
         }
     }
 
@@ -265,6 +323,12 @@ impl Reader {
     /// following, ends the wait with the new object's generation once it has
     /// published (the next `read` switches to it).
     pub fn wait_newer(&mut self, than: Generation, timeout: Duration) -> Result<Generation> {
+        let waited = self.wait_newer_inner(than, timeout);
+        self.sync_fast();
+        waited
+    }
+
+    fn wait_newer_inner(&mut self, than: Generation, timeout: Duration) -> Result<Generation> {
         let deadline = Instant::now() + timeout;
         if let Some((raw, _)) = &self.successor {
             if raw.generation() > Generation::NONE {
@@ -342,8 +406,49 @@ impl Reader {
         self.paths.borrow().get(path).copied()
     }
 
+    /// The string at `node`, in place (`Cursor::text`): its first byte in
+    /// the held snapshot and its length, found once per held snapshot.
+    pub fn text(&self, node: Node) -> Result<Option<(*const u8, usize)>> {
+        if let Some(known) = self.texts.borrow().get(&node) {
+            return Ok(*known);
+        }
+        let text = self.cursor()?.text(node).map_err(|e| self.decode_error(e))?;
+        let found = text.map(|t| (t.as_ptr(), t.len()));
+        self.texts.borrow_mut().insert(node, found);
+        Ok(found)
+    }
+
+    /// The index of the map at `node`, built by `build` on the first lookup
+    /// in it per held snapshot.
+    pub fn map_index(&self, node: Node, build: impl FnOnce() -> Result<MapIndex>) -> Result<Rc<MapIndex>> {
+        if let Some(index) = self.maps.borrow().get(&node) {
+            return Ok(Rc::clone(index));
+        }
+        let index = Rc::new(build()?);
+        self.maps.borrow_mut().insert(node, Rc::clone(&index));
+        Ok(index)
+    }
+
     pub fn remember_path(&self, path: &[u8], node: Node) {
         self.paths.borrow_mut().insert(path.into(), node);
+    }
+}
+
+/// A map's string and integer keys (all integer widths compare by value),
+/// each with its value's node: the keys C can ask for (others are left out).
+#[derive(Default)]
+pub struct MapIndex {
+    pub strs: FastMap<Box<str>, Node>,
+    pub ints: FastMap<i128, Node>,
+}
+
+impl MapIndex {
+    /// Room for `n` keys (all of one kind, usually) without rehashing.
+    pub fn with_capacity(n: usize) -> Self {
+        MapIndex {
+            strs: FastMap::with_capacity_and_hasher(n, Default::default()),
+            ints: FastMap::with_capacity_and_hasher(n, Default::default()),
+        }
     }
 }
 
@@ -351,7 +456,7 @@ impl Reader {
 /// the caller's own paths: a fast multiplicative hash will do (the default
 /// SipHash costs more than the lookup it serves). Colliding keys could only
 /// slow lookups down, never change what they find.
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 #[derive(Default)]
 pub struct FastHasher(u64);

@@ -9,7 +9,7 @@ use shmstate_core::dynamic::{Node, NodeFields, Shape, Value};
 use shmstate_core::schema::{Kind, Primitive, TypeDesc};
 
 use crate::error::{self, Error, Result};
-use crate::reader::Reader;
+use crate::reader::{MapIndex, Reader};
 
 /// `shmstate_kind_t`. Part of the ABI: only appended to.
 pub mod kind {
@@ -126,6 +126,11 @@ impl<'r> At<'r> {
     /// A named field of a struct or of an enum's variant (`"0"`, `"1"`… for
     /// positional ones).
     pub fn field(&self, name: &str) -> Result<At<'r>> {
+        // Structs and tuples: by the schema, nothing decoded or allocated.
+        let cursor = self.reader.cursor()?;
+        if let Some(node) = cursor.field(self.node, name).map_err(|e| self.reader.decode_error(e))? {
+            return Ok(self.at(node));
+        }
         let ty = self.ty()?;
         match &*self.expand()? {
             Shape::Struct { fields, .. } | Shape::Enum { fields, .. } => {
@@ -249,7 +254,9 @@ impl<'r> At<'r> {
         }
     }
 
-    /// The value under `key` in a map (a linear scan of its entries).
+    /// The value under `key` in a map: a hash lookup in the map's index,
+    /// which the first lookup per held snapshot builds from its entries
+    /// (one pass, as expanding the map already is).
     pub fn lookup(&self, key: &Key) -> Result<At<'r>> {
         let ty = self.ty()?;
         let shape = self.expand()?;
@@ -258,14 +265,41 @@ impl<'r> At<'r> {
             Shape::Map(entries) => entries,
             _ => return Err(wrong(self.reader, ty, "a map")),
         };
-        for (k, v) in entries {
-            if let Shape::Leaf(leaf) = &*self.at(*k).expand()? {
-                if key.matches(leaf) {
-                    return Ok(self.at(*v));
-                }
+        let index = self.reader.map_index(self.node, || {
+            let mut index = MapIndex::with_capacity(entries.len());
+            for (k, v) in entries {
+                match self.at(*k).index_key()? {
+                    Some(IndexKey::Str(s)) => index.strs.insert(s.into(), *v),
+                    Some(IndexKey::Int(i)) => index.ints.insert(i, *v),
+                    None => None,
+                };
             }
+            Ok(index)
+        })?;
+        let found = match key {
+            Key::Str(s) => index.strs.get(*s),
+            Key::U64(x) => index.ints.get(&i128::from(*x)),
+            Key::I64(x) => index.ints.get(&i128::from(*x)),
+        };
+        match found {
+            Some(v) => Ok(self.at(*v)),
+            None => Err(self.no_such(format!("{} has no key {key}", ty.name))),
         }
-        Err(self.no_such(format!("{} has no key {key}", ty.name)))
+    }
+
+    /// This value as a map key C can ask for, if it is a string or an integer.
+    fn index_key(&self) -> Result<Option<IndexKey<'r>>> {
+        if let Some(s) = self.reader.cursor()?.text(self.node).map_err(|e| self.reader.decode_error(e))? {
+            return Ok(Some(IndexKey::Str(s)));
+        }
+        Ok(match &*self.expand()? {
+            Shape::Leaf(Value::U64(x)) => Some(IndexKey::Int(i128::from(*x))),
+            Shape::Leaf(Value::I64(x)) => Some(IndexKey::Int(i128::from(*x))),
+            Shape::Leaf(Value::I128(x)) => Some(IndexKey::Int(*x)),
+            // Above `i128::MAX`: no `u64`/`i64` asked for can match it.
+            Shape::Leaf(Value::U128(x)) => i128::try_from(*x).ok().map(IndexKey::Int),
+            _ => None,
+        })
     }
 
     /// Runs `f` on the leaf value (decoded once per snapshot, then cached).
@@ -323,14 +357,11 @@ impl<'r> At<'r> {
         })
     }
 
-    /// A string's UTF-8 bytes. They live in the reader's cache of decoded
-    /// values, which keeps them (at the same address) until the snapshot is
-    /// released.
+    /// A string's UTF-8 bytes in place: a slice of the held snapshot (its
+    /// bounds and UTF-8 checked by the decoder), no copy.
     pub fn str(&self) -> Result<(*const u8, usize)> {
-        self.leaf(|ty, v| match v {
-            Value::String(s) => Ok((s.as_ptr(), s.len())),
-            _ => Err(wrong(self.reader, ty, "a string")),
-        })
+        let ty = self.ty()?;
+        self.reader.text(self.node)?.ok_or_else(|| wrong(self.reader, ty, "a string"))
     }
 
     /// A vector or array of numbers, in place: the first element and the count.
@@ -396,19 +427,10 @@ pub enum Key<'a> {
     I64(i64),
 }
 
-impl Key<'_> {
-    fn matches(&self, v: &Value) -> bool {
-        match (self, v) {
-            (Key::Str(s), Value::String(k)) => k == s,
-            (Key::U64(x), Value::U64(k)) => k == x,
-            (Key::U64(x), Value::I64(k)) => i128::from(*k) == i128::from(*x),
-            (Key::I64(x), Value::I64(k)) => k == x,
-            (Key::I64(x), Value::U64(k)) => i128::from(*k) == i128::from(*x),
-            (Key::U64(x), Value::U128(k)) => *k == u128::from(*x),
-            (Key::I64(x), Value::I128(k)) => *k == i128::from(*x),
-            _ => false,
-        }
-    }
+/// A map key found in a snapshot, as C can ask for it.
+enum IndexKey<'r> {
+    Str(&'r str),
+    Int(i128),
 }
 
 impl std::fmt::Display for Key<'_> {

@@ -94,7 +94,7 @@ impl Drop for TestName {
 }
 
 fn spawn(program: &std::path::Path, mode: &str, name: &str) -> Child {
-    Command::new(program)
+    build::command(program)
         .args([mode, name])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -442,7 +442,7 @@ fn the_readme_c_example_compiles_and_reads() {
     let exe = build::compile("cc", source.to_str().unwrap(), "-std=c11", "readme_c", false);
     let mut w = Writer::<Config>::create(&name.0).unwrap();
     w.publish(&config(1)).unwrap();
-    let out = Command::new(exe).output().unwrap();
+    let out = build::command(&exe).output().unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "generation 1: 1024\n");
 }

@@ -174,6 +174,74 @@ impl<'s, 'b> Cursor<'s, 'b> {
         self.decoder().fail(format!("pointers nest deeper than {} levels", self.limits.max_depth))
     }
 
+    /// The field `name` of a struct or tuple node (`"0"`, `"1"`… for
+    /// positional fields), looking through pointers: found in the schema,
+    /// nothing decoded and nothing allocated. `None` if `node` is no struct
+    /// or tuple, or has no such field. The struct's bytes are checked to lie
+    /// in the snapshot; the field's value is checked when it is read.
+    pub fn field(&self, node: Node, name: &str) -> Result<Option<Node>, DecodeError> {
+        let mut node = node;
+        for _ in 0..=self.limits.max_depth {
+            let d = self.decoder();
+            let t = d.ty(node.ty)?;
+            let fields = match &t.kind {
+                Kind::Box(_) => {
+                    node = match self.expand_box(node)? {
+                        Some(n) => n,
+                        None => return Ok(None),
+                    };
+                    continue;
+                }
+                Kind::Struct { fields, .. } | Kind::Tuple(fields) => fields,
+                _ => return Ok(None),
+            };
+            d.slice(node.at, t.size as usize, &t.name)?;
+            if node.at % t.align.max(1) as usize != 0 {
+                return d.fail(format!("{} at byte {} is not aligned to {}", t.name, node.at, t.align));
+            }
+            let Some(f) = fields.iter().find(|f| f.name == name) else { return Ok(None) };
+            return match node.at.checked_add(f.offset as usize) {
+                Some(at) => Ok(Some(Node { ty: f.ty, at })),
+                None => d.fail(format!("field {name} of {} lies beyond the addressable range", t.name)),
+            };
+        }
+        self.decoder().fail(format!("pointers nest deeper than {} levels", self.limits.max_depth))
+    }
+
+    /// What the `Box` at `node` points to (the decoder's check of the pointer).
+    fn expand_box(&self, node: Node) -> Result<Option<Node>, DecodeError> {
+        let mut d = self.decoder();
+        d.lazy = true;
+        match d.value(node.ty, node.at)? {
+            Value::U64(i) => Ok(d.children.get(i as usize).copied()),
+            _ => Ok(None),
+        }
+    }
+
+    /// A string node's UTF-8 in place (a slice of the snapshot, checked as
+    /// [`expand`](Self::expand) checks it), looking through pointers;
+    /// `None` if `node` is no string.
+    pub fn text(&self, node: Node) -> Result<Option<&'b str>, DecodeError> {
+        let mut node = node;
+        for _ in 0..=self.limits.max_depth {
+            let mut d = self.decoder();
+            d.lazy = true;
+            let value = d.value(node.ty, node.at)?;
+            return match (&d.ty(node.ty)?.kind, value) {
+                (Kind::Box(_), Value::U64(i)) => match d.children.get(i as usize) {
+                    Some(n) => {
+                        node = *n;
+                        continue;
+                    }
+                    None => d.fail(format!("the cursor lost child {i}")),
+                },
+                (_, Value::String(_)) => Ok(d.text),
+                _ => Ok(None),
+            };
+        }
+        self.decoder().fail(format!("pointers nest deeper than {} levels", self.limits.max_depth))
+    }
+
     /// Element `i` of a [`Shape::Seq`], if `i < len`.
     pub fn element(&self, seq: &Shape, i: u64) -> Option<Node> {
         match *seq {

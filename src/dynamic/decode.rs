@@ -96,6 +96,7 @@ impl<'s, 'b> Decoder<'s, 'b> {
             lazy: false,
             children: Vec::new(),
             seq: None,
+            text: None,
         }
     }
 
@@ -140,13 +141,15 @@ pub(super) struct Decoder<'s, 'b> {
     pub(super) lazy: bool,
     pub(super) children: Vec<Node>,
     pub(super) seq: Option<(usize, u64)>,
+    /// The last string decoded, in place (`Cursor::text`).
+    pub(super) text: Option<&'b str>,
 }
 
 pub(super) fn round_up(x: usize, align: usize) -> usize {
     x.next_multiple_of(align.max(1))
 }
 
-impl<'s> Decoder<'s, '_> {
+impl<'s, 'b> Decoder<'s, 'b> {
     pub(super) fn fail<T>(&self, what: String) -> Result<T, DecodeError> {
         Err(DecodeError { what, path: super::path::render(&self.path) })
     }
@@ -159,7 +162,7 @@ impl<'s> Decoder<'s, '_> {
     }
 
     /// `len` bytes at `at`, or a precise error naming `what`.
-    pub(super) fn slice(&self, at: usize, len: usize, what: &str) -> Result<&[u8], DecodeError> {
+    pub(super) fn slice(&self, at: usize, len: usize, what: &str) -> Result<&'b [u8], DecodeError> {
         match at.checked_add(len) {
             Some(end) if end <= self.bytes.len() => Ok(&self.bytes[at..end]),
             _ => self.fail(format!(
@@ -274,7 +277,10 @@ impl<'s> Decoder<'s, '_> {
                                 return d.fail(format!("the {} at byte {start} is not valid UTF-8 ({e})", t.name))
                             }
                             // A leaf to a cursor (`refine` keeps a string as it is).
-                            Ok(s) if d.lazy => return Ok(Value::String(s.to_owned())),
+                            Ok(s) if d.lazy => {
+                                d.text = Some(s);
+                                return Ok(Value::String(s.to_owned()));
+                            }
                             Ok(_) => {}
                         }
                     }
@@ -426,13 +432,18 @@ impl<'s> Decoder<'s, '_> {
     /// offset counted from the start of the string, which claims the bytes.
     fn string(&mut self, at: usize) -> Result<String, DecodeError> {
         let repr: [u8; 8] = self.array(at, "String")?;
-        let utf8 = |d: &Self, bytes: &[u8]| match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.to_owned()),
+        let utf8 = |d: &mut Self, bytes: &'b [u8]| match std::str::from_utf8(bytes) {
+            Ok(s) => {
+                d.text = Some(s);
+                Ok(s.to_owned())
+            }
             Err(e) => d.fail(format!("the String at byte {at} is not valid UTF-8 ({e})")),
         };
         if repr[0] & 0xC0 != 0x80 {
+            // Inline: the bytes are the representation's own (`repr` is their copy).
             let len = repr.iter().position(|&b| b == 0xFF).unwrap_or(INLINE_STRING);
-            return utf8(self, &repr[..len]);
+            let bytes = self.slice(at, len, "String")?;
+            return utf8(self, bytes);
         }
         let w = u32::from_le_bytes([repr[0], repr[1], repr[2], repr[3]]);
         let len = (w & 0x3F) | ((w & !0xFF) >> 2);

@@ -348,3 +348,90 @@ fn reader_decodes_the_latest_snapshot_and_keeps_no_pin() {
     assert!(format!("{}", snap.value).starts_with("Small { id: 8,"), "{}", snap.value);
     assert!(r.writer_alive());
 }
+
+#[crate::shared(crate = crate)]
+#[derive(Debug, Clone, PartialEq)]
+struct Texts {
+    short: String,
+    long: String,
+    boxed: Box<str>,
+    // A `Box` the cursor looks through, around a string.
+    #[allow(clippy::box_collection)]
+    wrapped: Box<String>,
+    n: u32,
+}
+
+/// The fields of a struct root, by name.
+fn root_fields(c: &Cursor<'_, '_>) -> Vec<(String, crate::dynamic::Node)> {
+    match c.expand(c.root().unwrap()).unwrap() {
+        Shape::Struct { fields: NodeFields::Named(f), .. } => f,
+        other => panic!("not a struct: {other:?}"),
+    }
+}
+
+#[test]
+fn cursor_text_is_the_string_in_place() {
+    let doc = schema_of::<Texts>();
+    let v = Texts {
+        short: "inline".into(),
+        long: "out of line: more than eight bytes".into(),
+        boxed: "a boxed str".into(),
+        wrapped: Box::new("behind a Box".into()),
+        n: 3,
+    };
+    let b = bytes(&v);
+    let c = Cursor::new(&doc, &b, Limits::default());
+    let inside = b.as_ptr_range();
+    let mut seen = 0;
+    for (name, node) in root_fields(&c) {
+        let want = match name.as_str() {
+            "short" => "inline",
+            "long" => &*v.long,
+            "boxed" => &*v.boxed,
+            "wrapped" => v.wrapped.as_str(),
+            _ => {
+                assert_eq!(c.text(node).unwrap(), None, "{name} is no string");
+                continue;
+            }
+        };
+        let t = c.text(node).unwrap().unwrap_or_else(|| panic!("{name}: no text"));
+        assert_eq!(t, want);
+        assert!(inside.contains(&t.as_ptr()), "{name} is read in place, not copied");
+        seen += 1;
+    }
+    assert_eq!(seen, 4);
+}
+
+#[test]
+fn cursor_text_refuses_bytes_that_are_not_utf8() {
+    let doc = schema_of::<Texts>();
+    let v = Texts { short: "inline".into(), long: "x".repeat(20), boxed: "b".into(), wrapped: Box::default(), n: 0 };
+    let mut b = bytes(&v).to_vec();
+    let at = b.windows(20).position(|w| w == "x".repeat(20).as_bytes()).unwrap();
+    b[at + 3] = 0xFF;
+    let c = Cursor::new(&doc, &b, Limits::default());
+    let long = root_fields(&c).into_iter().find(|(n, _)| n == "long").unwrap().1;
+    let e = c.text(long).unwrap_err();
+    assert!(e.what.contains("not valid UTF-8"), "{e}");
+}
+
+#[test]
+fn cursor_field_finds_struct_and_tuple_fields_by_the_schema() {
+    let doc = schema_of::<Small>();
+    let b = bytes(&small());
+    let c = Cursor::new(&doc, &b, Limits::default());
+    let root = c.root().unwrap();
+    let expanded = root_fields(&c);
+    for (name, node) in &expanded {
+        assert_eq!(c.field(root, name).unwrap(), Some(*node), "{name}: the node expand gives");
+    }
+    let pair = c.field(root, "pair").unwrap().unwrap();
+    let second = c.field(pair, "1").unwrap().unwrap();
+    assert_eq!(c.decode(second).unwrap(), Value::Char('λ'));
+    assert_eq!(c.field(root, "nope").unwrap(), None);
+    let id = c.field(root, "id").unwrap().unwrap();
+    assert_eq!(c.field(id, "x").unwrap(), None, "a number has no fields");
+    // A root that does not fit the snapshot is an error, not a read past it.
+    let moved = crate::dynamic::Node { ty: root.ty, at: b.len() - 1 };
+    assert!(c.field(moved, "id").unwrap_err().what.contains("outside the snapshot"));
+}

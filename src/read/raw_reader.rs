@@ -187,9 +187,18 @@ impl RawReader {
         self.data.header()
     }
 
-    /// Where the publish word lives in the current mapping. Valid until the
-    /// next remap, which only `pin_latest` does.
-    pub(crate) fn current_ptr(&self) -> *const AtomicU64 {
+    /// The publish word's bit position of the generation: a publish word is
+    /// `generation << GENERATION_SHIFT | slot` (docs/PROTOCOL.md).
+    pub const GENERATION_SHIFT: u32 = protocol::MAX_SLOTS.trailing_zeros();
+
+    /// Where the publish word lives in the current mapping, for a binding
+    /// whose fast path is inlined in another language (the C header's
+    /// `shmstate_read_fast`): load it with Acquire, as
+    /// [`generation`](Self::generation) does (pairing with the publish's
+    /// Release store), and shift by [`GENERATION_SHIFT`](Self::GENERATION_SHIFT).
+    /// Valid until the next remap, which only [`read`](Self::read) does
+    /// (`pin_latest`), or until the reader is dropped.
+    pub fn current_ptr(&self) -> *const AtomicU64 {
         &self.header().current
     }
 

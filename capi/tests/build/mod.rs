@@ -45,11 +45,17 @@ pub fn compile(compiler: &str, source: &str, std: &str, out: &str, shared: bool)
     } else {
         vec![lib.into()]
     };
+    // Valgrind cannot run sanitized programs: its builds go without.
+    let (sanitize, out): (&[&str], String) = if under_valgrind() {
+        (&[], format!("{out}-valgrind"))
+    } else {
+        (&["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"], out.into())
+    };
     let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join(out);
     let status = Command::new(compiler)
         .arg(std)
         .args(["-Wall", "-Wextra", "-Werror", "-g", "-O1"])
-        .args(["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"])
+        .args(sanitize)
         .arg("-I")
         .arg(manifest().join("include"))
         .arg(manifest().join(source))
@@ -61,6 +67,30 @@ pub fn compile(compiler: &str, source: &str, std: &str, out: &str, shared: bool)
         .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
     assert!(status.success(), "{compiler} failed on {source}");
     exe
+}
+
+/// `SHMSTATE_CAPI_VALGRIND=1`: the C and C++ programs are built without
+/// sanitizers and run under valgrind's memcheck (scripts/capi-valgrind.sh).
+pub fn under_valgrind() -> bool {
+    std::env::var_os("SHMSTATE_CAPI_VALGRIND").is_some_and(|v| v == "1")
+}
+
+/// A command running `program`, under valgrind if asked: any memcheck error
+/// or definite leak makes it exit with 99.
+pub fn command(program: &Path) -> Command {
+    if !under_valgrind() {
+        return Command::new(program);
+    }
+    let mut c = Command::new("valgrind");
+    c.args([
+        "-q",
+        "--error-exitcode=99",
+        "--leak-check=full",
+        "--errors-for-leak-kinds=definite",
+        "--show-possibly-lost=no",
+    ])
+    .arg(program);
+    c
 }
 
 pub fn c_reader() -> PathBuf {

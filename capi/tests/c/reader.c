@@ -72,6 +72,11 @@ static void check_config(const shmstate_snapshot *snap, uint64_t stamp) {
     size_t size = 0;
     OK(shmstate_snapshot_bytes(snap, &bytes, &size));
     CHECK((const uint8_t *)weights >= bytes && (const uint8_t *)(weights + len) <= bytes + size);
+    /* Strings too, short (stored inline) and long. */
+    OK(shmstate_get_str(snap, "name", &s, &n));
+    CHECK((const uint8_t *)s >= bytes && (const uint8_t *)(s + n) <= bytes + size);
+    OK(shmstate_get_str(snap, "by_id[1]", &s, &n));
+    CHECK(str_is(s, n, "one") && (const uint8_t *)s >= bytes && (const uint8_t *)(s + n) <= bytes + size);
     CHECK(shmstate_value_u64s(&v, (const uint64_t **)&weights, &len) == SHMSTATE_ERR_WRONG_TYPE);
     const uint32_t *ids = NULL;
     OK(shmstate_get(snap, "ids", &v));
@@ -96,10 +101,23 @@ static void check_config(const shmstate_snapshot *snap, uint64_t stamp) {
     OK(shmstate_value_lookup_u64(&v, 42, &x));
     OK(shmstate_value_str(&x, &s, &n));
     CHECK(str_is(s, n, "answer"));
+    /* Keys of any integer width compare by value; a second lookup uses the
+     * map's index (built by the first). */
+    OK(shmstate_value_lookup_i64(&v, 1, &x));
+    OK(shmstate_value_str(&x, &s, &n));
+    CHECK(str_is(s, n, "one"));
+    CHECK(shmstate_value_lookup_i64(&v, -1, &x) == SHMSTATE_ERR_NO_SUCH_FIELD);
+    CHECK(shmstate_value_lookup_str(&v, "42", 2, &x) == SHMSTATE_ERR_NO_SUCH_FIELD);
     OK(shmstate_get(snap, "by_name", &v));
     OK(shmstate_value_lookup_str(&v, "us-2", 4, &x));
     OK(shmstate_value_u64(&x, &u));
     CHECK(u == 22);
+    OK(shmstate_value_lookup_str(&v, "eu-1", 4, &x));
+    OK(shmstate_value_u64(&x, &u));
+    CHECK(u == 11);
+    CHECK(shmstate_value_lookup_str(&v, "eu-1x", 4, &x) == SHMSTATE_OK); /* key_len bytes only */
+    CHECK(shmstate_value_lookup_str(&v, "eu", 2, &x) == SHMSTATE_ERR_NO_SUCH_FIELD);
+    CHECK(shmstate_value_lookup_u64(&v, 11, &x) == SHMSTATE_ERR_NO_SUCH_FIELD);
 
     /* Enums, options, tuples, chars, bools. */
     OK(shmstate_get(snap, "mode", &v));
@@ -173,6 +191,11 @@ static int mode_fields(const char *name) {
     uint64_t n = 0;
     OK(shmstate_get(snap, "weights", &weights));
     OK(shmstate_value_f64s(&weights, &w, &n));
+    shmstate_value name_v;
+    const char *name_s = NULL;
+    size_t name_n = 0;
+    OK(shmstate_get(snap, "name", &name_v));
+    OK(shmstate_value_str(&name_v, &name_s, &name_n));
     printf("held %" PRIu64 "\n", held);
     fflush(stdout);
     wait_for_go();
@@ -182,6 +205,7 @@ static int mode_fields(const char *name) {
     CHECK(shmstate_snapshot_generation(snap) == held);
     check_config(snap, held);
     CHECK(n == 4 && w[0] == 0.5 && w[3] == 4.0);
+    CHECK(str_is(name_s, name_n, "edge-router"));
 
     const shmstate_snapshot *newer = NULL;
     OK(shmstate_read(r, &newer));
@@ -190,6 +214,7 @@ static int mode_fields(const char *name) {
     check_config(newer, latest);
     /* A value of the released snapshot is refused, not misread. */
     CHECK(shmstate_value_f64s(&weights, &w, &n) == SHMSTATE_ERR_STALE_VALUE);
+    CHECK(shmstate_value_str(&name_v, &name_s, &name_n) == SHMSTATE_ERR_STALE_VALUE);
     /* The same generation again: the same snapshot, values still good. */
     shmstate_value stamp;
     OK(shmstate_get(newer, "stamp", &stamp));
@@ -265,13 +290,14 @@ static int mode_replace(const char *name) {
 
     int code = shmstate_wait_newer(plain, g, 20000000000ull, NULL);
     printf("plain wait %s\n", shmstate_error_name(code));
-    code = shmstate_read(plain, &a);
+    /* The inline fast path must see the replacement the wait found too. */
+    code = shmstate_read_fast(plain, shmstate_reader_fast_path(plain), &a);
     printf("plain read %s\n", shmstate_error_name(code));
 
     uint64_t next = 0;
     code = shmstate_wait_newer(follow, g, 20000000000ull, &next);
     printf("follow wait %s\n", shmstate_error_name(code));
-    OK(shmstate_read(follow, &b));
+    OK(shmstate_read_fast(follow, shmstate_reader_fast_path(follow), &b));
     if (b) {
         uint64_t extra = 0;
         OK(shmstate_get_u64(b, "extra", &extra));
@@ -293,11 +319,14 @@ static int mode_live(const char *name) {
     OK(shmstate_reader_open(name, NULL, &r));
     if (!r) return 1;
     uint64_t last = 0, reads = 0;
+    /* Every read through the inline fast path: it must notice each publish. */
+    const shmstate_fast_path *fast = shmstate_reader_fast_path(r);
+    CHECK(fast != NULL && shmstate_reader_fast_path(NULL) == NULL);
     printf("ready\n");
     fflush(stdout);
     while (last < 500) {
         const shmstate_snapshot *snap = NULL;
-        int code = shmstate_read(r, &snap);
+        int code = shmstate_read_fast(r, fast, &snap);
         if (code == SHMSTATE_ERR_EMPTY) {
             OK(shmstate_wait_newer(r, 0, 20000000000ull, NULL));
             continue;
@@ -322,6 +351,16 @@ static int mode_live(const char *name) {
         }
         if (failures) break;
     }
+    /* Released, the fast path pins again instead of handing out the old snapshot. */
+    const shmstate_snapshot *snap = NULL;
+    OK(shmstate_read_fast(r, fast, &snap));
+    shmstate_value root;
+    int kind = 0;
+    OK(shmstate_root(snap, &root));
+    shmstate_release(r);
+    CHECK(shmstate_value_kind(&root, &kind) == SHMSTATE_ERR_STALE_VALUE);
+    OK(shmstate_read_fast(r, fast, &snap));
+    CHECK(snap != NULL && shmstate_snapshot_generation(snap) == last);
     printf("last %" PRIu64 " reads %" PRIu64 "\n", last, reads);
     shmstate_reader_close(r);
     return failures != 0;
