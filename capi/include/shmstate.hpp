@@ -147,13 +147,19 @@ class reader {
 public:
     explicit reader(const char *name, const shmstate_open_options *options = nullptr) {
         detail::check(shmstate_reader_open(name, options, &raw_));
+        fast_ = shmstate_reader_fast_path(raw_);
     }
-    reader(reader &&other) noexcept : raw_(other.raw_) { other.raw_ = nullptr; }
+    reader(reader &&other) noexcept : raw_(other.raw_), fast_(other.fast_) {
+        other.raw_ = nullptr;
+        other.fast_ = nullptr;
+    }
     reader &operator=(reader &&other) noexcept {
         if (this != &other) {
             shmstate_reader_close(raw_);
             raw_ = other.raw_;
+            fast_ = other.fast_;
             other.raw_ = nullptr;
+            other.fast_ = nullptr;
         }
         return *this;
     }
@@ -161,9 +167,10 @@ public:
     reader &operator=(const reader &) = delete;
     ~reader() { shmstate_reader_close(raw_); }
 
+    // Unchanged: one load inlined here (shmstate_read_fast).
     snapshot read() {
         const shmstate_snapshot *s = nullptr;
-        detail::check(shmstate_read(raw_, &s));
+        detail::check(shmstate_read_fast(raw_, fast_, &s));
         return snapshot(s);
     }
     void release() noexcept { shmstate_release(raw_); }
@@ -178,6 +185,7 @@ public:
 
 private:
     shmstate_reader *raw_ = nullptr;
+    const shmstate_fast_path *fast_ = nullptr; // owned by raw_
 };
 
 // A writer: opened by the constructor (schema_json NULL: take the existing

@@ -419,6 +419,7 @@ fn cpp_reads_through_the_raii_header() {
     let (out, _) = finish(child);
     assert!(out.contains("bad json SHMSTATE_ERR_INVALID_DATA"), "{out}");
     assert!(out.contains("published 2"), "{out}");
+    assert!(out.contains("reread 2"), "{out}");
     let mut r = shmstate_core::Reader::<Config>::open(&name.0).unwrap();
     assert_eq!(r.read().unwrap().to_value().unwrap(), config(9));
     assert!(out.contains("max_conns 1024"), "{out}");

@@ -27,6 +27,8 @@ int main(int argc, char **argv) {
         }
         shmstate::reader moved = std::move(r);
         if (moved.generation() != snap.generation()) return 1;
+        // Unchanged: the inlined fast path hands back the held snapshot.
+        if (moved.read().generation() != snap.generation()) return 1;
         // The Rust writer is gone: take the object over and publish from C++.
         shmstate::writer w(argv[2]);
         try {
@@ -38,6 +40,8 @@ int main(int argc, char **argv) {
         std::string json;
         for (int c; (c = std::getchar()) != EOF && c != '\n';) json.push_back(static_cast<char>(c));
         std::printf("published %llu\n", static_cast<unsigned long long>(w.publish_json(json)));
+        // Changed: the fast path must see the new publish word and take the slow path.
+        std::printf("reread %llu\n", static_cast<unsigned long long>(moved.read().generation()));
     } catch (const shmstate::error &e) {
         std::fprintf(stderr, "%s\n", e.what());
         return 1;
