@@ -158,8 +158,18 @@ fn main() {
     let a = parse_args();
     if a.scenario.starts_with("publish_") {
         return match a.size {
-            100 => run_lane(&a, |g| SmallNext { v1: types::small(g), zone: "eu-west-1a".into() }, |n| n.v1.clone(), |n| &n.v1),
-            10000 => run_lane(&a, |g| ConfigNext { v1: types::config(g), zone: "eu-west-1a".into() }, |n| n.v1.clone(), |n| &n.v1),
+            100 => run_lane(
+                &a,
+                |g| SmallNext { v1: types::small(g), zone: "eu-west-1a".into() },
+                |n| n.v1.clone(),
+                |n| &n.v1,
+            ),
+            10000 => run_lane(
+                &a,
+                |g| ConfigNext { v1: types::config(g), zone: "eu-west-1a".into() },
+                |n| n.v1.clone(),
+                |n| &n.v1,
+            ),
             _ => usage("publish_plain / publish_lane: --size is 100 or 10000"),
         };
     }
