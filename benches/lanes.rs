@@ -39,7 +39,13 @@ fn quick() -> bool {
 
 /// Publish of V2 alone, of V2 with a lane of V1 (`to_v1` converts), and the
 /// conversion alone; then the unchanged read on the plain name and on a lane.
-fn bench_size<V1: Shared, V2: Shared>(c: &mut Criterion, label: &str, v2: V2, to_v1: fn(&V2) -> V1) {
+fn bench_size<V1: Shared, V2: Shared>(
+    c: &mut Criterion,
+    label: &str,
+    v2: V2,
+    to_v1: fn(&V2) -> V1,
+    project: fn(&V2) -> &V1,
+) {
     let mut g = c.benchmark_group("lanes");
     let one = BenchName::new(&format!("lanes1-{label}"));
     let mut w1 = Writer::<V2>::create(one.as_str()).expect("create");
@@ -50,6 +56,11 @@ fn bench_size<V1: Shared, V2: Shared>(c: &mut Criterion, label: &str, v2: V2, to
     let mut w2 = Writer::<V2>::options().lane(to_v1).create(two.as_str()).expect("create");
     g.bench_function(BenchmarkId::new("publish_2_layouts", label), |b| {
         b.iter(|| black_box(w2.publish(&v2).expect("publish")))
+    });
+    let by_ref = BenchName::new(&format!("lanes3-{label}"));
+    let mut w3 = Writer::<V2>::options().lane_ref(project).create(by_ref.as_str()).expect("create");
+    g.bench_function(BenchmarkId::new("publish_2_layouts_lane_ref", label), |b| {
+        b.iter(|| black_box(w3.publish(&v2).expect("publish")))
     });
     g.bench_function(BenchmarkId::new("conversion_alone", label), |b| b.iter(|| black_box(to_v1(black_box(&v2)))));
 
@@ -120,10 +131,10 @@ fn main() {
         .measurement_time(Duration::from_secs(if quick() { 1 } else { 3 }))
         .sample_size(if quick() { 10 } else { 20 })
         .configure_from_args();
-    bench_size(&mut c, "100B", small_v2(1), |v: &SmallV2| v.v1.clone());
+    bench_size(&mut c, "100B", small_v2(1), |v: &SmallV2| v.v1.clone(), |v: &SmallV2| &v.v1);
     if !quick() {
         let v2 = ConfigV2 { v1: types::config(1), zone: "eu-west-1a".into() };
-        bench_size(&mut c, "10KB", v2, |v: &ConfigV2| v.v1.clone());
+        bench_size(&mut c, "10KB", v2, |v: &ConfigV2| v.v1.clone(), |v: &ConfigV2| &v.v1);
     }
     c.final_summary();
     takeover_times(if quick() { 5 } else { 21 });

@@ -21,7 +21,8 @@
 //! - `publish_plain` / `publish_lane`: publish of a next version of the
 //!   snapshot (it wraps it and adds a field), alone or with a lane of the
 //!   previous version (`WriterOptions::lane`, docs/DEPLOYING.md "Lanes"),
-//!   no reader.
+//!   no reader; `publish_lane_ref`: the lane by `WriterOptions::lane_ref`
+//!   (serialized from a borrow, no conversion).
 
 #[path = "common/types.rs"]
 mod types;
@@ -64,7 +65,7 @@ fn parse_args() -> Args {
 
 fn usage(why: &str) -> ! {
     eprintln!("read_instructions: {why}");
-    eprintln!("usage: read_instructions new|forced|unchanged|heap|publish|publish_plain|publish_lane --size 100|10000|1000000 --iterations K [--pins table|locks]");
+    eprintln!("usage: read_instructions new|forced|unchanged|heap|publish|publish_plain|publish_lane|publish_lane_ref --size 100|10000|1000000 --iterations K [--pins table|locks]");
     std::process::exit(2)
 }
 
@@ -108,10 +109,15 @@ fn measured_publish_next<N: Shared>(w: &mut Writer<N>, value: &N) {
 }
 
 /// `publish_plain` / `publish_lane`: `next` makes the next version, `v1` takes the old one out of it.
-fn run_lane<N: Shared, V1: Shared>(a: &Args, next: impl Fn(u64) -> N, v1: fn(&N) -> V1) {
+fn run_lane<N: Shared, V1: Shared>(a: &Args, next: impl Fn(u64) -> N, v1: fn(&N) -> V1, v1_ref: fn(&N) -> &V1) {
     let name = BenchName::new(&format!("ri-{}-{}", a.scenario, a.size));
     let opts = Writer::<N>::options();
-    let mut w = if a.scenario == "publish_lane" { opts.lane(v1) } else { opts }.create(name.as_str()).expect("create");
+    let opts = match a.scenario.as_str() {
+        "publish_lane" => opts.lane(v1),
+        "publish_lane_ref" => opts.lane_ref(v1_ref),
+        _ => opts,
+    };
+    let mut w = opts.create(name.as_str()).expect("create");
     let values = [next(1), next(2)];
     for i in 0..a.iterations as usize {
         measured_publish_next(&mut w, &values[i & 1]);
@@ -152,8 +158,18 @@ fn main() {
     let a = parse_args();
     if a.scenario.starts_with("publish_") {
         return match a.size {
-            100 => run_lane(&a, |g| SmallNext { v1: types::small(g), zone: "eu-west-1a".into() }, |n| n.v1.clone()),
-            10000 => run_lane(&a, |g| ConfigNext { v1: types::config(g), zone: "eu-west-1a".into() }, |n| n.v1.clone()),
+            100 => run_lane(
+                &a,
+                |g| SmallNext { v1: types::small(g), zone: "eu-west-1a".into() },
+                |n| n.v1.clone(),
+                |n| &n.v1,
+            ),
+            10000 => run_lane(
+                &a,
+                |g| ConfigNext { v1: types::config(g), zone: "eu-west-1a".into() },
+                |n| n.v1.clone(),
+                |n| &n.v1,
+            ),
             _ => usage("publish_plain / publish_lane: --size is 100 or 10000"),
         };
     }

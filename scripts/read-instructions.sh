@@ -57,6 +57,15 @@ for size in $SIZES; do
     printf '| publish | locks | %s | %s |\n' "$size" "$(per_call measured_publish publish "$size" locks)"
 done
 
+# Lanes (BENCHMARKS.md "Lanes"): one layout, a lane converted by a clone,
+# a lane serialized from a borrow (`lane_ref`).
+for size in $SIZES; do
+    case $size in 100 | 10000) ;; *) continue ;; esac
+    for scenario in publish_plain publish_lane publish_lane_ref; do
+        printf '| %s | table | %s | %s |\n' "$scenario" "$size" "$(per_call measured_publish_next $scenario "$size" table)"
+    done
+done
+
 if [ -n "${ANNOTATE:-}" ]; then
     instructions "$tmp/n.out" measured_read "$ANNOTATE" --size 100 --pins table --iterations "$K2" >/dev/null
     callgrind_annotate --inclusive=yes --threshold=99 "$tmp/n.out" | head -60

@@ -1003,3 +1003,36 @@ fn a_left_over_lane_of_the_writers_layout_sends_its_readers_to_the_plain_name() 
     w3.publish(&value(g + 1, 3)).unwrap();
     assert_eq!(check_v2(&r.read().unwrap()).unwrap(), (g + 1, 3));
 }
+
+mod v4 {
+    /// A version that wraps the old one whole: its lane borrows it.
+    #[shmstate::shared]
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Conf {
+        pub v1: super::v1::Conf,
+        pub zone: String,
+    }
+}
+
+#[test]
+fn a_lane_by_reference_publishes_the_wrapped_old_value_with_the_same_generation_and_time() {
+    let name = TestName::new("lane-ref");
+    let mut w = Writer::<v4::Conf>::options().lane_ref(|v: &v4::Conf| &v.v1).create(name.as_str()).unwrap();
+    assert_eq!(w.fingerprints(), [fp::<v4::Conf>(), fp::<v1::Conf>()]);
+    let mut r1 = Reader::<v1::Conf>::open(name.as_str()).unwrap();
+    let mut r4 = Reader::<v4::Conf>::open(name.as_str()).unwrap();
+    assert_eq!(r1.object_name(), lane(name.as_str(), fp::<v1::Conf>()), "V1 is read from its lane");
+    for g in 1..10 {
+        let published = w.publish(&v4::Conf { v1: v1_value(g, 4), zone: format!("z{g}") }).unwrap();
+        let (a, b) = (r1.read().unwrap(), r4.read().unwrap());
+        assert_eq!([a.generation(), b.generation()], [published; 2]);
+        assert_eq!(check_v1(&a).unwrap(), (g, 4));
+        assert_eq!(b.zone.as_str(), format!("z{g}"));
+        assert_eq!(check_v1(&b.v1).unwrap(), (g, 4));
+        // One publish, one publish time, in both layouts.
+        let plain = shmstate::inspect(name.as_str()).unwrap();
+        let lane = shmstate::inspect(r1.object_name()).unwrap();
+        assert_ne!(plain.last_publish_ns, 0);
+        assert_eq!(lane.last_publish_ns, plain.last_publish_ns);
+    }
+}

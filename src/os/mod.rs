@@ -18,11 +18,17 @@ pub(crate) use lock::{probe_lock, try_read_lock, try_write_lock, unlock, write_l
 pub(crate) use shm::{Mapping, ShmObject, UnderName};
 pub(crate) use watch::ShmDirWatch;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// Wall-clock time in nanoseconds since the Unix epoch (for publish times).
+/// Wall-clock time in nanoseconds since the Unix epoch (for publish times);
+/// 0 before the epoch. The vDSO clock straight, without `SystemTime`'s
+/// `Duration` arithmetic (a publish reads it once per object).
 pub(crate) fn now_unix_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    if ts.tv_sec < 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
 }
 
 /// A monotonic clock with a resolution of a few milliseconds (vDSO, about

@@ -97,10 +97,16 @@ impl Slots {
                 if !scanned {
                     continue;
                 }
+                // The first slot of `order_slots`' order that may be taken,
+                // found in one pass; the sort only when a probe refused it.
+                let Some(best) = self.best_slot(t) else { continue };
+                if self.try_take(t, best, false) {
+                    return Ok(best);
+                }
                 self.order_slots(t);
                 for i in 0..self.order.len() {
                     let k = self.order[i].0;
-                    if self.try_take(t, k, false) {
+                    if k != best && self.try_take(t, k, false) {
                         return Ok(k);
                     }
                 }
@@ -165,9 +171,27 @@ impl Slots {
         true
     }
 
+    /// The first slot of the order `order_slots` makes that the last scan
+    /// did not find pinned (table pins; with lock pins, the first of the
+    /// order: its probe decides), without building and sorting the order:
+    /// the common case of a publish costs one pass over the slots.
+    fn best_slot<T: Tables>(&self, t: &T) -> Option<u32> {
+        let h = t.header();
+        // Relaxed: only this writer stores `current` and the slot entries.
+        let c = h.current.load(Relaxed);
+        let current = (c != 0).then(|| protocol::slot_of(c));
+        let count = h.slot_count.load(Relaxed);
+        let may_take = |k: u32| match &self.pins {
+            Pins::Table { pinned } => !pinned.get(k as usize).copied().unwrap_or(true),
+            Pins::Locks { .. } => true,
+        };
+        (0..count)
+            .filter(|&k| Some(k) != current && may_take(k))
+            .min_by_key(|&k| slot_rank(k, Self::entry(t, k).capacity.load(Relaxed), self.last_len))
+    }
+
     /// Fills `order` with the slots other than the current one and their
-    /// capacities, best first: those with room for the last snapshot, smallest
-    /// first; then the others, largest first.
+    /// capacities, best first (`slot_rank`).
     fn order_slots<T: Tables>(&mut self, t: &T) {
         let h = t.header();
         // Relaxed: only this writer stores `current`.
@@ -178,15 +202,7 @@ impl Slots {
         let count = h.slot_count.load(Relaxed);
         self.order.extend((0..count).filter(|&k| Some(k) != current).map(|k| (k, capacity(k))));
         let last_len = self.last_len;
-        self.order.sort_unstable_by_key(
-            |&(k, cap)| {
-                if cap >= last_len {
-                    (false, cap, k)
-                } else {
-                    (true, u64::MAX - cap, k)
-                }
-            },
-        );
+        self.order.sort_unstable_by_key(|&(k, cap)| slot_rank(k, cap, last_len));
     }
 
     /// Makes slot `k` ours to fill if no reader uses it. Table pins: the last
@@ -348,6 +364,17 @@ impl Slots {
         if let Pins::Locks { held } = &mut self.pins {
             *held = None;
         }
+    }
+}
+
+/// The order in which the writer tries slots (smallest first): those with
+/// room for the last snapshot (`last_len`), smallest first; then the others,
+/// largest first. The index makes every rank distinct.
+fn slot_rank(k: u32, capacity: u64, last_len: u64) -> (bool, u64, u32) {
+    if capacity >= last_len {
+        (false, capacity, k)
+    } else {
+        (true, u64::MAX - capacity, k)
     }
 }
 

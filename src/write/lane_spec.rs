@@ -32,4 +32,11 @@ impl<T> LaneSpec<T> {
             move |value: &T, arena: &mut Arena, out: SlotWriter| serialize_into(&convert(value), arena, out);
         LaneSpec { schema: crate::schema::schema_of::<U>(), serialize: Arc::new(serialize) }
     }
+
+    /// The lane of the `U` inside each `T`, which `project` borrows
+    /// (serialized in place: no conversion).
+    pub(crate) fn of_ref<U: Shared>(project: impl Fn(&T) -> &U + Send + Sync + 'static) -> Self {
+        let serialize = move |value: &T, arena: &mut Arena, out: SlotWriter| serialize_into(project(value), arena, out);
+        LaneSpec { schema: crate::schema::schema_of::<U>(), serialize: Arc::new(serialize) }
+    }
 }

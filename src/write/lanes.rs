@@ -4,7 +4,6 @@
 //!
 //! [`Writer<T>`]: crate::Writer
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rkyv::ser::allocator::Arena;
@@ -194,15 +193,24 @@ impl<T: Shared> LaneSet<T> {
         self.lanes.iter().map(|l| l.raw.fingerprint()).collect()
     }
 
-    /// Publishes `value` as generation `g` into every lane. All lanes are
+    /// Publishes `value` as generation `g`, published in the own layout at
+    /// `now_ns`, into every lane, with that publish time. All lanes are
     /// tried; the first error is returned.
-    pub(crate) fn publish(&mut self, value: &T, g: Generation, arena: &mut Arena) -> Result<(), PublishError> {
-        self.move_readers(value, g, arena);
+    pub(crate) fn publish(
+        &mut self,
+        value: &T,
+        g: Generation,
+        now_ns: u64,
+        arena: &mut Arena,
+    ) -> Result<(), PublishError> {
+        if !self.moving.is_empty() {
+            self.move_readers(value, g, arena);
+        }
         let mut first_error = Ok(());
         for lane in &mut self.lanes {
             lane.raw.raise_next_generation(g);
-            let serialize = Arc::clone(&lane.spec.serialize);
-            let published = lane.raw.publish_with(|out| serialize(value, arena, out));
+            let serialize = &*lane.spec.serialize;
+            let published = lane.raw.publish_with_time(now_ns, |out| serialize(value, arena, out));
             if let (Err(e), Ok(())) = (published, &first_error) {
                 first_error = Err(e);
             }

@@ -280,4 +280,29 @@ impl<T: Shared> WriterOptions<T> {
         self.lanes.push(LaneSpec::of(convert));
         self
     }
+
+    /// [`lane`](Self::lane) for a `U` that every `T` contains (a new version
+    /// that wraps the old one): `project` borrows it, so a publish serializes
+    /// it in place, with no conversion (for a 10 KB value, the clone a
+    /// `lane(|v| v.old.clone())` makes costs about as much as a publish;
+    /// BENCHMARKS.md "Lanes").
+    ///
+    /// ```
+    /// # let name = format!("doc-lane-ref-{}", std::process::id());
+    /// #[shmstate::shared]
+    /// struct V1 { port: u16 }
+    /// #[shmstate::shared]
+    /// struct V2 { v1: V1, zone: String }
+    ///
+    /// let mut w = shmstate::Writer::<V2>::options().lane_ref(|v: &V2| &v.v1).create(&name)?;
+    /// w.publish(&V2 { v1: V1 { port: 8080 }, zone: "eu".into() })?;
+    /// let mut r = shmstate::Reader::<V1>::open(&name)?;
+    /// assert_eq!(r.read()?.port, 8080);
+    /// # drop(r); drop(w); shmstate::remove(&name)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lane_ref<U: Shared>(mut self, project: impl Fn(&T) -> &U + Send + Sync + 'static) -> Self {
+        self.lanes.push(LaneSpec::of_ref(project));
+        self
+    }
 }

@@ -74,6 +74,8 @@ pub struct RawWriter {
     shared: Option<SharedSeat>,
     /// What this handle has done (`stats`).
     stats: WriterStats,
+    /// The publish time of this handle's last publish (`last_publish_ns`).
+    published_ns: u64,
 }
 
 /// A shared writer's place among the writers of its object (`write/shared.rs`).
@@ -319,6 +321,7 @@ impl RawWriter {
             last_waits_scan: None,
             shared: None,
             stats: WriterStats::default(),
+            published_ns: 0,
         };
         let mut w = w;
         w.shared = seat.zip(table).zip(writer_id).map(|((seat, table), id)| SharedSeat { seat, id, table, turn: 0 });
@@ -572,6 +575,26 @@ impl RawWriter {
         self.serialized(true, |w| w.publish_locked(fill)).map(|g| g.expect("a blocking lock is always taken"))
     }
 
+    /// [`publish_with`](Self::publish_with) of a value just published in
+    /// another object at `now_ns` (a lane of the writer that published it):
+    /// an exclusive writer takes that as its publish time instead of reading
+    /// the clock again. A shared one reads the clock under the publish lock,
+    /// so that the object's publish times keep the order of its publishes.
+    pub(crate) fn publish_with_time(
+        &mut self,
+        now_ns: u64,
+        fill: impl FnMut(SlotWriter) -> Result<SlotWriter, String>,
+    ) -> Result<Generation, PublishError> {
+        let time = self.shared.is_none().then_some(now_ns);
+        self.serialized(true, |w| w.publish_locked_at(fill, time)).map(|g| g.expect("a blocking lock is always taken"))
+    }
+
+    /// The publish time (ns since the Unix epoch) of this handle's last
+    /// successful publish; 0 before it.
+    pub(crate) fn last_publish_ns(&self) -> u64 {
+        self.published_ns
+    }
+
     /// Runs `f` as the only writer of the object: at once for an exclusive
     /// writer; for a shared writer under the publish lock (waiting for it when
     /// `block`, else `Ok(None)` if another writer holds it), after catching
@@ -646,7 +669,17 @@ impl RawWriter {
         &mut self,
         fill: impl FnMut(SlotWriter) -> Result<SlotWriter, String>,
     ) -> Result<Generation, PublishError> {
-        let published = self.publish_counted(fill);
+        self.publish_locked_at(fill, None)
+    }
+
+    /// [`publish_locked`](Self::publish_locked) with the publish time given
+    /// (`None`: read the clock).
+    fn publish_locked_at(
+        &mut self,
+        fill: impl FnMut(SlotWriter) -> Result<SlotWriter, String>,
+        time: Option<u64>,
+    ) -> Result<Generation, PublishError> {
+        let published = self.publish_counted(fill, time);
         match &published {
             Ok((_, len)) => {
                 let s = &mut self.stats;
@@ -677,6 +710,7 @@ impl RawWriter {
     fn publish_counted(
         &mut self,
         mut fill: impl FnMut(SlotWriter) -> Result<SlotWriter, String>,
+        time: Option<u64>,
     ) -> Result<(Generation, u64), PublishError> {
         if self.next_gen > MAX_GENERATION {
             return Err(PublishError::GenerationsExhausted { name: self.name.clone() });
@@ -697,7 +731,8 @@ impl RawWriter {
             name: self.name.clone(),
             message: format!("value changed size between passes ({needed} bytes)"),
         })?;
-        let now = os::now_unix_ns();
+        let now = time.unwrap_or_else(os::now_unix_ns);
+        self.published_ns = now;
         self.slots.commit(&self.tables, slot, gen, len, now);
         let h = self.tables.data.header();
         h.publishes.fetch_add(1, Relaxed);

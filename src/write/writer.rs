@@ -135,7 +135,7 @@ impl<T: Shared> Writer<T> {
     /// The lanes' part of a publish of `value` as generation `g`.
     fn after_publish(&mut self, value: &T, g: Generation) -> Result<Generation, PublishError> {
         let arena = &mut self.arena;
-        let in_lanes = self.lanes.publish(value, g, arena);
+        let in_lanes = self.lanes.publish(value, g, self.raw.last_publish_ns(), arena);
         self.lanes.retire_unread(value, g, &mut self.raw, arena);
         in_lanes.map(|()| g)
     }
