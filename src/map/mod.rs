@@ -34,9 +34,11 @@
 //! - `blocks.rs`: the writer's allocator: free lists and pending blocks.
 //! - `tree.rs`: the writer's mirror of the tree and the copy-on-write batch.
 //! - `validated.rs`, `view.rs`: a reader's per-block validation.
+//! - `diff.rs`: the changes between two generations (`changes_since`).
 //! - `key.rs`: order-preserving key encodings.
 
 mod blocks;
+mod diff;
 mod format;
 mod key;
 mod pages;
@@ -47,6 +49,7 @@ mod validated;
 mod view;
 mod writer;
 
+pub use diff::{Change, Changes};
 pub use format::{ArchivedMapRoot, MapRoot};
 pub use key::MapKey;
 pub use reader::MapReader;

@@ -34,7 +34,7 @@ impl<'a> View<'a> {
         ReadError::Invalid { name: self.name.into(), generation: self.generation, reason }
     }
 
-    fn bytes(&self, r: BlockRef) -> Result<&'a [u8], ReadError> {
+    pub(crate) fn bytes(&self, r: BlockRef) -> Result<&'a [u8], ReadError> {
         // SAFETY: `r` is reached from the root this reader pinned (the view
         // exists only inside a `MapSnapshot`, which borrows the reader and so
         // its pin), and the writer never writes a block a held generation
