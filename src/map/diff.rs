@@ -1,4 +1,4 @@
-//! [`MapSnapshot::changes_since`](crate::map::MapSnapshot::changes_since):
+//! [`MapSnapshot::changes_since`]:
 //! the keys added, changed and removed between two held generations, in key
 //! order, walking both trees together and skipping every subtree whose block
 //! both roots reach (docs/MAP.md, "Changes between two generations").
@@ -8,6 +8,7 @@ use std::marker::PhantomData;
 use crate::error::ReadError;
 use crate::map::format::{ArchivedNode, BlockRef};
 use crate::map::key::MapKey;
+use crate::map::snapshot::MapSnapshot;
 use crate::map::view::View;
 use crate::Shared;
 
@@ -114,10 +115,45 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// The changes from an older to a newer generation, in key order (see
-/// [`MapSnapshot::changes_since`](crate::map::MapSnapshot::changes_since)).
-/// After an error the iteration ends.
-pub struct Changes<'o, 'n, K, V> {
+/// One difference in raw form: the key's encoding and its value blocks
+/// (bounds-checked when compared, not validated).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawChange<'o, 'n> {
+    /// From the newer tree when the key is there, else from the older one.
+    pub(crate) key: KeyBytes<'o, 'n>,
+    pub(crate) values: Values,
+}
+
+/// The value blocks of one change.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Values {
+    /// Only in the newer generation.
+    Added(BlockRef),
+    /// Only in the older one.
+    Removed(BlockRef),
+    /// In both (old, new), with different bytes.
+    Changed(BlockRef, BlockRef),
+}
+
+/// A key's bytes, borrowed from the tree it was found in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum KeyBytes<'o, 'n> {
+    Old(&'o [u8]),
+    New(&'n [u8]),
+}
+
+impl KeyBytes<'_, '_> {
+    pub(crate) fn get(&self) -> &[u8] {
+        match *self {
+            KeyBytes::Old(k) => k,
+            KeyBytes::New(k) => k,
+        }
+    }
+}
+
+/// The walk itself, whatever the key and value types: both trees in key
+/// order, skipping what both roots reach.
+pub(crate) struct RawChanges<'o, 'n> {
     old: Cursor<'o>,
     new: Cursor<'n>,
     /// Whether a block both trees reach may be skipped: both generations
@@ -126,119 +162,170 @@ pub struct Changes<'o, 'n, K, V> {
     /// Whether the cursors stand at their roots' first items yet.
     started: bool,
     done: bool,
-    _types: PhantomData<fn() -> (K, V)>,
 }
 
-impl<K, V> std::fmt::Debug for Changes<'_, '_, K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Changes")
-            .field("older", &self.old.view.generation)
-            .field("newer", &self.new.view.generation)
-            .field("shared_blocks_skipped", &self.share)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'o, 'n, K: MapKey, V: Shared> Changes<'o, 'n, K, V> {
+impl<'o, 'n> RawChanges<'o, 'n> {
     pub(crate) fn new(old: View<'o>, new: View<'n>) -> Self {
         let share = old.pages.incarnation() == new.pages.incarnation();
         // The same root: nothing changed (an empty map's root is `NONE` at height 0).
         let same_root = share && old.height == new.height && old.root == new.root;
-        Changes {
+        RawChanges {
             old: Cursor { view: old, stack: Vec::new() },
             new: Cursor { view: new, stack: Vec::new() },
             share,
             started: false,
             done: same_root,
-            _types: PhantomData,
         }
     }
 
-    fn key(view: &View<'_>, k: &[u8]) -> Result<K, ReadError> {
-        K::decode(k).ok_or_else(|| ReadError::Invalid {
-            name: view.name.into(),
-            generation: view.generation,
-            reason: format!("a key of {} bytes is no {}", k.len(), K::KIND),
-        })
+    pub(crate) fn old_view(&self) -> &View<'o> {
+        &self.old.view
     }
 
-    fn next_change(&mut self) -> Result<Option<Change<'o, 'n, K, V>>, ReadError> {
+    pub(crate) fn new_view(&self) -> &View<'n> {
+        &self.new.view
+    }
+
+    /// The next difference; `None` at the end (and after an error).
+    pub(crate) fn next_change(&mut self) -> Option<Result<RawChange<'o, 'n>, ReadError>> {
+        if self.done {
+            return None;
+        }
+        let r = self.step().transpose();
+        if !matches!(r, Some(Ok(_))) {
+            self.done = true;
+        }
+        r
+    }
+
+    fn step(&mut self) -> Result<Option<RawChange<'o, 'n>>, ReadError> {
         if !self.started {
             self.started = true;
             self.old.start()?;
             self.new.start()?;
         }
         loop {
-            let (a, b) = match (self.old.item(), self.new.item()) {
+            let found = match (self.old.item(), self.new.item()) {
                 (None, None) => return Ok(None),
-                (Some(a), None) if a.level > 0 => {
-                    self.old.descend(a.block)?;
-                    continue;
-                }
-                (Some(a), None) => {
-                    self.old.skip();
-                    let old = self.old.view.value::<V>(a.block)?;
-                    return Ok(Some(Change::Removed { key: Self::key(&self.old.view, a.key)?, old }));
-                }
-                (None, Some(b)) if b.level > 0 => {
-                    self.new.descend(b.block)?;
-                    continue;
-                }
-                (None, Some(b)) => {
-                    self.new.skip();
-                    let new = self.new.view.value::<V>(b.block)?;
-                    return Ok(Some(Change::Added { key: Self::key(&self.new.view, b.key)?, new }));
-                }
-                (Some(a), Some(b)) => (a, b),
+                (Some(a), None) => self.removed(a)?,
+                (None, Some(b)) => self.added(b)?,
+                (Some(a), Some(b)) => match a.key.cmp(b.key) {
+                    core::cmp::Ordering::Less => self.removed(a)?,
+                    core::cmp::Ordering::Greater => self.added(b)?,
+                    core::cmp::Ordering::Equal => self.both(a, b)?,
+                },
             };
-            match a.key.cmp(b.key) {
-                // Old keys below everything left of the new tree: removed
-                // (or, in a subtree, to be looked at entry by entry).
-                core::cmp::Ordering::Less if a.level > 0 => self.old.descend(a.block)?,
-                core::cmp::Ordering::Less => {
-                    self.old.skip();
-                    let old = self.old.view.value::<V>(a.block)?;
-                    return Ok(Some(Change::Removed { key: Self::key(&self.old.view, a.key)?, old }));
-                }
-                core::cmp::Ordering::Greater if b.level > 0 => self.new.descend(b.block)?,
-                core::cmp::Ordering::Greater => {
-                    self.new.skip();
-                    let new = self.new.view.value::<V>(b.block)?;
-                    return Ok(Some(Change::Added { key: Self::key(&self.new.view, b.key)?, new }));
-                }
-                core::cmp::Ordering::Equal => {
-                    // Both at the same key, everything before it compared.
-                    // The same block at the same level is the same subtree
-                    // (or value) in both: skip it (docs/MAP.md for why a
-                    // reused offset cannot pass for a shared block).
-                    if self.share && a.block == b.block && a.level == b.level {
-                        self.old.skip();
-                        self.new.skip();
-                        continue;
-                    }
-                    if a.level > 0 || b.level > 0 {
-                        // Open the taller side first (both when level with each other).
-                        if a.level >= b.level && a.level > 0 {
-                            self.old.descend(a.block)?;
-                        }
-                        if b.level >= a.level && b.level > 0 {
-                            self.new.descend(b.block)?;
-                        }
-                        continue;
-                    }
-                    self.old.skip();
-                    self.new.skip();
-                    // Two value blocks: equal bytes are an unchanged value
-                    // (a rewrite of the same value is no change).
-                    if self.old.view.bytes(a.block)? == self.new.view.bytes(b.block)? {
-                        continue;
-                    }
-                    let old = self.old.view.value::<V>(a.block)?;
-                    let new = self.new.view.value::<V>(b.block)?;
-                    return Ok(Some(Change::Changed { key: Self::key(&self.new.view, b.key)?, old, new }));
-                }
+            if found.is_some() {
+                return Ok(found);
             }
         }
+    }
+
+    /// The old tree's item comes first: an entry only there (in a subtree:
+    /// opened, to be looked at entry by entry).
+    fn removed(&mut self, a: Item<'o>) -> Result<Option<RawChange<'o, 'n>>, ReadError> {
+        if a.level > 0 {
+            self.old.descend(a.block)?;
+            return Ok(None);
+        }
+        self.old.skip();
+        Ok(Some(RawChange { key: KeyBytes::Old(a.key), values: Values::Removed(a.block) }))
+    }
+
+    /// The new tree's item comes first: an entry only there.
+    fn added(&mut self, b: Item<'n>) -> Result<Option<RawChange<'o, 'n>>, ReadError> {
+        if b.level > 0 {
+            self.new.descend(b.block)?;
+            return Ok(None);
+        }
+        self.new.skip();
+        Ok(Some(RawChange { key: KeyBytes::New(b.key), values: Values::Added(b.block) }))
+    }
+
+    /// Both trees stand at the same key, everything before it compared.
+    fn both(&mut self, a: Item<'o>, b: Item<'n>) -> Result<Option<RawChange<'o, 'n>>, ReadError> {
+        // The same block at the same level is the same subtree (or value) in
+        // both: skipped (docs/MAP.md for why a reused offset cannot pass for
+        // a shared block).
+        if self.share && a.block == b.block && a.level == b.level {
+            self.old.skip();
+            self.new.skip();
+            return Ok(None);
+        }
+        if a.level > 0 || b.level > 0 {
+            // Open the taller side (both when level with each other).
+            if a.level >= b.level && a.level > 0 {
+                self.old.descend(a.block)?;
+            }
+            if b.level >= a.level && b.level > 0 {
+                self.new.descend(b.block)?;
+            }
+            return Ok(None);
+        }
+        self.old.skip();
+        self.new.skip();
+        // Two value blocks: equal bytes are an unchanged value (a rewrite of
+        // an equal value is no change).
+        if self.old.view.bytes(a.block)? == self.new.view.bytes(b.block)? {
+            return Ok(None);
+        }
+        Ok(Some(RawChange { key: KeyBytes::New(b.key), values: Values::Changed(a.block, b.block) }))
+    }
+}
+
+/// The changes from an older to a newer generation, in key order (see
+/// [`MapSnapshot::changes_since`]). After an error the iteration ends.
+pub struct Changes<'o, 'n, K, V> {
+    raw: RawChanges<'o, 'n>,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> std::fmt::Debug for Changes<'_, '_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Changes")
+            .field("older", &self.raw.old.view.generation)
+            .field("newer", &self.raw.new.view.generation)
+            .field("shared_blocks_skipped", &self.raw.share)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, K: MapKey, V: Shared> MapSnapshot<'a, K, V> {
+    /// The keys added, changed (old and new value) and removed from
+    /// `older` to this snapshot, in key order. Both generations stay pinned
+    /// while the iteration lives (hold `older` with a second
+    /// [`MapReader`](crate::map::MapReader): a reader pins one generation).
+    /// The walk skips every subtree whose block both roots reach, so it costs
+    /// the nodes on the changed paths, not the map; blocks are validated on
+    /// first touch as by `get`. A value is changed when its archived bytes
+    /// differ (a rewrite of an equal value is no change). `older` may be
+    /// newer than `self` (the changes then go backwards) or the same
+    /// generation (no change). Snapshots of two incarnations of the map (it
+    /// was removed and created again between them) share no block: the walk
+    /// then compares every entry (docs/MAP.md, "Changes between two generations").
+    pub fn changes_since<'o>(&self, older: &MapSnapshot<'o, K, V>) -> Changes<'o, 'a, K, V> {
+        Changes { raw: RawChanges::new(older.view, self.view), _types: PhantomData }
+    }
+}
+
+impl<'o, 'n, K: MapKey, V: Shared> Changes<'o, 'n, K, V> {
+    fn typed(&self, c: RawChange<'o, 'n>) -> Result<Change<'o, 'n, K, V>, ReadError> {
+        let view = match c.key {
+            KeyBytes::Old(_) => self.raw.old_view(),
+            KeyBytes::New(_) => self.raw.new_view(),
+        };
+        let k = c.key.get();
+        let key = K::decode(k).ok_or_else(|| ReadError::Invalid {
+            name: view.name.into(),
+            generation: view.generation,
+            reason: format!("a key of {} bytes is no {}", k.len(), K::KIND),
+        })?;
+        let (old, new) = (self.raw.old_view(), self.raw.new_view());
+        Ok(match c.values {
+            Values::Added(n) => Change::Added { key, new: new.value::<V>(n)? },
+            Values::Removed(o) => Change::Removed { key, old: old.value::<V>(o)? },
+            Values::Changed(o, n) => Change::Changed { key, old: old.value::<V>(o)?, new: new.value::<V>(n)? },
+        })
     }
 }
 
@@ -246,13 +333,10 @@ impl<'o, 'n, K: MapKey, V: Shared> Iterator for Changes<'o, 'n, K, V> {
     type Item = Result<Change<'o, 'n, K, V>, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
+        let r = self.raw.next_change()?.and_then(|c| self.typed(c));
+        if r.is_err() {
+            self.raw.done = true;
         }
-        let r = self.next_change().transpose();
-        if !matches!(r, Some(Ok(_))) {
-            self.done = true;
-        }
-        r
+        Some(r)
     }
 }

@@ -5,7 +5,6 @@ use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 
 use crate::error::ReadError;
-use crate::map::diff::Changes;
 use crate::map::format::ArchivedNode;
 use crate::map::key::MapKey;
 use crate::map::view::View;
@@ -72,22 +71,6 @@ impl<'a, K: MapKey, V: Shared> MapSnapshot<'a, K, V> {
             r = node.refs[i].get();
         }
         unreachable!("`View::node` refuses a branch at depth `height`")
-    }
-
-    /// The keys added, changed (old and new value) and removed from
-    /// `older` to this snapshot, in key order. Both generations stay pinned
-    /// while the iteration lives (hold `older` with a second
-    /// [`MapReader`](crate::map::MapReader): a reader pins one generation).
-    /// The walk skips every subtree whose block both roots reach, so it costs
-    /// the nodes on the changed paths, not the map; blocks are validated on
-    /// first touch as by `get`. A value is changed when its archived bytes
-    /// differ (a rewrite of an equal value is no change). `older` may be
-    /// newer than `self` (the changes then go backwards) or the same
-    /// generation (no change). Snapshots of two incarnations of the map (it
-    /// was removed and created again between them) share no block: the walk
-    /// then compares every entry (docs/MAP.md, "Changes between two generations").
-    pub fn changes_since<'o>(&self, older: &MapSnapshot<'o, K, V>) -> Changes<'o, 'a, K, V> {
-        Changes::new(older.view, self.view)
     }
 
     /// Every entry in key order.
