@@ -187,3 +187,132 @@ fn another_incarnation_is_compared_in_full() {
     assert_eq!(actual(&new, &old), expected(&model, &new_model));
     assert_eq!(actual(&old, &new), expected(&new_model, &model));
 }
+
+/// Junk written into the pages (the newer root node for the first seeds,
+/// anywhere after) while both generations are held: the walk gives errors,
+/// never a panic or undefined behaviour, whichever way round it runs.
+#[test]
+fn garbage_in_the_pages_is_an_error_never_undefined_behaviour() {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut errors = 0;
+    for seed in 0..40u64 {
+        let name = TestName::new("map-changes-garbage");
+        let mut w = MapWriter::<u64, String>::create(name.as_str()).expect("create");
+        w.extend((0..4_000u64).map(|k| (k, format!("v{k}"))));
+        w.commit().expect("commit");
+        let mut r_old = MapReader::<u64, String>::open(name.as_str()).expect("open");
+        let old = r_old.read().expect("read");
+        for k in (0..4_000u64).step_by(13) {
+            w.insert(k, format!("changed {k}"));
+        }
+        w.commit().expect("commit");
+        let forward: Vec<u64> = (0..4_000u64).step_by(13).collect();
+        let backward = forward.clone();
+        let root: shmstate::map::MapRoot = {
+            let mut r = shmstate::Reader::<shmstate::map::MapRoot>::open(name.as_str()).expect("open root");
+            let snap = r.read().expect("read root");
+            snap.to_value().expect("root record")
+        };
+        let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let (at, len) = if seed < 8 {
+            (root.root_offset + next() % root.root_len as u64, 1 + next() % 64)
+        } else {
+            (64 + next() % (root.pages_len - 64), 1 + next() % 4096)
+        };
+        let junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/dev/shm/shmstate.{}.pages", name.as_str()))
+            .expect("open pages");
+        f.seek(SeekFrom::Start(at)).expect("seek");
+        f.write_all(&junk).expect("write");
+        drop(f);
+
+        let mut r_new = MapReader::<u64, String>::open(name.as_str()).expect("open");
+        let new = r_new.read().expect("read");
+        let mut failed = false;
+        for (changes, want) in [(new.changes_since(&old), &forward), (old.changes_since(&new), &backward)] {
+            let mut got = Vec::new();
+            let mut last = None;
+            for c in changes {
+                match c {
+                    // A value that validates is a well-formed `String`; keys come in order.
+                    Ok(c) => {
+                        let k = *c.key();
+                        assert!(last.is_none_or(|l| l < k), "seed {seed}: key {k} after {last:?}");
+                        last = Some(k);
+                        got.push(k);
+                    }
+                    Err(_) => failed = true,
+                }
+            }
+            // Junk in the root node: an error, or the right keys (it hit
+            // bytes the walk need not trust, such as a serial).
+            if seed < 8 {
+                assert!(failed || &got == want, "seed {seed}: junk in the newer root gave wrong changes silently");
+            }
+        }
+        errors += u32::from(failed);
+    }
+    assert!(errors >= 4, "only {errors} of 40 corrupted maps gave an error");
+}
+
+/// A branch key changed to another valid key (bytecheck cannot see it): the
+/// walk refuses the node instead of giving changes out of line with the tree.
+#[test]
+fn a_branch_key_that_is_not_its_childs_first_key_is_an_error() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let name = TestName::new("map-changes-branch-key");
+    let mut w = MapWriter::<u64, String>::create(name.as_str()).expect("create");
+    w.extend((0..4_000u64).map(|k| (k, format!("v{k}"))));
+    w.commit().expect("commit");
+    let mut r_old = MapReader::<u64, String>::open(name.as_str()).expect("open");
+    let old = r_old.read().expect("read");
+    w.insert(17, "changed".into());
+    w.commit().expect("commit");
+    let root: shmstate::map::MapRoot = {
+        let mut r = shmstate::Reader::<shmstate::map::MapRoot>::open(name.as_str()).expect("open root");
+        let snap = r.read().expect("read root");
+        snap.to_value().expect("root record")
+    };
+    assert!(root.height >= 2, "the root must be a branch");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/shm/shmstate.{}.pages", name.as_str()))
+        .expect("open pages");
+    let mut node = vec![0u8; root.root_len as usize];
+    f.seek(SeekFrom::Start(root.root_offset)).expect("seek");
+    f.read_exact(&mut node).expect("read");
+    // The root's keys are its children's first keys: each is there as its
+    // bytes (big-endian) and as its inline prefix (a little-endian word
+    // equal to the key). Both become the next key, so the node stays valid
+    // and consistent, only no longer its child's first key.
+    let find = |bytes: [u8; 8]| node.windows(8).position(|w| w == bytes);
+    let (k, key_at, prefix_at) = (256..4_000u64)
+        .find_map(|k| Some((k, find(k.to_be_bytes())?, find(k.to_le_bytes())?)))
+        .expect("a key of the root");
+    for (at, bytes) in [(key_at, (k + 1).to_be_bytes()), (prefix_at, (k + 1).to_le_bytes())] {
+        f.seek(SeekFrom::Start(root.root_offset + at as u64)).expect("seek");
+        f.write_all(&bytes).expect("write");
+    }
+    drop(f);
+
+    let mut r_new = MapReader::<u64, String>::open(name.as_str()).expect("open");
+    let new = r_new.read().expect("read");
+    for (way, changes) in [("forward", new.changes_since(&old)), ("backward", old.changes_since(&new))] {
+        let results: Vec<_> = changes.collect();
+        assert!(
+            results.iter().any(|c| c.is_err()),
+            "{way}: key {k} of the root changed to {} gave {} changes and no error",
+            k + 1,
+            results.len()
+        );
+    }
+}

@@ -6,7 +6,7 @@
 use std::marker::PhantomData;
 
 use crate::error::ReadError;
-use crate::map::format::{ArchivedNode, BlockRef};
+use crate::map::format::{prefix_of, ArchivedNode, BlockRef};
 use crate::map::key::MapKey;
 use crate::map::snapshot::MapSnapshot;
 use crate::map::view::View;
@@ -87,7 +87,7 @@ impl<'a> Cursor<'a> {
         if self.view.height > 0 {
             self.stack.push((self.view.node(self.view.root, 1)?, 0));
         }
-        Ok(())
+        self.check_prefix()
     }
 
     fn item(&self) -> Option<Item<'a>> {
@@ -96,22 +96,56 @@ impl<'a> Cursor<'a> {
         Some(Item { key: node.keys[i].as_slice(), block: node.refs[i].get(), level })
     }
 
-    /// Steps over the current item (a whole subtree, or one entry).
-    fn skip(&mut self) {
+    fn corrupt(&self, what: String) -> ReadError {
+        ReadError::Corrupt { name: self.view.name.into(), what }
+    }
+
+    /// Checks the current item's inline prefix against its key (a search
+    /// relies on it; a walk that ignored it would miss a corrupt node).
+    fn check_prefix(&self) -> Result<(), ReadError> {
+        let Some(&(node, i)) = self.stack.last() else { return Ok(()) };
+        if node.prefixes[i].to_native() != prefix_of(&node.keys[i]) {
+            return Err(self.corrupt(format!("generation {}: a node's prefix {i} is not its key's", self.view.generation)));
+        }
+        Ok(())
+    }
+
+    /// Steps over the current item (a whole subtree, or one entry). The next
+    /// item's key must be above the skipped one's: with `descend`'s check,
+    /// the keys a cursor visits strictly increase, so the changes come out
+    /// in order even from a corrupt tree.
+    fn skip(&mut self) -> Result<(), ReadError> {
+        let Some(skipped) = self.item() else { return Ok(()) };
         while let Some((node, i)) = self.stack.last_mut() {
             *i += 1;
             if *i < node.keys.len() {
-                return;
+                break;
             }
             self.stack.pop();
         }
+        match self.item() {
+            Some(next) if next.key <= skipped.key => Err(self.corrupt(format!(
+                "generation {}: keys out of order in the tree ({} bytes after {} bytes)",
+                self.view.generation,
+                next.key.len(),
+                skipped.key.len()
+            ))),
+            _ => self.check_prefix(),
+        }
     }
 
-    /// Steps into the current item, a child subtree (level ≥ 1).
-    fn descend(&mut self, child: BlockRef) -> Result<(), ReadError> {
-        let node = self.view.node(child, self.stack.len() as u32 + 1)?;
+    /// Steps into the current item, a child subtree (level ≥ 1), whose first
+    /// key must be the item's.
+    fn descend(&mut self, parent: &Item<'a>) -> Result<(), ReadError> {
+        let node = self.view.node(parent.block, self.stack.len() as u32 + 1)?;
+        if node.keys[0].as_slice() != parent.key {
+            return Err(self.corrupt(format!(
+                "generation {}: node at offset {} does not start with its parent's key",
+                self.view.generation, parent.block.offset
+            )));
+        }
         self.stack.push((node, 0));
-        Ok(())
+        self.check_prefix()
     }
 }
 
@@ -225,20 +259,20 @@ impl<'o, 'n> RawChanges<'o, 'n> {
     /// opened, to be looked at entry by entry).
     fn removed(&mut self, a: Item<'o>) -> Result<Option<RawChange<'o, 'n>>, ReadError> {
         if a.level > 0 {
-            self.old.descend(a.block)?;
+            self.old.descend(&a)?;
             return Ok(None);
         }
-        self.old.skip();
+        self.old.skip()?;
         Ok(Some(RawChange { key: KeyBytes::Old(a.key), values: Values::Removed(a.block) }))
     }
 
     /// The new tree's item comes first: an entry only there.
     fn added(&mut self, b: Item<'n>) -> Result<Option<RawChange<'o, 'n>>, ReadError> {
         if b.level > 0 {
-            self.new.descend(b.block)?;
+            self.new.descend(&b)?;
             return Ok(None);
         }
-        self.new.skip();
+        self.new.skip()?;
         Ok(Some(RawChange { key: KeyBytes::New(b.key), values: Values::Added(b.block) }))
     }
 
@@ -248,22 +282,22 @@ impl<'o, 'n> RawChanges<'o, 'n> {
         // both: skipped (docs/MAP.md for why a reused offset cannot pass for
         // a shared block).
         if self.share && a.block == b.block && a.level == b.level {
-            self.old.skip();
-            self.new.skip();
+            self.old.skip()?;
+            self.new.skip()?;
             return Ok(None);
         }
         if a.level > 0 || b.level > 0 {
             // Open the taller side (both when level with each other).
             if a.level >= b.level && a.level > 0 {
-                self.old.descend(a.block)?;
+                self.old.descend(&a)?;
             }
             if b.level >= a.level && b.level > 0 {
-                self.new.descend(b.block)?;
+                self.new.descend(&b)?;
             }
             return Ok(None);
         }
-        self.old.skip();
-        self.new.skip();
+        self.old.skip()?;
+        self.new.skip()?;
         // Two value blocks: equal bytes are an unchanged value (a rewrite of
         // an equal value is no change).
         if self.old.view.bytes(a.block)? == self.new.view.bytes(b.block)? {
