@@ -18,6 +18,7 @@ pub mod export;
 mod glob;
 pub mod import;
 pub mod limits;
+pub mod map_body;
 mod owner;
 pub mod verify;
 
