@@ -489,7 +489,7 @@ enum Writer {
 /// name when the object is removed or replaced.
 fn follow(name: &str, tx: &watch::Sender<Option<Arc<Snapshot>>>) {
     let pause = Duration::from_millis(250);
-    let mut said_missing = false;
+    let (mut said_missing, mut said_map) = (false, false);
     while !tx.is_closed() {
         let mut reader = match RawReader::open(name, Duration::from_secs(1)) {
             Ok(reader) => reader,
@@ -511,6 +511,14 @@ fn follow(name: &str, tx: &watch::Sender<Option<Arc<Snapshot>>>) {
             }
         };
         let fingerprint = reader.fingerprint();
+        if crate::maps::is_map_root(fingerprint) {
+            if !std::mem::replace(&mut said_map, true) {
+                log!("export {name}: not exported: {}", crate::maps::NOT_MIRRORED);
+            }
+            // Looked at again later: the name may be created again as an ordinary object.
+            std::thread::sleep(Duration::from_secs(5));
+            continue;
+        }
         let incarnation = reader.incarnation();
         let mut last = Generation::NONE;
         while !tx.is_closed() {

@@ -213,6 +213,9 @@ fn receive(
             shmstate::schema::fp::RKYV_FORMAT
         ));
     }
+    if crate::maps::is_map_root(env.fingerprint) {
+        return Err(crate::maps::NOT_MIRRORED.into());
+    }
     let schema = SchemaDoc::decode(env.schema).map_err(|e| format!("schema: {e}"))?;
     if schema.fingerprint() != env.fingerprint {
         return Err(format!(

@@ -19,6 +19,7 @@ mod glob;
 pub mod import;
 pub mod limits;
 pub mod map_body;
+mod maps;
 mod owner;
 pub mod verify;
 

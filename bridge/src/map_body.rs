@@ -93,7 +93,9 @@ pub enum MapBodyError {
 impl fmt::Display for MapBodyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MapBodyError::Truncated { len, need } => write!(f, "truncated map body: {len} bytes, its fields need {need}"),
+            MapBodyError::Truncated { len, need } => {
+                write!(f, "truncated map body: {len} bytes, its fields need {need}")
+            }
             MapBodyError::BadMagic => write!(f, "not a map body (wrong magic)"),
             MapBodyError::TooManyEntries { entries, max } => {
                 write!(f, "a map body of {entries} entries, above the limit of {max}")
@@ -234,7 +236,8 @@ mod tests {
 
     #[test]
     fn round_trips_deltas_and_full_states() {
-        for body in [sample(Kind::Delta { base: 41 }), sample(Kind::Full), MapBody { entries: vec![], ..sample(Kind::Full) }]
+        for body in
+            [sample(Kind::Delta { base: 41 }), sample(Kind::Full), MapBody { entries: vec![], ..sample(Kind::Full) }]
         {
             let bytes = body.encode().unwrap();
             assert_eq!(MapBody::decode(&bytes, 3).unwrap(), body);

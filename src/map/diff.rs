@@ -105,7 +105,9 @@ impl<'a> Cursor<'a> {
     fn check_prefix(&self) -> Result<(), ReadError> {
         let Some(&(node, i)) = self.stack.last() else { return Ok(()) };
         if node.prefixes[i].to_native() != prefix_of(&node.keys[i]) {
-            return Err(self.corrupt(format!("generation {}: a node's prefix {i} is not its key's", self.view.generation)));
+            return Err(
+                self.corrupt(format!("generation {}: a node's prefix {i} is not its key's", self.view.generation))
+            );
         }
         Ok(())
     }
