@@ -339,6 +339,35 @@ impl<'a, K: MapKey, V: Shared> MapSnapshot<'a, K, V> {
     /// generation (no change). Snapshots of two incarnations of the map (it
     /// was removed and created again between them) share no block: the walk
     /// then compares every entry (docs/MAP.md, "Changes between two generations").
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmstate::map::{Change, MapReader, MapWriter};
+    /// let name = format!("doc.changes.{}", std::process::id());
+    /// let mut w = MapWriter::<u64, String>::create(&name)?;
+    /// w.extend((0..1000).map(|k| (k, format!("v{k}"))));
+    /// w.commit()?;
+    /// let mut held = MapReader::<u64, String>::open(&name)?;
+    /// let old = held.read()?; // pins this generation
+    /// w.insert(5, "five".into());
+    /// w.remove(&6);
+    /// w.insert(2000, "new".into());
+    /// w.commit()?;
+    /// let mut current = MapReader::<u64, String>::open(&name)?;
+    /// let new = current.read()?;
+    /// let mut seen = Vec::new();
+    /// for change in new.changes_since(&old) {
+    ///     seen.push(match change? {
+    ///         Change::Changed { key, old, new } => format!("{key}: {old} -> {new}"),
+    ///         Change::Removed { key, old } => format!("{key}: {old} removed"),
+    ///         Change::Added { key, new } => format!("{key}: {new} added"),
+    ///     });
+    /// }
+    /// assert_eq!(seen, ["5: v5 -> five", "6: v6 removed", "2000: new added"]);
+    /// # drop((old, new));
+    /// # shmstate::remove(&name)?;
+    /// # Ok(()) }
+    /// ```
     pub fn changes_since<'o>(&self, older: &MapSnapshot<'o, K, V>) -> Changes<'o, 'a, K, V> {
         Changes { raw: RawChanges::new(older.view, self.view), _types: PhantomData }
     }
