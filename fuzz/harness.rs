@@ -756,3 +756,98 @@ pub fn encode_case(data: &[u8]) -> bool {
     }
     true
 }
+
+// ------------------------------------------------------------ map pages
+
+/// Target `map`: a valid map (three commits of 300 keys, its writer gone)
+/// whose pages segment the fuzzer's edits overwrite (restored before each
+/// case); the typed reader, the type-erased reader and a writer's takeover
+/// must each give errors or values, never a crash.
+pub struct MapRig {
+    obj: Obj,
+    file: File,
+    original: Vec<u8>,
+}
+
+/// Keys the map holds: `k * 3 + g` for k < 300, g < 3.
+const MAP_KEYS: u64 = 900;
+
+impl MapRig {
+    pub fn new() -> MapRig {
+        use shmstate::map::MapWriter;
+        let obj = Obj::new("map");
+        let mut w = MapWriter::<u64, FuzzValue>::create(&obj.0).unwrap();
+        for g in 0..3 {
+            for k in 0..300u64 {
+                w.insert(k * 3 + g, FuzzValue::new(k, (k % 4) as usize));
+            }
+            w.commit().unwrap();
+        }
+        drop(w);
+        let path = format!("/dev/shm/shmstate.{}.pages", obj.0);
+        let original = std::fs::read(&path).unwrap();
+        let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        MapRig { obj, file, original }
+    }
+
+    /// Restores the pages, applies `data` as edits (3 bytes of offset, 1 of
+    /// length, then that many bytes), and reads the map three ways.
+    pub fn run(&mut self, data: &[u8]) -> &'static str {
+        use shmstate::map::{MapReader, MapWriter, RawMapReader};
+        self.file.write_all_at(&self.original, 0).unwrap();
+        let mut rest = data;
+        while rest.len() >= 4 {
+            let at = u32::from_le_bytes([rest[0], rest[1], rest[2], 0]) as usize % self.original.len();
+            let n = (rest[3] as usize).min(rest.len() - 4).min(self.original.len() - at);
+            self.file.write_all_at(&rest[4..4 + n], at as u64).unwrap();
+            rest = &rest[4 + n..];
+        }
+        let mut outcome = "Ok";
+        if let Ok(mut r) = MapReader::<u64, FuzzValue>::open(&self.obj.0) {
+            match r.read() {
+                Ok(snap) => {
+                    for k in (0..MAP_KEYS + 10).step_by(7) {
+                        match snap.get(&k) {
+                            Ok(Some(v)) => {
+                                std::hint::black_box(touch(v));
+                            }
+                            Ok(None) => {}
+                            Err(_) => outcome = "Err",
+                        }
+                    }
+                    for item in snap.range(100..400) {
+                        match item {
+                            Ok((k, v)) => {
+                                std::hint::black_box((k, touch(v)));
+                            }
+                            Err(_) => outcome = "Err",
+                        }
+                    }
+                }
+                Err(_) => outcome = "Err",
+            }
+        } else {
+            outcome = "Err";
+        }
+        if let Ok(mut r) = RawMapReader::open(&self.obj.0) {
+            if let Ok(snap) = r.read() {
+                for item in snap.iter() {
+                    std::hint::black_box(item.map(|(k, v)| format!("{k}{v}")).ok());
+                }
+                for k in (0..MAP_KEYS).step_by(13) {
+                    std::hint::black_box(snap.get_bytes(&k.to_be_bytes()).ok());
+                }
+                std::hint::black_box(snap.prefix(&[0, 0, 0, 0, 0, 0, 1]).count());
+            }
+        }
+        // A writer taking over walks and checks the whole current tree.
+        std::hint::black_box(MapWriter::<u64, FuzzValue>::open_or_create(&self.obj.0).map(|w| w.len()).ok());
+        outcome
+    }
+}
+
+impl Default for MapRig {
+    fn default() -> Self {
+        Self::new()
+    }
+}

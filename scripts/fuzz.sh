@@ -9,7 +9,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs="${1:-120}"; shift || true
-targets=("$@"); [ ${#targets[@]} -eq 0 ] && targets=(header payload schema ops fingerprint dynamic dynamic_differential encode)
+targets=("$@"); [ ${#targets[@]} -eq 0 ] && targets=(header payload schema ops fingerprint dynamic dynamic_differential encode map)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-fuzz}"
 cargo +nightly fuzz build >/dev/null || exit 1
 jobs_max="${JOBS:-1}"

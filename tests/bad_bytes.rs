@@ -651,8 +651,10 @@ fn fuzz_regressions_replay() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut replayed = 0;
     let mut rig = None;
+    let mut map_rig = None;
     for dir in ["regressions", "seeds"] {
-        for target in ["header", "payload", "schema", "ops", "fingerprint", "dynamic", "dynamic_differential", "encode"]
+        for target in
+            ["header", "payload", "schema", "ops", "fingerprint", "dynamic", "dynamic_differential", "encode", "map"]
         {
             let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else { continue };
             let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
@@ -680,6 +682,9 @@ fn fuzz_regressions_replay() {
                     }
                     "encode" => {
                         harness::encode_case(&data);
+                    }
+                    "map" => {
+                        map_rig.get_or_insert_with(harness::MapRig::new).run(&data);
                     }
                     _ => harness::ops_case(&data),
                 }

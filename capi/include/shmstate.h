@@ -101,6 +101,8 @@ typedef struct shmstate_writer shmstate_writer;
 typedef struct shmstate_reader shmstate_reader;
 /* The snapshot a reader holds. Opaque; owned by the reader, never freed. */
 typedef struct shmstate_snapshot shmstate_snapshot;
+/* A map object read without its Rust types (docs/MAP.md). */
+typedef struct shmstate_map shmstate_map;
 
 /* A value inside a held snapshot: plain data, copy it freely, never free it.
  * The fields are the library's; do not set them. */
@@ -290,6 +292,33 @@ static inline shmstate_error_t shmstate_value_i32s(const shmstate_value *v, cons
 static inline shmstate_error_t shmstate_value_u8s(const shmstate_value *v, const uint8_t **data, uint64_t *len) {
     return shmstate_value_numbers(v, SHMSTATE_U8, (const void **)data, len);
 }
+
+/* ---- maps (a MapWriter's keyed objects, docs/MAP.md) ---- */
+
+/* Opens the map object `name` (its root object and pages segment, whose
+ * stored value schema must match). On success *out is a new map handle, to
+ * be closed with shmstate_map_close. One thread at a time per map. Errors as
+ * shmstate_reader_open; CORRUPT for a pages segment without a value schema. */
+shmstate_error_t shmstate_map_open(const char *name, shmstate_map **out);
+/* Closes the map (its generation and value are let go of). NULL is ignored. */
+void shmstate_map_close(shmstate_map *map);
+/* Pins the latest committed generation (stored in *generation, NULL
+ * allowed); the one held before is let go of. The writer never changes what
+ * a pinned generation reaches: later commits are not seen until the next read. */
+shmstate_error_t shmstate_map_read(shmstate_map *map, uint64_t *generation);
+/* Lets go of the held generation (and of its value). */
+void shmstate_map_release(shmstate_map *map);
+/* Entries of the held generation (NO_SNAPSHOT before shmstate_map_read). */
+shmstate_error_t shmstate_map_len(shmstate_map *map, uint64_t *out);
+/* The value of a key in the held generation, as a shmstate_value every
+ * shmstate_value_* accessor reads (its `snapshot` also works with
+ * shmstate_snapshot_generation, shmstate_root and shmstate_get). The key is
+ * text, `key_len` bytes: a decimal integer for integer keys, the string for
+ * String keys, hex digits for Vec<u8> keys (INVALID_ARGUMENT otherwise).
+ * NO_SUCH_FIELD if absent; INVALID_DATA or CORRUPT if the map's blocks are
+ * bad. The value stays valid until the next shmstate_map_get, read, release
+ * or close of this map; after that its accessors return STALE_VALUE. */
+shmstate_error_t shmstate_map_get(shmstate_map *map, const char *key, size_t key_len, shmstate_value *out);
 
 /* ---- writers ---- */
 

@@ -91,12 +91,12 @@ const DEFAULTS: shmstate_open_options = shmstate_open_options {
 // ---- pointer helpers (the crate's unsafe, each with its contract) ----
 
 #[cold]
-fn null(what: &str) -> Error {
+pub(crate) fn null(what: &str) -> Error {
     Error::new(error::INVALID_ARGUMENT, format!("{what} is NULL"))
 }
 
 /// Writes `v` through a C out-pointer.
-fn put<T>(out: *mut T, v: T, what: &str) -> Result<()> {
+pub(crate) fn put<T>(out: *mut T, v: T, what: &str) -> Result<()> {
     if out.is_null() {
         return Err(null(what));
     }
@@ -126,13 +126,13 @@ fn c_bytes<'a>(p: *const c_char, what: &str) -> Result<&'a [u8]> {
 }
 
 /// A NUL-terminated UTF-8 string from C, borrowed for the call.
-fn text<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
+pub(crate) fn text<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
     std::str::from_utf8(c_bytes(p, what)?)
         .map_err(|_| Error::new(error::INVALID_ARGUMENT, format!("{what} is not UTF-8")))
 }
 
 /// `len` bytes from C, borrowed for the call, as UTF-8.
-fn text_n<'a>(p: *const c_char, len: usize, what: &str) -> Result<&'a str> {
+pub(crate) fn text_n<'a>(p: *const c_char, len: usize, what: &str) -> Result<&'a str> {
     if len == 0 {
         return Ok("");
     }
@@ -191,7 +191,7 @@ fn value<'a>(v: *const shmstate_value) -> Result<At<'a>> {
     Ok(At { reader, node: shmstate_core::dynamic::Node { ty: v.type_index, at } })
 }
 
-fn to_c(a: &At<'_>) -> shmstate_value {
+pub(crate) fn to_c(a: &At<'_>) -> shmstate_value {
     shmstate_value {
         snapshot: (a.reader as *const Reader).cast(),
         at: a.node.at as u64,

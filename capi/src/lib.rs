@@ -12,6 +12,7 @@
 
 mod error;
 mod ffi;
+mod map;
 mod notify;
 mod path;
 mod reader;

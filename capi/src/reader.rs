@@ -2,7 +2,7 @@
 //! schema, and the snapshot it holds pinned for C.
 //!
 //! # Safety
-//! The one `unsafe` here rebuilds the pinned snapshot's bytes from the pointer
+//! The `unsafe` here (besides `hold_value`, whose contract map.rs keeps) rebuilds the pinned snapshot's bytes from the pointer
 //! `RawReader::read` returned. That is sound because the pin is kept and the
 //! `RawReader` is not used mutably (no re-pin, no remap) until `held` is
 //! cleared, which every path that touches `raw` mutably does first.
@@ -104,6 +104,33 @@ impl Reader {
             schema_text: None,
             notifier: None,
         })
+    }
+
+    /// The holder of a map's values (`map.rs`): `raw` is the map's root
+    /// object, opened for its name checks only and never read; the held
+    /// bytes are the value blocks the map's owner gives [`hold_value`](Self::hold_value).
+    pub fn for_map_values(name: &str, schema: SchemaDoc) -> Result<Self> {
+        let options = Options {
+            follow: false,
+            init_timeout: Duration::from_secs(1),
+            writer_grace: Duration::from_secs(3),
+            wait_for_writer: None,
+        };
+        let mut r = Reader::open(name, options)?;
+        r.schema = schema;
+        Ok(r)
+    }
+
+    /// Holds `bytes` as the snapshot of `generation` (values taken before are stale).
+    ///
+    /// # Safety
+    /// `bytes` passed `validate` under this reader's schema and stay
+    /// unchanged until the next `hold_value` or `release`: the caller's own
+    /// pin (a map generation) keeps them.
+    #[allow(unsafe_code)]
+    pub unsafe fn hold_value(&mut self, generation: Generation, bytes: &[u8]) {
+        self.release();
+        self.held = Some(Held { generation, ptr: bytes.as_ptr(), len: bytes.len() });
     }
 
     pub fn name(&self) -> &str {
@@ -279,6 +306,7 @@ impl Reader {
             Error::new(error::NO_SNAPSHOT, format!("{}: no snapshot is held (call shmstate_read first)", self.name))
         })?;
         // SAFETY:
+        // (for a map's value holder, `hold_value`'s contract gives the same)
         // - `ptr..ptr+len` is the slot `RawReader::read` returned, inside the mapping;
         // - the slot is still pinned: `held` is cleared (and the pin dropped) before
         //   any re-pin, remap or switch of `raw` (`release`, `read_slow`);

@@ -16,8 +16,13 @@ pub fn run(cmd: Cmd) -> Result<(), Failure> {
         Cmd::List { prefix, json } => list(prefix.as_deref(), json),
         Cmd::Inspect { name, json } => inspect(&name, json),
         Cmd::Watch { name, count, timeout, json, dump } => watch(&name, count, timeout, json, dump),
-        Cmd::Dump { name, json, compact, max_depth, max_values, timeout } => {
-            dump(&name, json, compact, Limits { max_depth, max_values }, timeout)
+        Cmd::Dump { name, json, compact, max_depth, max_values, timeout, key, prefix } => {
+            let select = match (key, prefix) {
+                (Some(k), _) => Some(crate::map::Select::Key(k)),
+                (None, Some(p)) => Some(crate::map::Select::Prefix(p)),
+                (None, None) => None,
+            };
+            dump(&name, json, compact, Limits { max_depth, max_values }, timeout, select)
         }
         Cmd::Schema { name, text } => crate::publish::schema(&name, text),
         Cmd::Publish { name, file, schema } => crate::publish::publish(&name, &file, schema.as_deref()),
@@ -80,6 +85,11 @@ fn list(prefix: Option<&str>, json: bool) -> Result<(), Failure> {
         let v: Vec<Value> = objs
             .iter()
             .map(|(name, r)| match r {
+                Ok(info) if crate::map::is_map(info) => {
+                    let mut v = js::summary(info);
+                    v["map"] = crate::map::inspect_json(name);
+                    v
+                }
                 Ok(info) => js::summary(info),
                 Err(e) => js::failed(name, e),
             })
@@ -105,7 +115,11 @@ fn list(prefix: Option<&str>, json: bool) -> Result<(), Failure> {
         match r {
             Ok(info) => t.row(vec![
                 name.clone(),
-                info.type_name.clone().unwrap_or_else(|| "?".into()),
+                if crate::map::is_map(info) {
+                    crate::map::type_cell(name)
+                } else {
+                    info.type_name.clone().unwrap_or_else(|| "?".into())
+                },
                 format!("{:016x}", info.fingerprint),
                 human_size(info.size),
                 format!("{}/{}", info.slot_count, info.max_slots),
@@ -126,9 +140,13 @@ fn inspect(name: &str, json: bool) -> Result<(), Failure> {
     if json {
         let mut v = js::full(&info);
         v["removed_users"] = js::removed_users(&removed);
+        if crate::map::is_map(&info) {
+            v["map"] = crate::map::inspect_json(name);
+        }
         return out(&pretty_json(&v));
     }
-    out(&(inspect_text(&info) + &removed_users_text(&removed)))
+    let map = if crate::map::is_map(&info) { crate::map::inspect_text(name, &info) } else { String::new() };
+    out(&(inspect_text(&info) + &map + &removed_users_text(&removed)))
 }
 
 /// The processes still on a removed object of the name (readers the reader
@@ -467,9 +485,25 @@ fn to_json(value: &dynamic::Value) -> Result<Value, Failure> {
     serde_json::to_value(value).map_err(|e| Failure::new(code::OTHER, format!("rendering JSON: {e}")))
 }
 
-fn dump(name: &str, json: bool, compact: bool, limits: Limits, timeout: Duration) -> Result<(), Failure> {
+fn dump(
+    name: &str,
+    json: bool,
+    compact: bool,
+    limits: Limits,
+    timeout: Duration,
+    select: Option<crate::map::Select>,
+) -> Result<(), Failure> {
     let mut r =
         dynamic::Reader::open_with_timeout(name, timeout).map_err(|e| open_failure(name, &e))?.with_limits(limits);
+    let is_map = r.schema().fingerprint() == shmstate::schema::fingerprint_of::<shmstate::map::MapRoot>();
+    if is_map || select.is_some() {
+        drop(r);
+        let Some(select) = select.or(Some(crate::map::Select::All)).filter(|_| is_map) else {
+            return Err(Failure::new(code::USAGE, format!("{name}: --key and --prefix are for maps; this is no map")));
+        };
+        let text = deep(limits, || crate::map::dump(name, &select, json, compact, limits))?;
+        return out(&text);
+    }
     // Reading decodes, and rendering recurses as deep as decoding did.
     let text = deep(limits, || {
         let snap = match r.read() {

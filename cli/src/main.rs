@@ -4,6 +4,7 @@ mod commands;
 mod doctor;
 mod errors;
 mod json;
+mod map;
 mod metrics;
 mod publish;
 mod serve;
@@ -100,6 +101,14 @@ pub enum Cmd {
         /// How long to wait for an object that is still being created.
         #[arg(long, value_parser = parse_duration, default_value = "1s")]
         timeout: Duration,
+        /// A map: print only this key's value (a decimal integer, the string,
+        /// or hex digits for `Vec<u8>` keys); exits 3 if absent.
+        #[arg(long, conflicts_with = "prefix", allow_hyphen_values = true)]
+        key: Option<String>,
+        /// A map with `String` or `Vec<u8>` keys: print the entries whose key
+        /// starts with this (hex digits for `Vec<u8>`).
+        #[arg(long)]
+        prefix: Option<String>,
     },
     /// Print an object's schema: a schema file (JSON) for `publish --schema`.
     Schema {

@@ -16,13 +16,15 @@ import os as _os
 from . import _errors
 from ._errors import *  # noqa: F401,F403
 from ._shmstate import Reader as _NativeReader
-from ._shmstate import Snapshot, View
+from ._shmstate import MapReader, MapSnapshot, Snapshot, View
 from ._shmstate import Writer as _NativeWriter
 from ._shmstate import inspect, list, remove  # noqa: A004
 from ._shmstate import schema_json as _schema_json
 from ._stubgen import stubgen
 
 __all__ = [
+    "MapReader",
+    "MapSnapshot",
     "Reader",
     "Snapshot",
     "View",

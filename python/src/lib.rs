@@ -5,6 +5,7 @@
 mod changed;
 mod convert;
 mod errors;
+mod map;
 mod pin;
 mod reader;
 mod snapshot;
@@ -22,6 +23,8 @@ fn _shmstate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<view::View>()?;
     m.add_class::<changed::AsyncWait>()?;
     m.add_class::<writer::Writer>()?;
+    m.add_class::<map::MapReader>()?;
+    m.add_class::<map::MapSnapshot>()?;
     m.add_function(wrap_pyfunction!(tools::list, m)?)?;
     m.add_function(wrap_pyfunction!(tools::inspect, m)?)?;
     m.add_function(wrap_pyfunction!(tools::schema_json, m)?)?;

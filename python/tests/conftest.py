@@ -25,10 +25,17 @@ def _target_dir():
 @pytest.fixture(scope="session")
 def bins():
     """Paths of the fixture writer and of the CLI (built now)."""
-    for build in (["-p", "shmstate-examples", "--features", "serde", "--example", "python_fixture"], ["-p", "shmstate-cli"]):
+    for build in (
+        ["-p", "shmstate-examples", "--features", "serde", "--example", "python_fixture", "--example", "map_fixture"],
+        ["-p", "shmstate-cli"],
+    ):
         subprocess.run(["cargo", "build", "-q", *build], cwd=REPO, check=True)
     target = os.path.join(_target_dir(), "debug")
-    return {"fixture": os.path.join(target, "examples", "python_fixture"), "cli": os.path.join(target, "shmstate")}
+    return {
+        "fixture": os.path.join(target, "examples", "python_fixture"),
+        "map_fixture": os.path.join(target, "examples", "map_fixture"),
+        "cli": os.path.join(target, "shmstate"),
+    }
 
 
 def _fresh_name():

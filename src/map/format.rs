@@ -159,12 +159,16 @@ pub(crate) fn class_index(class: u64) -> usize {
 }
 
 /// The pages segment's header (readers check magic, version, incarnation).
+/// `schema_offset` / `schema_len` locate the block holding the value type's
+/// encoded `SchemaDoc`, for readers without the Rust type; both 0 in a map
+/// whose writer predates them (the bytes were padding, always zero).
 #[repr(C)]
 pub(crate) struct PagesHeader {
     pub(crate) magic: core::sync::atomic::AtomicU64,
     pub(crate) version: core::sync::atomic::AtomicU32,
-    pub(crate) _pad: core::sync::atomic::AtomicU32,
+    pub(crate) schema_len: core::sync::atomic::AtomicU32,
     pub(crate) incarnation: core::sync::atomic::AtomicU64,
+    pub(crate) schema_offset: core::sync::atomic::AtomicU64,
 }
 
 const _: () = assert!(core::mem::size_of::<PagesHeader>() as u64 <= PAGES_HEADER);

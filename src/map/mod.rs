@@ -36,22 +36,30 @@
 //! - `validated.rs`, `view.rs`: a reader's per-block validation.
 //! - `diff.rs`: the changes between two generations (`changes_since`).
 //! - `key.rs`: order-preserving key encodings.
+//! - `walk.rs`: lookup and in-order walk, whatever the types.
+//! - `raw.rs`, `key_kind.rs`: [`RawMapReader`], a map read without its
+//!   Rust types (values through the dynamic decoder and the stored schema).
 
 mod blocks;
 mod diff;
 mod format;
 mod key;
+mod key_kind;
 mod pages;
+mod raw;
 mod reader;
 mod snapshot;
 mod tree;
 mod validated;
 mod view;
+mod walk;
 mod writer;
 
 pub use diff::{Change, Changes};
 pub use format::{ArchivedMapRoot, MapRoot};
 pub use key::MapKey;
+pub use key_kind::MapKeyKind;
+pub use raw::{MapStats, RawEntry, RawMapIter, RawMapReader, RawMapSnapshot};
 pub use reader::MapReader;
 pub use snapshot::{MapIter, MapSnapshot};
 pub use writer::MapWriter;

@@ -95,6 +95,24 @@ impl Pages {
         self.header().incarnation.load(Relaxed)
     }
 
+    /// Writer: records where the value schema's block is (before the first
+    /// root is published: readers read it only after pinning a root).
+    pub(crate) fn set_schema(&self, r: BlockRef) {
+        let h = self.header();
+        // SYNC(publish): Relaxed; readers load these only after the Acquire of
+        // a root record whose Release publish follows this store.
+        h.schema_offset.store(r.offset, Relaxed);
+        h.schema_len.store(r.len, Relaxed);
+    }
+
+    /// The value schema's block (serial 0), `None` if the writer recorded none.
+    pub(crate) fn schema(&self) -> Option<BlockRef> {
+        let h = self.header();
+        // SYNC(publish): Relaxed; ordered by the Acquire of a root record (`set_schema`).
+        let (offset, len) = (h.schema_offset.load(Relaxed), h.schema_len.load(Relaxed));
+        (len != 0).then_some(BlockRef { offset, len, serial: 0 })
+    }
+
     /// The map's name.
     pub(crate) fn name(&self) -> &str {
         &self.name

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use crate::error::{OpenError, ReadError, WaitError};
-use crate::map::format::{MapRoot, MAX_HEIGHT};
+use crate::map::format::{ArchivedMapRoot, MapRoot, MAX_HEIGHT};
 use crate::map::key::MapKey;
 use crate::map::pages::Pages;
 use crate::map::snapshot::MapSnapshot;
@@ -86,23 +86,7 @@ impl<K: MapKey, V: Shared> MapReader<K, V> {
         let snap = self.root.read()?;
         let generation = snap.generation().get();
         if generation != self.checked {
-            let limit = snap.pages_len.to_native();
-            let corrupt = |what: String| ReadError::Corrupt { name: self.name.clone(), what };
-            match self.pages.ensure_mapped(limit) {
-                Ok(true) => {}
-                Ok(false) => return Err(corrupt(format!("pages_len {limit} beyond the pages segment"))),
-                Err(errno) => return Err(ReadError::Os { name: self.name.clone(), op: "remapping the pages", errno }),
-            }
-            if snap.pages_incarnation.to_native() != self.pages.incarnation() {
-                return Err(ReadError::Replaced { name: self.name.clone() });
-            }
-            if snap.value_fingerprint.to_native() != self.value_fingerprint || snap.key_kind.as_str() != K::KIND {
-                return Err(corrupt("a root record of another key or value type".into()));
-            }
-            let height = snap.height.to_native();
-            if height > MAX_HEIGHT || (height == 0) != (snap.root_len.to_native() == 0) {
-                return Err(corrupt(format!("height {height} with a root of {} bytes", snap.root_len)));
-            }
+            check_generation(&self.name, &mut self.pages, &snap, K::KIND, self.value_fingerprint)?;
             self.checked = generation;
         }
         let view = View {
@@ -130,7 +114,37 @@ impl<K: MapKey, V: Shared> MapReader<K, V> {
     }
 }
 
-fn into_open_error(name: &str, e: ReadError) -> OpenError {
+/// The checks of a root record not seen before: its pages are mapped and
+/// of this incarnation, it holds `key_kind` to `value_fingerprint`, its
+/// height fits (the typed and the type-erased reader).
+pub(crate) fn check_generation(
+    name: &str,
+    pages: &mut Pages,
+    snap: &ArchivedMapRoot,
+    key_kind: &str,
+    value_fingerprint: u64,
+) -> Result<(), ReadError> {
+    let limit = snap.pages_len.to_native();
+    let corrupt = |what: String| ReadError::Corrupt { name: name.into(), what };
+    match pages.ensure_mapped(limit) {
+        Ok(true) => {}
+        Ok(false) => return Err(corrupt(format!("pages_len {limit} beyond the pages segment"))),
+        Err(errno) => return Err(ReadError::Os { name: name.into(), op: "remapping the pages", errno }),
+    }
+    if snap.pages_incarnation.to_native() != pages.incarnation() {
+        return Err(ReadError::Replaced { name: name.into() });
+    }
+    if snap.value_fingerprint.to_native() != value_fingerprint || snap.key_kind.as_str() != key_kind {
+        return Err(corrupt("a root record of another key or value type".into()));
+    }
+    let height = snap.height.to_native();
+    if height > MAX_HEIGHT || (height == 0) != (snap.root_len.to_native() == 0) {
+        return Err(corrupt(format!("height {height} with a root of {} bytes", snap.root_len)));
+    }
+    Ok(())
+}
+
+pub(crate) fn into_open_error(name: &str, e: ReadError) -> OpenError {
     match e {
         ReadError::Empty { .. } => OpenError::NotInitialized { name: name.into() },
         ReadError::Open(e) => e,

@@ -103,12 +103,15 @@ impl<K: MapKey, V: Shared> MapWriter<K, V> {
             return Self::take_over(name, root, max_size, value_fingerprint);
         }
         let incarnation = crate::os::random_id();
-        let pages = Pages::create(name, mode, incarnation)?;
+        let mut pages = Pages::create(name, mode, incarnation)?;
+        let mut blocks = Blocks::new();
+        write_schema::<V>(&mut blocks, &mut pages, max_size)
+            .map_err(|e| OpenError::Corrupt { name: name.into(), what: format!("writing the value schema: {e}") })?;
         let mut w = MapWriter {
             name: name.into(),
             root,
             pages,
-            blocks: Blocks::new(),
+            blocks,
             tree: Tree::empty(),
             staged: BTreeMap::new(),
             max_size,
@@ -149,6 +152,15 @@ impl<K: MapKey, V: Shared> MapWriter<K, V> {
         let mut extents = Vec::new();
         let tree = Tree::load(&pages, snap.root(), snap.height.to_native(), pages_len, &mut extents)
             .map_err(|e| corrupt(format!("the current tree: {e}")))?;
+        if let Some(schema) = pages.schema() {
+            if !pages.in_bounds(schema, pages_len) {
+                return Err(corrupt(format!(
+                    "a value schema block [{}, +{}) outside the pages",
+                    schema.offset, schema.len
+                )));
+            }
+            extents.push((schema.offset, crate::map::format::class_of(schema.len as u64)));
+        }
         let blocks = Blocks::rebuild(extents, pages_len, snap.next_serial.to_native(), current).map_err(corrupt)?;
         drop(reader);
         Ok(MapWriter {
@@ -283,11 +295,19 @@ impl<K: MapKey, V: Shared> MapWriter<K, V> {
     fn write_value(&mut self, value: &V) -> Result<BlockRef, PublishError> {
         let len = crate::archive::archive_into(value, &mut self.scratch)
             .map_err(|message| PublishError::Serialize { name: self.name.clone(), message })?;
-        let r = self.blocks.alloc(len as u64, &mut self.pages, self.max_size)?;
-        self.pages.write(r.offset, &self.scratch[..len]);
+        // A value whose archive is empty (`()`, a unit struct, `[T; 0]`) is
+        // stored as `ZERO_SIZED_VALUE` zero bytes: blocks are never empty, and
+        // the root (at the end) stays aligned for any archive alignment up to
+        // 16; rkyv and the dynamic decoder ignore the bytes before a root.
+        let bytes: &[u8] = if len == 0 { &[0; ZERO_SIZED_VALUE] } else { &self.scratch[..len] };
+        let r = self.blocks.alloc(bytes.len() as u64, &mut self.pages, self.max_size)?;
+        self.pages.write(r.offset, bytes);
         Ok(r)
     }
 }
+
+/// The block length of a value whose archive is empty (`BLOCK_ALIGN`).
+const ZERO_SIZED_VALUE: usize = crate::map::format::BLOCK_ALIGN as usize;
 
 /// Whether the root object `name` has a published generation.
 fn has_published(name: &str) -> Result<bool, OpenError> {
@@ -296,6 +316,16 @@ fn has_published(name: &str) -> Result<bool, OpenError> {
         Err(crate::ReadError::Empty { .. }) => Ok(false),
         Err(e) => Err(OpenError::Corrupt { name: name.into(), what: format!("reading the root record: {e}") }),
     }
+}
+
+/// Writes `V`'s encoded schema into a block of a new map and records it in
+/// the pages header (docs/MAP.md, "Pages segment and blocks").
+fn write_schema<V: Shared>(blocks: &mut Blocks, pages: &mut Pages, max_size: u64) -> Result<(), PublishError> {
+    let bytes = crate::schema::schema_of::<V>().encode();
+    let r = blocks.alloc(bytes.len() as u64, pages, max_size)?;
+    pages.write(r.offset, &bytes);
+    pages.set_schema(r);
+    Ok(())
 }
 
 /// Archives a node into a new block.
