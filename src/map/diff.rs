@@ -8,6 +8,7 @@ use std::marker::PhantomData;
 use crate::error::ReadError;
 use crate::map::format::{prefix_of, ArchivedNode, BlockRef};
 use crate::map::key::MapKey;
+use crate::map::raw::{Parts, RawMapSnapshot};
 use crate::map::snapshot::MapSnapshot;
 use crate::map::view::View;
 use crate::Shared;
@@ -399,6 +400,69 @@ impl<'o, 'n, K: MapKey, V: Shared> Iterator for Changes<'o, 'n, K, V> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let r = self.raw.next_change()?.and_then(|c| self.typed(c));
+        if r.is_err() {
+            self.raw.done = true;
+        }
+        Some(r)
+    }
+}
+
+/// One difference between two generations of a map read without its types
+/// ([`RawMapSnapshot::changes_since`]): the key's encoding and the value's
+/// archived bytes (validated against the schema) on each side it is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawMapChange<'o, 'n> {
+    /// The key's encoding.
+    pub key: Vec<u8>,
+    /// The value in the older generation (`None`: the key was added).
+    pub old: Option<&'o [u8]>,
+    /// The value in the newer generation (`None`: the key was removed).
+    pub new: Option<&'n [u8]>,
+}
+
+/// The changes between two [`RawMapSnapshot`]s, in key order; an error (a
+/// corrupt or invalid block) ends the iteration.
+pub struct RawMapChanges<'o, 'n> {
+    raw: RawChanges<'o, 'n>,
+    old: Parts<'o>,
+    new: Parts<'n>,
+}
+
+impl std::fmt::Debug for RawMapChanges<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawMapChanges")
+            .field("older", &self.raw.old.view.generation)
+            .field("newer", &self.raw.new.view.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> RawMapSnapshot<'a> {
+    /// The keys added, changed and removed since `older` (another
+    /// generation of the same map, held by another reader), in key order, as
+    /// [`MapSnapshot::changes_since`] finds them: subtrees both roots reach
+    /// are skipped, so the cost is the changed paths.
+    pub fn changes_since<'o>(&self, older: &RawMapSnapshot<'o>) -> RawMapChanges<'o, 'a> {
+        RawMapChanges { raw: RawChanges::new(older.view, self.view), old: older.parts(), new: self.parts() }
+    }
+}
+
+impl<'o, 'n> RawMapChanges<'o, 'n> {
+    fn change(&self, c: RawChange<'o, 'n>) -> Result<RawMapChange<'o, 'n>, ReadError> {
+        let (old, new) = match c.values {
+            Values::Added(n) => (None, Some(self.new.value_bytes(n)?)),
+            Values::Removed(o) => (Some(self.old.value_bytes(o)?), None),
+            Values::Changed(o, n) => (Some(self.old.value_bytes(o)?), Some(self.new.value_bytes(n)?)),
+        };
+        Ok(RawMapChange { key: c.key.get().to_vec(), old, new })
+    }
+}
+
+impl<'o, 'n> Iterator for RawMapChanges<'o, 'n> {
+    type Item = Result<RawMapChange<'o, 'n>, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let r = self.raw.next_change()?.and_then(|c| self.change(c));
         if r.is_err() {
             self.raw.done = true;
         }

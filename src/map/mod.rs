@@ -39,6 +39,8 @@
 //! - `walk.rs`: lookup and in-order walk, whatever the types.
 //! - `raw.rs`, `key_kind.rs`: [`RawMapReader`], a map read without its
 //!   Rust types (values through the dynamic decoder and the stored schema).
+//! - `raw_writer.rs`: [`RawMapWriter`], a map written without its Rust
+//!   types (keys and values checked before they are staged).
 
 mod blocks;
 mod diff;
@@ -47,6 +49,7 @@ mod key;
 mod key_kind;
 mod pages;
 mod raw;
+mod raw_writer;
 mod reader;
 mod snapshot;
 mod tree;
@@ -55,11 +58,12 @@ mod view;
 mod walk;
 mod writer;
 
-pub use diff::{Change, Changes};
+pub use diff::{Change, Changes, RawMapChange, RawMapChanges};
 pub use format::{ArchivedMapRoot, MapRoot};
 pub use key::MapKey;
 pub use key_kind::MapKeyKind;
 pub use raw::{MapStats, RawEntry, RawMapIter, RawMapReader, RawMapSnapshot};
+pub use raw_writer::RawMapWriter;
 pub use reader::MapReader;
 pub use snapshot::{MapIter, MapSnapshot};
 pub use writer::MapWriter;
