@@ -19,6 +19,8 @@ mod glob;
 pub mod import;
 pub mod limits;
 pub mod map_body;
+mod map_export;
+mod map_import;
 mod maps;
 mod owner;
 pub mod verify;

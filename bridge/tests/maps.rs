@@ -1,90 +1,110 @@
-//! Map objects are not mirrored yet (bridge/src/maps.rs): an exporter does
-//! not ship a map's root record (its pages would not follow), and an
-//! importer refuses one put in the bucket by an older exporter. Through a
-//! real `nats-server`.
+//! Map objects across hosts (bridge/src/map_export.rs, map_import.rs),
+//! through a real `nats-server`: every commit of the source map reaches the
+//! mirror whole, each as a delta of the changed entries only (its size is
+//! measured, against the full state's), and a restarted importer re-syncs
+//! from a full state.
 
 mod common;
 
 use common::*;
-use shmstate::map::{MapRoot, MapWriter};
-use shmstate::schema::{fingerprint_of, schema_of};
-use shmstate::Writer;
+use shmstate::map::{MapReader, MapWriter};
 use shmstate_bridge::envelope::{Body, Envelope};
+use shmstate_bridge::map_body::{Kind, MapBody};
 
-/// A plain client's put of `value` on `key`, once the importer has
-/// created the bucket.
-fn put(url: &str, bucket: &str, key: &str, value: Vec<u8>) {
+const ENTRIES: u64 = 100_000;
+const CHANGED: u64 = 100;
+/// `map_export::FULL_EVERY`: a full state comes at least this often.
+const FULL_EVERY: u64 = 32;
+
+fn value(key: u64, round: u64) -> String {
+    format!("value {key} of round {round}")
+}
+
+/// The latest value of `key` in the bucket.
+fn bucket_value(url: &str, bucket: &str, key: &str) -> Option<Vec<u8>> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let js = rt.block_on(async { async_nats::jetstream::new(async_nats::connect(url).await.unwrap()) });
-    let kv = eventually(DEADLINE, || format!("bucket {bucket}"), || rt.block_on(js.get_key_value(bucket)).ok());
-    rt.block_on(kv.put(key, value.into())).unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(url).await.ok()?;
+        let kv = async_nats::jetstream::new(client).get_key_value(bucket).await.ok()?;
+        kv.get(key).await.ok()?.map(|v| v.to_vec())
+    })
 }
 
-#[test]
-fn an_exporter_does_not_ship_a_maps_root_record() {
-    let server = NatsServer::start();
-    let (names, map, bucket) = (Names::new("maps-export"), Names::new("maps-export-map"), bucket("maps-export"));
-    let mut writer = Writer::<Routes>::create(&names.source).unwrap();
-    writer.publish(&Routes::new(1, 10)).unwrap();
-    let mut w = MapWriter::<u64, String>::create(&map.source).unwrap();
-    w.extend((0..100u64).map(|k| (k, format!("v{k}"))));
-    w.commit().unwrap();
-
-    let export = Bridge::spawn(&[server.url()], &bucket, "host-a", &["export", &names.source, &map.source]);
-    let import = Bridge::spawn(&[server.url()], &bucket, "host-b", &["import", "--prefix", &names.prefix]);
-    // The ordinary object goes through; the map is said not to.
-    eventually(DEADLINE, || import.log(), || mirror_value(&names.mirror()));
-    eventually(DEADLINE, || export.log(), || export.log().contains("maps are not mirrored yet").then_some(()));
-    assert_eq!(bucket_generation(&server.url(), &bucket, &map.source), None, "log: {}", export.log());
-    // Still not after another commit (and the ordinary object moves on).
-    w.insert(7, "changed".into());
-    w.commit().unwrap();
-    writer.publish(&Routes::new(2, 10)).unwrap();
-    eventually(DEADLINE, || import.log(), || (mirror_value(&names.mirror())? == Routes::new(2, 10)).then_some(()));
-    assert_eq!(bucket_generation(&server.url(), &bucket, &map.source), None, "log: {}", export.log());
-    assert!(shmstate::inspect(&format!("{}{}", names.prefix, map.source)).is_err());
+/// Whether the map `mirror` exists and holds exactly the source's latest entries.
+fn same(source: &mut MapReader<u64, String>, mirror: &str) -> bool {
+    let Ok(mut m) = MapReader::<u64, String>::open(mirror) else { return false };
+    let (a, Ok(b)) = (source.read().unwrap(), m.read()) else { return false };
+    a.len() == b.len()
+        && a.iter().zip(b.iter()).all(|(x, y)| {
+            let (x, y) = (x.unwrap(), y.unwrap());
+            x.0 == y.0 && x.1.as_str() == y.1.as_str()
+        })
 }
 
-#[test]
-fn an_importer_refuses_a_maps_root_record() {
-    let server = NatsServer::start();
-    let (names, bucket) = (Names::new("maps-import"), bucket("maps-import"));
-    let import = Bridge::spawn(&[server.url()], &bucket, "host-b", &["import", "--prefix", &names.prefix]);
-    // What an exporter before this change put for a map: its root record.
-    let root = MapRoot {
-        root_offset: 64,
-        root_len: 96,
-        root_serial: 1,
-        height: 1,
-        len: 3,
-        pages_incarnation: 9,
-        pages_len: 4096,
-        next_serial: 2,
-        key_kind: "u64".into(),
-        value_fingerprint: 1,
-        live_bytes: 128,
-        garbage_bytes: 0,
-        free_bytes: 0,
-    };
-    let bytes = shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::Error>(&root).unwrap().to_vec();
-    let schema = schema_of::<MapRoot>().encode();
-    let value = Envelope {
-        version: shmstate_bridge::envelope::VERSION,
-        fingerprint: fingerprint_of::<MapRoot>(),
-        rkyv_format: shmstate::schema::fp::RKYV_FORMAT,
-        generation: 2,
-        exporter: 5,
-        incarnation: 1,
-        digest: Some(shmstate_bridge::verify::digest(&bytes)),
-        host: "host-a",
-        schema: &schema,
-        len: bytes.len() as u64,
-        body: Body::Inline(&bytes),
-        seal: None,
+/// Changes `CHANGED` keys (spread over the map) and commits; the generation.
+fn commit_round(w: &mut MapWriter<u64, String>, round: u64) -> u64 {
+    for i in 0..CHANGED {
+        let k = (round * 7919 + i * 997) % ENTRIES;
+        w.insert(k, value(k, round));
     }
-    .encode();
-    put(&server.url(), &bucket, &names.source, value);
-    eventually(DEADLINE, || import.log(), || import.log().contains("maps are not mirrored yet").then_some(()));
-    assert!(import.log().contains("refused"), "log: {}", import.log());
-    assert!(shmstate::inspect(&names.mirror()).is_err(), "a mirror of a map's root record was created");
+    w.commit().unwrap().get()
+}
+
+#[test]
+fn a_map_is_mirrored_by_deltas_and_a_restarted_importer_resyncs() {
+    let server = NatsServer::start();
+    let (map, bucket) = (Names::new("maps-delta"), bucket("maps-delta"));
+    let url = server.url();
+    let mut w = MapWriter::<u64, String>::create(&map.source).unwrap();
+    w.extend((0..ENTRIES).map(|k| (k, value(k, 0))));
+    w.commit().unwrap();
+    let mut source = MapReader::<u64, String>::open(&map.source).unwrap();
+
+    let export = Bridge::spawn(std::slice::from_ref(&url), &bucket, "host-a", &["export", &map.source]);
+    let mut import = Bridge::spawn(std::slice::from_ref(&url), &bucket, "host-b", &["import", "--prefix", &map.prefix]);
+    let logs = || format!("export: {}\nimport: {}", export.log(), import.log());
+    eventually(DEADLINE, logs, || same(&mut source, &map.mirror()).then_some(()));
+    // The first body is a full state (through the object store: above a message).
+    let first = bucket_value(&url, &bucket, &map.source).unwrap();
+    let full = Envelope::decode(&first).unwrap();
+    assert!(matches!(full.body, Body::Object(_)), "a full state of {} bytes", full.len);
+    let full_len = full.len;
+
+    let mut delta_lens = Vec::new();
+    for round in 1..=5 {
+        let g = commit_round(&mut w, round);
+        eventually(DEADLINE, logs, || (bucket_generation(&url, &bucket, &map.source)? == g).then_some(()));
+        let shipped = bucket_value(&url, &bucket, &map.source).unwrap();
+        let env = Envelope::decode(&shipped).unwrap();
+        let Body::Inline(bytes) = env.body else { panic!("a delta through the object store") };
+        let body = MapBody::decode(bytes, u64::MAX).unwrap();
+        assert_eq!(body.kind, Kind::Delta { base: g - 1 });
+        assert_eq!(body.entries.len() as u64, CHANGED);
+        delta_lens.push(shipped.len() as u64);
+        eventually(DEADLINE, logs, || same(&mut source, &map.mirror()).then_some(()));
+    }
+    let largest = *delta_lens.iter().max().unwrap();
+    println!("full state body {full_len} bytes; delta envelopes {delta_lens:?} bytes");
+    // 100 entries of ~50 bytes plus the envelope (schema, host, digest).
+    assert!(largest < CHANGED * 64 + 2048, "a delta of {largest} bytes for {CHANGED} entries");
+    assert!(largest * 200 < full_len, "a delta of {largest} bytes against a full state of {full_len}");
+
+    // A restarted importer holds no base: it re-syncs at the next full state.
+    import.kill();
+    let mut round = 10;
+    for _ in 0..3 {
+        commit_round(&mut w, round);
+        round += 1;
+    }
+    import = Bridge::spawn(std::slice::from_ref(&url), &bucket, "host-b", &["import", "--prefix", &map.prefix]);
+    let logs = || format!("export: {}\nimport: {}", export.log(), import.log());
+    assert!(!same(&mut source, &map.mirror()), "the mirror missed the commits while its importer was down");
+    for _ in 0..=FULL_EVERY {
+        let g = commit_round(&mut w, round);
+        round += 1;
+        // One body per generation (none coalesced).
+        eventually(DEADLINE, logs, || (bucket_generation(&url, &bucket, &map.source)? == g).then_some(()));
+    }
+    eventually(DEADLINE, logs, || same(&mut source, &map.mirror()).then_some(()));
+    assert!(import.log().contains("waiting for a full state"), "log: {}", import.log());
 }

@@ -137,6 +137,13 @@ impl RawMapWriter {
         Ok(())
     }
 
+    /// Records where the next commits come from, for `inspect` (a mirror
+    /// calls it before each commit), as
+    /// [`RawWriter::set_origin`](crate::RawWriter::set_origin) does.
+    pub fn set_origin(&mut self, host: &str, generation: Generation) {
+        self.core.set_origin(host, generation);
+    }
+
     /// Drops every staged change.
     pub fn discard(&mut self) {
         self.staged.clear();

@@ -271,6 +271,11 @@ impl Core {
         })
     }
 
+    /// [`RawWriter::set_origin`](crate::RawWriter::set_origin) of the root object.
+    pub(crate) fn set_origin(&mut self, host: &str, generation: Generation) {
+        self.root.set_origin(host, generation);
+    }
+
     /// Publishes every change of `staged` (taken; given back if a value
     /// cannot be written) as one new generation; `encode` archives a value
     /// into the scratch buffer and says its length.
