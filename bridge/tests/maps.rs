@@ -108,3 +108,74 @@ fn a_map_is_mirrored_by_deltas_and_a_restarted_importer_resyncs() {
     eventually(DEADLINE, logs, || same(&mut source, &map.mirror()).then_some(()));
     assert!(import.log().contains("waiting for a full state"), "log: {}", import.log());
 }
+
+/// A plain client's put of `value` on `key`, once the importer has
+/// created the bucket.
+fn put(url: &str, bucket: &str, key: &str, value: Vec<u8>) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let js = rt.block_on(async { async_nats::jetstream::new(async_nats::connect(url).await.unwrap()) });
+    let kv = eventually(DEADLINE, || format!("bucket {bucket}"), || rt.block_on(js.get_key_value(bucket)).ok());
+    rt.block_on(kv.put(key, value.into())).unwrap();
+}
+
+/// An envelope of a map of u64 to String carrying `body`.
+fn map_envelope(generation: u64, kind: Kind, entries: &[(u64, Option<&[u8]>)]) -> Vec<u8> {
+    let keys: Vec<[u8; 8]> = entries.iter().map(|(k, _)| k.to_be_bytes()).collect();
+    let entries = keys
+        .iter()
+        .zip(entries)
+        .map(|(key, (_, value))| shmstate_bridge::map_body::Entry { key, value: *value })
+        .collect();
+    let bytes = MapBody { kind, key_kind: "u64", entries }.encode().unwrap();
+    let schema = shmstate::schema::schema_of::<String>().encode();
+    Envelope {
+        version: shmstate_bridge::envelope::VERSION,
+        fingerprint: shmstate::schema::fingerprint_of::<shmstate::map::MapRoot>(),
+        rkyv_format: shmstate::schema::fp::RKYV_FORMAT,
+        generation,
+        exporter: 5,
+        incarnation: 1,
+        digest: Some(shmstate_bridge::verify::digest(&bytes)),
+        host: "host-a",
+        schema: &schema,
+        len: bytes.len() as u64,
+        body: Body::Inline(&bytes),
+        seal: None,
+    }
+    .encode()
+}
+
+#[test]
+fn an_importer_applies_only_checked_entries_on_their_base() {
+    let server = NatsServer::start();
+    let (map, bucket) = (Names::new("maps-import"), bucket("maps-import"));
+    let import = Bridge::spawn(&[server.url()], &bucket, "host-b", &["import", "--prefix", &map.prefix]);
+    let archive = |s: &str| shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::Error>(&s.to_string()).unwrap().to_vec();
+    let (one, two) = (archive("one, a text stored out of line"), archive("two"));
+    put(&server.url(), &bucket, &map.source, map_envelope(3, Kind::Full, &[(1, Some(&one)), (2, Some(&two))]));
+    let read = || {
+        let mut r = MapReader::<u64, String>::open(&map.mirror()).ok()?;
+        let snap = r.read().ok()?;
+        Some(snap.iter().map(|e| e.map(|(k, v)| (k, v.to_string())).unwrap()).collect::<Vec<_>>())
+    };
+    let at_3 = vec![(1, "one, a text stored out of line".to_string()), (2, "two".to_string())];
+    eventually(DEADLINE, || import.log(), || (read()? == at_3).then_some(()));
+
+    // A value whose string points outside it: refused, nothing applied.
+    let mut bad = one.clone();
+    let n = bad.len();
+    bad[n - 4..n].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+    put(&server.url(), &bucket, &map.source, map_envelope(4, Kind::Delta { base: 3 }, &[(1, None), (2, Some(&bad))]));
+    eventually(DEADLINE, || import.log(), || import.log().contains("an entry does not check").then_some(()));
+    assert_eq!(read().unwrap(), at_3);
+    // A delta from a generation the mirror does not hold: kept, not applied.
+    put(&server.url(), &bucket, &map.source, map_envelope(6, Kind::Delta { base: 5 }, &[(1, None)]));
+    eventually(DEADLINE, || import.log(), || import.log().contains("waiting for a full state").then_some(()));
+    assert_eq!(read().unwrap(), at_3);
+    // The full state it follows: both applied, in order.
+    put(&server.url(), &bucket, &map.source, map_envelope(5, Kind::Full, &[(1, Some(&two)), (9, Some(&one))]));
+    let at_6 = vec![(9, "one, a text stored out of line".to_string())];
+    eventually(DEADLINE, || import.log(), || (read()? == at_6).then_some(()));
+    let info = shmstate::inspect(&map.mirror()).unwrap();
+    assert_eq!(info.origin.as_ref().map(|o| o.generation), Some(6), "{info:?}");
+}
