@@ -35,6 +35,9 @@ struct Mirror {
     /// The source generation the local map holds; `None` until a full state
     /// (a restarted importer does not know what an existing mirror holds).
     source: Option<u64>,
+    /// The source map's incarnation (a map created again counts its
+    /// generations from 1 again: a delta must be of the same one).
+    incarnation: u64,
     revision: u64,
     /// Deltas received while the map waits for a full state (most recent
     /// `WAITING` kept), applied after it when they follow it.
@@ -96,11 +99,11 @@ pub(crate) fn receive(
         std::collections::hash_map::Entry::Vacant(v) => {
             let writer = open_local(local, key_kind, &schema, options.into_local_objects)?;
             log!("import {}: applying into the local map {local:?}", entry.key);
-            v.insert(Mirror { writer, source: None, revision: 0, waiting: VecDeque::new() })
+            v.insert(Mirror { writer, source: None, incarnation: 0, revision: 0, waiting: VecDeque::new() })
         }
     };
     match body.kind {
-        Kind::Delta { base } if m.source != Some(base) => {
+        Kind::Delta { base } if m.source != Some(base) || m.incarnation != env.incarnation => {
             m.waiting.push_back(entry.clone());
             if m.waiting.len() > WAITING {
                 m.waiting.pop_front();
@@ -143,6 +146,7 @@ pub(crate) fn receive(
         return Err(format!("commit: {e}"));
     }
     m.source = Some(env.generation);
+    m.incarnation = env.incarnation;
     m.revision = entry.revision;
     verifier.record(admitted);
     if body.kind == Kind::Full {

@@ -120,6 +120,11 @@ fn put(url: &str, bucket: &str, key: &str, value: Vec<u8>) {
 
 /// An envelope of a map of u64 to String carrying `body`.
 fn map_envelope(generation: u64, kind: Kind, entries: &[(u64, Option<&[u8]>)]) -> Vec<u8> {
+    map_envelope_of(1, generation, kind, entries)
+}
+
+/// `map_envelope` of a source map of this incarnation.
+fn map_envelope_of(incarnation: u64, generation: u64, kind: Kind, entries: &[(u64, Option<&[u8]>)]) -> Vec<u8> {
     let keys: Vec<[u8; 8]> = entries.iter().map(|(k, _)| k.to_be_bytes()).collect();
     let entries = keys
         .iter()
@@ -134,7 +139,7 @@ fn map_envelope(generation: u64, kind: Kind, entries: &[(u64, Option<&[u8]>)]) -
         rkyv_format: shmstate::schema::fp::RKYV_FORMAT,
         generation,
         exporter: 5,
-        incarnation: 1,
+        incarnation,
         digest: Some(shmstate_bridge::verify::digest(&bytes)),
         host: "host-a",
         schema: &schema,
@@ -178,4 +183,9 @@ fn an_importer_applies_only_checked_entries_on_their_base() {
     eventually(DEADLINE, || import.log(), || (read()? == at_6).then_some(()));
     let info = shmstate::inspect(&map.mirror()).unwrap();
     assert_eq!(info.origin.as_ref().map(|o| o.generation), Some(6), "{info:?}");
+    // A delta on the right generation of a map created again at the source: waits.
+    put(&server.url(), &bucket, &map.source, map_envelope_of(2, 7, Kind::Delta { base: 6 }, &[(9, None)]));
+    let waits = || import.log().matches("waiting for a full state").count();
+    eventually(DEADLINE, || import.log(), || (waits() == 2).then_some(()));
+    assert_eq!(read().unwrap(), at_6);
 }
