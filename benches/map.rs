@@ -2,7 +2,8 @@
 //! entries: the cost of publishing a change of one key (a map commit vs a
 //! `Writer<HashMap>` publish of everything), and reads (`get` of a random key
 //! on an unchanged generation, and the first `get` after a commit or publish,
-//! which pays for validation).
+//! which pays for validation), and `changes_since` over 100 changed keys of
+//! 1M against a full comparison of the two generations.
 //!
 //! `cargo bench --bench map` (see BENCHMARKS.md, "Map").
 
@@ -14,7 +15,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use shmstate::map::{MapReader, MapWriter};
+use shmstate::map::{MapReader, MapSnapshot, MapWriter};
 use shmstate::{Reader, Writer};
 use types::BenchName;
 
@@ -131,10 +132,73 @@ fn bench_size(c: &mut Criterion, label: &str, n: u64) {
     g.finish();
 }
 
+/// `changes_since` between two generations of a 1M-entry map that differ in
+/// 100 keys, against comparing the two snapshots entry by entry.
+fn bench_changes(c: &mut Criterion) {
+    let mut g = c.benchmark_group("map");
+    let n = 1_000_000;
+    let name = BenchName::new("map-changes-1M");
+    let mut w = MapWriter::<u64, Row>::create(name.as_str()).expect("create map");
+    w.extend((0..n).map(|k| (k, row(k, 0))));
+    w.commit().expect("commit");
+    let (mut r_old, mut r_new) = (
+        MapReader::<u64, Row>::open(name.as_str()).expect("open map"),
+        MapReader::<u64, Row>::open(name.as_str()).expect("open map"),
+    );
+    let mut keys = Keys(0x2545_f491_4f6c_dd1d, n);
+    let mut version = 0;
+    // Holds the current generation in `r_old`, commits 100 changed keys and
+    // times `compare` between the two generations.
+    let mut run = |iters: u64, compare: &Compare| {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            let old = r_old.read().expect("read");
+            version += 1;
+            for _ in 0..100 {
+                let k = keys.next();
+                w.insert(k, row(k, version));
+            }
+            w.commit().expect("commit");
+            let new = r_new.read().expect("read");
+            let start = Instant::now();
+            let changed = compare(&new, &old);
+            total += start.elapsed();
+            assert!((90..=100).contains(&changed), "{changed} changes");
+        }
+        total
+    };
+    g.bench_function(BenchmarkId::new("changes_since_100_of", "1M"), |b| {
+        b.iter_custom(|iters| {
+            run(iters, &|new, old| new.changes_since(old).map(|c| c.map(|_| 1).expect("change")).sum())
+        })
+    });
+    g.bench_function(BenchmarkId::new("full_compare_100_of", "1M"), |b| {
+        b.iter_custom(|iters| run(iters, &|new, old| full_compare(new, old)))
+    });
+    g.finish();
+}
+
+/// A count of the changes from the second snapshot to the first.
+type Compare = dyn Fn(&MapSnapshot<'_, u64, Row>, &MapSnapshot<'_, u64, Row>) -> usize;
+
+/// The changed keys found by iterating both snapshots (both hold every key
+/// here, so the iterations stay aligned).
+fn full_compare(new: &MapSnapshot<'_, u64, Row>, old: &MapSnapshot<'_, u64, Row>) -> usize {
+    old.iter()
+        .zip(new.iter())
+        .filter(|(a, b)| {
+            let ((ka, va), (kb, vb)) = (a.as_ref().expect("old"), b.as_ref().expect("new"));
+            assert_eq!(ka, kb);
+            va.id != vb.id || va.weight != vb.weight || va.label != vb.label
+        })
+        .count()
+}
+
 fn benches(c: &mut Criterion) {
     bench_size(c, "1k", 1_000);
     bench_size(c, "100k", 100_000);
     bench_size(c, "1M", 1_000_000);
+    bench_changes(c);
 }
 
 fn config() -> Criterion {

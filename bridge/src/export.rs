@@ -116,13 +116,16 @@ impl std::fmt::Display for ExportError {
 impl std::error::Error for ExportError {}
 
 /// One generation read from the local object.
-struct Snapshot {
-    generation: u64,
-    incarnation: u64,
-    digest: [u8; 32],
-    fingerprint: u64,
-    schema: Arc<Vec<u8>>,
-    bytes: Vec<u8>,
+pub(crate) struct Snapshot {
+    pub(crate) generation: u64,
+    pub(crate) incarnation: u64,
+    pub(crate) digest: [u8; 32],
+    pub(crate) fingerprint: u64,
+    pub(crate) schema: Arc<Vec<u8>>,
+    pub(crate) bytes: Vec<u8>,
+    /// The exporter took it from the channel. SYNC(taken): set and read
+    /// under the watch channel's lock, which orders them.
+    pub(crate) taken: std::sync::atomic::AtomicBool,
 }
 
 /// Exports the objects whose names match `options.patterns` (names, or globs
@@ -254,7 +257,9 @@ async fn export_object(
                 log!("export {name}: revision {revision} was written by someone else; writing the current snapshot again");
             }
         }
-        let Some(snap) = rx.borrow_and_update().clone() else { continue };
+        // Marked taken under the channel's lock (a map's follower retracts
+        // an untaken delta under it: map_export.rs).
+        let Some(snap) = rx.borrow_and_update().clone().inspect(|s| s.taken.store(true, Relaxed)) else { continue };
         let mut backoff = Backoff::new();
         loop {
             match key.put(&snap, &mut claimed, &mut large).await {
@@ -511,6 +516,10 @@ fn follow(name: &str, tx: &watch::Sender<Option<Arc<Snapshot>>>) {
             }
         };
         let fingerprint = reader.fingerprint();
+        if crate::maps::is_map_root(fingerprint) {
+            crate::map_export::follow_map(name, reader.incarnation(), tx);
+            continue;
+        }
         let incarnation = reader.incarnation();
         let mut last = Generation::NONE;
         while !tx.is_closed() {
@@ -524,6 +533,7 @@ fn follow(name: &str, tx: &watch::Sender<Option<Arc<Snapshot>>>) {
                         fingerprint,
                         schema: schema.clone(),
                         bytes: bytes.to_vec(),
+                        taken: Default::default(),
                     };
                     let _ = tx.send(Some(Arc::new(snap)));
                 }

@@ -58,7 +58,7 @@ struct Local {
 const MAX_FETCHES: usize = 4;
 
 /// What became of one entry.
-enum Received {
+pub(crate) enum Received {
     /// Published into the local object.
     Published,
     /// Already published (the same entry seen again, or a duplicate).
@@ -79,6 +79,7 @@ type Fetched = (Entry, Result<Vec<u8>, String>);
 pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
     let mut state = State {
         locals: HashMap::new(),
+        maps: Default::default(),
         verifier: Verifier::new(options.trusted_keys.clone()),
         pending: HashMap::new(),
         fetching: JoinSet::new(),
@@ -106,9 +107,12 @@ pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
                         {
                             continue;
                         }
-                        // A newer value supersedes a fetch still running for the key.
-                        if let Some((_, fetch)) = state.pending.remove(&entry.key) {
-                            fetch.abort();
+                        // A newer value supersedes a fetch still running for the key
+                        // (a map's delta does not: it follows the full state fetched).
+                        if !crate::map_import::is_inline_delta(&entry.value) {
+                            if let Some((_, fetch)) = state.pending.remove(&entry.key) {
+                                fetch.abort();
+                            }
                         }
                         state.handle(&nats, &options, &stats, entry, None);
                     }
@@ -143,6 +147,7 @@ pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
 /// The importer's state across watches.
 struct State {
     locals: HashMap<String, Local>,
+    maps: crate::map_import::Mirrors,
     verifier: Verifier,
     /// Keys whose snapshot is being fetched: the entry's revision and the task.
     pending: HashMap<String, (u64, AbortHandle)>,
@@ -155,7 +160,7 @@ impl State {
     /// once fetched. An entry that needs one starts its fetch.
     fn handle(&mut self, nats: &Nats, options: &ImportOptions, stats: &Stats, entry: Entry, fetched: Option<Vec<u8>>) {
         let local = format!("{}{}", options.prefix, entry.key);
-        match receive(&entry, &local, &mut self.locals, &mut self.verifier, options, fetched) {
+        match receive(&entry, &local, &mut self.locals, &mut self.maps, &mut self.verifier, options, fetched) {
             Ok(Received::Published) => {
                 stats.imported.fetch_add(1, Relaxed);
             }
@@ -192,6 +197,7 @@ fn receive(
     entry: &Entry,
     local: &str,
     locals: &mut HashMap<String, Local>,
+    maps: &mut crate::map_import::Mirrors,
     verifier: &mut Verifier,
     options: &ImportOptions,
     fetched: Option<Vec<u8>>,
@@ -212,6 +218,9 @@ fn receive(
             env.rkyv_format,
             shmstate::schema::fp::RKYV_FORMAT
         ));
+    }
+    if crate::maps::is_map_root(env.fingerprint) {
+        return crate::map_import::receive(entry, local, &env, fetched, verifier, options, maps, locals.len());
     }
     let schema = SchemaDoc::decode(env.schema).map_err(|e| format!("schema: {e}"))?;
     if schema.fingerprint() != env.fingerprint {

@@ -18,6 +18,10 @@ pub mod export;
 mod glob;
 pub mod import;
 pub mod limits;
+pub mod map_body;
+mod map_export;
+mod map_import;
+mod maps;
 mod owner;
 pub mod verify;
 

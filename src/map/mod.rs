@@ -34,17 +34,22 @@
 //! - `blocks.rs`: the writer's allocator: free lists and pending blocks.
 //! - `tree.rs`: the writer's mirror of the tree and the copy-on-write batch.
 //! - `validated.rs`, `view.rs`: a reader's per-block validation.
+//! - `diff.rs`: the changes between two generations (`changes_since`).
 //! - `key.rs`: order-preserving key encodings.
 //! - `walk.rs`: lookup and in-order walk, whatever the types.
 //! - `raw.rs`, `key_kind.rs`: [`RawMapReader`], a map read without its
 //!   Rust types (values through the dynamic decoder and the stored schema).
+//! - `raw_writer.rs`: [`RawMapWriter`], a map written without its Rust
+//!   types (keys and values checked before they are staged).
 
 mod blocks;
+mod diff;
 mod format;
 mod key;
 mod key_kind;
 mod pages;
 mod raw;
+mod raw_writer;
 mod reader;
 mod snapshot;
 mod tree;
@@ -53,10 +58,12 @@ mod view;
 mod walk;
 mod writer;
 
+pub use diff::{Change, Changes, RawMapChange, RawMapChanges};
 pub use format::{ArchivedMapRoot, MapRoot};
 pub use key::MapKey;
 pub use key_kind::MapKeyKind;
 pub use raw::{MapStats, RawEntry, RawMapIter, RawMapReader, RawMapSnapshot};
+pub use raw_writer::RawMapWriter;
 pub use reader::MapReader;
 pub use snapshot::{MapIter, MapSnapshot};
 pub use writer::MapWriter;

@@ -206,7 +206,7 @@ pub struct MapStats {
 
 /// One pinned generation of a [`RawMapReader`].
 pub struct RawMapSnapshot<'a> {
-    view: View<'a>,
+    pub(crate) view: View<'a>,
     stats: MapStats,
     key_kind: MapKeyKind,
     schema: &'a SchemaDoc,
@@ -288,7 +288,7 @@ impl<'a> RawMapSnapshot<'a> {
         self.range(Bound::Included(prefix.to_vec()), upper)
     }
 
-    fn parts(&self) -> Parts<'a> {
+    pub(crate) fn parts(&self) -> Parts<'a> {
         Parts { view: self.view, key_kind: self.key_kind, schema: self.schema, limits: self.limits }
     }
 
@@ -303,7 +303,7 @@ impl<'a> RawMapSnapshot<'a> {
 
 /// What decoding an entry needs (copied into iterators).
 #[derive(Clone, Copy)]
-struct Parts<'a> {
+pub(crate) struct Parts<'a> {
     view: View<'a>,
     key_kind: MapKeyKind,
     schema: &'a SchemaDoc,
@@ -319,7 +319,7 @@ impl<'a> Parts<'a> {
         }
     }
 
-    fn value_bytes(&self, r: BlockRef) -> Result<&'a [u8], ReadError> {
+    pub(crate) fn value_bytes(&self, r: BlockRef) -> Result<&'a [u8], ReadError> {
         let bytes = self.view.bytes(r)?;
         if !self.view.validated.contains(r, Kind::Value) {
             validate(self.schema, bytes, self.limits).map_err(|e| self.invalid(r, e))?;

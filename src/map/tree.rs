@@ -97,6 +97,20 @@ impl Tree {
         self.height = height;
     }
 
+    /// Calls `f` with every key, in order.
+    pub(crate) fn for_each_key(&self, f: &mut dyn FnMut(&[u8])) {
+        fn walk(n: &MemNode, f: &mut dyn FnMut(&[u8])) {
+            if n.node.leaf {
+                n.node.keys.iter().for_each(|k| f(k));
+            } else {
+                n.kids.iter().for_each(|k| walk(k, f));
+            }
+        }
+        if let Some(root) = &self.root {
+            walk(root, f);
+        }
+    }
+
     /// Writes every changed node (kids before parents) with `write`; the root's block.
     pub(crate) fn write_out(
         &mut self,

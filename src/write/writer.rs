@@ -36,6 +36,13 @@ pub struct Writer<T> {
     lanes: LaneSet<T>,
 }
 
+impl<T> Writer<T> {
+    /// [`RawWriter::set_origin`] (a mirrored map's root object).
+    pub(crate) fn set_origin(&mut self, host: &str, generation: crate::Generation) {
+        self.raw.set_origin(host, generation);
+    }
+}
+
 impl<T> std::fmt::Debug for Writer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer").field("raw", &self.raw).finish_non_exhaustive()
