@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_nats::jetstream::kv::{Entry, Operation};
 use futures::StreamExt;
 use shmstate::schema::SchemaDoc;
-use shmstate::{Generation, OpenError, RawWriter};
+use shmstate::{Generation, OpenError, RawLaneWriter, RawWriter};
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 use tokio::task::{AbortHandle, JoinSet};
@@ -41,7 +41,9 @@ pub struct ImportOptions {
 
 /// The local side of one key.
 struct Local {
-    writer: RawWriter,
+    /// The object and its lanes: the source's layouts, the first one's
+    /// under the plain name when the source's is.
+    writer: RawLaneWriter,
     /// Key-value revision of the latest publish: the same entry delivered
     /// again after a re-watch is not published twice. (Not the source
     /// generation: a source object created again starts at 1 again.)
@@ -158,6 +160,13 @@ impl State {
         match receive(&entry, &local, &mut self.locals, &mut self.verifier, options, fetched) {
             Ok(Received::Published) => {
                 stats.imported.fetch_add(1, Relaxed);
+                stats.objects.store(self.locals.len() as u64, Relaxed);
+                // From the server's timestamp of the write (clock skew
+                // between the hosts adds to it).
+                let written = entry.created.unix_timestamp_nanos();
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                let lag = i128::try_from(now.as_nanos()).unwrap_or(i128::MAX).saturating_sub(written);
+                stats.record_lag(std::time::Duration::from_nanos(u64::try_from(lag).unwrap_or(0)));
             }
             Ok(Received::Duplicate) => {}
             Ok(Received::Fetch { object, len }) => {
@@ -180,7 +189,7 @@ impl State {
     }
 
     fn refuse(&self, stats: &Stats, entry: &Entry, why: &str) {
-        stats.refused.fetch_add(1, Relaxed);
+        stats.refuse(why);
         log!("import {}: revision {} refused: {why}", entry.key, entry.revision);
     }
 }
@@ -213,28 +222,34 @@ fn receive(
             shmstate::schema::fp::RKYV_FORMAT
         ));
     }
-    let schema = SchemaDoc::decode(env.schema).map_err(|e| format!("schema: {e}"))?;
-    if schema.fingerprint() != env.fingerprint {
-        return Err(format!(
-            "fingerprint {:#018x} does not match its schema's {:#018x}",
-            env.fingerprint,
-            schema.fingerprint()
-        ));
-    }
-    if let Some(l) = locals.get(local) {
-        if l.writer.fingerprint() != env.fingerprint {
-            return Err(format!(
-                "fingerprint {:#018x}, the local object {local:?} holds {:#018x} (the source's type changed: \
-                 remove the local object to import the new type)",
-                env.fingerprint,
-                l.writer.fingerprint()
-            ));
+    let layouts = layouts_of(&env)?;
+    let fingerprints: Vec<u64> = layouts.iter().map(SchemaDoc::fingerprint).collect();
+    // Another set of layouts: the source's writer rolled to another type
+    // with lanes. The local writer is opened again with the new set (as a
+    // local writer redeployed with other lanes), which keeps every layout
+    // still published and retires the others once unread. A change that
+    // keeps no layout is a type change without lanes: refused, as a local
+    // writer of another type is.
+    let relayout = match locals.get(local) {
+        Some(l) if l.writer.fingerprints() != fingerprints => {
+            let held = l.writer.fingerprints();
+            if !fingerprints.iter().any(|fp| held.contains(fp)) {
+                return Err(format!(
+                    "fingerprint {:#018x}, the local object {local:?} holds {:#018x} (the source's type changed \
+                     without a lane of the old type: remove the local object to import the new type)",
+                    env.fingerprint, held[0]
+                ));
+            }
+            true
         }
-    }
+        _ => false,
+    };
     if env.len > limits.max_value_bytes {
         return Err(format!("a snapshot of {} bytes, above --max-value-bytes {}", env.len, limits.max_value_bytes));
     }
     let held: u64 = locals.values().map(|l| l.shm_bytes).sum();
+    let objects: usize = locals.values().map(|l| l.writer.fingerprints().len()).sum();
+    let more = layouts.len().saturating_sub(locals.get(local).map_or(0, |l| l.writer.fingerprints().len()));
     // A publish may add a slot of the snapshot's size to what the object holds.
     if held.saturating_add(env.len) > limits.max_shm_bytes {
         return Err(format!(
@@ -243,10 +258,10 @@ fn receive(
             env.len, limits.max_shm_bytes
         ));
     }
-    if !locals.contains_key(local) && locals.len() >= limits.max_objects {
+    if more > 0 && objects + more > limits.max_objects {
         return Err(format!(
-            "the importer has {} local objects, --max-objects {}: not creating another",
-            locals.len(),
+            "the importer has {objects} local objects (lanes counted), --max-objects {}: not creating another \
+             ({more} more layouts)",
             limits.max_objects
         ));
     }
@@ -262,10 +277,19 @@ fn receive(
         Verdict::Publish(admitted) => admitted,
         Verdict::Duplicate => return Ok(Received::Duplicate),
     };
+    let snapshots = env.split(bytes).map_err(|e| e.to_string())?;
+    if relayout {
+        // Our own writer lets go first: the new one takes the objects over.
+        let old = locals.remove(local).expect("checked above");
+        drop(old.writer);
+        let (writer, _) = open_local(local, &layouts, options.into_local_objects)?;
+        log!("import {}: the source's layouts are now {}", entry.key, hex_list(&fingerprints));
+        locals.insert(local.to_string(), Local { writer, revision: old.revision, shm_bytes: 0, created: old.created });
+    }
     let l = match locals.entry(local.to_string()) {
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {
-            let (writer, created) = open_local(local, &schema, options.into_local_objects)?;
+            let (writer, created) = open_local(local, &layouts, options.into_local_objects)?;
             log!(
                 "import {}: publishing into {} local object {local:?}",
                 entry.key,
@@ -275,10 +299,10 @@ fn receive(
         }
     };
     l.writer.set_origin(env.host, Generation::new(env.generation));
-    // `publish_bytes` checks the bytes against the schema
+    // `publish_lanes` checks every layout's bytes against its schema
     // (`dynamic::validate`) before anything becomes current: the only
     // validation on this path (the snapshot may be large).
-    if let Err(e) = l.writer.publish_bytes(bytes) {
+    if let Err(e) = l.writer.publish_lanes(&snapshots) {
         // An object created for this value and never published would be
         // left without an origin: a later importer would take it for a
         // local program's. Remove it.
@@ -292,20 +316,47 @@ fn receive(
         });
     }
     l.revision = entry.revision;
-    l.shm_bytes = shm_bytes_of(local);
+    l.shm_bytes =
+        shm_bytes_of(local) + fingerprints.iter().map(|fp| shm_bytes_of(&format!("{local}@{fp:016x}"))).sum::<u64>();
     verifier.record(admitted);
     Ok(Received::Published)
+}
+
+/// The envelope's layouts, the first one first: each schema decoded and
+/// matching its fingerprint, no layout twice.
+fn layouts_of(env: &Envelope<'_>) -> Result<Vec<SchemaDoc>, String> {
+    let all = std::iter::once((env.fingerprint, env.schema)).chain(env.lanes.iter().map(|l| (l.fingerprint, l.schema)));
+    let mut layouts: Vec<SchemaDoc> = Vec::with_capacity(1 + env.lanes.len());
+    for (i, (fingerprint, bytes)) in all.enumerate() {
+        let what = if i == 0 { "schema".to_string() } else { format!("lane {i}'s schema") };
+        let schema = SchemaDoc::decode(bytes).map_err(|e| format!("{what}: {e}"))?;
+        if schema.fingerprint() != fingerprint {
+            return Err(format!(
+                "fingerprint {fingerprint:#018x} does not match its {what}'s {:#018x}",
+                schema.fingerprint()
+            ));
+        }
+        if layouts.iter().any(|l| l.fingerprint() == fingerprint) {
+            return Err(format!("the layout {fingerprint:#018x} twice"));
+        }
+        layouts.push(schema);
+    }
+    Ok(layouts)
+}
+
+fn hex_list(fps: &[u64]) -> String {
+    fps.iter().map(|fp| format!("{fp:#018x}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Opens the local object `local` for a key: creates it, or opens an
 /// existing one only when it is a mirror (it has an origin: some importer
 /// published into it), or when `into_local_objects`. Whether it was created.
-fn open_local(local: &str, schema: &SchemaDoc, into_local_objects: bool) -> Result<(RawWriter, bool), String> {
+fn open_local(local: &str, layouts: &[SchemaDoc], into_local_objects: bool) -> Result<(RawLaneWriter, bool), String> {
     let busy = |e: OpenError| match e {
         OpenError::WriterBusy { .. } => format!("a local writer owns {local:?}: refusing to import over it"),
         e => format!("cannot open the local object: {e}"),
     };
-    match RawWriter::options().create_raw(local, schema) {
+    match RawWriter::options().create_raw_lanes(local, layouts) {
         Ok(writer) => return Ok((writer, true)),
         Err(OpenError::AlreadyExists { .. }) => {}
         Err(e) => return Err(busy(e)),
@@ -323,7 +374,7 @@ fn open_local(local: &str, schema: &SchemaDoc, into_local_objects: bool) -> Resu
             Err(e) => return Err(format!("cannot inspect the local object: {e}")),
         }
     }
-    RawWriter::options().open_or_create_raw(local, schema).map(|w| (w, false)).map_err(busy)
+    RawWriter::options().open_or_create_raw_lanes(local, layouts).map(|w| (w, false)).map_err(busy)
 }
 
 /// Reads a large snapshot of `len` bytes (already checked against the

@@ -2,7 +2,8 @@
 //! the snapshot's digest, the exporter's signature (when keys are pinned),
 //! and that a source's generations only go forward.
 //!
-//! **Digest.** A version 2 envelope carries the SHA-256 of its snapshot;
+//! **Digest.** A version 2 or 3 envelope carries the SHA-256 of its snapshot (in
+//! version 3, of every layout's together);
 //! bytes that do not match (an object-store object swapped under a signed
 //! pointer, say) are refused.
 //!
@@ -282,11 +283,11 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{Body, VERSION};
+    use crate::envelope::{Body, VERSION_ONE_LAYOUT};
 
     fn env(generation: u64, incarnation: u64, bytes: &[u8]) -> Envelope<'_> {
         Envelope {
-            version: VERSION,
+            version: VERSION_ONE_LAYOUT,
             fingerprint: 1,
             rkyv_format: 2,
             generation,
@@ -296,6 +297,7 @@ mod tests {
             host: "a",
             schema: b"s",
             len: bytes.len() as u64,
+            lanes: Vec::new(),
             body: Body::Inline(bytes),
             seal: None,
         }

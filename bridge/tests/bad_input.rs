@@ -27,7 +27,7 @@ fn envelope(generation: u64, fingerprint: u64, schema: &[u8], bytes: &[u8]) -> V
 /// An envelope from exporter 5, source incarnation `incarnation`.
 fn envelope_of(incarnation: u64, generation: u64, fingerprint: u64, schema: &[u8], bytes: &[u8]) -> Vec<u8> {
     Envelope {
-        version: shmstate_bridge::envelope::VERSION,
+        version: shmstate_bridge::envelope::VERSION_ONE_LAYOUT,
         fingerprint,
         rkyv_format: shmstate::schema::fp::RKYV_FORMAT,
         generation,
@@ -37,6 +37,7 @@ fn envelope_of(incarnation: u64, generation: u64, fingerprint: u64, schema: &[u8
         host: "host-a",
         schema,
         len: bytes.len() as u64,
+        lanes: Vec::new(),
         body: Body::Inline(bytes),
         seal: None,
     }
