@@ -89,6 +89,7 @@ fn lane_reader_on_host_b() {
                 let good = v.sum == checksum(v.gen, &v.data) as u128 * 3 && v.label == format!("g{}", v.gen);
                 Ok((v.gen, v.last, good))
             });
+            println!("object={}", r.object_name());
         }
     }
 }
@@ -127,6 +128,7 @@ fn read_until_last(deadline: Instant, mut read: impl FnMut() -> Result<(u64, boo
     }
     println!("reads={reads} failed={failed} seen={seen} gen={gen}");
     assert_eq!(failed, 0);
+    // (The caller may print more after this line.)
 }
 
 /// A reader process on host B (`nsenter` into the importer's namespace);
@@ -155,7 +157,12 @@ fn ready(rx: &mpsc::Receiver<String>) -> bool {
 }
 
 /// The counts line of a reader that exited, and its status.
-fn finish(mut child: Child, rx: mpsc::Receiver<String>, what: &str) -> String {
+fn finish(child: Child, rx: mpsc::Receiver<String>, what: &str) -> String {
+    finish_lines(child, rx, what).into_iter().find(|l| l.starts_with("reads=")).unwrap_or_default()
+}
+
+/// Every line a reader printed after "ready", once it exited successfully.
+fn finish_lines(mut child: Child, rx: mpsc::Receiver<String>, what: &str) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(120);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -164,9 +171,10 @@ fn finish(mut child: Child, rx: mpsc::Receiver<String>, what: &str) -> String {
         assert!(Instant::now() < deadline, "the {what} reader did not finish");
         std::thread::sleep(Duration::from_millis(20));
     };
-    let lines: Vec<String> = rx.try_iter().collect();
+    // The reading thread sees the end of the pipe after the exit.
+    let lines: Vec<String> = rx.iter().collect();
     assert!(status.success(), "the {what} reader failed: {lines:?}");
-    lines.into_iter().find(|l| l.starts_with("reads=")).unwrap_or_default()
+    lines
 }
 
 fn count(line: &str, key: &str) -> u64 {
@@ -226,4 +234,59 @@ fn a_rolling_type_change_on_host_a_rolls_out_on_host_b() {
     // Each read several generations (the bridge may skip some, not all).
     assert!(count(&c1, "seen") > 2 && count(&c2, "seen") > 2, "V1: {c1}, V2: {c2}");
     assert!(import.log().contains("layouts are now"), "{}", logs());
+}
+
+#[test]
+fn retiring_v1_on_host_a_moves_host_b_to_v2_under_the_plain_name() {
+    let server = NatsServer::start();
+    let (names, bucket) = (Names::new("retire"), bucket("retire"));
+    let name = names.source.as_str();
+    // Mid-rollout already: V2 with a V1 lane (the plain name holds V1).
+    let mut w1 = Writer::<v1::Conf>::create(name).unwrap();
+    w1.publish(&to_v1(&value(1, false))).unwrap();
+    drop(w1);
+    let mut w2 = Writer::<v2::Conf>::options().lane(to_v1).open_or_create(name).unwrap();
+    w2.publish(&value(2, false)).unwrap();
+    let export = Bridge::spawn(&[server.url()], &bucket, "host-a", &["export", name]);
+    let import = Bridge::spawn_on_own_host(&[server.url()], &bucket, "host-b", &["import", "*"]);
+    let logs = || format!("export:\n{}\nimport:\n{}", export.log(), import.log());
+    eventually(DEADLINE, logs, || import.log().contains("publishing into new local object").then_some(()));
+    let (r2, out2) = spawn_reader(import.pid(), "v2", name);
+    let mut gen = 2;
+    let mut v2_ready = false;
+    eventually(DEADLINE, logs, || {
+        gen += 1;
+        w2.publish(&value(gen, false)).unwrap();
+        v2_ready |= ready(&out2);
+        std::thread::sleep(Duration::from_millis(5));
+        v2_ready.then_some(())
+    });
+    // V1 retired: the writer is redeployed without the lane. Nobody reads
+    // V1 on either host, so each retires it (within a second, at a publish)
+    // and V2 takes the plain name; host B's V2 reader follows.
+    drop(w2);
+    let mut w2 = Writer::<v2::Conf>::open_or_create(name).unwrap();
+    let plain_v2 = shmstate::schema::fingerprint_of::<v2::Conf>();
+    eventually(DEADLINE, logs, || {
+        gen += 1;
+        w2.publish(&value(gen, false)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let info = shmstate::inspect(name).ok()?;
+        (info.fingerprint == plain_v2 && info.lanes.is_empty()).then_some(())
+    });
+    // Host B's mirror does the same once the bridge brings the new layouts.
+    for _ in 0..400 {
+        gen += 1;
+        w2.publish(&value(gen, false)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    w2.publish(&value(gen + 1, true)).unwrap();
+    let lines = finish_lines(r2, out2, "V2");
+    let counts = lines.iter().find(|l| l.starts_with("reads=")).cloned().unwrap_or_default();
+    assert_eq!((count(&counts, "failed"), count(&counts, "gen")), (0, gen + 1), "{lines:?}\n{}", logs());
+    assert!(
+        lines.contains(&format!("object={name}")),
+        "the V2 reader did not move to the plain name: {lines:?}\n{}",
+        logs()
+    );
 }
