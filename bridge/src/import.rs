@@ -37,6 +37,28 @@ pub struct ImportOptions {
     /// anyone with write access to the bucket must not replace a local
     /// program's state.
     pub into_local_objects: bool,
+    /// Where the generation order seen (`verify`) is kept across restarts
+    /// (written atomically at most every second after a publish), so that a
+    /// restarted importer refuses rollbacks too. Check it first with
+    /// [`load_state`].
+    pub state_file: Option<std::path::PathBuf>,
+}
+
+/// Reads a state file (`ImportOptions::state_file`) into `verifier`; a
+/// missing file is an empty state.
+pub fn load_state(path: &std::path::Path, verifier: &mut Verifier) -> Result<(), String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => verifier.load_text(&text).map_err(|e| format!("state file {}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("state file {}: {e}", path.display())),
+    }
+}
+
+fn save_state(path: &std::path::Path, verifier: &Verifier) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, verifier.save_text()).and_then(|()| std::fs::rename(&tmp, path)).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 /// The local side of one key.
@@ -79,9 +101,16 @@ type Fetched = (Entry, Result<Vec<u8>, String>);
 /// value does not hold up the other keys; a newer value of a key cancels the
 /// fetch of the older one.
 pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
+    let mut verifier = Verifier::new(options.trusted_keys.clone());
+    if let Some(path) = &options.state_file {
+        if let Err(e) = load_state(path, &mut verifier) {
+            log!("import: {e}; starting without it");
+        }
+    }
     let mut state = State {
+        dirty: false,
         locals: HashMap::new(),
-        verifier: Verifier::new(options.trusted_keys.clone()),
+        verifier,
         pending: HashMap::new(),
         fetching: JoinSet::new(),
         permits: Arc::new(Semaphore::new(MAX_FETCHES)),
@@ -98,8 +127,15 @@ pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
             }
         };
         backoff = Backoff::new();
+        let mut save = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tokio::select! {
+                _ = save.tick() => if let (true, Some(path)) = (state.dirty, &options.state_file) {
+                    state.dirty = false;
+                    if let Err(e) = save_state(path, &state.verifier) {
+                        log!("import: cannot write the state file {} ({e})", path.display());
+                    }
+                },
                 next = watch.next() => match next {
                     Some(Ok(entry)) => {
                         if entry.operation != Operation::Put
@@ -144,6 +180,8 @@ pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
 
 /// The importer's state across watches.
 struct State {
+    /// The verifier's memory changed since the state file was written.
+    dirty: bool,
     locals: HashMap<String, Local>,
     verifier: Verifier,
     /// Keys whose snapshot is being fetched: the entry's revision and the task.
@@ -159,6 +197,7 @@ impl State {
         let local = format!("{}{}", options.prefix, entry.key);
         match receive(&entry, &local, &mut self.locals, &mut self.verifier, options, fetched) {
             Ok(Received::Published) => {
+                self.dirty = true;
                 stats.imported.fetch_add(1, Relaxed);
                 stats.objects.store(self.locals.len() as u64, Relaxed);
                 // From the server's timestamp of the write (clock skew

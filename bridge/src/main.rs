@@ -161,6 +161,10 @@ enum Command {
         /// FILE (one per line, 64 hex digits, then an optional name).
         #[arg(long, value_name = "FILE")]
         trusted_keys: Option<std::path::PathBuf>,
+        /// Keep the generation order seen in FILE (written at most every
+        /// second), so that a restarted importer refuses rollbacks too.
+        #[arg(long, value_name = "FILE")]
+        state_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -225,6 +229,7 @@ async fn main() -> ExitCode {
                     max_objects,
                     max_shm_bytes,
                     fetch_timeout,
+                    state_file,
                 } => {
                     if patterns.is_empty() && prefix.is_none() {
                         return Err((
@@ -246,7 +251,12 @@ async fn main() -> ExitCode {
                     };
                     let nats = connect(&config).await.map_err(|e| (EXIT_USAGE, e.to_string()))?;
                     let prefix = prefix.unwrap_or_default();
-                    let options = ImportOptions { patterns, prefix, trusted_keys, into_local_objects, limits };
+                    if let Some(path) = &state_file {
+                        let mut check = shmstate_bridge::verify::Verifier::new(None);
+                        shmstate_bridge::import::load_state(path, &mut check).map_err(|e| (EXIT_USAGE, e))?;
+                    }
+                    let options =
+                        ImportOptions { patterns, prefix, trusted_keys, into_local_objects, limits, state_file };
                     import(nats, options, stats).await;
                     Ok(())
                 }
