@@ -185,7 +185,8 @@ pub async fn export(config: Config, nats: Nats, options: ExportOptions, stats: A
                     .into_iter()
                     .flatten()
                     // Mirrors of other hosts' objects are not exported again;
-                    // lanes (`name@fingerprint`) are not mirrored.
+                    // lanes (`name@fingerprint`) go with their plain name
+                    // (`source.rs`).
                     .filter(|(name, info)| !name.contains('@') && info.as_ref().is_ok_and(|i| i.origin.is_none()))
                     .map(|(name, _)| (name, false))
                     .filter(|(n, _)| patterns.iter().any(|p| glob::matches(p, n))),
