@@ -112,7 +112,7 @@ pub use {
         DEFAULT_WRITER_GRACE,
     },
     schema::Schema,
-    write::{RawWriter, Writer, WriterOptions, WriterStats},
+    write::{RawLaneWriter, RawWriter, Writer, WriterOptions, WriterStats},
 };
 
 /// `#[shmstate::shared]`: rkyv `Archive`/`Serialize`/`Deserialize` + [`Schema`].

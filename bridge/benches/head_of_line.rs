@@ -23,7 +23,7 @@ use shmstate_bridge::envelope::{Body, Envelope};
 fn envelope(generation: u64, bytes: &[u8], body: Body<'_>) -> Vec<u8> {
     let schema = schema_of::<Routes>().encode();
     Envelope {
-        version: shmstate_bridge::envelope::VERSION,
+        version: shmstate_bridge::envelope::VERSION_ONE_LAYOUT,
         fingerprint: fingerprint_of::<Routes>(),
         rkyv_format: shmstate::schema::fp::RKYV_FORMAT,
         generation,
@@ -33,6 +33,7 @@ fn envelope(generation: u64, bytes: &[u8], body: Body<'_>) -> Vec<u8> {
         host: "host-a",
         schema: &schema,
         len: bytes.len() as u64,
+        lanes: Vec::new(),
         body,
         seal: None,
     }

@@ -175,7 +175,7 @@ fn floor_latency(url: &str, tag: &str, size: usize, samples: usize) -> Vec<Durat
             // What the exporter does per generation: archive, envelope, put.
             let bytes = shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::Error>(&blob(seq, size)).unwrap();
             let env = Envelope {
-                version: shmstate_bridge::envelope::VERSION,
+                version: shmstate_bridge::envelope::VERSION_ONE_LAYOUT,
                 fingerprint: 1,
                 rkyv_format: 1,
                 generation: seq,
@@ -185,6 +185,7 @@ fn floor_latency(url: &str, tag: &str, size: usize, samples: usize) -> Vec<Durat
                 host: "bench",
                 schema: &schema,
                 len: bytes.len() as u64,
+                lanes: Vec::new(),
                 body: Body::Inline(&bytes),
                 seal: None,
             }

@@ -150,6 +150,10 @@ fn parse_servers(urls: &[String]) -> Result<Vec<ServerAddr>, ConnectError> {
         .collect()
 }
 
+/// Connections lost, in this process (`shmstate_bridge_disconnects_total`).
+/// SYNC(stats): Relaxed, a statistic.
+pub static DISCONNECTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Connects to `config.servers` and opens (or creates) the buckets, retrying
 /// every step with back-off (100 ms doubling to 5 s) while the servers are
 /// unreachable or JetStream is not ready. Fails at once for what retrying
@@ -171,6 +175,9 @@ pub async fn connect(config: &Config) -> Result<Nats, ConnectError> {
             .request_timeout(Some(Duration::from_secs(5)))
             .max_reconnects(None)
             .event_callback(move |event| {
+                if matches!(event, Event::Disconnected) {
+                    DISCONNECTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 let line = describe(&event, &bucket);
                 async move { log!("nats: {line}") }
             });

@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::kv::UpdateErrorKind;
 use bytes::Bytes;
 use futures::StreamExt;
-use shmstate::{Generation, OpenError, RawReader, ReadError, WaitError};
 use tokio::sync::watch;
 
 use crate::connect::{Backoff, Config, Nats};
-use crate::envelope::{Body, Envelope};
+use crate::envelope::{Body, Envelope, Lane};
 use crate::verify::SigningIdentity;
 use crate::{glob, log, owner, Stats};
 
@@ -115,17 +114,28 @@ impl std::fmt::Display for ExportError {
 
 impl std::error::Error for ExportError {}
 
-/// One generation read from the local object.
+/// One generation read from the local object (`source.rs`): the first
+/// layout's fields, and the further layouts' (its lanes).
 pub(crate) struct Snapshot {
     pub(crate) generation: u64,
     pub(crate) incarnation: u64,
+    /// Of `bytes`: every layout's snapshot.
     pub(crate) digest: [u8; 32],
     pub(crate) fingerprint: u64,
     pub(crate) schema: Arc<Vec<u8>>,
+    /// The first layout's snapshot, then each lane's.
     pub(crate) bytes: Vec<u8>,
+    pub(crate) lanes: Vec<LaneSnapshot>,
     /// The exporter took it from the channel. SYNC(taken): set and read
     /// under the watch channel's lock, which orders them.
     pub(crate) taken: std::sync::atomic::AtomicBool,
+}
+
+/// A further layout of a [`Snapshot`].
+pub(crate) struct LaneSnapshot {
+    pub(crate) fingerprint: u64,
+    pub(crate) schema: Arc<Vec<u8>>,
+    pub(crate) len: u64,
 }
 
 /// Exports the objects whose names match `options.patterns` (names, or globs
@@ -178,7 +188,8 @@ pub async fn export(config: Config, nats: Nats, options: ExportOptions, stats: A
                     .into_iter()
                     .flatten()
                     // Mirrors of other hosts' objects are not exported again;
-                    // lanes (`name@fingerprint`) are not mirrored.
+                    // lanes (`name@fingerprint`) go with their plain name
+                    // (`source.rs`).
                     .filter(|(name, info)| !name.contains('@') && info.as_ref().is_ok_and(|i| i.origin.is_none()))
                     .map(|(name, _)| (name, false))
                     .filter(|(n, _)| patterns.iter().any(|p| glob::matches(p, n))),
@@ -186,6 +197,7 @@ pub async fn export(config: Config, nats: Nats, options: ExportOptions, stats: A
         }
         for (name, explicit) in names {
             if started.insert(name.clone()) {
+                stats.objects.store(started.len() as u64, Relaxed);
                 let (config, nats, stats, signing) = (config.clone(), nats.clone(), stats.clone(), signing.clone());
                 tasks.spawn(async move {
                     let result = export_object(&config, &nats, &name, id, signing.as_deref(), &stats).await;
@@ -234,7 +246,7 @@ async fn export_object(
     let follow_name = name.to_string();
     std::thread::Builder::new()
         .name(format!("export {name}"))
-        .spawn(move || follow(&follow_name, &tx))
+        .spawn(move || crate::source::follow(&follow_name, &tx))
         .expect("spawn a thread");
     // The key's latest revision, whoever wrote it.
     let (written_tx, mut written) = watch::channel(0u64);
@@ -337,8 +349,10 @@ struct Key<'a> {
 impl Key<'_> {
     /// The envelope of `snap` with `body`, signed if this exporter signs.
     fn envelope(&self, snap: &Snapshot, body: Body<'_>) -> Vec<u8> {
+        let lanes: Vec<Lane<'_>> =
+            snap.lanes.iter().map(|l| Lane { fingerprint: l.fingerprint, schema: &l.schema, len: l.len }).collect();
         let mut bytes = Envelope {
-            version: crate::envelope::VERSION,
+            version: if lanes.is_empty() { crate::envelope::VERSION_ONE_LAYOUT } else { crate::envelope::VERSION },
             fingerprint: snap.fingerprint,
             rkyv_format: shmstate::schema::fp::RKYV_FORMAT,
             generation: snap.generation,
@@ -348,6 +362,7 @@ impl Key<'_> {
             host: &self.config.host,
             schema: &snap.schema,
             len: snap.bytes.len() as u64,
+            lanes,
             body,
             seal: self.signing.map(SigningIdentity::blank_seal),
         }
@@ -487,70 +502,4 @@ enum Writer {
     Us(u64),
     /// Someone else: the exporter id its envelope names (if it is one) and host.
     Other { exporter: Option<u64>, host: String },
-}
-
-/// Reads every new generation of `name` into `tx` (a watch channel: the
-/// receiver sees the latest only) until the receiver is gone. Reopens the
-/// name when the object is removed or replaced.
-fn follow(name: &str, tx: &watch::Sender<Option<Arc<Snapshot>>>) {
-    let pause = Duration::from_millis(250);
-    let mut said_missing = false;
-    while !tx.is_closed() {
-        let mut reader = match RawReader::open(name, Duration::from_secs(1)) {
-            Ok(reader) => reader,
-            Err(e) => {
-                if !matches!(e, OpenError::NotFound { .. }) || !said_missing {
-                    log!("export {name}: cannot open it ({e}); waiting");
-                    said_missing = true;
-                }
-                std::thread::sleep(pause);
-                continue;
-            }
-        };
-        let schema = match reader.schema() {
-            Ok(doc) => Arc::new(doc.encode()),
-            Err(e) => {
-                log!("export {name}: its schema does not decode ({e}); not exported");
-                std::thread::sleep(pause);
-                continue;
-            }
-        };
-        let fingerprint = reader.fingerprint();
-        if crate::maps::is_map_root(fingerprint) {
-            crate::map_export::follow_map(name, reader.incarnation(), tx);
-            continue;
-        }
-        let incarnation = reader.incarnation();
-        let mut last = Generation::NONE;
-        while !tx.is_closed() {
-            match reader.read() {
-                Ok((generation, bytes)) if generation > last => {
-                    last = generation;
-                    let snap = Snapshot {
-                        generation: generation.get(),
-                        incarnation,
-                        digest: crate::verify::digest(bytes),
-                        fingerprint,
-                        schema: schema.clone(),
-                        bytes: bytes.to_vec(),
-                        taken: Default::default(),
-                    };
-                    let _ = tx.send(Some(Arc::new(snap)));
-                }
-                Ok(_) | Err(ReadError::Empty { .. }) => {}
-                Err(ReadError::Replaced { .. }) => break,
-                Err(e) => {
-                    log!("export {name}: read failed ({e})");
-                    std::thread::sleep(pause);
-                    break;
-                }
-            }
-            match reader.wait_newer(last, pause) {
-                Ok(_) | Err(WaitError::Timeout { .. }) => {}
-                // Not replaced yet: a new writer may take over; keep the last.
-                Err(WaitError::WriterDead { .. }) => std::thread::sleep(pause),
-                Err(_) => break,
-            }
-        }
-    }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_nats::jetstream::kv::{Entry, Operation};
 use futures::StreamExt;
 use shmstate::schema::SchemaDoc;
-use shmstate::{Generation, OpenError, RawWriter};
+use shmstate::{Generation, OpenError, RawLaneWriter, RawWriter};
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 use tokio::task::{AbortHandle, JoinSet};
@@ -37,11 +37,35 @@ pub struct ImportOptions {
     /// anyone with write access to the bucket must not replace a local
     /// program's state.
     pub into_local_objects: bool,
+    /// Where the generation order seen (`verify`) is kept across restarts
+    /// (written atomically at most every second after a publish), so that a
+    /// restarted importer refuses rollbacks too. Check it first with
+    /// [`load_state`].
+    pub state_file: Option<std::path::PathBuf>,
+}
+
+/// Reads a state file (`ImportOptions::state_file`) into `verifier`; a
+/// missing file is an empty state.
+pub fn load_state(path: &std::path::Path, verifier: &mut Verifier) -> Result<(), String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => verifier.load_text(&text).map_err(|e| format!("state file {}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("state file {}: {e}", path.display())),
+    }
+}
+
+fn save_state(path: &std::path::Path, verifier: &Verifier) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, verifier.save_text()).and_then(|()| std::fs::rename(&tmp, path)).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 /// The local side of one key.
 struct Local {
-    writer: RawWriter,
+    /// The object and its lanes: the source's layouts, the first one's
+    /// under the plain name when the source's is.
+    writer: RawLaneWriter,
     /// Key-value revision of the latest publish: the same entry delivered
     /// again after a re-watch is not published twice. (Not the source
     /// generation: a source object created again starts at 1 again.)
@@ -77,10 +101,17 @@ type Fetched = (Entry, Result<Vec<u8>, String>);
 /// value does not hold up the other keys; a newer value of a key cancels the
 /// fetch of the older one.
 pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
+    let mut verifier = Verifier::new(options.trusted_keys.clone());
+    if let Some(path) = &options.state_file {
+        if let Err(e) = load_state(path, &mut verifier) {
+            log!("import: {e}; starting without it");
+        }
+    }
     let mut state = State {
+        dirty: false,
         locals: HashMap::new(),
         maps: Default::default(),
-        verifier: Verifier::new(options.trusted_keys.clone()),
+        verifier,
         pending: HashMap::new(),
         fetching: JoinSet::new(),
         permits: Arc::new(Semaphore::new(MAX_FETCHES)),
@@ -97,8 +128,15 @@ pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
             }
         };
         backoff = Backoff::new();
+        let mut save = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tokio::select! {
+                _ = save.tick() => if let (true, Some(path)) = (state.dirty, &options.state_file) {
+                    state.dirty = false;
+                    if let Err(e) = save_state(path, &state.verifier) {
+                        log!("import: cannot write the state file {} ({e})", path.display());
+                    }
+                },
                 next = watch.next() => match next {
                     Some(Ok(entry)) => {
                         if entry.operation != Operation::Put
@@ -146,6 +184,8 @@ pub async fn import(nats: Nats, options: ImportOptions, stats: Arc<Stats>) {
 
 /// The importer's state across watches.
 struct State {
+    /// The verifier's memory changed since the state file was written.
+    dirty: bool,
     locals: HashMap<String, Local>,
     maps: crate::map_import::Mirrors,
     verifier: Verifier,
@@ -162,7 +202,15 @@ impl State {
         let local = format!("{}{}", options.prefix, entry.key);
         match receive(&entry, &local, &mut self.locals, &mut self.maps, &mut self.verifier, options, fetched) {
             Ok(Received::Published) => {
+                self.dirty = true;
                 stats.imported.fetch_add(1, Relaxed);
+                stats.objects.store(self.locals.len() as u64, Relaxed);
+                // From the server's timestamp of the write (clock skew
+                // between the hosts adds to it).
+                let written = entry.created.unix_timestamp_nanos();
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                let lag = i128::try_from(now.as_nanos()).unwrap_or(i128::MAX).saturating_sub(written);
+                stats.record_lag(std::time::Duration::from_nanos(u64::try_from(lag).unwrap_or(0)));
             }
             Ok(Received::Duplicate) => {}
             Ok(Received::Fetch { object, len }) => {
@@ -185,7 +233,7 @@ impl State {
     }
 
     fn refuse(&self, stats: &Stats, entry: &Entry, why: &str) {
-        stats.refused.fetch_add(1, Relaxed);
+        stats.refuse(why);
         log!("import {}: revision {} refused: {why}", entry.key, entry.revision);
     }
 }
@@ -222,28 +270,34 @@ fn receive(
     if crate::maps::is_map_root(env.fingerprint) {
         return crate::map_import::receive(entry, local, &env, fetched, verifier, options, maps, locals.len());
     }
-    let schema = SchemaDoc::decode(env.schema).map_err(|e| format!("schema: {e}"))?;
-    if schema.fingerprint() != env.fingerprint {
-        return Err(format!(
-            "fingerprint {:#018x} does not match its schema's {:#018x}",
-            env.fingerprint,
-            schema.fingerprint()
-        ));
-    }
-    if let Some(l) = locals.get(local) {
-        if l.writer.fingerprint() != env.fingerprint {
-            return Err(format!(
-                "fingerprint {:#018x}, the local object {local:?} holds {:#018x} (the source's type changed: \
-                 remove the local object to import the new type)",
-                env.fingerprint,
-                l.writer.fingerprint()
-            ));
+    let layouts = layouts_of(&env)?;
+    let fingerprints: Vec<u64> = layouts.iter().map(SchemaDoc::fingerprint).collect();
+    // Another set of layouts: the source's writer rolled to another type
+    // with lanes. The local writer is opened again with the new set (as a
+    // local writer redeployed with other lanes), which keeps every layout
+    // still published and retires the others once unread. A change that
+    // keeps no layout is a type change without lanes: refused, as a local
+    // writer of another type is.
+    let relayout = match locals.get(local) {
+        Some(l) if l.writer.fingerprints() != fingerprints => {
+            let held = l.writer.fingerprints();
+            if !fingerprints.iter().any(|fp| held.contains(fp)) {
+                return Err(format!(
+                    "fingerprint {:#018x}, the local object {local:?} holds {:#018x} (the source's type changed \
+                     without a lane of the old type: remove the local object to import the new type)",
+                    env.fingerprint, held[0]
+                ));
+            }
+            true
         }
-    }
+        _ => false,
+    };
     if env.len > limits.max_value_bytes {
         return Err(format!("a snapshot of {} bytes, above --max-value-bytes {}", env.len, limits.max_value_bytes));
     }
     let held: u64 = locals.values().map(|l| l.shm_bytes).sum();
+    let objects: usize = locals.values().map(|l| l.writer.fingerprints().len()).sum();
+    let more = layouts.len().saturating_sub(locals.get(local).map_or(0, |l| l.writer.fingerprints().len()));
     // A publish may add a slot of the snapshot's size to what the object holds.
     if held.saturating_add(env.len) > limits.max_shm_bytes {
         return Err(format!(
@@ -252,10 +306,10 @@ fn receive(
             env.len, limits.max_shm_bytes
         ));
     }
-    if !locals.contains_key(local) && locals.len() >= limits.max_objects {
+    if more > 0 && objects + more > limits.max_objects {
         return Err(format!(
-            "the importer has {} local objects, --max-objects {}: not creating another",
-            locals.len(),
+            "the importer has {objects} local objects (lanes counted), --max-objects {}: not creating another \
+             ({more} more layouts)",
             limits.max_objects
         ));
     }
@@ -271,10 +325,19 @@ fn receive(
         Verdict::Publish(admitted) => admitted,
         Verdict::Duplicate => return Ok(Received::Duplicate),
     };
+    let snapshots = env.split(bytes).map_err(|e| e.to_string())?;
+    if relayout {
+        // Our own writer lets go first: the new one takes the objects over.
+        let old = locals.remove(local).expect("checked above");
+        drop(old.writer);
+        let (writer, _) = open_local(local, &layouts, options.into_local_objects)?;
+        log!("import {}: the source's layouts are now {}", entry.key, hex_list(&fingerprints));
+        locals.insert(local.to_string(), Local { writer, revision: old.revision, shm_bytes: 0, created: old.created });
+    }
     let l = match locals.entry(local.to_string()) {
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {
-            let (writer, created) = open_local(local, &schema, options.into_local_objects)?;
+            let (writer, created) = open_local(local, &layouts, options.into_local_objects)?;
             log!(
                 "import {}: publishing into {} local object {local:?}",
                 entry.key,
@@ -284,10 +347,10 @@ fn receive(
         }
     };
     l.writer.set_origin(env.host, Generation::new(env.generation));
-    // `publish_bytes` checks the bytes against the schema
+    // `publish_lanes` checks every layout's bytes against its schema
     // (`dynamic::validate`) before anything becomes current: the only
     // validation on this path (the snapshot may be large).
-    if let Err(e) = l.writer.publish_bytes(bytes) {
+    if let Err(e) = l.writer.publish_lanes(&snapshots) {
         // An object created for this value and never published would be
         // left without an origin: a later importer would take it for a
         // local program's. Remove it.
@@ -301,20 +364,47 @@ fn receive(
         });
     }
     l.revision = entry.revision;
-    l.shm_bytes = shm_bytes_of(local);
+    l.shm_bytes =
+        shm_bytes_of(local) + fingerprints.iter().map(|fp| shm_bytes_of(&format!("{local}@{fp:016x}"))).sum::<u64>();
     verifier.record(admitted);
     Ok(Received::Published)
+}
+
+/// The envelope's layouts, the first one first: each schema decoded and
+/// matching its fingerprint, no layout twice.
+fn layouts_of(env: &Envelope<'_>) -> Result<Vec<SchemaDoc>, String> {
+    let all = std::iter::once((env.fingerprint, env.schema)).chain(env.lanes.iter().map(|l| (l.fingerprint, l.schema)));
+    let mut layouts: Vec<SchemaDoc> = Vec::with_capacity(1 + env.lanes.len());
+    for (i, (fingerprint, bytes)) in all.enumerate() {
+        let what = if i == 0 { "schema".to_string() } else { format!("lane {i}'s schema") };
+        let schema = SchemaDoc::decode(bytes).map_err(|e| format!("{what}: {e}"))?;
+        if schema.fingerprint() != fingerprint {
+            return Err(format!(
+                "fingerprint {fingerprint:#018x} does not match its {what}'s {:#018x}",
+                schema.fingerprint()
+            ));
+        }
+        if layouts.iter().any(|l| l.fingerprint() == fingerprint) {
+            return Err(format!("the layout {fingerprint:#018x} twice"));
+        }
+        layouts.push(schema);
+    }
+    Ok(layouts)
+}
+
+fn hex_list(fps: &[u64]) -> String {
+    fps.iter().map(|fp| format!("{fp:#018x}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Opens the local object `local` for a key: creates it, or opens an
 /// existing one only when it is a mirror (it has an origin: some importer
 /// published into it), or when `into_local_objects`. Whether it was created.
-fn open_local(local: &str, schema: &SchemaDoc, into_local_objects: bool) -> Result<(RawWriter, bool), String> {
+fn open_local(local: &str, layouts: &[SchemaDoc], into_local_objects: bool) -> Result<(RawLaneWriter, bool), String> {
     let busy = |e: OpenError| match e {
         OpenError::WriterBusy { .. } => format!("a local writer owns {local:?}: refusing to import over it"),
         e => format!("cannot open the local object: {e}"),
     };
-    match RawWriter::options().create_raw(local, schema) {
+    match RawWriter::options().create_raw_lanes(local, layouts) {
         Ok(writer) => return Ok((writer, true)),
         Err(OpenError::AlreadyExists { .. }) => {}
         Err(e) => return Err(busy(e)),
@@ -332,7 +422,7 @@ fn open_local(local: &str, schema: &SchemaDoc, into_local_objects: bool) -> Resu
             Err(e) => return Err(format!("cannot inspect the local object: {e}")),
         }
     }
-    RawWriter::options().open_or_create_raw(local, schema).map(|w| (w, false)).map_err(busy)
+    RawWriter::options().open_or_create_raw_lanes(local, layouts).map(|w| (w, false)).map_err(busy)
 }
 
 /// Reads a large snapshot of `len` bytes (already checked against the

@@ -22,10 +22,14 @@ pub mod map_body;
 mod map_export;
 mod map_import;
 mod maps;
+pub mod metrics;
 mod owner;
+mod source;
 pub mod verify;
 
-use std::sync::atomic::AtomicU64;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 
 pub use connect::{connect, Auth, ClientCert, Config, ConnectError, Nats, Tls};
 pub use export::{export, ExportError, ExportOptions};
@@ -52,6 +56,33 @@ pub struct Stats {
     /// Keys this exporter took back after someone else wrote them (a stray
     /// write whose "exporter" does not answer).
     pub reclaimed: AtomicU64,
+    /// `refused` by reason (`metrics::refusal_reason`).
+    pub refused_by: Mutex<BTreeMap<&'static str, u64>>,
+    /// Objects exported, or keys mirrored into local objects (a gauge).
+    pub objects: AtomicU64,
+    /// Propagation lag of imported values (bucket write to local publish),
+    /// nanoseconds: the sum, the count and the latest.
+    pub lag_ns_sum: AtomicU64,
+    pub lag_count: AtomicU64,
+    pub last_lag_ns: AtomicU64,
+}
+
+impl Stats {
+    /// Counts a refused value.
+    pub fn refuse(&self, why: &str) {
+        self.refused.fetch_add(1, Relaxed);
+        if let Ok(mut by) = self.refused_by.lock() {
+            *by.entry(metrics::refusal_reason(why)).or_default() += 1;
+        }
+    }
+
+    /// Records the propagation lag of one imported value.
+    pub fn record_lag(&self, lag: std::time::Duration) {
+        let ns = u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX);
+        self.lag_ns_sum.fetch_add(ns, Relaxed);
+        self.lag_count.fetch_add(1, Relaxed);
+        self.last_lag_ns.store(ns, Relaxed);
+    }
 }
 
 /// One line on stderr, prefixed with the program's name.

@@ -35,6 +35,14 @@ struct Cli {
     /// This host's name in exported envelopes (default: the kernel's host name).
     #[arg(long)]
     host: Option<String>,
+    /// Serve this bridge's metrics on http://ADDR/metrics (Prometheus text;
+    /// e.g. 127.0.0.1:9188). docs/OPERATING.md lists them.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Write the metrics to DIR/shmstate-bridge.prom every 5 s, atomically
+    /// (node_exporter's textfile collector).
+    #[arg(long, value_name = "DIR")]
+    metrics_textfile: Option<PathBuf>,
     #[command(flatten)]
     security: Security,
     #[command(subcommand)]
@@ -153,6 +161,10 @@ enum Command {
         /// FILE (one per line, 64 hex digits, then an optional name).
         #[arg(long, value_name = "FILE")]
         trusted_keys: Option<std::path::PathBuf>,
+        /// Keep the generation order seen in FILE (written at most every
+        /// second), so that a restarted importer refuses rollbacks too.
+        #[arg(long, value_name = "FILE")]
+        state_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -176,6 +188,23 @@ async fn main() -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     }
     let stats = Arc::new(Stats::default());
+    let mode = if matches!(cli.command, Command::Export { .. }) { "export" } else { "import" };
+    let render = {
+        let (stats, host) = (stats.clone(), config.host.clone());
+        move || shmstate_bridge::metrics::render(&stats, mode, &host)
+    };
+    if let Some(addr) = cli.metrics_listen {
+        match shmstate_bridge::metrics::listen(addr, render.clone()) {
+            Ok(bound) => log!("metrics: serving http://{bound}/metrics"),
+            Err(e) => {
+                log!("--metrics-listen {addr}: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    if let Some(dir) = cli.metrics_textfile.clone() {
+        shmstate_bridge::metrics::keep_writing(dir, std::time::Duration::from_secs(5), render);
+    }
     let work = {
         let stats = stats.clone();
         async move {
@@ -200,6 +229,7 @@ async fn main() -> ExitCode {
                     max_objects,
                     max_shm_bytes,
                     fetch_timeout,
+                    state_file,
                 } => {
                     if patterns.is_empty() && prefix.is_none() {
                         return Err((
@@ -221,7 +251,12 @@ async fn main() -> ExitCode {
                     };
                     let nats = connect(&config).await.map_err(|e| (EXIT_USAGE, e.to_string()))?;
                     let prefix = prefix.unwrap_or_default();
-                    let options = ImportOptions { patterns, prefix, trusted_keys, into_local_objects, limits };
+                    if let Some(path) = &state_file {
+                        let mut check = shmstate_bridge::verify::Verifier::new(None);
+                        shmstate_bridge::import::load_state(path, &mut check).map_err(|e| (EXIT_USAGE, e))?;
+                    }
+                    let options =
+                        ImportOptions { patterns, prefix, trusted_keys, into_local_objects, limits, state_file };
                     import(nats, options, stats).await;
                     Ok(())
                 }

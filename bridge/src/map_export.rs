@@ -92,6 +92,7 @@ pub(crate) fn follow_map(name: &str, incarnation: u64, tx: &watch::Sender<Option
                     fingerprint,
                     schema: schema.clone(),
                     bytes,
+                    lanes: Vec::new(),
                     taken: Default::default(),
                 };
                 let _ = tx.send(Some(Arc::new(snap)));

@@ -2,7 +2,8 @@
 //! the snapshot's digest, the exporter's signature (when keys are pinned),
 //! and that a source's generations only go forward.
 //!
-//! **Digest.** A version 2 envelope carries the SHA-256 of its snapshot;
+//! **Digest.** A version 2 or 3 envelope carries the SHA-256 of its snapshot (in
+//! version 3, of every layout's together);
 //! bytes that do not match (an object-store object swapped under a signed
 //! pointer, say) are refused.
 //!
@@ -21,8 +22,10 @@
 //! duplicate, published again only if another value has been published since
 //! (the exporter restoring its value after a stray write). A new exporter id or
 //! a new incarnation (the source object was created again: its generations
-//! start again at 1) starts a new sequence. The state is in memory: a
-//! restarted importer accepts the first value it sees for each key.
+//! start again at 1) starts a new sequence. The state is in memory, and in
+//! `ImportOptions::state_file` when given (written at most every second):
+//! without one, a restarted importer accepts the first value it sees for
+//! each key.
 
 use std::collections::{HashMap, HashSet};
 
@@ -273,6 +276,51 @@ impl Verifier {
         history.current = Some(admitted.latest.sequence);
     }
 
+    /// The generation memory as text, for `ImportOptions::state_file`: one
+    /// line per (key, sequence): key, exporter id, incarnation (hex),
+    /// generation, digest (hex or `-`), 1 if the key's current sequence.
+    pub fn save_text(&self) -> String {
+        let mut out = String::from("# shmstate-bridge importer state v1\n");
+        for (key, history) in &self.keys {
+            for l in &history.seen {
+                let digest = l.digest.map_or("-".to_string(), |d| hex(&d));
+                let current = u8::from(history.current == Some(l.sequence));
+                let (e, i, g) = (l.sequence.exporter, l.sequence.incarnation, l.generation);
+                out.push_str(&format!("{key} {e:016x} {i:016x} {g} {digest} {current}\n"));
+            }
+        }
+        out
+    }
+
+    /// Takes the generation memory back from `save_text`'s text; every line
+    /// is checked (a state file is input like any other).
+    pub fn load_text(&mut self, text: &str) -> Result<(), String> {
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.starts_with('#') && !l.trim().is_empty()) {
+            let bad =
+                || format!("line {}: {line:?} is not `key exporter incarnation generation digest current`", n + 1);
+            let f: Vec<&str> = line.split(' ').collect();
+            let [key, exporter, incarnation, generation, digest, current] = f[..] else { return Err(bad()) };
+            let hex64 = |s: &str| u64::from_str_radix(s, 16).ok().filter(|_| s.len() == 16);
+            let sequence = Sequence {
+                exporter: hex64(exporter).ok_or_else(bad)?,
+                incarnation: hex64(incarnation).ok_or_else(bad)?,
+            };
+            let digest = match digest {
+                "-" => None,
+                d => Some(parse_hex32(d).ok_or_else(bad)?),
+            };
+            let latest = Latest { sequence, generation: generation.parse().map_err(|_| bad())?, digest };
+            let history = self.keys.entry(key.to_string()).or_default();
+            history.seen.push(latest);
+            match current {
+                "1" => history.current = Some(sequence),
+                "0" => {}
+                _ => return Err(bad()),
+            }
+        }
+        Ok(())
+    }
+
     /// Forgets a key (its local object was removed or replaced).
     pub fn forget(&mut self, key: &str) {
         self.keys.remove(key);
@@ -282,11 +330,11 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{Body, VERSION};
+    use crate::envelope::{Body, VERSION_ONE_LAYOUT};
 
     fn env(generation: u64, incarnation: u64, bytes: &[u8]) -> Envelope<'_> {
         Envelope {
-            version: VERSION,
+            version: VERSION_ONE_LAYOUT,
             fingerprint: 1,
             rkyv_format: 2,
             generation,
@@ -296,6 +344,7 @@ mod tests {
             host: "a",
             schema: b"s",
             len: bytes.len() as u64,
+            lanes: Vec::new(),
             body: Body::Inline(bytes),
             seal: None,
         }

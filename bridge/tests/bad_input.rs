@@ -27,7 +27,7 @@ fn envelope(generation: u64, fingerprint: u64, schema: &[u8], bytes: &[u8]) -> V
 /// An envelope from exporter 5, source incarnation `incarnation`.
 fn envelope_of(incarnation: u64, generation: u64, fingerprint: u64, schema: &[u8], bytes: &[u8]) -> Vec<u8> {
     Envelope {
-        version: shmstate_bridge::envelope::VERSION,
+        version: shmstate_bridge::envelope::VERSION_ONE_LAYOUT,
         fingerprint,
         rkyv_format: shmstate::schema::fp::RKYV_FORMAT,
         generation,
@@ -37,6 +37,7 @@ fn envelope_of(incarnation: u64, generation: u64, fingerprint: u64, schema: &[u8
         host: "host-a",
         schema,
         len: bytes.len() as u64,
+        lanes: Vec::new(),
         body: Body::Inline(bytes),
         seal: None,
     }
@@ -189,4 +190,51 @@ fn rollbacks_replays_and_rewritten_generations_are_refused() {
     );
     assert_eq!(rig.stats.imported.load(Relaxed), 3, "generations 4, 5 and 6");
     assert_eq!(rig.stats.refused.load(Relaxed), 3);
+}
+
+#[test]
+fn a_restarted_importer_with_a_state_file_still_refuses_a_rollback() {
+    let names = Names::new("state");
+    let server = NatsServer::start();
+    let mut config = Config::new(server.url());
+    config.bucket = bucket("state");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let nats = rt.block_on(connect(&config)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state_file = dir.path().join("importer.state");
+    let options = ImportOptions {
+        patterns: vec![names.source.clone()],
+        prefix: names.prefix.clone(),
+        state_file: Some(state_file.clone()),
+        ..Default::default()
+    };
+    let (schema, fp) = (schema_of::<Routes>().encode(), fingerprint_of::<Routes>());
+    let value = |generation, version| envelope(generation, fp, &schema, &archived(&Routes::new(version, 8)));
+    let put = |v: Vec<u8>| rt.block_on(nats.kv.put(&names.source, v.into())).unwrap();
+    let first = rt.spawn(import(nats.clone(), options.clone(), Arc::new(Stats::default())));
+    put(value(5, 5));
+    eventually(
+        DEADLINE,
+        || "generation 5".into(),
+        || (mirror_value(&names.mirror())? == Routes::new(5, 8)).then_some(()),
+    );
+    eventually(
+        DEADLINE,
+        || "the state file".into(),
+        || std::fs::read_to_string(&state_file).ok().filter(|t| t.contains(&names.source)),
+    );
+    // The importer stops; meanwhile an old generation is put.
+    first.abort();
+    let _ = rt.block_on(first);
+    put(value(3, 3));
+    let stats = Arc::new(Stats::default());
+    rt.spawn(import(nats.clone(), options, stats.clone()));
+    eventually(DEADLINE, || "the refusal".into(), || (stats.refused.load(Relaxed) == 1).then_some(()));
+    assert_eq!(mirror_value(&names.mirror()), Some(Routes::new(5, 8)));
+    assert_eq!(stats.imported.load(Relaxed), 0);
+    // A corrupt state file is refused with a clear error.
+    std::fs::write(&state_file, "key zz\n").unwrap();
+    let mut verifier = shmstate_bridge::verify::Verifier::new(None);
+    let refused = shmstate_bridge::import::load_state(&state_file, &mut verifier).unwrap_err();
+    assert!(refused.contains("line 1"), "{refused}");
 }

@@ -19,7 +19,7 @@ const VM_LIMIT_KIB: u64 = 420_000;
 fn envelope(generation: u64, bytes: &[u8], len: u64, body: Body<'_>) -> Vec<u8> {
     let schema = schema_of::<Routes>().encode();
     Envelope {
-        version: shmstate_bridge::envelope::VERSION,
+        version: shmstate_bridge::envelope::VERSION_ONE_LAYOUT,
         fingerprint: fingerprint_of::<Routes>(),
         rkyv_format: shmstate::schema::fp::RKYV_FORMAT,
         generation,
@@ -29,6 +29,7 @@ fn envelope(generation: u64, bytes: &[u8], len: u64, body: Body<'_>) -> Vec<u8> 
         host: "host-a",
         schema: &schema,
         len,
+        lanes: Vec::new(),
         body,
         seal: None,
     }

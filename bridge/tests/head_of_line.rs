@@ -17,7 +17,7 @@ use shmstate_bridge::{connect, import, Config, ImportLimits, ImportOptions, Stat
 fn envelope(bytes: &[u8], len: u64, body: Body<'_>) -> Vec<u8> {
     let schema = schema_of::<Routes>().encode();
     Envelope {
-        version: shmstate_bridge::envelope::VERSION,
+        version: shmstate_bridge::envelope::VERSION_ONE_LAYOUT,
         fingerprint: fingerprint_of::<Routes>(),
         rkyv_format: shmstate::schema::fp::RKYV_FORMAT,
         generation: 1,
@@ -27,6 +27,7 @@ fn envelope(bytes: &[u8], len: u64, body: Body<'_>) -> Vec<u8> {
         host: "host-a",
         schema: &schema,
         len,
+        lanes: Vec::new(),
         body,
         seal: None,
     }

@@ -134,7 +134,7 @@ fn map_envelope_of(incarnation: u64, generation: u64, kind: Kind, entries: &[(u6
     let bytes = MapBody { kind, key_kind: "u64", entries }.encode().unwrap();
     let schema = shmstate::schema::schema_of::<String>().encode();
     Envelope {
-        version: shmstate_bridge::envelope::VERSION,
+        version: shmstate_bridge::envelope::VERSION_ONE_LAYOUT,
         fingerprint: shmstate::schema::fingerprint_of::<shmstate::map::MapRoot>(),
         rkyv_format: shmstate::schema::fp::RKYV_FORMAT,
         generation,
@@ -144,6 +144,7 @@ fn map_envelope_of(incarnation: u64, generation: u64, kind: Kind, entries: &[(u6
         host: "host-a",
         schema: &schema,
         len: bytes.len() as u64,
+        lanes: Vec::new(),
         body: Body::Inline(&bytes),
         seal: None,
     }

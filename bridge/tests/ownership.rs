@@ -15,7 +15,7 @@ fn envelope(generation: u64, value: &Routes) -> Vec<u8> {
     let bytes = shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::Error>(value).unwrap().to_vec();
     let schema = schema_of::<Routes>().encode();
     Envelope {
-        version: shmstate_bridge::envelope::VERSION,
+        version: shmstate_bridge::envelope::VERSION_ONE_LAYOUT,
         fingerprint: fingerprint_of::<Routes>(),
         rkyv_format: shmstate::schema::fp::RKYV_FORMAT,
         generation,
@@ -25,6 +25,7 @@ fn envelope(generation: u64, value: &Routes) -> Vec<u8> {
         host: "evil",
         schema: &schema,
         len: bytes.len() as u64,
+        lanes: Vec::new(),
         body: Body::Inline(&bytes),
         seal: None,
     }

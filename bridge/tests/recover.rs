@@ -10,14 +10,14 @@ use std::process::Command;
 use common::*;
 use shmstate::schema::{fingerprint_of, schema_of};
 use shmstate::Writer;
-use shmstate_bridge::envelope::{Body, Envelope, VERSION};
+use shmstate_bridge::envelope::{Body, Envelope, VERSION_ONE_LAYOUT};
 
 /// A valid envelope of `v` from an "exporter" that does not exist.
 fn stray(v: &Routes) -> Vec<u8> {
     let bytes = shmstate::rkyv::to_bytes::<shmstate::rkyv::rancor::Error>(v).unwrap().to_vec();
     let schema = schema_of::<Routes>().encode();
     Envelope {
-        version: VERSION,
+        version: VERSION_ONE_LAYOUT,
         fingerprint: fingerprint_of::<Routes>(),
         rkyv_format: shmstate::schema::fp::RKYV_FORMAT,
         generation: 1_000,
@@ -27,6 +27,7 @@ fn stray(v: &Routes) -> Vec<u8> {
         host: "evil",
         schema: &schema,
         len: bytes.len() as u64,
+        lanes: Vec::new(),
         body: Body::Inline(&bytes),
         seal: None,
     }

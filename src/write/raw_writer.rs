@@ -510,7 +510,7 @@ impl RawWriter {
     }
 
     /// Publishes a copy of `archived`, whatever it holds.
-    fn copy_bytes(&mut self, archived: &[u8]) -> Result<Generation, PublishError> {
+    pub(crate) fn copy_bytes(&mut self, archived: &[u8]) -> Result<Generation, PublishError> {
         self.publish_with(|mut out| {
             rkyv::ser::Writer::<rkyv::rancor::Panic>::write(&mut out, archived)
                 .map_err(|never| -> String { match never {} })?;

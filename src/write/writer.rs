@@ -4,7 +4,9 @@
 use rkyv::ser::allocator::Arena;
 
 use crate::archive::serialize_into;
+use crate::archive::SlotWriter;
 use crate::error::{OpenError, PublishError};
+use crate::write::lane_spec::LaneSpec;
 use crate::write::lanes::LaneSet;
 use crate::write::options::WriterOptions;
 use crate::write::raw_writer::RawWriter;
@@ -34,6 +36,8 @@ pub struct Writer<T> {
     arena: Arena,
     /// The other layouts it publishes or retires.
     lanes: LaneSet<T>,
+    /// How a value becomes each lane's layout.
+    specs: Vec<LaneSpec<T>>,
 }
 
 impl<T> Writer<T> {
@@ -66,8 +70,10 @@ impl<T: Shared> Writer<T> {
     }
 
     fn open_with(name: &str, opts: WriterOptions<T>, take_over: bool) -> Result<Self, OpenError> {
-        let (raw, lanes) = LaneSet::open(name, opts, take_over)?;
-        Ok(Writer { raw, arena: Arena::new(), lanes })
+        let specs = opts.lanes.clone();
+        let schemas = specs.iter().map(|s| s.schema.clone()).collect();
+        let (raw, lanes) = LaneSet::open(name, opts, crate::schema::schema_of::<T>(), schemas, take_over)?;
+        Ok(Writer { raw, arena: Arena::new(), lanes, specs })
     }
 
     /// The object's name.
@@ -141,9 +147,17 @@ impl<T: Shared> Writer<T> {
 
     /// The lanes' part of a publish of `value` as generation `g`.
     fn after_publish(&mut self, value: &T, g: Generation) -> Result<Generation, PublishError> {
-        let arena = &mut self.arena;
-        let in_lanes = self.lanes.publish(value, g, self.raw.last_publish_ns(), arena);
-        self.lanes.retire_unread(value, g, &mut self.raw, arena);
+        let (arena, specs, own_fp) = (&mut self.arena, &self.specs, self.raw.fingerprint());
+        // The lanes carry the own layout's publish time (one clock read per publish).
+        let now_ns = self.raw.last_publish_ns();
+        // Each layout from `value`: the own one as it is, a lane's converted.
+        let mut fill = |fp: u64, out: SlotWriter| match specs.iter().find(|s| s.schema.fingerprint() == fp) {
+            Some(spec) => (spec.serialize)(value, arena, out),
+            None if fp == own_fp => serialize_into(value, arena, out),
+            None => Err(format!("no lane of layout {fp:#018x}")),
+        };
+        let in_lanes = self.lanes.publish(&mut fill, g, now_ns);
+        self.lanes.retire_unread(&mut fill, g, &mut self.raw);
         in_lanes.map(|()| g)
     }
 
