@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,14 +27,18 @@ fn one_publish_wakes_every_waiter_through_the_chain(lock_pins: bool) {
     let first = w.publish(&Checked::new(1, 4)).unwrap();
     let tids = Arc::new(Mutex::new(Vec::new()));
     let ready = Arc::new(Barrier::new(WAITERS + 1));
+    // Past the barrier: a thread asleep after this is asleep in its wait, not
+    // in the barrier (lock-pin waiters are counted nowhere we could read).
+    let waiting = Arc::new(AtomicUsize::new(0));
     let waiters: Vec<_> = (0..WAITERS)
         .map(|_| {
             let r = Reader::<Checked>::open(name.as_str()).unwrap();
-            let (tids, ready) = (tids.clone(), ready.clone());
+            let (tids, ready, waiting) = (tids.clone(), ready.clone(), waiting.clone());
             std::thread::spawn(move || {
                 // SAFETY: `gettid` has no preconditions.
                 tids.lock().unwrap().push(unsafe { libc::gettid() });
                 ready.wait();
+                waiting.fetch_add(1, SeqCst);
                 r.wait_newer(first, Duration::from_secs(60))
             })
         })
@@ -44,7 +49,7 @@ fn one_publish_wakes_every_waiter_through_the_chain(lock_pins: bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let counted = lock_pins || inspect(name.as_str()).unwrap().waiters as usize == WAITERS;
-        if counted && tids.lock().unwrap().iter().all(|&t| asleep(t)) {
+        if counted && waiting.load(SeqCst) == WAITERS && tids.lock().unwrap().iter().all(|&t| asleep(t)) {
             break;
         }
         assert!(Instant::now() < deadline, "the waiters never all went to sleep");
