@@ -21,10 +21,13 @@ pub(crate) use watch::ShmDirWatch;
 use std::time::Duration;
 
 /// Wall-clock time in nanoseconds since the Unix epoch (for publish times);
-/// 0 before the epoch. The vDSO clock straight, without `SystemTime`'s
-/// `Duration` arithmetic (a publish reads it once per object).
+/// 0 before the epoch. The C library's `clock_gettime` (its vDSO call),
+/// without `SystemTime`'s `Duration` arithmetic (a publish reads it once per
+/// object). Not rustix's own vDSO lookup: that one reads the auxiliary
+/// vector in a way valgrind does not emulate, and crashed C programs run
+/// under memcheck (scripts/test-all.sh).
 pub(crate) fn now_unix_ns() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    let ts = clock(libc::CLOCK_REALTIME);
     if ts.tv_sec < 0 {
         return 0;
     }
@@ -35,8 +38,19 @@ pub(crate) fn now_unix_ns() -> u64 {
 /// 10 ns here against 50 ns for `Instant::now` on this VM): for rate limits
 /// on hot slow paths.
 pub(crate) fn coarse_now() -> Duration {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
-    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec as u32)
+    let ts = clock(libc::CLOCK_MONOTONIC_COARSE);
+    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
+}
+
+/// `clock_gettime(id)`; the clocks asked for always exist on Linux, so a
+/// failure (which cannot happen) reads as time 0.
+fn clock(id: libc::clockid_t) -> libc::timespec {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable `timespec` for the call's duration.
+    if unsafe { libc::clock_gettime(id, &mut ts) } != 0 {
+        return libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    }
+    ts
 }
 
 /// A random, non-zero 64-bit id (an object's incarnation). From the kernel's
@@ -109,7 +123,7 @@ pub(crate) struct WaitWord<'a> {
 #[cfg(feature = "tokio")]
 pub(crate) fn futex_waitv(words: &[WaitWord<'_>], timeout: Option<Duration>) -> bool {
     use rustix::thread::futex::{Wait, WaitFlags, WaitPtr, WaitvFlags};
-    use rustix::time::{clock_gettime, ClockId, Timespec};
+    use rustix::time::{ClockId, Timespec};
     let waits: Vec<Wait> = words
         .iter()
         .map(|w| {
@@ -124,7 +138,7 @@ pub(crate) fn futex_waitv(words: &[WaitWord<'_>], timeout: Option<Duration>) -> 
         .collect();
     // futex_waitv takes an absolute deadline on the given clock.
     let deadline = timeout.map(|t| {
-        let now = clock_gettime(ClockId::Monotonic);
+        let now = clock(libc::CLOCK_MONOTONIC);
         let ns = now.tv_nsec as u64 + t.subsec_nanos() as u64;
         Timespec {
             tv_sec: now.tv_sec.saturating_add(t.as_secs().min(i64::MAX as u64) as i64) + (ns / 1_000_000_000) as i64,
