@@ -111,7 +111,6 @@ impl Reader {
         let failed = self.decode_failures.get();
         s.validations = self.decodes.get();
         s.validation_failures = failed;
-        s.reads -= failed;
         s.errors += failed;
         s
     }

@@ -12,20 +12,19 @@ use std::sync::atomic::Ordering::Relaxed;
 
 /// Counts of one reader handle since it opened.
 ///
-/// `reads + errors` is the number of read calls (`read`, `read_unchecked`,
-/// `read_releasing`; `load`, `load_releasing` on a [`SharedReader`](crate::SharedReader)).
-/// Every read of an unchanged generation is counted, at the cost of one
-/// increment of a field of the handle (no atomic).
+/// Reads of an unchanged generation are not counted: that read stays one
+/// atomic load and nothing else, no store even to the handle. Every other
+/// read call (`read`, `read_unchecked`, `read_releasing`; `load`,
+/// `load_releasing` on a [`SharedReader`](crate::SharedReader)) takes the
+/// slow path and is counted in `slow_reads`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReaderStats {
-    /// Reads that returned a snapshot.
-    pub reads: u64,
     /// Reads that returned an error (`Invalid`, `Corrupt`, `Replaced`, …).
     pub errors: u64,
     /// Reads that took the slow path and pinned: a new generation, the first
-    /// read, the first after `release`, or one that looked at the name. The
-    /// rest (`reads + errors - slow_reads`) were one atomic load.
+    /// read, the first after `release`, or one that looked at the name
+    /// (`slow_reads - errors` of them returned a snapshot).
     pub slow_reads: u64,
     /// Bytecheck validations run (at most one per generation; a generation
     /// pinned again after `release` is not validated twice).
@@ -51,7 +50,6 @@ impl ReaderStats {
     pub(crate) fn since(&self, before: &ReaderStats) -> ReaderStats {
         let d = |now: u64, then: u64| now.wrapping_sub(then);
         ReaderStats {
-            reads: d(self.reads, before.reads),
             errors: d(self.errors, before.errors),
             slow_reads: d(self.slow_reads, before.slow_reads),
             validations: d(self.validations, before.validations),
@@ -66,7 +64,6 @@ impl ReaderStats {
     /// `self + other`, field by field.
     pub(crate) fn plus(&self, other: &ReaderStats) -> ReaderStats {
         ReaderStats {
-            reads: self.reads + other.reads,
             errors: self.errors + other.errors,
             slow_reads: self.slow_reads + other.slow_reads,
             validations: self.validations + other.validations,
@@ -98,9 +95,6 @@ impl Count {
 /// the fields of [`ReaderStats`], as plain counters of the handle.
 #[derive(Debug, Default)]
 pub(crate) struct ReadCounts {
-    /// Reads of an unchanged generation: the slow paths that did not fail
-    /// are the other reads, so the slow path counts no read of its own.
-    pub(crate) fast_reads: Count,
     pub(crate) errors: Count,
     pub(crate) slow_reads: Count,
     pub(crate) validations: Count,
@@ -114,7 +108,6 @@ pub(crate) struct ReadCounts {
 impl ReadCounts {
     pub(crate) fn get(&self) -> ReaderStats {
         ReaderStats {
-            reads: self.fast_reads.get() + self.slow_reads.get() - self.errors.get(),
             errors: self.errors.get(),
             slow_reads: self.slow_reads.get(),
             validations: self.validations.get(),
@@ -153,12 +146,8 @@ impl OwnedCount {
 /// from any thread.
 #[derive(Debug, Default)]
 pub(crate) struct ThreadCounts {
-    /// Fast-path loads (an unchanged generation): counted here, not in the
-    /// thread's readers, whose `current_view` counts nothing.
-    pub(crate) fast_loads: OwnedCount,
     /// Load errors that happened outside the readers (no reader entry left).
     pub(crate) errors: OwnedCount,
-    reads: OwnedCount,
     reader_errors: OwnedCount,
     slow_reads: OwnedCount,
     validations: OwnedCount,
@@ -170,7 +159,6 @@ pub(crate) struct ThreadCounts {
 impl ThreadCounts {
     /// Adds what a reader of this thread counted in one `read` (owner only).
     pub(crate) fn add(&self, d: &ReaderStats) {
-        self.reads.add(d.reads);
         self.reader_errors.add(d.errors);
         self.slow_reads.add(d.slow_reads);
         self.validations.add(d.validations);
@@ -181,7 +169,6 @@ impl ThreadCounts {
 
     pub(crate) fn get(&self) -> ReaderStats {
         ReaderStats {
-            reads: self.fast_loads.get() + self.reads.get(),
             errors: self.errors.get() + self.reader_errors.get(),
             slow_reads: self.slow_reads.get(),
             validations: self.validations.get(),
